@@ -1,0 +1,1 @@
+"""The photcal command line."""

@@ -1,0 +1,1 @@
+"""Code shared by the photcal services: contracts, configuration, plumbing."""

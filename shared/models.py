@@ -1,0 +1,174 @@
+"""Every message that crosses NATS, as versioned pydantic models.
+
+The subject carries the version (``photcal.upload.v1``); a breaking change
+to a model is a new subject, never an edit in place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.arrays import ArrayModel, NDArray, SourceTable
+
+SUBJECT_UPLOAD = "photcal.upload.v1"
+SUBJECT_CALIBRATED = "photcal.calibrated.v1"
+SUBJECT_CONE = "photcal.catalog.cone.v1"
+SUBJECT_DEAD = "photcal.upload.dead.v1"
+
+STREAM_UPLOADS = "UPLOADS"
+STREAM_RESULTS = "RESULTS"
+STREAM_DEAD = "DEADLETTERS"
+CONSUMER_CALIBRATE = "calibrate"
+QUEUE_CATALOG = "catalog"
+OBJECT_BUCKET_UPLOADS = "photcal-uploads"
+
+#: header carrying the correlation id from the HTTP request through NATS
+HEADER_CORRELATION = "X-Correlation-ID"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UploadRequested(BaseModel):
+    """An accepted upload, published by the gateway on ``photcal.upload.v1``.
+
+    The parsed sources travel inline when small; larger tables are put in the
+    JetStream object store bucket ``photcal-uploads`` under ``upload_id`` and
+    ``sources`` is then null with ``sources_in_object_store`` true.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    version: Literal[1] = 1
+    upload_id: str
+    ivorn: str
+    alert_name: str | None = None
+    alert_ra: float
+    alert_dec: float
+    observatory_id: str
+    observatory_name: str
+    mjd: float
+    exptime: float | None = None
+    match_dist_arcsec: float = 2.0
+    force_filter: str | None = Field(None, description="SURVEY/BAND, or null to choose")
+    dry_run: bool = False
+    no_plot: bool = True
+    comment: str = ""
+    filename: str = ""
+    catalogue_format: str = ""
+    n_sources: int
+    sources: SourceTable | None = None
+    sources_in_object_store: bool = False
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class ConeRequest(BaseModel):
+    """Reference stars within ``radius_deg`` of (ra, dec), for these surveys (all if empty)."""
+
+    version: Literal[1] = 1
+    ra: float = Field(ge=0.0, lt=360.0)
+    dec: float = Field(ge=-90.0, le=90.0)
+    radius_deg: float = Field(gt=0.0, le=5.0)
+    surveys: list[str] = Field(default_factory=list)
+
+
+class SurveyStars(ArrayModel):
+    """One survey's stars in a cone: positions and, per band, mag and error (NaN if missing)."""
+
+    survey: str
+    ra: NDArray
+    dec: NDArray
+    mags: dict[str, NDArray]
+    errs: dict[str, NDArray]
+
+    def __len__(self) -> int:
+        return int(len(self.ra))
+
+
+class ConeReply(BaseModel):
+    version: Literal[1] = 1
+    ok: bool = True
+    error: str | None = None
+    message: str | None = None
+    #: surveys with stars in this cone, in the order they were asked
+    covered: list[str] = Field(default_factory=list)
+    stars: dict[str, SurveyStars] = Field(default_factory=dict)
+
+
+class CandidateFit(BaseModel):
+    """One survey/band tried, with its fit quality."""
+
+    survey: str
+    filter: str
+    colour: str
+    zeropoint: float | None = None
+    zeropoint_err: float | None = None
+    colour_term: float | None = None
+    scatter: float | None = None
+    npoints: int = 0
+    nmatched: int = 0
+    outlier_fraction: float | None = None
+    score: float | None = None
+    chosen: bool = False
+    note: str | None = None
+
+
+class CalibrationResult(BaseModel):
+    """The answer to one upload, published on ``photcal.calibrated.v1``.
+
+    Key names are CPCS's where CPCS had one (``zeropoint``, ``npoints``,
+    ``followup_id``, ``image_link``): its clients read them by key.
+    """
+
+    message: str = ""
+    status: Literal["ok", "error"]
+    error: str | None = None
+    http_status: int = 200
+    version: Literal[1] = 1
+    upload_id: str
+    ivorn: str
+    alert_name: str | None = None
+    observatory: str | None = None
+    mjd: float | None = None
+    exptime: float | None = None
+    comment: str = ""
+    survey: str | None = None
+    filter: str | None = None
+    mag: float | None = None
+    mag_err: float | None = None
+    ra: float | None = None
+    dec: float | None = None
+    limit_mag: float | None = None
+    detected: bool | None = None
+    zeropoint: float | None = None
+    zeropoint_err: float | None = None
+    colour_term: float | None = None
+    colour_term_err: float | None = None
+    colour: str | None = None
+    npoints: int | None = None
+    nmatched: int | None = None
+    outlier_fraction: float | None = None
+    scatter: float | None = None
+    candidates: list[CandidateFit] = Field(default_factory=list)
+    n_sources: int | None = None
+    dry_run: bool = False
+    stored: bool = False
+    followup_id: int | None = None
+    calibration_id: str | None = None
+    image_link: str | None = None
+    duration_ms: dict[str, float] = Field(default_factory=dict)
+    finished_at: datetime = Field(default_factory=utcnow)
+
+
+class DeadLetter(BaseModel):
+    version: Literal[1] = 1
+    upload_id: str | None
+    reason: str
+    deliveries: int
+    subject: str
+    payload: str
+    dead_at: datetime = Field(default_factory=utcnow)
