@@ -1,0 +1,79 @@
+"""Observatory and alert commands (they talk to the same database as `photcal run`)."""
+
+from __future__ import annotations
+
+import sys
+
+from pydantic import ValidationError
+
+from shared.db import connect_database
+from shared.db.alerts import Alert, add_alert
+from shared.db.observatories import add_observatory, list_observatories, revoke
+from shared.errors import BadInput
+from shared.settings import CommonSettings
+
+
+async def run(args, settings: CommonSettings) -> int:
+    db = connect_database(settings.mongo_url, settings.mongo_db, timeout_s=settings.backend_timeout)
+    try:
+        if not await db.ping():
+            print(f"error: no database at {settings.mongo_url}: start it with `make run` or set PHOTCAL_MONGO_URL", file=sys.stderr)
+            return 2
+        await db.ensure_indexes()
+        handler = COMMANDS[(args.command, args.action)]
+        return await handler(args, settings, db)
+    finally:
+        await db.close()
+
+
+async def observatory_add(args, settings, db) -> int:
+    filters = [f.strip() for f in args.filters.split(",") if f.strip()]
+    obs, hashtag = await add_observatory(
+        db, settings.pepper(), name=args.name, lon=args.lon, lat=args.lat, filters=filters, is_admin=args.admin
+    )
+    print(f"observatory {obs.name} added (id {obs.observatory_id})")
+    print(f"hashtag: {hashtag}")
+    print("keep it: it is shown only this once (only its hash is stored)")
+    return 0
+
+
+async def observatory_revoke(args, settings, db) -> int:
+    if not await revoke(db, args.name):
+        print(f"error: no observatory named {args.name!r}", file=sys.stderr)
+        return 2
+    print(f"hashtag of {args.name} revoked")
+    return 0
+
+
+async def observatory_list(args, settings, db) -> int:
+    for obs in await list_observatories(db):
+        state = "revoked" if obs.revoked else "active"
+        print(f"{obs.name}\t{obs.observatory_id}\tlon={obs.lon}\tlat={obs.lat}\t{','.join(obs.filters)}\t{state}")
+    return 0
+
+
+async def alert_add(args, settings, db) -> int:
+    try:
+        alert = Alert(ivorn=args.ivorn, ra=args.ra, dec=args.dec, url=args.url, name=args.name)
+    except ValidationError as exc:
+        raise BadInput("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from exc
+    stored = await add_alert(db, alert)
+    print(f"alert {stored.ivorn} added (id {stored.alert_id})")
+    return 0
+
+
+async def alerts_import(args, settings, db) -> int:
+    from photcal_cli.gaia_alerts import import_alerts
+
+    created, updated, skipped = await import_alerts(db, args.file)
+    print(f"{created} alerts created, {updated} updated, {skipped} rows skipped")
+    return 0
+
+
+COMMANDS = {
+    ("observatory", "add"): observatory_add,
+    ("observatory", "revoke"): observatory_revoke,
+    ("observatory", "list"): observatory_list,
+    ("alert", "add"): alert_add,
+    ("alerts", "import"): alerts_import,
+}

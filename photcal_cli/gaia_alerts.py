@@ -1,0 +1,51 @@
+"""Import of the Gaia Science Alerts ``alerts.csv`` (ivorn ``ivo://gaia/alerts#NAME``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+from shared.db import Database
+from shared.db.alerts import Alert, upsert_alert
+
+GAIA_ALERTS_URL = "http://gsaweb.ast.cam.ac.uk/alerts/alert/{name}/"
+
+
+def read_alert_rows(text: str) -> list[dict[str, str]]:
+    """Rows keyed by the header's names; the header is ``#Name, Date, RaDeg, ...`` with spaces."""
+    reader = csv.reader(io.StringIO(text), skipinitialspace=True)
+    header = [h.strip().lstrip("#").strip() for h in next(reader, [])]
+    if not {"Name", "RaDeg", "DecDeg"} <= set(header):
+        raise ValueError("not a Gaia alerts.csv: the header needs #Name, RaDeg and DecDeg")
+    return [dict(zip(header, (c.strip() for c in row))) for row in reader if row and any(row)]
+
+
+def alert_from_row(row: dict[str, str]) -> Alert | None:
+    try:
+        ra, dec = float(row["RaDeg"]), float(row["DecDeg"])
+    except (KeyError, ValueError):
+        return None
+    name = row.get("Name", "")
+    if not name or not (math.isfinite(ra) and math.isfinite(dec)):
+        return None
+    extra = {k: row[k] for k in ("Date", "AlertMag", "HistoricMag", "HistoricStdDev", "Class", "Published", "Comment", "TNSid") if row.get(k)}
+    try:
+        return Alert(ivorn=f"ivo://gaia/alerts#{name}", name=name, ra=ra, dec=dec, url=GAIA_ALERTS_URL.format(name=name), extra=extra)
+    except ValueError:
+        return None
+
+
+async def import_alerts(db: Database, path: Path) -> tuple[int, int, int]:
+    rows = read_alert_rows(path.read_text(encoding="utf-8", errors="replace"))
+    created = updated = skipped = 0
+    for row in rows:
+        alert = alert_from_row(row)
+        if alert is None:
+            skipped += 1
+            continue
+        _, was_created = await upsert_alert(db, alert)
+        created += was_created
+        updated += not was_created
+    return created, updated, skipped

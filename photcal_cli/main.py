@@ -1,0 +1,75 @@
+"""The `photcal` command: run the stack, manage observatories, alerts and catalogues."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from shared.errors import PhotcalError
+from shared.settings import CommonSettings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="photcal", description="photometric calibration server for transient follow-up")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("run", help="start the whole stack in the foreground (embedded NATS and database by default)")
+
+    obs = sub.add_parser("observatory", help="manage observatories and their hashtags").add_subparsers(dest="action", required=True)
+    add = obs.add_parser("add", help="add an observatory; prints its hashtag once")
+    add.add_argument("--name", required=True)
+    add.add_argument("--lon", type=float)
+    add.add_argument("--lat", type=float)
+    add.add_argument("--filters", default="", help="comma-separated, e.g. V,r")
+    add.add_argument("--admin", action="store_true", help="may add observatories through /cgi/newuser")
+    revoke = obs.add_parser("revoke", help="revoke an observatory's hashtag")
+    revoke.add_argument("--name", required=True)
+    obs.add_parser("list", help="list observatories")
+
+    alert = sub.add_parser("alert", help="manage alerts").add_subparsers(dest="action", required=True)
+    aadd = alert.add_parser("add", help="add an alert (event)")
+    aadd.add_argument("--ivorn", required=True)
+    aadd.add_argument("--ra", type=float, required=True, help="degrees")
+    aadd.add_argument("--dec", type=float, required=True, help="degrees")
+    aadd.add_argument("--url", default=None)
+    aadd.add_argument("--name", default=None)
+
+    alerts = sub.add_parser("alerts", help="bulk alert operations").add_subparsers(dest="action", required=True)
+    imp = alerts.add_parser("import", help="import the Gaia Science Alerts alerts.csv")
+    imp.add_argument("file", type=Path)
+
+    cat = sub.add_parser("catalog", help="reference catalogues").add_subparsers(dest="action", required=True)
+    load = cat.add_parser("load", help="load VizieR extracts into a survey's HATS catalogue")
+    load.add_argument("--survey", required=True, choices=["APASS", "PS1", "GAIA", "SDSS"], type=str.upper)
+    load.add_argument("files", nargs="+", type=Path)
+    cat.add_parser("list", help="list the reference catalogues")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = CommonSettings()
+    try:
+        if args.command == "run":
+            from photcal_cli.supervisor import run_stack
+
+            return run_stack(settings)
+        if args.command == "catalog":
+            from photcal_cli import catalog
+
+            return catalog.run(args, settings)
+        from photcal_cli import admin
+
+        return asyncio.run(admin.run(args, settings))
+    except PhotcalError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""The calibrate service: consumes uploads, calibrates, stores, publishes results."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.calibrate.cone import ConeClient
+from services.calibrate.pipeline import Pipeline
+from services.calibrate.settings import CalibrateSettings
+from services.calibrate.worker import Worker
+from shared.runtime import Runtime, ServiceSpec
+
+
+def spec(settings: CalibrateSettings) -> ServiceSpec:
+    async def setup(rt: Runtime) -> None:
+        cones = ConeClient(rt.nc, settings.backend_timeout, settings.cone_cache_ttl, settings.cone_cache_size)
+        worker = Worker(settings, rt.js, rt.db, Pipeline(settings, rt.js, rt.db, cones))
+        task = asyncio.create_task(worker.run())
+
+        async def stop_worker() -> None:
+            await worker.stop()
+            task.cancel()
+
+        rt.on_cleanup(stop_worker)
+
+    return ServiceSpec("calibrate", settings, settings.port, setup)

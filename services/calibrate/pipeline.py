@@ -1,0 +1,234 @@
+"""One upload, start to end: sources -> cone -> fit -> plot -> store -> result.
+
+The science is in :mod:`services.calibrate.core` and knows nothing of NATS
+or MongoDB; this module does the I/O around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from prometheus_client import Histogram
+
+from services.calibrate.cone import ConeClient, field_of
+from services.calibrate.core.api import FrameCalibration, calibrate_frame
+from services.calibrate.plot import render_plot
+from services.calibrate.settings import CalibrateSettings
+from shared.arrays import SourceTable
+from shared.db import Database
+from shared.db.datapoints import store_datapoint
+from shared.errors import BadInput, PhotcalError
+from shared.models import OBJECT_BUCKET_UPLOADS, CalibrationResult, UploadRequested
+from shared.natsio import ensure_object_store
+
+STAGE_DURATION = Histogram(
+    "photcal_calibration_stage_duration_seconds",
+    "Time spent in each stage of a calibration",
+    ["stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+PLOT_BUCKET = "photcal-plots"
+
+
+@dataclass
+class Stages:
+    durations: dict[str, float]
+
+    @contextmanager
+    def time(self, stage: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            self.durations[stage] = round(elapsed * 1000, 2)
+            STAGE_DURATION.labels(stage).observe(elapsed)
+
+
+class Pipeline:
+    def __init__(self, settings: CalibrateSettings, js: JetStreamContext, db: Database, cones: ConeClient) -> None:
+        self.settings, self.js, self.db, self.cones = settings, js, db, cones
+
+    async def run(self, upload: UploadRequested) -> CalibrationResult:
+        """Calibrate; a user-caused failure becomes an error result, a backend fault raises."""
+        stages = Stages({})
+        try:
+            cal = await self._calibrate(upload, stages)
+        except PhotcalError as exc:
+            if exc.retryable:
+                raise
+            return _error_result(upload, exc, stages)
+        result = _ok_result(upload, cal, stages)
+        if not upload.no_plot:
+            with stages.time("plot"):
+                result.image_link = await self._store_plot(upload.upload_id, cal)
+        if not upload.dry_run:
+            try:
+                with stages.time("write"):
+                    await self._store(upload, cal, result)
+            except PhotcalError as exc:
+                if exc.retryable:
+                    raise
+                return _error_result(upload, exc, stages)
+        result.duration_ms = stages.durations
+        return result
+
+    async def _calibrate(self, upload: UploadRequested, stages: Stages) -> FrameCalibration:
+        with stages.time("fetch"):
+            sources = await self._sources(upload)
+        with stages.time("cone"):
+            ra, dec, radius = field_of(sources, self.settings.max_field_radius_deg)
+            reply = await self.cones.cone(ra, dec, radius)
+        force = _parse_force_filter(upload.force_filter)
+        with stages.time("fit"):
+            return await asyncio.to_thread(
+                calibrate_frame,
+                sources,
+                reply.stars,
+                upload.alert_ra,
+                upload.alert_dec,
+                upload.match_dist_arcsec,
+                force,
+            )
+
+    async def _sources(self, upload: UploadRequested) -> SourceTable:
+        if upload.sources is not None:
+            return upload.sources
+        store = await ensure_object_store(self.js, OBJECT_BUCKET_UPLOADS)
+        obj = await store.get(upload.upload_id)
+        return SourceTable.model_validate_json(obj.data)
+
+    async def _store_plot(self, upload_id: str, cal: FrameCalibration) -> str:
+        png = await asyncio.to_thread(render_plot, cal)
+        store = await ensure_object_store(self.js, PLOT_BUCKET)
+        await store.put(f"{upload_id}.png", png)
+        return f"{self.settings.base_url}/plots/{upload_id}.png"
+
+    async def _store(self, upload: UploadRequested, cal: FrameCalibration, result: CalibrationResult) -> None:
+        calibration_id = upload.upload_id
+        await self.db.calibrations.update_one(
+            {"upload_id": upload.upload_id},
+            {"$setOnInsert": _calibration_record(upload, cal, result)},
+            upsert=True,
+        )
+        point = await store_datapoint(
+            self.db,
+            {
+                "upload_id": upload.upload_id,
+                "ivorn": upload.ivorn,
+                "alert_name": upload.alert_name,
+                "observatory_id": upload.observatory_id,
+                "observatory": upload.observatory_name,
+                "mjd": upload.mjd,
+                "exptime": upload.exptime,
+                "survey": result.survey,
+                "filter": result.filter,
+                "mag": result.mag,
+                "mag_err": result.mag_err,
+                "limit_mag": result.limit_mag,
+                "detected": bool(result.detected),
+                "zeropoint_err": result.zeropoint_err,
+                "comment": upload.comment,
+                "calibration_id": calibration_id,
+            },
+        )
+        result.stored = True
+        result.followup_id = point.followup_id
+        result.calibration_id = calibration_id
+
+
+def _parse_force_filter(value: str | None) -> tuple[str, str] | None:
+    if not value or value.strip().lower() in {"no", "none", "auto", "0", ""}:
+        return None
+    survey, sep, band = value.strip().partition("/")
+    if not sep or not survey or not band:
+        raise BadInput(
+            f"forceFilter {value!r} is not SURVEY/BAND (e.g. APASS/V) or 'no'", code="bad_force_filter"
+        )
+    return survey, band
+
+
+def _base(upload: UploadRequested) -> dict:
+    return {
+        "upload_id": upload.upload_id,
+        "ivorn": upload.ivorn,
+        "alert_name": upload.alert_name,
+        "observatory": upload.observatory_name,
+        "mjd": upload.mjd,
+        "exptime": upload.exptime,
+        "comment": upload.comment,
+        "dry_run": upload.dry_run,
+        "n_sources": upload.n_sources,
+    }
+
+
+def _error_result(upload: UploadRequested, exc: PhotcalError, stages: Stages) -> CalibrationResult:
+    return CalibrationResult(
+        status="error",
+        error=exc.code,
+        message=exc.message,
+        http_status=exc.http_status,
+        duration_ms=stages.durations,
+        **_base(upload),
+    )
+
+
+def _ok_result(upload: UploadRequested, cal: FrameCalibration, stages: Stages) -> CalibrationResult:
+    target = cal.target
+    if target.detected:
+        message = f"{cal.survey}/{cal.band} = {target.mag:.3f} +/- {target.mag_err:.3f}"
+    else:
+        message = f"not detected: {cal.survey}/{cal.band} > {target.limit_mag:.2f} (5 sigma)"
+    return CalibrationResult(
+        status="ok",
+        message=message,
+        survey=cal.survey,
+        filter=cal.band,
+        mag=_r(target.mag) if target.detected else None,
+        mag_err=_r(target.mag_err) if target.detected else None,
+        ra=target.ra if target.detected else None,
+        dec=target.dec if target.detected else None,
+        limit_mag=_r(target.limit_mag),
+        detected=bool(target.detected),
+        zeropoint=_r(cal.zeropoint),
+        zeropoint_err=_r(cal.zeropoint_err),
+        colour_term=_r(cal.colour_term),
+        colour_term_err=_r(cal.colour_term_err),
+        colour=cal.colour,
+        npoints=int(cal.npoints),
+        nmatched=int(cal.nmatched),
+        outlier_fraction=_r(cal.outlier_fraction),
+        scatter=_r(cal.scatter),
+        candidates=cal.candidates,
+        duration_ms=stages.durations,
+        **_base(upload),
+    )
+
+
+def _calibration_record(upload: UploadRequested, cal: FrameCalibration, result: CalibrationResult) -> dict:
+    record = result.model_dump(mode="json", exclude={"duration_ms"})
+    record["observatory_id"] = upload.observatory_id
+    record["calibration_id"] = upload.upload_id
+    record["match_dist_arcsec"] = upload.match_dist_arcsec
+    record["force_filter"] = upload.force_filter
+    record["stars"] = cal.plot_data_as_dict() if hasattr(cal, "plot_data_as_dict") else None
+    return record
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return round(f, digits) if f == f else None
+
+
+def new_upload_id() -> str:
+    return uuid.uuid4().hex

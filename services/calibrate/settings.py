@@ -1,0 +1,28 @@
+from shared.settings import CommonSettings
+
+
+class CalibrateSettings(CommonSettings):
+    calibrate_port: int | None = None
+    #: uploads worked on at once by one worker process
+    calibrate_concurrency: int = 2
+    #: a message that fails this many times with an unexpected error is dead-lettered
+    max_deliver: int = 5
+    #: seconds JetStream waits for an ack before redelivering
+    ack_wait: float = 60.0
+    #: seconds to wait before retrying when a backend (database, catalog) is down
+    retry_delay: float = 2.0
+    #: largest field radius asked of the catalogue (deg); wider frames are cut
+    max_field_radius_deg: float = 1.0
+    #: seconds a cone answer is reused for uploads of the same field
+    cone_cache_ttl: float = 120.0
+    cone_cache_size: int = 64
+    #: public base URL of the gateway, for image_link
+    public_url: str | None = None
+
+    @property
+    def port(self) -> int:
+        return self.calibrate_port or self.service_port(1)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")

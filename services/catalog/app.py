@@ -1,0 +1,18 @@
+"""The catalogue service: answers cone searches from the HATS reference catalogues."""
+
+from __future__ import annotations
+
+from services.catalog.handlers import make_cone_handler
+from services.catalog.settings import CatalogSettings
+from services.catalog.store import CatalogStore
+from shared.models import QUEUE_CATALOG, SUBJECT_CONE
+from shared.runtime import Runtime, ServiceSpec
+
+
+def spec(settings: CatalogSettings) -> ServiceSpec:
+    async def setup(rt: Runtime) -> None:
+        store = CatalogStore(settings.data_dir, cache_partitions=settings.catalog_cache_partitions)
+        sub = await rt.nc.subscribe(SUBJECT_CONE, queue=QUEUE_CATALOG, cb=make_cone_handler(store))
+        rt.on_cleanup(sub.drain)
+
+    return ServiceSpec("catalog", settings, settings.port, setup, uses_db=False)

@@ -1,0 +1,57 @@
+"""The ingest gateway: the one public HTTP origin."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from services.ingest import handlers, uploads
+from shared.http_errors import json_errors
+from services.ingest.settings import IngestSettings
+from services.ingest.state import Gateway
+from services.ingest.waiter import ResultWaiter
+from shared.runtime import Runtime, ServiceSpec
+
+#: CPCS lived under /followup/; its clients append these paths to that base
+CPCS_PREFIXES = ("", "/followup")
+READ_PATHS = (
+    "/alerts",
+    "/followup",
+    "/lightcurve/{ivorn:.+}",
+    "/api/v1/alerts",
+    "/api/v1/followup",
+    "/api/v1/lightcurves/{ivorn:.+}",
+)
+
+
+def spec(settings: IngestSettings) -> ServiceSpec:
+    async def setup(rt: Runtime) -> None:
+        waiter = ResultWaiter()
+        await waiter.start(rt.nc)
+        http = aiohttp.ClientSession()
+        rt.app["gateway"] = Gateway(settings, rt.js, rt.db, waiter, http, settings.pepper())
+        add_routes(rt.app)
+        rt.on_cleanup(http.close)
+        rt.on_cleanup(waiter.stop)
+
+    return ServiceSpec(
+        "ingest",
+        settings,
+        settings.port,
+        setup,
+        middlewares=[json_errors],
+        # the multipart reader enforces the real limit, with a JSON 413
+        client_max_size=settings.max_upload_bytes + 1024 * 1024,
+    )
+
+
+def add_routes(app) -> None:
+    router = app.router
+    for prefix in CPCS_PREFIXES:
+        router.add_post(prefix + "/cgi/upload", uploads.handle_upload)
+    router.add_post("/upload", uploads.handle_upload)
+    router.add_post("/api/v1/uploads", uploads.handle_upload)
+    router.add_get("/api/v1/uploads/{upload_id}", uploads.handle_upload_status)
+    router.add_post("/api/v1/alerts", handlers.handle_new_alert)
+    router.add_get("/plots/{name}", handlers.handle_plot)
+    for path in READ_PATHS:
+        router.add_get(path, handlers.forward)

@@ -1,0 +1,101 @@
+"""The CPCS upload form, field for field, with CPCS's defaults."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from shared.errors import BadInput
+from shared.validation import validate_ivorn
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+
+def parse_flag(value: object) -> bool:
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("use 1 or 0")
+
+
+class UploadForm(BaseModel):
+    """What the CPCS manual lists; an absent field takes CPCS's default."""
+
+    EventID: str
+    MJD: float = Field(gt=0, lt=100_000, description="modified Julian date of mid-exposure")
+    expTime: float | None = Field(None, ge=0, le=1e6)
+    matchDist: float = Field(2.0, gt=0, le=60, description="arcsec")
+    comment: str = Field("", max_length=2000)
+    forceFilter: str = Field("no", max_length=40)
+    dryRun: bool = False
+    noPlot: bool = False
+    outputFormat: Literal["json", "html"] = "html"
+
+    @field_validator("EventID")
+    @classmethod
+    def _ivorn(cls, value: str) -> str:
+        return validate_ivorn(value)
+
+    @field_validator("MJD", "expTime", "matchDist", mode="before")
+    @classmethod
+    def _finite(cls, value):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        number = float(str(value).strip().replace(",", "."))
+        if not math.isfinite(number):
+            raise ValueError("must be a finite number")
+        return number
+
+    @field_validator("dryRun", "noPlot", mode="before")
+    @classmethod
+    def _flag(cls, value):
+        return parse_flag(value)
+
+    @field_validator("outputFormat", mode="before")
+    @classmethod
+    def _format(cls, value):
+        return str(value).strip().lower() or "html"
+
+    @field_validator("forceFilter", mode="before")
+    @classmethod
+    def _force(cls, value):
+        return str(value).strip() or "no"
+
+
+FIELD_HINTS = {
+    "EventID": "EventID is the alert's ivorn, e.g. ivo://gaia/alerts#Gaia21eeo",
+    "MJD": "MJD is the modified Julian date of the exposure, e.g. 58000.5",
+    "expTime": "expTime is the exposure time in seconds",
+    "matchDist": "matchDist is the matching radius in arcsec (default 2)",
+    "dryRun": "dryRun is 1 or 0",
+    "noPlot": "noPlot is 1 or 0",
+    "outputFormat": "outputFormat is json or html",
+    "comment": "comment is at most 2000 characters",
+    "forceFilter": "forceFilter is 'no' or SURVEY/BAND, e.g. APASS/V",
+}
+
+
+def read_upload_form(fields: dict[str, str]) -> UploadForm:
+    """Validate the text fields; unknown fields (e.g. fits_id) are ignored, as CPCS did."""
+    known = {k: v for k, v in fields.items() if k in UploadForm.model_fields and v is not None}
+    if "EventID" not in known:
+        raise BadInput("EventID is missing: " + FIELD_HINTS["EventID"], code="missing_field")
+    if "MJD" not in known:
+        raise BadInput("MJD is missing: " + FIELD_HINTS["MJD"], code="missing_field")
+    try:
+        return UploadForm.model_validate(known)
+    except ValidationError as exc:
+        raise BadInput(describe(exc), code="bad_field") from exc
+
+
+def describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else "input"
+    hint = FIELD_HINTS.get(name, "")
+    reason = first["msg"].removeprefix("Value error, ")
+    return f"{name}: {reason}" + (f" ({hint})" if hint else "")

@@ -1,0 +1,90 @@
+"""The gateway's other routes: new events, plots, reads forwarded to the lightcurve service."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+from aiohttp import web
+from pydantic import ValidationError
+from pymongo.errors import PyMongoError
+
+from services.ingest.auth import authenticate, hashtag_of
+from services.ingest.forms import describe
+from services.ingest.state import Gateway
+from shared.db.alerts import Alert, add_alert
+from shared.db.client import unavailable
+from shared.errors import BackendUnavailable, BadInput, NotFound
+
+MAX_JSON_BYTES = 64 * 1024
+
+
+async def handle_new_alert(request: web.Request) -> web.Response:
+    """POST /api/v1/alerts: ivorn, ra, dec, url, optional name; JSON or form."""
+    gw: Gateway = request.app["gateway"]
+    body = await _body(request)
+    observatory = await authenticate(gw.db, gw.pepper, hashtag_of(request, body))
+    fields = {k: body.get(k) for k in ("ivorn", "ra", "dec", "url", "name") if body.get(k) not in (None, "")}
+    if "ivorn" not in fields and body.get("EventID"):
+        fields["ivorn"] = body["EventID"]
+    for key in ("ivorn", "ra", "dec"):
+        if key not in fields:
+            raise BadInput(f"{key} is missing: a new event needs ivorn, ra and dec (degrees)", code="missing_field")
+    if not all(isinstance(v, (str, int, float)) for v in fields.values()):
+        raise BadInput("every field is a string or a number", code="bad_field")
+    try:
+        alert = Alert.model_validate(fields | {"extra": {"created_by": observatory.name}})
+    except ValidationError as exc:
+        raise BadInput(describe(exc), code="bad_field") from exc
+    try:
+        stored = await add_alert(gw.db, alert)
+    except PyMongoError as exc:
+        raise unavailable(exc) from exc
+    return web.json_response(
+        {"status": "ok", "message": f"event {stored.ivorn} added", "ivorn": stored.ivorn, "id": stored.alert_id},
+        status=201,
+    )
+
+
+async def _body(request: web.Request) -> dict:
+    if request.content_length and request.content_length > MAX_JSON_BYTES:
+        raise BadInput("the request body is too large for an event", code="too_large")
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(await request.text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadInput("the body is not valid JSON", code="bad_json") from exc
+        if not isinstance(body, dict):
+            raise BadInput("the body is a JSON object", code="bad_json")
+        return body
+    return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+
+
+async def handle_plot(request: web.Request) -> web.Response:
+    gw: Gateway = request.app["gateway"]
+    name = request.match_info["name"]
+    if not name.endswith(".png") or not name[:-4].isalnum():
+        raise NotFound("no such plot", code="unknown_plot")
+    try:
+        store = await gw.js.object_store("photcal-plots")
+        obj = await store.get(name)
+    except Exception as exc:
+        raise NotFound("no such plot (made only when noPlot is 0)", code="unknown_plot") from exc
+    return web.Response(body=obj.data, content_type="image/png", headers={"Cache-Control": "max-age=86400"})
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    """Reads (alerts, follow-up, light curves) are served by the lightcurve service."""
+    gw: Gateway = request.app["gateway"]
+    url = gw.settings.lightcurve_base + request.raw_path
+    headers = {k: v for k, v in request.headers.items() if k.lower() in {"accept", "cookie", "x-correlation-id"}}
+    try:
+        async with gw.http.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as upstream:
+            body = await upstream.read()
+            return web.Response(
+                body=body,
+                status=upstream.status,
+                headers={k: v for k, v in upstream.headers.items() if k.lower() in {"content-type", "content-disposition"}},
+            )
+    except aiohttp.ClientError as exc:
+        raise BackendUnavailable("the light-curve service is not answering; try again in a minute") from exc

@@ -1,0 +1,21 @@
+from shared.settings import CommonSettings
+
+
+class IngestSettings(CommonSettings):
+    #: largest upload accepted (bytes); CPCS users send catalogues of a few MB
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_catalogue_rows: int = 200_000
+    #: seconds the synchronous upload waits for its calibration before 504
+    upload_timeout: float = 30.0
+    #: parsed tables larger than this go to the JetStream object store
+    inline_table_bytes: int = 600_000
+    #: where the lightcurve service listens (the gateway forwards reads to it)
+    lightcurve_url: str | None = None
+
+    @property
+    def port(self) -> int:
+        return self.http_port
+
+    @property
+    def lightcurve_base(self) -> str:
+        return (self.lightcurve_url or f"http://{self.http_host}:{self.service_port(3)}").rstrip("/")

@@ -1,0 +1,192 @@
+"""POST /cgi/upload (and /upload, /api/v1/uploads): the CPCS upload, start to answer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from aiohttp import BodyPartReader, web
+from prometheus_client import Counter, Histogram
+from pymongo.errors import PyMongoError
+
+from services.ingest.auth import authenticate, hashtag_of
+from services.ingest.forms import UploadForm, read_upload_form
+from services.ingest.parsing import parse_catalogue
+from services.ingest.publish import publish_upload
+from services.ingest.render import render_result_html
+from services.ingest.state import Gateway
+from shared.db.alerts import get_alert
+from shared.db.client import unavailable
+from shared.db.datapoints import find_duplicate
+from shared.db.uploads import get_upload, record_queued
+from shared.errors import BadInput, CalibrationTimeout, Conflict, NotFound, PayloadTooLarge
+from shared.logging import get_logger
+from shared.models import CalibrationResult, UploadRequested
+
+log = get_logger(__name__)
+
+ACCEPTED = Counter("photcal_gateway_uploads_total", "Uploads received by the gateway, by outcome", ["outcome"])
+PARSE_TIME = Histogram(
+    "photcal_gateway_parse_duration_seconds",
+    "Time to parse an uploaded catalogue",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+)
+CATALOGUE_FIELDS = ("sexCat", "file", "catalog", "catalogue")
+
+
+async def read_form(request: web.Request, max_bytes: int) -> tuple[dict[str, str], bytes | None, str]:
+    """The multipart (or urlencoded) form: text fields, the catalogue's bytes and file name."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise _too_large(max_bytes)
+    fields: dict[str, str] = {}
+    data, filename = None, ""
+    if not request.content_type.startswith("multipart/"):
+        posted = await request.post()
+        return {k: str(v) for k, v in posted.items()}, None, ""
+    reader = await request.multipart()
+    total = 0
+    async for part in reader:
+        if not isinstance(part, BodyPartReader) or not part.name:
+            continue
+        chunk = await part.read(decode=True)
+        total += len(chunk)
+        if total > max_bytes:
+            raise _too_large(max_bytes)
+        if part.filename is not None or part.name in CATALOGUE_FIELDS:
+            if part.name in CATALOGUE_FIELDS or data is None:
+                data, filename = bytes(chunk), part.filename or ""
+        else:
+            fields[part.name] = chunk.decode("utf-8", "replace")
+    return fields, data, filename
+
+
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the upload is larger than {max_bytes // (1024 * 1024)} MB: send only the catalogue, "
+        "with the columns MAG_AUTO MAGERR_AUTO ALPHA_J2000 DELTA_J2000"
+    )
+
+
+async def handle_upload(request: web.Request) -> web.StreamResponse:
+    gw: Gateway = request.app["gateway"]
+    fields, data, filename = await read_form(request, gw.settings.max_upload_bytes)
+    wait = request.query.get("wait", "1") != "0"
+    observatory = await authenticate(gw.db, gw.pepper, hashtag_of(request, fields), upload=True)
+    form = read_upload_form(fields)
+    if data is None:
+        raise BadInput("sexCat is missing: attach your SExtractor catalogue as -F sexCat=@cat.txt", code="missing_catalogue")
+    try:
+        alert = await get_alert(gw.db, form.EventID)
+        duplicate = None if form.dryRun else await find_duplicate(gw.db, form.EventID, observatory.observatory_id, form.MJD)
+    except PyMongoError as exc:
+        raise unavailable(exc) from exc
+    if alert is None:
+        raise NotFound(f"unknown event {form.EventID}: add it first (POST /api/v1/alerts)", code="unknown_event")
+    if duplicate is not None:
+        raise Conflict(
+            f"this datapoint is already stored (followup_id {duplicate['followup_id']}): same event, observatory and MJD",
+            code="duplicate_datapoint",
+        )
+    with PARSE_TIME.time():
+        parsed = await asyncio.to_thread(parse_catalogue, data, filename, gw.settings.max_catalogue_rows)
+    upload = UploadRequested(
+        upload_id=uuid.uuid4().hex,
+        ivorn=alert.ivorn,
+        alert_name=alert.name,
+        alert_ra=alert.ra,
+        alert_dec=alert.dec,
+        observatory_id=observatory.observatory_id,
+        observatory_name=observatory.name,
+        mjd=form.MJD,
+        exptime=form.expTime,
+        match_dist_arcsec=form.matchDist,
+        force_filter=None if form.forceFilter.lower() == "no" else form.forceFilter,
+        dry_run=form.dryRun,
+        no_plot=form.noPlot,
+        comment=form.comment,
+        filename=_safe_name(filename),
+        catalogue_format=parsed.format,
+        n_sources=parsed.n_rows,
+        sources=parsed.table,
+    )
+    result = await submit(gw, upload, wait)
+    ACCEPTED.labels("accepted").inc()
+    if result is None:
+        return web.json_response(
+            {"status": "queued", "upload_id": upload.upload_id, "status_url": f"/api/v1/uploads/{upload.upload_id}",
+             "message": "accepted; calibration queued"},
+            status=202,
+        )
+    return answer(result, form, parsed.warnings)
+
+
+async def submit(gw: Gateway, upload: UploadRequested, wait: bool) -> CalibrationResult | None:
+    """Publish (acknowledged by JetStream) and, if asked, wait for our own result."""
+    future = gw.waiter.expect(upload.upload_id) if wait else None
+    try:
+        await publish_upload(gw.js, upload, gw.settings.inline_table_bytes)
+    except Exception:
+        gw.waiter.forget(upload.upload_id)
+        raise
+    try:
+        await record_queued(gw.db, upload.upload_id, {"ivorn": upload.ivorn, "observatory_id": upload.observatory_id})
+    except PyMongoError:
+        log.warning("upload_state_not_recorded", upload_id=upload.upload_id)  # the worker records it later
+    if future is None:
+        return None
+    try:
+        return await asyncio.wait_for(future, gw.settings.upload_timeout)
+    except asyncio.TimeoutError as exc:
+        gw.waiter.forget(upload.upload_id)
+        err = CalibrationTimeout(
+            f"the calibration is taking longer than {gw.settings.upload_timeout:.0f} s; it continues: "
+            f"see /api/v1/uploads/{upload.upload_id}"
+        )
+        raise _with_upload_id(err, upload.upload_id) from exc
+
+
+def _with_upload_id(err, upload_id: str):
+    original = err.to_dict
+
+    def to_dict():
+        return original() | {"upload_id": upload_id}
+
+    err.to_dict = to_dict
+    return err
+
+
+def answer(result: CalibrationResult, form: UploadForm, warnings: list[str]) -> web.Response:
+    status = 200 if result.status == "ok" else result.http_status
+    if form.outputFormat == "html":
+        return web.Response(text=render_result_html(result), content_type="text/html", status=status)
+    body = result.model_dump(mode="json")
+    body["warnings"] = warnings
+    return web.json_response(body, status=status)
+
+
+async def handle_upload_status(request: web.Request) -> web.Response:
+    gw: Gateway = request.app["gateway"]
+    upload_id = request.match_info["upload_id"]
+    if not upload_id.isalnum() or len(upload_id) > 64:
+        raise BadInput("an upload id is the hexadecimal id the upload answered", code="bad_upload_id")
+    try:
+        doc = await get_upload(gw.db, upload_id)
+    except PyMongoError as exc:
+        raise unavailable(exc) from exc
+    if doc is None:
+        raise NotFound(f"no upload {upload_id}", code="unknown_upload")
+    return web.json_response(
+        {"upload_id": upload_id, "state": doc.get("state"), "result": doc.get("result")}, dumps=_dumps
+    )
+
+
+def _dumps(obj) -> str:
+    import json
+
+    return json.dumps(obj, default=str)
+
+
+def _safe_name(filename: str) -> str:
+    # only the base name, printable, short: it is shown back to users and logged
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(c for c in base if c.isprintable())[:120]

@@ -1,0 +1,69 @@
+"""The database handle and its indexes."""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from shared.errors import BackendUnavailable
+
+#: collection -> list of (field, unique)
+INDEXES: dict[str, list[tuple[str, bool]]] = {
+    "observatories": [("hashtag_hash", True), ("name", True), ("observatory_id", True)],
+    "alerts": [("ivorn", True), ("alert_id", True), ("name", False)],
+    "datapoints": [("dedupe_key", True), ("upload_id", True), ("followup_id", True), ("ivorn", False)],
+    "calibrations": [("upload_id", True)],
+    "uploads": [("upload_id", True)],
+}
+
+
+class Database:
+    """A connected database: ``db.datapoints`` etc. are the collections."""
+
+    def __init__(self, client: AsyncMongoClient, name: str) -> None:
+        self.client = client
+        self.db: AsyncDatabase = client[name]
+
+    def __getattr__(self, collection: str):
+        return self.db[collection]
+
+    async def ping(self) -> bool:
+        try:
+            await self.db.command("ping")
+            return True
+        except PyMongoError:
+            return False
+
+    async def ensure_indexes(self) -> None:
+        for collection, fields in INDEXES.items():
+            for field, unique in fields:
+                await self.db[collection].create_index([(field, ASCENDING)], unique=unique, name=f"{field}_1")
+
+    async def next_id(self, counter: str) -> int:
+        """A new integer id (CPCS clients use integer alert and followup ids)."""
+        doc = await self.db["counters"].find_one_and_update(
+            {"_id": counter},
+            {"$inc": {"value": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["value"])
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def connect_database(url: str, name: str = "photcal", *, timeout_s: float = 5.0) -> Database:
+    client: AsyncMongoClient = AsyncMongoClient(
+        url,
+        serverSelectionTimeoutMS=int(timeout_s * 1000),
+        connectTimeoutMS=int(timeout_s * 1000),
+        tz_aware=True,
+        retryWrites=False,  # nx-27017 is not a replica set; real MongoDB retries are per-op anyway
+    )
+    return Database(client, name)
+
+
+def unavailable(exc: PyMongoError) -> BackendUnavailable:
+    return BackendUnavailable(f"the database is not answering ({type(exc).__name__}); try again in a minute")

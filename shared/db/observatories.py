@@ -1,0 +1,71 @@
+"""Observatories and their hashtags (only the hash is stored)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pymongo.errors import DuplicateKeyError
+
+from shared.db.client import Database
+from shared.errors import Conflict
+from shared.hashtags import hash_hashtag, new_hashtag
+from shared.models import utcnow
+
+
+class Observatory(BaseModel):
+    observatory_id: str
+    name: str
+    lon: float | None = None
+    lat: float | None = None
+    filters: list[str] = Field(default_factory=list)
+    allow_upload: bool = True
+    is_admin: bool = False
+    revoked: bool = False
+
+
+async def add_observatory(
+    db: Database,
+    pepper: bytes,
+    *,
+    name: str,
+    lon: float | None,
+    lat: float | None,
+    filters: list[str],
+    is_admin: bool = False,
+    allow_upload: bool = True,
+) -> tuple[Observatory, str]:
+    """Create an observatory; returns it and its hashtag (shown once, never stored)."""
+    hashtag = new_hashtag()
+    obs = Observatory(
+        observatory_id=uuid.uuid4().hex[:12],
+        name=name,
+        lon=lon,
+        lat=lat,
+        filters=filters,
+        is_admin=is_admin,
+        allow_upload=allow_upload,
+    )
+    doc: dict[str, Any] = obs.model_dump() | {"hashtag_hash": hash_hashtag(hashtag, pepper), "created": utcnow()}
+    try:
+        await db.observatories.insert_one(doc)
+    except DuplicateKeyError as exc:
+        raise Conflict(f"an observatory named {name!r} already exists", code="observatory_exists") from exc
+    return obs, hashtag
+
+
+async def find_by_hashtag(db: Database, pepper: bytes, hashtag: str) -> Observatory | None:
+    doc = await db.observatories.find_one({"hashtag_hash": hash_hashtag(hashtag, pepper)})
+    if doc is None or doc.get("revoked"):
+        return None
+    return Observatory.model_validate(doc)
+
+
+async def revoke(db: Database, name: str) -> bool:
+    res = await db.observatories.update_one({"name": name}, {"$set": {"revoked": True, "revoked_at": utcnow()}})
+    return res.matched_count == 1
+
+
+async def list_observatories(db: Database) -> list[Observatory]:
+    return [Observatory.model_validate(d) async for d in db.observatories.find({}).sort("name", 1)]

@@ -1,0 +1,29 @@
+"""The state of each upload: queued, then done (with its result) or failed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.db.client import Database
+from shared.models import CalibrationResult, utcnow
+
+
+async def record_queued(db: Database, upload_id: str, fields: dict[str, Any]) -> None:
+    await db.uploads.update_one(
+        {"upload_id": upload_id},
+        {"$setOnInsert": fields | {"upload_id": upload_id, "state": "queued", "queued_at": utcnow()}},
+        upsert=True,
+    )
+
+
+async def record_result(db: Database, result: CalibrationResult) -> None:
+    state = "done" if result.status == "ok" else "failed"
+    await db.uploads.update_one(
+        {"upload_id": result.upload_id},
+        {"$set": {"state": state, "result": result.model_dump(mode="json"), "finished_at": utcnow()}},
+        upsert=True,
+    )
+
+
+async def get_upload(db: Database, upload_id: str) -> dict[str, Any] | None:
+    return await db.uploads.find_one({"upload_id": upload_id}, {"_id": 0})

@@ -1,0 +1,113 @@
+"""NATS connection, JetStream streams and correlation-id headers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+from shared import models
+from shared.logging import correlation_id, get_logger
+
+log = get_logger(__name__)
+
+#: a published upload with the same id within this window is stored once
+DEDUPE_WINDOW_S = 2 * 3600
+
+
+async def connect(url: str, name: str, *, timeout: float = 30.0) -> NATS:
+    """Connect, retrying until ``timeout``; afterwards reconnect forever.
+
+    The services start in any order and NATS may restart under them: a
+    lost connection is re-established by the client, never by a crash.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await nats.connect(
+                url,
+                name=name,
+                connect_timeout=2,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                error_cb=_log_error,
+                disconnected_cb=_log_event("nats_disconnected"),
+                reconnected_cb=_log_event("nats_reconnected"),
+            )
+        except Exception as exc:  # nats raises several unrelated types here
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.warning("nats_connect_retry", url=url, error=str(exc))
+            await asyncio.sleep(0.5)
+
+
+async def _log_error(exc: Exception) -> None:
+    log.warning("nats_error", error=repr(exc))
+
+
+def _log_event(event: str):
+    async def callback() -> None:
+        log.warning(event)
+
+    return callback
+
+
+STREAMS = (
+    StreamConfig(
+        name=models.STREAM_UPLOADS,
+        subjects=[models.SUBJECT_UPLOAD],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=DEDUPE_WINDOW_S,
+        max_msg_size=-1,
+    ),
+    StreamConfig(
+        name=models.STREAM_RESULTS,
+        subjects=[models.SUBJECT_CALIBRATED],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        duplicate_window=DEDUPE_WINDOW_S,
+        max_age=30 * 24 * 3600,
+    ),
+    StreamConfig(
+        name=models.STREAM_DEAD,
+        subjects=[models.SUBJECT_DEAD],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+    ),
+)
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    """Create the streams every service relies on; idempotent, any service may call it."""
+    for config in STREAMS:
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            await js.update_stream(config)
+
+
+async def ensure_object_store(js: JetStreamContext, bucket: str):
+    try:
+        return await js.object_store(bucket)
+    except Exception:
+        return await js.create_object_store(bucket)
+
+
+def headers(msg_id: str | None = None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    cid = correlation_id.get()
+    if cid:
+        out[models.HEADER_CORRELATION] = cid
+    if msg_id:
+        out["Nats-Msg-Id"] = msg_id
+    return out
+
+
+def correlation_from(msg) -> str | None:
+    return (msg.headers or {}).get(models.HEADER_CORRELATION)

@@ -1,0 +1,182 @@
+"""The life of a service: logging, NATS, database, health endpoints, graceful stop.
+
+Every service's ``__main__`` has the same shape::
+
+    settings = Settings()
+    run(ServiceSpec("calibrate", settings, port, setup))
+
+``setup(rt)`` registers its handlers on ``rt`` (NATS subscriptions, HTTP
+routes, readiness checks, cleanup callbacks) and returns; the runtime then
+serves until SIGTERM/SIGINT and shuts down in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from shared import metrics
+from shared.db import Database, connect_database
+from shared.logging import configure_logging, correlation_id, get_logger, new_correlation_id
+from shared.models import HEADER_CORRELATION
+from shared.natsio import connect, ensure_streams
+from shared.settings import CommonSettings
+
+log = get_logger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+@dataclass
+class Runtime:
+    name: str
+    settings: CommonSettings
+    app: web.Application
+    nc: NATS | None = None
+    js: JetStreamContext | None = None
+    db: Database | None = None
+    readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+    cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float = field(default_factory=time.monotonic)
+
+    def on_cleanup(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self.cleanups.append(callback)
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    settings: CommonSettings
+    port: int
+    setup: Callable[[Runtime], Awaitable[None]]
+    uses_nats: bool = True
+    uses_db: bool = True
+    middlewares: list = field(default_factory=list)
+    client_max_size: int = 1024**2
+
+
+def run(spec: ServiceSpec) -> None:
+    configure_logging(spec.name, spec.settings.log_level)
+    asyncio.run(serve(spec))
+
+
+async def serve(spec: ServiceSpec) -> None:
+    rt = await start(spec)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, rt.stopping.set)
+    await rt.stopping.wait()
+    await stop(rt)
+
+
+async def start(spec: ServiceSpec) -> Runtime:
+    settings = spec.settings
+    app = web.Application(
+        middlewares=[_observe_http(spec.name), *spec.middlewares], client_max_size=spec.client_max_size
+    )
+    rt = Runtime(name=spec.name, settings=settings, app=app)
+    app.router.add_get("/healthz", _healthz(rt))
+    app.router.add_get("/readyz", _readyz(rt))
+    app.router.add_get("/metrics", _metrics)
+    if spec.uses_nats:
+        rt.nc = await connect(settings.nats_url, f"photcal-{spec.name}")
+        rt.js = rt.nc.jetstream(timeout=settings.backend_timeout)
+        await ensure_streams(rt.js)
+        rt.readiness["nats"] = _nats_ready(rt.nc)
+    if spec.uses_db:
+        rt.db = connect_database(settings.mongo_url, settings.mongo_db, timeout_s=settings.backend_timeout)
+        rt.readiness["database"] = rt.db.ping
+        try:
+            await rt.db.ensure_indexes()
+        except Exception as exc:  # a database still starting is not fatal: readiness says it
+            log.warning("ensure_indexes_failed", error=str(exc))
+    await spec.setup(rt)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, spec.port, reuse_address=True)
+    await site.start()
+    rt.on_cleanup(runner.cleanup)
+    log.info("service_started", port=spec.port, nats=bool(rt.nc), database=bool(rt.db))
+    return rt
+
+
+async def stop(rt: Runtime) -> None:
+    log.info("service_stopping")
+    rt.stopping.set()
+    for callback in reversed(rt.cleanups):
+        try:
+            await asyncio.wait_for(callback(), rt.settings.shutdown_grace)
+        except Exception as exc:
+            log.warning("cleanup_failed", callback=getattr(callback, "__qualname__", "?"), error=repr(exc))
+    if rt.nc is not None and not rt.nc.is_closed:
+        try:
+            await asyncio.wait_for(rt.nc.drain(), rt.settings.shutdown_grace)
+        except Exception:
+            await rt.nc.close()
+    if rt.db is not None:
+        await rt.db.close()
+    log.info("service_stopped")
+
+
+def _nats_ready(nc: NATS) -> ReadinessCheck:
+    async def check() -> bool:
+        return nc.is_connected
+
+    return check
+
+
+def _healthz(rt: Runtime):
+    async def handler(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "service": rt.name, "uptime_s": round(time.monotonic() - rt.started, 1)})
+
+    return handler
+
+
+def _readyz(rt: Runtime):
+    async def handler(_request: web.Request) -> web.Response:
+        results = {}
+        for name, check in rt.readiness.items():
+            try:
+                results[name] = bool(await asyncio.wait_for(check(), 3))
+            except Exception:
+                results[name] = False
+        ok = all(results.values()) and not rt.stopping.is_set()
+        return web.json_response({"ready": ok, "checks": results}, status=200 if ok else 503)
+
+    return handler
+
+
+async def _metrics(_request: web.Request) -> web.Response:
+    body, content_type = metrics.render()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def _observe_http(service: str):
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        cid = request.headers.get(HEADER_CORRELATION, "")[:64]
+        correlation_id.set(cid if cid.isprintable() and cid else new_correlation_id())
+        start_t = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers[HEADER_CORRELATION] = correlation_id.get() or ""
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.HTTP_REQUESTS.labels(service, route, request.method, str(status)).inc()
+            metrics.HTTP_LATENCY.labels(service, route).observe(time.perf_counter() - start_t)
+
+    return middleware
