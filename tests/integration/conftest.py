@@ -46,7 +46,7 @@ class Stack:
     def load_field(self, field_dir: Path) -> dict:
         truth = json.loads((field_dir / "truth.json").read_text())
         for survey in ("APASS", "PS1", "GAIA", "SDSS"):
-            extract = field_dir / f"{survey.lower()}.csv"
+            extract = field_dir / f"ref_{survey}.csv"
             if extract.exists():
                 self.cli("catalog", "load", "--survey", survey, str(extract))
         return truth

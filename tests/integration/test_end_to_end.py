@@ -1,0 +1,134 @@
+"""The foundation, as an observer meets it: `photcal run`, the CPCS curl command, the light curve."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import urllib.parse
+import urllib.request
+
+import nats
+import pytest
+
+from shared.models import SUBJECT_CALIBRATED, CalibrationResult
+from tests.integration.conftest import Stack, field_dir
+
+pytestmark = pytest.mark.integration
+
+FIELD = field_dir("north_V")
+
+
+def curl_upload(stack: Stack, catalogue, hashtag: str, event: str, *, dry_run: int = 1, mjd: str = "58000.5",
+                extra: tuple[str, ...] = ()) -> tuple[int, dict]:
+    """The CPCS manual's curl command, unchanged but for the values."""
+    cmd = [
+        "curl", "-s", "-w", "\n%{http_code}",
+        "-F", "matchDist=2", "-F", f"EventID={event}", "-F", f"sexCat=@{catalogue};", "-F", f"hashtag={hashtag}",
+        "-F", f"MJD={mjd}", "-F", "expTime=60", "-F", "noPlot=1", "-F", "forceFilter=no",
+        "-F", f"dryRun={dry_run}", "-F", "outputFormat=json", *extra,
+        f"{stack.url}/cgi/upload",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    body, _, code = out.rpartition("\n")
+    return int(code), json.loads(body)
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def field_stack(stack: Stack):
+    truth = stack.load_field(FIELD)
+    hashtag = stack.add_observatory()
+    ivorn = "ivo://gaia/alerts#SimNorthV"
+    stack.cli("alert", "add", "--ivorn", ivorn, "--ra", str(truth["alert"]["ra"]), "--dec", str(truth["alert"]["dec"]),
+              "--name", "SimNorthV", "--url", "http://example.org/SimNorthV")
+    stack.start()
+    return stack, truth, hashtag, ivorn
+
+
+def test_curl_dry_run_gives_the_true_magnitude_and_stores_nothing(field_stack):
+    stack, truth, hashtag, ivorn = field_stack
+    code, answer = curl_upload(stack, FIELD / "sex_ascii_head.cat", hashtag, ivorn, dry_run=1)
+    assert code == 200, answer
+    assert answer["status"] == "ok"
+    assert (answer["survey"], answer["filter"]) == (truth["best"]["survey"], truth["best"]["band"])
+    assert answer["detected"] is True
+    assert abs(answer["mag"] - truth["transient"]["mag"]) < 0.1
+    assert 0 < answer["mag_err"] < 0.2
+    assert abs(answer["zeropoint"] - truth["zeropoint"]) < 0.1
+    assert answer["npoints"] >= 5 and answer["stored"] is False and answer["followup_id"] is None
+    lc = get_json(f"{stack.url}/api/v1/lightcurves/{urllib.parse.quote(ivorn, safe='')}")
+    assert lc["points"] == []
+
+
+def test_stored_upload_is_refused_the_second_time_and_shows_in_the_light_curve(field_stack):
+    stack, truth, hashtag, ivorn = field_stack
+    code, first = curl_upload(stack, FIELD / "sex_fits1.fits", hashtag, ivorn, dry_run=0, mjd=str(truth["mjd"]))
+    assert code == 200, first
+    assert first["stored"] is True and isinstance(first["followup_id"], int)
+    code, second = curl_upload(stack, FIELD / "sex_ldac.fits", hashtag, ivorn, dry_run=0, mjd=str(truth["mjd"]))
+    assert code == 409, second
+    assert second["error"] == "duplicate_datapoint" and second["message"]
+
+    quoted = urllib.parse.quote(ivorn, safe="")
+    lc = get_json(f"{stack.url}/api/v1/lightcurves/{quoted}")
+    assert [p["followup_id"] for p in lc["points"]] == [first["followup_id"]]
+    point = lc["points"][0]
+    assert point["mjd"] == pytest.approx(truth["mjd"])
+    assert point["mag"] == pytest.approx(first["mag"]) and point["filter"] == first["filter"]
+    with urllib.request.urlopen(f"{stack.url}/api/v1/lightcurves/{quoted}?format=csv", timeout=30) as r:
+        rows = r.read().decode().splitlines()
+    assert rows[0].startswith("mjd,mag,mag_err,limit_mag,filter,survey,observatory")
+    assert len(rows) == 2 and str(first["followup_id"]) in rows[1]
+
+
+def test_unknown_hashtag_and_unknown_event_get_json_errors(field_stack):
+    stack, _truth, hashtag, ivorn = field_stack
+    code, answer = curl_upload(stack, FIELD / "sex_cpcs.cat", "not-a-real-hashtag-123", ivorn)
+    assert code == 401 and answer["status"] == "error" and "hashtag" in answer["message"]
+    code, answer = curl_upload(stack, FIELD / "sex_cpcs.cat", hashtag, "ivo://gaia/alerts#NoSuchAlert")
+    assert code == 404 and answer["error"] == "unknown_event" and "NoSuchAlert" in answer["message"]
+
+
+async def test_every_calibration_is_published_for_subscribers(field_stack):
+    stack, truth, hashtag, ivorn = field_stack
+    nc = await nats.connect(stack.env["PHOTCAL_NATS_URL"])
+    received: asyncio.Queue = asyncio.Queue()
+    await nc.subscribe(SUBJECT_CALIBRATED, cb=lambda msg: received.put_nowait(msg))
+    code, answer = await asyncio.to_thread(curl_upload, stack, FIELD / "sex_cpcs.cat", hashtag, ivorn)
+    assert code == 200, answer
+    msg = await asyncio.wait_for(received.get(), 10)
+    event = CalibrationResult.model_validate_json(msg.data)
+    assert event.upload_id == answer["upload_id"] and event.mag == answer["mag"]
+    # the same event is kept in the RESULTS stream for subscribers that were away
+    js = nc.jetstream()
+    info = await js.stream_info("RESULTS")
+    assert info.state.messages >= 1
+    await nc.close()
+
+
+def test_every_service_answers_health_readiness_and_metrics(field_stack):
+    stack, *_ = field_stack
+    for offset in (0, 1, 2, 3):
+        base = f"http://127.0.0.1:{stack.port + offset}"
+        assert get_json(base + "/healthz")["status"] == "ok"
+        assert get_json(base + "/readyz")["ready"] is True
+        with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+            assert b"# TYPE" in r.read()
+
+
+def test_correlation_id_travels_from_http_through_nats_to_the_worker_log(field_stack):
+    stack, _truth, hashtag, ivorn = field_stack
+    cid = "trace-me-0123456789"
+    code, answer = curl_upload(stack, FIELD / "sex_cpcs.cat", hashtag, ivorn, extra=("-H", f"X-Correlation-ID: {cid}"))
+    assert code == 200, answer
+    calibrate_lines = [
+        json.loads(line) for line in stack.log().splitlines()
+        if line.startswith("{") and '"upload_calibrated"' in line
+    ]
+    mine = [l for l in calibrate_lines if l.get("upload_id") == answer["upload_id"]]
+    assert mine and mine[0]["correlation_id"] == cid and mine[0]["service"] == "calibrate"
