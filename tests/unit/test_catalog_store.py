@@ -157,7 +157,7 @@ def test_cone_matches_brute_force(loaded, where, radius):
     store = CatalogStore(data_dir, cache_partitions=4)
     n = _check_cone(store, df, APASS, where[0], where[1], radius)
     if where in (CENTRE, EDGE, WRAP, NORTH, SOUTH):
-        assert n > 20
+        assert n > 5
 
 
 def test_edge_cone_spans_partitions(loaded):
@@ -345,3 +345,38 @@ def test_vizier_tsv_with_units_and_sexagesimal(tmp_path):
     np.testing.assert_allclose(stars.mags["B"][order], [13.1, 13.2], atol=1e-5)
     south = store.cone(150.0 + 30 / 3600, -0.5, 0.01, ["APASS"]).stars["APASS"]
     np.testing.assert_allclose(south.dec, [-0.5], atol=1e-9)
+
+
+def test_attach_an_existing_hats_catalogue(tmp_path):
+    lsdb = pytest.importorskip("lsdb")
+    from shared.errors import Conflict
+
+    df = _stars(np.random.default_rng(4), n_background=300, n_cluster=100)
+    theirs = pd.DataFrame(
+        {"ra": df["RAJ2000"], "dec": df["DEJ2000"], "v_mag": df["Vmag"], "v_err": df["e_Vmag"], "Bmag": df["Bmag"]}
+    )
+    lsdb.from_dataframe(
+        theirs, ra_column="ra", dec_column="dec", partition_rows=200, margin_threshold=None, should_generate_moc=False
+    ).to_hats(tmp_path / "ext", progress_bar=False, should_write_skymap=False)
+    data = tmp_path / "data"
+    store = CatalogStore(data, refresh_seconds=0.0)
+    info = store.attach("APASS", tmp_path / "ext", {"Vmag": "v_mag", "e_Vmag": "v_err"})
+    assert info["attached"] and info["source"].startswith(str((tmp_path / "ext").resolve()))
+    assert info["rows"] == len(df)
+    reply = store.cone(*CENTRE, 1.0, ["APASS"])
+    got = reply.stars["APASS"]
+    expected = _brute(df, APASS, *CENTRE, 1.0)
+    assert set(layout.star_keys(got.ra, got.dec).tolist()) == set(
+        layout.star_keys(expected["RAJ2000"].to_numpy(), expected["DEJ2000"].to_numpy()).tolist()
+    )
+    assert len(got) == len(expected) > 0
+    order = np.argsort(layout.star_keys(got.ra, got.dec))
+    exp_order = np.argsort(layout.star_keys(expected["RAJ2000"].to_numpy(), expected["DEJ2000"].to_numpy()))
+    np.testing.assert_allclose(got.mags["V"][order], expected["Vmag"].to_numpy()[exp_order], atol=1e-6)
+    np.testing.assert_allclose(got.mags["B"][order], expected["Bmag"].to_numpy()[exp_order], atol=1e-6)
+    assert np.all(np.isnan(got.mags["g'"]))
+    df.to_csv(tmp_path / "x.csv", index=False, na_rep="")
+    with pytest.raises(Conflict):
+        load_extracts("APASS", [tmp_path / "x.csv"], data)
+    with pytest.raises(BadInput):
+        store.attach("APASS", tmp_path / "ext", {"Vmag": "nope"})

@@ -1,0 +1,192 @@
+"""A toy but self-consistent photometric system for simulated fields.
+
+Every star is described by two numbers: its true Johnson ``V`` magnitude and
+its true ``B-V`` colour (both in mag). Every band of every reference survey in
+:mod:`shared.surveys` is a fixed, smooth, mildly non-linear function of
+``(V, B-V)``. The coefficients are rounded versions of published
+transformations, which is all that matters here: the simulated sky must be
+*consistent*, not exact.
+
+* APASS B, V: Johnson by definition; APASS g', r', i' and SDSS g, r, i from
+  Jester et al. (2005, AJ 130, 873), with an empirical main-sequence
+  ``R-I(B-V)`` and ``U-B(B-V)`` relation;
+* SDSS z and u: ``i-z`` from ``r-i``; ``u-g = 1.28 (U-B) + 1.13`` (Jester);
+* PS1 from SDSS with Tonry et al. (2012, ApJ 750, 99) linear terms in ``g-r``;
+* Gaia DR3: ``G-V`` polynomial in ``B-V`` (Gaia DR3 documentation,
+  Riello et al. 2021, table C.2) and ``BP-RP`` as a quadratic in ``B-V``.
+
+*Instrument bands* (:data:`INSTRUMENT_BANDS`) model a CCD filter: each is one
+survey band plus a linear colour term in that band's colour (the colour pair
+:class:`shared.surveys.Band` names). The survey band it is built from is the
+"true best filter" a calibration should pick. Convention, used throughout::
+
+    m_ref = m_sys + colour_term * colour
+
+where ``m_ref`` is the survey magnitude, ``colour`` the survey colour (e.g.
+APASS ``B-V``) and ``m_sys`` the magnitude in the instrument's own system
+(all in mag). An image's instrumental magnitude is ``m_sys - zeropoint``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.surveys import get_survey
+
+#: (survey, band) -> magnitude array
+Magnitudes = dict[tuple[str, str], np.ndarray]
+
+#: B-V range over which the transformations are meant to hold (mag)
+COLOUR_RANGE = (0.2, 1.6)
+
+
+def r_minus_i_johnson(bv: np.ndarray) -> np.ndarray:
+    """Cousins ``R-I`` of a main-sequence star of colour ``B-V`` (mag)."""
+    return -0.03 + 0.45 * bv + 0.12 * bv**2
+
+
+def u_minus_b_johnson(bv: np.ndarray) -> np.ndarray:
+    """Johnson ``U-B`` of a main-sequence star (Balmer-jump shaped; mag)."""
+    return -0.05 - 0.30 * bv + 1.45 * bv**2 - 0.45 * bv**3
+
+
+def sdss_magnitudes(v: np.ndarray, bv: np.ndarray) -> dict[str, np.ndarray]:
+    """SDSS ``u g r i z`` (AB-ish, mag) from Johnson ``V`` and ``B-V``."""
+    g = v + 0.60 * bv - 0.12
+    r = v - 0.42 * bv + 0.11
+    r_i = r_minus_i_johnson(bv) - 0.21
+    i = r - r_i
+    z = i - (-0.02 + 0.60 * r_i + 0.08 * r_i**2)
+    u = g + 1.28 * u_minus_b_johnson(bv) + 1.13
+    return {"u": u, "g": g, "r": r, "i": i, "z": z}
+
+
+def apass_magnitudes(v: np.ndarray, bv: np.ndarray) -> dict[str, np.ndarray]:
+    """APASS ``B V g' r' i'`` (mag); its Sloan bands sit ~0.01 off SDSS."""
+    sdss = sdss_magnitudes(v, bv)
+    return {
+        "B": v + bv,
+        "V": v + 0.0 * bv,
+        "g'": sdss["g"] + 0.010,
+        "r'": sdss["r"] - 0.005,
+        "i'": sdss["i"] + 0.008,
+    }
+
+
+def ps1_magnitudes(v: np.ndarray, bv: np.ndarray) -> dict[str, np.ndarray]:
+    """Pan-STARRS1 ``g r i z y`` (mag) via Tonry et al. (2012) from SDSS."""
+    s = sdss_magnitudes(v, bv)
+    x = s["g"] - s["r"]
+    return {
+        "g": s["g"] - 0.012 - 0.139 * x,
+        "r": s["r"] + 0.000 - 0.007 * x,
+        "i": s["i"] + 0.004 - 0.014 * x,
+        "z": s["z"] - 0.013 + 0.039 * x,
+        "y": s["z"] + 0.031 - 0.106 * x,
+    }
+
+
+def gaia_magnitudes(v: np.ndarray, bv: np.ndarray) -> dict[str, np.ndarray]:
+    """Gaia DR3 ``G BP RP`` (Vega, mag) from Johnson ``V`` and ``B-V``."""
+    g = v - 0.02704 + 0.01424 * bv - 0.2156 * bv**2 + 0.01426 * bv**3
+    bp_rp = 0.06 + 1.15 * bv + 0.05 * bv**2
+    bp = g + 0.40 * bp_rp + 0.02 * bp_rp**2 - 0.02
+    return {"G": g, "BP": bp, "RP": bp - bp_rp}
+
+
+_SURVEY_MODELS = {
+    "APASS": apass_magnitudes,
+    "PS1": ps1_magnitudes,
+    "GAIA": gaia_magnitudes,
+    "SDSS": sdss_magnitudes,
+}
+
+
+def survey_magnitudes(v, bv) -> Magnitudes:
+    """Every band of every survey for stars of true ``V`` and ``B-V`` (mag).
+
+    Returns ``{(survey, band): array}`` keyed by the names in
+    :mod:`shared.surveys` (e.g. ``("APASS", "g'")``, ``("GAIA", "BP")``).
+    """
+    v = np.asarray(v, dtype=float)
+    bv = np.asarray(bv, dtype=float)
+    out: Magnitudes = {}
+    for survey, model in _SURVEY_MODELS.items():
+        for band, mag in model(v, bv).items():
+            out[(survey, band)] = mag
+    return out
+
+
+def survey_colour(mags: Magnitudes, survey: str, band: str) -> np.ndarray:
+    """The colour (mag) :mod:`shared.surveys` pairs with ``survey``/``band``."""
+    blue, red = get_survey(survey).band(band).colour
+    return mags[(survey, blue)] - mags[(survey, red)]
+
+
+@dataclass(frozen=True)
+class InstrumentBand:
+    """A CCD filter: a survey band plus a linear colour term.
+
+    ``zp_1e`` is the magnitude giving 1 e-/s at the detector and ``sky_mag``
+    the dark-sky surface brightness (mag/arcsec^2), both typical of a 0.5 m
+    telescope; the simulator perturbs them per field.
+    """
+
+    name: str
+    description: str
+    survey: str
+    band: str
+    colour_term: float
+    zp_1e: float
+    sky_mag: float
+
+    @property
+    def colour_name(self) -> str:
+        return get_survey(self.survey).band(self.band).colour_name
+
+    def reference(self, mags: Magnitudes) -> np.ndarray:
+        """The true-best survey magnitude ``m_ref`` (mag)."""
+        return mags[(self.survey, self.band)]
+
+    def colour(self, mags: Magnitudes) -> np.ndarray:
+        return survey_colour(mags, self.survey, self.band)
+
+    def system_magnitude(self, mags: Magnitudes) -> np.ndarray:
+        """``m_sys = m_ref - colour_term * colour`` (mag)."""
+        return self.reference(mags) - self.colour_term * self.colour(mags)
+
+
+INSTRUMENT_BANDS: dict[str, InstrumentBand] = {
+    b.name: b
+    for b in (
+        InstrumentBand("B", "Johnson B on a CCD", "APASS", "B", -0.08, 21.6, 22.0),
+        InstrumentBand("V", "Johnson V on a CCD", "APASS", "V", 0.04, 22.0, 21.0),
+        InstrumentBand("R", "Cousins R on a CCD", "APASS", "r'", 0.14, 22.2, 20.6),
+        InstrumentBand("I", "Cousins I on a CCD", "APASS", "i'", 0.25, 21.6, 19.6),
+        InstrumentBand("g", "Sloan g'", "APASS", "g'", -0.06, 22.3, 21.8),
+        InstrumentBand("r", "Sloan r'", "APASS", "r'", 0.03, 22.3, 20.9),
+        InstrumentBand("i", "Sloan i'", "APASS", "i'", 0.05, 22.0, 20.2),
+        InstrumentBand("z", "Sloan z' (PS1 footprint only)", "PS1", "z", -0.05, 21.2, 19.3),
+        InstrumentBand("CV", "clear, unfiltered", "GAIA", "G", 0.10, 23.0, 20.6),
+    )
+}
+
+
+def get_instrument_band(name: str) -> InstrumentBand:
+    try:
+        return INSTRUMENT_BANDS[name]
+    except KeyError:
+        raise KeyError(f"unknown instrument band {name!r}; known: {', '.join(INSTRUMENT_BANDS)}") from None
+
+
+def draw_colours(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``B-V`` (mag) of ``n`` high-latitude field stars.
+
+    A mixture of turn-off/disc dwarfs (peak ~0.65) and M dwarfs (~1.4),
+    clipped to :data:`COLOUR_RANGE`.
+    """
+    red = rng.random(n) < 0.3
+    bv = np.where(red, rng.normal(1.35, 0.15, n), rng.normal(0.65, 0.18, n))
+    return np.clip(bv, *COLOUR_RANGE)

@@ -1,0 +1,742 @@
+"""Synthetic CCD fields with known truth, to prove the calibration accuracy.
+
+One call of :func:`simulate_field` draws a star field around (ra, dec), renders
+a CCD image of it through one of the instrument bands of
+:mod:`tools.photsystem`, runs the real ``source-extractor`` on it (four
+catalogue formats) and writes VizieR-style reference extracts plus a
+``truth.json``. Everything is reproducible from the seed.
+
+Conventions (all magnitudes in mag, fluxes in ADU unless said otherwise):
+
+* ``m_ref`` - magnitude in the instrument band's *true best* survey band;
+* ``colour`` - that survey band's colour (e.g. APASS ``B-V``);
+* ``m_sys = m_ref - colour_term * colour`` - the instrument's own system;
+* ``m_inst = m_sys - zeropoint = -2.5 log10(total flux in ADU)`` - what
+  SExtractor reports as ``MAG_AUTO`` with ``MAG_ZEROPOINT 0`` (up to the Kron
+  aperture's flux loss, a few hundredths).
+
+Hence the calibration a server should recover is
+``m_ref = m_inst + zeropoint + colour_term * colour``.
+
+Pixel coordinates written out (``x_image``, ``y_image``) follow the FITS /
+SExtractor convention: the centre of the first pixel is (1, 1).
+
+CLI::
+
+    python -m tools.simfield --out DIR --seed N --ra R --dec D --band V
+    python -m tools.simfield --suite N --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.time import Time
+from astropy.wcs import WCS
+from scipy.signal import fftconvolve
+
+from shared.surveys import get_survey
+from tools.photsystem import (
+    INSTRUMENT_BANDS,
+    InstrumentBand,
+    draw_colours,
+    get_instrument_band,
+    survey_magnitudes,
+)
+
+SEXTRACTOR_DIR = Path(__file__).with_name("sextractor")
+SCHEMA = "photcal.simfield.truth/1"
+#: SExtractor products: name -> (CATALOG_TYPE, parameter file)
+CATALOGUES = {
+    "sex_ascii_head.cat": ("ASCII_HEAD", "default.param"),
+    "sex_cpcs.cat": ("ASCII_HEAD", "cpcs.param"),
+    "sex_fits1.fits": ("FITS_1.0", "default.param"),
+    "sex_ldac.fits": ("FITS_LDAC", "default.param"),
+}
+#: simplified SDSS footprint: the northern sky plus the equatorial stripes
+SDSS_DEC_MIN = -5.0
+#: stars are drawn from this V range (mag); fainter ones are below any limit
+V_RANGE = (7.0, 23.5)
+#: log10 slope of the cumulative star counts N(<V)
+COUNT_SLOPE = 0.25
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Detector and optics; units: px, arcsec/px, e-/ADU, e-, ADU."""
+
+    width: int = 1024
+    height: int = 1024
+    pixel_scale: float = 1.25
+    gain: float = 1.6
+    read_noise: float = 8.0
+    bias: float = 300.0
+    saturation: float = 50000.0  # ADU at which pixels clip (bias included)
+    psf_beta: float = 3.5
+
+    @property
+    def saturate_keyword(self) -> float:
+        """Header SATURATE (ADU): just below the clip level, as observatories
+        quote it, so SExtractor flags every clipped pixel (FLAGS 4)."""
+        return 0.98 * self.saturation
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Conditions of one exposure, drawn per field."""
+
+    exptime: float  # s
+    mjd: float
+    fwhm: float  # arcsec
+    rotation: float  # deg, position angle of the detector's +y axis
+    zp_1e: float  # magnitude (m_sys) giving 1 e-/s, extinction included
+    sky_mag: float  # mag/arcsec^2 in m_sys
+    airmass: float
+
+
+@dataclass(frozen=True)
+class SurveySpec:
+    """How a survey's VizieR extract is made from the true magnitudes.
+
+    Rows are stars with ``select`` band in ``mag_range``; a band is empty
+    beyond its 5-sigma depth ``depth`` + 0.3 mag or with probability
+    ``missing``. Errors: ``hypot(floor, 0.217 * 10**(0.4 (m - depth)))``.
+    Bands brighter than ``saturation`` get a positive (fainter) bias, as
+    saturated PS1/SDSS photometry does.
+    """
+
+    select: str
+    mag_range: tuple[float, float]
+    depth: dict[str, float]
+    floor: float
+    astrometry: float  # arcsec, 1-sigma per axis
+    decimals: int = 3
+    missing: float = 0.03
+    saturation: float | None = None
+
+
+SURVEY_SPECS = {
+    "APASS": SurveySpec("V", (7.0, 17.0), {"B": 17.8, "V": 17.3, "g'": 17.6, "r'": 17.2, "i'": 16.8},
+                        floor=0.02, astrometry=0.15, missing=0.05),
+    "PS1": SurveySpec("r", (11.5, 22.3), {"g": 22.6, "r": 22.4, "i": 22.2, "z": 21.5, "y": 20.6},
+                      floor=0.01, astrometry=0.03, saturation=13.5),
+    "GAIA": SurveySpec("G", (5.0, 20.8), {"G": 22.8, "BP": 20.6, "RP": 20.1},
+                       floor=0.0005, astrometry=0.002, decimals=4, missing=0.02),
+    "SDSS": SurveySpec("r", (13.0, 22.5), {"u": 22.0, "g": 22.8, "r": 22.5, "i": 21.9, "z": 20.6},
+                       floor=0.015, astrometry=0.08, saturation=14.0),
+}
+
+
+@dataclass
+class SimulatedField:
+    """What :func:`simulate_field` returns.
+
+    ``objects``: one row per rendered object (kind ``star``, ``galaxy`` or
+    ``transient``) with its truth; ``references``: survey name -> VizieR-style
+    extract (NaN = empty); ``image``: float32 ADU array (``None`` unless
+    kept); ``files``: what was written, name -> path.
+    """
+
+    name: str
+    truth: dict
+    objects: pd.DataFrame
+    references: dict[str, pd.DataFrame]
+    header: fits.Header
+    image: np.ndarray | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------
+# sky
+# --------------------------------------------------------------------------
+
+
+def make_wcs(ra: float, dec: float, camera: Camera, rotation: float) -> WCS:
+    """A TAN WCS centred on (ra, dec) deg, north up and east left at rotation 0."""
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [ra, dec]
+    wcs.wcs.crpix = [(camera.width + 1) / 2, (camera.height + 1) / 2]
+    scale = camera.pixel_scale / 3600.0
+    c, s = np.cos(np.radians(rotation)), np.sin(np.radians(rotation))
+    wcs.wcs.cd = scale * np.array([[-c, s], [s, c]])
+    wcs.wcs.radesys = "ICRS"
+    wcs.wcs.equinox = 2000.0
+    return wcs
+
+
+def stellar_density(ra: float, dec: float) -> float:
+    """Stars per deg^2 brighter than V=17 (crude galactic-latitude law)."""
+    b = SkyCoord(ra, dec, unit="deg").galactic.b.deg
+    return max(400.0, 180.0 / max(np.sin(np.radians(abs(b))), 0.15) ** 1.5)
+
+
+def extract_radius(camera: Camera) -> float:
+    """Reference-extract cone radius (deg): 10% beyond the image corners."""
+    half_diagonal = 0.5 * np.hypot(camera.width, camera.height) * camera.pixel_scale
+    return 1.1 * half_diagonal / 3600.0
+
+
+def draw_magnitudes(rng: np.random.Generator, n17: float, area: float) -> np.ndarray:
+    """V magnitudes from cumulative counts ``N(<V) = n17 10^(a (V-17))``."""
+    lo, hi = (10 ** (COUNT_SLOPE * (v - 17.0)) for v in V_RANGE)
+    n = rng.poisson(n17 * area * (hi - lo))
+    return 17.0 + np.log10(lo + rng.random(n) * (hi - lo)) / COUNT_SLOPE
+
+
+def draw_stars(rng, wcs: WCS, camera: Camera, radius: float, n17: float) -> pd.DataFrame:
+    """Stars uniform on the tangent plane within ``radius`` deg of the centre."""
+    v = draw_magnitudes(rng, n17, np.pi * radius**2)
+    r_px = radius * 3600.0 / camera.pixel_scale * np.sqrt(rng.random(v.size))
+    phi = rng.uniform(0, 2 * np.pi, v.size)
+    x = wcs.wcs.crpix[0] + r_px * np.cos(phi)
+    y = wcs.wcs.crpix[1] + r_px * np.sin(phi)
+    ra, dec = wcs.all_pix2world(x, y, 1)
+    return pd.DataFrame({"kind": "star", "ra": ra, "dec": dec, "x_image": x, "y_image": y,
+                         "V": v, "BV": draw_colours(rng, v.size)})
+
+
+def draw_galaxies(rng, wcs: WCS, camera: Camera, n: int) -> pd.DataFrame:
+    """A few exponential discs inside the image (V, B-V like red-ish galaxies)."""
+    x = rng.uniform(40, camera.width - 40, n)
+    y = rng.uniform(40, camera.height - 40, n)
+    ra, dec = wcs.all_pix2world(x, y, 1)
+    return pd.DataFrame({"kind": "galaxy", "ra": ra, "dec": dec, "x_image": x, "y_image": y,
+                         "V": rng.uniform(15.5, 19.0, n), "BV": rng.uniform(0.6, 1.1, n),
+                         "r_eff": rng.uniform(1.5, 4.0, n) / camera.pixel_scale,
+                         "axis_ratio": rng.uniform(0.35, 1.0, n), "pa": rng.uniform(0, 180, n)})
+
+
+def place_transient(rng, objects: pd.DataFrame, camera: Camera, m_sys: np.ndarray) -> tuple[float, float]:
+    """Pixel position (FITS) in the central half of the image, clear of
+    anything brighter than ``m_sys < 21`` within 10 arcsec."""
+    bright = objects[m_sys < 21.0]
+    clear = 10.0 / camera.pixel_scale
+    for _ in range(1000):
+        x = rng.uniform(0.25, 0.75) * camera.width
+        y = rng.uniform(0.25, 0.75) * camera.height
+        if np.all(np.hypot(bright.x_image - x, bright.y_image - y) > clear):
+            return x, y
+    raise RuntimeError("no clear position for the transient")
+
+
+# --------------------------------------------------------------------------
+# photometry
+# --------------------------------------------------------------------------
+
+
+def zeropoint(obs: Observation, camera: Camera) -> float:
+    """``m_sys - m_inst`` for ``m_inst = -2.5 log10(ADU)`` (mag)."""
+    return obs.zp_1e + 2.5 * np.log10(obs.exptime) - 2.5 * np.log10(camera.gain)
+
+
+def add_photometry(objects: pd.DataFrame, band: InstrumentBand, zp: float) -> pd.DataFrame:
+    """Add ``m_ref``, ``colour``, ``m_sys``, ``m_inst`` and ``flux`` (ADU)."""
+    mags = survey_magnitudes(objects.V.to_numpy(), objects.BV.to_numpy())
+    out = objects.assign(m_ref=band.reference(mags), colour=band.colour(mags),
+                         m_sys=band.system_magnitude(mags))
+    out["m_inst"] = out.m_sys - zp
+    out["flux"] = 10 ** (-0.4 * out.m_inst)
+    return out
+
+
+def limiting_magnitude(camera: Camera, obs: Observation) -> float:
+    """5-sigma point-source limit (m_sys) for PSF-weighted photometry.
+
+    Uses the noise-equivalent area ``1 / sum(psf^2)`` of the rendered PSF and
+    sky + read noise, with the source's own shot noise.
+    """
+    psf = moffat_stamp(0.0, 0.0, obs.fwhm / camera.pixel_scale, camera.psf_beta, 15)
+    nea = 1.0 / np.sum(psf**2)
+    background = sky_electrons(camera, obs) + camera.read_noise**2
+    flux = (25.0 + np.sqrt(625.0 + 100.0 * nea * background)) / 2.0  # e-
+    return obs.zp_1e + 2.5 * np.log10(obs.exptime) - 2.5 * np.log10(flux)
+
+
+def sky_electrons(camera: Camera, obs: Observation) -> float:
+    """Sky level per pixel (e-)."""
+    return obs.exptime * camera.pixel_scale**2 * 10 ** (-0.4 * (obs.sky_mag - obs.zp_1e))
+
+
+# --------------------------------------------------------------------------
+# image
+# --------------------------------------------------------------------------
+
+
+def moffat_stamp(dx: float, dy: float, fwhm: float, beta: float, half: int, oversample: int = 3) -> np.ndarray:
+    """A unit-sum Moffat PSF on a (2 half + 1)^2 stamp, centre offset (dx, dy) px.
+
+    Pixels are integrated by ``oversample``^2 sub-pixel sampling.
+    """
+    alpha = fwhm / (2.0 * np.sqrt(2 ** (1.0 / beta) - 1.0))
+    n = 2 * half + 1
+    sub = (np.arange(n * oversample) + 0.5) / oversample - half - 0.5
+    xx, yy = np.meshgrid(sub - dx, sub - dy)
+    fine = (1.0 + (xx**2 + yy**2) / alpha**2) ** (-beta)
+    stamp = fine.reshape(n, oversample, n, oversample).sum(axis=(1, 3))
+    return stamp / stamp.sum()
+
+
+def galaxy_stamp(row, fwhm: float, beta: float, half: int = 25) -> np.ndarray:
+    """A unit-sum exponential disc (effective radius ``r_eff`` px) seen through the PSF."""
+    n = 2 * half + 1
+    yy, xx = np.mgrid[0:n, 0:n] - half
+    xx = xx - subpixel(row.x_image)
+    yy = yy - subpixel(row.y_image)
+    theta = np.radians(row.pa)
+    u = xx * np.cos(theta) + yy * np.sin(theta)
+    w = (-xx * np.sin(theta) + yy * np.cos(theta)) / row.axis_ratio
+    disc = np.exp(-1.678 * np.hypot(u, w) / row.r_eff)
+    img = fftconvolve(disc, moffat_stamp(0.0, 0.0, fwhm, beta, 10), mode="same")
+    return np.clip(img, 0, None) / img.sum()
+
+
+def subpixel(x: float) -> float:
+    """Offset (px, in [-0.5, 0.5)) of FITS coordinate ``x`` from its pixel's centre."""
+    return x - np.floor(x - 0.5) - 1.0
+
+
+def add_stamp(image: np.ndarray, stamp: np.ndarray, x: float, y: float) -> None:
+    """Add ``stamp`` centred on FITS pixel (x, y), clipped at the edges."""
+    half = stamp.shape[0] // 2
+    cx, cy = int(np.floor(x - 0.5)), int(np.floor(y - 0.5))  # 0-based pixel holding (x, y)
+    x0, y0 = cx - half, cy - half
+    ix0, iy0 = max(x0, 0), max(y0, 0)
+    ix1 = min(x0 + stamp.shape[1], image.shape[1])
+    iy1 = min(y0 + stamp.shape[0], image.shape[0])
+    if ix1 > ix0 and iy1 > iy0:
+        image[iy0:iy1, ix0:ix1] += stamp[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
+
+
+def render_objects(objects: pd.DataFrame, camera: Camera, obs: Observation) -> np.ndarray:
+    """Noise-free source image (ADU above sky); adds ``peak`` (ADU) to objects."""
+    image = np.zeros((camera.height, camera.width))
+    fwhm = obs.fwhm / camera.pixel_scale
+    peaks = np.zeros(len(objects))
+    for i, row in enumerate(objects.itertuples()):
+        if row.kind == "galaxy":
+            stamp = galaxy_stamp(row, fwhm, camera.psf_beta)
+        else:
+            half = 30 if row.flux > 1e6 else 15
+            stamp = moffat_stamp(subpixel(row.x_image), subpixel(row.y_image), fwhm, camera.psf_beta, half)
+        stamp = stamp * row.flux
+        peaks[i] = stamp.max()
+        add_stamp(image, stamp, row.x_image, row.y_image)
+    objects["peak"] = peaks
+    return image
+
+
+def expose(rng, signal_adu: np.ndarray, camera: Camera, obs: Observation, n_hot: int = 12) -> np.ndarray:
+    """Sky + Poisson + read noise, bias, hot pixels, saturation; float32 ADU."""
+    electrons = signal_adu * camera.gain + sky_electrons(camera, obs)
+    counts = rng.poisson(electrons).astype(float) + rng.normal(0.0, camera.read_noise, electrons.shape)
+    adu = counts / camera.gain + camera.bias
+    hot_y = rng.integers(0, camera.height, n_hot)
+    hot_x = rng.integers(0, camera.width, n_hot)
+    adu[hot_y, hot_x] += rng.uniform(3000, 40000, n_hot)
+    return np.minimum(adu, camera.saturation).astype(np.float32)
+
+
+def image_header(wcs: WCS, camera: Camera, obs: Observation, band: InstrumentBand, name: str) -> fits.Header:
+    """A plausible CCD header: WCS, exposure, detector keys (no truth)."""
+    header = wcs.to_header()
+    t = Time(obs.mjd, format="mjd")
+    for key, value, comment in (
+        ("OBJECT", name, "target"),
+        ("TELESCOP", "photcal-sim 0.5m", "simulated telescope"),
+        ("INSTRUME", "simcam", "simulated CCD"),
+        ("FILTER", band.name, band.description),
+        ("EXPTIME", obs.exptime, "[s] exposure time"),
+        ("DATE-OBS", t.isot, "start of exposure (UTC)"),
+        ("MJD-OBS", obs.mjd, "start of exposure (MJD, UTC)"),
+        ("AIRMASS", round(obs.airmass, 3), ""),
+        ("GAIN", camera.gain, "[e-/ADU]"),
+        ("RDNOISE", camera.read_noise, "[e-] read noise"),
+        ("SATURATE", camera.saturate_keyword, "[ADU] saturation level"),
+        ("BUNIT", "adu", ""),
+    ):
+        header[key] = (value, comment)
+    return header
+
+
+# --------------------------------------------------------------------------
+# reference catalogues
+# --------------------------------------------------------------------------
+
+
+def covers(survey: str, dec: np.ndarray) -> np.ndarray:
+    """Which declinations (deg) the survey observed."""
+    dec = np.asarray(dec)
+    if survey == "SDSS":
+        return dec >= SDSS_DEC_MIN
+    s = get_survey(survey)
+    return (dec >= s.dec_min) & (dec <= s.dec_max)
+
+
+def published_band(rng, true: np.ndarray, depth: float, spec: SurveySpec) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy magnitude and its quoted error for one band (NaN = empty)."""
+    sigma = np.hypot(spec.floor, 0.217 * 10 ** (0.4 * (true - depth)))
+    mag = true + rng.normal(0.0, sigma)
+    if spec.saturation is not None:
+        over = np.clip(spec.saturation - true, 0.0, None)
+        mag += 0.15 * over + rng.normal(0.0, 0.05, true.size) * over
+    quoted = sigma * np.exp(rng.normal(0.0, 0.1, true.size))
+    empty = (true > depth + 0.3) | (rng.random(true.size) < spec.missing)
+    step = 10.0 ** -spec.decimals
+    return np.where(empty, np.nan, mag), np.where(empty, np.nan, np.maximum(quoted, step))
+
+
+def reference_extract(rng, stars: pd.DataFrame, survey: str) -> pd.DataFrame:
+    """The survey's VizieR-style extract of ``stars`` (columns from shared.surveys)."""
+    s, spec = get_survey(survey), SURVEY_SPECS[survey]
+    mags = survey_magnitudes(stars.V.to_numpy(), stars.BV.to_numpy())
+    sel_mag = mags[(survey, spec.select)]
+    keep = (sel_mag >= spec.mag_range[0]) & (sel_mag <= spec.mag_range[1]) & covers(survey, stars.dec)
+    idx = np.flatnonzero(keep)
+    dec = stars.dec.to_numpy()[idx]
+    jitter = rng.normal(0.0, spec.astrometry / 3600.0, (2, idx.size))
+    out = {s.ra_column: np.round(stars.ra.to_numpy()[idx] + jitter[0] / np.cos(np.radians(dec)), 7),
+           s.dec_column: np.round(dec + jitter[1], 7)}
+    for band in s.bands:
+        mag, err = published_band(rng, mags[(survey, band.name)][idx], spec.depth[band.name], spec)
+        out[band.column] = np.round(mag, spec.decimals)
+        out[band.error_column] = np.round(err, spec.decimals)
+    return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------
+# SExtractor
+# --------------------------------------------------------------------------
+
+
+def run_sextractor(image: Path, out_dir: Path, seeing: float, aperture_px: float) -> dict[str, Path]:
+    """Run ``source-extractor`` once per catalogue format of :data:`CATALOGUES`.
+
+    ``seeing`` is the FWHM in arcsec, ``aperture_px`` the MAG_APER diameter.
+    """
+    exe = shutil.which("source-extractor") or shutil.which("sex")
+    if exe is None:
+        raise FileNotFoundError("source-extractor is not installed")
+    paths = {}
+    for name, (cat_type, params) in CATALOGUES.items():
+        path = out_dir / name
+        cmd = [exe, str(image), "-c", str(SEXTRACTOR_DIR / "default.sex"),
+               "-CATALOG_NAME", str(path), "-CATALOG_TYPE", cat_type,
+               "-PARAMETERS_NAME", str(SEXTRACTOR_DIR / params),
+               "-FILTER_NAME", str(SEXTRACTOR_DIR / "default.conv"),
+               "-STARNNW_NAME", str(SEXTRACTOR_DIR / "default.nnw"),
+               "-SEEING_FWHM", f"{seeing:.3f}", "-PHOT_APERTURES", f"{aperture_px:.2f}"]
+        subprocess.run(cmd, check=True, capture_output=True, cwd=out_dir)
+        paths[name] = path
+    return paths
+
+
+def sextractor_version() -> str | None:
+    exe = shutil.which("source-extractor") or shutil.which("sex")
+    if exe is None:
+        return None
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True)
+    return (out.stdout or out.stderr).strip()
+
+
+def measure_catalogue(path: Path, objects: pd.DataFrame, truth: dict, pixel_scale: float) -> dict:
+    """Compare a FITS_1.0 SExtractor catalogue with the truth (diagnostics only).
+
+    Reports the median and MAD of ``MAG_AUTO - m_inst`` for unsaturated
+    stars 4+ mag above the limit, and whether the transient was found
+    within 1.5 arcsec.
+    """
+    cat = fits.getdata(path, 1)
+    x, y, mag = (np.asarray(cat[c]) for c in ("X_IMAGE", "Y_IMAGE", "MAG_AUTO"))
+    stars = objects[(objects.kind == "star") & ~objects.saturated
+                    & (objects.m_sys < truth["limit_mag_5sigma"] - 4.0)]
+    d, j = nearest(stars.x_image.to_numpy(), stars.y_image.to_numpy(), x, y)
+    ok = (d < 1.0) & (np.asarray(cat["FLAGS"])[j] == 0)
+    offset = mag[j][ok] - stars.m_inst.to_numpy()[ok]
+    t = truth["transient"]
+    dt, jt = nearest(np.array([t["x_image"]]), np.array([t["y_image"]]), x, y)
+    found = bool(dt[0] * pixel_scale < 1.5)
+    median = float(np.median(offset)) if offset.size else np.nan
+    mad = float(np.median(np.abs(offset - median))) if offset.size else np.nan
+    return {"n_sources": int(len(cat)), "n_bright_stars": int(ok.sum()),
+            "mag_auto_minus_m_inst_median": round_or_none(median),
+            "mag_auto_minus_m_inst_mad": round_or_none(mad),
+            "transient_detected": found,
+            "transient_mag_auto": round_or_none(float(mag[jt[0]]) if found else np.nan)}
+
+
+def round_or_none(value: float, decimals: int = 4) -> float | None:
+    return None if not np.isfinite(value) else round(value, decimals)
+
+
+def nearest(x0: np.ndarray, y0: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each (x0, y0), distance to and index of the nearest (x, y) (px)."""
+    if len(x) == 0:
+        return np.full(len(x0), np.inf), np.zeros(len(x0), dtype=int)
+    d = np.hypot(x0[:, None] - x[None, :], y0[:, None] - y[None, :])
+    j = np.argmin(d, axis=1)
+    return d[np.arange(len(x0)), j], j
+
+
+# --------------------------------------------------------------------------
+# the field
+# --------------------------------------------------------------------------
+
+
+def draw_observation(rng, band: InstrumentBand) -> Observation:
+    """Random but plausible conditions for one exposure in ``band``."""
+    airmass = rng.uniform(1.0, 1.8)
+    return Observation(exptime=float(rng.choice([30.0, 60.0, 120.0, 180.0])),
+                       mjd=round(float(rng.uniform(60000.0, 61000.0)), 5),
+                       fwhm=float(rng.uniform(1.8, 3.0)), rotation=float(rng.uniform(-3.0, 3.0)),
+                       zp_1e=float(band.zp_1e - 0.15 * (airmass - 1.0) + rng.normal(0.0, 0.1)),
+                       sky_mag=float(band.sky_mag + rng.normal(0.0, 0.3)), airmass=float(airmass))
+
+
+def make_transient(rng, band: InstrumentBand, limit: float, faint: bool, mag: float | None) -> pd.DataFrame:
+    """The transient's photometric truth: its B-V, and V such that ``m_ref = mag``.
+
+    Without ``mag``: 1.3-2 mag below the 5-sigma limit if ``faint``, else
+    1-4 mag above it.
+    """
+    if mag is None:
+        mag = limit + rng.uniform(1.3, 2.0) if faint else limit - rng.uniform(1.0, 4.0)
+    bv = np.array([rng.uniform(0.2, 1.0)])
+    v = mag - band.reference(survey_magnitudes(0.0, bv))  # m_ref is V + f(B-V)
+    return pd.DataFrame({"kind": "transient", "V": v, "BV": bv})
+
+
+def saturation_magnitude(camera: Camera, obs: Observation) -> float:
+    """Brightest m_sys whose centred peak pixel stays below saturation."""
+    peak_fraction = moffat_stamp(0.0, 0.0, obs.fwhm / camera.pixel_scale, camera.psf_beta, 15).max()
+    headroom = camera.saturation - camera.bias - sky_electrons(camera, obs) / camera.gain  # ADU
+    return zeropoint(obs, camera) - 2.5 * np.log10(headroom / peak_fraction)
+
+
+def saturated_stars(rng, wcs, camera, obs, band, stars: pd.DataFrame, minimum: int) -> pd.DataFrame:
+    """Extra bright stars in the image so that at least ``minimum`` saturate.
+
+    They are ordinary stars (in the reference extracts too), 0.3-2.5 mag
+    brighter than :func:`saturation_magnitude`.
+    """
+    m_sat = saturation_magnitude(camera, obs)
+    inside = (stars.x_image.between(0.5, camera.width + 0.5) & stars.y_image.between(0.5, camera.height + 0.5))
+    n = max(0, minimum - int((inside & (stars.m_sys < m_sat)).sum()))
+    bv = draw_colours(rng, n)
+    v = m_sat - rng.uniform(0.3, 2.5, n) - band.system_magnitude(survey_magnitudes(np.zeros(n), bv))
+    x, y = rng.uniform(20, camera.width - 20, n), rng.uniform(20, camera.height - 20, n)
+    ra, dec = wcs.all_pix2world(x, y, 1)
+    return pd.DataFrame({"kind": "star", "ra": ra, "dec": dec, "x_image": x, "y_image": y, "V": v, "BV": bv})
+
+
+def build_objects(rng, wcs, camera, obs, band, ra, dec, faint, transient_mag, min_saturated=3):
+    """Stars over the extract cone (at least ``min_saturated`` saturated in
+    the image), galaxies and the transient, with photometry."""
+    zp = zeropoint(obs, camera)
+    radius = extract_radius(camera)
+    stars = add_photometry(draw_stars(rng, wcs, camera, radius, stellar_density(ra, dec)), band, zp)
+    extra = add_photometry(saturated_stars(rng, wcs, camera, obs, band, stars, min_saturated), band, zp)
+    stars = pd.concat([stars, extra], ignore_index=True)
+    galaxies = add_photometry(draw_galaxies(rng, wcs, camera, int(rng.integers(5, 11))), band, zp)
+    limit = limiting_magnitude(camera, obs)
+    transient = add_photometry(make_transient(rng, band, limit, faint, transient_mag), band, zp)
+    in_image = stars[(stars.x_image > -20) & (stars.x_image < camera.width + 20)
+                     & (stars.y_image > -20) & (stars.y_image < camera.height + 20)]
+    scene = pd.concat([in_image, galaxies], ignore_index=True)
+    x, y = place_transient(rng, scene, camera, scene.m_sys.to_numpy())
+    t_ra, t_dec = wcs.all_pix2world([x], [y], 1)
+    transient = transient.assign(x_image=x, y_image=y, ra=t_ra, dec=t_dec)
+    return stars, pd.concat([scene, transient], ignore_index=True)
+
+
+def build_truth(name, seed, ra, dec, band, camera, obs, objects, surveys) -> dict:
+    """The ``truth.json`` content (see tests/data/fields/README.md)."""
+    t = objects[objects.kind == "transient"].iloc[0]
+    limit = limiting_magnitude(camera, obs)
+    return {
+        "schema": SCHEMA, "name": name, "seed": seed,
+        "field": {"ra": ra, "dec": dec, "radius_deg": round(extract_radius(camera), 6),
+                  "width_px": camera.width, "height_px": camera.height,
+                  "pixel_scale_arcsec": camera.pixel_scale, "rotation_deg": round(obs.rotation, 4)},
+        "alert": {"ra": round(float(t.ra), 7), "dec": round(float(t.dec), 7)},
+        "instrument_band": band.name, "instrument_band_description": band.description,
+        "best": {"survey": band.survey, "band": band.band, "colour": band.colour_name},
+        "model": "m_ref = m_inst + zeropoint + colour_term * colour; m_inst = -2.5 log10(ADU)",
+        "zeropoint": round(zeropoint(obs, camera), 5), "colour_term": band.colour_term,
+        "transient": {"ra": round(float(t.ra), 7), "dec": round(float(t.dec), 7),
+                      "x_image": round(float(t.x_image), 3), "y_image": round(float(t.y_image), 3),
+                      "mag": round(float(t.m_ref), 4), "colour": round(float(t.colour), 4),
+                      "m_sys": round(float(t.m_sys), 4), "m_inst": round(float(t.m_inst), 4),
+                      "detectable": bool(t.m_sys < limit)},
+        "limit_mag_5sigma": round(limit, 3),
+        "exptime": obs.exptime, "mjd": obs.mjd, "date_obs": Time(obs.mjd, format="mjd").isot,
+        "fwhm_arcsec": round(obs.fwhm, 3), "airmass": round(obs.airmass, 3),
+        "sky_mag_arcsec2": round(obs.sky_mag, 3), "zp_1e_per_s": round(obs.zp_1e, 4),
+        "camera": asdict(camera),
+        "surveys": surveys,
+        "counts": {k: int(v) for k, v in objects.kind.value_counts().items()},
+        "sextractor_mag_zeropoint": 0.0,
+    }
+
+
+def simulate_field(seed: int, ra: float, dec: float, instrument_band: str, *, name: str | None = None,
+                   faint: bool = False, transient_mag: float | None = None, camera: Camera = Camera(),
+                   out: str | Path | None = None, keep_image: bool = True, sextract: bool = True) -> SimulatedField:
+    """Simulate one field around (ra, dec) deg observed in ``instrument_band``.
+
+    ``faint`` puts the transient below the 5-sigma limit; ``transient_mag``
+    (m_ref, mag) overrides it. With ``out``, writes the image (if
+    ``keep_image``), the SExtractor catalogues (if ``sextract``), the reference
+    extracts ``ref_<SURVEY>.csv``, ``objects.csv`` and ``truth.json`` there.
+    """
+    band = get_instrument_band(instrument_band)
+    if not covers(band.survey, np.array([dec]))[0]:
+        raise ValueError(f"band {band.name} is built on {band.survey}, which does not cover dec {dec}")
+    rng = np.random.default_rng(seed)
+    name = name or f"sim_{seed}_{band.name}"
+    obs = draw_observation(rng, band)
+    wcs = make_wcs(ra, dec, camera, obs.rotation)
+    stars, objects = build_objects(rng, wcs, camera, obs, band, ra, dec, faint, transient_mag)
+    image = expose(rng, render_objects(objects, camera, obs), camera, obs)
+    objects["saturated"] = objects.peak + camera.bias + sky_electrons(camera, obs) / camera.gain >= camera.saturation
+    references = {s: reference_extract(rng, stars, s) for s in SURVEY_SPECS}
+    references = {s: df for s, df in references.items() if len(df)}
+    truth = build_truth(name, seed, ra, dec, band, camera, obs, objects, list(references))
+    truth["generator"] = {"module": "tools.simfield", "seed": seed, "ra": ra, "dec": dec,
+                          "instrument_band": band.name, "faint": faint, "transient_mag": transient_mag,
+                          "command": cli_command(name, seed, ra, dec, band.name, faint, transient_mag)}
+    result = SimulatedField(name, truth, objects, references, image_header(wcs, camera, obs, band, name), image)
+    if out is not None:
+        write_field(result, Path(out), keep_image=keep_image, sextract=sextract)
+    if not keep_image:
+        result.image = None
+    return result
+
+
+def cli_command(name, seed, ra, dec, band, faint, transient_mag) -> str:
+    """The command line that regenerates one field (output folder ``OUT``)."""
+    cmd = f"python -m tools.simfield --out OUT --name {name} --seed {seed} --ra {ra} --dec {dec} --band {band}"
+    if transient_mag is not None:
+        cmd += f" --transient-mag {transient_mag}"
+    elif faint:
+        cmd += " --faint"
+    return cmd
+
+
+def write_field(f: SimulatedField, out: Path, *, keep_image: bool = True, sextract: bool = True) -> None:
+    """Write a simulated field's files into ``out`` (see :func:`simulate_field`)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        image = (out if keep_image else Path(tmp)) / "image.fits"
+        fits.PrimaryHDU(f.image, f.header).writeto(image, overwrite=True)
+        if keep_image:
+            f.files["image.fits"] = image
+        if sextract:
+            t = f.truth
+            aperture = 2.0 * t["fwhm_arcsec"] / t["field"]["pixel_scale_arcsec"]
+            f.files.update(run_sextractor(image.resolve(), out.resolve(), t["fwhm_arcsec"], aperture))
+            f.truth["measured"] = measure_catalogue(out / "sex_fits1.fits", f.objects, t,
+                                                    t["field"]["pixel_scale_arcsec"])
+            f.truth["measured"]["sextractor_version"] = sextractor_version()
+    for survey, df in f.references.items():
+        f.files[f"ref_{survey}.csv"] = out / f"ref_{survey}.csv"
+        df.to_csv(out / f"ref_{survey}.csv", index=False, na_rep="")
+    write_objects(f.objects, out / "objects.csv", f.truth["limit_mag_5sigma"])
+    f.files["objects.csv"] = out / "objects.csv"
+    f.truth["files"] = sorted(f.files)
+    (out / "truth.json").write_text(json.dumps(f.truth, indent=2) + "\n")
+
+
+def write_objects(objects: pd.DataFrame, path: Path, limit: float) -> None:
+    """The per-object truth table, rounded to what matters.
+
+    Stars fainter than ``limit`` + 2 mag (m_sys) are left out: they are only
+    background texture, and the file stays small.
+    """
+    objects = objects[(objects.kind != "star") | (objects.m_sys < limit + 2.0)]
+    cols = ["kind", "ra", "dec", "x_image", "y_image", "V", "BV", "m_ref", "colour", "m_sys", "m_inst",
+            "flux", "peak", "saturated"]
+    table = objects[cols].copy()
+    table.insert(0, "id", np.arange(1, len(table) + 1))
+    rounding = {"ra": 7, "dec": 7, "x_image": 3, "y_image": 3, "flux": 2, "peak": 2}
+    table = table.round({c: rounding.get(c, 4) for c in cols[5:] + ["ra", "dec", "x_image", "y_image"]})
+    table.to_csv(path, index=False)
+
+
+# --------------------------------------------------------------------------
+# suite and CLI
+# --------------------------------------------------------------------------
+
+
+def suite_specs(n: int, seed: int = 0) -> list[dict]:
+    """``n`` varied fields: alternating north/south of Dec -30, every band in
+    turn (PS1-built bands only in the north), every third target too faint."""
+    rng = np.random.default_rng(seed)
+    bands = list(INSTRUMENT_BANDS)
+    specs = []
+    for i in range(n):
+        band = get_instrument_band(bands[i % len(bands)])
+        south = i % 2 == 1 and covers(band.survey, np.array([-60.0]))[0]
+        while True:
+            ra = float(rng.uniform(0, 360))
+            dec = float(rng.uniform(-80, -32) if south else rng.uniform(-25, 75))
+            if abs(SkyCoord(ra, dec, unit="deg").galactic.b.deg) > 25:
+                break
+        faint = i % 3 == 2
+        label = f"{i:02d}_{band.name}_{'south' if south else 'north'}{'_faint' if faint else ''}"
+        specs.append(dict(seed=seed * 1000 + i, ra=round(ra, 5), dec=round(dec, 5),
+                          instrument_band=band.name, faint=faint, name=label))
+    return specs
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tools.simfield", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, type=Path, help="output folder (one field, or the suite's parent)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--ra", type=float, default=150.0, help="field centre RA (deg)")
+    p.add_argument("--dec", type=float, default=30.0, help="field centre Dec (deg)")
+    p.add_argument("--band", default="V", choices=sorted(INSTRUMENT_BANDS), help="instrument band")
+    p.add_argument("--name", help="field name (default sim_<seed>_<band>)")
+    p.add_argument("--faint", action="store_true", help="transient below the detection limit")
+    p.add_argument("--transient-mag", type=float, help="transient m_ref (mag), overrides --faint")
+    p.add_argument("--no-image", action="store_true", help="do not keep image.fits")
+    p.add_argument("--no-sextractor", action="store_true", help="do not run source-extractor")
+    p.add_argument("--suite", type=int, metavar="N", help="write N varied fields under --out")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    common = dict(keep_image=not a.no_image, sextract=not a.no_sextractor)
+    if a.suite:
+        for spec in suite_specs(a.suite, a.seed):
+            f = simulate_field(**spec, out=a.out / spec["name"], **common)
+            print(f"{spec['name']}: {summary(f.truth)}")
+        return 0
+    f = simulate_field(a.seed, a.ra, a.dec, a.band, name=a.name, faint=a.faint,
+                       transient_mag=a.transient_mag, out=a.out, **common)
+    print(f"{f.name}: {summary(f.truth)}")
+    return 0
+
+
+def summary(truth: dict) -> str:
+    t = truth["transient"]
+    best = truth["best"]
+    return (f"{truth['instrument_band']} -> {best['survey']} {best['band']}, zp {truth['zeropoint']:.3f}, "
+            f"ct {truth['colour_term']:+.3f}, transient {t['mag']:.2f} (limit {truth['limit_mag_5sigma']:.2f}, "
+            f"{'detectable' if t['detectable'] else 'too faint'}), surveys {','.join(truth['surveys'])}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
