@@ -229,6 +229,8 @@ def test_variants_parse_equal() -> None:
         b"\xef\xbb\xbf" + MINIMAL + ROWS,
         (MINIMAL + ROWS).replace(b"   ", b"\t").replace(b" ", b"\t"),
         b"\n\n" + MINIMAL + b"\n  \t \n" + ROWS.replace(b"\n", b"\n\n") + b"# trailing comment\n# 5 NOT_A_COLUMN\n",
+        b"# 2024 Jan 5, observer notes\n# 99 bad rows removed\n" + MINIMAL + b"# 7 sources kept\n" + ROWS,
+        MINIMAL + b"   # an indented note\n" + ROWS + b"\t# another\n",
         b"# r\xe9duit \x93cp1252\x94 \xb0\n" + MINIMAL + ROWS + b"# caf\xc3\xa9 utf-8\n",
         ("\ufeff" + (MINIMAL + ROWS).decode()).encode("utf-16"),
         MINIMAL + ROWS.replace(b"-12.3456", b"-1.23456e+01").replace(b"150.2000000", b"1.502E2"),
