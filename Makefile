@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: run test install bench fuzz clean testdata
+.PHONY: run test unit install system-deps bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +17,20 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+system-deps:
+	@bash tools/system-deps.sh
+
+## the whole stack on embedded NATS and database, data under ./var/
 run: install
 	$(BIN)/photcal run
 
-test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+## every test: unit, integration (real nats-server, nx-27017, HTTP), deploy checks
+test: install system-deps
+	$(PYTEST) -q
+
+## only the fast unit tests
+unit: install
+	$(PYTEST) -q tests/unit
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache test-artifacts

@@ -7,7 +7,7 @@ import asyncio
 import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import ObjectStoreConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
 from shared import models
@@ -83,20 +83,28 @@ STREAMS = (
 )
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
     """Create the streams every service relies on; idempotent, any service may call it."""
     for config in STREAMS:
+        config = config.evolve(num_replicas=replicas)
         try:
             await js.add_stream(config)
         except BadRequestError:
             await js.update_stream(config)
 
 
-async def ensure_object_store(js: JetStreamContext, bucket: str):
-    try:
-        return await js.object_store(bucket)
-    except Exception:
-        return await js.create_object_store(bucket)
+_object_stores: dict[tuple[int, str], object] = {}
+
+
+async def ensure_object_store(js: JetStreamContext, bucket: str, replicas: int = 1):
+    """The bucket, created on first use; looked up once per connection, not per upload."""
+    key = (id(js), bucket)
+    if key not in _object_stores:
+        try:
+            _object_stores[key] = await js.object_store(bucket)
+        except Exception:
+            _object_stores[key] = await js.create_object_store(bucket, config=ObjectStoreConfig(replicas=replicas))
+    return _object_stores[key]
 
 
 def headers(msg_id: str | None = None) -> dict[str, str]:

@@ -89,7 +89,7 @@ async def start(spec: ServiceSpec) -> Runtime:
     if spec.uses_nats:
         rt.nc = await connect(settings.nats_url, f"photcal-{spec.name}")
         rt.js = rt.nc.jetstream(timeout=settings.backend_timeout)
-        await ensure_streams(rt.js)
+        await ensure_streams(rt.js, settings.nats_replicas)
         rt.readiness["nats"] = _nats_ready(rt.nc)
     if spec.uses_db:
         rt.db = connect_database(settings.mongo_url, settings.mongo_db, timeout_s=settings.backend_timeout)

@@ -31,6 +31,8 @@ class CommonSettings(BaseSettings):
     hashtag_pepper: str | None = Field(default=None, repr=False)
     #: seconds a dependency may take to answer before we call it down
     backend_timeout: float = 5.0
+    #: JetStream replicas of photcal's streams and buckets (3 on a 3-node cluster)
+    nats_replicas: int = 1
     shutdown_grace: float = 10.0
 
     def service_port(self, offset: int) -> int:

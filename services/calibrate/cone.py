@@ -58,6 +58,8 @@ class ConeClient:
         except (NatsTimeout, NoRespondersError) as exc:
             raise BackendUnavailable("the reference catalogue service is not answering") from exc
         reply = ConeReply.model_validate_json(msg.data)
-        if not reply.ok:
+        if not reply.ok and reply.error == "catalog_error":
             raise BackendUnavailable(f"the reference catalogue service failed: {reply.message}")
+        if not reply.ok:  # the request itself was refused: retrying cannot help
+            raise CalibrationFailed(f"reference catalogue: {reply.message}", code="field_not_covered")
         return reply

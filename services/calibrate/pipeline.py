@@ -99,13 +99,13 @@ class Pipeline:
     async def _sources(self, upload: UploadRequested) -> SourceTable:
         if upload.sources is not None:
             return upload.sources
-        store = await ensure_object_store(self.js, OBJECT_BUCKET_UPLOADS)
+        store = await ensure_object_store(self.js, OBJECT_BUCKET_UPLOADS, self.settings.nats_replicas)
         obj = await store.get(upload.upload_id)
         return SourceTable.model_validate_json(obj.data)
 
     async def _store_plot(self, upload_id: str, cal: FrameCalibration) -> str:
         png = await asyncio.to_thread(render_plot, cal)
-        store = await ensure_object_store(self.js, PLOT_BUCKET)
+        store = await ensure_object_store(self.js, PLOT_BUCKET, self.settings.nats_replicas)
         await store.put(f"{upload_id}.png", png)
         return f"{self.settings.base_url}/plots/{upload_id}.png"
 
@@ -182,8 +182,10 @@ def _ok_result(upload: UploadRequested, cal: FrameCalibration, stages: Stages) -
     target = cal.target
     if target.detected:
         message = f"{cal.survey}/{cal.band} = {target.mag:.3f} +/- {target.mag_err:.3f}"
+    elif target.limit_mag is not None:
+        message = f"not detected: {cal.survey}/{cal.band} fainter than {target.limit_mag:.2f} (5 sigma)"
     else:
-        message = f"not detected: {cal.survey}/{cal.band} > {target.limit_mag:.2f} (5 sigma)"
+        message = f"not detected within {upload.match_dist_arcsec:g} arcsec; no limit could be estimated"
     return CalibrationResult(
         status="ok",
         message=message,

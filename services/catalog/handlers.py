@@ -8,6 +8,7 @@ import time
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
+from shared.errors import PhotcalError
 from shared.logging import correlation_id, get_logger
 from shared.models import ConeReply, ConeRequest
 from shared.natsio import correlation_from
@@ -32,6 +33,9 @@ def make_cone_handler(store):
             outcome = "ok"
         except ValidationError as exc:
             reply = ConeReply(ok=False, error="bad_request", message=str(exc.errors()[:3]))
+            outcome = "bad_request"
+        except PhotcalError as exc:
+            reply = ConeReply(ok=False, error=exc.code, message=exc.message)
             outcome = "bad_request"
         except Exception as exc:
             log.exception("cone_failed")

@@ -124,7 +124,7 @@ async def submit(gw: Gateway, upload: UploadRequested, wait: bool) -> Calibratio
     """Publish (acknowledged by JetStream) and, if asked, wait for our own result."""
     future = gw.waiter.expect(upload.upload_id) if wait else None
     try:
-        await publish_upload(gw.js, upload, gw.settings.inline_table_bytes)
+        await publish_upload(gw.js, upload, gw.settings.inline_table_bytes, gw.settings.nats_replicas)
     except Exception:
         gw.waiter.forget(upload.upload_id)
         raise

@@ -59,8 +59,8 @@ def observe(rng: np.random.Generator, inst_true: np.ndarray, sigma_bkg: float, s
     """Noisy instrumental mags/errors from true instrumental mags (photon + background noise)."""
     flux = 10 ** (-0.4 * (inst_true - ZP_COUNTS))
     if sat_counts is not None:
-        # soft non-linearity: the measured flux saturates towards sat_counts
-        flux = sat_counts * (1.0 - np.exp(-flux / sat_counts))
+        # linear well below sat_counts, then the measured flux levels off at it
+        flux = flux / (1.0 + (flux / sat_counts) ** 4) ** 0.25
     sig = np.sqrt(flux + sigma_bkg**2)
     fobs = flux + rng.normal(0.0, 1.0, len(flux)) * sig
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -105,19 +105,24 @@ def make_field(
     cosd = math.cos(math.radians(dec0))
     ra = ra0 + rng.uniform(-half_size_deg, half_size_deg, n_stars) / cosd
     dec = dec0 + rng.uniform(-half_size_deg, half_size_deg, n_stars)
+    # keep the alert position clear of field stars (the target is the only source there)
+    target_ra, target_dec = ra0 + 0.01 / cosd, dec0 - 0.015
+    clear = np.hypot((ra - target_ra) * cosd, dec - target_dec) > 5.0 / 3600
+    v, bv, ra, dec = v[clear], bv[clear], ra[clear], dec[clear]
+    n_stars = len(v)
     bands = true_bands(v, bv)
     colour = true_colour(bands, band)
     inst_true = bands[band] - zp - ct * colour + rng.normal(0.0, intrinsic, n_stars)
     sigma_bkg = background_sigma_for_limit(inst_limit)
 
     # target: not in the reference catalogue
-    target_ra, target_dec = ra0 + 0.01 / cosd, dec0 - 0.015
     target_inst = None
     target_true = None
     if target_v is not None:
         tb = true_bands(np.array([target_v]), np.array([target_bv]))
         target_true = float(tb[band][0])
-        target_inst = target_true - zp - ct * float(true_colour(tb, band)[0])
+        # the target shows the same intrinsic scatter about the relation as the stars
+        target_inst = target_true - zp - ct * float(true_colour(tb, band)[0]) + rng.normal(0.0, intrinsic)
 
     all_inst = inst_true if target_inst is None else np.append(inst_true, target_inst)
     mag, err, snr = observe(rng, all_inst, sigma_bkg, sat_counts)
@@ -135,8 +140,6 @@ def make_field(
         bad = rng.choice(cand, size=min(n_outliers, len(cand)), replace=False)
         mag[bad] += rng.choice([-1, 1], len(bad)) * rng.uniform(0.3, 1.0, len(bad))
     detected = (snr > detect_snr) & np.isfinite(mag)
-    if target_inst is not None:
-        detected[-1] = detected[-1] or False
     keep = np.flatnonzero(detected)
     truth_ref_index = np.where(keep < n_stars, keep, -1)
     sources = SourceTable.from_columns(src_ra[keep], src_dec[keep], mag[keep], err[keep], flags[keep])
@@ -184,3 +187,19 @@ def test_synthetic_field_obeys_its_model():
     resid = v - (src.mag[good] + fld.zp + fld.ct * (b - v))
     ok = np.isfinite(resid)
     assert abs(np.median(resid[ok])) < 0.01
+
+
+def gaia_from_apass(rng: np.random.Generator, stars: SurveyStars) -> SurveyStars:
+    """A Gaia-like survey for the same stars: G far from V (large colour term in BP-RP)."""
+    v = np.asarray(stars.mags["V"])
+    bv = np.asarray(stars.mags["B"]) - v
+    bprp = 1.25 * bv + 0.05
+    g = v - 0.05 - 0.45 * bprp
+    bp = g + 0.35 * bprp + 0.05
+    rp = bp - bprp
+    mags, errs = {}, {}
+    for name, m in (("G", g), ("BP", bp), ("RP", rp)):
+        e = np.full(len(m), 0.003)
+        mags[name] = m + rng.normal(0, 0.003, len(m))
+        errs[name] = e
+    return SurveyStars(survey="GAIA", ra=stars.ra, dec=stars.dec, mags=mags, errs=errs)

@@ -1,0 +1,33 @@
+"""Photometric calibration core: pure science, no NATS, HTTP or database.
+
+Public API::
+
+    calibrate_frame(sources, references, target_ra, target_dec,
+                    match_radius_arcsec, force_filter=None, settings=None)
+        -> FrameCalibration
+
+Modules: :mod:`matching` (KD-tree cross-match), :mod:`calibrators` (which
+stars may calibrate), :mod:`fitting` (robust ZP / colour-term fit),
+:mod:`choice` (best survey/band), :mod:`target` (transient magnitude or
+limit), :mod:`api` (the one call), :mod:`results` (dataclasses),
+:mod:`settings` (FitSettings).
+"""
+
+from services.calibrate.core.api import calibrate_frame
+from services.calibrate.core.fitting import FitResult, InsufficientData, fit_zeropoint
+from services.calibrate.core.matching import MatchResult, match_to_reference
+from services.calibrate.core.results import FrameCalibration, PlotData, TargetMeasurement
+from services.calibrate.core.settings import FitSettings
+
+__all__ = [
+    "FitResult",
+    "FitSettings",
+    "FrameCalibration",
+    "InsufficientData",
+    "MatchResult",
+    "PlotData",
+    "TargetMeasurement",
+    "calibrate_frame",
+    "fit_zeropoint",
+    "match_to_reference",
+]

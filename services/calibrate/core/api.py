@@ -1,0 +1,251 @@
+"""One call that calibrates a frame: :func:`calibrate_frame`.
+
+Error codes (``shared.errors.CalibrationFailed.code``), stable:
+
+``no_usable_sources``
+    No source has a finite magnitude (all NaN / 99).
+``field_not_covered``
+    No reference star of any survey in this field.
+``no_stars_matched``
+    Reference stars exist but none of the sources lies within the match
+    radius of one (astrometry / WCS, or the radius).
+``too_few_stars``
+    Sources matched, but no survey/band has ``min_stars`` usable
+    calibration stars after the quality cuts.
+
+A forced survey/band that is unknown or has no data in the field raises
+``shared.errors.BadInput`` with code ``force_filter_unavailable``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from shared.arrays import SourceTable
+from shared.errors import BadInput, CalibrationFailed
+from shared.models import SurveyStars
+from shared.surveys import get_survey
+from services.calibrate.core.calibrators import source_quality, usable_mags
+from services.calibrate.core.choice import BandCandidate, band_has_data, choose_best, evaluate_candidates
+from services.calibrate.core.results import FrameCalibration, PlotData
+from services.calibrate.core.settings import FitSettings
+from services.calibrate.core.target import measure_target
+
+CODE_NO_USABLE_SOURCES = "no_usable_sources"
+CODE_FIELD_NOT_COVERED = "field_not_covered"
+CODE_NO_STARS_MATCHED = "no_stars_matched"
+CODE_TOO_FEW_STARS = "too_few_stars"
+CODE_FORCE_FILTER_UNAVAILABLE = "force_filter_unavailable"
+
+
+def _resolve_forced(
+    force_filter: tuple[str, str], references: dict[str, SurveyStars]
+) -> tuple[str, str]:
+    """Canonical (survey, band) names of a forced filter; BadInput if it cannot be used here."""
+    survey_name, band_name = force_filter
+    try:
+        survey = get_survey(survey_name)
+    except KeyError as exc:
+        raise BadInput(str(exc.args[0]), code=CODE_FORCE_FILTER_UNAVAILABLE) from None
+    try:
+        band = survey.band(band_name)
+    except KeyError as exc:
+        raise BadInput(str(exc.args[0]), code=CODE_FORCE_FILTER_UNAVAILABLE) from None
+    stars = None
+    for key, s in references.items():
+        if (s.survey or key).lower() == survey.name.lower() or key.lower() == survey.name.lower():
+            stars = s
+            break
+    available = ", ".join(k for k, s in references.items() if len(s)) or "none"
+    if stars is None or len(stars) == 0:
+        raise BadInput(
+            f"forceFilter {survey.name}/{band.name}: {survey.name} has no stars in this field "
+            f"(surveys with stars here: {available}); choose another survey or leave forceFilter empty",
+            code=CODE_FORCE_FILTER_UNAVAILABLE,
+        )
+    if not band_has_data(stars, band):
+        raise BadInput(
+            f"forceFilter {survey.name}/{band.name}: {survey.name} has no {band.name} magnitudes in this "
+            f"field; choose another band or leave forceFilter empty",
+            code=CODE_FORCE_FILTER_UNAVAILABLE,
+        )
+    return survey.name, band.name
+
+
+def _too_few_message(
+    candidates: list[BandCandidate],
+    settings: FitSettings,
+    n_flagged: int,
+    n_matched: int,
+    n_usable: int,
+    radius: float,
+) -> str:
+    tried = [c for c in candidates if c.band]
+    best = max(tried, key=lambda c: c.ncalibrators, default=None)
+    if best is None:
+        return f"no survey/band could be tried; at least {settings.min_stars} calibration stars are needed"
+    if n_matched < 0.05 * n_usable:
+        return (
+            f"too few calibration stars: only {n_matched} of your {n_usable} sources matched a reference "
+            f"star within {radius:g} arcsec (at most {best.ncalibrators} usable, {best.survey} {best.band}; "
+            f"at least {settings.min_stars} are needed): check the astrometric solution (WCS) of your image "
+            "or try a larger matchDist"
+        )
+    msg = (
+        f"too few calibration stars: at most {best.ncalibrators} usable "
+        f"({best.survey} {best.band}, {best.nmatched} matched); at least {settings.min_stars} are needed. "
+        "Try a larger matchDist, a longer exposure or larger field of view, or check that bright stars "
+        "are not saturated"
+    )
+    if n_flagged:
+        msg += f" ({n_flagged} sources are flagged saturated/truncated)"
+    return msg
+
+
+def calibrate_frame(
+    sources: SourceTable,
+    references: dict[str, SurveyStars],
+    target_ra: float,
+    target_dec: float,
+    match_radius_arcsec: float,
+    force_filter: tuple[str, str] | None = None,
+    settings: FitSettings | None = None,
+) -> FrameCalibration:
+    """Calibrate a frame's photometry and measure the transient.
+
+    Parameters
+    ----------
+    sources : SourceTable
+        The observer's sources: ra, dec (deg), instrumental mag and error
+        (mag), SExtractor FLAGS.
+    references : dict of str to SurveyStars
+        Reference stars in the field, by survey name (``"APASS"``, ...).
+    target_ra, target_dec : float
+        Alert position, deg.
+    match_radius_arcsec : float
+        Radius for matching sources to reference stars and the target to
+        the alert position, arcsec.
+    force_filter : (survey, band), optional
+        Calibrate against this survey/band only, skipping the choice
+        (case-insensitive, e.g. ``("APASS", "V")``).
+    settings : FitSettings, optional
+        Defaults if None.
+
+    Returns
+    -------
+    FrameCalibration
+
+    Raises
+    ------
+    shared.errors.CalibrationFailed
+        ``no_usable_sources``, ``field_not_covered``, ``no_stars_matched``
+        or ``too_few_stars`` (see the module docstring).
+    shared.errors.BadInput
+        Non-positive radius or non-finite target position (``bad_input``);
+        forced survey/band unknown or without data
+        (``force_filter_unavailable``).
+
+    Notes
+    -----
+    Every band of every survey with stars is fitted
+    (:func:`choice.evaluate_candidates`, one positional match per survey)
+    and the lowest :func:`choice.candidate_score` wins.
+    """
+    s = settings or FitSettings()
+    if not (math.isfinite(match_radius_arcsec) and match_radius_arcsec > 0):
+        raise BadInput(f"match radius must be a positive number of arcsec, got {match_radius_arcsec}")
+    if not (math.isfinite(target_ra) and math.isfinite(target_dec) and -90.0 <= target_dec <= 90.0):
+        raise BadInput(f"target position ({target_ra}, {target_dec}) is not a valid RA/Dec in degrees")
+
+    n_sources = len(sources)
+    ra = np.asarray(sources.ra, dtype=float)
+    dec = np.asarray(sources.dec, dtype=float)
+    usable = usable_mags(sources.mag) & np.isfinite(ra) & np.isfinite(dec)
+    n_usable = int(usable.sum())
+    if n_usable == 0:
+        raise CalibrationFailed(
+            f"none of your {n_sources} sources has a usable magnitude and position (all NaN or 99): "
+            "check the magnitude column of your catalogue",
+            code=CODE_NO_USABLE_SOURCES,
+        )
+    if sum(len(st) for st in references.values()) == 0:
+        raise CalibrationFailed(
+            f"no reference stars from any survey cover this field (RA {target_ra:.5f}, Dec {target_dec:.5f}): "
+            "check the target coordinates; this field cannot be calibrated with the available surveys",
+            code=CODE_FIELD_NOT_COVERED,
+        )
+    only = _resolve_forced(force_filter, references) if force_filter is not None else None
+
+    good = source_quality(sources, s)
+    candidates, n_matched_any = evaluate_candidates(
+        sources, references, match_radius_arcsec, usable, good, s, only=only
+    )
+    if n_matched_any == 0:
+        raise CalibrationFailed(
+            f"none of your {n_usable} sources matched a reference star within {match_radius_arcsec:g} arcsec: "
+            "check the astrometric solution (WCS) of your image or try a larger matchDist",
+            code=CODE_NO_STARS_MATCHED,
+        )
+    best = choose_best(candidates)
+    if best is None:
+        n_flagged = int((usable & ((np.asarray(sources.flags).astype(np.int64) & s.reject_flags) != 0)).sum())
+        raise CalibrationFailed(
+            _too_few_message(candidates, s, n_flagged, n_matched_any, n_usable, match_radius_arcsec),
+            code=CODE_TOO_FEW_STARS,
+        )
+    fit = best.fit
+    assert fit is not None
+
+    # limit from the frame's good sources (any error), target from any usable source
+    flags = np.asarray(sources.flags).astype(np.int64, copy=False)
+    limit_good = usable & ((flags & s.reject_flags) == 0)
+    target = measure_target(sources, usable, limit_good, fit, target_ra, target_dec, match_radius_arcsec, s)
+
+    # plot arrays over all calibrators (bright-cut ones included)
+    n_cal = best.ncalibrators
+    used = np.zeros(n_cal, dtype=bool)
+    clipped = np.zeros(n_cal, dtype=bool)
+    kept = ~best.bright
+    used[kept] = fit.used
+    clipped[kept] = fit.clipped
+    residual = best.ref_mag - (best.inst_mag + fit.zeropoint + fit.colour_term * best.colour_values)
+    plot = PlotData(
+        ref_mag=best.ref_mag,
+        ref_err=best.ref_err,
+        inst_mag=best.inst_mag,
+        inst_err=best.inst_err,
+        colour=best.colour_values,
+        residual=residual,
+        used=used,
+        clipped=clipped,
+        bright=best.bright.copy(),
+        target_inst_mag=target.inst_mag,
+        target_inst_mag_err=target.inst_mag_err,
+    )
+    return FrameCalibration(
+        survey=best.survey,
+        band=best.band,
+        colour=best.colour,
+        zeropoint=fit.zeropoint,
+        zeropoint_err=fit.zeropoint_err,
+        colour_term=fit.colour_term,
+        colour_term_err=fit.colour_term_err if fit.fit_colour_term else None,
+        scatter=fit.scatter,
+        intrinsic_scatter=fit.intrinsic_scatter,
+        npoints=fit.npoints,
+        nmatched=best.nmatched,
+        ncalibrators=best.ncalibrators,
+        nbright=best.nbright,
+        outlier_fraction=fit.outlier_fraction,
+        score=float(best.score),
+        fit_colour_term=fit.fit_colour_term,
+        assumed_colour=fit.median_colour,
+        n_sources=n_sources,
+        n_usable=n_usable,
+        target=target,
+        plot=plot,
+        candidates=[c.to_model(chosen=c is best) for c in candidates],
+        forced=only is not None,
+    )

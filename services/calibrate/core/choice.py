@@ -1,0 +1,276 @@
+"""Fit every candidate survey/band and choose the best one.
+
+Criterion
+---------
+Each candidate with a fit gets a score, in magnitudes, that estimates the
+systematic error its calibration would give the transient::
+
+    score = sqrt(scatter**2 * (1 + k / N) + (CT * dc)**2)
+
+``scatter`` is the robust (1.4826 MAD) scatter of the used stars' residuals;
+``N`` the number of stars used; ``k = FitSettings.score_npoints_k`` (5)
+penalises fits on few stars beyond the plain ``scatter/sqrt(N)`` of the
+zero point; ``CT`` the fitted colour term and ``dc =
+FitSettings.score_colour_uncertainty`` (0.3 mag) how far the transient's
+unknown colour may be from the assumed one. The band most like the
+observer's filter needs the smallest colour term and gives the tightest
+relation, so it has the lowest score. The lowest score wins; ties go to
+more stars.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from shared.arrays import SourceTable
+from shared.models import CandidateFit, SurveyStars
+from shared.surveys import Band, Survey, get_survey
+from services.calibrate.core.calibrators import bright_end_cut, reference_quality
+from services.calibrate.core.fitting import FitResult, InsufficientData, fit_zeropoint
+from services.calibrate.core.matching import MatchResult, match_to_reference, radec_to_xyz
+from services.calibrate.core.settings import FitSettings
+
+
+def candidate_score(fit: FitResult, settings: FitSettings) -> float:
+    """Band-choice score of a fit, mag (lower is better); see the module docstring."""
+    k = settings.score_npoints_k
+    ct_term = fit.colour_term * settings.score_colour_uncertainty
+    return math.sqrt(fit.scatter**2 * (1.0 + k / fit.npoints) + ct_term**2)
+
+
+@dataclass
+class BandCandidate:
+    """One survey/band tried: its calibrators, its fit (if any) and score."""
+
+    survey: str
+    band: str
+    colour: str
+    nmatched: int = 0
+    ncalibrators: int = 0
+    nbright: int = 0
+    fit: FitResult | None = None
+    score: float | None = None
+    note: str | None = None
+    #: per calibrator (quality-selected, bright-cut ones included)
+    source_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    ref_mag: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ref_err: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    inst_mag: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    inst_err: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    colour_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    bright: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def to_model(self, chosen: bool = False) -> CandidateFit:
+        f = self.fit
+        return CandidateFit(
+            survey=self.survey,
+            filter=self.band,
+            colour=self.colour,
+            zeropoint=None if f is None else f.zeropoint,
+            zeropoint_err=None if f is None else f.zeropoint_err,
+            colour_term=None if f is None else f.colour_term,
+            scatter=None if f is None else f.scatter,
+            npoints=0 if f is None else f.npoints,
+            nmatched=self.nmatched,
+            outlier_fraction=None if f is None else f.outlier_fraction,
+            score=self.score,
+            chosen=chosen,
+            note=self.note,
+        )
+
+
+def _band_array(stars: SurveyStars, *names: str) -> np.ndarray | None:
+    for name in names:
+        if name in stars.mags:
+            return np.asarray(stars.mags[name], dtype=float)
+    return None
+
+
+def _err_array(stars: SurveyStars, *names: str) -> np.ndarray | None:
+    for name in names:
+        if name in stars.errs:
+            return np.asarray(stars.errs[name], dtype=float)
+    return None
+
+
+def _named_band_array(stars: SurveyStars, survey: Survey, name: str) -> np.ndarray | None:
+    """Magnitudes of the survey's band ``name``, keyed by band name or VizieR column."""
+    columns = [b.column for b in survey.bands if b.name == name]
+    return _band_array(stars, name, *columns)
+
+
+def _named_err_array(stars: SurveyStars, survey: Survey, name: str) -> np.ndarray | None:
+    """Errors of the survey's band ``name``, keyed by band name or VizieR column."""
+    cols = [(b.column, b.error_column) for b in survey.bands if b.name == name]
+    return _err_array(stars, name, *[x for pair in cols for x in pair])
+
+
+def band_has_data(stars: SurveyStars, band: Band) -> bool:
+    """True if the survey's stars have at least one finite magnitude in this band."""
+    mags = _band_array(stars, band.name, band.column)
+    return mags is not None and bool(np.isfinite(mags).any())
+
+
+def fit_band(
+    survey: Survey,
+    band: Band,
+    stars: SurveyStars,
+    match: MatchResult,
+    src_usable: np.ndarray,
+    src_good: np.ndarray,
+    sources: SourceTable,
+    settings: FitSettings,
+) -> BandCandidate:
+    """Select calibrators for one band of a matched survey and fit them.
+
+    Calibrators: usable sources matched to a reference star (nearest within
+    the radius, not ambiguous), passing :func:`calibrators.source_quality`
+    (``src_good``) and :func:`calibrators.reference_quality`. A first
+    robust fit finds the bright-end non-linearity
+    (:func:`calibrators.bright_end_cut`); the final fit is made without it.
+    """
+    cand = BandCandidate(survey=survey.name, band=band.name, colour=band.colour_name)
+    mags = _band_array(stars, band.name, band.column)
+    if mags is None or not np.isfinite(mags).any():
+        cand.note = f"no {survey.name} {band.name} magnitudes in this field"
+        return cand
+    errs = _err_array(stars, band.name, band.column, band.error_column)
+    if errs is None:
+        errs = np.full(len(mags), np.nan)
+    blue = _named_band_array(stars, survey, band.colour[0])
+    red = _named_band_array(stars, survey, band.colour[1])
+    blue_err = _named_err_array(stars, survey, band.colour[0])
+    red_err = _named_err_array(stars, survey, band.colour[1])
+
+    ref_i = match.ref_index
+    has_ref = ref_i >= 0
+    matched = src_usable & has_ref
+    matched[matched] = np.isfinite(mags[ref_i[matched]])
+    cand.nmatched = int(matched.sum())
+    if blue is None or red is None:
+        cand.note = f"no {band.colour_name} colour in the {survey.name} stars"
+        return cand
+
+    idx = np.flatnonzero(matched & src_good & ~match.ambiguous)
+    r_idx = ref_i[idx]
+    ref_mag = mags[r_idx]
+    ref_err = errs[r_idx]
+    colour = blue[r_idx] - red[r_idx]
+    ok = reference_quality(ref_mag, ref_err, colour, survey.mag_bright, survey.mag_faint, settings)
+    idx, ref_mag, ref_err, colour, r_idx = idx[ok], ref_mag[ok], ref_err[ok], colour[ok], r_idx[ok]
+    # noise of the catalogue colour and its covariance with the band's noise
+    eb2 = np.zeros(len(idx)) if blue_err is None else np.nan_to_num(blue_err[r_idx] ** 2)
+    er2 = np.zeros(len(idx)) if red_err is None else np.nan_to_num(red_err[r_idx] ** 2)
+    colour_var = eb2 + er2
+    sign = 1.0 if band.name == band.colour[0] else (-1.0 if band.name == band.colour[1] else 0.0)
+    colour_cov = sign * ref_err**2
+    inst = np.asarray(sources.mag, dtype=float)[idx]
+    inst_err = np.asarray(sources.mag_err, dtype=float)[idx]
+    cand.ncalibrators = len(idx)
+    cand.source_index, cand.ref_mag, cand.ref_err = idx, ref_mag, ref_err
+    cand.inst_mag, cand.inst_err, cand.colour_values = inst, inst_err, colour
+    cand.bright = np.zeros(len(idx), dtype=bool)
+    if len(idx) < settings.min_stars:
+        cand.note = (
+            f"{len(idx)} usable calibration stars of {cand.nmatched} matched (need {settings.min_stars})"
+        )
+        return cand
+    try:
+        fit = fit_zeropoint(
+            ref_mag, ref_err, inst, inst_err, colour, settings, colour_var=colour_var, colour_cov=colour_cov
+        )
+        bright = bright_end_cut(inst, fit.residuals, fit.sigma, settings)
+        if bright.any() and (~bright).sum() >= settings.min_stars:
+            keep = ~bright
+            fit = fit_zeropoint(
+                ref_mag[keep], ref_err[keep], inst[keep], inst_err[keep], colour[keep], settings,
+                colour_var=colour_var[keep], colour_cov=colour_cov[keep],
+            )
+            cand.bright = bright
+            cand.nbright = int(bright.sum())
+    except (InsufficientData, FloatingPointError, ValueError) as exc:  # pragma: no cover - defensive
+        cand.note = f"fit failed: {exc}"
+        return cand
+    if not (math.isfinite(fit.zeropoint) and math.isfinite(fit.zeropoint_err)):
+        cand.note = "fit failed: non-finite zero point"
+        return cand
+    cand.fit = fit
+    cand.score = candidate_score(fit, settings)
+    notes = []
+    if not fit.fit_colour_term:
+        notes.append("zero point only (colour spread or star count too small for a colour term)")
+    if cand.nbright:
+        notes.append(f"{cand.nbright} bright stars cut (non-linear)")
+    cand.note = "; ".join(notes) or None
+    return cand
+
+
+def evaluate_candidates(
+    sources: SourceTable,
+    references: dict[str, SurveyStars],
+    radius_arcsec: float,
+    src_usable: np.ndarray,
+    src_good: np.ndarray,
+    settings: FitSettings,
+    only: tuple[str, str] | None = None,
+) -> tuple[list[BandCandidate], int]:
+    """Match each survey once and fit each of its bands.
+
+    Parameters
+    ----------
+    sources : SourceTable
+    references : dict of str to SurveyStars
+        Reference stars by survey name.
+    radius_arcsec : float
+        Match radius, arcsec.
+    src_usable, src_good : numpy.ndarray of bool
+        Sources with a usable magnitude / passing the calibrator quality cuts.
+    settings : FitSettings
+    only : (survey, band), optional
+        Canonical names: fit that one band only (forced filter).
+
+    Returns
+    -------
+    candidates : list of BandCandidate
+        One per survey/band tried, in survey then band order.
+    n_matched_any : int
+        Usable sources matched to a reference star of any survey tried.
+    """
+    candidates: list[BandCandidate] = []
+    matched_any = np.zeros(len(sources), dtype=bool)
+    src_ra = np.asarray(sources.ra, dtype=float)
+    src_dec = np.asarray(sources.dec, dtype=float)
+    pos_ok = np.isfinite(src_ra) & np.isfinite(src_dec)
+    src_xyz = radec_to_xyz(src_ra[pos_ok], src_dec[pos_ok])
+    for key, stars in references.items():
+        try:
+            survey = get_survey(stars.survey or key)
+        except KeyError:
+            try:
+                survey = get_survey(key)
+            except KeyError:
+                candidates.append(
+                    BandCandidate(survey=stars.survey or key, band="", colour="", note="unknown survey, skipped")
+                )
+                continue
+        if only is not None and survey.name != only[0]:
+            continue
+        if len(stars) == 0:
+            continue
+        bands = [b for b in survey.bands if only is None or b.name == only[1]]
+        match = match_to_reference(src_ra, src_dec, stars.ra, stars.dec, radius_arcsec, src_xyz=src_xyz)
+        matched_any |= match.ref_index >= 0
+        for band in bands:
+            candidates.append(fit_band(survey, band, stars, match, src_usable, src_good, sources, settings))
+    return candidates, int((matched_any & src_usable).sum())
+
+
+def choose_best(candidates: list[BandCandidate]) -> BandCandidate | None:
+    """The fitted candidate with the lowest score (ties: more stars); None if none was fitted."""
+    fitted = [c for c in candidates if c.fit is not None and c.score is not None]
+    if not fitted:
+        return None
+    return min(fitted, key=lambda c: (c.score, -c.fit.npoints))

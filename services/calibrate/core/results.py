@@ -1,0 +1,158 @@
+"""What a frame's calibration returns: plain dataclasses, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from shared.models import CandidateFit
+
+
+@dataclass(frozen=True)
+class TargetMeasurement:
+    """The transient's calibrated magnitude, or the frame's limit.
+
+    Attributes
+    ----------
+    detected : bool
+        A usable source lies within the match radius of the alert position.
+    mag, mag_err : float or None
+        Calibrated magnitude and its 1-sigma error, mag (None if not
+        detected: never a made-up magnitude).
+    ra, dec : float or None
+        Position of the source taken as the target, deg.
+    inst_mag, inst_mag_err : float or None
+        Its instrumental magnitude and error, mag.
+    separation_arcsec : float or None
+        Distance from the alert position, arcsec.
+    limit_mag : float or None
+        Calibrated ``nsigma`` (5) limiting magnitude of the frame, mag; None
+        if the frame's magnitude-error relation could not be fitted.
+    inst_limit_mag : float or None
+        The same limit in instrumental magnitudes.
+    assumed_colour : float or None
+        Colour assumed for the target, mag (median of the calibrators).
+    flags : int or None
+        SExtractor FLAGS of the target source.
+    note : str or None
+        Caveats (e.g. the target is flagged saturated).
+    """
+
+    detected: bool
+    mag: float | None = None
+    mag_err: float | None = None
+    ra: float | None = None
+    dec: float | None = None
+    inst_mag: float | None = None
+    inst_mag_err: float | None = None
+    separation_arcsec: float | None = None
+    limit_mag: float | None = None
+    inst_limit_mag: float | None = None
+    assumed_colour: float | None = None
+    flags: int | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class PlotData:
+    """Arrays of the chosen fit, one entry per calibration star.
+
+    Magnitudes in mag. ``used``: in the final fit; ``clipped``: rejected by
+    sigma clipping; ``bright``: cut at the bright (non-linear) end before
+    the final fit (neither used nor clipped). ``residual`` is
+    ``ref_mag - (inst_mag + ZP + CT * colour)`` for every star.
+    """
+
+    ref_mag: np.ndarray
+    ref_err: np.ndarray
+    inst_mag: np.ndarray
+    inst_err: np.ndarray
+    colour: np.ndarray
+    residual: np.ndarray
+    used: np.ndarray
+    clipped: np.ndarray
+    bright: np.ndarray
+    target_inst_mag: float | None = None
+    target_inst_mag_err: float | None = None
+
+
+@dataclass(frozen=True)
+class FrameCalibration:
+    """The calibration of one frame against the chosen survey/band.
+
+    Attributes
+    ----------
+    survey, band, colour : str
+        Chosen reference (e.g. ``"APASS"``, ``"V"``, ``"B-V"``).
+    zeropoint, zeropoint_err : float
+        ZP (at colour 0) and its 1-sigma error, mag.
+    colour_term : float
+        CT, mag/mag (0.0 if only the zero point was fitted).
+    colour_term_err : float or None
+        Its error; None if only the zero point was fitted.
+    scatter : float
+        Robust scatter (1.4826 MAD) of the used stars' residuals, mag.
+    intrinsic_scatter : float
+        Scatter beyond the stars' stated errors, mag.
+    npoints : int
+        Stars in the final fit.
+    nmatched : int
+        Usable sources matched to a reference star with a magnitude in this band.
+    ncalibrators : int
+        Matched stars that passed the quality cuts (given to the fit).
+    nbright : int
+        Calibrators cut at the bright, non-linear end.
+    outlier_fraction : float
+        Stars clipped / stars given to the final fit.
+    score : float
+        Band-choice score, mag (see :mod:`services.calibrate.core.choice`).
+    fit_colour_term : bool
+        False when the colour spread or star count allowed only a ZP fit.
+    assumed_colour : float
+        Colour assumed for the target (median of the used calibrators), mag.
+    n_sources, n_usable : int
+        Sources in the catalogue / with a usable magnitude.
+    candidates : list of shared.models.CandidateFit
+        Every survey/band tried, ``chosen=True`` on this one.
+    target : TargetMeasurement
+    plot : PlotData
+    forced : bool
+        The survey/band was forced by the user (no choice made).
+    """
+
+    survey: str
+    band: str
+    colour: str
+    zeropoint: float
+    zeropoint_err: float
+    colour_term: float
+    colour_term_err: float | None
+    scatter: float
+    intrinsic_scatter: float
+    npoints: int
+    nmatched: int
+    ncalibrators: int
+    nbright: int
+    outlier_fraction: float
+    score: float
+    fit_colour_term: bool
+    assumed_colour: float
+    n_sources: int
+    n_usable: int
+    target: TargetMeasurement
+    plot: PlotData
+    candidates: list[CandidateFit] = field(default_factory=list)
+    forced: bool = False
+
+    def plot_data_as_dict(self, digits: int = 4) -> dict[str, list]:
+        """The chosen fit's per-star arrays as JSON-ready lists (NaN -> None), for storage."""
+        p = self.plot
+        out: dict[str, list] = {}
+        for name in ("ref_mag", "ref_err", "inst_mag", "inst_err", "colour", "residual"):
+            arr = np.asarray(getattr(p, name), dtype=float)
+            out[name] = [None if not np.isfinite(v) else round(float(v), digits) for v in arr]
+        for name in ("used", "clipped", "bright"):
+            out[name] = [bool(v) for v in np.asarray(getattr(p, name))]
+        return out
+

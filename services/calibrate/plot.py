@@ -1,0 +1,131 @@
+"""Diagnostic plot of a frame's calibration (PNG), thread-safe.
+
+Uses matplotlib's object API (:class:`matplotlib.figure.Figure` with the Agg
+canvas), never pyplot's global state, so it may run in worker threads.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import BinaryIO
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from services.calibrate.core.results import FrameCalibration
+
+_USED = dict(s=9, c="#1f77b4", lw=0, label="used")
+_CLIPPED = dict(s=16, marker="x", c="#d62728", lw=1.0, label="clipped")
+_BRIGHT = dict(s=16, marker="^", facecolors="none", edgecolors="#ff7f0e", lw=0.8, label="bright end cut")
+
+
+def _scatter_sets(ax, x: np.ndarray, y: np.ndarray, cal: FrameCalibration) -> None:
+    p = cal.plot
+    if p.used.any():
+        ax.scatter(x[p.used], y[p.used], **_USED)
+    if p.clipped.any():
+        ax.scatter(x[p.clipped], y[p.clipped], **_CLIPPED)
+    if p.bright.any():
+        ax.scatter(x[p.bright], y[p.bright], **_BRIGHT)
+
+
+def build_figure(cal: FrameCalibration) -> Figure:
+    """The three-panel figure of a calibration.
+
+    Panel 1: reference magnitude minus ``CT * colour`` against instrumental
+    magnitude, with the fitted line ``y = x + ZP``, clipped and bright-cut
+    stars marked, and the target (star) or the frame's limit (dashed line,
+    arrow). Panel 2: residual against colour. Panel 3: residual against
+    reference magnitude.
+    """
+    p = cal.plot
+    fig = Figure(figsize=(11.0, 3.8), dpi=90)
+    FigureCanvasAgg(fig)
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+
+    y_corr = p.ref_mag - cal.colour_term * p.colour
+    _scatter_sets(ax1, p.inst_mag, y_corr, cal)
+    xs = [float(np.nanmin(p.inst_mag)), float(np.nanmax(p.inst_mag))] if len(p.inst_mag) else [0.0, 1.0]
+    t = cal.target
+    shift = cal.zeropoint + cal.colour_term * cal.assumed_colour
+    if t.detected and t.inst_mag is not None:
+        xs.append(t.inst_mag)
+    if t.inst_limit_mag is not None:
+        xs.append(t.inst_limit_mag)
+    xline = np.array([min(xs) - 0.2, max(xs) + 0.2])
+    ax1.plot(xline, xline + cal.zeropoint, "-", c="k", lw=1.0, label="fit")
+    if t.detected and t.inst_mag is not None and t.mag is not None:
+        ax1.errorbar(
+            [t.inst_mag], [t.mag - cal.colour_term * cal.assumed_colour],
+            yerr=[t.mag_err or 0.0], fmt="*", ms=12, c="#2ca02c", label=f"target {t.mag:.2f}",
+        )
+    if t.inst_limit_mag is not None and t.limit_mag is not None:
+        ax1.axvline(t.inst_limit_mag, ls="--", c="#7f7f7f", lw=0.8)
+        label = f"5σ limit {t.limit_mag:.2f}" if not t.detected else None
+        ax1.annotate(
+            "", xy=(t.inst_limit_mag + 0.4, t.inst_limit_mag + shift - cal.colour_term * cal.assumed_colour),
+            xytext=(t.inst_limit_mag, t.inst_limit_mag + shift - cal.colour_term * cal.assumed_colour),
+            arrowprops=dict(arrowstyle="->", color="#7f7f7f"),
+        )
+        if label:
+            ax1.plot([], [], ls="--", c="#7f7f7f", label=label)
+    ax1.set_xlabel("instrumental mag")
+    ylabel = f"{cal.band} − CT·({cal.colour})" if cal.fit_colour_term else cal.band
+    ax1.set_ylabel(f"{cal.survey} {ylabel}")
+    ax1.invert_xaxis()
+    ax1.invert_yaxis()
+    ax1.legend(fontsize=7, loc="lower right")
+
+    _scatter_sets(ax2, p.colour, p.residual, cal)
+    ax2.axhline(0.0, c="k", lw=0.8)
+    ax2.set_xlabel(f"{cal.colour} (mag)")
+    ax2.set_ylabel("residual (mag)")
+
+    _scatter_sets(ax3, p.ref_mag, p.residual, cal)
+    ax3.axhline(0.0, c="k", lw=0.8)
+    for ax in (ax2, ax3):
+        r = p.residual[p.used] if p.used.any() else p.residual
+        if len(r):
+            half = max(5.0 * cal.scatter, 0.1)
+            lim = min(float(np.nanmax(np.abs(p.residual))) * 1.05, 8 * half) if len(p.residual) else half
+            ax.set_ylim(-max(lim, half), max(lim, half))
+    ax3.set_xlabel(f"{cal.survey} {cal.band} (mag)")
+    ax3.set_ylabel("residual (mag)")
+
+    ct = (
+        f"CT={cal.colour_term:.3f}±{cal.colour_term_err:.3f}"
+        if cal.colour_term_err is not None
+        else "CT fixed 0"
+    )
+    fig.suptitle(
+        f"{cal.survey} {cal.band} ({cal.colour}): ZP={cal.zeropoint:.3f}±{cal.zeropoint_err:.3f}  {ct}  "
+        f"scatter={cal.scatter:.3f}  N={cal.npoints}/{cal.ncalibrators}",
+        fontsize=10,
+    )
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.13, top=0.88, wspace=0.28)
+    return fig
+
+
+def render_plot(cal: FrameCalibration, path_or_buffer: str | os.PathLike | BinaryIO | None = None) -> bytes | None:
+    """Render the calibration plot as PNG.
+
+    Parameters
+    ----------
+    cal : FrameCalibration
+    path_or_buffer : path or binary file object, optional
+        Where to write the PNG; if None the PNG bytes are returned.
+
+    Returns
+    -------
+    bytes or None
+        The PNG if ``path_or_buffer`` is None, else None.
+    """
+    fig = build_figure(cal)
+    if path_or_buffer is None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+    fig.savefig(path_or_buffer, format="png")
+    return None

@@ -1,0 +1,190 @@
+"""Selection of calibrators and the choice of the best survey/band."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from shared.arrays import SourceTable
+from shared.errors import BadInput
+from shared.models import SurveyStars
+from services.calibrate.core import FitSettings, calibrate_frame
+from services.calibrate.core.calibrators import bright_end_cut, reference_quality, source_quality
+from tests.unit.test_calibration_synth import gaia_from_apass, make_field
+
+
+def test_source_quality_flags_and_bad_mags():
+    n = 8
+    src = SourceTable.from_columns(
+        ra=np.full(n, 10.0),
+        dec=np.full(n, 10.0),
+        mag=np.array([15, 15, 15, 15, 15, 99.0, np.nan, 15]),
+        mag_err=np.array([0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.9]),
+        flags=np.array([0, 1, 2, 4, 8 | 1, 0, 0, 0]),
+    )
+    ok = source_quality(src, FitSettings())
+    assert ok.tolist() == [True, True, True, False, False, False, False, False]
+    ok16 = source_quality(
+        SourceTable.from_columns([1.0], [1.0], [15.0], [0.01], [16]), FitSettings()
+    )
+    assert not ok16[0]
+
+
+def test_reference_quality_cuts():
+    s = FitSettings()
+    mag = np.array([12.0, 9.5, 17.5, 14.0, 14.0, np.nan, 14.0])
+    err = np.array([0.02, 0.02, 0.02, 0.31, 0.02, 0.02, np.nan])
+    col = np.array([0.5, 0.5, 0.5, 0.5, np.nan, 0.5, 0.5])
+    ok = reference_quality(mag, err, col, 10.0, 17.0, s)
+    assert ok.tolist() == [True, False, False, False, False, False, False]
+
+
+def test_bright_end_cut_finds_the_bend():
+    rng = np.random.default_rng(3)
+    inst = np.sort(rng.uniform(10, 16, 200))
+    resid = rng.normal(0, 0.02, 200)
+    resid[:12] -= np.linspace(0.6, 0.08, 12)  # the 12 brightest bend away
+    cut = bright_end_cut(inst, resid, 0.02, FitSettings())
+    assert cut[:10].all()
+    assert cut.sum() <= 14
+    # straight data: nothing cut
+    assert not bright_end_cut(inst, rng.normal(0, 0.02, 200), 0.02, FitSettings()).any()
+
+
+def test_saturated_flagged_stars_are_not_used():
+    rng = np.random.default_rng(21)
+    fld = make_field(rng, flag_brighter_than=12.0)
+    cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0)
+    flagged = (fld.sources.flags & 4) != 0
+    assert flagged.sum() > 3
+    # rebuild which sources were calibrators: none of the flagged
+    src_mag = np.asarray(fld.sources.mag, dtype=float)
+    used_inst = cal.plot.inst_mag[cal.plot.used]
+    assert not np.isin(used_inst, src_mag[flagged]).any()
+    assert not np.isin(cal.plot.inst_mag, src_mag[flagged]).any()
+
+
+def test_non_linear_bright_end_is_cut_and_zp_recovered():
+    rng = np.random.default_rng(22)
+    # saturation at 2e5 counts (inst mag ~11.75) with no FLAGS set
+    fld = make_field(rng, n_stars=900, sat_counts=2.0e5)
+    cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0)
+    assert cal.band == "V"
+    assert cal.nbright > 0
+    bent = cal.plot.inst_mag < 12.0  # these lost > 0.12 mag
+    assert bent.sum() > 3
+    assert not cal.plot.used[bent].any()
+    assert abs(cal.zeropoint - fld.zp) < 3 * cal.zeropoint_err + 0.01
+    # without the bright-end cut and the clipping the bend would bias the fit
+    loose = FitSettings(bright_max_fraction=0.0, clip_sigma=50.0)
+    cal2 = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0,
+                           force_filter=("APASS", "V"), settings=loose)
+    def offset(c):  # calibration error at a typical colour
+        return abs(c.zeropoint + c.colour_term * 0.7 - (fld.zp + fld.ct * 0.7))
+
+    assert offset(cal2) > offset(cal) and offset(cal2) > 0.02
+    assert cal2.intrinsic_scatter > 3 * cal.intrinsic_scatter
+
+
+def test_ambiguous_matches_are_dropped():
+    rng = np.random.default_rng(23)
+    fld = make_field(rng, target_v=None)
+    stars = fld.references["APASS"]
+    # a close companion (1") to the 20 brightest reference stars
+    v = np.nan_to_num(np.asarray(stars.mags["V"]), nan=99.0)
+    idx = np.argsort(v)[:20]
+    ra = np.concatenate([stars.ra, stars.ra[idx] + 1.0 / 3600 / math.cos(math.radians(20.0))])
+    dec = np.concatenate([stars.dec, stars.dec[idx]])
+    mags = {k: np.concatenate([m, m[idx] + 3.0]) for k, m in stars.mags.items()}
+    errs = {k: np.concatenate([e, e[idx]]) for k, e in stars.errs.items()}
+    refs = {"APASS": SurveyStars(survey="APASS", ra=ra, dec=dec, mags=mags, errs=errs)}
+    base = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0)
+    cal = calibrate_frame(fld.sources, refs, fld.target_ra, fld.target_dec, 2.0)
+    assert cal.ncalibrators <= base.ncalibrators - 10
+    brightest = np.sort(np.asarray(stars.mags["V"])[idx])
+    assert not np.isin(cal.plot.ref_mag, np.asarray(stars.mags["V"])[idx]).any()
+    assert brightest.size == 20
+
+
+@pytest.mark.parametrize("band", ["V", "B", "r'", "g'"])
+def test_best_band_is_the_instruments(band):
+    rng = np.random.default_rng(30 + len(band) + ord(band[0]))
+    fld = make_field(rng, band=band, ct=0.04)
+    cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0)
+    assert (cal.survey, cal.band) == ("APASS", band)
+    chosen = [c for c in cal.candidates if c.chosen]
+    assert len(chosen) == 1 and chosen[0].filter == band
+    assert abs(cal.colour_term - 0.04) < 3 * cal.colour_term_err + 0.01
+    # the winner has the lowest score of all fitted candidates
+    scores = [c.score for c in cal.candidates if c.score is not None]
+    assert cal.score == pytest.approx(min(scores))
+    assert len(scores) == 5
+
+
+def test_apass_v_beats_gaia_g_for_a_v_instrument():
+    rng = np.random.default_rng(41)
+    fld = make_field(rng, band="V", ct=0.03)
+    refs = dict(fld.references)
+    refs["GAIA"] = gaia_from_apass(rng, refs["APASS"])
+    cal = calibrate_frame(fld.sources, refs, fld.target_ra, fld.target_dec, 2.0)
+    assert (cal.survey, cal.band) == ("APASS", "V")
+    surveys = {c.survey for c in cal.candidates}
+    assert surveys == {"APASS", "GAIA"}
+    g = next(c for c in cal.candidates if c.survey == "GAIA" and c.filter == "G")
+    assert g.score is not None and abs(g.colour_term) > 0.3
+
+
+def test_score_formula():
+    rng = np.random.default_rng(42)
+    fld = make_field(rng)
+    s = FitSettings(score_npoints_k=5.0, score_colour_uncertainty=0.3)
+    cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, settings=s)
+    for c in cal.candidates:
+        if c.score is None:
+            continue
+        expect = math.sqrt(c.scatter**2 * (1 + 5.0 / c.npoints) + (0.3 * c.colour_term) ** 2)
+        assert c.score == pytest.approx(expect)
+    # a huge colour-uncertainty makes |CT| dominate: still V (smallest CT)
+    s2 = FitSettings(score_colour_uncertainty=10.0)
+    cal2 = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, settings=s2)
+    cts = {c.filter: abs(c.colour_term) for c in cal2.candidates if c.colour_term is not None}
+    assert cal2.band == min(cts, key=cts.get)
+
+
+def test_force_filter_is_honoured():
+    rng = np.random.default_rng(43)
+    fld = make_field(rng, band="V")
+    cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0,
+                          force_filter=("apass", "b"))
+    assert (cal.survey, cal.band, cal.colour) == ("APASS", "B", "B-V")
+    assert cal.forced
+    assert len(cal.candidates) == 1 and cal.candidates[0].chosen
+    # B = V + (B-V) and inst = V - ZP - 0.05 (B-V): colour term 1.05
+    assert cal.colour_term == pytest.approx(1.05, abs=3 * cal.colour_term_err + 0.01)
+
+
+def test_force_filter_without_data_is_bad_input():
+    rng = np.random.default_rng(44)
+    fld = make_field(rng)
+    args = (fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0)
+    with pytest.raises(BadInput) as e:
+        calibrate_frame(*args, force_filter=("PS1", "g"))
+    assert e.value.code == "force_filter_unavailable" and "PS1" in e.value.message
+    with pytest.raises(BadInput) as e:
+        calibrate_frame(*args, force_filter=("APASS", "u"))
+    assert e.value.code == "force_filter_unavailable"
+    with pytest.raises(BadInput):
+        calibrate_frame(*args, force_filter=("NOSUCH", "V"))
+    stars = fld.references["APASS"]
+    mags = dict(stars.mags)
+    mags["i'"] = np.full(len(stars), np.nan)
+    refs = {"APASS": SurveyStars(survey="APASS", ra=stars.ra, dec=stars.dec, mags=mags, errs=stars.errs)}
+    with pytest.raises(BadInput) as e:
+        calibrate_frame(fld.sources, refs, fld.target_ra, fld.target_dec, 2.0, force_filter=("APASS", "i'"))
+    assert "no i' magnitudes" in e.value.message
+    # the unforced run just notes the empty band
+    cal = calibrate_frame(fld.sources, refs, fld.target_ra, fld.target_dec, 2.0)
+    ip = next(c for c in cal.candidates if c.filter == "i'")
+    assert ip.score is None and "no APASS i' magnitudes" in ip.note
