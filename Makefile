@@ -32,5 +32,14 @@ test: install system-deps
 unit: install
 	$(PYTEST) -q tests/unit
 
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+## benchmarks (accuracy vs truth and vs STDPipe, latency, throughput, catalogue): prints figures
+bench: $(BENCH_STAMP) system-deps
+	$(BIN)/python -m bench $(BENCH)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache test-artifacts

@@ -98,7 +98,11 @@ async def test_every_calibration_is_published_for_subscribers(field_stack):
     stack, truth, hashtag, ivorn = field_stack
     nc = await nats.connect(stack.env["PHOTCAL_NATS_URL"])
     received: asyncio.Queue = asyncio.Queue()
-    await nc.subscribe(SUBJECT_CALIBRATED, cb=lambda msg: received.put_nowait(msg))
+
+    async def on_result(msg) -> None:
+        received.put_nowait(msg)
+
+    await nc.subscribe(SUBJECT_CALIBRATED, cb=on_result)
     code, answer = await asyncio.to_thread(curl_upload, stack, FIELD / "sex_cpcs.cat", hashtag, ivorn)
     assert code == 200, answer
     msg = await asyncio.wait_for(received.get(), 10)
