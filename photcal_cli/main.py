@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             from photcal_cli.supervisor import run_stack
+            from shared.logging import configure_logging
 
+            configure_logging("supervisor", settings.log_level)
             return run_stack(settings)
         if args.command == "catalog":
             from photcal_cli import catalog

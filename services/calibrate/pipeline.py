@@ -23,7 +23,7 @@ from shared.arrays import SourceTable
 from shared.db import Database
 from shared.db.datapoints import store_datapoint
 from shared.errors import BadInput, PhotcalError
-from shared.models import OBJECT_BUCKET_UPLOADS, CalibrationResult, UploadRequested
+from shared.models import OBJECT_BUCKET_UPLOADS, CalibrationResult, CandidateFit, UploadRequested
 from shared.natsio import ensure_object_store
 
 STAGE_DURATION = Histogram(
@@ -206,10 +206,15 @@ def _ok_result(upload: UploadRequested, cal: FrameCalibration, stages: Stages) -
         nmatched=int(cal.nmatched),
         outlier_fraction=_r(cal.outlier_fraction),
         scatter=_r(cal.scatter),
-        candidates=cal.candidates,
+        candidates=[_rounded(c) for c in cal.candidates],
         duration_ms=stages.durations,
         **_base(upload),
     )
+
+
+def _rounded(candidate: CandidateFit) -> CandidateFit:
+    numbers = ("zeropoint", "zeropoint_err", "colour_term", "scatter", "outlier_fraction", "score")
+    return candidate.model_copy(update={k: _r(getattr(candidate, k)) for k in numbers})
 
 
 def _calibration_record(upload: UploadRequested, cal: FrameCalibration, result: CalibrationResult) -> dict:

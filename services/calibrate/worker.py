@@ -62,9 +62,10 @@ class Worker:
         self.settings, self.js, self.db, self.pipeline = settings, js, db, pipeline
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+        self._sub = None
 
     async def run(self) -> None:
-        sub = await self.js.pull_subscribe(
+        self._sub = sub = await self.js.pull_subscribe(
             SUBJECT_UPLOAD, durable=CONSUMER_CALIBRATE, stream=STREAM_UPLOADS, config=consumer_config(self.settings)
         )
         slots = asyncio.Semaphore(self.settings.calibrate_concurrency)
@@ -94,6 +95,9 @@ class Worker:
         self._stopping.set()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self.settings.shutdown_grace)
+        if self._sub is not None:
+            # unfetched messages stay in the stream for the next worker; a drain would wait on them
+            await self._sub.unsubscribe()
 
     async def _update_pending(self, sub) -> None:
         try:
