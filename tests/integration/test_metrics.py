@@ -1,0 +1,46 @@
+"""Operators' view: /metrics counters and histograms move when an upload goes through."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.test_end_to_end import FIELD, curl_upload, field_stack  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.integration
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_an_upload_moves_the_counters_and_histograms(field_stack):
+    stack, _truth, hashtag, ivorn = field_stack
+    gateway, calibrate, catalog = stack.port, stack.port + 1, stack.port + 2
+    before = {port: scrape(port) for port in (gateway, calibrate, catalog)}
+    code, answer = curl_upload(stack, FIELD / "sex_cpcs.cat", hashtag, ivorn)
+    assert code == 200, answer
+    after = {port: scrape(port) for port in (gateway, calibrate, catalog)}
+
+    def moved(port, name, **labels):
+        return value(after[port], name, **labels) - value(before[port], name, **labels)
+
+    assert moved(calibrate, "photcal_uploads_total", outcome="ok") == 1
+    for stage in ("cone", "fit"):
+        assert moved(calibrate, "photcal_calibration_stage_duration_seconds_count", stage=stage) == 1
+    assert moved(gateway, "photcal_gateway_uploads_total", outcome="accepted") == 1
+    assert moved(gateway, "photcal_http_requests_total", service="ingest", route="/cgi/upload", method="POST", status="200") == 1
+    assert moved(gateway, "photcal_http_request_duration_seconds_count", service="ingest", route="/cgi/upload") == 1
+    assert moved(catalog, "photcal_catalog_cone_requests_total", outcome="ok") >= 1
