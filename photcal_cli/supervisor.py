@@ -35,6 +35,11 @@ class Child:
     next_start: float = 0.0
     extra_env: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def label(self) -> str:
+        port = self.extra_env.get("PHOTCAL_CALIBRATE_PORT")
+        return f"{self.name}@{port}" if port else self.name
+
     def start(self, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", f"services.{self.name}"], env=env | self.extra_env)
         self.started = time.monotonic()
@@ -45,6 +50,11 @@ class Supervisor:
         self.settings = settings
         self.servers: list[ServerProcess] = []
         self.children = [Child(name) for name in SERVICES]
+        workers = int(os.environ.get("PHOTCAL_CALIBRATE_WORKERS", "1"))
+        for i in range(1, workers):
+            # more calibrate processes share the JetStream consumer; each needs its own health port
+            port = str(settings.http_port + 10 + i)
+            self.children.append(Child("calibrate", extra_env={"PHOTCAL_CALIBRATE_PORT": port}))
         self.stopping = False
 
     def embedded(self) -> dict[str, str]:
@@ -81,7 +91,7 @@ class Supervisor:
             env = self.embedded()
             for child in self.children:
                 child.start(env)
-                log.info("service_started", service=child.name, pid=child.proc.pid)
+                log.info("service_started", service=child.label, pid=child.proc.pid)
             wait_for_port(self.settings.http_port, timeout=60)
             log.info("photcal_ready", url=f"http://{self.settings.http_host}:{self.settings.http_port}")
             while not self.stopping:
@@ -97,7 +107,7 @@ class Supervisor:
             if child.proc is None:
                 if now >= child.next_start:
                     child.start(env)
-                    log.warning("service_restarted", service=child.name, pid=child.proc.pid, restarts=child.restarts)
+                    log.warning("service_restarted", service=child.label, pid=child.proc.pid, restarts=child.restarts)
                 continue
             code = child.proc.poll()
             if code is None:
@@ -107,7 +117,7 @@ class Supervisor:
             child.restarts += 1
             child.proc = None
             child.next_start = now + child.backoff
-            log.error("service_exited", service=child.name, code=code, restart_in_s=child.backoff)
+            log.error("service_exited", service=child.label, code=code, restart_in_s=child.backoff)
             child.backoff = min(child.backoff * 2, 30)
 
     def _on_signal(self, signum, _frame) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 from aiohttp import BodyPartReader, web
@@ -68,6 +69,7 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
 
 
 async def handle_upload(request: web.Request) -> web.StreamResponse:
+    request_started = time.perf_counter()
     gw: Gateway = request.app["gateway"]
     fields, data, filename = await read_form(request, gw.settings.max_upload_bytes)
     wait = request.query.get("wait", "1") != "0"
@@ -87,8 +89,10 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
             f"this datapoint is already stored (followup_id {duplicate['followup_id']}): same event, observatory and MJD",
             code="duplicate_datapoint",
         )
-    with PARSE_TIME.time():
-        parsed = await asyncio.to_thread(parse_catalogue, data, filename, gw.settings.max_catalogue_rows)
+    parse_started = time.perf_counter()
+    parsed = await asyncio.to_thread(parse_catalogue, data, filename, gw.settings.max_catalogue_rows)
+    parse_s = time.perf_counter() - parse_started
+    PARSE_TIME.observe(parse_s)
     upload = UploadRequested(
         upload_id=uuid.uuid4().hex,
         ivorn=alert.ivorn,
@@ -109,7 +113,15 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
         n_sources=parsed.n_rows,
         sources=parsed.table,
     )
+    submit_started = time.perf_counter()
     result = await submit(gw, upload, wait)
+    if result is not None:
+        # the worker's stages plus the gateway's own, so a slow answer says where the time went
+        result.duration_ms |= {
+            "parse": round(parse_s * 1000, 2),
+            "publish_to_result": round((time.perf_counter() - submit_started) * 1000, 2),
+            "gateway_total": round((time.perf_counter() - request_started) * 1000, 2),
+        }
     ACCEPTED.labels("accepted").inc()
     if result is None:
         return web.json_response(
