@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 from pathlib import Path
 
 import pytest
 
 from shared.infra import ServerProcess, free_port, mongo_server, nats_server
+from tools.devstack import free_port_block  # noqa: F401  (re-exported for tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-def free_port_block(count: int) -> int:
-    """A base port with ``count`` consecutive free ports (gateway + the services' own)."""
-    for _ in range(200):
-        base = random.randint(20000, 50000)
-        ok = True
-        for port in range(base, base + count):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port block")
 
 
 @pytest.fixture

@@ -1,0 +1,121 @@
+"""A whole photcal stack on free ports, for tests and benchmarks.
+
+Starts a real nats-server and nx-27017 (or uses given URLs), then `photcal
+run` against them, exactly as a user would; the CLI is driven as a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.infra import ServerProcess, free_port, mongo_server, nats_server, wait_for_port
+
+
+def free_port_block(count: int) -> int:
+    """A base port with ``count`` consecutive free ports (gateway + the services' own)."""
+    for _ in range(200):
+        base = random.randint(20000, 50000)
+        ok = True
+        for port in range(base, base + count):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port block")
+
+
+PHOTCAL = [sys.executable, "-m", "photcal_cli.main"]
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    port: int
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+    hashtags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run([*PHOTCAL, *args], env=self.env, capture_output=True, text=True, timeout=120)
+        if check and done.returncode != 0:
+            raise AssertionError(f"photcal {' '.join(args)} failed: {done.stdout}\n{done.stderr}")
+        return done
+
+    def add_observatory(self, name: str = "Test Observatory") -> str:
+        out = self.cli("observatory", "add", "--name", name, "--lon", "20.0", "--lat", "50.0", "--filters", "V,r").stdout
+        hashtag = re.search(r"hashtag: (\S+)", out).group(1)
+        self.hashtags[name] = hashtag
+        return hashtag
+
+    def load_field(self, field_dir: Path) -> dict:
+        truth = json.loads((field_dir / "truth.json").read_text())
+        for survey in ("APASS", "PS1", "GAIA", "SDSS"):
+            extract = field_dir / f"ref_{survey}.csv"
+            if extract.exists():
+                self.cli("catalog", "load", "--survey", survey, str(extract))
+        return truth
+
+    def start(self) -> "Stack":
+        self.log_path = Path(self.env["PHOTCAL_DATA_DIR"]) / "stack.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([*PHOTCAL, "run"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, timeout=60, proc=self.proc)
+        for offset in (1, 2, 3):
+            wait_for_port(self.port + offset, timeout=60, proc=self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def service_pid(self, service: str) -> int:
+        children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
+        for pid in children:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if f"services.{service}".encode() in cmdline:
+                return int(pid)
+        raise AssertionError(f"no {service} process under the supervisor")
+
+
+def standalone_stack(workers: int = 1, **env: str) -> tuple[Stack, list[ServerProcess]]:
+    """A stack with its own servers in a temporary directory (benchmarks)."""
+    tmp = Path(tempfile.mkdtemp(prefix="photcal-bench-"))
+    servers = [nats_server(tmp, free_port()).start(), mongo_server(tmp, free_port()).start()]
+    port = free_port_block(20)
+    stack_env = dict(os.environ) | {
+        "PHOTCAL_NATS_URL": servers[0].url,
+        "PHOTCAL_MONGO_URL": servers[1].url,
+        "PHOTCAL_DATA_DIR": str(tmp / "data"),
+        "PHOTCAL_HASHTAG_PEPPER": "bench",
+        "PHOTCAL_HTTP_PORT": str(port),
+        "PHOTCAL_CALIBRATE_WORKERS": str(workers),
+        "PHOTCAL_LOG_LEVEL": "WARNING",
+    } | env
+    return Stack(env=stack_env, port=port), servers
