@@ -679,9 +679,11 @@ def write_objects(objects: pd.DataFrame, path: Path, limit: float) -> None:
 # --------------------------------------------------------------------------
 
 
-def suite_specs(n: int, seed: int = 0) -> list[dict]:
+def suite_specs(n: int, seed: int = 0, faint_every: int = 3) -> list[dict]:
     """``n`` varied fields: alternating north/south of Dec -30, every band in
-    turn (PS1-built bands only in the north), every third target too faint."""
+    turn (PS1-built bands only in the north), every ``faint_every``-th target
+    too faint (the last of each group: field ``i`` with
+    ``i % faint_every == faint_every - 1``)."""
     rng = np.random.default_rng(seed)
     bands = list(INSTRUMENT_BANDS)
     specs = []
@@ -693,7 +695,7 @@ def suite_specs(n: int, seed: int = 0) -> list[dict]:
             dec = float(rng.uniform(-80, -32) if south else rng.uniform(-25, 75))
             if abs(SkyCoord(ra, dec, unit="deg").galactic.b.deg) > 25:
                 break
-        faint = i % 3 == 2
+        faint = i % faint_every == faint_every - 1
         label = f"{i:02d}_{band.name}_{'south' if south else 'north'}{'_faint' if faint else ''}"
         specs.append(dict(seed=seed * 1000 + i, ra=round(ra, 5), dec=round(dec, 5),
                           instrument_band=band.name, faint=faint, name=label))

@@ -137,20 +137,68 @@ def test_apass_v_beats_gaia_g_for_a_v_instrument():
 
 
 def test_score_formula():
+    """score = sqrt(err(ZP + CT c0)**2 + s_int**2 + (CT**2 + var CT) * spread**2): the target's
+    calibration error budget, colour spread in the band's own colour index."""
     rng = np.random.default_rng(42)
     fld = make_field(rng)
-    s = FitSettings(score_npoints_k=5.0, score_colour_uncertainty=0.3)
+    cands = []
+    import services.calibrate.core.api as api
+    from services.calibrate.core.choice import candidate_score
+
+    s = FitSettings()
     cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, settings=s)
-    for c in cal.candidates:
-        if c.score is None:
+    orig = api.choose_best
+    try:
+        api.choose_best = lambda c, st=None: (cands.extend(c), orig(c, st))[1]
+        calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, settings=s)
+    finally:
+        api.choose_best = orig
+    for c in cands:
+        if c.fit is None:
             continue
-        expect = math.sqrt(c.scatter**2 * (1 + 5.0 / c.npoints) + (0.3 * c.colour_term) ** 2)
-        assert c.score == pytest.approx(expect)
-    # a huge colour-uncertainty makes |CT| dominate: still V (smallest CT)
-    s2 = FitSettings(score_colour_uncertainty=10.0)
+        f = c.fit
+        expect = math.sqrt(
+            f.calibration_err(f.median_colour) ** 2
+            + f.intrinsic_scatter**2
+            + (f.colour_term**2 + f.covariance[1, 1]) * f.colour_spread**2
+        )
+        assert c.score == pytest.approx(expect) == pytest.approx(candidate_score(f, s))
+    # a huge colour uncertainty makes |CT| dominate: still V (smallest CT)
+    s2 = FitSettings(transient_colour_scale=30.0)
     cal2 = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, settings=s2)
-    cts = {c.filter: abs(c.colour_term) for c in cal2.candidates if c.colour_term is not None}
-    assert cal2.band == min(cts, key=cts.get)
+    assert cal2.band == cal.band == "V"
+
+
+def test_twin_bands_go_to_the_preferred_survey():
+    """The same Sloan band in two surveys with colour terms equal within errors is one band:
+    APASS g' is chosen over SDSS g even when SDSS's score is lower; a colour term that
+    differs significantly, or another band, is not a twin."""
+    from services.calibrate.core.choice import BandCandidate, choose_best
+    from services.calibrate.core.fitting import fit_zeropoint
+
+    rng = np.random.default_rng(45)
+    n = 60
+    colour = rng.normal(0.5, 0.3, n)
+    inst = rng.uniform(12, 16, n)
+
+    def cand(survey, band, colour_name, ct, score, noise=0.02):
+        ref = inst + 2.0 + ct * colour + rng.normal(0, noise, n)
+        fit = fit_zeropoint(ref, np.full(n, noise), inst, np.full(n, 0.005), colour)
+        return BandCandidate(survey=survey, band=band, colour=colour_name, fit=fit, score=score)
+
+    apass = cand("APASS", "g'", "g'-r'", -0.06, 0.030)
+    sdss = cand("SDSS", "g", "g-r", -0.06, 0.020, noise=0.01)
+    assert choose_best([sdss, apass]) is apass
+    # a significantly different colour term: not the same band, the lower score wins
+    sdss_other = cand("SDSS", "g", "g-r", -0.40, 0.020, noise=0.01)
+    assert choose_best([sdss_other, apass]) is sdss_other
+    # another band of a preferred survey is no twin either
+    gaia = cand("GAIA", "BP", "BP-RP", -0.06, 0.025)
+    assert choose_best([sdss, gaia]) is sdss
+    # PS1 z before SDSS z
+    ps1 = cand("PS1", "z", "i-z", -0.05, 0.05)
+    sdz = cand("SDSS", "z", "i-z", -0.05, 0.04, noise=0.01)
+    assert choose_best([sdz, ps1]) is ps1
 
 
 def test_force_filter_is_honoured():

@@ -12,6 +12,15 @@ Error codes (``shared.errors.CalibrationFailed.code``), stable:
 ``too_few_stars``
     Sources matched, but no survey/band has ``min_stars`` usable
     calibration stars after the quality cuts.
+``bad_astrometry``
+    The best fit is no relation at all (robust scatter above
+    ``FitSettings.max_scatter``) and only a small fraction of the sources
+    matched a reference star (below ``FitSettings.min_match_fraction``):
+    the matches are chance coincidences of a wrong WCS.
+``poor_fit``
+    The best fit's robust scatter is above ``FitSettings.max_scatter``
+    although many sources matched (wrong magnitude column, blended or
+    corrupted photometry): no honest magnitude can come out of it.
 
 A forced survey/band that is unknown or has no data in the field raises
 ``shared.errors.BadInput`` with code ``force_filter_unavailable``.
@@ -38,6 +47,8 @@ CODE_FIELD_NOT_COVERED = "field_not_covered"
 CODE_NO_STARS_MATCHED = "no_stars_matched"
 CODE_TOO_FEW_STARS = "too_few_stars"
 CODE_FORCE_FILTER_UNAVAILABLE = "force_filter_unavailable"
+CODE_BAD_ASTROMETRY = "bad_astrometry"
+CODE_POOR_FIT = "poor_fit"
 
 
 def _resolve_forced(
@@ -104,6 +115,28 @@ def _too_few_message(
     return msg
 
 
+def _sanity_check(best: BandCandidate, n_matched: int, n_usable: int, radius: float, s: FitSettings) -> None:
+    """Refuse a "calibration" that is no relation at all (see ``bad_astrometry``, ``poor_fit``)."""
+    fit = best.fit
+    assert fit is not None
+    if fit.scatter <= s.max_scatter:
+        return
+    frac = n_matched / max(n_usable, 1)
+    if frac < s.min_match_fraction:
+        raise CalibrationFailed(
+            f"no photometric relation with the reference stars (scatter {fit.scatter:.2f} mag; "
+            f"{n_matched} of {n_usable} sources matched within {radius:g} arcsec, by chance): "
+            "check the astrometric solution (WCS) of your image",
+            code=CODE_BAD_ASTROMETRY,
+        )
+    raise CalibrationFailed(
+        f"calibration too poor to trust ({best.survey} {best.band} scatter {fit.scatter:.2f} mag over "
+        f"{fit.npoints} stars, at most {s.max_scatter:g}): check that the magnitudes are this image's "
+        "MAG_AUTO and its WCS, or try a smaller matchDist",
+        code=CODE_POOR_FIT,
+    )
+
+
 def calibrate_frame(
     sources: SourceTable,
     references: dict[str, SurveyStars],
@@ -140,8 +173,9 @@ def calibrate_frame(
     Raises
     ------
     shared.errors.CalibrationFailed
-        ``no_usable_sources``, ``field_not_covered``, ``no_stars_matched``
-        or ``too_few_stars`` (see the module docstring).
+        ``no_usable_sources``, ``field_not_covered``, ``no_stars_matched``,
+        ``too_few_stars``, ``bad_astrometry`` or ``poor_fit`` (see the
+        module docstring).
     shared.errors.BadInput
         Non-positive radius or non-finite target position (``bad_input``);
         forced survey/band unknown or without data
@@ -188,7 +222,7 @@ def calibrate_frame(
             "check the astrometric solution (WCS) of your image or try a larger matchDist",
             code=CODE_NO_STARS_MATCHED,
         )
-    best = choose_best(candidates)
+    best = choose_best(candidates, s)
     if best is None:
         n_flagged = int((usable & ((np.asarray(sources.flags).astype(np.int64) & s.reject_flags) != 0)).sum())
         raise CalibrationFailed(
@@ -197,6 +231,7 @@ def calibrate_frame(
         )
     fit = best.fit
     assert fit is not None
+    _sanity_check(best, n_matched_any, n_usable, match_radius_arcsec, s)
 
     # limit from the frame's good sources (any error), target from any usable source
     flags = np.asarray(sources.flags).astype(np.int64, copy=False)

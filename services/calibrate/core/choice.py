@@ -2,20 +2,38 @@
 
 Criterion
 ---------
-Each candidate with a fit gets a score, in magnitudes, that estimates the
-systematic error its calibration would give the transient::
+Each candidate with a fit gets a score, in magnitudes: the error its
+calibration would give a transient of unknown colour, apart from the
+transient's own photometric error (the same budget as
+:func:`target.measure_target`)::
 
-    score = sqrt(scatter**2 * (1 + k / N) + (CT * dc)**2)
+    score = sqrt(err(ZP + CT c0)**2 + s_int**2 + (CT**2 + var(CT)) * sc**2)
 
-``scatter`` is the robust (1.4826 MAD) scatter of the used stars' residuals;
-``N`` the number of stars used; ``k = FitSettings.score_npoints_k`` (5)
-penalises fits on few stars beyond the plain ``scatter/sqrt(N)`` of the
-zero point; ``CT`` the fitted colour term and ``dc =
-FitSettings.score_colour_uncertainty`` (0.3 mag) how far the transient's
-unknown colour may be from the assumed one. The band most like the
-observer's filter needs the smallest colour term and gives the tightest
-relation, so it has the lowest score. The lowest score wins; ties go to
-more stars.
+``err(ZP + CT c0)`` is the fit's error at the assumed colour ``c0`` (the
+median colour of the stars used; about ``scatter / sqrt(N)``), ``s_int`` the
+intrinsic scatter of the relation beyond the stars' stated errors (how well
+the band's linear relation describes the observer's filter), and the last
+term the error of the colour correction for a transient whose colour
+scatters about ``c0`` like the calibrators' colours do (robust spread ``sc``
+in that band's own colour index, so that colour terms in narrow and wide
+colour indices are compared fairly). The band most like the observer's
+filter needs the smallest colour correction and gives the tightest
+relation, so it has the lowest score.
+
+Not the raw residual scatter: it is dominated by the photometric noise of
+the faintest calibrators, so it penalises a deeper reference survey for
+being deep, while the transient's error does not depend on it.
+
+The same band in two surveys. APASS g'r'i', SDSS gri and PS1 griz are
+realisations of the same Sloan bands; when the lowest-scoring candidate has
+such a twin with the same nominal band and colour index (``g'`` is ``g``,
+``g'-r'`` is ``g-r``) and a colour term that agrees within
+``FitSettings.twin_ct_sigma`` combined standard errors, the data cannot tell
+the two apart (their scores then differ only by the surveys' depth and
+noise). The survey first in :data:`SURVEY_PREFERENCE` is then chosen: the
+all-sky one first, so that an observer's light curve stays in one
+photometric system from field to field, whatever else covers the field.
+Remaining ties go to more stars.
 """
 
 from __future__ import annotations
@@ -34,11 +52,15 @@ from services.calibrate.core.matching import MatchResult, match_to_reference, ra
 from services.calibrate.core.settings import FitSettings
 
 
+#: order in which statistically tied candidates are preferred (see module docstring)
+SURVEY_PREFERENCE = ("APASS", "GAIA", "PS1", "SDSS")
+
+
 def candidate_score(fit: FitResult, settings: FitSettings) -> float:
     """Band-choice score of a fit, mag (lower is better); see the module docstring."""
-    k = settings.score_npoints_k
-    ct_term = fit.colour_term * settings.score_colour_uncertainty
-    return math.sqrt(fit.scatter**2 * (1.0 + k / fit.npoints) + ct_term**2)
+    cal = fit.calibration_err(fit.median_colour)
+    col = fit.unknown_colour_err(settings.transient_colour_scale * fit.colour_spread)
+    return math.sqrt(cal * cal + fit.intrinsic_scatter**2 + col * col)
 
 
 @dataclass
@@ -268,9 +290,39 @@ def evaluate_candidates(
     return candidates, int((matched_any & src_usable).sum())
 
 
-def choose_best(candidates: list[BandCandidate]) -> BandCandidate | None:
-    """The fitted candidate with the lowest score (ties: more stars); None if none was fitted."""
+def nominal_band(band: str) -> str:
+    """A band's or colour's name without primes: APASS ``g'`` is the Sloan ``g``."""
+    return band.replace("'", "")
+
+
+def _twins(a: BandCandidate, b: BandCandidate, settings: FitSettings) -> bool:
+    """Same nominal band and colour in two surveys, colour terms equal within errors."""
+    if a.survey == b.survey or nominal_band(a.band) != nominal_band(b.band):
+        return False
+    if nominal_band(a.colour) != nominal_band(b.colour):
+        return False
+    fa, fb = a.fit, b.fit
+    var = (fa.covariance[1, 1] if fa.fit_colour_term else 0.0) + (fb.covariance[1, 1] if fb.fit_colour_term else 0.0)
+    return abs(fa.colour_term - fb.colour_term) <= settings.twin_ct_sigma * math.sqrt(max(var, 0.0))
+
+
+def choose_best(candidates: list[BandCandidate], settings: FitSettings | None = None) -> BandCandidate | None:
+    """The fitted candidate with the lowest score, or its preferred twin; None if none was fitted.
+
+    See the module docstring: the lowest score wins (ties: more stars);
+    if it has twins (the same nominal band in another survey with a colour
+    term equal within errors), the survey first in
+    :data:`SURVEY_PREFERENCE` among them is chosen.
+    """
+    s = settings or FitSettings()
     fitted = [c for c in candidates if c.fit is not None and c.score is not None]
     if not fitted:
         return None
-    return min(fitted, key=lambda c: (c.score, -c.fit.npoints))
+    best = min(fitted, key=lambda c: (c.score, -c.fit.npoints))
+    twins = [best] + [c for c in fitted if _twins(best, c, s)]
+
+    def rank(c: BandCandidate) -> tuple:
+        pref = SURVEY_PREFERENCE.index(c.survey) if c.survey in SURVEY_PREFERENCE else len(SURVEY_PREFERENCE)
+        return (pref, c.score, -c.fit.npoints)
+
+    return min(twins, key=rank)

@@ -84,6 +84,9 @@ class FitResult:
         Whether CT was fitted (False: colour spread or star count too small).
     median_colour : float
         Median colour of the stars used, mag.
+    colour_spread : float
+        Robust spread (1.4826 MAD) of the colours of the stars used, mag;
+        0 without colours.
     iterations : int
         Clip-and-refit iterations done.
     """
@@ -105,6 +108,7 @@ class FitResult:
     fit_colour_term: bool
     median_colour: float
     iterations: int
+    colour_spread: float = 0.0
 
     def predict(self, inst_mag: np.ndarray | float, colour: np.ndarray | float) -> np.ndarray | float:
         """Calibrated magnitude ``m_inst + ZP + CT * colour``, mag."""
@@ -120,6 +124,17 @@ class FitResult:
         c = self.covariance
         var = c[0, 0] + colour * colour * c[1, 1] + 2.0 * colour * c[0, 1]
         return math.sqrt(max(var, 0.0))
+
+    def unknown_colour_err(self, spread: float | None = None) -> float:
+        """Error, mag, from not knowing a target's colour.
+
+        A target whose colour scatters about the assumed (median) colour by
+        ``spread`` (default: :attr:`colour_spread`, i.e. like the
+        calibrators) gets ``CT * (colour - assumed)`` wrong by
+        ``sqrt(CT**2 + var(CT)) * spread`` on average (1 sigma).
+        """
+        spread = self.colour_spread if spread is None else spread
+        return math.sqrt(self.colour_term**2 + max(self.covariance[1, 1], 0.0)) * spread
 
 
 def _median_z2_truncated(clip: float) -> float:
@@ -431,4 +446,7 @@ def fit_zeropoint(
         fit_colour_term=fit_ct,
         median_colour=float(fast_median(c[used])) if colour is not None else 0.0,
         iterations=iterations,
+        colour_spread=(
+            MAD_TO_SIGMA * float(fast_median(np.abs(c[used] - fast_median(c[used])))) if colour is not None else 0.0
+        ),
     )

@@ -70,13 +70,28 @@ class FitSettings:
     bright_max_fraction : float
         The bright-end cut never removes more than this fraction of the
         calibrators; default 0.3.
-    score_npoints_k : float
-        ``k`` in the band-choice score ``sqrt(scatter**2 (1 + k/N) +
-        (CT * score_colour_uncertainty)**2)``; default 5 (stars).
-    score_colour_uncertainty : float
-        How far the transient's unknown colour may lie from the assumed
-        (median calibrator) colour, mag; turns a colour term into the
-        magnitude error it would cause. Default 0.3 mag.
+    transient_colour_scale : float
+        The transient's unknown colour is taken to scatter about the assumed
+        (median calibrator) colour like the calibrators' colours do, times
+        this factor; it turns a colour term into the magnitude error it
+        causes, in the band-choice score and in the target's error.
+        Default 1.
+    twin_ct_sigma : float
+        The same nominal band in two surveys (APASS g' and SDSS g) counts
+        as one band when their colour terms agree within this many combined
+        standard errors; the preferred survey is then chosen
+        (:data:`choice.SURVEY_PREFERENCE`). Default 3.
+    limit_nsigma : float
+        Significance of the frame's limiting magnitude; default 5.
+    max_scatter : float
+        A best fit whose robust scatter exceeds this, mag, is refused
+        (``bad_astrometry`` / ``poor_fit``): a real frame against a real
+        survey scatters by a few hundredths to ~0.2 mag; chance matches
+        of a wrong WCS by the width of the magnitude distribution
+        (~1 mag). Default 0.5.
+    min_match_fraction : float
+        Below this fraction of usable sources matched, a refused fit is
+        blamed on the astrometry (``bad_astrometry``); default 0.1.
     """
 
     clip_sigma: float = 2.5
@@ -93,10 +108,11 @@ class FitSettings:
     bright_trend_sigma: float = 3.0
     bright_trend_min: float = 0.03
     bright_max_fraction: float = 0.3
-    score_npoints_k: float = 5.0
-    score_colour_uncertainty: float = 0.3
-    #: significance of the frame's limiting magnitude (5 sigma)
+    transient_colour_scale: float = 1.0
+    twin_ct_sigma: float = 3.0
     limit_nsigma: float = 5.0
+    max_scatter: float = 0.5
+    min_match_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         if not self.clip_sigma > 0:

@@ -1,0 +1,143 @@
+"""The committed simulated fields (tests/data/fields), calibrated through the real parser, against truth.
+
+Each field is read in all four SExtractor formats (ASCII_HEAD, the CPCS
+manual's four columns, FITS_1.0, FITS_LDAC) with
+:func:`services.ingest.parsing.parse_catalogue` and calibrated with
+:func:`calibrate_frame` against reference stars built from its VizieR-style
+extracts; the answers are compared with ``truth.json`` and, for the target,
+with its true magnitude in the band chosen (:mod:`tools.fieldio`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.arrays import SourceTable
+from shared.errors import CalibrationFailed
+from services.calibrate.core import calibrate_frame
+from services.ingest.parsing import parse_catalogue
+from tools import fieldio
+
+FIELDS = Path(__file__).parents[1] / "data" / "fields"
+NAMES = ("north_V", "south_r", "north_faint_target", "equator_CV")
+FORMATS = ("sex_ascii_head.cat", "sex_cpcs.cat", "sex_fits1.fits", "sex_ldac.fits")
+CASES = [(n, f) for n in NAMES for f in FORMATS]
+
+
+@lru_cache(maxsize=None)
+def field(name: str):
+    folder = FIELDS / name
+    return folder, fieldio.load_truth(folder), fieldio.load_references(folder)
+
+
+@lru_cache(maxsize=None)
+def calibrated(name: str, fmt: str, force: tuple[str, str] | None = None):
+    folder, truth, refs = field(name)
+    parsed = parse_catalogue((folder / fmt).read_bytes(), fmt)
+    a = truth["alert"]
+    return calibrate_frame(parsed.table, refs, a["ra"], a["dec"], 2.0, force_filter=force)
+
+
+def _ids(case):
+    return f"{case[0]}-{case[1].split('.')[0]}"
+
+
+@pytest.mark.parametrize("name,fmt", [
+    pytest.param(n, f, marks=pytest.mark.xfail(
+        strict=True,
+        reason="in tools.photsystem the CV filter (Gaia G + 0.10 (BP-RP)) is APASS r' to within a "
+               "colour curvature of ~0.02 mag and no linear colour term, so r' scores better for a "
+               "target of unknown colour; the data cannot single out G (see bench accuracy)"))
+    if n == "equator_CV" else (n, f)
+    for n, f in CASES], ids=[_ids(c) for c in CASES])
+def test_best_band_is_the_true_one(name, fmt):
+    cal = calibrated(name, fmt)
+    best = field(name)[1]["best"]
+    assert (cal.survey, cal.band, cal.colour) == (best["survey"], best["band"], best["colour"])
+    assert sum(c.chosen for c in cal.candidates) == 1
+
+
+@pytest.mark.parametrize("name,fmt", CASES, ids=[_ids(c) for c in CASES])
+def test_zero_point_and_colour_term_within_errors(name, fmt):
+    """With the true band told, ZP and CT agree with the truth within 3 sigma (plus MAG_AUTO's few-mmag
+    aperture loss, which the ZP absorbs)."""
+    truth = field(name)[1]
+    cal = calibrated(name, fmt, (truth["best"]["survey"], truth["best"]["band"]))
+    loss = truth["measured"]["mag_auto_minus_m_inst_median"]
+    assert abs(cal.zeropoint + loss - truth["zeropoint"]) < 3 * cal.zeropoint_err + 0.005
+    assert abs(cal.colour_term - truth["colour_term"]) < 3 * cal.colour_term_err
+    assert cal.npoints >= 15 and cal.scatter < 0.2
+
+
+@pytest.mark.parametrize("name,fmt", [c for c in CASES if c[0] != "north_faint_target"],
+                         ids=[_ids(c) for c in CASES if c[0] != "north_faint_target"])
+def test_detected_target_magnitude_against_truth(name, fmt):
+    folder, truth, _ = field(name)
+    cal = calibrated(name, fmt)
+    t = cal.target
+    assert t.detected and t.mag is not None and t.mag_err is not None
+    true, _ = fieldio.true_magnitude(folder, cal.survey, cal.band)
+    assert abs(t.mag - true) < 3 * t.mag_err
+    # what the calibration adds beyond the catalogue's own photometric error of the target
+    calibration_part = (t.mag - true) - (t.inst_mag - truth["transient"]["m_inst"])
+    assert abs(calibration_part) < 0.1
+    # the reported error contains at least the target's own MAGERR
+    assert t.mag_err >= t.inst_mag_err
+    assert t.separation_arcsec < 1.0
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_faint_target_is_a_limit_near_truth(fmt):
+    """Not detected: no magnitude, a 5-sigma limit. MAG_AUTO's own errors give a limit 0.2-0.6 mag
+    brighter (more conservative) than the truth's PSF-weighted 5-sigma limit."""
+    truth = field("north_faint_target")[1]
+    cal = calibrated("north_faint_target", fmt)
+    t = cal.target
+    assert t.detected is False and t.mag is None and t.mag_err is None
+    true_limit = truth["limit_mag_5sigma"] + truth["colour_term"] * t.assumed_colour
+    assert -0.6 < t.limit_mag - true_limit < 0.0
+    assert t.limit_mag < truth["transient"]["mag"]
+
+
+def test_formats_agree():
+    """The four formats carry the same photometry: the same band and magnitude within 5 mmag
+    (the CPCS format has no FLAGS, so its bright end is found by the fit alone)."""
+    for name in NAMES:
+        mags = [calibrated(name, f).target.mag or calibrated(name, f).target.limit_mag for f in FORMATS]
+        assert np.ptp(mags) < 0.01, name
+
+
+def _table(name: str) -> SourceTable:
+    folder = field(name)[0]
+    return parse_catalogue((folder / "sex_fits1.fits").read_bytes(), "sex_fits1.fits").table
+
+
+def test_shuffled_wcs_fails_clearly():
+    """Positions permuted among the sources (each still on a real star, with another star's
+    magnitude): every source matches, but there is no relation -- refused, not "calibrated"."""
+    _, truth, refs = field("north_V")
+    tab = _table("north_V")
+    perm = np.random.default_rng(0).permutation(len(tab))
+    bad = SourceTable.from_columns(tab.ra[perm], tab.dec[perm], tab.mag, tab.mag_err, tab.flags)
+    with pytest.raises(CalibrationFailed) as e:
+        calibrate_frame(bad, refs, truth["alert"]["ra"], truth["alert"]["dec"], 2.0)
+    assert e.value.code in ("poor_fit", "bad_astrometry")
+    assert "WCS" in e.value.message
+
+
+def test_rotated_wcs_fails_as_bad_astrometry():
+    """A WCS rotated by 90 degrees: a few chance matches within a wide matchDist, no relation."""
+    _, truth, refs = field("north_V")
+    tab = _table("north_V")
+    ra0, dec0 = truth["field"]["ra"], truth["field"]["dec"]
+    cosd = np.cos(np.radians(dec0))
+    x, y = (tab.ra - ra0) * cosd, tab.dec - dec0
+    bad = SourceTable.from_columns(ra0 - y / cosd, dec0 + x, tab.mag, tab.mag_err, tab.flags)
+    with pytest.raises(CalibrationFailed) as e:
+        calibrate_frame(bad, refs, truth["alert"]["ra"], truth["alert"]["dec"], 5.0)
+    assert e.value.code in ("bad_astrometry", "too_few_stars")
+    assert "WCS" in e.value.message
