@@ -41,5 +41,10 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP) system-deps
 	$(BIN)/python -m bench $(BENCH)
 
+FUZZ_SECONDS ?= 60
+## fuzz the catalogue parser and the upload form for a fixed budget (atheris, else hypothesis)
+fuzz: install
+	$(BIN)/python -m tests.fuzz $(FUZZ_SECONDS)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache test-artifacts

@@ -9,16 +9,19 @@ from pathlib import Path
 
 from shared.db import Database
 from shared.db.alerts import Alert, upsert_alert
+from shared.errors import BadInput
 
 GAIA_ALERTS_URL = "http://gsaweb.ast.cam.ac.uk/alerts/alert/{name}/"
 
 
 def read_alert_rows(text: str) -> list[dict[str, str]]:
     """Rows keyed by the header's names; the header is ``#Name, Date, RaDeg, ...`` with spaces."""
-    reader = csv.reader(io.StringIO(text), skipinitialspace=True)
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")), skipinitialspace=True)
     header = [h.strip().lstrip("#").strip() for h in next(reader, [])]
     if not {"Name", "RaDeg", "DecDeg"} <= set(header):
-        raise ValueError("not a Gaia alerts.csv: the header needs #Name, RaDeg and DecDeg")
+        raise BadInput(
+            "not a Gaia alerts.csv: the header must start #Name, Date, RaDeg, DecDeg, ...", code="bad_alerts_csv"
+        )
     return [dict(zip(header, (c.strip() for c in row))) for row in reader if row and any(row)]
 
 

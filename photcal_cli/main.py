@@ -44,7 +44,27 @@ def build_parser() -> argparse.ArgumentParser:
     load = cat.add_parser("load", help="load VizieR extracts into a survey's HATS catalogue")
     load.add_argument("--survey", required=True, choices=["APASS", "PS1", "GAIA", "SDSS"], type=str.upper)
     load.add_argument("files", nargs="+", type=Path)
-    cat.add_parser("list", help="list the reference catalogues")
+    attach = cat.add_parser(
+        "attach", help="serve a survey from an existing HATS catalogue (local path or http(s)/s3 URL)"
+    )
+    attach.add_argument("--survey", required=True, choices=["APASS", "PS1", "GAIA", "SDSS"], type=str.upper)
+    attach.add_argument("source", metavar="URL_OR_PATH")
+    attach.add_argument(
+        "--columns",
+        default=None,
+        help="VizieR name=catalogue column, comma-separated (e.g. Gmag=phot_g_mean_mag); others are detected",
+    )
+    clist = cat.add_parser("list", help="list the reference catalogues (rows, sky coverage, bands)")
+    clist.add_argument("--json", action="store_true", help="machine-readable output")
+
+    recal = sub.add_parser(
+        "recalibrate", help="re-calibrate every stored upload against a survey's current catalogue (lsdb on Dask)"
+    )
+    recal.add_argument("--survey", required=True, choices=["APASS", "PS1", "GAIA", "SDSS"], type=str.upper)
+    recal.add_argument("--limit", type=int, default=None, help="at most this many uploads")
+    recal.add_argument(
+        "--scheduler", default=None, help="Dask scheduler address (default PHOTCAL_DASK_SCHEDULER, else local)"
+    )
     return parser
 
 
@@ -58,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
 
             configure_logging("supervisor", settings.log_level)
             return run_stack(settings)
+        if args.command == "recalibrate":
+            from photcal_cli import recalibrate
+
+            return asyncio.run(recalibrate.run(args, settings))
         if args.command == "catalog":
             from photcal_cli import catalog
 

@@ -92,7 +92,9 @@ async def start(spec: ServiceSpec) -> Runtime:
         await ensure_streams(rt.js, settings.nats_replicas)
         rt.readiness["nats"] = _nats_ready(rt.nc)
     if spec.uses_db:
-        rt.db = connect_database(settings.mongo_url, settings.mongo_db, timeout_s=settings.backend_timeout)
+        rt.db = connect_database(
+            settings.mongo_url, settings.mongo_db, timeout_s=settings.backend_timeout, service=spec.name
+        )
         rt.readiness["database"] = rt.db.ping
         try:
             await rt.db.ensure_indexes()

@@ -29,6 +29,8 @@ class CommonSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     #: secret mixed into every stored hashtag hash; unset = a file in data_dir
     hashtag_pepper: str | None = Field(default=None, repr=False)
+    #: signs and encrypts the browser's session cookie (shared/session.py); unset = a file in data_dir
+    session_secret: str | None = Field(default=None, repr=False)
     #: seconds a dependency may take to answer before we call it down
     backend_timeout: float = 5.0
     #: JetStream replicas of photcal's streams and buckets (3 on a 3-node cluster)
@@ -43,6 +45,11 @@ class CommonSettings(BaseSettings):
         if self.hashtag_pepper:
             return self.hashtag_pepper.encode()
         return _file_secret(self.data_dir / "secrets" / "hashtag_pepper")
+
+    def session_key(self) -> bytes:
+        if self.session_secret:
+            return self.session_secret.encode()
+        return _file_secret(self.data_dir / "secrets" / "session_secret")
 
 
 def _file_secret(path: Path) -> bytes:

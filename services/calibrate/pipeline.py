@@ -23,7 +23,7 @@ from shared.arrays import SourceTable
 from shared.db import Database
 from shared.db.datapoints import store_datapoint
 from shared.errors import BadInput, PhotcalError
-from shared.models import OBJECT_BUCKET_UPLOADS, CalibrationResult, CandidateFit, UploadRequested
+from shared.models import OBJECT_BUCKET_UPLOADS, CalibrationResult, CandidateFit, UploadRequested, utcnow
 from shared.natsio import ensure_object_store
 
 STAGE_DURATION = Histogram(
@@ -38,6 +38,8 @@ PLOT_BUCKET = "photcal-plots"
 @dataclass
 class Stages:
     durations: dict[str, float]
+    #: the upload's parsed sources, kept for `_store` (photcal recalibrate re-fits them later)
+    sources: SourceTable | None = None
 
     @contextmanager
     def time(self, stage: str):
@@ -70,7 +72,7 @@ class Pipeline:
         if not upload.dry_run:
             try:
                 with stages.time("write"):
-                    await self._store(upload, cal, result)
+                    await self._store(upload, cal, result, stages.sources)
             except PhotcalError as exc:
                 if exc.retryable:
                     raise
@@ -80,7 +82,7 @@ class Pipeline:
 
     async def _calibrate(self, upload: UploadRequested, stages: Stages) -> FrameCalibration:
         with stages.time("fetch"):
-            sources = await self._sources(upload)
+            sources = stages.sources = await self._sources(upload)
         with stages.time("cone"):
             ra, dec, radius = field_of(sources, self.settings.max_field_radius_deg)
             reply = await self.cones.cone(ra, dec, radius)
@@ -109,7 +111,9 @@ class Pipeline:
         await store.put(f"{upload_id}.png", png)
         return f"{self.settings.base_url}/plots/{upload_id}.png"
 
-    async def _store(self, upload: UploadRequested, cal: FrameCalibration, result: CalibrationResult) -> None:
+    async def _store(
+        self, upload: UploadRequested, cal: FrameCalibration, result: CalibrationResult, sources: SourceTable | None = None
+    ) -> None:
         calibration_id = upload.upload_id
         await self.db.calibrations.update_one(
             {"upload_id": upload.upload_id},
@@ -137,6 +141,13 @@ class Pipeline:
                 "calibration_id": calibration_id,
             },
         )
+        if sources is not None:
+            # the parsed sources of every stored upload, for `photcal recalibrate` (keyed by _id: always indexed)
+            await self.db.upload_sources.update_one(
+                {"_id": upload.upload_id},
+                {"$setOnInsert": _sources_record(upload, sources)},
+                upsert=True,
+            )
         result.stored = True
         result.followup_id = point.followup_id
         result.calibration_id = calibration_id
@@ -225,6 +236,22 @@ def _calibration_record(upload: UploadRequested, cal: FrameCalibration, result: 
     record["force_filter"] = upload.force_filter
     record["stars"] = cal.plot_data_as_dict() if hasattr(cal, "plot_data_as_dict") else None
     return record
+
+
+def _sources_record(upload: UploadRequested, sources: SourceTable) -> dict:
+    """What `photcal recalibrate` needs to fit the upload again (services/catalog/recalibrate.py)."""
+    return {
+        "upload_id": upload.upload_id,
+        "ivorn": upload.ivorn,
+        "alert_ra": upload.alert_ra,
+        "alert_dec": upload.alert_dec,
+        "match_dist_arcsec": upload.match_dist_arcsec,
+        "force_filter": upload.force_filter,
+        "mjd": upload.mjd,
+        "n_sources": len(sources),
+        "sources": sources.model_dump(mode="json"),
+        "stored_at": utcnow(),
+    }
 
 
 def _r(value: float | None, digits: int = 4) -> float | None:

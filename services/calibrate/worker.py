@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
+import nats.errors
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -129,6 +130,10 @@ class Worker:
             await self._finish(result)
         except PyMongoError as exc:
             return await self._retry(msg, log_, "database", exc)
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError, nats.errors.NoServersError,
+                nats.errors.TimeoutError, nats.errors.OutboundBufferLimitError) as exc:
+            # NATS away (restarting): the message is redelivered once it is back; never a dead letter for that
+            return await self._retry(msg, log_, "nats", exc)
         except Exception as exc:
             if getattr(exc, "retryable", False):
                 return await self._retry(msg, log_, getattr(exc, "code", "backend"), exc)
@@ -136,9 +141,10 @@ class Worker:
             if deliveries >= self.settings.max_deliver:
                 await self._dead_letter(msg, deliveries, f"{type(exc).__name__}: {exc}", upload)
             else:
-                await msg.nak(delay=self.settings.retry_delay)
+                await _settle(msg.nak(delay=self.settings.retry_delay), log_)
             return
-        await msg.ack()
+        if not await _settle(msg.ack(), log_):
+            return  # not acknowledged: redelivered after ack_wait, and stored once (idempotent writes)
         UPLOADS.labels(result.error or "ok").inc()
         log_.info(
             "upload_calibrated",
@@ -163,7 +169,7 @@ class Worker:
     async def _retry(self, msg, log_, reason: str, exc: Exception) -> None:
         RETRIES.labels(reason).inc()
         log_.warning("backend_unavailable_retrying", reason=reason, error=str(exc)[:200])
-        await msg.nak(delay=self.settings.retry_delay)
+        await _settle(msg.nak(delay=self.settings.retry_delay), log_)
 
     async def _dead_letter(self, msg, deliveries: int, reason: str, upload: UploadRequested | None = None) -> None:
         letter = DeadLetter(
@@ -192,3 +198,13 @@ class Worker:
         DEAD_LETTERS.inc()
         UPLOADS.labels("dead_letter").inc()
         log.error("upload_dead_lettered", upload_id=letter.upload_id, reason=letter.reason, deliveries=deliveries)
+
+
+async def _settle(call, log_) -> bool:
+    """An ack or NAK; with NATS away it is lost, and JetStream redelivers after ack_wait."""
+    try:
+        await call
+        return True
+    except Exception as exc:
+        log_.warning("ack_not_delivered", error=repr(exc)[:200])
+        return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from services.catalog.handlers import make_cone_handler
 from services.catalog.settings import CatalogSettings
 from services.catalog.store import CatalogStore
@@ -11,7 +13,12 @@ from shared.runtime import Runtime, ServiceSpec
 
 def spec(settings: CatalogSettings) -> ServiceSpec:
     async def setup(rt: Runtime) -> None:
-        store = CatalogStore(settings.data_dir, cache_partitions=settings.catalog_cache_partitions)
+        store = await asyncio.to_thread(
+            CatalogStore,
+            settings.data_dir,
+            cache_partitions=settings.catalog_cache_partitions,
+            disk_cache_bytes=settings.catalog_disk_cache_mb << 20,
+        )
         sub = await rt.nc.subscribe(SUBJECT_CONE, queue=QUEUE_CATALOG, cb=make_cone_handler(store))
         rt.on_cleanup(sub.drain)
 

@@ -412,7 +412,16 @@ def attach_catalogue(
         tmp = sdir / f".{final.name}.tmp{os.getpid()}"
         tmp.mkdir(parents=True)
         (tmp / layout.ATTACH_NAME).write_text(
-            json.dumps({"source": source_str, "columns": cols.to_json(), "rows": info.total_rows}, indent=1)
+            json.dumps(
+                {
+                    "source": source_str,
+                    "columns": cols.to_json(),
+                    "rows": info.total_rows,
+                    # mapped columns the catalogue does not have: those bands answer NaN
+                    "missing": [c for c in cols.value_columns if names and c not in names],
+                },
+                indent=1,
+            )
         )
         os.rename(tmp, final)
         layout.write_pointer(sdir, final)

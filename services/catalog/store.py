@@ -9,6 +9,8 @@
    ``_healpix_29`` min/max) that meet those ranges are picked;
 3. only the row groups that meet the ranges are read with pyarrow and kept
    in memory; partitions are held in a bounded LRU (``cache_partitions``);
+   partitions of an attached remote (http/s3) catalogue are first copied to
+   ``<data_dir>/cache/`` (services.catalog.diskcache), bounded on disk too;
 4. rows are narrowed by binary search on the sorted ``_healpix_29`` and then
    cut exactly by angular distance (haversine), so RA 0/360 and the poles
    need no special case.
@@ -160,6 +162,8 @@ class _Version:
     opened_at: float
     #: where the data is: the version dir, or an attached catalogue's path/URL
     source: str = ""
+    #: columns an attached catalogue lacks (their bands answer NaN)
+    missing: list = field(default_factory=list)
     _area: float | None = None
 
     @classmethod
@@ -173,10 +177,12 @@ class _Version:
         attached = path / layout.ATTACH_NAME
         remote = False
         source = str(path)
+        missing: list[str] = []
         if attached.exists():
             spec = json.loads(attached.read_text())
             source = spec["source"]
             columns = Columns.from_json(spec["columns"])
+            missing = list(spec.get("missing", []))
             remote = "://" in source
         base = get_upath(source)
         props = TableProperties.read_from_dir(base)
@@ -199,6 +205,7 @@ class _Version:
             rows=props.total_rows,
             opened_at=time.time(),
             source=source,
+            missing=missing,
         )
 
     def partitions_for(self, ranges: np.ndarray) -> list[int]:
@@ -222,10 +229,26 @@ class _Version:
                     area = float(MOC.from_fits(str(moc_path)).sky_fraction) * 4 * math.pi * (180 / math.pi) ** 2
                 except Exception:  # noqa: BLE001 - fall back to the partitions
                     area = None
+            if area is None and self.source != str(self.path):
+                area = self._attached_moc_area()
             if area is None:
                 area = float(sum(layout.pixel_area_deg2(o) for o, _ in self.pixels))
             self._area = area
         return self._area
+
+
+    def _attached_moc_area(self) -> float | None:
+        """Sky area of an attached catalogue from its own MOC, if it has one."""
+        try:
+            import hats
+
+            catalog = hats.read_hats(self.source)
+            moc = getattr(catalog, "moc", None)
+            if moc is None:
+                return None
+            return float(moc.sky_fraction) * 4 * math.pi * (180 / math.pi) ** 2
+        except Exception:  # noqa: BLE001 - no MOC: fall back to the partitions
+            return None
 
 
 @dataclass
@@ -242,9 +265,19 @@ class _SurveyState:
 class CatalogStore:
     """Read side of the local catalogues. Thread-safe; one per process is enough."""
 
-    def __init__(self, data_dir: Path, cache_partitions: int = 64, refresh_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        cache_partitions: int = 64,
+        refresh_seconds: float = 1.0,
+        disk_cache_bytes: int = 4 << 30,
+    ) -> None:
+        from services.catalog.diskcache import DiskCache
+
         self.data_dir = Path(data_dir)
         self.cache_partitions = max(1, int(cache_partitions))
+        #: local copies of remote (attached http/s3) partition files
+        self.disk = DiskCache(self.data_dir / "cache", disk_cache_bytes)
         self.refresh_seconds = float(refresh_seconds)
         self._lock = threading.RLock()
         self._states: dict[str, _SurveyState] = {}
@@ -312,7 +345,10 @@ class CatalogStore:
                 self.cache_hits += 1
                 return part
             self.cache_misses += 1
-        part = _Partition.open(version.files[index], wanted)
+        file = version.files[index]
+        if not isinstance(file, str):  # a remote catalogue: read the local copy
+            file = self.disk.fetch(version.source, file)
+        part = _Partition.open(file, wanted)
         with self._lock:
             self._cache[key] = part
             self._cache.move_to_end(key)
@@ -431,6 +467,13 @@ class CatalogStore:
         self._version(name, force=True)
         return next(c for c in self.list_catalogs() if c["survey"] == name)
 
+    def live(self, survey: str) -> tuple[str, Columns, str] | None:
+        """The live catalogue of ``survey``: (HATS path or URL, its columns, version name), or None."""
+        version = self._version(get_survey(survey).name, force=True)
+        if version is None:
+            return None
+        return version.source, version.columns, version.path.name
+
     def list_catalogs(self) -> list[dict]:
         """One dict per local catalogue: survey, source, version, rows, bands, partitions, area."""
         out = []
@@ -447,9 +490,10 @@ class CatalogStore:
                     "survey": name,
                     "source": version.source,
                     "attached": version.source != str(version.path),
+                    "remote": "://" in version.source,
                     "version": version.path.name,
                     "rows": version.rows,
-                    "bands": list(version.columns.bands),
+                    "bands": [b for b, (m, _) in version.columns.bands.items() if m not in version.missing],
                     "partitions": len(version.pixels),
                     "area_deg2": round(version.area_deg2(), 3),
                     "loaded_at": loaded,
@@ -464,4 +508,6 @@ class CatalogStore:
                 "capacity": self.cache_partitions,
                 "hits": self.cache_hits,
                 "misses": self.cache_misses,
+                "disk_downloads": self.disk.downloads,
+                "disk_hits": self.disk.hits,
             }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from services.ingest import handlers, uploads
+from services.ingest import cpcs, handlers, ratelimit, uploads
+from services.lightcurve import gateway_routes
 from shared.http_errors import json_errors
 from services.ingest.settings import IngestSettings
 from services.ingest.state import Gateway
@@ -13,10 +14,8 @@ from shared.runtime import Runtime, ServiceSpec
 
 #: CPCS lived under /followup/; its clients append these paths to that base
 CPCS_PREFIXES = ("", "/followup")
+#: the pages (/, /login, /alerts, /lightcurve/..., /static/...) are forwarded by services/lightcurve/gateway_routes.py
 READ_PATHS = (
-    "/alerts",
-    "/followup",
-    "/lightcurve/{ivorn:.+}",
     "/api/v1/alerts",
     "/api/v1/followup",
     "/api/v1/lightcurves/{ivorn:.+}",
@@ -27,7 +26,8 @@ def spec(settings: IngestSettings) -> ServiceSpec:
     async def setup(rt: Runtime) -> None:
         waiter = ResultWaiter()
         await waiter.start(rt.nc)
-        http = aiohttp.ClientSession()
+        # no cookie jar: forwarded requests carry their client's cookies (a hashtag), never keep them
+        http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         rt.app["gateway"] = Gateway(settings, rt.js, rt.db, waiter, http, settings.pepper())
         add_routes(rt.app)
         rt.on_cleanup(http.close)
@@ -38,7 +38,7 @@ def spec(settings: IngestSettings) -> ServiceSpec:
         settings,
         settings.port,
         setup,
-        middlewares=[json_errors],
+        middlewares=[json_errors, ratelimit.middleware()],  # 429 per IP and per hashtag
         # the multipart reader enforces the real limit, with a JSON 413
         client_max_size=settings.max_upload_bytes + 1024 * 1024,
     )
@@ -55,3 +55,8 @@ def add_routes(app) -> None:
     router.add_get("/plots/{name}", handlers.handle_plot)
     for path in READ_PATHS:
         router.add_get(path, handlers.forward)
+    # the observer's web pages: GET and their form POSTs, with redirects and the login cookie passed through
+    gateway_routes.add_forward_routes(
+        router, lambda request: (request.app["gateway"].http, request.app["gateway"].settings.lightcurve_base)
+    )
+    cpcs.add_routes(router)  # cgi/newevent, cgi/newuser, cgi/delpoint; get_alert_lc_data, list_of_alerts forwarded

@@ -7,20 +7,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from shared.cpcs_http import parse_flag
 from shared.errors import BadInput
+from shared.surveys import SURVEYS, get_survey
 from shared.validation import validate_ivorn
 
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f", ""}
-
-
-def parse_flag(value: object) -> bool:
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError("use 1 or 0")
+#: forceFilter values that mean "choose the best survey and band"
+NO_FORCE = {"no", "none", "auto", "0", ""}
 
 
 class UploadForm(BaseModel):
@@ -88,9 +81,39 @@ def read_upload_form(fields: dict[str, str]) -> UploadForm:
     if "MJD" not in known:
         raise BadInput("MJD is missing: " + FIELD_HINTS["MJD"], code="missing_field")
     try:
-        return UploadForm.model_validate(known)
+        form = UploadForm.model_validate(known)
     except ValidationError as exc:
         raise BadInput(describe(exc), code="bad_field") from exc
+    form.forceFilter = canonical_force_filter(form.forceFilter)
+    return form
+
+
+def canonical_force_filter(value: str) -> str:
+    """``no``, or SURVEY/BAND in the surveys' own spelling; a survey or band not served is a 400 now.
+
+    CPCS clients send ``APASS/V``, ``SDSS/r``, ``GaiaSP/V``; APASS's Sloan bands are
+    ``g' r' i'`` here, so ``APASS/r`` means ``APASS/r'``.
+    """
+    if value.strip().lower() in NO_FORCE:
+        return "no"
+    survey_name, sep, band_name = value.strip().partition("/")
+    if not sep or not survey_name.strip() or not band_name.strip():
+        raise BadInput("forceFilter is 'no' or SURVEY/BAND, e.g. APASS/V", code="bad_force_filter")
+    try:
+        survey = get_survey(survey_name.strip())
+    except KeyError:
+        raise BadInput(
+            f"forceFilter {value[:40]}: survey not served here ({', '.join(SURVEYS)})", code="force_filter_unavailable"
+        ) from None
+    for name in (band_name.strip(), band_name.strip() + "'"):
+        try:
+            return f"{survey.name}/{survey.band(name).name}"
+        except KeyError:
+            continue
+    raise BadInput(
+        f"forceFilter {value[:40]}: {survey.name} has no such band ({' '.join(survey.band_names)})",
+        code="force_filter_unavailable",
+    )
 
 
 def describe(exc: ValidationError) -> str:

@@ -1,6 +1,14 @@
-"""Publishing an accepted upload to JetStream, acknowledged before we answer."""
+"""Publishing an accepted upload to JetStream, acknowledged before we answer.
+
+With NATS down the gateway answers 503 at once: the connection state is
+checked first (the client reconnects by itself in the background, so the
+next upload after NATS returns goes through), and the acknowledgement is
+awaited ``PHOTCAL_PUBLISH_TIMEOUT`` seconds (default 2), not the client's 5.
+"""
 
 from __future__ import annotations
+
+import os
 
 from nats.js import JetStreamContext
 
@@ -8,9 +16,15 @@ from shared.errors import BackendUnavailable
 from shared.models import OBJECT_BUCKET_UPLOADS, SUBJECT_UPLOAD, UploadRequested
 from shared.natsio import ensure_object_store, headers
 
+PUBLISH_TIMEOUT_S = float(os.environ.get("PHOTCAL_PUBLISH_TIMEOUT", "2"))
+
 
 async def publish_upload(js: JetStreamContext, upload: UploadRequested, inline_limit: int, replicas: int = 1) -> None:
     """Small tables travel in the message; larger ones in the object store first."""
+    nc = getattr(js, "_nc", None)  # nats-py keeps the connection there; no public accessor
+    if nc is not None and not nc.is_connected:
+        raise BackendUnavailable("the upload queue (NATS) is down; try again in a minute")
+    published = False
     try:
         payload = upload.model_dump_json().encode()
         if len(payload) > inline_limit and upload.sources is not None:
@@ -18,6 +32,10 @@ async def publish_upload(js: JetStreamContext, upload: UploadRequested, inline_l
             await store.put(upload.upload_id, upload.sources.model_dump_json().encode())
             upload = upload.model_copy(update={"sources": None, "sources_in_object_store": True})
             payload = upload.model_dump_json().encode()
-        await js.publish(SUBJECT_UPLOAD, payload, headers=headers(msg_id=upload.upload_id))
+        published = True
+        await js.publish(SUBJECT_UPLOAD, payload, timeout=PUBLISH_TIMEOUT_S, headers=headers(msg_id=upload.upload_id))
     except Exception as exc:
-        raise BackendUnavailable("the upload queue (NATS) is not answering; try again in a minute") from exc
+        err = BackendUnavailable("the upload queue (NATS) is not answering; try again in a minute")
+        # sent but not acknowledged: it may be queued all the same (the caller says which upload id to look for)
+        err.maybe_published = published
+        raise err from exc

@@ -8,7 +8,6 @@ import uuid
 
 from aiohttp import BodyPartReader, web
 from prometheus_client import Counter, Histogram
-from pymongo.errors import PyMongoError
 
 from services.ingest.auth import authenticate, hashtag_of
 from services.ingest.forms import UploadForm, read_upload_form
@@ -16,11 +15,11 @@ from services.ingest.parsing import parse_catalogue
 from services.ingest.publish import publish_upload
 from services.ingest.render import render_result_html
 from services.ingest.state import Gateway
-from shared.db.alerts import get_alert
-from shared.db.client import unavailable
+from shared.cpcs_http import WANT_HTML, html_errors, wants_html
+from services.ingest.cache import find_alert, find_observatory, optional, required
 from shared.db.datapoints import find_duplicate
 from shared.db.uploads import get_upload, record_queued
-from shared.errors import BadInput, CalibrationTimeout, Conflict, NotFound, PayloadTooLarge
+from shared.errors import BackendUnavailable, BadInput, CalibrationTimeout, Conflict, NotFound, PayloadTooLarge, PhotcalError
 from shared.logging import get_logger
 from shared.models import CalibrationResult, UploadRequested
 
@@ -39,20 +38,46 @@ async def read_form(request: web.Request, max_bytes: int) -> tuple[dict[str, str
     """The multipart (or urlencoded) form: text fields, the catalogue's bytes and file name."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise _too_large(max_bytes)
-    fields: dict[str, str] = {}
-    data, filename = None, ""
     if not request.content_type.startswith("multipart/"):
         posted = await request.post()
         return {k: str(v) for k, v in posted.items()}, None, ""
+    try:
+        return await _read_multipart(request, max_bytes)
+    except (PhotcalError, ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception as exc:  # a malformed body (no boundary, broken headers...): the client's fault
+        log.info("unreadable_form", error=type(exc).__name__)
+        raise BadInput("the form could not be read: send multipart/form-data as curl -F does", code="bad_form") from exc
+
+
+MAX_FORM_PARTS = 100
+_PLAIN = {"", "identity", "binary", "8bit", "7bit"}
+
+
+async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[dict[str, str], bytes | None, str]:
+    # read chunk by chunk: the limit holds also without Content-Length (chunked, compressed bodies)
+    fields: dict[str, str] = {}
+    data, filename = None, ""
     reader = await request.multipart()
-    total = 0
+    total, parts = 0, 0
     async for part in reader:
-        if not isinstance(part, BodyPartReader) or not part.name:
+        parts += 1
+        if parts > MAX_FORM_PARTS:
+            raise BadInput(f"the form has more than {MAX_FORM_PARTS} fields", code="bad_form")
+        if not isinstance(part, BodyPartReader):
+            raise BadInput("nested multipart forms are not accepted", code="bad_form")
+        for header in ("Content-Encoding", "Content-Transfer-Encoding"):
+            if part.headers.get(header, "").strip().lower() not in _PLAIN:
+                raise BadInput(f"form parts are sent as they are, without {header}", code="bad_form")
+        buf = bytearray()
+        while chunk := await part.read_chunk(256 * 1024):
+            total += len(chunk)
+            if total > max_bytes:
+                raise _too_large(max_bytes)
+            buf.extend(chunk)
+        if not part.name:
             continue
-        chunk = await part.read(decode=True)
-        total += len(chunk)
-        if total > max_bytes:
-            raise _too_large(max_bytes)
+        chunk = bytes(buf)
         if part.filename is not None or part.name in CATALOGUE_FIELDS:
             if part.name in CATALOGUE_FIELDS or data is None:
                 data, filename = bytes(chunk), part.filename or ""
@@ -68,20 +93,24 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
     )
 
 
+@html_errors
 async def handle_upload(request: web.Request) -> web.StreamResponse:
     request_started = time.perf_counter()
     gw: Gateway = request.app["gateway"]
     fields, data, filename = await read_form(request, gw.settings.max_upload_bytes)
+    # errors answer HTML when outputFormat=html was asked (or, absent, when a browser asks)
+    request[WANT_HTML] = wants_html(request, fields, None)
     wait = request.query.get("wait", "1") != "0"
-    observatory = await authenticate(gw.db, gw.pepper, hashtag_of(request, fields), upload=True)
+    # the cached lookups keep uploads coming while the database is down (services/ingest/cache.py)
+    observatory = await authenticate(gw.db, gw.pepper, hashtag_of(request, fields), upload=True, lookup=find_observatory)
     form = read_upload_form(fields)
     if data is None:
         raise BadInput("sexCat is missing: attach your SExtractor catalogue as -F sexCat=@cat.txt", code="missing_catalogue")
-    try:
-        alert = await get_alert(gw.db, form.EventID)
-        duplicate = None if form.dryRun else await find_duplicate(gw.db, form.EventID, observatory.observatory_id, form.MJD)
-    except PyMongoError as exc:
-        raise unavailable(exc) from exc
+    alert = await find_alert(gw.db, form.EventID)
+    # without the database the worker's unique key still refuses a second copy (409 in the result)
+    duplicate = None if form.dryRun else await optional(
+        lambda: find_duplicate(gw.db, form.EventID, observatory.observatory_id, form.MJD), None
+    )
     if alert is None:
         raise NotFound(f"unknown event {form.EventID}: add it first (POST /api/v1/alerts)", code="unknown_event")
     if duplicate is not None:
@@ -129,7 +158,7 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
              "message": "accepted; calibration queued"},
             status=202,
         )
-    return answer(result, form, parsed.warnings)
+    return answer(result, form, parsed.warnings, full_errors=request.path.startswith("/api/"))
 
 
 async def submit(gw: Gateway, upload: UploadRequested, wait: bool) -> CalibrationResult | None:
@@ -137,12 +166,15 @@ async def submit(gw: Gateway, upload: UploadRequested, wait: bool) -> Calibratio
     future = gw.waiter.expect(upload.upload_id) if wait else None
     try:
         await publish_upload(gw.js, upload, gw.settings.inline_table_bytes, gw.settings.nats_replicas)
+    except BackendUnavailable as exc:
+        gw.waiter.forget(upload.upload_id)
+        # a publish that timed out may still have been stored: the id lets the client look
+        raise _with_upload_id(exc, upload.upload_id) if getattr(exc, "maybe_published", False) else exc
     except Exception:
         gw.waiter.forget(upload.upload_id)
         raise
-    try:
-        await record_queued(gw.db, upload.upload_id, {"ivorn": upload.ivorn, "observatory_id": upload.observatory_id})
-    except PyMongoError:
+    fields = {"ivorn": upload.ivorn, "observatory_id": upload.observatory_id}
+    if not await optional(lambda: _record_queued(gw, upload.upload_id, fields), False):
         log.warning("upload_state_not_recorded", upload_id=upload.upload_id)  # the worker records it later
     if future is None:
         return None
@@ -157,6 +189,11 @@ async def submit(gw: Gateway, upload: UploadRequested, wait: bool) -> Calibratio
         raise _with_upload_id(err, upload.upload_id) from exc
 
 
+async def _record_queued(gw: Gateway, upload_id: str, fields: dict) -> bool:
+    await record_queued(gw.db, upload_id, fields)
+    return True
+
+
 def _with_upload_id(err, upload_id: str):
     original = err.to_dict
 
@@ -167,13 +204,20 @@ def _with_upload_id(err, upload_id: str):
     return err
 
 
-def answer(result: CalibrationResult, form: UploadForm, warnings: list[str]) -> web.Response:
+def answer(result: CalibrationResult, form: UploadForm, warnings: list[str], *, full_errors: bool = True) -> web.Response:
     status = 200 if result.status == "ok" else result.http_status
+    headers = {"X-Upload-ID": result.upload_id}
     if form.outputFormat == "html":
-        return web.Response(text=render_result_html(result), content_type="text/html", status=status)
+        return web.Response(text=render_result_html(result), content_type="text/html", status=status, headers=headers)
+    if result.status != "ok" and not full_errors:
+        # CPCS clients show an error body under 100 characters to the user (BHTOM retries longer ones):
+        # the short form on the CPCS paths; everything is at /api/v1/uploads/{X-Upload-ID}
+        return web.json_response(
+            {"message": result.message, "status": "error", "error": result.error}, status=status, headers=headers
+        )
     body = result.model_dump(mode="json")
     body["warnings"] = warnings
-    return web.json_response(body, status=status)
+    return web.json_response(body, status=status, headers=headers)
 
 
 async def handle_upload_status(request: web.Request) -> web.Response:
@@ -181,10 +225,7 @@ async def handle_upload_status(request: web.Request) -> web.Response:
     upload_id = request.match_info["upload_id"]
     if not upload_id.isalnum() or len(upload_id) > 64:
         raise BadInput("an upload id is the hexadecimal id the upload answered", code="bad_upload_id")
-    try:
-        doc = await get_upload(gw.db, upload_id)
-    except PyMongoError as exc:
-        raise unavailable(exc) from exc
+    doc = await required(lambda: get_upload(gw.db, upload_id))
     if doc is None:
         raise NotFound(f"no upload {upload_id}", code="unknown_upload")
     return web.json_response(

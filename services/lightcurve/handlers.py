@@ -1,4 +1,4 @@
-"""HTTP reads: alerts, follow-up data, light curves (HTML, JSON, CSV)."""
+"""HTTP reads as data: alerts, follow-up data, light curves (JSON, CSV). The HTML pages are in web.py."""
 
 from __future__ import annotations
 
@@ -7,28 +7,53 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
-from services.lightcurve import pages, views
+from services.lightcurve import summary, views
 from shared.db import Database
-from shared.db.alerts import find_alert, list_alerts
+from shared.db.alerts import find_alert
 from shared.db.client import unavailable
-from shared.db.datapoints import datapoints_of_alert, recent_datapoints
+from shared.db.datapoints import recent_datapoints
 from shared.errors import NotFound
+
+SUMMARIES = "photcal.alert_summaries"
+LIGHTCURVES = "photcal.lightcurves"
 
 
 def _db(request: web.Request) -> Database:
     return request.app["db"]
 
 
-async def _lightcurve_data(request: web.Request) -> dict:
-    ivorn = unquote(request.match_info["ivorn"])
+def summaries(app: web.Application) -> summary.AlertSummaries:
+    return app[SUMMARIES]
+
+
+def invalidate(app: web.Application) -> None:
+    """This service changed data (a delete, a new event): drop what it reuses at once."""
+    app[SUMMARIES].invalidate()
+    app[LIGHTCURVES].invalidate()
+
+
+async def lightcurve_of(request: web.Request, ivorn: str) -> dict:
+    """The light curve (views.lightcurve's shape), reused while no datapoint was added or deleted (summary.py)."""
+    db = _db(request)
+    cache: summary.LightcurveCache = request.app[LIGHTCURVES]
     try:
-        alert = await find_alert(_db(request), ivorn)
+        alert = await find_alert(db, ivorn)
         if alert is None:
-            raise NotFound(f"unknown event {ivorn}", code="unknown_event")
-        points = await datapoints_of_alert(_db(request), alert.ivorn)
+            raise NotFound(f"unknown event {ivorn[:200]}", code="unknown_event")
+        version = await summary.data_version(db) + (alert.model_dump_json(),)
+        data = cache.get(alert.ivorn, version)
+        if data is None:
+            # one large batch: the embedded database answers thousands of documents faster so than in pages of 101
+            docs = [d async for d in db.datapoints.find({"ivorn": alert.ivorn}, {"_id": 0}).batch_size(10_000)]
+            data = views.lightcurve_of_docs(alert, docs)
+            cache.put(alert.ivorn, version, data)
     except PyMongoError as exc:
         raise unavailable(exc) from exc
-    return views.lightcurve(alert, points)
+    return data
+
+
+async def _lightcurve_data(request: web.Request) -> dict:
+    return await lightcurve_of(request, unquote(request.match_info["ivorn"]))
 
 
 async def api_lightcurve(request: web.Request) -> web.Response:
@@ -43,44 +68,22 @@ async def api_lightcurve(request: web.Request) -> web.Response:
     return web.json_response(data)
 
 
-async def page_lightcurve(request: web.Request) -> web.Response:
-    data = await _lightcurve_data(request)
-    link = quote(data["ivorn"], safe="")
-    content = (
-        f"<p>{pages._cell(data['ivorn'])} · RA {data['ra']:.5f} Dec {data['dec']:.5f} · "
-        f'<a href="/api/v1/lightcurves/{link}?format=csv">CSV</a> · <a href="/api/v1/lightcurves/{link}">JSON</a></p>'
-        + pages.table(data["points"], views.POINT_COLUMNS)
-    )
-    return web.Response(text=pages.page(f"Light curve of {data['name']}", content), content_type="text/html")
+async def summary_rows(request: web.Request) -> list[dict]:
+    try:
+        return await summaries(request.app).rows(_db(request))
+    except PyMongoError as exc:
+        raise unavailable(exc) from exc
 
 
 async def _alert_rows(request: web.Request) -> list[dict]:
-    db = _db(request)
-    try:
-        alerts = await list_alerts(db)
-        points = await recent_datapoints(db, limit=100_000)
-    except PyMongoError as exc:
-        raise unavailable(exc) from exc
-    by_alert: dict[str, list] = {}
-    for p in points:
-        by_alert.setdefault(p.ivorn, []).append(p)
-    rows = []
-    for alert in alerts:
-        mine = sorted(by_alert.get(alert.ivorn, []), key=lambda p: p.mjd)
-        rows.append(views.alert_row(alert, len(mine), mine[-1] if mine else None))
-    if request.query.get("with_data") in {"1", "true"}:
-        rows = [r for r in rows if r["n_datapoints"]]
-    return rows
+    """Every alert, newest first, with its datapoint count and last point (``?with_data=1``: only those with data)."""
+    rows = await summary_rows(request)
+    with_data = request.query.get("with_data") in {"1", "true"}
+    return [summary.public(r) for r in rows if r["n_datapoints"] or not with_data]
 
 
 async def api_alerts(request: web.Request) -> web.Response:
     return web.json_response(await _alert_rows(request))
-
-
-async def page_alerts(request: web.Request) -> web.Response:
-    rows = await _alert_rows(request)
-    columns = ("name", "ivorn", "ra", "dec", "n_datapoints", "last_mag", "last_mjd")
-    return web.Response(text=pages.page("Alerts", pages.table(rows, columns, "name")), content_type="text/html")
 
 
 async def _followup_rows(request: web.Request) -> list[dict]:
@@ -93,9 +96,3 @@ async def _followup_rows(request: web.Request) -> list[dict]:
 
 async def api_followup(request: web.Request) -> web.Response:
     return web.json_response(await _followup_rows(request))
-
-
-async def page_followup(request: web.Request) -> web.Response:
-    rows = await _followup_rows(request)
-    columns = ("alert_name", "observatory", "mjd", "filter", "survey", "mag", "mag_err", "limit_mag", "exptime", "comment")
-    return web.Response(text=pages.page("Follow-up data", pages.table(rows, columns)), content_type="text/html")

@@ -1,20 +1,102 @@
-"""Minimal HTML pages (every value escaped)."""
+"""HTML building blocks of the observer's pages. Every value from a user or the database is escaped here.
+
+No template engine: small functions that return strings, each escaping what it
+is given (``_cell``, ``attr``, ``link``). Scripts are static files only (the
+pages send a Content-Security-Policy without inline scripts); data for a
+script travels in ``<script type="application/json">``, made safe by
+:func:`json_island`.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from datetime import datetime, timedelta, timezone
 from html import escape
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
+
+#: pages run only the app's own static scripts; images are the app's own plots
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+MJD_EPOCH = datetime(1858, 11, 17, tzinfo=timezone.utc)
+
+
+def attr(value) -> str:
+    """A value for a double-quoted attribute."""
+    return escape("" if value is None else str(value), quote=True)
 
 
 def _cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
+        if not math.isfinite(value):
+            return ""
         return f"{value:.4f}".rstrip("0").rstrip(".")
     return escape(str(value))
 
 
+def fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, (int, float)):
+        return f"{value:.{digits}f}"
+    return escape(str(value))
+
+
+def mjd_date(mjd: float | None, with_time: bool = False) -> str:
+    """Calendar date (UTC) of an MJD."""
+    if mjd is None:
+        return ""
+    try:
+        when = MJD_EPOCH + timedelta(days=float(mjd))
+    except (OverflowError, ValueError):
+        return ""
+    return when.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+
+
+def lightcurve_href(ivorn: str) -> str:
+    return "/lightcurve/" + quote(ivorn, safe="")
+
+
+def safe_url(url: str | None) -> str | None:
+    """A URL good for an href: http(s) only (a ``javascript:`` URL is shown as text, never linked)."""
+    if not url:
+        return None
+    text = url.strip()
+    if text.lower().startswith(("http://", "https://")) and text.isprintable():
+        return text
+    return None
+
+
+def link(href: str, text: str, **attrs: str) -> str:
+    extra = "".join(f' {k.rstrip("_").replace("_", "-")}="{attr(v)}"' for k, v in attrs.items())
+    return f'<a href="{attr(href)}"{extra}>{escape(text)}</a>'
+
+
+def query_href(path: str, params: dict) -> str:
+    clean = {k: v for k, v in params.items() if v not in (None, "", False)}
+    return path + ("?" + urlencode(clean) if clean else "")
+
+
+def json_island(element_id: str, data) -> str:
+    """Data for a script, inert and unbreakable: ``<`` ``>`` ``&`` as JSON escapes, so no ``</script>``."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return f'<script type="application/json" id="{attr(element_id)}">{text}</script>'
+
+
 def table(rows: list[dict], columns: tuple[str, ...], link_column: str | None = None) -> str:
+    """A plain table of ``columns`` (used by the CPCS HTML answers too)."""
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     body = []
     for row in rows:
@@ -22,15 +104,72 @@ def table(rows: list[dict], columns: tuple[str, ...], link_column: str | None = 
         for c in columns:
             text = _cell(row.get(c))
             if c == link_column and row.get("ivorn"):
-                text = f'<a href="/lightcurve/{quote(row["ivorn"], safe="")}">{text}</a>'
+                text = f'<a href="{attr(lightcurve_href(row["ivorn"]))}">{text}</a>'
             cells.append(f"<td>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def page(title: str, content: str) -> str:
+def page(
+    title: str,
+    content: str,
+    *,
+    user: str | None = None,
+    csrf: str | None = None,
+    scripts: tuple[str, ...] = (),
+    styles: tuple[str, ...] = (),
+    active: str = "",
+) -> str:
+    """The layout: navigation, who is logged in (with a log-out button), the content."""
+    nav_items = [
+        ("/upload", "Upload", "upload"),
+        ("/alerts", "Alerts", "alerts"),
+        ("/alerts?with_data=1", "Alerts with data", "with_data"),
+        ("/followup", "Follow-up data", "followup"),
+        ("/events/new", "New event", "new_event"),
+    ]
+    active_attr = ' class="active"'
+    nav = " ".join(
+        f'<a href="{attr(href)}"{active_attr if key == active else ""}>{escape(text)}</a>'
+        for href, text, key in nav_items
+    )
+    if user:
+        who = (
+            f'<span class="who">Observatory: <b>{escape(user)}</b></span> '
+            f'<a href="/followup?mine=1">my uploads</a> '
+            f'<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{attr(csrf)}">'
+            f'<button type="submit" class="linklike" id="logout">log out</button></form>'
+        )
+    else:
+        who = '<a href="/login" id="login-link">log in</a>'
+    head_extra = "".join(f'<link rel="stylesheet" href="{attr(s)}">' for s in styles)
+    script_tags = "".join(f'<script src="{attr(s)}" defer></script>' for s in scripts)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(title)} · photcal</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}</style>
-</head><body><nav><a href="/alerts">alerts</a> · <a href="/followup">follow-up</a></nav>
-<h1>{escape(title)}</h1>{content}</body></html>"""
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)} · photcal</title>
+<link rel="stylesheet" href="/static/app.css">{head_extra}{script_tags}
+</head><body>
+<header><a href="/" class="brand">photcal</a><nav>{nav}</nav><div class="user">{who}</div></header>
+<main><h1>{escape(title)}</h1>
+{content}
+</main></body></html>"""
+
+
+def message_box(text: str | None, kind: str = "info") -> str:
+    if not text:
+        return ""
+    role = "alert" if kind == "error" else "status"
+    return f'<p class="msg {attr(kind)}" role="{role}" id="msg-{attr(kind)}">{escape(text)}</p>'
+
+
+def pager(path: str, params: dict, page_no: int, pages: int, total: int, noun: str) -> str:
+    if total == 0:
+        return f'<p class="pager">No {escape(noun)}.</p>'
+    parts = [f'<span class="count">{total:,} {escape(noun)} · page {page_no} of {pages}</span>']
+    if page_no > 1:
+        parts.append(link(query_href(path, params | {"page": 1}), "« first"))
+        parts.append(link(query_href(path, params | {"page": page_no - 1}), "‹ previous", rel="prev", id="prev-page"))
+    if page_no < pages:
+        parts.append(link(query_href(path, params | {"page": page_no + 1}), "next ›", rel="next", id="next-page"))
+        parts.append(link(query_href(path, params | {"page": pages}), "last »"))
+    return '<p class="pager">' + " ".join(parts) + "</p>"

@@ -28,6 +28,34 @@ def point_row(point: Datapoint) -> dict:
     }
 
 
+def point_row_doc(doc: dict) -> dict:
+    """:func:`point_row` of a raw database document (a light curve of thousands of points skips the model)."""
+    detected = doc.get("detected", True)
+    return {
+        "mjd": doc["mjd"],
+        "mag": doc.get("mag"),
+        "mag_err": doc.get("mag_err") if detected else None,
+        "limit_mag": doc.get("limit_mag"),
+        "filter": doc.get("filter"),
+        "survey": doc.get("survey"),
+        "observatory": doc.get("observatory"),
+        "followup_id": doc.get("followup_id"),
+        "exptime": doc.get("exptime"),
+        "comment": doc.get("comment", ""),
+    }
+
+
+def lightcurve_of_docs(alert: Alert, docs: list[dict]) -> dict:
+    live = sorted((d for d in docs if not d.get("deleted")), key=lambda d: (d["mjd"], d.get("followup_id", 0)))
+    return {
+        "ivorn": alert.ivorn,
+        "name": alert.display_name,
+        "ra": alert.ra,
+        "dec": alert.dec,
+        "points": [point_row_doc(d) for d in live],
+    }
+
+
 def lightcurve(alert: Alert, points: list[Datapoint]) -> dict:
     return {
         "ivorn": alert.ivorn,
@@ -63,3 +91,26 @@ def alert_row(alert: Alert, n_points: int, last: Datapoint | None) -> dict:
 
 def followup_row(point: Datapoint) -> dict:
     return point_row(point) | {"ivorn": point.ivorn, "alert_name": point.alert_name, "calibration_id": point.calibration_id}
+
+
+def chart_data(points: list[dict]) -> dict:
+    """The plot's data, by filter: columns of MJD, magnitude and error (detections) and MJD, limit (limits).
+
+    Compact on purpose (a light curve of 5,000 points is embedded in its page).
+    """
+    series: dict[str, dict] = {}
+    for p in points:
+        band = p.get("filter") or "?"
+        s = series.setdefault(band, {"filter": band, "mjd": [], "mag": [], "err": [], "lim_mjd": [], "lim": []})
+        if p.get("mag") is not None and p.get("mag_err") is not None:
+            s["mjd"].append(round(p["mjd"], 6))
+            s["mag"].append(round(p["mag"], 4))
+            s["err"].append(round(p["mag_err"], 4))
+        elif p.get("limit_mag") is not None:  # not detected: fainter than its limit
+            s["lim_mjd"].append(round(p["mjd"], 6))
+            s["lim"].append(round(p["limit_mag"], 4))
+        elif p.get("mag") is not None:  # a magnitude without an error: a point without a bar
+            s["mjd"].append(round(p["mjd"], 6))
+            s["mag"].append(round(p["mag"], 4))
+            s["err"].append(0.0)
+    return {"series": sorted(series.values(), key=lambda s: s["filter"])}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from shared.errors import BackendUnavailable
+from shared.metrics import DB_LATENCY
 
 #: collection -> list of (field, unique)
 INDEXES: dict[str, list[tuple[str, bool]]] = {
@@ -54,9 +55,26 @@ class Database:
         await self.client.close()
 
 
-def connect_database(url: str, name: str = "photcal", *, timeout_s: float = 5.0) -> Database:
+class _LatencyListener(monitoring.CommandListener):
+    """Every database command's duration, by command name (find, insert, update...)."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def started(self, event) -> None:
+        pass
+
+    def succeeded(self, event) -> None:
+        DB_LATENCY.labels(self.service, event.command_name).observe(event.duration_micros / 1e6)
+
+    def failed(self, event) -> None:
+        DB_LATENCY.labels(self.service, f"{event.command_name}_failed").observe(event.duration_micros / 1e6)
+
+
+def connect_database(url: str, name: str = "photcal", *, timeout_s: float = 5.0, service: str = "cli") -> Database:
     client: AsyncMongoClient = AsyncMongoClient(
         url,
+        event_listeners=[_LatencyListener(service)],
         serverSelectionTimeoutMS=int(timeout_s * 1000),
         connectTimeoutMS=int(timeout_s * 1000),
         tz_aware=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from typing import Any
 
@@ -35,9 +36,14 @@ async def add_observatory(
     filters: list[str],
     is_admin: bool = False,
     allow_upload: bool = True,
+    prefix: str = "",
 ) -> tuple[Observatory, str]:
-    """Create an observatory; returns it and its hashtag (shown once, never stored)."""
-    hashtag = new_hashtag()
+    """Create an observatory; returns it and its hashtag (shown once, never stored).
+
+    ``prefix`` (CPCS's ``newuser`` field, e.g. the observer's initials) starts the
+    hashtag as in CPCS's ``ZKR_...``; the rest is random.
+    """
+    hashtag = f"{prefix}_{new_hashtag()}" if prefix else new_hashtag()
     obs = Observatory(
         observatory_id=uuid.uuid4().hex[:12],
         name=name,
@@ -56,8 +62,10 @@ async def add_observatory(
 
 
 async def find_by_hashtag(db: Database, pepper: bytes, hashtag: str) -> Observatory | None:
-    doc = await db.observatories.find_one({"hashtag_hash": hash_hashtag(hashtag, pepper)})
-    if doc is None or doc.get("revoked"):
+    digest = hash_hashtag(hashtag, pepper)
+    doc = await db.observatories.find_one({"hashtag_hash": digest})
+    # the lookup is by a keyed digest the caller cannot steer; the final check is constant-time all the same
+    if doc is None or doc.get("revoked") or not hmac.compare_digest(str(doc.get("hashtag_hash", "")), digest):
         return None
     return Observatory.model_validate(doc)
 

@@ -22,6 +22,8 @@ PHOTCAL_METRICS = {
     "photcal_catalog_cone_requests": "counter",
     "photcal_gateway_uploads": "counter",
     "photcal_gateway_parse_duration_seconds": "histogram",
+    "photcal_gateway_rate_limited": "counter",
+    "photcal_gateway_db_fallbacks": "counter",
 }
 
 #: not ours, documented in deploy/README.md: Prometheus' own `up`, and the

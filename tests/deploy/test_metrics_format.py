@@ -37,6 +37,8 @@ BY_MODULE = {
     "services.calibrate.pipeline": {"photcal_calibration_stage_duration_seconds"},
     "services.catalog.handlers": {"photcal_catalog_cone_duration_seconds", "photcal_catalog_cone_requests"},
     "services.ingest.uploads": {"photcal_gateway_uploads", "photcal_gateway_parse_duration_seconds"},
+    "services.ingest.ratelimit": {"photcal_gateway_rate_limited"},
+    "services.ingest.cache": {"photcal_gateway_db_fallbacks"},
 }
 
 
@@ -89,6 +91,8 @@ def test_metrics_with_samples_parse_and_use_documented_names(modules):
     catalog.CONE_REQUESTS.labels("ok").inc(0)
     uploads.ACCEPTED.labels("accepted").inc(0)
     uploads.PARSE_TIME.observe(0.001)
+    m["services.ingest.ratelimit"].REFUSED.labels("ip").inc(0)
+    m["services.ingest.cache"].FALLBACKS.labels("observatory", "hit").inc(0)
 
     families = parse(generate_latest(REGISTRY).decode())
     expected_labels = {
@@ -100,6 +104,8 @@ def test_metrics_with_samples_parse_and_use_documented_names(modules):
         "photcal_calibration_stage_duration_seconds": {"stage"},
         "photcal_catalog_cone_requests": {"outcome"},
         "photcal_gateway_uploads": {"outcome"},
+        "photcal_gateway_rate_limited": {"limit"},
+        "photcal_gateway_db_fallbacks": {"kind", "outcome"},
     }
     allowed = sample_names()
     for name in PHOTCAL_METRICS:

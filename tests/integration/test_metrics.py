@@ -44,3 +44,4 @@ def test_an_upload_moves_the_counters_and_histograms(field_stack):
     assert moved(gateway, "photcal_http_requests_total", service="ingest", route="/cgi/upload", method="POST", status="200") == 1
     assert moved(gateway, "photcal_http_request_duration_seconds_count", service="ingest", route="/cgi/upload") == 1
     assert moved(catalog, "photcal_catalog_cone_requests_total", outcome="ok") >= 1
+    assert moved(calibrate, "photcal_db_operation_duration_seconds_count", service="calibrate", operation="update") >= 1

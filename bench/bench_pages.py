@@ -1,0 +1,103 @@
+"""Issue 5: render time of the observer's pages. Target: a light curve of 5,000 points in under 200 ms.
+
+Runs a real stack (`photcal run` on its own nats-server and nx-27017), inserts
+5,000 datapoints of one alert (4 observatories, 3 filters, 10% limits) and
+10,000 alerts directly with shared/db, then times the HTML pages through the
+gateway as a browser fetches them (the whole answer read), after one warm-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from urllib.parse import quote
+
+import aiohttp
+
+from shared.db import connect_database
+from shared.db.alerts import Alert, add_alert
+from tools.devstack import standalone_stack
+
+IVORN = "ivo://gaia/alerts#BenchPages"
+N_POINTS = 5_000
+N_ALERTS = 10_000
+ROUNDS = int(os.environ.get("PHOTCAL_BENCH_ROUNDS", "20"))
+TARGET_MS = 200.0
+
+
+async def _fill(mongo_url: str) -> None:
+    db = connect_database(mongo_url)
+    try:
+        await add_alert(db, Alert(ivorn=IVORN, ra=150.0, dec=30.0, name="BenchPages", url="https://example.org/b"))
+        docs = []
+        for i in range(N_POINTS):
+            limit = i % 10 == 0
+            docs.append({
+                "followup_id": 10_000_000 + i, "upload_id": f"bench{i}", "ivorn": IVORN, "alert_name": "BenchPages",
+                "observatory_id": f"obs{i % 4}", "observatory": f"Observatory {i % 4}", "mjd": 59000 + i * 0.2,
+                "exptime": 120.0, "survey": "APASS", "filter": "VrB"[i % 3],
+                "mag": None if limit else 17 + (i % 50) / 25, "mag_err": None if limit else 0.04,
+                "limit_mag": 19.8 if limit else None, "detected": not limit, "zeropoint_err": 0.02,
+                "comment": "bench <point>", "calibration_id": f"bench{i}", "dedupe_key": f"bench|{i}", "deleted": False,
+            })
+        await db.datapoints.insert_many(docs)
+        await db.alerts.insert_many([
+            {"ivorn": f"ivo://gaia/alerts#BenchBulk{i:05d}", "name": f"BenchBulk{i:05d}", "ra": (i * 0.036) % 360,
+             "dec": -60 + i * 0.01, "url": None, "alert_id": 1_000_000 + i, "extra": {}}
+            for i in range(N_ALERTS)
+        ])
+    finally:
+        await db.close()
+
+
+async def _time(session: aiohttp.ClientSession, url: str, rounds: int) -> tuple[list[float], int]:
+    t0 = time.perf_counter()
+    async with session.get(url) as r:  # the first read after a change (summaries and light curves are then reused)
+        body = await r.read()
+        assert r.status == 200, (r.status, body[:300])
+    times = [(time.perf_counter() - t0) * 1000]
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        async with session.get(url) as r:
+            body = await r.read()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times, len(body)
+
+
+async def _run(base: str) -> None:
+    pages = [
+        (f"light curve, {N_POINTS:,} points (HTML, plot data + table)", f"{base}/lightcurve/{quote(IVORN, safe='')}"),
+        (f"light curve, {N_POINTS:,} points (JSON API)", f"{base}/api/v1/lightcurves/{quote(IVORN, safe='')}"),
+        (f"alerts list, {N_ALERTS:,} alerts, page 1", f"{base}/alerts"),
+        (f"alerts list, {N_ALERTS:,} alerts, sorted by name, search", f"{base}/alerts?sort=name&dir=asc&q=bulk0"),
+        ("follow-up list, page 1", f"{base}/followup"),
+    ]
+    async with aiohttp.ClientSession() as session:
+        for label, url in pages:
+            times, size = await _time(session, url, ROUNDS)
+            cold, times = times[0], times[1:]
+            p50, p95 = statistics.median(times), sorted(times)[int(0.95 * (len(times) - 1))]
+            verdict = ""
+            if "HTML" in label:
+                verdict = f"  (target < {TARGET_MS:.0f} ms: {'met' if p50 < TARGET_MS else 'NOT met'})"
+            print(f"{label:62s} first {cold:6.1f} ms, then p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  {size / 1024:5.0f} KiB{verdict}",
+                  flush=True)
+
+
+def main() -> None:
+    stack, servers = standalone_stack()
+    try:
+        asyncio.run(_fill(stack.env["PHOTCAL_MONGO_URL"]))
+        stack.start()
+        print(f"through the gateway: the first request (data read from the database), then {ROUNDS} more", flush=True)
+        asyncio.run(_run(stack.url))
+    finally:
+        stack.stop()
+        for server in reversed(servers):
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

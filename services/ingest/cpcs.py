@@ -1,0 +1,226 @@
+"""The CPCS endpoints of the gateway: new event, new observatory, delete a datapoint; CPCS reads forwarded.
+
+Paths, parameter names and methods are CPCS's (DESIGN.md, "CPCS compatibility"),
+served at the root and under ``/followup/``. Each endpoint is a thin adapter
+over the same shared code as photcal's own API (``shared.db.alerts.add_alert``,
+``shared.db.observatories.add_observatory``, ``shared.db.datapoints.delete_datapoint``);
+the reads (``get_alert_lc_data``, ``list_of_alerts``) are the lightcurve service's.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+import aiohttp
+from aiohttp import web
+from pydantic import ValidationError
+from pymongo.errors import PyMongoError
+
+from services.ingest import handlers
+from services.ingest.forms import describe
+from services.ingest.state import Gateway
+from shared.auth import authenticate, hashtag_of
+from shared.cpcs_http import (
+    CPCS_PREFIXES,
+    CPCS_READ_PATHS,
+    MAX_FORM_BYTES,
+    WANT_HTML,
+    html_errors,
+    html_response,
+    parse_flag,
+    request_params,
+    table,
+    wants_html,
+)
+from shared.db.alerts import Alert, add_alert
+from shared.db.client import unavailable
+from shared.db.datapoints import delete_datapoint
+from shared.db.observatories import add_observatory
+from shared.errors import BackendUnavailable, BadInput, PayloadTooLarge
+
+FORWARDED_HEADERS = {"accept", "cookie", "x-correlation-id", "content-type"}
+
+
+def _gateway(request: web.Request) -> Gateway:
+    return request.app["gateway"]
+
+
+async def _params(request: web.Request) -> dict[str, str]:
+    params = await request_params(request)
+    request[WANT_HTML] = wants_html(request, params, False)
+    return params
+
+
+def _hashtag(request: web.Request, params: dict[str, str]) -> str | None:
+    """Form, query or cookie, as CPCS; but a write by GET needs it in the query.
+
+    A link on another site opens a GET with the browser's cookies: with the
+    cookie alone, following it could add events or delete datapoints.
+    """
+    if request.method == "GET":
+        return params.get("hashtag") or None
+    return hashtag_of(request, params)
+
+
+def _ok(request: web.Request, title: str, body: dict) -> web.Response:
+    """``message`` first, ``status: ok``, then the fields; or the same as an HTML page."""
+    if request[WANT_HTML]:
+        rows = [(k, v) for k, v in body.items() if k not in {"message", "status"}]
+        return html_response(title, f'<p class="message">{escape(body["message"])}</p>' + table(rows))
+    return web.json_response({"message": body["message"], "status": "ok", **body})
+
+
+def _number(params: dict[str, str], key: str, low: float, high: float, *, required: bool) -> float | None:
+    text = params.get(key, "")
+    if not text:
+        if required:
+            raise BadInput(f"{key} is missing (decimal degrees)", code="missing_field")
+        return None
+    try:
+        value = float(text.replace(",", "."))
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and low <= value <= high):
+        raise BadInput(f"{key} is decimal degrees between {low:g} and {high:g}", code="bad_field")
+    return value
+
+
+@html_errors
+async def new_event(request: web.Request) -> web.Response:
+    """``cgi/newevent``: ``EventID`` (ivorn), ``ra``, ``dec`` (degrees), ``url``, optional ``name``."""
+    gw = _gateway(request)
+    params = await _params(request)
+    observatory = await authenticate(gw.db, gw.pepper, _hashtag(request, params))
+    ivorn = params.get("EventID") or params.get("ivorn")
+    if not ivorn:
+        raise BadInput("EventID is missing: the event's ivorn, e.g. ivo://gaia/alerts#Gaia21eeo", code="missing_field")
+    fields = {
+        "ivorn": ivorn,
+        "ra": _number(params, "ra", 0.0, 360.0, required=True) % 360.0,
+        "dec": _number(params, "dec", -90.0, 90.0, required=True),
+        "url": params.get("url") or None,
+        "name": params.get("name") or None,
+    }
+    try:
+        alert = Alert.model_validate(fields | {"extra": {"created_by": observatory.name}})
+    except ValidationError as exc:
+        raise BadInput(describe(exc).replace("ivorn:", "EventID:", 1), code="bad_field") from exc
+    try:
+        stored = await add_alert(gw.db, alert)
+    except PyMongoError as exc:
+        raise unavailable(exc) from exc
+    return _ok(
+        request,
+        "Event added",
+        {"message": f"event {stored.ivorn} added", "ivorn": stored.ivorn, "id": stored.alert_id, "name": stored.display_name},
+    )
+
+
+@html_errors
+async def new_user(request: web.Request) -> web.Response:
+    """``cgi/newuser`` (an administrator's hashtag): ``obsName``, ``lon``, ``lat``, ``allow_upload``, ``prefix``."""
+    gw = _gateway(request)
+    params = await _params(request)
+    await authenticate(gw.db, gw.pepper, _hashtag(request, params), admin=True)
+    name = params.get("obsName", "")
+    if not name:
+        raise BadInput("obsName is missing: the new observatory's name", code="missing_field")
+    if len(name) > 100 or not name.isprintable():
+        raise BadInput("obsName is at most 100 printable characters", code="bad_field")
+    prefix = params.get("prefix", "")
+    if prefix and not (len(prefix) <= 16 and prefix.replace("-", "").isalnum() and prefix.isascii()):
+        raise BadInput("prefix is up to 16 letters or digits, e.g. the observer's initials", code="bad_field")
+    try:
+        allow_upload = parse_flag(params.get("allow_upload", "1"))
+    except ValueError as exc:
+        raise BadInput("allow_upload is 1 or 0", code="bad_field") from exc
+    filters = [f.strip() for f in params.get("filters", "").split(",") if f.strip()][:50]
+    try:
+        observatory, hashtag = await add_observatory(
+            gw.db,
+            gw.pepper,
+            name=name,
+            lon=_number(params, "lon", -180.0, 360.0, required=False),
+            lat=_number(params, "lat", -90.0, 90.0, required=False),
+            filters=filters,
+            allow_upload=allow_upload,
+            prefix=prefix,
+        )
+    except PyMongoError as exc:
+        raise unavailable(exc) from exc
+    return _ok(
+        request,
+        "Observatory added",
+        {
+            "message": f"observatory {observatory.name} added: keep its hashtag, it is shown once",
+            "hashtag": hashtag,
+            "name": observatory.name,
+            "observatory_id": observatory.observatory_id,
+            "allow_upload": observatory.allow_upload,
+        },
+    )
+
+
+@html_errors
+async def delete_point(request: web.Request) -> web.Response:
+    """``cgi/delpoint``: ``followupid`` (the upload's ``followup_id``); only its observatory may."""
+    gw = _gateway(request)
+    params = await _params(request)
+    observatory = await authenticate(gw.db, gw.pepper, _hashtag(request, params))
+    text = params.get("followupid") or params.get("followup_id") or ""
+    if not text:
+        raise BadInput("followupid is missing: the followup_id the upload answered", code="missing_field")
+    try:
+        followup_id = int(text)
+    except ValueError as exc:
+        raise BadInput("followupid is the integer followup_id the upload answered", code="bad_field") from exc
+    reason = (params.get("reason") or params.get("comment") or "deleted by its observatory (cgi/delpoint)")[:500]
+    try:
+        point = await delete_datapoint(gw.db, followup_id, observatory.observatory_id, reason)
+    except PyMongoError as exc:
+        raise unavailable(exc) from exc
+    return _ok(
+        request,
+        "Datapoint deleted",
+        {"message": f"datapoint {followup_id} deleted", "followup_id": followup_id, "ivorn": point.ivorn, "mjd": point.mjd},
+    )
+
+
+async def forward_read(request: web.Request) -> web.StreamResponse:
+    """CPCS reads, GET or POST (form), are the lightcurve service's: forwarded with query, form and cookie."""
+    if request.method != "POST":
+        return await handlers.forward(request)
+    gw = _gateway(request)
+    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+        raise PayloadTooLarge("the form is too large for this endpoint")
+    body = await request.content.read(MAX_FORM_BYTES + 1)
+    if len(body) > MAX_FORM_BYTES:
+        raise PayloadTooLarge("the form is too large for this endpoint")
+    headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
+    url = gw.settings.lightcurve_base + request.raw_path
+    try:
+        async with gw.http.post(url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as upstream:
+            payload = await upstream.read()
+            return web.Response(
+                body=payload,
+                status=upstream.status,
+                headers={k: v for k, v in upstream.headers.items() if k.lower() in {"content-type", "content-disposition"}},
+            )
+    except aiohttp.ClientError as exc:
+        raise BackendUnavailable("the light-curve service is not answering; try again in a minute") from exc
+
+
+WRITE_ENDPOINTS = {"/cgi/newevent": new_event, "/cgi/newuser": new_user, "/cgi/delpoint": delete_point}
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """The CPCS endpoints (the upload is registered with photcal's own in app.py), GET and POST."""
+    for prefix in CPCS_PREFIXES:
+        for path, handler in WRITE_ENDPOINTS.items():
+            router.add_get(prefix + path, handler)
+            router.add_post(prefix + path, handler)
+    for path in CPCS_READ_PATHS:
+        for p in (path, path + "/"):
+            router.add_get(p, forward_read)
+            router.add_post(p, forward_read)

@@ -1,0 +1,143 @@
+"""Rate limits per client IP and per hashtag: 429 JSON with ``Retry-After``.
+
+Token buckets kept in the gateway's memory (one bucket per key, the least
+recently used dropped beyond ``max_keys``, so that a flood of fresh keys
+cannot grow memory). Each gateway replica limits on its own: with N replicas
+a client gets at most N times the rate, which is what these limits are for
+(stopping floods and guessing, not billing).
+
+- per IP: every write (POST and the like) before its body is read;
+- per hashtag: every request carrying a hashtag (form field, query or
+  cookie), counted once per request, keyed by a hash of the hashtag (the
+  hashtag itself is kept nowhere, logged nowhere).
+
+Behind a proxy (Kubernetes ingress) every request comes from the proxy's
+address: set ``PHOTCAL_TRUST_FORWARDED_FOR=1`` to key on the address the
+proxy appended to ``X-Forwarded-For`` (its last entry; earlier entries are
+the client's own claims and are not trusted). A rate of 0 turns a limit off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import Counter
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.auth import ON_HASHTAG
+from shared.errors import RateLimited
+
+REFUSED = Counter("photcal_gateway_rate_limited_total", "Requests refused with 429, by limit", ["limit"])
+
+REQUEST_KEY = "photcal.ratelimit"
+_COUNTED = "photcal.ratelimit.hashtag_counted"
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class RateLimitSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PHOTCAL_", extra="ignore")
+
+    #: sustained writes per second per client IP, and the burst above it
+    rate_limit_ip_per_s: float = 10.0
+    rate_limit_ip_burst: int = 200
+    #: sustained requests per second per hashtag, and the burst (a night's frames at once)
+    rate_limit_hashtag_per_s: float = 5.0
+    rate_limit_hashtag_burst: int = 120
+    rate_limit_max_keys: int = 100_000
+    trust_forwarded_for: bool = False
+
+
+class TokenBucket:
+    """``rate`` tokens a second up to ``burst``; each request takes one."""
+
+    def __init__(self, rate: float, burst: int, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.burst, self.max_keys, self.clock = rate, max(1, burst), max_keys, clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def take(self, key: str) -> float:
+        """0 if allowed (a token is taken), else the seconds until one is available."""
+        if not self.enabled:
+            return 0.0
+        now = self.clock()
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            self._buckets.move_to_end(key)
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        self._buckets.move_to_end(key)
+        return (1.0 - tokens) / self.rate
+
+
+class Limiter:
+    def __init__(self, settings: RateLimitSettings | None = None, clock: Callable[[], float] = time.monotonic):
+        s = settings or RateLimitSettings()
+        self.settings = s
+        self.per_ip = TokenBucket(s.rate_limit_ip_per_s, s.rate_limit_ip_burst, s.rate_limit_max_keys, clock)
+        self.per_hashtag = TokenBucket(
+            s.rate_limit_hashtag_per_s, s.rate_limit_hashtag_burst, s.rate_limit_max_keys, clock
+        )
+
+    def client_ip(self, request: web.Request) -> str:
+        if self.settings.trust_forwarded_for:
+            forwarded = request.headers.get("X-Forwarded-For", "")
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            if last:
+                return last[:64]
+        return request.remote or "unknown"
+
+    def check_ip(self, request: web.Request) -> None:
+        wait = self.per_ip.take(self.client_ip(request))
+        if wait:
+            REFUSED.labels("ip").inc()
+            raise _refused(wait, "from your address")
+
+    def check_hashtag(self, hashtag: str) -> None:
+        # keyed by a digest: the secret is not kept in memory longer than the request
+        key = hashlib.blake2b(hashtag.encode("utf-8", "replace"), digest_size=16).hexdigest()
+        wait = self.per_hashtag.take(key)
+        if wait:
+            REFUSED.labels("hashtag").inc()
+            raise _refused(wait, "with this hashtag")
+
+
+def _refused(wait: float, whom: str) -> RateLimited:
+    seconds = max(1, math.ceil(wait))
+    err = RateLimited(f"too many requests {whom}: try again in {seconds} s", retry_after=seconds)
+    return err
+
+
+def middleware(settings: RateLimitSettings | None = None):
+    """The per-IP limit on writes; the per-hashtag one when a handler reads the hashtag (shared.auth.hashtag_of)."""
+    limiter = Limiter(settings)
+
+    @web.middleware
+    async def rate_limit(request: web.Request, handler):
+        request[REQUEST_KEY] = limiter
+        request[ON_HASHTAG] = check_hashtag
+        if request.method in _WRITES:
+            limiter.check_ip(request)
+        return await handler(request)
+
+    return rate_limit
+
+
+def check_hashtag(request: web.Request, hashtag: str) -> None:
+    """Count this request against its hashtag's limit (once per request)."""
+    limiter: Limiter | None = request.get(REQUEST_KEY)
+    if limiter is None or request.get(_COUNTED):
+        return
+    request[_COUNTED] = True
+    limiter.check_hashtag(hashtag)

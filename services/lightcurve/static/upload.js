@@ -1,0 +1,117 @@
+// The upload form: sends the frame's catalogue to /cgi/upload (outputFormat=json) and shows the answer with its plot.
+// Every value from the server is put in the page as text (textContent), never as HTML.
+"use strict";
+(function () {
+  const form = document.getElementById("upload-form");
+  if (!form) return;
+  const state = document.getElementById("upload-state");
+  const result = document.getElementById("result");
+  const message = document.getElementById("result-message");
+  const table = document.getElementById("result-table");
+  const links = document.getElementById("result-links");
+  const plotBox = document.getElementById("result-plot-box");
+  const plot = document.getElementById("result-plot");
+  const button = document.getElementById("upload-submit");
+
+  function num(v, digits) {
+    return typeof v === "number" && isFinite(v) ? v.toFixed(digits) : null;
+  }
+  function row(label, value) {
+    if (value === null || value === undefined || value === "") return;
+    const tr = document.createElement("tr");
+    const th = document.createElement("th");
+    const td = document.createElement("td");
+    th.textContent = label;
+    td.textContent = String(value);
+    tr.append(th, td);
+    table.append(tr);
+  }
+  // the gateway serves plots at /plots/NAME.png: show them from this origin whatever host the server recorded
+  function plotPath(link) {
+    if (typeof link !== "string") return null;
+    const i = link.lastIndexOf("/plots/");
+    if (i < 0) return null;
+    const name = link.slice(i + 7);
+    return /^[A-Za-z0-9]+\.png$/.test(name) ? "/plots/" + name : null;
+  }
+  function show(kind, text) {
+    result.hidden = false;
+    message.className = "msg " + kind;
+    message.id = "result-message";
+    message.setAttribute("role", kind === "error" ? "alert" : "status");
+    message.textContent = text;
+  }
+  function render(body, httpStatus) {
+    table.replaceChildren();
+    links.replaceChildren();
+    plotBox.hidden = true;
+    plot.removeAttribute("src");
+    if (!body || typeof body !== "object") {
+      show("error", "The server answered " + httpStatus + " without a readable answer; try again.");
+      return;
+    }
+    if (body.status !== "ok") {
+      const code = body.error ? " (" + body.error + ")" : "";
+      show("error", "Not calibrated: " + (body.message || "error " + httpStatus) + code);
+      return;
+    }
+    show("ok", body.message || "Calibrated.");
+    row("Event", body.ivorn);
+    row("MJD", num(body.mjd, 5));
+    row("Survey / filter", (body.survey || "?") + " / " + (body.filter || "?"));
+    if (body.detected !== false && num(body.mag, 3) !== null) {
+      row("Magnitude", num(body.mag, 3) + (num(body.mag_err, 3) !== null ? " ± " + num(body.mag_err, 3) : ""));
+    } else {
+      row("Magnitude", "not detected");
+    }
+    row("Limiting magnitude", num(body.limit_mag, 2));
+    if (num(body.ra, 6) !== null) row("Target position (RA, Dec)", num(body.ra, 6) + ", " + num(body.dec, 6));
+    row("Zero point", num(body.zeropoint, 3) === null ? null :
+      num(body.zeropoint, 3) + (num(body.zeropoint_err, 3) !== null ? " ± " + num(body.zeropoint_err, 3) : ""));
+    if (num(body.colour_term, 3) !== null) row("Colour term", num(body.colour_term, 3) + (body.colour ? " (" + body.colour + ")" : ""));
+    row("Stars used", body.npoints);
+    row("Outlier fraction", num(body.outlier_fraction, 3));
+    row("Scatter (mag)", num(body.scatter, 3));
+    row("Stored", body.stored ? "yes" : body.dry_run ? "no (dry run)" : "no");
+    row("Followup id", body.followup_id);
+    row("Upload id", body.upload_id);
+    if (body.ivorn) {
+      const a = document.createElement("a");
+      a.href = "/lightcurve/" + encodeURIComponent(body.ivorn);
+      a.id = "result-lightcurve";
+      a.textContent = "Light curve of this event";
+      links.append(a);
+    }
+    const src = plotPath(body.image_link);
+    if (src) {
+      plot.src = src;
+      plotBox.hidden = false;
+    }
+  }
+
+  form.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    const data = new FormData(form);
+    data.set("outputFormat", "json");
+    for (const flag of ["dryRun", "noPlot"]) {
+      data.delete(flag);
+      data.set(flag, document.getElementById(flag).checked ? "1" : "0");
+    }
+    button.disabled = true;
+    state.textContent = "calibrating…";
+    result.hidden = true;
+    try {
+      const response = await fetch("/cgi/upload", { method: "POST", body: data, credentials: "same-origin" });
+      let body = null;
+      try { body = await response.json(); } catch (e) { body = null; }
+      render(body, response.status);
+    } catch (e) {
+      table.replaceChildren();
+      plotBox.hidden = true;
+      show("error", "The upload did not reach the server (" + e.message + "); check your connection and try again.");
+    } finally {
+      button.disabled = false;
+      state.textContent = "";
+    }
+  });
+})();

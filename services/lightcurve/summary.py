@@ -1,0 +1,169 @@
+"""What the pages reuse between requests: the alert list's summary and recent light curves.
+
+Listing, searching and sorting 10,000 alerts happen on an in-memory summary
+of every alert (a few hundred bytes each), built from two projected scans
+(alerts, live datapoints); a light curve of thousands of points is kept as
+read. Both are reused while the data have not changed, which is checked on
+every request with index lookups only (about 2 ms on the embedded database,
+where reading 5,000 datapoints takes 150 ms):
+
+* the newest ``alert_id`` and ``followup_id``: a new alert or datapoint (they
+  are only ever inserted, with a new id) is seen at once;
+* the datapoints whose ``dedupe_key`` starts ``deleted:``, which
+  ``shared.db.datapoints.delete_datapoint`` (the web's delete, CPCS
+  ``cgi/delpoint``) sets on a soft delete: a delete is seen at once.
+
+Anything else (an alert renamed by an import, a hand edit) is seen within
+:data:`MAX_AGE` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.db import Database
+from shared.db.alerts import Alert
+
+MAX_AGE = 30.0
+ALERT_FIELDS = {"_id": 0, "ivorn": 1, "name": 1, "ra": 1, "dec": 1, "url": 1, "alert_id": 1, "created": 1}
+POINT_FIELDS = {"_id": 0, "ivorn": 1, "mjd": 1, "mag": 1, "limit_mag": 1, "detected": 1, "created": 1}
+#: soft-deleted datapoints: delete_datapoint rewrites their unique dedupe_key to "deleted:<id>:..." (an index range)
+DELETED_RANGE = {"dedupe_key": {"$gte": "deleted:", "$lt": "deleted;"}}
+SORT_KEYS = ("name", "ivorn", "ra", "dec", "n_datapoints", "last_mag", "last_mjd", "id")
+
+
+@dataclass
+class Summary:
+    version: tuple
+    built: float
+    rows: list[dict] = field(default_factory=list)
+
+
+class AlertSummaries:
+    def __init__(self) -> None:
+        self._summary: Summary | None = None
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        self._summary = None
+
+    async def rows(self, db: Database) -> list[dict]:
+        version = await _version(db)
+        current = self._summary
+        if current is not None and current.version == version and time.monotonic() - current.built < MAX_AGE:
+            return current.rows
+        async with self._lock:
+            current = self._summary
+            if current is not None and current.version == version and time.monotonic() - current.built < MAX_AGE:
+                return current.rows
+            rows = await _build(db)
+            self._summary = Summary(version, time.monotonic(), rows)
+            return rows
+
+
+async def _newest(collection, key: str):
+    doc = await collection.find_one({}, {"_id": 0, key: 1}, sort=[(key, -1)])
+    return None if doc is None else doc.get(key)
+
+
+async def _version(db: Database) -> tuple:
+    deleted = [d async for d in db.datapoints.find(DELETED_RANGE, {"_id": 0, "followup_id": 1})]
+    return (
+        await _newest(db.alerts, "alert_id"),
+        await _newest(db.datapoints, "followup_id"),
+        len(deleted),
+        max((d.get("followup_id", 0) for d in deleted), default=0),
+    )
+
+
+data_version = _version
+
+
+class LightcurveCache:
+    """The last ``entries`` light curves read, each with the data version it was read at."""
+
+    def __init__(self, entries: int = 32) -> None:
+        self.entries = entries
+        self._items: dict[str, tuple[tuple, float, Any]] = {}
+
+    def get(self, ivorn: str, version: tuple) -> Any | None:
+        item = self._items.get(ivorn)
+        if item is None or item[0] != version or time.monotonic() - item[1] >= MAX_AGE:
+            return None
+        self._items[ivorn] = self._items.pop(ivorn)  # most recently used last
+        return item[2]
+
+    def put(self, ivorn: str, version: tuple, value: Any) -> None:
+        self._items.pop(ivorn, None)
+        self._items[ivorn] = (version, time.monotonic(), value)
+        while len(self._items) > self.entries:
+            self._items.pop(next(iter(self._items)))
+
+    def invalidate(self) -> None:
+        self._items.clear()
+
+
+async def _build(db: Database) -> list[dict]:
+    last: dict[str, dict] = {}
+    counts: dict[str, int] = {}
+    async for p in db.datapoints.find({"deleted": False}, POINT_FIELDS):
+        ivorn = p.get("ivorn")
+        counts[ivorn] = counts.get(ivorn, 0) + 1
+        best = last.get(ivorn)
+        if best is None or p.get("mjd", 0) >= best.get("mjd", 0):
+            last[ivorn] = p
+    rows = []
+    async for doc in db.alerts.find({}, ALERT_FIELDS).sort("alert_id", -1):
+        try:
+            alert = Alert.model_validate(doc)
+        except ValueError:
+            continue  # a malformed document is not listed rather than breaking the list
+        point = last.get(alert.ivorn)
+        last_mag = None
+        if point is not None:
+            last_mag = point.get("mag") if point.get("detected", True) and point.get("mag") is not None else point.get("limit_mag")
+        rows.append(
+            {
+                "id": alert.alert_id,
+                "ivorn": alert.ivorn,
+                "name": alert.display_name,
+                "ra": alert.ra,
+                "dec": alert.dec,
+                "url": alert.url,
+                "n_datapoints": counts.get(alert.ivorn, 0),
+                "last_mag": last_mag,
+                "last_is_limit": bool(point is not None and not (point.get("detected", True) and point.get("mag") is not None)),
+                "last_mjd": None if point is None else point.get("mjd"),
+                "_search": f"{alert.display_name} {alert.ivorn}".lower(),
+            }
+        )
+    return rows
+
+
+def select(
+    rows: list[dict], *, with_data: bool = False, q: str = "", sort: str = "id", descending: bool = True
+) -> list[dict]:
+    """Filter (with data, substring of name or ivorn) and sort; missing values sort last either way."""
+    out = rows
+    if with_data:
+        out = [r for r in out if r["n_datapoints"]]
+    needle = q.strip().lower()
+    if needle:
+        out = [r for r in out if needle in r["_search"]]
+    if sort not in SORT_KEYS:
+        sort = "id"
+    present = [r for r in out if r.get(sort) is not None]
+    missing = [r for r in out if r.get(sort) is None]
+    if sort in ("name", "ivorn"):
+        present.sort(key=lambda r: str(r[sort]).lower(), reverse=descending)
+    else:
+        present.sort(key=lambda r: r[sort], reverse=descending)
+    return present + missing
+
+
+def public(row: dict) -> dict:
+    """A row as the JSON APIs answer it (no internal keys)."""
+    return {k: v for k, v in row.items() if not k.startswith("_") and k != "last_is_limit"}

@@ -1,0 +1,69 @@
+"""One real stack for the whole compatibility suite: `photcal run` on its own nats-server and nx-27017.
+
+The clients below are the network's own, read from their code: BHTOM (Python
+``requests``: upload, ``get_alert_lc_data`` with a ``hashtag`` cookie), the
+observers' shell scripts (``curl -F`` to ``cgi/upload`` and ``cgi/newevent``),
+and catalogue harvesters (``list_of_alerts?format=json...&hashtag=``, then
+``get_alert_lc_data?alert_id=``). The stack is started once per module (a
+start costs seconds on a 2-core machine); each test uses its own event or MJD.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import pytest
+
+from shared.infra import free_port, mongo_server, nats_server
+from tests.conftest import free_port_block
+from tests.integration.conftest import Stack, field_dir
+
+FIELD = field_dir("north_V")
+
+
+@dataclass
+class CompatStack:
+    stack: Stack
+    truth: dict
+    hashtag: str  # an ordinary observatory
+    other_hashtag: str  # a second observatory
+    admin_hashtag: str  # an administrator (photcal observatory add --admin)
+
+    @property
+    def url(self) -> str:
+        return self.stack.url
+
+
+def _hashtag(out: str) -> str:
+    return re.search(r"hashtag: (\S+)", out).group(1)
+
+
+@pytest.fixture(scope="module")
+def compat(tmp_path_factory) -> CompatStack:
+    tmp = tmp_path_factory.mktemp("compat")
+    servers = [nats_server(tmp / "natsdata", free_port()).start(), mongo_server(tmp / "mongodata", free_port()).start()]
+    port = free_port_block(4)
+    env = dict(os.environ) | {
+        "PHOTCAL_NATS_URL": servers[0].url,
+        "PHOTCAL_MONGO_URL": servers[1].url,
+        "PHOTCAL_MONGO_DB": "compat",
+        "PHOTCAL_DATA_DIR": str(tmp / "data"),
+        "PHOTCAL_HASHTAG_PEPPER": "compat-pepper",
+        "PHOTCAL_HTTP_PORT": str(port),
+        "PHOTCAL_UPLOAD_TIMEOUT": "60",
+        "PHOTCAL_LOG_LEVEL": "INFO",
+    }
+    stack = Stack(env=env, port=port)
+    try:
+        truth = stack.load_field(FIELD)
+        hashtag = stack.add_observatory("Compat Observatory")
+        other = stack.add_observatory("Other Observatory")
+        admin = _hashtag(stack.cli("observatory", "add", "--name", "Network Admin", "--admin").stdout)
+        stack.start()
+        yield CompatStack(stack, truth, hashtag, other, admin)
+    finally:
+        stack.stop()
+        for server in reversed(servers):
+            server.stop()
