@@ -18,7 +18,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 system-deps:
-	@bash tools/system-deps.sh
+	@bash tools/system-deps.sh chromium
 
 ## the whole stack on embedded NATS and database, data under ./var/
 run: install

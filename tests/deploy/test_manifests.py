@@ -395,7 +395,7 @@ def test_references_resolve(overlay):
         assert not missing, missing
         secrets = {s["metadata"]["name"].rsplit("-", 1)[0]: s for s in of_kind(docs, "Secret")}
         assert set(secrets) == EXTERNAL_SECRETS
-        assert set(secrets["photcal-secrets"]["data"]) == {"hashtag-pepper", "mongo-url"}
+        assert set(secrets["photcal-secrets"]["data"]) == {"hashtag-pepper", "session-secret", "mongo-url"}
         assert set(secrets["mongodb-auth"]["data"]) == {"username", "password", "keyfile"}
 
 

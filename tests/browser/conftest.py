@@ -1,0 +1,128 @@
+"""Browser tests: headless Debian Chromium driven by Playwright for Python, against one real stack per module.
+
+The stack is `photcal run` on its own nats-server and nx-27017 (as tests/compat
+does), loaded with the committed synthetic field north_V. Chromium is Debian's
+(`apt-get install chromium`, or `bash tools/system-deps.sh chromium`):
+Playwright cannot download its own browsers here. Without /usr/bin/chromium or
+the playwright package the tests skip and say so. Screenshots go to
+test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared.infra import free_port, mongo_server, nats_server
+from tests.conftest import ARTIFACTS, free_port_block
+from tests.integration.conftest import Stack, field_dir
+
+FIELD = field_dir("north_V")
+CHROMIUM = os.environ.get("PHOTCAL_CHROMIUM", "/usr/bin/chromium")
+SHOTS = ARTIFACTS / "browser"
+#: flags that keep Chromium off the (closed) network: no component updates, sync, QUIC, first-run pings
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+
+
+def _why_no_browser() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright (Python) is not installed: `make install` installs the test extras"
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        return (
+            f"no Chromium at {CHROMIUM}: install Debian's with `apt-get install chromium` "
+            "(or `bash tools/system-deps.sh chromium`); Playwright cannot download its own browser here"
+        )
+    return None
+
+
+@dataclass
+class WebStack:
+    stack: Stack
+    truth: dict
+    hashtag: str
+    other_hashtag: str
+
+    @property
+    def url(self) -> str:
+        return self.stack.url
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory) -> WebStack:
+    reason = _why_no_browser()
+    if reason:
+        pytest.skip(reason)
+    tmp = tmp_path_factory.mktemp("web")
+    servers = [nats_server(tmp / "natsdata", free_port()).start(), mongo_server(tmp / "mongodata", free_port()).start()]
+    port = free_port_block(4)
+    env = dict(os.environ) | {
+        "PHOTCAL_NATS_URL": servers[0].url,
+        "PHOTCAL_MONGO_URL": servers[1].url,
+        "PHOTCAL_MONGO_DB": "web",
+        "PHOTCAL_DATA_DIR": str(tmp / "data"),
+        "PHOTCAL_HASHTAG_PEPPER": "web-pepper",
+        "PHOTCAL_HTTP_PORT": str(port),
+        "PHOTCAL_UPLOAD_TIMEOUT": "60",
+        "PHOTCAL_LOG_LEVEL": "INFO",
+    }
+    stack = Stack(env=env, port=port)
+    try:
+        truth = stack.load_field(FIELD)
+        hashtag = stack.add_observatory("Web Observatory")
+        other = stack.add_observatory("Second <i>Observatory</i>")
+        stack.start()
+        yield WebStack(stack, truth, hashtag, other)
+    finally:
+        stack.stop()
+        for server in reversed(servers):
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium(web):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, web):
+    """A fresh browser context (no cookies) and page; any JavaScript dialog (an injected alert()) fails the test."""
+    context = chromium.new_context(base_url=web.url, viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    dialogs: list[str] = []
+    errors: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+    assert not dialogs, f"a script ran from data: {dialogs}"
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def shot(page, name: str, full_page: bool = True) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def login(page, hashtag: str, next_path: str = "/upload") -> None:
+    page.goto(f"/login?next={next_path}")
+    page.fill("#hashtag", hashtag)
+    page.click("#login-submit")
+    page.wait_for_url(f"**{next_path}")
