@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from shared.db import connect_database
 from shared.db.alerts import Alert, add_alert
-from shared.db.observatories import add_observatory, list_observatories, revoke
+from shared.db.observatories import add_observatory, list_observatories, revoke, rotate
 from shared.errors import BadInput
 from shared.settings import CommonSettings
 
@@ -45,6 +45,16 @@ async def observatory_revoke(args, settings, db) -> int:
     return 0
 
 
+async def observatory_rotate(args, settings, db) -> int:
+    hashtag = await rotate(db, settings.pepper(), args.name)
+    if hashtag is None:
+        print(f"error: no observatory named {args.name!r}", file=sys.stderr)
+        return 2
+    print(f"new hashtag of {args.name}: {hashtag}")
+    print("keep it: it is shown only this once; the previous hashtag no longer works")
+    return 0
+
+
 async def observatory_list(args, settings, db) -> int:
     for obs in await list_observatories(db):
         state = "revoked" if obs.revoked else "active"
@@ -73,6 +83,7 @@ async def alerts_import(args, settings, db) -> int:
 COMMANDS = {
     ("observatory", "add"): observatory_add,
     ("observatory", "revoke"): observatory_revoke,
+    ("observatory", "rotate"): observatory_rotate,
     ("observatory", "list"): observatory_list,
     ("alert", "add"): alert_add,
     ("alerts", "import"): alerts_import,

@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--admin", action="store_true", help="may add observatories through /cgi/newuser")
     revoke = obs.add_parser("revoke", help="revoke an observatory's hashtag")
     revoke.add_argument("--name", required=True)
+    rotate = obs.add_parser("rotate", help="give an observatory a new hashtag (prints it once); the old one stops working")
+    rotate.add_argument("--name", required=True)
     obs.add_parser("list", help="list observatories")
 
     alert = sub.add_parser("alert", help="manage alerts").add_subparsers(dest="action", required=True)

@@ -8,18 +8,15 @@ awaited ``PHOTCAL_PUBLISH_TIMEOUT`` seconds (default 2), not the client's 5.
 
 from __future__ import annotations
 
-import os
-
 from nats.js import JetStreamContext
 
 from shared.errors import BackendUnavailable
 from shared.models import OBJECT_BUCKET_UPLOADS, SUBJECT_UPLOAD, UploadRequested
 from shared.natsio import ensure_object_store, headers
 
-PUBLISH_TIMEOUT_S = float(os.environ.get("PHOTCAL_PUBLISH_TIMEOUT", "2"))
-
-
-async def publish_upload(js: JetStreamContext, upload: UploadRequested, inline_limit: int, replicas: int = 1) -> None:
+async def publish_upload(
+    js: JetStreamContext, upload: UploadRequested, inline_limit: int, replicas: int = 1, timeout: float = 2.0
+) -> None:
     """Small tables travel in the message; larger ones in the object store first."""
     nc = getattr(js, "_nc", None)  # nats-py keeps the connection there; no public accessor
     if nc is not None and not nc.is_connected:
@@ -33,7 +30,7 @@ async def publish_upload(js: JetStreamContext, upload: UploadRequested, inline_l
             upload = upload.model_copy(update={"sources": None, "sources_in_object_store": True})
             payload = upload.model_dump_json().encode()
         published = True
-        await js.publish(SUBJECT_UPLOAD, payload, timeout=PUBLISH_TIMEOUT_S, headers=headers(msg_id=upload.upload_id))
+        await js.publish(SUBJECT_UPLOAD, payload, timeout=timeout, headers=headers(msg_id=upload.upload_id))
     except Exception as exc:
         err = BackendUnavailable("the upload queue (NATS) is not answering; try again in a minute")
         # sent but not acknowledged: it may be queued all the same (the caller says which upload id to look for)

@@ -7,6 +7,8 @@ class IngestSettings(CommonSettings):
     max_catalogue_rows: int = 200_000
     #: seconds the synchronous upload waits for its calibration before 504
     upload_timeout: float = 30.0
+    #: seconds the gateway waits for JetStream's ack before answering 503 (NATS down: fail fast)
+    publish_timeout: float = 2.0
     #: parsed tables larger than this go to the JetStream object store
     inline_table_bytes: int = 600_000
     #: where the lightcurve service listens (the gateway forwards reads to it)

@@ -165,7 +165,9 @@ async def submit(gw: Gateway, upload: UploadRequested, wait: bool) -> Calibratio
     """Publish (acknowledged by JetStream) and, if asked, wait for our own result."""
     future = gw.waiter.expect(upload.upload_id) if wait else None
     try:
-        await publish_upload(gw.js, upload, gw.settings.inline_table_bytes, gw.settings.nats_replicas)
+        await publish_upload(
+            gw.js, upload, gw.settings.inline_table_bytes, gw.settings.nats_replicas, gw.settings.publish_timeout
+        )
     except BackendUnavailable as exc:
         gw.waiter.forget(upload.upload_id)
         # a publish that timed out may still have been stored: the id lets the client look

@@ -75,5 +75,15 @@ async def revoke(db: Database, name: str) -> bool:
     return res.matched_count == 1
 
 
+async def rotate(db: Database, pepper: bytes, name: str) -> str | None:
+    """A new hashtag for an existing observatory (its datapoints stay its own); the old one stops working."""
+    hashtag = new_hashtag()
+    res = await db.observatories.update_one(
+        {"name": name},
+        {"$set": {"hashtag_hash": hash_hashtag(hashtag, pepper), "revoked": False, "rotated_at": utcnow()}},
+    )
+    return hashtag if res.matched_count == 1 else None
+
+
 async def list_observatories(db: Database) -> list[Observatory]:
     return [Observatory.model_validate(d) async for d in db.observatories.find({}).sort("name", 1)]

@@ -372,6 +372,17 @@ def test_a_revoked_hashtag_is_refused_at_once(hostile):
     assert_refused(upload(hostile, good_fields(hostile, hashtag=hashtag)), 401)
 
 
+def test_a_rotated_hashtag_replaces_the_old_one(hostile):
+    old = hostile.add_observatory("Rotating Observatory")
+    out = hostile.cli("observatory", "rotate", "--name", "Rotating Observatory").stdout
+    new = out.split("new hashtag of Rotating Observatory: ", 1)[1].split()[0]
+    assert new != old
+    assert_refused(upload(hostile, good_fields(hostile, hashtag=old)), 401)
+    status, _h, raw = upload(hostile, good_fields(hostile, hashtag=new))
+    assert status == 200, raw
+    hostile.accepted += 1
+
+
 def test_rate_limits_per_hashtag_and_per_ip_answer_429_with_retry_after(stack):
     stack.env.update(PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0.2", PHOTCAL_RATE_LIMIT_HASHTAG_BURST="5",
                      PHOTCAL_RATE_LIMIT_IP_PER_S="0.5", PHOTCAL_RATE_LIMIT_IP_BURST="15",
