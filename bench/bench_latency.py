@@ -130,7 +130,10 @@ async def throughput(url: str, hashtag: str, nats_url: str, count: int) -> float
 
 
 def start(workers: int):
-    stack, servers = standalone_stack(workers=workers)
+    # the limits protect a public server from one client; here that one client is the benchmark
+    stack, servers = standalone_stack(
+        workers=workers, PHOTCAL_RATE_LIMIT_IP_PER_S="0", PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0"
+    )
     for survey in ("APASS", "PS1", "GAIA", "SDSS"):
         stack.cli("catalog", "load", "--survey", survey, str(FIELD / f"ref_{survey}.csv"))
     hashtag = stack.add_observatory("Bench")
@@ -163,12 +166,31 @@ def core_vs_stdpipe() -> None:
         calibrate_frame(table, refs, ra, dec, 2.0, force)
         return time.perf_counter() - started
 
+    def parse_only() -> float:
+        started = time.perf_counter()
+        parse_catalogue(cat)
+        return time.perf_counter() - started
+
+    parsed = parse_catalogue(cat).table
+
+    def calibrate_only(force=None) -> float:
+        started = time.perf_counter()
+        calibrate_frame(parsed, refs, ra, dec, 2.0, force)
+        return time.perf_counter() - started
+
     for _ in range(3):
         ours()
+        ours(("APASS", "V"))
     full = statistics.median(ours() for _ in range(30)) * 1000 / 2
     single = statistics.median(ours(("APASS", "V")) for _ in range(30)) * 1000 / 2
-    print(f"calibration core (parse + match + fit), per 1,000 sources: all {sum(len(s.mags) for s in refs.values())} "
+    parse_ms = statistics.median(parse_only() for _ in range(30)) * 1000 / 2
+    full_cal = statistics.median(calibrate_only() for _ in range(30)) * 1000 / 2
+    single_cal = statistics.median(calibrate_only(("APASS", "V")) for _ in range(30)) * 1000 / 2
+    n_bands = sum(len(s.mags) for s in refs.values())
+    print(f"calibration core (parse + match + fit), per 1,000 sources: all {n_bands} "
           f"survey bands + choice {full:.2f} ms; one forced band {single:.2f} ms")
+    print(f"  of which parsing {parse_ms:.2f} ms; calibrate_frame alone: all bands + choice {full_cal:.2f} ms, "
+          f"one forced band {single_cal:.2f} ms")
     try:
         from stdpipe import photometry
     except ImportError:
@@ -189,8 +211,10 @@ def core_vs_stdpipe() -> None:
     stdpipe_ms = statistics.median(theirs() for _ in range(30)) * 1000 / 2
     print(f"STDPipe photometry.match (one band, matching + fit only, no parsing), per 1,000 sources: {stdpipe_ms:.2f} ms")
     ratio = stdpipe_ms / single
-    print(f"speed-up, one band against one band: {ratio:.1f}x (target >= 10x: {'PASS' if ratio >= 10 else 'MISS'}); "
-          f"all bands against STDPipe's one: {stdpipe_ms / full:.1f}x")
+    print(f"speed-up, one band against one band (ours with parsing): {ratio:.1f}x "
+          f"(target >= 10x: {'PASS' if ratio >= 10 else 'MISS'}); without parsing {stdpipe_ms / single_cal:.1f}x")
+    print(f"speed-up, all {n_bands} bands + choice against STDPipe's one band: {stdpipe_ms / full:.1f}x with parsing, "
+          f"{stdpipe_ms / full_cal:.1f}x without")
 
 
 def main() -> None:

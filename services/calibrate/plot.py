@@ -2,6 +2,12 @@
 
 Uses matplotlib's object API (:class:`matplotlib.figure.Figure` with the Agg
 canvas), never pyplot's global state, so it may run in worker threads.
+
+Cost (issue 8: the plot adds at most 150 ms): most of a render is
+matplotlib creating and drawing tick marks and their labels, so each axis
+gets at most 5 major ticks and the two residual panels share their y
+axis; the PNG is written with fast zlib compression (level 1: a slightly
+larger file for a fraction of the encoding time).
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ from typing import BinaryIO
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from services.calibrate.core.results import FrameCalibration
 
+#: tick steps: round numbers only
+_STEPS = [1, 2, 5, 10]
 _USED = dict(s=9, c="#1f77b4", lw=0, label="used")
 _CLIPPED = dict(s=16, marker="x", c="#d62728", lw=1.0, label="clipped")
 _BRIGHT = dict(s=16, marker="^", facecolors="none", edgecolors="#ff7f0e", lw=0.8, label="bright end cut")
@@ -43,7 +52,13 @@ def build_figure(cal: FrameCalibration) -> Figure:
     p = cal.plot
     fig = Figure(figsize=(11.0, 3.8), dpi=90)
     FigureCanvasAgg(fig)
-    ax1, ax2, ax3 = fig.subplots(1, 3)
+    ax1 = fig.add_subplot(1, 3, 1)
+    ax2 = fig.add_subplot(1, 3, 2)
+    ax3 = fig.add_subplot(1, 3, 3, sharey=ax2)
+    for ax in (ax1, ax2, ax3):
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
+    ax1.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
+    ax2.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
 
     y_corr = p.ref_mag - cal.colour_term * p.colour
     _scatter_sets(ax1, p.inst_mag, y_corr, cal)
@@ -85,12 +100,10 @@ def build_figure(cal: FrameCalibration) -> Figure:
 
     _scatter_sets(ax3, p.ref_mag, p.residual, cal)
     ax3.axhline(0.0, c="k", lw=0.8)
-    for ax in (ax2, ax3):
-        r = p.residual[p.used] if p.used.any() else p.residual
-        if len(r):
-            half = max(5.0 * cal.scatter, 0.1)
-            lim = min(float(np.nanmax(np.abs(p.residual))) * 1.05, 8 * half) if len(p.residual) else half
-            ax.set_ylim(-max(lim, half), max(lim, half))
+    if len(p.residual):  # shared y axis of the two residual panels
+        half = max(5.0 * cal.scatter, 0.1)
+        lim = min(float(np.nanmax(np.abs(p.residual))) * 1.05, 8 * half)
+        ax2.set_ylim(-max(lim, half), max(lim, half))
     ax3.set_xlabel(f"{cal.survey} {cal.band} (mag)")
     ax3.set_ylabel("residual (mag)")
 
@@ -123,9 +136,10 @@ def render_plot(cal: FrameCalibration, path_or_buffer: str | os.PathLike | Binar
         The PNG if ``path_or_buffer`` is None, else None.
     """
     fig = build_figure(cal)
+    opts = dict(format="png", pil_kwargs={"compress_level": 1})
     if path_or_buffer is None:
         buf = io.BytesIO()
-        fig.savefig(buf, format="png")
+        fig.savefig(buf, **opts)
         return buf.getvalue()
-    fig.savefig(path_or_buffer, format="png")
+    fig.savefig(path_or_buffer, **opts)
     return None

@@ -101,3 +101,46 @@ def test_far_references_are_ignored():
     ref_dec = np.concatenate([[10.0], rng.uniform(0, 20, 1000)])
     m = match_to_reference(np.array([200.0 + 0.5 * AS]), np.array([10.0]), ref_ra, ref_dec, 2.0)
     assert m.ref_index.tolist() == [0]
+
+
+def _brute_force(src_ra, src_dec, ref_ra, ref_dec, radius):
+    """Nearest reference star, separation and ambiguity from all pairwise distances."""
+    from services.calibrate.core.matching import radec_to_xyz
+
+    s = radec_to_xyz(src_ra, src_dec)
+    r = radec_to_xyz(ref_ra, ref_dec)
+    d = np.sqrt(((s[:, None, :] - r[None, :, :]) ** 2).sum(-1))
+    d[~np.isfinite(d)] = np.inf
+    chord = arcsec_to_chord(radius)
+    within = d < chord
+    nearest = np.where(within.any(1), np.argmin(d, axis=1), -1)
+    counts = np.bincount(nearest[nearest >= 0], minlength=len(ref_ra))
+    shared = (nearest >= 0) & (counts[np.maximum(nearest, 0)] > 1)
+    ambiguous = (within.sum(1) > 1) | shared
+    sep = np.where(nearest >= 0, chord_to_arcsec(np.min(d, axis=1).clip(0, 2)), np.nan)
+    return nearest, sep, ambiguous
+
+
+@pytest.mark.parametrize("ra0,dec0", [(0.0, 0.0), (359.995, 30.0), (120.0, 89.9), (10.0, -89.8), (200.0, -45.0)])
+def test_grid_match_equals_brute_force(ra0, dec0):
+    """The grid finds exactly the pairs all-pairs distances do: RA wrap, poles, NaNs, blends."""
+    rng = np.random.default_rng(int(ra0 + dec0 + 1000))
+    for radius in (1.0, 2.0, 30.0):
+        n, m, w = 300, 400, 0.05
+        cosd = max(np.cos(np.radians(dec0)), 0.02)
+        ref_ra = (ra0 + rng.uniform(-w, w, m) / cosd) % 360.0
+        ref_dec = np.clip(dec0 + rng.uniform(-w, w, m), -89.999, 89.999)
+        src_ra = (ra0 + rng.uniform(-w, w, n) / cosd) % 360.0
+        src_dec = np.clip(dec0 + rng.uniform(-w, w, n), -89.999, 89.999)
+        k = 200  # most sources near a star, some beyond the radius
+        off = rng.normal(0, radius / 2 * AS, (k, 2))
+        src_ra[:k] = (ref_ra[:k] + off[:, 0] / np.cos(np.radians(ref_dec[:k]))) % 360.0
+        src_dec[:k] = np.clip(ref_dec[:k] + off[:, 1], -89.999, 89.999)
+        src_ra[5] = np.nan
+        ref_dec[7] = np.nan
+        m_ = match_to_reference(src_ra, src_dec, ref_ra, ref_dec, radius)
+        nearest, sep, ambiguous = _brute_force(src_ra, src_dec, ref_ra, ref_dec, radius)
+        assert np.array_equal(m_.ref_index, nearest)
+        assert np.array_equal(m_.ambiguous, ambiguous)
+        assert np.allclose(m_.separation_arcsec, sep, equal_nan=True, rtol=1e-9, atol=1e-9)
+        assert m_.matched.sum() > 50

@@ -47,8 +47,8 @@ from shared.arrays import SourceTable
 from shared.models import CandidateFit, SurveyStars
 from shared.surveys import Band, Survey, get_survey
 from services.calibrate.core.calibrators import bright_end_cut, reference_quality
-from services.calibrate.core.fitting import FitResult, InsufficientData, fit_zeropoint
-from services.calibrate.core.matching import MatchResult, match_to_reference, radec_to_xyz
+from services.calibrate.core.fitting import FitResult, InsufficientData, finite_or_zero, fit_zeropoint
+from services.calibrate.core.matching import MatchResult, SourceGrid
 from services.calibrate.core.settings import FitSettings
 
 
@@ -104,6 +104,17 @@ class BandCandidate:
         )
 
 
+@dataclass
+class _SurveyMatch:
+    """Per survey, computed once for all its bands: the usable sources matched to one of its stars."""
+
+    m_idx: np.ndarray  # source index of each usable matched source (ascending)
+    m_ref: np.ndarray  # its reference star
+    m_cal: np.ndarray  # bool: also passes the source quality cuts and is not ambiguous
+    src_mag: np.ndarray
+    src_err: np.ndarray
+
+
 def _band_array(stars: SurveyStars, *names: str) -> np.ndarray | None:
     for name in names:
         if name in stars.mags:
@@ -145,6 +156,7 @@ def fit_band(
     src_good: np.ndarray,
     sources: SourceTable,
     settings: FitSettings,
+    pre: _SurveyMatch | None = None,
 ) -> BandCandidate:
     """Select calibrators for one band of a matched survey and fit them.
 
@@ -167,30 +179,39 @@ def fit_band(
     blue_err = _named_err_array(stars, survey, band.colour[0])
     red_err = _named_err_array(stars, survey, band.colour[1])
 
-    ref_i = match.ref_index
-    has_ref = ref_i >= 0
-    matched = src_usable & has_ref
-    matched[matched] = np.isfinite(mags[ref_i[matched]])
-    cand.nmatched = int(matched.sum())
+    if pre is None:
+        ref_i = match.ref_index
+        m_idx = np.flatnonzero(src_usable & (ref_i >= 0))
+        pre = _SurveyMatch(
+            m_idx=m_idx,
+            m_ref=ref_i[m_idx],
+            m_cal=(src_good & ~match.ambiguous)[m_idx],
+            src_mag=np.asarray(sources.mag, dtype=float),
+            src_err=np.asarray(sources.mag_err, dtype=float),
+        )
+    # usable sources matched to a star with a magnitude in this band
+    fin = np.isfinite(mags[pre.m_ref])
+    cand.nmatched = int(np.count_nonzero(fin))
     if blue is None or red is None:
         cand.note = f"no {band.colour_name} colour in the {survey.name} stars"
         return cand
 
-    idx = np.flatnonzero(matched & src_good & ~match.ambiguous)
-    r_idx = ref_i[idx]
+    sel = fin & pre.m_cal
+    idx = pre.m_idx[sel]
+    r_idx = pre.m_ref[sel]
     ref_mag = mags[r_idx]
     ref_err = errs[r_idx]
     colour = blue[r_idx] - red[r_idx]
     ok = reference_quality(ref_mag, ref_err, colour, survey.mag_bright, survey.mag_faint, settings)
     idx, ref_mag, ref_err, colour, r_idx = idx[ok], ref_mag[ok], ref_err[ok], colour[ok], r_idx[ok]
     # noise of the catalogue colour and its covariance with the band's noise
-    eb2 = np.zeros(len(idx)) if blue_err is None else np.nan_to_num(blue_err[r_idx] ** 2)
-    er2 = np.zeros(len(idx)) if red_err is None else np.nan_to_num(red_err[r_idx] ** 2)
+    eb2 = np.zeros(len(idx)) if blue_err is None else finite_or_zero(blue_err[r_idx] ** 2)
+    er2 = np.zeros(len(idx)) if red_err is None else finite_or_zero(red_err[r_idx] ** 2)
     colour_var = eb2 + er2
     sign = 1.0 if band.name == band.colour[0] else (-1.0 if band.name == band.colour[1] else 0.0)
     colour_cov = sign * ref_err**2
-    inst = np.asarray(sources.mag, dtype=float)[idx]
-    inst_err = np.asarray(sources.mag_err, dtype=float)[idx]
+    inst = pre.src_mag[idx]
+    inst_err = pre.src_err[idx]
     cand.ncalibrators = len(idx)
     cand.source_index, cand.ref_mag, cand.ref_err = idx, ref_mag, ref_err
     cand.inst_mag, cand.inst_err, cand.colour_values = inst, inst_err, colour
@@ -263,10 +284,11 @@ def evaluate_candidates(
     """
     candidates: list[BandCandidate] = []
     matched_any = np.zeros(len(sources), dtype=bool)
-    src_ra = np.asarray(sources.ra, dtype=float)
-    src_dec = np.asarray(sources.dec, dtype=float)
-    pos_ok = np.isfinite(src_ra) & np.isfinite(src_dec)
-    src_xyz = radec_to_xyz(src_ra[pos_ok], src_dec[pos_ok])
+    # one grid of the sources for every survey; source columns once for every band
+    grid = SourceGrid(sources.ra, sources.dec, radius_arcsec)
+    src_mag = np.asarray(sources.mag, dtype=float)
+    src_err = np.asarray(sources.mag_err, dtype=float)
+    src_cal = src_usable & src_good
     for key, stars in references.items():
         try:
             survey = get_survey(stars.survey or key)
@@ -283,10 +305,22 @@ def evaluate_candidates(
         if len(stars) == 0:
             continue
         bands = [b for b in survey.bands if only is None or b.name == only[1]]
-        match = match_to_reference(src_ra, src_dec, stars.ra, stars.dec, radius_arcsec, src_xyz=src_xyz)
-        matched_any |= match.ref_index >= 0
+        match = grid.match(stars.ra, stars.dec)
+        has_ref = match.ref_index >= 0
+        matched_any |= has_ref
+        # the sources matched to a star of this survey, once for all its bands
+        m_idx = np.flatnonzero(src_usable & has_ref)
+        pre = _SurveyMatch(
+            m_idx=m_idx,
+            m_ref=match.ref_index[m_idx],
+            m_cal=(src_cal & ~match.ambiguous)[m_idx],
+            src_mag=src_mag,
+            src_err=src_err,
+        )
         for band in bands:
-            candidates.append(fit_band(survey, band, stars, match, src_usable, src_good, sources, settings))
+            candidates.append(
+                fit_band(survey, band, stars, match, src_usable, src_good, sources, settings, pre=pre)
+            )
     return candidates, int((matched_any & src_usable).sum())
 
 

@@ -45,6 +45,12 @@ def fast_median(a: np.ndarray) -> float:
     return 0.5 * float(p[k - 1] + p[k])
 
 
+def finite_or_zero(a: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num`` of a float array, skipping the copy (and its overhead) when all are finite."""
+    a = np.asarray(a, dtype=float)
+    return a if np.isfinite(a).all() else np.nan_to_num(a)
+
+
 class InsufficientData(ValueError):
     """Too few usable stars to fit (the caller turns this into a note or error)."""
 
@@ -327,24 +333,8 @@ def fit_zeropoint(
         raise InsufficientData(f"{n} calibration stars, need at least {s.min_stars}")
     y = ref_mag - inst_mag
     e2_base = np.asarray(ref_err, dtype=float) ** 2 + np.asarray(inst_err, dtype=float) ** 2
-    e2 = e2_base
     c = np.zeros(n) if colour is None else np.asarray(colour, dtype=float)
     eiv = colour is not None and colour_var is not None
-    vc = np.nan_to_num(np.asarray(colour_var, dtype=float)) if eiv else None
-    cyc = (
-        np.nan_to_num(np.asarray(colour_cov, dtype=float)) if eiv and colour_cov is not None else np.zeros(n)
-    ) if eiv else None
-
-    def wls(sel: np.ndarray, w: np.ndarray) -> tuple[float, float, np.ndarray]:
-        if eiv:
-            return _wls(y[sel], c[sel], w, fit_ct, vc[sel], cyc[sel])
-        return _wls(y[sel], c[sel], w, fit_ct)
-
-    def noise2(ct: float) -> np.ndarray:
-        """Each star's variance of y - CT colour from the catalogue and instrument."""
-        if not eiv or ct == 0.0:
-            return e2_base
-        return np.maximum(e2_base + ct * ct * vc - 2.0 * ct * cyc, 0.0)
 
     if fit_colour_term is None:
         if colour is None or n < s.min_stars_colour_term:
@@ -354,6 +344,62 @@ def fit_zeropoint(
             fit_ct = spread >= s.min_colour_spread
     else:
         fit_ct = bool(fit_colour_term) and colour is not None
+
+    # Every weighted least-squares solution needs only weighted sums, so the
+    # per-star columns are stacked once and each fit is one matrix-vector
+    # product (weights are 0 for the stars left out). y and the colour are
+    # centred on their medians first, against cancellation in the sums.
+    y_med = fast_median(y)
+    c_med = fast_median(c) if colour is not None else 0.0
+    rows = 7 if eiv else 5
+    mom = np.empty((rows, n))
+    mom[0] = 1.0
+    np.subtract(y, y_med, out=mom[1])
+    np.subtract(c, c_med, out=mom[2])
+    np.multiply(mom[2], mom[2], out=mom[3])
+    np.multiply(mom[1], mom[2], out=mom[4])
+    if eiv:
+        mom[5] = finite_or_zero(colour_var)
+        mom[6] = 0.0 if colour_cov is None else finite_or_zero(colour_cov)
+        # each star's variance of y - CT colour is [1, CT**2, -2 CT] @ noise_rows
+        noise_rows = np.empty((3, n))
+        noise_rows[0] = e2_base
+        noise_rows[1:] = mom[5:]
+    # residual y - ZP - CT colour = [1, -ZP, -CT] @ res_rows
+    res_rows = np.empty((3, n))
+    res_rows[0] = y
+    res_rows[1] = 1.0
+    res_rows[2] = c
+
+    def wls(w: np.ndarray) -> tuple[float, float, float, float, float]:
+        """ZP, CT, var(ZP), cov(ZP, CT), var(CT) for full-length weights ``w`` (see :func:`_wls`)."""
+        m = mom @ w
+        sw = float(m[0])
+        ybar = float(m[1]) / sw + y_med
+        if fit_ct:
+            c0 = float(m[2]) / sw  # centred
+            sxx = float(m[3]) - c0 * float(m[2])
+            if sxx > 0:
+                sxy = float(m[4]) - c0 * float(m[1])
+                sxx_c = sxx
+                if eiv:
+                    sxx_c = max(sxx - float(m[5]), 0.5 * sxx)
+                    sxy -= float(m[6])
+                ct = sxy / sxx_c
+                c0 += c_med
+                var_ct = sxx / (sxx_c * sxx_c)
+                return ybar - ct * c0, ct, 1.0 / sw + c0 * c0 * var_ct, -c0 * var_ct, var_ct
+        return ybar, 0.0, 1.0 / sw, 0.0, 0.0
+
+    def noise2(ct: float) -> np.ndarray:
+        """Each star's variance of y - CT colour from the catalogue and instrument."""
+        if not eiv or ct == 0.0:
+            return e2_base
+        out = np.array((1.0, ct * ct, -2.0 * ct)) @ noise_rows
+        return np.maximum(out, 0.0, out=out)
+
+    def resid(zp: float, ct: float) -> np.ndarray:
+        return np.array((1.0, -zp, -ct)) @ res_rows
 
     floor2 = s.scatter_floor**2
     t_free = _median_z2_truncated(math.inf)
@@ -369,20 +415,23 @@ def fit_zeropoint(
     # chi2 is at least 20 % lower).
     half = max(3 if fit_ct else 2, (n + 1) // 2)
     t_half = _median_z2_truncated(float(ndtri(0.75)))  # median z**2 of the inner half
-    y_med = fast_median(y)
+    e2 = e2_base
     s2_0 = _intrinsic_var(y - y_med, e2, t_free, floor2)
-    everyone = np.arange(n)
-    zp_ls, ct_ls, _cov = wls(everyone, 1.0 / (e2 + s2_0))
+    zp_ls, ct_ls = wls(1.0 / (e2 + s2_0))[:2]
     best = None
+    w = np.empty(n)
     for zp, ct in ((zp_ls, ct_ls), (y_med, 0.0)):
-        r = y - zp - ct * c
+        r = resid(zp, ct)
         e2 = noise2(ct)
         s2 = _intrinsic_var(r, e2, t_free, floor2)
         for _ in range(2):
-            z = np.abs(r) / np.sqrt(e2 + s2)
+            sig2 = e2 + s2
+            z = np.abs(r) / np.sqrt(sig2)
             inner = np.argpartition(z, half - 1)[:half]
-            zp, ct, _cov = wls(inner, 1.0 / (e2[inner] + s2))
-            r = y - zp - ct * c
+            w.fill(0.0)
+            w[inner] = 1.0 / sig2[inner]
+            zp, ct = wls(w)[:2]
+            r = resid(zp, ct)
             e2 = noise2(ct)
             s2 = _intrinsic_var(r[inner], e2[inner], t_half, floor2)
         ri = r[inner]
@@ -397,17 +446,18 @@ def fit_zeropoint(
     used = np.zeros(n, dtype=bool)
     iterations = 0
     while True:
-        z = np.abs(r) / np.sqrt(e2 + s2)
+        sig2 = e2 + s2
+        z = np.abs(r) / np.sqrt(sig2)
         new_used = z <= s.clip_sigma
-        if new_used.sum() < min_keep:
+        if np.count_nonzero(new_used) < min_keep:
             new_used = np.zeros(n, dtype=bool)
             new_used[np.argpartition(z, min_keep - 1)[:min_keep]] = True
-        if np.array_equal(new_used, used) or iterations >= s.max_iterations:
+        if iterations >= s.max_iterations or np.array_equal(new_used, used):
             break
         used = new_used
         iterations += 1
-        zp, ct, _cov = wls(used, 1.0 / (e2[used] + s2))
-        r = y - zp - ct * c
+        zp, ct = wls(used / sig2)[:2]
+        r = resid(zp, ct)
         e2 = noise2(ct)
         # scale for clipping from all stars (median: robust to < 50 % outliers,
         # and not shrunk by the clipping itself)
@@ -415,19 +465,25 @@ def fit_zeropoint(
 
     # final intrinsic scatter from the mean chi2 of the stars in use (more
     # efficient than the median), with the degrees of freedom the fit took
-    ndof = int(used.sum()) - (2 if fit_ct else 1)
+    npoints = int(np.count_nonzero(used))
+    ndof = npoints - (2 if fit_ct else 1)
     if ndof >= 2:
         s2 = _intrinsic_var_chi2(r[used], e2[used], ndof * _mean_z2_truncated(s.clip_sigma), s2, floor2)
 
     # final solution with the final weights on the final set
-    sig2 = e2 + s2
-    zp, ct, cov = wls(used, 1.0 / sig2[used])
-    r = y - zp - ct * c
+    zp, ct, v_zp, c_zc, v_ct = wls(used / (e2 + s2))
+    r = resid(zp, ct)
     sig2 = noise2(ct) + s2
-    cov = cov * _clip_variance_factor(s.clip_sigma)
+    inflate = _clip_variance_factor(s.clip_sigma)
+    cov = np.array([[v_zp, c_zc], [c_zc, v_ct]]) * inflate
     ru = r[used]
     scatter = MAD_TO_SIGMA * float(fast_median(np.abs(ru - fast_median(ru))))
-    npoints = int(used.sum())
+    if colour is not None:
+        cu = c[used]
+        median_colour = float(fast_median(cu))
+        colour_spread = MAD_TO_SIGMA * float(fast_median(np.abs(cu - median_colour)))
+    else:
+        median_colour = colour_spread = 0.0
     return FitResult(
         zeropoint=zp,
         zeropoint_err=math.sqrt(cov[0, 0]),
@@ -444,9 +500,7 @@ def fit_zeropoint(
         residuals=r,
         sigma=np.sqrt(sig2),
         fit_colour_term=fit_ct,
-        median_colour=float(fast_median(c[used])) if colour is not None else 0.0,
+        median_colour=median_colour,
         iterations=iterations,
-        colour_spread=(
-            MAD_TO_SIGMA * float(fast_median(np.abs(c[used] - fast_median(c[used])))) if colour is not None else 0.0
-        ),
+        colour_spread=colour_spread,
     )

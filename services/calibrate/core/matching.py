@@ -1,16 +1,20 @@
 """Positional cross-match of the observer's sources to reference stars.
 
-Positions are turned into unit vectors on the sphere and matched with a
-KD-tree (:class:`scipy.spatial.cKDTree`) in chord distance, which is exact
-at any declination and across RA = 0/360. Everything is vectorised.
+Positions are turned into unit vectors on the sphere and matched in chord
+distance, which is exact at any declination and across RA = 0/360.
+Candidate pairs come from a grid on the plane tangent at the frame's centre
+(:class:`SourceGrid`, built once per frame and shared by every survey); the
+orthogonal projection onto that plane never lengthens a distance, so no
+pair within the radius is missed, and every candidate is checked with its
+exact 3-D chord. Everything is vectorised.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 ARCSEC_PER_RAD = 180.0 / np.pi * 3600.0
 
@@ -30,8 +34,13 @@ def radec_to_xyz(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     """
     ra = np.radians(np.asarray(ra, dtype=float))
     dec = np.radians(np.asarray(dec, dtype=float))
+    shape = np.broadcast_shapes(ra.shape, dec.shape)
+    out = np.empty(shape + (3,))
     cos_dec = np.cos(dec)
-    return np.stack((cos_dec * np.cos(ra), cos_dec * np.sin(ra), np.sin(dec)), axis=-1)
+    np.multiply(cos_dec, np.cos(ra), out=out[..., 0])
+    np.multiply(cos_dec, np.sin(ra), out=out[..., 1])
+    np.sin(dec, out=out[..., 2])
+    return out
 
 
 def arcsec_to_chord(radius_arcsec: float | np.ndarray) -> float | np.ndarray:
@@ -90,6 +99,144 @@ def _empty(n: int) -> MatchResult:
     )
 
 
+class SourceGrid:
+    """The frame's sources on a grid, built once and matched against every survey.
+
+    Sources with finite positions are projected onto the plane tangent to
+    the sphere at their mean direction (orthogonal projection of the unit
+    vectors: it never lengthens a chord) and sorted by square cells of the
+    match radius' chord. A reference star can then only match sources in the
+    3 x 3 cells around its own, found with three binary searches of the
+    sorted cell keys; every candidate pair is checked with its exact 3-D
+    chord.
+
+    Parameters
+    ----------
+    src_ra, src_dec : numpy.ndarray
+        Source positions, deg; non-finite ones never match.
+    radius_arcsec : float
+        Match radius, arcsec.
+    """
+
+    def __init__(self, src_ra: np.ndarray, src_dec: np.ndarray, radius_arcsec: float) -> None:
+        src_ra = np.asarray(src_ra, dtype=float)
+        src_dec = np.asarray(src_dec, dtype=float)
+        self.n = len(src_ra)
+        self.chord = float(arcsec_to_chord(radius_arcsec))
+        ok = np.isfinite(src_ra) & np.isfinite(src_dec)
+        self.src_index = np.flatnonzero(ok)
+        self.empty = self.src_index.size == 0 or not self.chord > 0
+        if self.empty:
+            return
+        xyz = radec_to_xyz(src_ra[self.src_index], src_dec[self.src_index])
+        centre = xyz.mean(axis=0)
+        norm = float(np.sqrt(centre @ centre))
+        centre = centre / norm if norm > 1e-9 else np.array([0.0, 0.0, 1.0])
+        # two unit vectors spanning the tangent plane
+        x, y, z = (float(t) for t in centre)
+        # u = centre x (1, 0, 0) or centre x (0, 1, 0); v = centre x u (np.cross costs more)
+        u = np.array([0.0, z, -y]) if abs(x) < 0.9 else np.array([-z, 0.0, x])
+        u /= np.sqrt(u @ u)
+        v = np.array([y * u[2] - z * u[1], z * u[0] - x * u[2], x * u[1] - y * u[0]])
+        self.basis = np.empty((3, 2))
+        self.basis[:, 0] = u
+        self.basis[:, 1] = v
+        # cells of one chord (a little more, against rounding), keys iu * m + iv, all >= 0
+        self.cell = max(self.chord * (1.0 + 1e-9), 2e-8)
+        self.offset = int(math.ceil(1.0 / self.cell)) + 2
+        self.m = 2 * self.offset + 3
+        keys = self._keys(xyz)
+        order = np.argsort(keys, kind="stable")
+        self.keys = keys[order]
+        self.xyz = xyz[order]
+        self.index = self.src_index[order]  # source index of each sorted entry
+
+    def _cells(self, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        uv = xyz @ self.basis
+        uv /= self.cell
+        np.floor(uv, out=uv)
+        cells = uv.astype(np.int64)
+        cells += self.offset
+        return cells[:, 0], cells[:, 1]
+
+    def _keys(self, xyz: np.ndarray) -> np.ndarray:
+        iu, iv = self._cells(xyz)
+        return iu * self.m + iv
+
+    def pairs(self, ref_xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All (sorted source entry, reference row, squared chord) pairs closer than the radius."""
+        key = self._keys(ref_xyz)
+        # binary searches of sorted queries are several times faster (cache)
+        ref_order = np.argsort(key)
+        key = key[ref_order]
+        los, his = [], []
+        for du in (-self.m, 0, self.m):
+            base = key + du
+            los.append(np.searchsorted(self.keys, base - 1, side="left"))
+            his.append(np.searchsorted(self.keys, base + 1, side="right"))
+        lo = np.concatenate(los)
+        counts = np.concatenate(his) - lo
+        total = int(counts.sum())
+        if total == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0)
+        nref = len(ref_xyz)
+        rows = np.flatnonzero(counts)
+        c = counts[rows]
+        starts = np.cumsum(c) - c
+        # entry k of the expansion: lo[row] + (k - starts[row])
+        step = np.ones(total, dtype=np.int64)
+        step[starts[1:]] = lo[rows[1:]] - (lo[rows[:-1]] + c[:-1]) + 1
+        step[0] = lo[rows[0]]
+        entry = np.cumsum(step)
+        ref_row = ref_order[np.repeat(rows % nref, c)]
+        d = self.xyz[entry] - ref_xyz[ref_row]
+        d2 = np.einsum("ij,ij->i", d, d)
+        inside = d2 < self.chord * self.chord
+        return entry[inside], ref_row[inside], d2[inside]
+
+    def match(self, ref_ra: np.ndarray, ref_dec: np.ndarray, ref_xyz: np.ndarray | None = None) -> MatchResult:
+        """:func:`match_to_reference` of these sources to one survey's stars."""
+        n_src = self.n
+        if self.empty or len(ref_ra) == 0:
+            return _empty(n_src)
+        ref_ra = np.asarray(ref_ra, dtype=float)
+        ref_dec = np.asarray(ref_dec, dtype=float)
+        ref_ok = np.isfinite(ref_ra) & np.isfinite(ref_dec)
+        all_ok = bool(ref_ok.all())
+        ref_rows = None if all_ok else np.flatnonzero(ref_ok)
+        if ref_xyz is None:
+            ref_xyz = radec_to_xyz(ref_ra, ref_dec) if all_ok else radec_to_xyz(ref_ra[ref_rows], ref_dec[ref_rows])
+        elif not all_ok:
+            ref_xyz = ref_xyz[ref_rows]
+        if len(ref_xyz) == 0:
+            return _empty(n_src)
+        entry, ref_row, d2 = self.pairs(ref_xyz)
+        if ref_rows is not None:
+            ref_row = ref_rows[ref_row]
+        src = self.index[entry]
+        ref_index = np.full(n_src, -1, dtype=np.int64)
+        separation = np.full(n_src, np.nan)
+        ambiguous = np.zeros(n_src, dtype=bool)
+        if src.size == 0:
+            return MatchResult(ref_index=ref_index, separation_arcsec=separation, ambiguous=ambiguous)
+        # nearest reference star of each source: pairs by source, then distance
+        order = np.lexsort((d2, src))
+        src_s = src[order]
+        first = np.ones(src_s.size, dtype=bool)
+        first[1:] = src_s[1:] != src_s[:-1]
+        near_src = src_s[first]
+        near_ref = ref_row[order][first]
+        ref_index[near_src] = near_ref
+        separation[near_src] = chord_to_arcsec(np.sqrt(d2[order][first]))
+        # a second reference star within the radius of the same source
+        n_within = np.diff(np.append(np.flatnonzero(first), src_s.size))
+        # two (or more) sources whose nearest reference star is the same one
+        counts = np.bincount(near_ref, minlength=len(ref_ra))
+        ambiguous[near_src] = (n_within > 1) | (counts[near_ref] > 1)
+        return MatchResult(ref_index=ref_index, separation_arcsec=separation, ambiguous=ambiguous)
+
+
 def match_to_reference(
     src_ra: np.ndarray,
     src_dec: np.ndarray,
@@ -97,7 +244,8 @@ def match_to_reference(
     ref_dec: np.ndarray,
     radius_arcsec: float,
     *,
-    src_xyz: np.ndarray | None = None,
+    grid: SourceGrid | None = None,
+    ref_xyz: np.ndarray | None = None,
 ) -> MatchResult:
     """Match every source to its nearest reference star within a radius.
 
@@ -109,9 +257,11 @@ def match_to_reference(
         Reference star positions, deg. Non-finite positions are ignored.
     radius_arcsec : float
         Match radius, arcsec.
-    src_xyz : numpy.ndarray, optional
-        ``radec_to_xyz`` of the sources with finite positions, if already
-        computed (saves recomputing it for every survey).
+    grid : SourceGrid, optional
+        ``SourceGrid(src_ra, src_dec, radius_arcsec)``, if already built
+        (build it once per frame and reuse it for every survey).
+    ref_xyz : numpy.ndarray, optional
+        ``radec_to_xyz(ref_ra, ref_dec)``, if already computed.
 
     Returns
     -------
@@ -122,62 +272,10 @@ def match_to_reference(
 
     Notes
     -----
-    Reference stars farther from the frame's centre than its farthest
-    source plus the radius are dropped before the tree is built, so a cone
-    much larger than the image costs little. One tree per survey: call this
-    once per survey and reuse the result for all of its bands.
+    Exact: every pair closer than the radius (strictly) is found
+    (:class:`SourceGrid`). A cone much larger than the image costs only
+    the binary searches of its stars.
     """
-    src_ra = np.asarray(src_ra, dtype=float)
-    src_dec = np.asarray(src_dec, dtype=float)
-    n_src = len(src_ra)
-    if n_src == 0 or len(ref_ra) == 0:
-        return _empty(n_src)
-    chord_r = float(arcsec_to_chord(radius_arcsec))
-
-    src_ok = np.isfinite(src_ra) & np.isfinite(src_dec)
-    if not src_ok.any():
-        return _empty(n_src)
-    if src_xyz is None:
-        src_xyz = radec_to_xyz(src_ra[src_ok], src_dec[src_ok])
-    ref_ra = np.asarray(ref_ra, dtype=float)
-    ref_dec = np.asarray(ref_dec, dtype=float)
-    ref_xyz_all = radec_to_xyz(ref_ra, ref_dec)
-
-    # keep reference stars that can possibly match: within the frame's cap
-    centre = src_xyz.mean(axis=0)
-    norm = np.linalg.norm(centre)
-    ref_keep = np.isfinite(ref_ra) & np.isfinite(ref_dec)
-    if norm > 1e-9:
-        centre /= norm
-        cap = float(np.min(src_xyz @ centre))  # cos of the farthest source
-        cap_angle = np.arccos(np.clip(cap, -1.0, 1.0)) + 2.0 * np.arcsin(chord_r / 2.0)
-        if cap_angle < np.pi:
-            ref_keep &= (ref_xyz_all @ centre) >= np.cos(cap_angle) - 1e-12
-    ref_idx_kept = np.flatnonzero(ref_keep)
-    if ref_idx_kept.size == 0:
-        return _empty(n_src)
-
-    tree = cKDTree(ref_xyz_all[ref_idx_kept], balanced_tree=False)
-    k = 2 if ref_idx_kept.size >= 2 else 1
-    dist, idx = tree.query(src_xyz, k=k, distance_upper_bound=chord_r)
-    if k == 1:
-        dist = dist[:, None]
-        idx = idx[:, None]
-    first_ok = np.isfinite(dist[:, 0])
-    second_ok = np.isfinite(dist[:, 1]) if k == 2 else np.zeros_like(first_ok)
-
-    nearest = np.full(src_xyz.shape[0], -1, dtype=np.int64)
-    nearest[first_ok] = ref_idx_kept[idx[first_ok, 0]]
-
-    # two (or more) sources whose nearest reference star is the same one
-    counts = np.bincount(nearest[first_ok], minlength=len(ref_ra))
-    shared = np.zeros_like(first_ok)
-    shared[first_ok] = counts[nearest[first_ok]] > 1
-
-    ref_index = np.full(n_src, -1, dtype=np.int64)
-    ref_index[src_ok] = nearest
-    separation = np.full(n_src, np.nan)
-    separation[np.flatnonzero(src_ok)[first_ok]] = chord_to_arcsec(dist[first_ok, 0])
-    ambiguous = np.zeros(n_src, dtype=bool)
-    ambiguous[src_ok] = first_ok & (second_ok | shared)
-    return MatchResult(ref_index=ref_index, separation_arcsec=separation, ambiguous=ambiguous)
+    if grid is None:
+        grid = SourceGrid(src_ra, src_dec, radius_arcsec)
+    return grid.match(ref_ra, ref_dec, ref_xyz)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from shared.arrays import SourceTable
-from services.calibrate.core.fitting import MAD_TO_SIGMA, FitResult
+from services.calibrate.core.fitting import MAD_TO_SIGMA, FitResult, fast_median
 from services.calibrate.core.matching import angular_separation_arcsec
 from services.calibrate.core.results import TargetMeasurement
 from services.calibrate.core.settings import FitSettings
@@ -52,6 +52,18 @@ def nearest_source(
     if not sep[j] <= radius_arcsec:
         return None, None
     return int(idx[j]), float(sep[j])
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares straight line ``y = slope x + intercept`` (closed form, as ``np.polyfit(x, y, 1)``)."""
+    xm = float(x.mean())
+    ym = float(y.mean())
+    dx = x - xm
+    sxx = float(np.dot(dx, dx))
+    if not sxx > 0:
+        return 0.0, ym
+    slope = float(np.dot(dx, y - ym)) / sxx
+    return slope, ym - slope * xm
 
 
 def frame_limit_inst(
@@ -99,10 +111,10 @@ def frame_limit_inst(
     for _ in range(2):
         if keep.sum() < 10:
             return None
-        slope, icept = np.polyfit(x[keep], y[keep], 1)
+        slope, icept = _line(x[keep], y[keep])
         res = y - (slope * x + icept)
         rk = res[keep]
-        s = MAD_TO_SIGMA * float(np.median(np.abs(rk - np.median(rk))))
+        s = MAD_TO_SIGMA * fast_median(np.abs(rk - fast_median(rk)))
         if s <= 0:
             break
         keep = np.abs(res) <= 3.0 * s
