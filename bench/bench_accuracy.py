@@ -27,6 +27,22 @@ object): ours and STDPipe's magnitudes are both taken at the median colour
 of the stars each fit used (STDPipe's documented
 ``mag + zero_fn + color * color_term`` with that colour).
 
+Best filter: a filtered instrument band is identified right only by the
+survey band it is built from; the clear band (CV, no standard passband) by
+any band in :func:`tools.photsystem.acceptable_bands` (systematic error at
+most 50 mmag for a target of typical colour). Both counts are printed.
+
+Target brightness: the raw error is printed for all detected targets and
+binned by the target's own signal-to-noise (1.0857 / MAGERR_AUTO), beside
+the "calibration alone" error (raw minus the target's own MAG_AUTO error
+against its true instrumental magnitude), which is what issue 3's 10/45
+mmag targets are compared with (the target's photon noise is the same
+whichever calibrator is used).
+
+Limit: the truth is the magnitude at which half the field's stars are in
+its catalogue (:func:`tools.fieldio.true_completeness_limit`); the ideal
+PSF-weighted 5-sigma limit is shown beside it.
+
 Figures are printed with the targets of issue 3 beside them; nothing is
 asserted.
 """
@@ -47,6 +63,7 @@ from services.calibrate.core import FitSettings, calibrate_frame
 from services.calibrate.core.calibrators import usable_mags
 from services.ingest.parsing import parse_catalogue
 from tools import fieldio
+from tools import photsystem
 from tools import simfield as sf
 
 OUT = Path(__file__).parent / "out" / "fields"
@@ -56,6 +73,8 @@ FAINT_EVERY = 5
 FORMATS = ("sex_ascii_head.cat", "sex_cpcs.cat", "sex_fits1.fits", "sex_ldac.fits")
 MATCH_DIST = 2.0  # arcsec
 
+#: target signal-to-noise bins (own MAGERR_AUTO), lower edges
+SNR_BINS = ((50.0, math.inf), (10.0, 50.0), (5.0, 10.0))
 #: issue 3's targets
 TARGET_MEDIAN_MMAG = 10.0
 TARGET_P95_MMAG = 45.0
@@ -75,6 +94,7 @@ class Outcome:
     mag: float | None = None
     mag_err: float | None = None
     limit: float | None = None
+    limit_method: str | None = None
     assumed_colour: float | None = None
     inst_mag: float | None = None
     inst_err: float | None = None
@@ -151,6 +171,7 @@ def run_ours(table, refs, truth, force=None) -> Outcome:
     out.ok = True
     out.survey, out.band = cal.survey, cal.band
     out.detected, out.mag, out.mag_err, out.limit = t.detected, t.mag, t.mag_err, t.limit_mag
+    out.limit_method = t.limit_method
     out.assumed_colour = t.assumed_colour
     out.inst_mag, out.inst_err = t.inst_mag, t.inst_mag_err
     return out
@@ -294,23 +315,50 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def limit_errors(runs: list[FieldRun]) -> tuple[np.ndarray, np.ndarray]:
-    """Our limit minus the true 5-sigma limit (mag), for the faint fields and for all fields.
+def limit_errors(runs: list[FieldRun]) -> dict[str, np.ndarray]:
+    """Our limit minus the true limits (mag): ``faint``/``all`` against the catalogue's
+    true 50 % completeness, ``faint_psf``/``all_psf`` against the PSF-weighted 5-sigma limit.
 
-    The truth is the PSF-weighted 5-sigma limit in the instrument's system
-    (``m_sys``), i.e. at colour 0; at the colour we assume it is
-    ``limit + CT_true * colour``.
+    Both truths are in the instrument's system (``m_sys``), i.e. at colour 0;
+    at the colour we assume they are ``limit + CT_true * colour``.
     """
-    faint, every = [], []
+    out: dict[str, list] = {"faint": [], "all": [], "faint_psf": [], "all_psf": []}
     for r in runs:
         o = r.ours
         if not o.ok or o.limit is None:
             continue
-        true = r.truth["limit_mag_5sigma"] + r.truth["colour_term"] * (o.assumed_colour or 0.0)
-        every.append(o.limit - true)
+        shift = r.truth["colour_term"] * (o.assumed_colour or 0.0)
+        d = o.limit - (fieldio.true_completeness_limit(r.folder) + shift)
+        d_psf = o.limit - (r.truth["limit_mag_5sigma"] + shift)
+        out["all"].append(d)
+        out["all_psf"].append(d_psf)
         if not r.truth["transient"]["detectable"]:
-            faint.append(o.limit - true)
-    return np.array(faint), np.array(every)
+            out["faint"].append(d)
+            out["faint_psf"].append(d_psf)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def acceptable(r: FieldRun) -> list[tuple[str, str]]:
+    """Survey bands that identify the field's instrument band right (see the module docstring)."""
+    band = photsystem.get_instrument_band(r.truth["instrument_band"])
+    return photsystem.acceptable_bands(band, r.truth["surveys"])
+
+
+def snr_bins(errs) -> list[tuple[str, int, float, float, float, float, float]]:
+    """Per target-SNR bin: label, n, raw median/p95, calibration-alone median/p95 (mmag), within 1 sigma."""
+    rows = []
+    for lo, hi in SNR_BINS:
+        sel = [x for x in errs if x[4] and lo <= 2.5 / math.log(10) / x[4] < hi]
+        label = f"SNR >= {lo:.0f}" if hi == math.inf else f"SNR {lo:.0f}-{hi:.0f}"
+        if not sel:
+            rows.append((label, 0, math.nan, math.nan, math.nan, math.nan, math.nan))
+            continue
+        d = np.array([abs(x[1]) for x in sel]) * 1000.0
+        dc = np.array([abs(x[3]) for x in sel]) * 1000.0
+        w1 = float(np.mean([abs(x[1]) <= x[2] for x in sel if x[2]]))
+        rows.append((label, len(sel), float(np.median(d)), float(np.percentile(d, 95)),
+                     float(np.median(dc)), float(np.percentile(dc, 95)), w1))
+    return rows
 
 
 def print_report(runs: list[FieldRun]) -> None:
@@ -343,10 +391,11 @@ def print_report(runs: list[FieldRun]) -> None:
     std, _ = score(runs, "stdpipe")
     n_best = sum(1 for r in runs if r.ours.ok
                  and (r.ours.survey, r.ours.band) == (r.truth["best"]["survey"], r.truth["best"]["band"]))
-    rate = n_best / len(runs)
+    n_ok = sum(1 for r in runs if r.ours.ok and (r.ours.survey, r.ours.band) in acceptable(r))
+    rate = n_ok / len(runs)
     faint = [r for r in runs if not r.truth["transient"]["detectable"]]
     faint_ok = sum(1 for r in faint if r.ours.ok and r.ours.detected is False)
-    lim_faint, lim_all = limit_errors(runs)
+    lims = limit_errors(runs)
 
     north = sum(1 for r in runs if r.truth["field"]["dec"] > -30)
     print()
@@ -380,21 +429,30 @@ def print_report(runs: list[FieldRun]) -> None:
         f"68 ± 10 %  {verdict(lo <= ours.within1 <= hi)}")
     row("fraction within reported 3 sigma", f"{ours.within3:.0%}", f"{forced.within3:.0%}", f"{std.within3:.0%}",
         "~99.7 %")
-    row("best filter identified", f"{n_best}/{len(runs)} = {rate:.0%}", "(told)", "(told)",
+    row("best filter identified (clear: acceptable set)", f"{n_ok}/{len(runs)} = {rate:.0%}", "(told)", "(told)",
         f">= {TARGET_BEST_BAND:.0%}  {verdict(rate >= TARGET_BEST_BAND)}")
+    row("  the exact band it was built from", f"{n_best}/{len(runs)} = {n_best / len(runs):.0%}", "", "",
+        "(clear: not identifiable, see README)")
     row("calibrations failed", ours.n_failed, forced.n_failed, std.n_failed, "0")
     row("faint targets reported not detected", f"{faint_ok}/{len(faint)}", "", "", f"{len(faint)}/{len(faint)}")
     row("false / missed detections", f"{ours.false_detections} / {ours.missed_detections}",
         f"{forced.false_detections} / {forced.missed_detections}",
         f"{std.false_detections} / {std.missed_detections}", "0 / 0")
-    if len(lim_faint):
-        row("limit - true 5σ limit, faint fields (mag)",
-            f"{np.median(lim_faint):+.2f} [{lim_faint.min():+.2f},{lim_faint.max():+.2f}]", "", "",
-            f"median within ±0.2  {verdict(abs(float(np.median(lim_faint))) <= 0.2)} "
-            "(ours: MAG_AUTO's own 5σ, truth: PSF-weighted)")
-    if len(lim_all):
-        row("limit - true 5σ limit, all fields (mag)",
-            f"{np.median(lim_all):+.2f} ± {1.4826 * np.median(np.abs(lim_all - np.median(lim_all))):.2f}", "", "", "")
+    n_compl = sum(1 for r in runs if r.ours.ok and r.ours.limit_method == "completeness")
+
+    def spread(x: np.ndarray) -> str:
+        return f"{np.median(x):+.2f} ± {1.4826 * np.median(np.abs(x - np.median(x))):.2f}"
+
+    if len(lims["faint"]):
+        f = lims["faint"]
+        row("limit - true 50% completeness, faint fields", f"{np.median(f):+.2f} [{f.min():+.2f},{f.max():+.2f}]",
+            "", "", f"median within ±0.2  {verdict(abs(float(np.median(f))) <= 0.2)}")
+    if len(lims["all"]):
+        a = lims["all"]
+        row("limit - true 50% completeness, all (mag)", f"{spread(a)} [{a.min():+.2f},{a.max():+.2f}]", "", "",
+            f"(median ± 1.48 MAD; {n_compl}/{len(runs)} from completeness)")
+        row("limit - PSF-weighted 5σ limit, all (mag)", spread(lims["all_psf"]), "", "",
+            "(the ideal limit; this SExtractor set-up detects half the stars 0.5 mag above it)")
     ms = lambda f: 1000.0 * float(np.median(f.seconds))  # noqa: E731
     tot = lambda f: float(np.sum(f.seconds))  # noqa: E731
     row("time per field, median (ms)", f"{ms(ours):.1f}", f"{ms(forced):.1f}", f"{ms(std):.1f}",
@@ -403,6 +461,17 @@ def print_report(runs: list[FieldRun]) -> None:
     parse_ms = 1000.0 * float(np.median([r.parse_seconds for r in runs]))
     print(f"(parsing the catalogue, not in the times above: median {parse_ms:.1f} ms; "
           f"'ours (auto band)' fits every band of every survey in the field, the others one band)")
+
+    print()
+    print("by the target's own signal-to-noise (1.0857 / MAGERR_AUTO); |calibrated - true| in mmag:")
+    hdr2 = (f"{'':<12} {'':>3} | {'ours raw med/p95':>17} {'cal. alone med/p95':>19} {'1σ':>5} | "
+            f"{'told raw med/p95':>17} {'cal. alone':>11} | {'STDPipe raw med/p95':>19} {'cal. alone':>11}")
+    print(hdr2)
+    _, forced_errs = score(runs, "forced")
+    _, std_errs = score(runs, "stdpipe")
+    for (lab, n, m, p, cm, cp, w1), f2, s2 in zip(snr_bins(ours_errs), snr_bins(forced_errs), snr_bins(std_errs)):
+        print(f"{lab:<12} {n:>3} | {m:8.1f} {p:8.1f} {cm:9.1f} {cp:9.1f} {w1:5.0%} | "
+              f"{f2[2]:8.1f} {f2[3]:8.1f} {f2[4]:5.1f} {f2[5]:5.1f} | {s2[2]:9.1f} {s2[3]:9.1f} {s2[4]:5.1f} {s2[5]:5.1f}")
 
     worst = sorted(ours_errs, key=lambda x: -abs(x[1]))[:5]
     if worst:

@@ -143,6 +143,9 @@ class CalibrationResult(BaseModel):
     ra: float | None = None
     dec: float | None = None
     limit_mag: float | None = None
+    #: how limit_mag was found: "completeness" (50 % of the field's reference stars that faint
+    #: are detected) or "mag_err" (5 sigma from the frame's magnitude-error relation)
+    limit_method: str | None = None
     detected: bool | None = None
     zeropoint: float | None = None
     zeropoint_err: float | None = None

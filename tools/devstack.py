@@ -105,18 +105,31 @@ class Stack:
         raise AssertionError(f"no {service} process under the supervisor")
 
 
-def standalone_stack(workers: int = 1, **env: str) -> tuple[Stack, list[ServerProcess]]:
-    """A stack with its own servers in a temporary directory (benchmarks)."""
-    tmp = Path(tempfile.mkdtemp(prefix="photcal-bench-"))
-    servers = [nats_server(tmp, free_port()).start(), mongo_server(tmp, free_port()).start()]
-    port = free_port_block(20)
+def standalone_stack(
+    workers: int = 1, tmp: Path | None = None, **env: str
+) -> tuple[Stack, list[ServerProcess]]:
+    """A stack (not started yet) with its own nats-server and nx-27017 in ``tmp``.
+
+    The caller loads catalogues, adds observatories, then ``stack.start()``;
+    :func:`stop_all` tears everything down.
+    """
+    tmp = tmp or Path(tempfile.mkdtemp(prefix="photcal-stack-"))
+    servers = [nats_server(tmp / "natsdata", free_port()).start(), mongo_server(tmp / "mongodata", free_port()).start()]
+    # extra calibrate workers take health ports at +11, +12...
+    port = free_port_block(12 + workers)
     stack_env = dict(os.environ) | {
         "PHOTCAL_NATS_URL": servers[0].url,
         "PHOTCAL_MONGO_URL": servers[1].url,
         "PHOTCAL_DATA_DIR": str(tmp / "data"),
-        "PHOTCAL_HASHTAG_PEPPER": "bench",
+        "PHOTCAL_HASHTAG_PEPPER": "stack-pepper",
         "PHOTCAL_HTTP_PORT": str(port),
         "PHOTCAL_CALIBRATE_WORKERS": str(workers),
         "PHOTCAL_LOG_LEVEL": "WARNING",
     } | env
     return Stack(env=stack_env, port=port), servers
+
+
+def stop_all(stack: Stack, servers: list[ServerProcess]) -> None:
+    stack.stop()
+    for server in reversed(servers):
+        server.stop()

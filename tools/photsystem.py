@@ -25,6 +25,22 @@ survey band plus a linear colour term in that band's colour (the colour pair
 where ``m_ref`` is the survey magnitude, ``colour`` the survey colour (e.g.
 APASS ``B-V``) and ``m_sys`` the magnitude in the instrument's own system
 (all in mag). An image's instrumental magnitude is ``m_sys - zeropoint``.
+
+The clear band ("CV", unfiltered). A filtered CCD realises a standard
+passband, so its truth is that band. An unfiltered CCD realises none: its
+response (atmosphere x optics x QE, for a thinned back-illuminated chip
+roughly 350-1000 nm, peak ~600 nm) is as close to Gaia G (itself the
+response of thinned back-illuminated CCDs, 330-1050 nm) as to a broad R:
+unfiltered photometry has long been reduced to R (KAIT: Riess et al. 1999,
+AJ 118, 2675; MASTER's "W ~ 0.2B + 0.8R", Lipunov et al. 2010; AAVSO's
+"CR" convention) and, since Gaia, to G. Here it is G + 0.10 (BP-RP), which
+the toy system puts within a 0.02 mag colour curvature of Sloan r. Both
+are right answers, and which one a calibration should use depends on the
+field, so the truth for a non-standard band is the *set* of survey bands
+that calibrate it to within :data:`CLEAR_TOLERANCE` for a target of
+typical colour (:func:`transfer_systematic`, :func:`acceptable_bands`):
+{APASS r', SDSS r, PS1 r, Gaia G} for CV (19-33 mmag; the next, APASS V,
+104 mmag).
 """
 
 from __future__ import annotations
@@ -40,6 +56,11 @@ Magnitudes = dict[tuple[str, str], np.ndarray]
 
 #: B-V range over which the transformations are meant to hold (mag)
 COLOUR_RANGE = (0.2, 1.6)
+#: B-V range of the simulated transients (tools.simfield.make_transient), mag
+TARGET_COLOUR_RANGE = (0.2, 1.0)
+#: a survey band calibrates a non-standard (clear) instrument band acceptably
+#: if the systematic error it leaves a target of typical colour is at most this, mag
+CLEAR_TOLERANCE = 0.05
 
 
 def r_minus_i_johnson(bv: np.ndarray) -> np.ndarray:
@@ -141,6 +162,8 @@ class InstrumentBand:
     colour_term: float
     zp_1e: float
     sky_mag: float
+    #: a standard passband (a filter); False for the unfiltered clear band
+    standard: bool = True
 
     @property
     def colour_name(self) -> str:
@@ -169,7 +192,7 @@ INSTRUMENT_BANDS: dict[str, InstrumentBand] = {
         InstrumentBand("r", "Sloan r'", "APASS", "r'", 0.03, 22.3, 20.9),
         InstrumentBand("i", "Sloan i'", "APASS", "i'", 0.05, 22.0, 20.2),
         InstrumentBand("z", "Sloan z' (PS1 footprint only)", "PS1", "z", -0.05, 21.2, 19.3),
-        InstrumentBand("CV", "clear, unfiltered", "GAIA", "G", 0.10, 23.0, 20.6),
+        InstrumentBand("CV", "clear, unfiltered", "GAIA", "G", 0.10, 23.0, 20.6, standard=False),
     )
 }
 
@@ -179,6 +202,43 @@ def get_instrument_band(name: str) -> InstrumentBand:
         return INSTRUMENT_BANDS[name]
     except KeyError:
         raise KeyError(f"unknown instrument band {name!r}; known: {', '.join(INSTRUMENT_BANDS)}") from None
+
+
+def transfer_systematic(band: InstrumentBand, survey: str, name: str, n_stars: int = 20000) -> float:
+    """Systematic error (mag, rms) of calibrating ``band`` with survey band ``name``.
+
+    The ideal calibration (infinitely many stars, no noise) fits
+    ``m_ref - m_sys = ZP + CT * colour`` over field stars
+    (:func:`draw_colours`, fixed seed) in that survey band's own colour; a
+    target of unknown colour is calibrated at the stars' median colour.
+    The rms over targets with ``B-V`` uniform in :data:`TARGET_COLOUR_RANGE`
+    of (calibrated - true magnitude in that band) is returned: the colour
+    term times the target's colour offset plus what a straight line in
+    colour cannot describe.
+    """
+    bv_s = draw_colours(np.random.default_rng(0), n_stars)
+    bv_t = np.linspace(*TARGET_COLOUR_RANGE, 81)
+    ms = survey_magnitudes(np.zeros_like(bv_s), bv_s)
+    mt = survey_magnitudes(np.zeros_like(bv_t), bv_t)
+    c_s = survey_colour(ms, survey, name)
+    design = np.column_stack([np.ones_like(c_s), c_s])
+    zp, ct = np.linalg.lstsq(design, ms[(survey, name)] - band.system_magnitude(ms), rcond=None)[0]
+    err = band.system_magnitude(mt) + zp + ct * np.median(c_s) - mt[(survey, name)]
+    return float(np.sqrt(np.mean(err**2)))
+
+
+def acceptable_bands(band: InstrumentBand, surveys=None, tolerance: float = CLEAR_TOLERANCE) -> list[tuple[str, str]]:
+    """Survey bands that count as a right identification of ``band``.
+
+    A standard (filtered) band: only the band it is built from. The clear
+    band: every band of ``surveys`` (default: all) whose
+    :func:`transfer_systematic` is at most ``tolerance``, plus its own.
+    """
+    own = (band.survey, band.band)
+    if band.standard:
+        return [own]
+    keys = [k for k in survey_magnitudes(np.zeros(1), np.zeros(1)) if surveys is None or k[0] in surveys]
+    return [k for k in keys if k == own or transfer_systematic(band, *k) <= tolerance]
 
 
 def draw_colours(rng: np.random.Generator, n: int) -> np.ndarray:

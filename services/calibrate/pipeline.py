@@ -189,12 +189,16 @@ def _error_result(upload: UploadRequested, exc: PhotcalError, stages: Stages) ->
     )
 
 
+_LIMIT_WORDS = {"completeness": "50% completeness", "mag_err": "5 sigma", None: "limit"}
+
+
 def _ok_result(upload: UploadRequested, cal: FrameCalibration, stages: Stages) -> CalibrationResult:
     target = cal.target
     if target.detected:
         message = f"{cal.survey}/{cal.band} = {target.mag:.3f} +/- {target.mag_err:.3f}"
     elif target.limit_mag is not None:
-        message = f"not detected: {cal.survey}/{cal.band} fainter than {target.limit_mag:.2f} (5 sigma)"
+        limit_kind = _LIMIT_WORDS[target.limit_method]
+        message = f"not detected: {cal.survey}/{cal.band} fainter than {target.limit_mag:.2f} ({limit_kind})"
     else:
         message = f"not detected within {upload.match_dist_arcsec:g} arcsec; no limit could be estimated"
     return CalibrationResult(
@@ -207,6 +211,7 @@ def _ok_result(upload: UploadRequested, cal: FrameCalibration, stages: Stages) -
         ra=target.ra if target.detected else None,
         dec=target.dec if target.detected else None,
         limit_mag=_r(target.limit_mag),
+        limit_method=target.limit_method,
         detected=bool(target.detected),
         zeropoint=_r(cal.zeropoint),
         zeropoint_err=_r(cal.zeropoint_err),

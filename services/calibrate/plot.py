@@ -78,7 +78,8 @@ def build_figure(cal: FrameCalibration) -> Figure:
         )
     if t.inst_limit_mag is not None and t.limit_mag is not None:
         ax1.axvline(t.inst_limit_mag, ls="--", c="#7f7f7f", lw=0.8)
-        label = f"5σ limit {t.limit_mag:.2f}" if not t.detected else None
+        kind = "50% completeness" if t.limit_method == "completeness" else "5σ"
+        label = f"{kind} limit {t.limit_mag:.2f}" if not t.detected else None
         ax1.annotate(
             "", xy=(t.inst_limit_mag + 0.4, t.inst_limit_mag + shift - cal.colour_term * cal.assumed_colour),
             xytext=(t.inst_limit_mag, t.inst_limit_mag + shift - cal.colour_term * cal.assumed_colour),

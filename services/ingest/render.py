@@ -23,7 +23,7 @@ def render_result_html(result: CalibrationResult) -> str:
         ("MJD", result.mjd),
         ("Survey / filter", f"{result.survey or ''}/{result.filter or ''}"),
         ("Magnitude", None if result.mag is None else f"{result.mag:.3f} ± {result.mag_err:.3f}"),
-        ("Limiting magnitude (5σ)", result.limit_mag),
+        ("Limiting magnitude", None if result.limit_mag is None else f"{result.limit_mag:.2f} ({result.limit_method})"),
         ("Zero point", result.zeropoint),
         ("Colour term", None if result.colour_term is None else f"{result.colour_term:.3f} ({result.colour})"),
         ("Stars used", result.npoints),

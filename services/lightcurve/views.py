@@ -75,20 +75,6 @@ def to_csv(rows: list[dict], columns: tuple[str, ...]) -> str:
     return buffer.getvalue()
 
 
-def alert_row(alert: Alert, n_points: int, last: Datapoint | None) -> dict:
-    return {
-        "id": alert.alert_id,
-        "ivorn": alert.ivorn,
-        "name": alert.display_name,
-        "ra": alert.ra,
-        "dec": alert.dec,
-        "url": alert.url,
-        "n_datapoints": n_points,
-        "last_mag": None if last is None else (last.mag if last.detected else last.limit_mag),
-        "last_mjd": None if last is None else last.mjd,
-    }
-
-
 def followup_row(point: Datapoint) -> dict:
     return point_row(point) | {"ivorn": point.ivorn, "alert_name": point.alert_name, "calibration_id": point.calibration_id}
 

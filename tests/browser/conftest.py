@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.infra import free_port, mongo_server, nats_server
-from tests.conftest import ARTIFACTS, free_port_block
+from tests.conftest import ARTIFACTS
 from tests.integration.conftest import Stack, field_dir
+from tools.devstack import standalone_stack, stop_all
 
 FIELD = field_dir("north_V")
 CHROMIUM = os.environ.get("PHOTCAL_CHROMIUM", "/usr/bin/chromium")
@@ -62,20 +62,9 @@ def web(tmp_path_factory) -> WebStack:
     reason = _why_no_browser()
     if reason:
         pytest.skip(reason)
-    tmp = tmp_path_factory.mktemp("web")
-    servers = [nats_server(tmp / "natsdata", free_port()).start(), mongo_server(tmp / "mongodata", free_port()).start()]
-    port = free_port_block(4)
-    env = dict(os.environ) | {
-        "PHOTCAL_NATS_URL": servers[0].url,
-        "PHOTCAL_MONGO_URL": servers[1].url,
-        "PHOTCAL_MONGO_DB": "web",
-        "PHOTCAL_DATA_DIR": str(tmp / "data"),
-        "PHOTCAL_HASHTAG_PEPPER": "web-pepper",
-        "PHOTCAL_HTTP_PORT": str(port),
-        "PHOTCAL_UPLOAD_TIMEOUT": "60",
-        "PHOTCAL_LOG_LEVEL": "INFO",
-    }
-    stack = Stack(env=env, port=port)
+    stack, servers = standalone_stack(
+        tmp=tmp_path_factory.mktemp("web"), PHOTCAL_MONGO_DB="web", PHOTCAL_UPLOAD_TIMEOUT="60", PHOTCAL_LOG_LEVEL="INFO"
+    )
     try:
         truth = stack.load_field(FIELD)
         hashtag = stack.add_observatory("Web Observatory")
@@ -83,9 +72,7 @@ def web(tmp_path_factory) -> WebStack:
         stack.start()
         yield WebStack(stack, truth, hashtag, other)
     finally:
-        stack.stop()
-        for server in reversed(servers):
-            server.stop()
+        stop_all(stack, servers)
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,13 @@ start costs seconds on a 2-core machine); each test uses its own event or MJD.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
 import pytest
 
-from shared.infra import free_port, mongo_server, nats_server
-from tests.conftest import free_port_block
 from tests.integration.conftest import Stack, field_dir
+from tools.devstack import standalone_stack, stop_all
 
 FIELD = field_dir("north_V")
 
@@ -42,20 +40,10 @@ def _hashtag(out: str) -> str:
 
 @pytest.fixture(scope="module")
 def compat(tmp_path_factory) -> CompatStack:
-    tmp = tmp_path_factory.mktemp("compat")
-    servers = [nats_server(tmp / "natsdata", free_port()).start(), mongo_server(tmp / "mongodata", free_port()).start()]
-    port = free_port_block(4)
-    env = dict(os.environ) | {
-        "PHOTCAL_NATS_URL": servers[0].url,
-        "PHOTCAL_MONGO_URL": servers[1].url,
-        "PHOTCAL_MONGO_DB": "compat",
-        "PHOTCAL_DATA_DIR": str(tmp / "data"),
-        "PHOTCAL_HASHTAG_PEPPER": "compat-pepper",
-        "PHOTCAL_HTTP_PORT": str(port),
-        "PHOTCAL_UPLOAD_TIMEOUT": "60",
-        "PHOTCAL_LOG_LEVEL": "INFO",
-    }
-    stack = Stack(env=env, port=port)
+    stack, servers = standalone_stack(
+        tmp=tmp_path_factory.mktemp("compat"), PHOTCAL_MONGO_DB="compat", PHOTCAL_UPLOAD_TIMEOUT="60",
+        PHOTCAL_LOG_LEVEL="INFO",
+    )
     try:
         truth = stack.load_field(FIELD)
         hashtag = stack.add_observatory("Compat Observatory")
@@ -64,6 +52,4 @@ def compat(tmp_path_factory) -> CompatStack:
         stack.start()
         yield CompatStack(stack, truth, hashtag, other, admin)
     finally:
-        stack.stop()
-        for server in reversed(servers):
-            server.stop()
+        stop_all(stack, servers)

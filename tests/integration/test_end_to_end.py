@@ -136,3 +136,23 @@ def test_correlation_id_travels_from_http_through_nats_to_the_worker_log(field_s
     ]
     mine = [l for l in calibrate_lines if l.get("upload_id") == answer["upload_id"]]
     assert mine and mine[0]["correlation_id"] == cid and mine[0]["service"] == "calibrate"
+
+
+def test_a_target_below_the_frame_limit_answers_a_limit_not_a_magnitude(stack):
+    faint = field_dir("north_faint_target")
+    truth = stack.load_field(faint)
+    hashtag = stack.add_observatory()
+    ivorn = "ivo://gaia/alerts#SimFaint"
+    stack.cli("alert", "add", "--ivorn", ivorn, "--ra", str(truth["alert"]["ra"]), "--dec", str(truth["alert"]["dec"]))
+    stack.start()
+    code, answer = curl_upload(stack, faint / "sex_ldac.fits", hashtag, ivorn, dry_run=0, mjd=str(truth["mjd"]))
+    assert code == 200, answer
+    assert answer["detected"] is False and answer["mag"] is None and answer["mag_err"] is None
+    assert (answer["survey"], answer["filter"]) == (truth["best"]["survey"], truth["best"]["band"])
+    # the frame's limit, brighter than the transient (else it would have been seen), and no fantasy
+    assert answer["limit_method"] == "completeness"
+    assert truth["limit_mag_5sigma"] - 0.8 < answer["limit_mag"] < truth["transient"]["mag"]
+    assert "not detected" in answer["message"]
+    lc = get_json(f"{stack.url}/api/v1/lightcurves/{urllib.parse.quote(ivorn, safe='')}")
+    [point] = lc["points"]
+    assert point["mag"] is None and point["mag_err"] is None and point["limit_mag"] == answer["limit_mag"]

@@ -12,7 +12,6 @@ import asyncio
 import gzip
 import http.client
 import json
-import os
 import random
 import urllib.parse
 
@@ -22,9 +21,8 @@ import pytest
 
 from services.ingest.parsing import ERROR_CODES
 from shared.hashtags import HASHTAG_BYTES, new_hashtag
-from shared.infra import mongo_server, nats_server, free_port
-from tests.conftest import free_port_block
 from tests.integration.conftest import Stack, field_dir
+from tools.devstack import standalone_stack, stop_all
 
 pytestmark = pytest.mark.integration
 
@@ -35,18 +33,12 @@ MB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hostile")
-    nats_p = nats_server(tmp / "natsdata", free_port()).start()
-    mongo_p = mongo_server(tmp / "mongodata", free_port()).start()
-    port = free_port_block(4)
-    env = dict(os.environ) | {
-        "PHOTCAL_NATS_URL": nats_p.url, "PHOTCAL_MONGO_URL": mongo_p.url, "PHOTCAL_MONGO_DB": "hostile",
-        "PHOTCAL_DATA_DIR": str(tmp / "data"), "PHOTCAL_HASHTAG_PEPPER": "test-pepper", "PHOTCAL_HTTP_PORT": str(port),
-        "PHOTCAL_UPLOAD_TIMEOUT": "30", "PHOTCAL_LOG_LEVEL": "DEBUG",
+    stack, servers = standalone_stack(
+        tmp=tmp_path_factory.mktemp("hostile"), PHOTCAL_MONGO_DB="hostile", PHOTCAL_HASHTAG_PEPPER="test-pepper",
+        PHOTCAL_UPLOAD_TIMEOUT="30", PHOTCAL_LOG_LEVEL="DEBUG",
         # this module sends a few hundred requests at once; the limits have their own test
-        "PHOTCAL_RATE_LIMIT_HASHTAG_BURST": "5000", "PHOTCAL_RATE_LIMIT_IP_BURST": "5000",
-    }
-    stack = Stack(env=env, port=port)
+        PHOTCAL_RATE_LIMIT_HASHTAG_BURST="5000", PHOTCAL_RATE_LIMIT_IP_BURST="5000",
+    )
     truth = stack.load_field(FIELD)
     stack.add_observatory()
     stack.cli("alert", "add", "--ivorn", IVORN, "--ra", str(truth["alert"]["ra"]), "--dec", str(truth["alert"]["dec"]))
@@ -55,9 +47,7 @@ def hostile(tmp_path_factory):
     try:
         yield stack
     finally:
-        stack.stop()
-        nats_p.stop()
-        mongo_p.stop()
+        stop_all(stack, servers)
 
 
 def request(stack: Stack, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, dict, bytes]:

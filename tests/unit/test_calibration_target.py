@@ -9,7 +9,7 @@ import pytest
 
 from shared.arrays import SourceTable
 from services.calibrate.core import calibrate_frame
-from services.calibrate.core.target import frame_limit_inst, nearest_source
+from services.calibrate.core.target import completeness_limit_inst, frame_limit_inst, nearest_source
 from tests.unit.test_calibration_synth import background_sigma_for_limit, make_field, observe
 
 
@@ -25,6 +25,25 @@ def test_frame_limit_from_mag_error_relation():
         # a 3-sigma limit is fainter
         lim3 = frame_limit_inst(mag[det], err[det], np.ones(det.sum(), bool), nsigma=3.0)
         assert lim3 > lim + 0.3
+
+
+def test_completeness_limit_recovers_a_logistic_fall_off():
+    rng = np.random.default_rng(53)
+    m = rng.uniform(14.0, 21.0, 4000)
+    p = 1.0 / (1.0 + np.exp((m - 19.2) / 0.12))
+    det = rng.random(m.size) < p
+    lim, n = completeness_limit_inst(m, det, 0.5)
+    assert lim == pytest.approx(19.2, abs=0.03) and n > 200
+    lim90, _ = completeness_limit_inst(m, det, 0.9)
+    assert lim90 == pytest.approx(19.2 - 0.12 * math.log(9.0), abs=0.05)
+
+
+def test_completeness_limit_needs_stars_beyond_the_fall_off():
+    """Reference stars that stop before the frame's fall-off (a shallow survey): no answer."""
+    rng = np.random.default_rng(54)
+    m = rng.uniform(12.0, 17.0, 500)
+    det = rng.random(m.size) < 1.0 / (1.0 + np.exp((m - 19.2) / 0.12))
+    assert completeness_limit_inst(m, det)[0] is None
 
 
 def test_frame_limit_refuses_without_data():
@@ -43,6 +62,8 @@ def test_non_detection_gives_limit_and_no_magnitude():
     true_limit = fld.inst_limit + fld.zp + fld.ct * cal.assumed_colour
     assert t.limit_mag == pytest.approx(true_limit, abs=0.2)
     assert t.inst_limit_mag == pytest.approx(fld.inst_limit, abs=0.2)
+    # APASS stops at 17 mag: no survey reaches the frame's fall-off, so the 5-sigma fallback
+    assert t.limit_method == "mag_err"
     assert t.assumed_colour == pytest.approx(cal.assumed_colour)
 
 

@@ -40,7 +40,7 @@ from services.calibrate.core.calibrators import source_quality, usable_mags
 from services.calibrate.core.choice import BandCandidate, band_has_data, choose_best, evaluate_candidates
 from services.calibrate.core.results import FrameCalibration, PlotData
 from services.calibrate.core.settings import FitSettings
-from services.calibrate.core.target import measure_target
+from services.calibrate.core.target import measure_target, reference_completeness_inst
 
 CODE_NO_USABLE_SOURCES = "no_usable_sources"
 CODE_FIELD_NOT_COVERED = "field_not_covered"
@@ -236,7 +236,13 @@ def calibrate_frame(
     # limit from the frame's good sources (any error), target from any usable source
     flags = np.asarray(sources.flags).astype(np.int64, copy=False)
     limit_good = usable & ((flags & s.reject_flags) == 0)
-    target = measure_target(sources, usable, limit_good, fit, target_ra, target_dec, match_radius_arcsec, s)
+    completeness = reference_completeness_inst(
+        sources, usable, references, candidates, match_radius_arcsec, s.limit_completeness
+    )
+    target = measure_target(
+        sources, usable, limit_good, fit, target_ra, target_dec, match_radius_arcsec, s,
+        completeness_inst=completeness,
+    )
 
     # plot arrays over all calibrators (bright-cut ones included)
     n_cal = best.ncalibrators

@@ -27,10 +27,15 @@ class TargetMeasurement:
     separation_arcsec : float or None
         Distance from the alert position, arcsec.
     limit_mag : float or None
-        Calibrated ``nsigma`` (5) limiting magnitude of the frame, mag; None
-        if the frame's magnitude-error relation could not be fitted.
+        Calibrated limiting magnitude of the frame, mag: where half the
+        reference stars are detected (``limit_method == "completeness"``),
+        or, with no reference survey deeper than the frame, the 5-sigma
+        point of the catalogue's magnitude-error relation (``"mag_err"``);
+        None if neither could be determined.
     inst_limit_mag : float or None
         The same limit in instrumental magnitudes.
+    limit_method : str or None
+        ``"completeness"`` or ``"mag_err"`` (see :mod:`target`).
     assumed_colour : float or None
         Colour assumed for the target, mag (median of the calibrators).
     flags : int or None
@@ -49,6 +54,7 @@ class TargetMeasurement:
     separation_arcsec: float | None = None
     limit_mag: float | None = None
     inst_limit_mag: float | None = None
+    limit_method: str | None = None
     assumed_colour: float | None = None
     flags: int | None = None
     note: str | None = None

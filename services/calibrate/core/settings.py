@@ -81,8 +81,13 @@ class FitSettings:
         as one band when their colour terms agree within this many combined
         standard errors; the preferred survey is then chosen
         (:data:`choice.SURVEY_PREFERENCE`). Default 3.
+    limit_completeness : float
+        The frame's limiting magnitude is where this fraction of the
+        reference stars in the footprint are detected; default 0.5.
     limit_nsigma : float
-        Significance of the frame's limiting magnitude; default 5.
+        Significance of the fallback limiting magnitude (from the
+        magnitude-error relation, when no reference survey is deeper than
+        the frame); default 5.
     max_scatter : float
         A best fit whose robust scatter exceeds this, mag, is refused
         (``bad_astrometry`` / ``poor_fit``): a real frame against a real
@@ -110,6 +115,7 @@ class FitSettings:
     bright_max_fraction: float = 0.3
     transient_colour_scale: float = 1.0
     twin_ct_sigma: float = 3.0
+    limit_completeness: float = 0.5
     limit_nsigma: float = 5.0
     max_scatter: float = 0.5
     min_match_fraction: float = 0.1
