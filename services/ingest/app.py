@@ -38,7 +38,7 @@ def spec(settings: IngestSettings) -> ServiceSpec:
         settings,
         settings.port,
         setup,
-        middlewares=[json_errors, ratelimit.middleware()],  # 429 per IP and per hashtag
+        middlewares=[json_errors, ratelimit.middleware(settings)],  # 429 per IP and per hashtag
         # the multipart reader enforces the real limit, with a JSON 413
         client_max_size=settings.max_upload_bytes + 1024 * 1024,
     )
