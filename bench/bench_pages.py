@@ -81,7 +81,8 @@ async def _run(base: str) -> None:
             p50, p95 = statistics.median(times), sorted(times)[int(0.95 * (len(times) - 1))]
             verdict = ""
             if "HTML" in label:
-                verdict = f"  (target < {TARGET_MS:.0f} ms: {'met' if p50 < TARGET_MS else 'NOT met'})"
+                met = cold < TARGET_MS and p50 < TARGET_MS  # the first request (read from the database) too
+                verdict = f"  (target < {TARGET_MS:.0f} ms, first and p50: {'met' if met else 'NOT met'})"
             print(f"{label:62s} first {cold:6.1f} ms, then p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  {size / 1024:5.0f} KiB{verdict}",
                   flush=True)
 

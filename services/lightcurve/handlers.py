@@ -43,8 +43,9 @@ async def lightcurve_of(request: web.Request, ivorn: str) -> dict:
         version = await summary.data_version(db) + (alert.model_dump_json(),)
         data = cache.get(alert.ivorn, version)
         if data is None:
-            # one large batch: the embedded database answers thousands of documents faster so than in pages of 101
-            docs = [d async for d in db.datapoints.find({"ivorn": alert.ivorn}, {"_id": 0}).batch_size(10_000)]
+            # one large batch: the embedded database answers thousands of documents faster so than in pages of 101;
+            # no projection: nx-27017 applies one in Python after loading each whole document (slower than none)
+            docs = [d async for d in db.datapoints.find({"ivorn": alert.ivorn}).batch_size(10_000)]
             data = views.lightcurve_of_docs(alert, docs)
             cache.put(alert.ivorn, version, data)
     except PyMongoError as exc:

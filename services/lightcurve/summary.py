@@ -26,6 +26,7 @@ from typing import Any
 
 from shared.db import Database
 from shared.db.alerts import Alert
+from shared.validation import validate_ivorn
 
 MAX_AGE = 30.0
 ALERT_FIELDS = {"_id": 0, "ivorn": 1, "name": 1, "ra": 1, "dec": 1, "url": 1, "alert_id": 1, "created": 1}
@@ -116,31 +117,50 @@ async def _build(db: Database) -> list[dict]:
         if best is None or p.get("mjd", 0) >= best.get("mjd", 0):
             last[ivorn] = p
     rows = []
-    async for doc in db.alerts.find({}, ALERT_FIELDS).sort("alert_id", -1):
-        try:
-            alert = Alert.model_validate(doc)
-        except ValueError:
+    async for doc in db.alerts.find({}, ALERT_FIELDS).sort("alert_id", -1).batch_size(20_000):
+        alert = _alert_fields(doc)
+        if alert is None:
             continue  # a malformed document is not listed rather than breaking the list
-        point = last.get(alert.ivorn)
+        ivorn, name, ra, dec, url, alert_id = alert
+        point = last.get(ivorn)
         last_mag = None
         if point is not None:
             last_mag = point.get("mag") if point.get("detected", True) and point.get("mag") is not None else point.get("limit_mag")
         rows.append(
             {
-                "id": alert.alert_id,
-                "ivorn": alert.ivorn,
-                "name": alert.display_name,
-                "ra": alert.ra,
-                "dec": alert.dec,
-                "url": alert.url,
-                "n_datapoints": counts.get(alert.ivorn, 0),
+                "id": alert_id,
+                "ivorn": ivorn,
+                "name": name,
+                "ra": ra,
+                "dec": dec,
+                "url": url,
+                "n_datapoints": counts.get(ivorn, 0),
                 "last_mag": last_mag,
                 "last_is_limit": bool(point is not None and not (point.get("detected", True) and point.get("mag") is not None)),
                 "last_mjd": None if point is None else point.get("mjd"),
-                "_search": f"{alert.display_name} {alert.ivorn}".lower(),
+                "_search": f"{name} {ivorn}".lower(),
             }
         )
     return rows
+
+
+def _alert_fields(doc: dict) -> tuple | None:
+    """(ivorn, display name, ra, dec, url, alert_id) of an alert document as ``Alert`` would validate it, without the model
+    (10,000 alerts); None if ``Alert.model_validate`` would refuse it."""
+    try:
+        ivorn = validate_ivorn(doc["ivorn"])
+        ra, dec = doc["ra"], doc["dec"]
+        name, url, alert_id = doc.get("name"), doc.get("url"), doc.get("alert_id")
+        if type(ra) is not float or type(dec) is not float or not isinstance(name, (str, type(None))) \
+                or not isinstance(url, (str, type(None))) or type(alert_id) not in (int, type(None)):
+            alert = Alert.model_validate(doc)  # unusual types (an int RA, a numeric string): the model decides
+            ivorn, ra, dec, name, url, alert_id = alert.ivorn, alert.ra, alert.dec, alert.name, alert.url, alert.alert_id
+        elif not (0.0 <= ra < 360.0 and -90.0 <= dec <= 90.0):
+            return None
+    except (KeyError, TypeError, ValueError):
+        return None
+    display = name or ivorn.rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+    return ivorn, display, ra, dec, url, alert_id
 
 
 def select(

@@ -46,14 +46,26 @@ def point_row_doc(doc: dict) -> dict:
 
 
 def lightcurve_of_docs(alert: Alert, docs: list[dict]) -> dict:
-    live = sorted((d for d in docs if not d.get("deleted")), key=lambda d: (d["mjd"], d.get("followup_id", 0)))
-    return {
-        "ivorn": alert.ivorn,
-        "name": alert.display_name,
-        "ra": alert.ra,
-        "dec": alert.dec,
-        "points": [point_row_doc(d) for d in live],
-    }
+    """:func:`lightcurve` of raw documents (live ones, by MJD then followup_id), one dict per point, no model."""
+    live = [d for d in docs if not d.get("deleted")]
+    live.sort(key=lambda d: (d["mjd"], d.get("followup_id", 0)))
+    points = []
+    append = points.append
+    for doc in live:
+        get = doc.get
+        append({
+            "mjd": doc["mjd"],
+            "mag": get("mag"),
+            "mag_err": get("mag_err") if get("detected", True) else None,
+            "limit_mag": get("limit_mag"),
+            "filter": get("filter"),
+            "survey": get("survey"),
+            "observatory": get("observatory"),
+            "followup_id": get("followup_id"),
+            "exptime": get("exptime"),
+            "comment": get("comment", ""),
+        })
+    return {"ivorn": alert.ivorn, "name": alert.display_name, "ra": alert.ra, "dec": alert.dec, "points": points}
 
 
 def lightcurve(alert: Alert, points: list[Datapoint]) -> dict:
@@ -87,16 +99,22 @@ def chart_data(points: list[dict]) -> dict:
     series: dict[str, dict] = {}
     for p in points:
         band = p.get("filter") or "?"
-        s = series.setdefault(band, {"filter": band, "mjd": [], "mag": [], "err": [], "lim_mjd": [], "lim": []})
-        if p.get("mag") is not None and p.get("mag_err") is not None:
-            s["mjd"].append(round(p["mjd"], 6))
-            s["mag"].append(round(p["mag"], 4))
-            s["err"].append(round(p["mag_err"], 4))
-        elif p.get("limit_mag") is not None:  # not detected: fainter than its limit
+        s = series.get(band)
+        if s is None:
+            s = series[band] = {"filter": band, "mjd": [], "mag": [], "err": [], "lim_mjd": [], "lim": []}
+        mag, err = p.get("mag"), p.get("mag_err")
+        if mag is not None:
+            if err is not None:
+                s["mjd"].append(round(p["mjd"], 6))
+                s["mag"].append(round(mag, 4))
+                s["err"].append(round(err, 4))
+                continue
+            if p.get("limit_mag") is None:  # a magnitude without an error: a point without a bar
+                s["mjd"].append(round(p["mjd"], 6))
+                s["mag"].append(round(mag, 4))
+                s["err"].append(0.0)
+                continue
+        if p.get("limit_mag") is not None:  # not detected: fainter than its limit
             s["lim_mjd"].append(round(p["mjd"], 6))
             s["lim"].append(round(p["limit_mag"], 4))
-        elif p.get("mag") is not None:  # a magnitude without an error: a point without a bar
-            s["mjd"].append(round(p["mjd"], 6))
-            s["mag"].append(round(p["mag"], 4))
-            s["err"].append(0.0)
     return {"series": sorted(series.values(), key=lambda s: s["filter"])}

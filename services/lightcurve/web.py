@@ -415,6 +415,48 @@ def _sexagesimal(ra: float, dec: float) -> str:
     return f"{hh:02d}:{mm:02d}:{ss:05.2f} {sign}{dd:02d}:{dm:02d}:{ds:04.1f}"
 
 
+def _point_rows(points: list[dict]) -> str:
+    """The light curve's table body, one string (thousands of rows: per-point work kept to string formatting)."""
+    num = fmt
+    out = []
+    append = out.append
+    for p, when in zip(points, pages.mjd_datetimes(p["mjd"] for p in points)):
+        mag_value, err_value, limit = p["mag"], p["mag_err"], p["limit_mag"]
+        if err_value is not None and mag_value is not None:
+            mag, err, lim = num(mag_value, 3), num(err_value, 3), ""
+        else:
+            mag, err, lim = "", "", ("&gt; " + num(limit, 2)) if limit is not None else ""
+        band, survey, comment = p["filter"], p["survey"], p["comment"]
+        append(
+            f'<tr><td class="num">{num(p["mjd"], 5)}</td><td>{when}</td>'
+            f'<td>{escape(band) if band else ""}</td><td>{escape(survey) if survey else ""}</td>'
+            f'<td class="num">{mag}</td><td class="num">{err}</td><td class="num">{lim}</td>'
+            f'<td>{escape(p["observatory"])}</td><td class="num">{num(p["exptime"], 1)}</td>'
+            f'<td class="comment">{escape(comment) if comment else ""}</td><td class="num">{p["followup_id"]}</td></tr>'
+        )
+    return "".join(out)
+
+
+def _chart_island(data: dict) -> str:
+    return pages.json_island("lc-data", {"name": data["name"], "ivorn": data["ivorn"]} | views.chart_data(data["points"]))
+
+
+#: ivorn -> (the light curve data it was rendered from, plot data island, table rows): reused while
+#: handlers.lightcurve_of answers the same (cached) object, i.e. while the data have not changed
+_RENDERED: dict[str, tuple[dict, str, str]] = {}
+
+
+def _rendered(data: dict) -> tuple[str, str]:
+    item = _RENDERED.get(data["ivorn"])
+    if item is None or item[0] is not data:
+        item = (data, _chart_island(data), _point_rows(data["points"]))
+        _RENDERED.pop(data["ivorn"], None)
+        _RENDERED[data["ivorn"]] = item
+        while len(_RENDERED) > 32:
+            _RENDERED.pop(next(iter(_RENDERED)))
+    return item[1], item[2]
+
+
 async def lightcurve_page(request: web.Request) -> web.Response:
     ivorn = unquote(request.match_info["ivorn"])
     data = await handlers.lightcurve_of(request, ivorn)
@@ -426,20 +468,8 @@ async def lightcurve_page(request: web.Request) -> web.Response:
     url = pages.safe_url(alert)
     filters = sorted({p["filter"] or "?" for p in points})
     n_limits = sum(1 for p in points if p["mag_err"] is None)
-    rows = []
-    for p in points:
-        if p["mag_err"] is not None and p["mag"] is not None:
-            mag, err, lim = fmt(p["mag"], 3), fmt(p["mag_err"], 3), ""
-        else:
-            mag, err, lim = "", "", ("&gt; " + fmt(p["limit_mag"], 2)) if p["limit_mag"] is not None else ""
-        rows.append(
-            f'<tr><td class="num">{fmt(p["mjd"], 5)}</td><td>{mjd_date(p["mjd"], True)}</td>'
-            f'<td>{escape(p["filter"] or "")}</td><td>{escape(p["survey"] or "")}</td>'
-            f'<td class="num">{mag}</td><td class="num">{err}</td><td class="num">{lim}</td>'
-            f'<td>{escape(p["observatory"])}</td><td class="num">{fmt(p["exptime"], 1)}</td>'
-            f'<td class="comment">{escape(p["comment"] or "")}</td><td class="num">{p["followup_id"]}</td></tr>'
-        )
     heads = ("MJD", "UTC", "Filter", "Survey", "Mag", "Err", "Limit", "Observatory", "Exp (s)", "Comment", "id")
+    island, table_rows = _rendered(data)
     ext = f" · {link(url, 'event page', rel='noopener nofollow', id='event-url')}" if url else (
         f" · <span id=\"event-url\">{escape(alert)}</span>" if alert else "")
     content = f"""
@@ -455,10 +485,10 @@ async def lightcurve_page(request: web.Request) -> web.Response:
 <div id="chart" aria-label="light curve plot"></div>
 <noscript><p>The plot needs JavaScript; every point is in the table below.</p></noscript>
 </div>
-{pages.json_island("lc-data", {"name": data["name"], "ivorn": data["ivorn"]} | views.chart_data(points))}
+{island}
 <h2>Datapoints</h2>
 <table class="list" id="points-table"><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr></thead>
-<tbody>{"".join(rows)}</tbody></table>"""
+<tbody>{table_rows}</tbody></table>"""
     return await render(
         request, f"Light curve of {data['name']}", content,
         scripts=("/static/vendor/uPlot.iife.min.js", "/static/lightcurve.js"), styles=("/static/vendor/uPlot.min.css",),

@@ -12,7 +12,7 @@ import nats
 import pytest
 
 from shared.models import SUBJECT_CALIBRATED, CalibrationResult
-from tests.integration.conftest import Stack, field_dir
+from tests.integration.conftest import Stack, field_dir, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -130,11 +130,13 @@ def test_correlation_id_travels_from_http_through_nats_to_the_worker_log(field_s
     cid = "trace-me-0123456789"
     code, answer = curl_upload(stack, FIELD / "sex_cpcs.cat", hashtag, ivorn, extra=("-H", f"X-Correlation-ID: {cid}"))
     assert code == 200, answer
-    calibrate_lines = [
-        json.loads(line) for line in stack.log().splitlines()
-        if line.startswith("{") and '"upload_calibrated"' in line
-    ]
-    mine = [l for l in calibrate_lines if l.get("upload_id") == answer["upload_id"]]
+    def my_log_lines():
+        # the worker logs after it acks, which may be just after the gateway answered
+        lines = [json.loads(line) for line in stack.log().splitlines()
+                 if line.startswith("{") and '"upload_calibrated"' in line]
+        return [line for line in lines if line.get("upload_id") == answer["upload_id"]]
+
+    mine = wait_until(my_log_lines, timeout=10)
     assert mine and mine[0]["correlation_id"] == cid and mine[0]["service"] == "calibrate"
 
 
