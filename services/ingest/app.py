@@ -5,16 +5,17 @@ from __future__ import annotations
 import aiohttp
 
 from services.ingest import cpcs, handlers, ratelimit, uploads
-from services.lightcurve import gateway_routes
-from shared.http_errors import json_errors
+from services.ingest.forward import forward
 from services.ingest.settings import IngestSettings
 from services.ingest.state import Gateway
 from services.ingest.waiter import ResultWaiter
+from services.lightcurve.gateway_routes import PAGE_ROUTES
+from shared.http_errors import json_errors
 from shared.runtime import Runtime, ServiceSpec
 
 #: CPCS lived under /followup/; its clients append these paths to that base
 CPCS_PREFIXES = ("", "/followup")
-#: the pages (/, /login, /alerts, /lightcurve/..., /static/...) are forwarded by services/lightcurve/gateway_routes.py
+#: API reads forwarded to the lightcurve service (its pages are listed in its gateway_routes.PAGE_ROUTES)
 READ_PATHS = (
     "/api/v1/alerts",
     "/api/v1/followup",
@@ -54,9 +55,8 @@ def add_routes(app) -> None:
     router.add_post("/api/v1/alerts", handlers.handle_new_alert)
     router.add_get("/plots/{name}", handlers.handle_plot)
     for path in READ_PATHS:
-        router.add_get(path, handlers.forward)
+        router.add_get(path, forward)
     # the observer's web pages: GET and their form POSTs, with redirects and the login cookie passed through
-    gateway_routes.add_forward_routes(
-        router, lambda request: (request.app["gateway"].http, request.app["gateway"].settings.lightcurve_base)
-    )
+    for method, path in PAGE_ROUTES:
+        router.add_route(method, path, forward)
     cpcs.add_routes(router)  # cgi/newevent, cgi/newuser, cgi/delpoint; get_alert_lc_data, list_of_alerts forwarded

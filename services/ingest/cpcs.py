@@ -12,19 +12,17 @@ from __future__ import annotations
 import math
 from html import escape
 
-import aiohttp
 from aiohttp import web
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
-from services.ingest import handlers
+from services.ingest.forward import forward
 from services.ingest.forms import describe
 from services.ingest.state import Gateway
 from shared.auth import authenticate, hashtag_of
 from shared.cpcs_http import (
     CPCS_PREFIXES,
     CPCS_READ_PATHS,
-    MAX_FORM_BYTES,
     WANT_HTML,
     html_errors,
     html_response,
@@ -37,9 +35,8 @@ from shared.db.alerts import Alert, add_alert
 from shared.db.client import unavailable
 from shared.db.datapoints import delete_datapoint
 from shared.db.observatories import add_observatory
-from shared.errors import BackendUnavailable, BadInput, PayloadTooLarge
+from shared.errors import BadInput
 
-FORWARDED_HEADERS = {"accept", "cookie", "x-correlation-id", "content-type"}
 
 
 def _gateway(request: web.Request) -> Gateway:
@@ -187,30 +184,6 @@ async def delete_point(request: web.Request) -> web.Response:
     )
 
 
-async def forward_read(request: web.Request) -> web.StreamResponse:
-    """CPCS reads, GET or POST (form), are the lightcurve service's: forwarded with query, form and cookie."""
-    if request.method != "POST":
-        return await handlers.forward(request)
-    gw = _gateway(request)
-    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-        raise PayloadTooLarge("the form is too large for this endpoint")
-    body = await request.content.read(MAX_FORM_BYTES + 1)
-    if len(body) > MAX_FORM_BYTES:
-        raise PayloadTooLarge("the form is too large for this endpoint")
-    headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
-    url = gw.settings.lightcurve_base + request.raw_path
-    try:
-        async with gw.http.post(url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as upstream:
-            payload = await upstream.read()
-            return web.Response(
-                body=payload,
-                status=upstream.status,
-                headers={k: v for k, v in upstream.headers.items() if k.lower() in {"content-type", "content-disposition"}},
-            )
-    except aiohttp.ClientError as exc:
-        raise BackendUnavailable("the light-curve service is not answering; try again in a minute") from exc
-
-
 WRITE_ENDPOINTS = {"/cgi/newevent": new_event, "/cgi/newuser": new_user, "/cgi/delpoint": delete_point}
 
 
@@ -222,5 +195,5 @@ def add_routes(router: web.UrlDispatcher) -> None:
             router.add_post(prefix + path, handler)
     for path in CPCS_READ_PATHS:
         for p in (path, path + "/"):
-            router.add_get(p, forward_read)
-            router.add_post(p, forward_read)
+            router.add_get(p, forward)
+            router.add_post(p, forward)

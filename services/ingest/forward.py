@@ -1,0 +1,62 @@
+"""The gateway's one forwarder: reads and pages are the lightcurve service's.
+
+It passes what an API client and a browser page both need: the query string,
+the form body of a POST, redirects as redirects (not followed), ``Set-Cookie``
+(the login) and the security and cache headers. The gateway's client session
+keeps no cookies: a forwarded request carries its own client's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from shared.errors import BackendUnavailable, PayloadTooLarge
+
+MAX_FORM_BYTES = 64 * 1024
+REQUEST_HEADERS = {"accept", "accept-language", "cookie", "content-type", "x-correlation-id", "if-none-match",
+                   "if-modified-since"}
+RESPONSE_HEADERS = {
+    "content-type", "content-disposition", "location", "set-cookie", "cache-control", "etag", "last-modified",
+    "content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options",
+}
+
+
+def forwarder(upstream: Callable[[web.Request], tuple[aiohttp.ClientSession, str]]):
+    """A handler forwarding to ``base + path?query``; ``upstream(request)`` gives the client session and base URL."""
+
+    async def forward_page(request: web.Request) -> web.StreamResponse:
+        http, base = upstream(request)
+        body = None
+        if request.method == "POST":
+            if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+                raise PayloadTooLarge("the form is too large")
+            body = await request.content.read(MAX_FORM_BYTES + 1)
+            if len(body) > MAX_FORM_BYTES:
+                raise PayloadTooLarge("the form is too large")
+        headers = {k: v for k, v in request.headers.items() if k.lower() in REQUEST_HEADERS}
+        headers["X-Forwarded-Proto"] = request.scheme
+        try:
+            async with http.request(
+                request.method, base + request.raw_path, data=body, headers=headers, allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=30),
+            ) as answer:
+                payload = await answer.read()
+                kept = CIMultiDict((k, v) for k, v in answer.headers.items() if k.lower() in RESPONSE_HEADERS)
+                return web.Response(body=payload, status=answer.status, headers=kept)
+        except aiohttp.ClientError as exc:
+            raise BackendUnavailable("the light-curve service is not answering; try again in a minute") from exc
+
+    return forward_page
+
+
+def to_lightcurve(request: web.Request) -> tuple[aiohttp.ClientSession, str]:
+    gateway = request.app["gateway"]
+    return gateway.http, gateway.settings.lightcurve_base
+
+
+#: the handler for every forwarded route
+forward = forwarder(to_lightcurve)
