@@ -10,11 +10,10 @@ from services.ingest.settings import IngestSettings
 from services.ingest.state import Gateway
 from services.ingest.waiter import ResultWaiter
 from services.lightcurve.gateway_routes import PAGE_ROUTES
+from shared.cpcs_http import CPCS_PREFIXES  # CPCS lived under /followup/: served there and at the root
 from shared.http_errors import json_errors
 from shared.runtime import Runtime, ServiceSpec
 
-#: CPCS lived under /followup/; its clients append these paths to that base
-CPCS_PREFIXES = ("", "/followup")
 #: API reads forwarded to the lightcurve service (its pages are listed in its gateway_routes.PAGE_ROUTES)
 READ_PATHS = (
     "/api/v1/alerts",
