@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.db.client import Database
 from shared.errors import Conflict
 from shared.models import utcnow
-from shared.validation import validate_ivorn
+from shared.validation import validate_event_url, validate_ivorn
 
 
 class Alert(BaseModel):
@@ -26,6 +26,7 @@ class Alert(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
     _check_ivorn = field_validator("ivorn")(classmethod(lambda cls, v: validate_ivorn(v)))
+    _check_url = field_validator("url")(classmethod(lambda cls, v: validate_event_url(v)))
 
     @property
     def display_name(self) -> str:
