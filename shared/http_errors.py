@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
 from shared.errors import PhotcalError, RateLimited
@@ -17,9 +19,14 @@ _HTTP_CODES = {
 }
 
 
+def compact_json(obj) -> str:
+    # BHTOM shows an error body to its user only when it is under 100 characters
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
 def error_response(exc: PhotcalError) -> web.Response:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-    return web.json_response(exc.to_dict(), status=exc.http_status, headers=headers)
+    return web.json_response(exc.to_dict(), status=exc.http_status, headers=headers, dumps=compact_json)
 
 
 @web.middleware
@@ -33,7 +40,8 @@ async def json_errors(request: web.Request, handler):
         if exc.status < 400 or exc.content_type == "application/json":
             raise
         code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
-        return web.json_response({"message": message, "status": "error", "error": code}, status=exc.status)
+        body = {"message": message, "status": "error", "error": code}
+        return web.json_response(body, status=exc.status, dumps=compact_json)
     except Exception:
         log.exception("unhandled_error", path=request.path)
         return web.json_response(

@@ -10,16 +10,25 @@ from aiohttp import BodyPartReader, web
 from prometheus_client import Counter, Histogram
 
 from services.ingest.auth import authenticate, hashtag_of
+from services.ingest.cache import find_alert, find_observatory, optional, required
 from services.ingest.forms import UploadForm, read_upload_form
 from services.ingest.parsing import parse_catalogue
 from services.ingest.publish import publish_upload
 from services.ingest.render import render_result_html
 from services.ingest.state import Gateway
 from shared.cpcs_http import WANT_HTML, html_errors, wants_html
-from services.ingest.cache import find_alert, find_observatory, optional, required
 from shared.db.datapoints import find_duplicate
 from shared.db.uploads import get_upload, record_queued
-from shared.errors import BackendUnavailable, BadInput, CalibrationTimeout, Conflict, NotFound, PayloadTooLarge, PhotcalError
+from shared.errors import (
+    BackendUnavailable,
+    BadInput,
+    CalibrationTimeout,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    PhotcalError,
+)
+from shared.http_errors import compact_json
 from shared.logging import get_logger
 from shared.models import CalibrationResult, UploadRequested
 
@@ -215,7 +224,8 @@ def answer(result: CalibrationResult, form: UploadForm, warnings: list[str], *, 
         # CPCS clients show an error body under 100 characters to the user (BHTOM retries longer ones):
         # the short form on the CPCS paths; everything is at /api/v1/uploads/{X-Upload-ID}
         return web.json_response(
-            {"message": result.message, "status": "error", "error": result.error}, status=status, headers=headers
+            {"message": result.message, "status": "error", "error": result.error},
+            status=status, headers=headers, dumps=compact_json,
         )
     body = result.model_dump(mode="json")
     body["warnings"] = warnings
