@@ -27,10 +27,12 @@ object): ours and STDPipe's magnitudes are both taken at the median colour
 of the stars each fit used (STDPipe's documented
 ``mag + zero_fn + color * color_term`` with that colour).
 
-Best filter: a filtered instrument band is identified right only by the
-survey band it is built from; the clear band (CV, no standard passband) by
-any band in :func:`tools.photsystem.acceptable_bands` (systematic error at
-most 50 mmag for a target of typical colour). Both counts are printed.
+Best filter: a filtered instrument band is identified right by the survey
+band it is built from or by a GaiaSP band that calibrates it at least as
+well (GaiaSP V for a V filter, Cousins R for R); the clear band (CV, no
+standard passband) by any band in :func:`tools.photsystem.acceptable_bands`
+(systematic error at most 50 mmag for a target of typical colour). Both
+counts (acceptable set, exact band) are printed.
 
 Target brightness: the raw error is printed for all detected targets and
 binned by the target's own signal-to-noise (1.0857 / MAGERR_AUTO), beside
@@ -139,6 +141,7 @@ def ensure_fields(specs: list[dict]) -> list[Path]:
                 and gen.get("dec") == spec["dec"]
                 and gen.get("instrument_band") == spec["instrument_band"]
                 and gen.get("faint") == spec["faint"]
+                and gen.get("surveys", list(sf.LEGACY_SURVEYS)) == list(sf.SURVEY_SPECS)
             )
         if fresh:
             sf.simulate_field(**spec, out=folder, keep_image=False)

@@ -9,6 +9,15 @@ from pathlib import Path
 
 from shared.errors import PhotcalError
 from shared.settings import CommonSettings
+from shared.surveys import SURVEYS, get_survey
+
+
+def survey_name(value: str) -> str:
+    """A survey named in any case (``gaia``, ``gaiasp``) in its own spelling (``GAIA``, ``GaiaSP``)."""
+    try:
+        return get_survey(value.strip()).name
+    except KeyError:
+        return value  # argparse refuses it, listing the choices
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,12 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     cat = sub.add_parser("catalog", help="reference catalogues").add_subparsers(dest="action", required=True)
     load = cat.add_parser("load", help="load VizieR extracts into a survey's HATS catalogue")
-    load.add_argument("--survey", required=True, choices=["APASS", "PS1", "GAIA", "SDSS"], type=str.upper)
+    load.add_argument("--survey", required=True, choices=list(SURVEYS), type=survey_name)
     load.add_argument("files", nargs="+", type=Path)
     attach = cat.add_parser(
         "attach", help="serve a survey from an existing HATS catalogue (local path or http(s)/s3 URL)"
     )
-    attach.add_argument("--survey", required=True, choices=["APASS", "PS1", "GAIA", "SDSS"], type=str.upper)
+    attach.add_argument("--survey", required=True, choices=list(SURVEYS), type=survey_name)
     attach.add_argument("source", metavar="URL_OR_PATH")
     attach.add_argument(
         "--columns",
@@ -62,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     recal = sub.add_parser(
         "recalibrate", help="re-calibrate every stored upload against a survey's current catalogue (lsdb on Dask)"
     )
-    recal.add_argument("--survey", required=True, choices=["APASS", "PS1", "GAIA", "SDSS"], type=str.upper)
+    recal.add_argument("--survey", required=True, choices=list(SURVEYS), type=survey_name)
     recal.add_argument("--limit", type=int, default=None, help="at most this many uploads")
     recal.add_argument(
         "--scheduler", default=None, help="Dask scheduler address (default PHOTCAL_DASK_SCHEDULER, else local)"

@@ -125,7 +125,47 @@ SDSS = Survey(
     mag_faint=22.0,
 )
 
-SURVEYS: dict[str, Survey] = {s.name: s for s in (APASS, PS1, GAIA, SDSS)}
+#: Gaia DR3 synthetic photometry from the XP spectra: the standardised
+#: Johnson-Kron-Cousins UBVRI and SDSS ugriz bands of the Gaia Synthetic
+#: Photometry Catalogue (GSPC; Gaia Collaboration, Montegriffo et al. 2023),
+#: VizieR I/360/syntphot; CPCS/BHTOM call it "GaiaSP" (``forceFilter=GaiaSP/V``).
+#: All-sky; the GSPC keeps a band only where its flux S/N exceeds 30 and is
+#: validated down to G = 17.65, so the trusted range is G 8-17.65 (applied to
+#: each band's own magnitude here, which is close enough for V, R, g, r, i).
+#:
+#: Column names. ``Bmag Vmag Rmag Imag`` (with flags ``BFlag``...) and
+#: ``gmag rmag imag`` are the VizieR names public clients of I/360/syntphot
+#: query; ``Umag``, ``umag``, ``zmag`` follow the same pattern but were NOT
+#: confirmed. The error columns ``e_Umag ... e_Imag``, ``e_umag ... e_zmag``
+#: are an ASSUMED pattern: the GSPC itself publishes flux errors only
+#: (``v_jkc_flux_error``...), and VizieR's table may carry flux errors rather
+#: than magnitude errors; an extract must then have ``e_<X>mag =
+#: 1.0857 e_F<X> / F<X>`` added before ``photcal catalog load``.
+#: Band names: the Johnson-Cousins bands are upper case and the SDSS ones
+#: lower case, so ``GaiaSP/R`` (Cousins R) and ``GaiaSP/r`` (Sloan r) differ;
+#: colours pair each band with its neighbour, as in APASS and SDSS.
+GAIASP = Survey(
+    name="GaiaSP",
+    release="DR3 GSPC (VizieR I/360/syntphot)",
+    ra_column="RA_ICRS",
+    dec_column="DE_ICRS",
+    bands=(
+        _b("U", "Umag", ("U", "B")),
+        _b("B", "Bmag", ("B", "V")),
+        _b("V", "Vmag", ("B", "V")),
+        _b("R", "Rmag", ("V", "R")),
+        _b("I", "Imag", ("R", "I")),
+        _b("u", "umag", ("u", "g")),
+        _b("g", "gmag", ("g", "r")),
+        _b("r", "rmag", ("g", "r")),
+        _b("i", "imag", ("r", "i")),
+        _b("z", "zmag", ("i", "z")),
+    ),
+    mag_bright=8.0,
+    mag_faint=17.65,
+)
+
+SURVEYS: dict[str, Survey] = {s.name: s for s in (APASS, PS1, GAIA, SDSS, GAIASP)}
 
 
 def get_survey(name: str) -> Survey:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.infra import ServerProcess, free_port, mongo_server, nats_server, wait_for_port
+from shared.surveys import SURVEYS
 
 
 def free_port_block(count: int) -> int:
@@ -68,7 +69,7 @@ class Stack:
 
     def load_field(self, field_dir: Path) -> dict:
         truth = json.loads((field_dir / "truth.json").read_text())
-        for survey in ("APASS", "PS1", "GAIA", "SDSS"):
+        for survey in SURVEYS:  # ref_GaiaSP.csv only in fields made since GaiaSP exists
             extract = field_dir / f"ref_{survey}.csv"
             if extract.exists():
                 self.cli("catalog", "load", "--survey", survey, str(extract))

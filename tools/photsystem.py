@@ -13,7 +13,20 @@ transformations, which is all that matters here: the simulated sky must be
 * SDSS z and u: ``i-z`` from ``r-i``; ``u-g = 1.28 (U-B) + 1.13`` (Jester);
 * PS1 from SDSS with Tonry et al. (2012, ApJ 750, 99) linear terms in ``g-r``;
 * Gaia DR3: ``G-V`` polynomial in ``B-V`` (Gaia DR3 documentation,
-  Riello et al. 2021, table C.2) and ``BP-RP`` as a quadratic in ``B-V``.
+  Riello et al. 2021, table C.2) and ``BP-RP`` as a quadratic in ``B-V``;
+* GaiaSP (Gaia XP synthetic photometry, standardised): the *true* standard
+  bands, Johnson-Cousins ``U B V R I`` and SDSS ``u g r i z``. ``V-R``
+  (Cousins) is a main-sequence relation in ``B-V`` (:func:`v_minus_r_cousins`,
+  close to the dwarf sequence of Bessell 1990 / Pecaut & Mamajek 2013),
+  ``R-I`` is :func:`r_minus_i_johnson`, ``U = B + (U-B)``; ``ugriz`` are the
+  SDSS ones. So GaiaSP ``B V`` are APASS's and GaiaSP ``g r i`` differ from
+  APASS ``g' r' i'`` by constants only.
+
+The instrument bands "R" and "I" were built on APASS r', i' before the toy
+system had Cousins R and I; they stay so (committed fields depend on them),
+and the Cousins relations were chosen so that the instrument R and I are
+close to true Cousins R and I: with GaiaSP they calibrate with colour terms
+-0.09 (in V-R) and -0.02 (in R-I) instead of +0.14 and +0.25.
 
 *Instrument bands* (:data:`INSTRUMENT_BANDS`) model a CCD filter: each is one
 survey band plus a linear colour term in that band's colour (the colour pair
@@ -61,6 +74,9 @@ TARGET_COLOUR_RANGE = (0.2, 1.0)
 #: a survey band calibrates a non-standard (clear) instrument band acceptably
 #: if the systematic error it leaves a target of typical colour is at most this, mag
 CLEAR_TOLERANCE = 0.05
+#: a GaiaSP band identifies a filtered band right if it calibrates it no worse
+#: than the band the filter is built from, give or take this (mag)
+SAME_BAND_SLACK = 0.001
 
 
 def r_minus_i_johnson(bv: np.ndarray) -> np.ndarray:
@@ -71,6 +87,11 @@ def r_minus_i_johnson(bv: np.ndarray) -> np.ndarray:
 def u_minus_b_johnson(bv: np.ndarray) -> np.ndarray:
     """Johnson ``U-B`` of a main-sequence star (Balmer-jump shaped; mag)."""
     return -0.05 - 0.30 * bv + 1.45 * bv**2 - 0.45 * bv**3
+
+
+def v_minus_r_cousins(bv: np.ndarray) -> np.ndarray:
+    """Cousins ``V-R`` of a main-sequence star of colour ``B-V`` (mag)."""
+    return -0.02 + 0.56 * bv + 0.03 * bv**2
 
 
 def sdss_magnitudes(v: np.ndarray, bv: np.ndarray) -> dict[str, np.ndarray]:
@@ -117,11 +138,24 @@ def gaia_magnitudes(v: np.ndarray, bv: np.ndarray) -> dict[str, np.ndarray]:
     return {"G": g, "BP": bp, "RP": bp - bp_rp}
 
 
+def gaiasp_magnitudes(v: np.ndarray, bv: np.ndarray) -> dict[str, np.ndarray]:
+    """GaiaSP Johnson-Cousins ``U B V R I`` (Vega) and SDSS ``u g r i z`` (mag).
+
+    The standardised XP synthetic photometry: the true standard magnitudes.
+    """
+    b = v + bv
+    r = v - v_minus_r_cousins(bv)
+    out = {"U": b + u_minus_b_johnson(bv), "B": b, "V": v + 0.0 * bv, "R": r, "I": r - r_minus_i_johnson(bv)}
+    out.update(sdss_magnitudes(v, bv))
+    return out
+
+
 _SURVEY_MODELS = {
     "APASS": apass_magnitudes,
     "PS1": ps1_magnitudes,
     "GAIA": gaia_magnitudes,
     "SDSS": sdss_magnitudes,
+    "GaiaSP": gaiasp_magnitudes,
 }
 
 
@@ -230,14 +264,21 @@ def transfer_systematic(band: InstrumentBand, survey: str, name: str, n_stars: i
 def acceptable_bands(band: InstrumentBand, surveys=None, tolerance: float = CLEAR_TOLERANCE) -> list[tuple[str, str]]:
     """Survey bands that count as a right identification of ``band``.
 
-    A standard (filtered) band: only the band it is built from. The clear
-    band: every band of ``surveys`` (default: all) whose
+    A standard (filtered) band: the band it is built from, plus a GaiaSP band
+    that calibrates it at least as well (:func:`transfer_systematic` no more
+    than the own band's + :data:`SAME_BAND_SLACK`): GaiaSP's B, V are APASS's
+    (the same Johnson passbands), its g, r, i differ from APASS g' r' i' by
+    constants, and its Cousins R, I are what the "R" and "I" filters realise
+    more closely than the APASS r', i' they were built on. (Only GaiaSP: the
+    older survey twins, APASS g' vs SDSS g, keep the bench's earlier rule.)
+    The clear band: every band of ``surveys`` (default: all) whose
     :func:`transfer_systematic` is at most ``tolerance``, plus its own.
     """
     own = (band.survey, band.band)
-    if band.standard:
-        return [own]
     keys = [k for k in survey_magnitudes(np.zeros(1), np.zeros(1)) if surveys is None or k[0] in surveys]
+    if band.standard:
+        limit = transfer_systematic(band, *own) + SAME_BAND_SLACK
+        return [own] + [k for k in keys if k[0] == "GaiaSP" and transfer_systematic(band, *k) <= limit]
     return [k for k in keys if k == own or transfer_systematic(band, *k) <= tolerance]
 
 

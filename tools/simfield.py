@@ -124,6 +124,10 @@ class SurveySpec:
     decimals: int = 3
     missing: float = 0.03
     saturation: float | None = None
+    #: the survey whose ``select`` band picks the rows (default: this one)
+    select_survey: str | None = None
+    #: a band is empty where its error exceeds this (mag); None: the depth rule
+    max_err: float | None = None
 
 
 SURVEY_SPECS = {
@@ -135,7 +139,16 @@ SURVEY_SPECS = {
                        floor=0.0005, astrometry=0.002, decimals=4, missing=0.02),
     "SDSS": SurveySpec("r", (13.0, 22.5), {"u": 22.0, "g": 22.8, "r": 22.5, "i": 21.9, "z": 20.6},
                        floor=0.015, astrometry=0.08, saturation=14.0),
+    # Gaia XP synthetic photometry (GSPC): stars with Gaia G < 17.65, all sky;
+    # a band only where its flux S/N > 30 (error < 0.036 mag), which empties
+    # U and u for most faint or red stars
+    "GaiaSP": SurveySpec("G", (5.0, 17.65), {"U": 17.6, "B": 19.6, "V": 20.2, "R": 20.6, "I": 20.4,
+                                              "u": 18.0, "g": 20.0, "r": 20.5, "i": 20.3, "z": 19.6},
+                         floor=0.006, astrometry=0.002, decimals=4, missing=0.0, select_survey="GAIA",
+                         max_err=0.0362),
 }
+#: the surveys of the fields committed before GaiaSP existed (tests/data/fields)
+LEGACY_SURVEYS = ("APASS", "PS1", "GAIA", "SDSS")
 
 
 @dataclass
@@ -392,7 +405,8 @@ def published_band(rng, true: np.ndarray, depth: float, spec: SurveySpec) -> tup
         over = np.clip(spec.saturation - true, 0.0, None)
         mag += 0.15 * over + rng.normal(0.0, 0.05, true.size) * over
     quoted = sigma * np.exp(rng.normal(0.0, 0.1, true.size))
-    empty = (true > depth + 0.3) | (rng.random(true.size) < spec.missing)
+    too_faint = (true > depth + 0.3) if spec.max_err is None else (sigma > spec.max_err)
+    empty = too_faint | (rng.random(true.size) < spec.missing)
     step = 10.0 ** -spec.decimals
     return np.where(empty, np.nan, mag), np.where(empty, np.nan, np.maximum(quoted, step))
 
@@ -401,7 +415,7 @@ def reference_extract(rng, stars: pd.DataFrame, survey: str) -> pd.DataFrame:
     """The survey's VizieR-style extract of ``stars`` (columns from shared.surveys)."""
     s, spec = get_survey(survey), SURVEY_SPECS[survey]
     mags = survey_magnitudes(stars.V.to_numpy(), stars.BV.to_numpy())
-    sel_mag = mags[(survey, spec.select)]
+    sel_mag = mags[(spec.select_survey or survey, spec.select)]
     keep = (sel_mag >= spec.mag_range[0]) & (sel_mag <= spec.mag_range[1]) & covers(survey, stars.dec)
     idx = np.flatnonzero(keep)
     dec = stars.dec.to_numpy()[idx]
@@ -592,11 +606,15 @@ def build_truth(name, seed, ra, dec, band, camera, obs, objects, surveys) -> dic
 
 def simulate_field(seed: int, ra: float, dec: float, instrument_band: str, *, name: str | None = None,
                    faint: bool = False, transient_mag: float | None = None, camera: Camera = Camera(),
-                   out: str | Path | None = None, keep_image: bool = True, sextract: bool = True) -> SimulatedField:
+                   out: str | Path | None = None, keep_image: bool = True, sextract: bool = True,
+                   surveys: tuple[str, ...] | list[str] | None = None) -> SimulatedField:
     """Simulate one field around (ra, dec) deg observed in ``instrument_band``.
 
     ``faint`` puts the transient below the 5-sigma limit; ``transient_mag``
-    (m_ref, mag) overrides it. With ``out``, writes the image (if
+    (m_ref, mag) overrides it. ``surveys`` limits the reference extracts
+    written (default: every survey of :data:`SURVEY_SPECS`); all are drawn
+    in a fixed order whatever is kept, so a field made with
+    :data:`LEGACY_SURVEYS` is the one made before GaiaSP existed. With ``out``, writes the image (if
     ``keep_image``), the SExtractor catalogues (if ``sextract``), the reference
     extracts ``ref_<SURVEY>.csv``, ``objects.csv`` and ``truth.json`` there.
     """
@@ -610,12 +628,15 @@ def simulate_field(seed: int, ra: float, dec: float, instrument_band: str, *, na
     stars, objects = build_objects(rng, wcs, camera, obs, band, ra, dec, faint, transient_mag)
     image = expose(rng, render_objects(objects, camera, obs), camera, obs)
     objects["saturated"] = objects.peak + camera.bias + sky_electrons(camera, obs) / camera.gain >= camera.saturation
+    wanted = list(SURVEY_SPECS) if surveys is None else [get_survey(s).name for s in surveys]
     references = {s: reference_extract(rng, stars, s) for s in SURVEY_SPECS}
-    references = {s: df for s, df in references.items() if len(df)}
+    references = {s: df for s, df in references.items() if len(df) and s in wanted}
     truth = build_truth(name, seed, ra, dec, band, camera, obs, objects, list(references))
     truth["generator"] = {"module": "tools.simfield", "seed": seed, "ra": ra, "dec": dec,
                           "instrument_band": band.name, "faint": faint, "transient_mag": transient_mag,
-                          "command": cli_command(name, seed, ra, dec, band.name, faint, transient_mag)}
+                          "surveys": wanted,
+                          "command": cli_command(name, seed, ra, dec, band.name, faint, transient_mag,
+                                                 None if surveys is None else wanted)}
     result = SimulatedField(name, truth, objects, references, image_header(wcs, camera, obs, band, name), image)
     if out is not None:
         write_field(result, Path(out), keep_image=keep_image, sextract=sextract)
@@ -624,13 +645,15 @@ def simulate_field(seed: int, ra: float, dec: float, instrument_band: str, *, na
     return result
 
 
-def cli_command(name, seed, ra, dec, band, faint, transient_mag) -> str:
+def cli_command(name, seed, ra, dec, band, faint, transient_mag, surveys=None) -> str:
     """The command line that regenerates one field (output folder ``OUT``)."""
     cmd = f"python -m tools.simfield --out OUT --name {name} --seed {seed} --ra {ra} --dec {dec} --band {band}"
     if transient_mag is not None:
         cmd += f" --transient-mag {transient_mag}"
     elif faint:
         cmd += " --faint"
+    if surveys is not None:
+        cmd += f" --surveys {','.join(surveys)}"
     return cmd
 
 
@@ -715,12 +738,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-image", action="store_true", help="do not keep image.fits")
     p.add_argument("--no-sextractor", action="store_true", help="do not run source-extractor")
     p.add_argument("--suite", type=int, metavar="N", help="write N varied fields under --out")
+    p.add_argument("--surveys", type=lambda v: [x for x in v.split(",") if x],
+                   help=f"comma-separated reference extracts to write (default all: {','.join(SURVEY_SPECS)})")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    common = dict(keep_image=not a.no_image, sextract=not a.no_sextractor)
+    common = dict(keep_image=not a.no_image, sextract=not a.no_sextractor, surveys=a.surveys)
     if a.suite:
         for spec in suite_specs(a.suite, a.seed):
             f = simulate_field(**spec, out=a.out / spec["name"], **common)

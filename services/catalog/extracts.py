@@ -79,8 +79,15 @@ def _resolve(names: list[str], cols: Columns, path: Path) -> tuple[str, str, dic
             code="bad_extract",
         )
     values: dict[str, str] = {}
+    stored_lower: dict[str, int] = {}
     for stored in cols.value_columns:
-        found = _find(names, [stored])
+        stored_lower[stored.lower()] = stored_lower.get(stored.lower(), 0) + 1
+    for stored in cols.value_columns:
+        if stored_lower[stored.lower()] > 1:
+            # GaiaSP has Rmag (Cousins) and rmag (Sloan): only the exact name will do
+            found = stored if stored in names else None
+        else:
+            found = _find(names, [stored])
         if found is not None:
             values[stored] = found
     return ra, dec, values

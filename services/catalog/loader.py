@@ -384,6 +384,7 @@ def attach_catalogue(
         raise BadInput(f"{source}: not an object/source HATS catalogue", code="bad_catalogue_source")
     names = list(catalog.schema.names) if catalog.schema is not None else []
     lower = {n.lower(): n for n in names}
+    known = [sv.ra_column, sv.dec_column] + [c for b in sv.bands for c in (b.column, b.error_column)]
 
     def pick(ours: str, default: str | None = None) -> str | None:
         if ours in column_map:
@@ -393,7 +394,11 @@ def attach_catalogue(
             return theirs
         if default is not None:
             return default
-        return ours if ours in names else lower.get(ours.lower())
+        if ours in names:
+            return ours
+        if sum(c.lower() == ours.lower() for c in known) > 1:
+            return None  # GaiaSP's Rmag and rmag: no case-insensitive guess
+        return lower.get(ours.lower())
 
     info = catalog.catalog_info
     ra = pick(sv.ra_column, info.ra_column)

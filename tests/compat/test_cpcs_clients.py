@@ -136,12 +136,18 @@ def test_force_filter_values(compat):
     code, body = curl_upload(compat.url, CATALOGUE, compat.hashtag, ivorn, "59003.5", "-F", "forceFilter=APASS/V")
     answer = json.loads(body)
     assert code == 200 and (answer["survey"], answer["filter"]) == ("APASS", "V"), answer
-    # GaiaSP (the Warsaw CPCS's synthetic photometry) is not served: a clear, short 400 at once
+    # GaiaSP (the Warsaw CPCS's synthetic photometry) is served, but this field has no GaiaSP extract
+    # loaded: a clear, short 400 (tests/integration/test_gaiasp_end_to_end.py has one that is loaded)
     response = bhtom_upload(compat.url, CATALOGUE, compat.hashtag, ivorn, 59003.6, force_filter="GaiaSP/V")
     answer = response.json()
     assert response.status_code == 400 and list(answer)[0] == "message"
     assert answer["error"] == "force_filter_unavailable" and "GaiaSP" in answer["message"]
     assert len(answer["message"]) < 100
+    # a survey not served at all: refused at the gateway
+    response = bhtom_upload(compat.url, CATALOGUE, compat.hashtag, ivorn, 59003.65, force_filter="2MASS/J")
+    answer = response.json()
+    assert response.status_code == 400 and answer["error"] == "force_filter_unavailable"
+    assert "2MASS" in answer["message"] and len(answer["message"]) < 100
     code, body = curl_upload(compat.url, CATALOGUE, compat.hashtag, ivorn, "59003.7", "-F", "forceFilter=APASS")
     assert code == 400 and json.loads(body)["error"] == "bad_force_filter"
 

@@ -64,9 +64,12 @@ def test_clear_band_truth_is_a_set():
     """CV is Gaia G + 0.10 (BP-RP): Sloan r calibrates it as well as G for a target of unknown colour."""
     cv = photsystem.get_instrument_band("CV")
     ok = photsystem.acceptable_bands(cv)
-    assert {("GAIA", "G"), ("APASS", "r'"), ("SDSS", "r"), ("PS1", "r")} == set(ok)
+    assert {("GAIA", "G"), ("APASS", "r'"), ("SDSS", "r"), ("PS1", "r"), ("GaiaSP", "r")} == set(ok)
     assert photsystem.transfer_systematic(cv, "APASS", "V") > 2 * photsystem.CLEAR_TOLERANCE
-    assert photsystem.acceptable_bands(photsystem.get_instrument_band("R")) == [("APASS", "r'")]
+    r_band = photsystem.get_instrument_band("R")
+    assert photsystem.acceptable_bands(r_band, ["APASS", "PS1", "GAIA", "SDSS"]) == [("APASS", "r'")]
+    # GaiaSP's Cousins R (and its Sloan r, the same as APASS r') calibrate an R filter at least as well
+    assert photsystem.acceptable_bands(r_band) == [("APASS", "r'"), ("GaiaSP", "R"), ("GaiaSP", "r")]
 
 
 @pytest.mark.parametrize("name,fmt", CASES, ids=[_ids(c) for c in CASES])

@@ -290,7 +290,8 @@ def test_committed_field_regenerates(name):
     t = truth(name)
     g = t["generator"]
     f = sf.simulate_field(g["seed"], g["ra"], g["dec"], g["instrument_band"], name=name, faint=g["faint"],
-                          transient_mag=g["transient_mag"], keep_image=False)
+                          transient_mag=g["transient_mag"], keep_image=False,
+                          surveys=g.get("surveys", sf.LEGACY_SURVEYS))
     for key in ("zeropoint", "colour_term", "limit_mag_5sigma", "exptime", "mjd", "alert", "transient", "surveys"):
         assert f.truth[key] == pytest.approx(t[key], abs=1e-3), key
     for survey, ref in f.references.items():

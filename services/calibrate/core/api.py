@@ -72,8 +72,8 @@ def _resolve_forced(
     available = ", ".join(k for k, s in references.items() if len(s)) or "none"
     if stars is None or len(stars) == 0:
         raise BadInput(
-            f"forceFilter {survey.name}/{band.name}: {survey.name} has no stars in this field "
-            f"(surveys with stars here: {available}); choose another survey or leave forceFilter empty",
+            # short: BHTOM shows an error body under 100 characters and retries a longer one
+            f"forceFilter {survey.name}/{band.name}: no {survey.name} stars in this field (surveys here: {available})",
             code=CODE_FORCE_FILTER_UNAVAILABLE,
         )
     if not band_has_data(stars, band):

@@ -33,6 +33,11 @@ the two apart (their scores then differ only by the surveys' depth and
 noise). The survey first in :data:`SURVEY_PREFERENCE` is then chosen: the
 all-sky one first, so that an observer's light curve stays in one
 photometric system from field to field, whatever else covers the field.
+GaiaSP (Gaia XP synthetic B V and SDSS-standard g r i z) twins APASS and
+PS1/SDSS; it comes after them and before SDSS, so that loading it does not
+move light curves already on APASS or PS1 to other zero points when the
+data cannot tell the bands apart. Its Cousins R, I and U have no twin and
+win on their score (see bench/README.md, accuracy).
 Remaining ties go to more stars.
 """
 
@@ -53,7 +58,7 @@ from services.calibrate.core.settings import FitSettings
 
 
 #: order in which statistically tied candidates are preferred (see module docstring)
-SURVEY_PREFERENCE = ("APASS", "GAIA", "PS1", "SDSS")
+SURVEY_PREFERENCE = ("APASS", "GAIA", "PS1", "GaiaSP", "SDSS")
 
 
 def candidate_score(fit: FitResult, settings: FitSettings) -> float:
