@@ -24,6 +24,7 @@ STREAM_DEAD = "DEADLETTERS"
 CONSUMER_CALIBRATE = "calibrate"
 QUEUE_CATALOG = "catalog"
 OBJECT_BUCKET_UPLOADS = "photcal-uploads"
+OBJECT_BUCKET_PLOTS = "photcal-plots"
 
 #: header carrying the correlation id from the HTTP request through NATS
 HEADER_CORRELATION = "X-Correlation-ID"

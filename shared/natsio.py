@@ -8,7 +8,7 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import ObjectStoreConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, BucketNotFoundError
 
 from shared import models
 from shared.logging import correlation_id, get_logger
@@ -95,6 +95,10 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
 
 _object_stores: dict[tuple[int, str], object] = {}
 
+#: how long a bucket keeps an object: large parsed catalogues only until calibrated (and
+#: redelivered, if need be); plots for as long as a light curve links them (no limit)
+BUCKET_TTL_S: dict[str, float | None] = {models.OBJECT_BUCKET_UPLOADS: 7 * 24 * 3600.0, models.OBJECT_BUCKET_PLOTS: None}
+
 
 async def ensure_object_store(js: JetStreamContext, bucket: str, replicas: int = 1):
     """The bucket, created on first use; looked up once per connection, not per upload."""
@@ -102,8 +106,9 @@ async def ensure_object_store(js: JetStreamContext, bucket: str, replicas: int =
     if key not in _object_stores:
         try:
             _object_stores[key] = await js.object_store(bucket)
-        except Exception:
-            _object_stores[key] = await js.create_object_store(bucket, config=ObjectStoreConfig(replicas=replicas))
+        except BucketNotFoundError:
+            config = ObjectStoreConfig(replicas=replicas, ttl=BUCKET_TTL_S.get(bucket))
+            _object_stores[key] = await js.create_object_store(bucket, config=config)
     return _object_stores[key]
 
 

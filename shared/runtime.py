@@ -95,11 +95,7 @@ async def start(spec: ServiceSpec) -> Runtime:
         rt.db = connect_database(
             settings.mongo_url, settings.mongo_db, timeout_s=settings.backend_timeout, service=spec.name
         )
-        rt.readiness["database"] = rt.db.ping
-        try:
-            await rt.db.ensure_indexes()
-        except Exception as exc:  # a database still starting is not fatal: readiness says it
-            log.warning("ensure_indexes_failed", error=str(exc))
+        await _indexes_or_retry(rt)
     await spec.setup(rt)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -126,6 +122,43 @@ async def stop(rt: Runtime) -> None:
     if rt.db is not None:
         await rt.db.close()
     log.info("service_stopped")
+
+
+async def _indexes_or_retry(rt: Runtime) -> None:
+    """The unique indexes are what makes a datapoint impossible to store twice.
+
+    A database still starting is not fatal: the service keeps trying in the
+    background and is not ready (``/readyz``) until the indexes exist.
+    """
+    indexed = asyncio.Event()
+
+    async def ready() -> bool:
+        return indexed.is_set() and await rt.db.ping()
+
+    rt.readiness["database"] = ready
+
+    async def attempt() -> bool:
+        try:
+            await rt.db.ensure_indexes()
+        except Exception as exc:
+            log.warning("ensure_indexes_failed", error=str(exc)[:200])
+            return False
+        indexed.set()
+        return True
+
+    if await attempt():
+        return
+
+    async def keep_trying() -> None:
+        while not rt.stopping.is_set() and not await attempt():
+            await asyncio.sleep(2.0)
+
+    task = asyncio.create_task(keep_trying())
+
+    async def cancel() -> None:
+        task.cancel()
+
+    rt.on_cleanup(cancel)
 
 
 def _nats_ready(nc: NATS) -> ReadinessCheck:

@@ -23,7 +23,7 @@ from shared.arrays import SourceTable
 from shared.db import Database
 from shared.db.datapoints import store_datapoint
 from shared.errors import BadInput, PhotcalError
-from shared.models import OBJECT_BUCKET_UPLOADS, CalibrationResult, CandidateFit, UploadRequested, utcnow
+from shared.models import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS, CalibrationResult, CandidateFit, UploadRequested, utcnow
 from shared.natsio import ensure_object_store
 
 STAGE_DURATION = Histogram(
@@ -32,7 +32,6 @@ STAGE_DURATION = Histogram(
     ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
-PLOT_BUCKET = "photcal-plots"
 
 
 @dataclass
@@ -107,7 +106,7 @@ class Pipeline:
 
     async def _store_plot(self, upload_id: str, cal: FrameCalibration) -> str:
         png = await asyncio.to_thread(render_plot, cal)
-        store = await ensure_object_store(self.js, PLOT_BUCKET, self.settings.nats_replicas)
+        store = await ensure_object_store(self.js, OBJECT_BUCKET_PLOTS, self.settings.nats_replicas)
         await store.put(f"{upload_id}.png", png)
         return f"{self.settings.base_url}/plots/{upload_id}.png"
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 
 import nats.errors
+import nats.js.errors
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
+from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 
 from services.calibrate.pipeline import Pipeline
@@ -37,6 +39,18 @@ from shared.models import (
 from shared.natsio import correlation_from, headers
 
 log = get_logger(__name__)
+
+#: NATS or JetStream away or restarting: the message is redelivered once it is back, never dead-lettered for it
+NATS_AWAY = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.NoServersError,
+    nats.errors.NoRespondersError,
+    nats.errors.TimeoutError,
+    nats.errors.OutboundBufferLimitError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+)
 
 UPLOADS = Counter("photcal_uploads_total", "Uploads calibrated, by outcome", ["outcome"])
 REDELIVERIES = Counter("photcal_calibrate_redeliveries_total", "Messages seen more than once")
@@ -130,15 +144,15 @@ class Worker:
             await self._finish(result)
         except PyMongoError as exc:
             return await self._retry(msg, log_, "database", exc)
-        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError, nats.errors.NoServersError,
-                nats.errors.TimeoutError, nats.errors.OutboundBufferLimitError) as exc:
+        except NATS_AWAY as exc:
             # NATS away (restarting): the message is redelivered once it is back; never a dead letter for that
             return await self._retry(msg, log_, "nats", exc)
         except Exception as exc:
             if getattr(exc, "retryable", False):
                 return await self._retry(msg, log_, getattr(exc, "code", "backend"), exc)
             log_.exception("calibration_crashed")
-            if deliveries >= self.settings.max_deliver:
+            # deliveries also counts NAKs for backend outages: poison is judged by its own crashes
+            if await self._crashes(upload.upload_id, deliveries) >= self.settings.max_deliver:
                 await self._dead_letter(msg, deliveries, f"{type(exc).__name__}: {exc}", upload)
             else:
                 await _settle(msg.nak(delay=self.settings.retry_delay), log_)
@@ -158,6 +172,16 @@ class Worker:
             duration_ms=result.duration_ms,
         )
 
+    async def _crashes(self, upload_id: str, deliveries: int) -> int:
+        """How many times this upload crashed the calibration (JetStream's count if the database is away)."""
+        try:
+            doc = await self.db.uploads.find_one_and_update(
+                {"upload_id": upload_id}, {"$inc": {"crashes": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+            )
+            return int(doc.get("crashes", deliveries))
+        except PyMongoError:
+            return deliveries
+
     async def _finish(self, result: CalibrationResult) -> None:
         await record_result(self.db, result)
         await self.js.publish(
@@ -165,6 +189,14 @@ class Worker:
             result.model_dump_json().encode(),
             headers=headers(msg_id=f"result-{result.upload_id}"),
         )
+
+    async def _already_done(self, upload_id: str) -> bool:
+        """A result already recorded is never replaced by the dead letter's failure."""
+        try:
+            doc = await self.db.uploads.find_one({"upload_id": upload_id}, {"state": 1})
+        except PyMongoError:
+            return False
+        return bool(doc) and doc.get("state") == "done"
 
     async def _retry(self, msg, log_, reason: str, exc: Exception) -> None:
         RETRIES.labels(reason).inc()
@@ -180,7 +212,7 @@ class Worker:
             payload=msg.data[:100_000].decode("utf-8", "replace"),
         )
         await self.js.publish(SUBJECT_DEAD, letter.model_dump_json().encode(), headers=headers())
-        if upload is not None:
+        if upload is not None and not await self._already_done(upload.upload_id):
             failed = CalibrationResult(
                 status="error",
                 error="internal_error",

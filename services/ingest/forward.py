@@ -25,6 +25,16 @@ RESPONSE_HEADERS = {
 }
 
 
+async def _read_form(request: web.Request) -> bytes:
+    """The whole body (it may arrive in several chunks), refused past MAX_FORM_BYTES."""
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise PayloadTooLarge("the form is too large")
+    return bytes(body)
+
+
 def forwarder(upstream: Callable[[web.Request], tuple[aiohttp.ClientSession, str]]):
     """A handler forwarding to ``base + path?query``; ``upstream(request)`` gives the client session and base URL."""
 
@@ -34,9 +44,7 @@ def forwarder(upstream: Callable[[web.Request], tuple[aiohttp.ClientSession, str
         if request.method == "POST":
             if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
                 raise PayloadTooLarge("the form is too large")
-            body = await request.content.read(MAX_FORM_BYTES + 1)
-            if len(body) > MAX_FORM_BYTES:
-                raise PayloadTooLarge("the form is too large")
+            body = await _read_form(request)
         headers = {k: v for k, v in request.headers.items() if k.lower() in REQUEST_HEADERS}
         headers["X-Forwarded-Proto"] = request.scheme
         try:

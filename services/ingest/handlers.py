@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from aiohttp import web
+from nats.js.errors import ObjectNotFoundError
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
@@ -13,7 +14,9 @@ from services.ingest.forms import describe
 from services.ingest.state import Gateway
 from shared.db.alerts import Alert, add_alert
 from shared.db.client import unavailable
-from shared.errors import BadInput, NotFound
+from shared.errors import BackendUnavailable, BadInput, NotFound
+from shared.models import OBJECT_BUCKET_PLOTS
+from shared.natsio import ensure_object_store
 
 MAX_JSON_BYTES = 64 * 1024
 
@@ -65,8 +68,10 @@ async def handle_plot(request: web.Request) -> web.Response:
     if not name.endswith(".png") or not name[:-4].isalnum():
         raise NotFound("no such plot", code="unknown_plot")
     try:
-        store = await gw.js.object_store("photcal-plots")
+        store = await ensure_object_store(gw.js, OBJECT_BUCKET_PLOTS, gw.settings.nats_replicas)
         obj = await store.get(name)
-    except Exception as exc:
+    except ObjectNotFoundError as exc:
         raise NotFound("no such plot (made only when noPlot is 0)", code="unknown_plot") from exc
+    except Exception as exc:
+        raise BackendUnavailable("the plot store (NATS) is not answering; try again in a minute") from exc
     return web.Response(body=obj.data, content_type="image/png", headers={"Cache-Control": "max-age=86400"})

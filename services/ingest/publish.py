@@ -8,6 +8,7 @@ awaited ``PHOTCAL_PUBLISH_TIMEOUT`` seconds (default 2), not the client's 5.
 
 from __future__ import annotations
 
+import nats.errors
 from nats.js import JetStreamContext
 
 from shared.errors import BackendUnavailable
@@ -21,7 +22,6 @@ async def publish_upload(
     nc = getattr(js, "_nc", None)  # nats-py keeps the connection there; no public accessor
     if nc is not None and not nc.is_connected:
         raise BackendUnavailable("the upload queue (NATS) is down; try again in a minute")
-    published = False
     try:
         payload = upload.model_dump_json().encode()
         if len(payload) > inline_limit and upload.sources is not None:
@@ -29,10 +29,9 @@ async def publish_upload(
             await store.put(upload.upload_id, upload.sources.model_dump_json().encode())
             upload = upload.model_copy(update={"sources": None, "sources_in_object_store": True})
             payload = upload.model_dump_json().encode()
-        published = True
         await js.publish(SUBJECT_UPLOAD, payload, timeout=timeout, headers=headers(msg_id=upload.upload_id))
     except Exception as exc:
         err = BackendUnavailable("the upload queue (NATS) is not answering; try again in a minute")
-        # sent but not acknowledged: it may be queued all the same (the caller says which upload id to look for)
-        err.maybe_published = published
+        # sent but its ack timed out: it may be queued all the same (the caller says which upload id to look for)
+        err.maybe_published = isinstance(exc, nats.errors.TimeoutError)
         raise err from exc

@@ -116,12 +116,12 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
     if data is None:
         raise BadInput("sexCat is missing: attach your SExtractor catalogue as -F sexCat=@cat.txt", code="missing_catalogue")
     alert = await find_alert(gw.db, form.EventID)
+    if alert is None:
+        raise NotFound(f"unknown event {form.EventID}: add it first (POST /api/v1/alerts)", code="unknown_event")
     # without the database the worker's unique key still refuses a second copy (409 in the result)
     duplicate = None if form.dryRun else await optional(
         lambda: find_duplicate(gw.db, form.EventID, observatory.observatory_id, form.MJD), None
     )
-    if alert is None:
-        raise NotFound(f"unknown event {form.EventID}: add it first (POST /api/v1/alerts)", code="unknown_event")
     if duplicate is not None:
         raise Conflict(
             f"this datapoint is already stored (followup_id {duplicate['followup_id']}): same event, observatory and MJD",
