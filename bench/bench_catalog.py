@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -123,7 +122,7 @@ async def _queries(nats_url: str, pid: int, n: int) -> dict:
 
 def _serve_and_ask(work: Path, data_dir: Path, nats_url: str, cache: int, n: int) -> tuple[int, dict]:
     """Start `python -m services.catalog` with this cache size, ask ``n`` cones; (RSS at start, results)."""
-    from shared.infra import free_port, wait_for_port
+    from shared.infra import free_port, terminate, wait_for_port
 
     port = free_port()
     env = dict(os.environ)
@@ -142,12 +141,7 @@ def _serve_and_ask(work: Path, data_dir: Path, nats_url: str, cache: int, n: int
         rss_start = rss_kb(svc.pid)
         return rss_start, asyncio.run(_queries(nats_url, svc.pid, n))
     finally:
-        svc.send_signal(signal.SIGTERM)
-        try:
-            svc.wait(20)
-        except subprocess.TimeoutExpired:
-            svc.kill()
-            svc.wait()
+        terminate(svc, 20)
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ import json
 import os
 import random
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +17,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.infra import ServerProcess, free_port, mongo_server, nats_server, wait_for_port
+from shared.infra import (
+    ServerProcess,
+    free_port,
+    mongo_server,
+    nats_server,
+    terminate,
+    wait_for_port,
+)
 from shared.surveys import SURVEYS
 
 
@@ -86,13 +92,7 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 30)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""

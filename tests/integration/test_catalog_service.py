@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -21,10 +20,18 @@ import pandas as pd
 import pytest
 
 from services.catalog import layout
-from shared.infra import free_port, wait_for_port
+from shared.infra import free_port, terminate, wait_for_port
 from shared.models import SUBJECT_CONE, ConeReply, ConeRequest
 from shared.surveys import APASS, GAIA, PS1
-from tests.unit.test_catalog_store import CENTRE, EDGE, NORTH, SOUTH, WRAP, _brute, _stars
+from tests.unit.test_catalog_store import (
+    CENTRE,
+    EDGE,
+    NORTH,
+    SOUTH,
+    WRAP,
+    _brute,
+    _stars,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -62,13 +69,7 @@ class CatalogService:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 20)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

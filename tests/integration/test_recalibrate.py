@@ -9,13 +9,12 @@ calibration and datapoint untouched.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 
 import pytest
 from pymongo import MongoClient
 
-from shared.infra import free_port, venv_binary, wait_for_port
+from shared.infra import free_port, terminate, venv_binary, wait_for_port
 from tests.integration.conftest import PHOTCAL, Stack, field_dir
 from tests.integration.test_end_to_end import curl_upload
 
@@ -55,13 +54,7 @@ def dask_cluster(tmp_path):
         yield f"tcp://127.0.0.1:{port}"
     finally:
         for proc in (worker, scheduler):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            terminate(proc, 20)
         log.close()
 
 
