@@ -41,6 +41,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/home/photcal \
     MPLCONFIGDIR=/tmp/matplotlib \
+    NUMBA_CACHE_DIR=/tmp/numba-cache \
     PHOTCAL_HTTP_HOST=0.0.0.0 \
     PHOTCAL_DATA_DIR=/data
 WORKDIR /home/photcal

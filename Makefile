@@ -15,7 +15,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# the numba kernels, compiled once into their on-disk cache (services and tests then load them)
+COMPILED := $(VENV)/.compiled
+KERNELS  := $(wildcard shared/jit.py services/calibrate/core/*.py services/ingest/rows.py)
+$(COMPILED): $(STAMP) $(KERNELS)
+	$(BIN)/photcal compile
+	touch $(COMPILED)
+
+install: $(STAMP) $(COMPILED)
 
 system-deps:
 	@bash tools/system-deps.sh chromium
@@ -33,7 +40,7 @@ unit: install
 	$(PYTEST) -q tests/unit
 
 BENCH_STAMP := $(VENV)/.bench-installed
-$(BENCH_STAMP): $(STAMP)
+$(BENCH_STAMP): $(STAMP) $(COMPILED)
 	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 

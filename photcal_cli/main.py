@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("run", help="start the whole stack in the foreground (embedded NATS and database by default)")
+    sub.add_parser("compile", help="compile the calibration kernels into their on-disk cache (once per install)")
 
     obs = sub.add_parser("observatory", help="manage observatories and their hashtags").add_subparsers(dest="action", required=True)
     add = obs.add_parser("add", help="add an observatory; prints its hashtag once")
@@ -89,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
 
             configure_logging("supervisor", settings.log_level)
             return run_stack(settings)
+        if args.command == "compile":
+            from photcal_cli.compile import compile_kernels
+
+            print(f"kernels compiled (or loaded from the cache) in {compile_kernels():.1f} s")
+            return 0
         if args.command == "recalibrate":
             from photcal_cli import recalibrate
 

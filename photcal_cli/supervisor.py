@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from photcal_cli.compile import compile_kernels
 from shared.infra import ServerProcess, mongo_server, nats_server, port_in_use, wait_for_port
 from shared.logging import get_logger
 from shared.settings import DEFAULT_MONGO_PORT, DEFAULT_NATS_PORT, CommonSettings
@@ -89,6 +90,8 @@ class Supervisor:
             signal.signal(sig, self._on_signal)
         try:
             env = self.embedded()
+            # once here, not in every service at once: the first run after an install compiles
+            log.info("kernels_ready", seconds=round(compile_kernels(), 2))
             for child in self.children:
                 child.start(env)
                 log.info("service_started", service=child.label, pid=child.proc.pid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from services.calibrate.cone import ConeClient
+from services.calibrate.core.warmup import warm_up
 from services.calibrate.pipeline import Pipeline
 from services.calibrate.settings import CalibrateSettings
 from services.calibrate.worker import Worker
@@ -13,6 +14,8 @@ from shared.runtime import Runtime, ServiceSpec
 
 def spec(settings: CalibrateSettings) -> ServiceSpec:
     async def setup(rt: Runtime) -> None:
+        # compiled (or loaded from the cache) before the first upload, not during it
+        await asyncio.to_thread(warm_up)
         cones = ConeClient(rt.nc, settings.backend_timeout, settings.cone_cache_ttl, settings.cone_cache_size)
         worker = Worker(settings, rt.js, rt.db, Pipeline(settings, rt.js, rt.db, cones))
         task = asyncio.create_task(worker.run())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
-from services.ingest import cpcs, handlers, ratelimit, uploads
+from services.ingest import cpcs, handlers, ratelimit, rows, uploads
 from services.ingest.forward import forward
 from services.ingest.settings import IngestSettings
 from services.ingest.state import Gateway
@@ -24,6 +26,7 @@ READ_PATHS = (
 
 def spec(settings: IngestSettings) -> ServiceSpec:
     async def setup(rt: Runtime) -> None:
+        await asyncio.to_thread(rows.warm_up)  # the catalogue reader, compiled before the first upload
         waiter = ResultWaiter()
         await waiter.start(rt.nc)
         # no cookie jar: forwarded requests carry their client's cookies (a hashtag), never keep them

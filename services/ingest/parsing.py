@@ -39,6 +39,7 @@ import pandas as pd
 
 from shared.arrays import SourceTable
 from shared.errors import BadCatalogue, PayloadTooLarge
+from services.ingest.rows import read_plain_rows, sanitise_columns
 
 __all__ = [
     "ParsedCatalogue",
@@ -383,12 +384,22 @@ def _diagnose(body: str, first_lineno: int, ncols: int, used: list[int]) -> BadC
 
 def _read_rows(body: str, first_lineno: int, ncols: int, picked: dict, max_rows: int) -> dict[str, np.ndarray]:
     used = sorted({c for c in picked.values() if c is not None} | {ncols - 1})  # last column catches short rows
+    raw = body.encode("latin-1", errors="replace")
+    plain = read_plain_rows(raw, ncols, used, max_rows)
+    out = dict(zip(used, plain)) if plain is not None else _read_rows_pandas(raw, body, first_lineno, ncols, used, max_rows)
+    return {k: (out[c] if c is not None else None) for k, c in picked.items()}
+
+
+def _read_rows_pandas(
+    raw: bytes, body: str, first_lineno: int, ncols: int, used: list[int], max_rows: int
+) -> dict[int, np.ndarray]:
+    """Rows that are not plain (NaN, text columns) with pandas' C reader, or the first malformed row's error."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # No usecols: the tokenizer must see every field to refuse rows that are too long.
             frame = pd.read_csv(
-                io.BytesIO(body.encode("latin-1", errors="replace")),  # bytes: the C reader is faster on them
+                io.BytesIO(raw),  # bytes: the C reader is faster on them
                 encoding="latin-1",
                 sep=r"\s+",
                 comment="#",
@@ -420,7 +431,7 @@ def _read_rows(body: str, first_lineno: int, ncols: int, picked: dict, max_rows:
             except (ValueError, TypeError, OverflowError):
                 raise _diagnose(body, first_lineno, ncols, used) from None
         out[c] = arr
-    return {k: (out[c] if c is not None else None) for k, c in picked.items()}
+    return out
 
 
 def _check_headerless(v: dict[str, np.ndarray]) -> None:
@@ -449,41 +460,28 @@ def _check_headerless(v: dict[str, np.ndarray]) -> None:
 
 def _finish(v: dict, fmt: str, warn: list[str], line_of, names: dict[str, str]) -> ParsedCatalogue:
     n = len(v["mag"])
-    with np.errstate(invalid="ignore", over="ignore"):
-        mag = np.array(v["mag"], dtype=np.float64)
-        mag[~np.isfinite(mag) | (np.abs(mag) >= _UNUSABLE_MAG)] = np.nan
-        err = np.array(v["mag_err"], dtype=np.float64)
-        err[~np.isfinite(err) | (err >= _UNUSABLE_MAG)] = np.nan
-        if (err < 0).any():
-            warn.append(f"{int((err < 0).sum())} negative magnitude errors set to NaN")
-            err[err < 0] = np.nan
-        ra = np.array(v["ra"], dtype=np.float64)
-        dec = np.array(v["dec"], dtype=np.float64)
-        ra[~np.isfinite(ra)] = np.nan
-        dec[~np.isfinite(dec)] = np.nan
-        for key, arr, lo, hi in (("dec", dec, -90.0, 90.0), ("ra", ra, 0.0, 360.0)):
-            bad = (arr < lo) | (arr > hi)
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise _bad(
-                    "bad_values",
-                    f"{names[key]} is {arr[i]:.6g} on {_where_row(line_of, i)}, outside [{lo:g}, {hi:g}]; "
-                    "positions must be J2000 degrees (is the image astrometrically calibrated?)",
-                )
-        ra[ra == 360.0] = 0.0
-        flags = None
-        if v.get("flags") is not None:
-            f = np.asarray(v["flags"], dtype=np.float64)
-            bad = ~np.isfinite(f) | (f < 0) | (f > 2**31 - 1) | (f != np.round(f))
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise _bad(
-                    "bad_values",
-                    f"{names['flags']} is {f[i]:.6g} on {_where_row(line_of, i)}; FLAGS must be a non-negative integer",
-                )
-            flags = f.astype(np.int32)
-        usable = np.isfinite(mag) & np.isfinite(ra) & np.isfinite(dec)
-    n_usable = int(usable.sum())
+    mag, err, ra, dec = (np.array(v[k], dtype=np.float64) for k in ("mag", "mag_err", "ra", "dec"))
+    has_flags = v.get("flags") is not None
+    f = np.array(v["flags"], dtype=np.float64) if has_flags else np.zeros(0)
+    n_negative, bad_dec, bad_ra, bad_flag, n_usable = sanitise_columns(mag, err, ra, dec, f, _UNUSABLE_MAG)
+    if n_negative:
+        warn.append(f"{n_negative} negative magnitude errors set to NaN")
+    for key, i, lo, hi, arr in (("dec", bad_dec, -90.0, 90.0, v["dec"]), ("ra", bad_ra, 0.0, 360.0, v["ra"])):
+        if i >= 0:
+            raise _bad(
+                "bad_values",
+                f"{names[key]} is {float(arr[i]):.6g} on {_where_row(line_of, i)}, outside [{lo:g}, {hi:g}]; "
+                "positions must be J2000 degrees (is the image astrometrically calibrated?)",
+            )
+    flags = None
+    if has_flags:
+        if bad_flag >= 0:
+            raise _bad(
+                "bad_values",
+                f"{names['flags']} is {f[bad_flag]:.6g} on {_where_row(line_of, bad_flag)}; "
+                "FLAGS must be a non-negative integer",
+            )
+        flags = f.astype(np.int32)
     if n_usable == 0:
         raise _bad(
             "no_usable_sources",

@@ -213,7 +213,7 @@ def calibrate_frame(
     only = _resolve_forced(force_filter, references) if force_filter is not None else None
 
     good = source_quality(sources, s)
-    candidates, n_matched_any = evaluate_candidates(
+    candidates, n_matched_any, detected = evaluate_candidates(
         sources, references, match_radius_arcsec, usable, good, s, only=only
     )
     if n_matched_any == 0:
@@ -237,7 +237,7 @@ def calibrate_frame(
     flags = np.asarray(sources.flags).astype(np.int64, copy=False)
     limit_good = usable & ((flags & s.reject_flags) == 0)
     completeness = reference_completeness_inst(
-        sources, usable, references, candidates, match_radius_arcsec, s.limit_completeness
+        sources, usable, references, candidates, detected, s.limit_completeness
     )
     target = measure_target(
         sources, usable, limit_good, fit, target_ra, target_dec, match_radius_arcsec, s,

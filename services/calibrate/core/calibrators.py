@@ -8,9 +8,13 @@ bright end where the instrumental magnitudes stop being linear
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 from shared.arrays import SourceTable
+from shared.jit import JIT, kernel_array
 from services.calibrate.core.settings import FitSettings
 
 #: SExtractor writes 99 (or -99) for a magnitude it could not measure
@@ -72,26 +76,72 @@ def reference_quality(
         Finite magnitude within ``[mag_bright, mag_faint]``, finite error in
         ``[0, max_ref_err]``, finite colour.
     """
-    with np.errstate(invalid="ignore"):
-        return (
-            np.isfinite(mag)
-            & (mag >= mag_bright)
-            & (mag <= mag_faint)
-            & np.isfinite(err)
-            & (err >= 0.0)
-            & (err <= settings.max_ref_err)
-            & np.isfinite(colour)
-        )
+    return _stars_usable(
+        kernel_array(mag), kernel_array(err), kernel_array(colour), float(mag_bright), float(mag_faint),
+        float(settings.max_ref_err),
+    )
 
 
-def _window_medians(a: np.ndarray, w: int) -> np.ndarray:
-    """Medians of all windows of ``w`` consecutive elements."""
-    view = a[np.arange(len(a) - w + 1)[:, None] + np.arange(w)]  # sliding_window_view costs more here
-    k = w // 2
-    if w % 2:
-        return np.partition(view, k, axis=1)[:, k]
-    p = np.partition(view, (k - 1, k), axis=1)
-    return 0.5 * (p[:, k - 1] + p[:, k])
+@njit(**JIT)
+def _stars_usable(mag, err, colour, mag_bright, mag_faint, max_err):  # pragma: no cover - compiled
+    ok = np.empty(mag.shape[0], dtype=np.bool_)
+    for i in range(mag.shape[0]):
+        ok[i] = star_usable(mag[i], err[i], colour[i], mag_bright, mag_faint, max_err)
+    return ok
+
+
+@njit(**JIT)
+def star_usable(mag, err, colour, mag_bright, mag_faint, max_err):  # pragma: no cover - compiled
+    """:func:`reference_quality` of one star (NaN fails every comparison)."""
+    return mag_bright <= mag <= mag_faint and 0.0 <= err <= max_err and math.isfinite(colour)
+
+
+@njit(**JIT)
+def _window_median(a, start, w, scratch):  # pragma: no cover - compiled
+    """Median of ``a[start:start + w]`` (a few values: insertion sort into ``scratch``)."""
+    for i in range(w):
+        v = a[start + i]
+        j = i
+        while j > 0 and scratch[j - 1] > v:
+            scratch[j] = scratch[j - 1]
+            j -= 1
+        scratch[j] = v
+    half = w // 2
+    return scratch[half] if w % 2 else 0.5 * (scratch[half - 1] + scratch[half])
+
+
+@njit(**JIT)
+def _bright_end_cut(inst_mag, residual, sigma, w, max_cut, trend_sigma, trend_min):  # pragma: no cover - compiled
+    """:func:`bright_end_cut` (``n >= 2 w``, ``max_cut >= 1``)."""
+    n = inst_mag.shape[0]
+    cut = np.zeros(n, dtype=np.bool_)
+    head = np.argsort(inst_mag, kind="mergesort")[: max_cut + w]  # brightest first
+    r = residual[head]
+    sig = sigma[head]
+    n_windows = head.shape[0] - w + 1
+    # median residual of each window of w consecutive stars, and its threshold
+    thr = np.empty(n_windows)
+    bent = np.empty(n_windows, dtype=np.bool_)
+    scratch = np.empty(w)
+    for k in range(n_windows):
+        thr[k] = max(trend_sigma * 1.2533 * _window_median(sig, k, w, scratch) / math.sqrt(w), trend_min)
+        bent[k] = _window_median(r, k, w, scratch) < -thr[k]
+    if not bent[0]:
+        return cut
+    # first window (from the bright end) that is not bent; stars before it go
+    k = max_cut
+    for j in range(n_windows):
+        if not bent[j]:
+            k = j
+            break
+    # the first straight window may still begin with a few bent stars
+    limit = -thr[min(k, n_windows - 1)]
+    j = 0
+    while j < w and k + j < r.shape[0] and r[k + j] < limit:
+        j += 1
+    k = min(k + j, max_cut)
+    cut[head[:k]] = True
+    return cut
 
 
 def bright_end_cut(
@@ -130,28 +180,13 @@ def bright_end_cut(
         True for the stars to drop.
     """
     n = len(inst_mag)
-    cut = np.zeros(n, dtype=bool)
     w = settings.bright_window
     max_cut = int(settings.bright_max_fraction * n)
     if n < 2 * w or max_cut < 1:
-        return cut
-    order = np.argsort(inst_mag, kind="stable")
-    head = order[: max_cut + w]
-    r = np.asarray(residual, dtype=float)[head]
-    sig = np.broadcast_to(np.asarray(sigma, dtype=float), (n,))[head]
-    medians = _window_medians(r, w)
-    sig_w = _window_medians(sig, w)
-    thr = np.maximum(settings.bright_trend_sigma * 1.2533 * sig_w / np.sqrt(w), settings.bright_trend_min)
-    bent = medians < -thr
-    if not bent[0]:
-        return cut
-    # first window (from the bright end) that is not bent; stars before it go
-    straight = np.flatnonzero(~bent)
-    k = int(straight[0]) if straight.size else max_cut
-    # the first straight window may still begin with a few bent stars
-    kk = min(k, len(thr) - 1)
-    low = r[k : k + w] < -thr[kk]
-    k += int(np.argmin(low)) if not low.all() else w
-    k = min(k, max_cut)
-    cut[order[:k]] = True
-    return cut
+        return np.zeros(n, dtype=bool)
+    return _bright_end_cut(
+        kernel_array(inst_mag, dtype=float),
+        kernel_array(residual, dtype=float),
+        kernel_array(np.broadcast_to(np.asarray(sigma, dtype=float), (n,))),
+        w, max_cut, float(settings.bright_trend_sigma), float(settings.bright_trend_min),
+    )

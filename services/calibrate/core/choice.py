@@ -47,11 +47,13 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from shared.arrays import SourceTable
+from shared.jit import JIT, kernel_array
 from shared.models import CandidateFit, SurveyStars
 from shared.surveys import Band, Survey, get_survey
-from services.calibrate.core.calibrators import bright_end_cut, reference_quality
+from services.calibrate.core.calibrators import bright_end_cut, star_usable
 from services.calibrate.core.fitting import FitResult, InsufficientData, finite_or_zero, fit_zeropoint
 from services.calibrate.core.matching import MatchResult, SourceGrid
 from services.calibrate.core.settings import FitSettings
@@ -152,6 +154,50 @@ def band_has_data(stars: SurveyStars, band: Band) -> bool:
     return mags is not None and bool(np.isfinite(mags).any())
 
 
+def _errors_or_zero(errors: np.ndarray | None, n: int) -> np.ndarray:
+    return np.zeros(n) if errors is None else kernel_array(errors)
+
+
+@njit(**JIT)
+def _select_calibrators(
+    m_idx, m_ref, m_cal, mags, errs, blue, red, blue_err, red_err, src_mag, src_err, mag_bright, mag_faint,
+    max_ref_err, sign,
+):  # pragma: no cover - compiled
+    """One band's calibrators among a survey's matched sources, in one pass.
+
+    Kept: a source that may calibrate (``m_cal``) whose star passes
+    :func:`calibrators.star_usable` in this band. Returns per calibrator
+    the source index, the star's magnitude, error and colour, the colour's
+    noise variance (its bands' errors squared, NaN as 0, as
+    ``np.nan_to_num``) and covariance with the magnitude (``sign *
+    error**2``), and the source's magnitude and error.
+    """
+    keep = np.empty(m_idx.shape[0], dtype=np.int64)
+    k = 0
+    for i in range(m_idx.shape[0]):
+        j = m_ref[i]
+        if m_cal[i] and star_usable(mags[j], errs[j], blue[j] - red[j], mag_bright, mag_faint, max_ref_err):
+            keep[k] = i
+            k += 1
+    idx = np.empty(k, dtype=np.int64)
+    ref_mag, ref_err, colour, colour_var, colour_cov, inst, inst_err = (
+        np.empty(k), np.empty(k), np.empty(k), np.empty(k), np.empty(k), np.empty(k), np.empty(k)
+    )
+    big = np.finfo(np.float64).max
+    for t in range(k):
+        i = keep[t]
+        j = m_ref[i]
+        idx[t] = m_idx[i]
+        ref_mag[t], ref_err[t], colour[t] = mags[j], errs[j], blue[j] - red[j]
+        eb2, er2 = blue_err[j] ** 2, red_err[j] ** 2
+        eb2 = 0.0 if math.isnan(eb2) else min(eb2, big)
+        er2 = 0.0 if math.isnan(er2) else min(er2, big)
+        colour_var[t] = eb2 + er2
+        colour_cov[t] = sign * errs[j] ** 2
+        inst[t], inst_err[t] = src_mag[idx[t]], src_err[idx[t]]
+    return idx, ref_mag, ref_err, colour, colour_var, colour_cov, inst, inst_err
+
+
 def fit_band(
     survey: Survey,
     band: Band,
@@ -191,32 +237,22 @@ def fit_band(
             m_idx=m_idx,
             m_ref=ref_i[m_idx],
             m_cal=(src_good & ~match.ambiguous)[m_idx],
-            src_mag=np.asarray(sources.mag, dtype=float),
-            src_err=np.asarray(sources.mag_err, dtype=float),
+            src_mag=kernel_array(sources.mag),
+            src_err=kernel_array(sources.mag_err),
         )
     # usable sources matched to a star with a magnitude in this band
-    fin = np.isfinite(mags[pre.m_ref])
-    cand.nmatched = int(np.count_nonzero(fin))
+    cand.nmatched = int(np.count_nonzero(np.isfinite(mags[pre.m_ref])))
     if blue is None or red is None:
         cand.note = f"no {band.colour_name} colour in the {survey.name} stars"
         return cand
 
-    sel = fin & pre.m_cal
-    idx = pre.m_idx[sel]
-    r_idx = pre.m_ref[sel]
-    ref_mag = mags[r_idx]
-    ref_err = errs[r_idx]
-    colour = blue[r_idx] - red[r_idx]
-    ok = reference_quality(ref_mag, ref_err, colour, survey.mag_bright, survey.mag_faint, settings)
-    idx, ref_mag, ref_err, colour, r_idx = idx[ok], ref_mag[ok], ref_err[ok], colour[ok], r_idx[ok]
-    # noise of the catalogue colour and its covariance with the band's noise
-    eb2 = np.zeros(len(idx)) if blue_err is None else finite_or_zero(blue_err[r_idx] ** 2)
-    er2 = np.zeros(len(idx)) if red_err is None else finite_or_zero(red_err[r_idx] ** 2)
-    colour_var = eb2 + er2
-    sign = 1.0 if band.name == band.colour[0] else (-1.0 if band.name == band.colour[1] else 0.0)
-    colour_cov = sign * ref_err**2
-    inst = pre.src_mag[idx]
-    inst_err = pre.src_err[idx]
+    idx, ref_mag, ref_err, colour, colour_var, colour_cov, inst, inst_err = _select_calibrators(
+        pre.m_idx, pre.m_ref, pre.m_cal, kernel_array(mags), kernel_array(errs), kernel_array(blue), kernel_array(red),
+        _errors_or_zero(blue_err, len(mags)), _errors_or_zero(red_err, len(mags)), pre.src_mag, pre.src_err,
+        float(survey.mag_bright), float(survey.mag_faint), float(settings.max_ref_err),
+        # covariance of the band's noise with the colour's: + if it is the colour's blue band, - if the red
+        1.0 if band.name == band.colour[0] else (-1.0 if band.name == band.colour[1] else 0.0),
+    )
     cand.ncalibrators = len(idx)
     cand.source_index, cand.ref_mag, cand.ref_err = idx, ref_mag, ref_err
     cand.inst_mag, cand.inst_err, cand.colour_values = inst, inst_err, colour
@@ -264,7 +300,7 @@ def evaluate_candidates(
     src_good: np.ndarray,
     settings: FitSettings,
     only: tuple[str, str] | None = None,
-) -> tuple[list[BandCandidate], int]:
+) -> tuple[list[BandCandidate], int, dict[str, np.ndarray]]:
     """Match each survey once and fit each of its bands.
 
     Parameters
@@ -286,13 +322,17 @@ def evaluate_candidates(
         One per survey/band tried, in survey then band order.
     n_matched_any : int
         Usable sources matched to a reference star of any survey tried.
+    detected : dict of str to numpy.ndarray of bool
+        Per survey matched, per star: a usable source lies within the
+        radius (:attr:`MatchResult.ref_detected`, for the completeness limit).
     """
     candidates: list[BandCandidate] = []
     matched_any = np.zeros(len(sources), dtype=bool)
     # one grid of the sources for every survey; source columns once for every band
-    grid = SourceGrid(sources.ra, sources.dec, radius_arcsec)
-    src_mag = np.asarray(sources.mag, dtype=float)
-    src_err = np.asarray(sources.mag_err, dtype=float)
+    grid = SourceGrid(sources.ra, sources.dec, radius_arcsec, flagged=src_usable)
+    detected: dict[str, np.ndarray] = {}
+    src_mag = kernel_array(sources.mag)
+    src_err = kernel_array(sources.mag_err)
     src_cal = src_usable & src_good
     for key, stars in references.items():
         try:
@@ -311,6 +351,7 @@ def evaluate_candidates(
             continue
         bands = [b for b in survey.bands if only is None or b.name == only[1]]
         match = grid.match(stars.ra, stars.dec)
+        detected[survey.name] = match.ref_detected
         has_ref = match.ref_index >= 0
         matched_any |= has_ref
         # the sources matched to a star of this survey, once for all its bands
@@ -326,7 +367,7 @@ def evaluate_candidates(
             candidates.append(
                 fit_band(survey, band, stars, match, src_usable, src_good, sources, settings, pre=pre)
             )
-    return candidates, int((matched_any & src_usable).sum())
+    return candidates, int((matched_any & src_usable).sum()), detected
 
 
 def nominal_band(band: str) -> str:

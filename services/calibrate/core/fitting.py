@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from numba import njit
 from scipy.special import ndtr, ndtri
 
+from shared.jit import JIT, kernel_array
 from services.calibrate.core.settings import FitSettings
 
 #: 1.4826 * MAD estimates the standard deviation of Gaussian data
@@ -143,6 +146,96 @@ class FitResult:
         return math.sqrt(self.colour_term**2 + max(self.covariance[1, 1], 0.0)) * spread
 
 
+@njit(**JIT)
+def _wls(w, y, c, vc, cyc, fit_ct, eiv, y_med, c_med):  # pragma: no cover - compiled
+    """Weighted least squares of y = ZP + CT c: (ZP, CT, var(ZP), cov(ZP, CT), var(CT)).
+
+    Zero weights leave a star out. y and c are centred on ``y_med`` and
+    ``c_med`` in the sums, against cancellation. ``vc`` (variance of each
+    colour's noise) and ``cyc`` (covariance of the noise of y and of the
+    colour), mag**2, correct the colour term for the noise in the colour
+    when ``eiv`` (method of moments, as in BCES, Akritas & Bershady 1996):
+    ``CT = (S_cy - sum w cyc) / (S_cc - sum w vc)``. Without it a V-band
+    fit against B-V is biased, because V's catalogue noise enters both
+    ``y = V - m_inst`` and ``B - V`` with opposite signs.
+    """
+    sw = sy = sc = scc = syc = svc = scyc = 0.0
+    for i in range(w.shape[0]):
+        wi = w[i]
+        if wi == 0.0:
+            continue
+        dy = y[i] - y_med
+        dc = c[i] - c_med
+        sw += wi
+        sy += wi * dy
+        sc += wi * dc
+        scc += wi * dc * dc
+        syc += wi * dy * dc
+        if eiv:
+            svc += wi * vc[i]
+            scyc += wi * cyc[i]
+    ybar = sy / sw + y_med
+    if fit_ct:
+        c0 = sc / sw  # centred
+        sxx = scc - c0 * sc
+        if sxx > 0:
+            sxy = syc - c0 * sy
+            sxx_c = sxx
+            if eiv:
+                sxx_c = max(sxx - svc, 0.5 * sxx)
+                sxy -= scyc
+            ct = sxy / sxx_c
+            c0 += c_med
+            # y = ybar + ct (c - c0)  ->  ZP = ybar - ct c0; var(ybar) = 1/sw, var(ct) = sxx/sxx_c**2
+            var_ct = sxx / (sxx_c * sxx_c)
+            return ybar - ct * c0, ct, 1.0 / sw + c0 * c0 * var_ct, -c0 * var_ct, var_ct
+    return ybar, 0.0, 1.0 / sw, 0.0, 0.0
+
+
+@njit(**JIT)
+def _noise2(e2_base, vc, cyc, ct, eiv):  # pragma: no cover - compiled
+    """Each star's variance of ``y - CT colour``: ``e2 + CT**2 var(colour) - 2 CT cov(y, colour)``."""
+    if not eiv or ct == 0.0:
+        return e2_base
+    return np.maximum(e2_base + (ct * ct) * vc - (2.0 * ct) * cyc, 0.0)
+
+
+@njit(**JIT)
+def _intrinsic_var(r, e2, target, floor2):  # pragma: no cover - compiled
+    """Intrinsic variance s2 making median(r**2 / (e2 + s2)) equal ``target``.
+
+    ``r_i**2 / (e2_i + s2) > target``  <=>  ``r_i**2 / target - e2_i > s2``,
+    so the s2 that puts half the stars above ``target`` is exactly the median
+    of ``r**2 / target - e2``. Never below ``floor2``.
+    """
+    return max(floor2, np.median(r * r / target - e2))
+
+
+@njit(**JIT)
+def _intrinsic_var_chi2(r, e2, target, start, floor2):  # pragma: no cover - compiled
+    """Intrinsic variance s2 with ``sum(r**2 / (e2 + s2)) = target`` (Newton steps from ``start``).
+
+    The sum decreases monotonically with s2; if it is below ``target``
+    already at ``floor2`` the floor is returned.
+    """
+    r2 = r * r
+    if np.sum(r2 / (e2 + floor2)) <= target:
+        return floor2
+    s2 = max(start, floor2)
+    for _ in range(20):
+        q = 1.0 / (e2 + s2)
+        f = np.dot(r2, q) - target
+        fp = -np.dot(r2, q * q)
+        new = s2 - f / fp
+        if new <= floor2:
+            new = 0.5 * (s2 + floor2)
+        if abs(new - s2) <= 1e-6 * max(s2, 1e-8):
+            s2 = new
+            break
+        s2 = new
+    return max(s2, floor2)
+
+
 def _median_z2_truncated(clip: float) -> float:
     """Median of z**2 for a unit Gaussian truncated at |z| < clip."""
     p = 2.0 * ndtr(clip) - 1.0
@@ -164,58 +257,6 @@ def _clip_variance_factor(clip: float) -> float:
     return p / denom if denom > 1e-6 else 1e6
 
 
-def _wls(
-    y: np.ndarray,
-    c: np.ndarray,
-    w: np.ndarray,
-    fit_ct: bool,
-    vc: np.ndarray | None = None,
-    cyc: np.ndarray | None = None,
-) -> tuple[float, float, np.ndarray]:
-    """Weighted least squares of y = ZP + CT c; returns ZP, CT, covariance.
-
-    ``vc`` (variance of each colour's noise) and ``cyc`` (covariance of the
-    noise of y and of the colour), mag**2, correct the colour term for the
-    noise in the colour (method of moments, as in BCES, Akritas & Bershady
-    1996): ``CT = (S_cy - sum w cyc) / (S_cc - sum w vc)``. Without it a
-    V-band fit against B-V is biased, because V's catalogue noise enters
-    both ``y = V - m_inst`` and ``B - V`` with opposite signs.
-    """
-    sw = w.sum()
-    if not fit_ct:
-        zp = float(np.dot(w, y) / sw)
-        cov = np.array([[1.0 / sw, 0.0], [0.0, 0.0]])
-        return zp, 0.0, cov
-    c0 = float(np.dot(w, c) / sw)
-    dc = c - c0
-    sxx = float(np.dot(w, dc * dc))
-    if not sxx > 0:
-        zp = float(np.dot(w, y) / sw)
-        return zp, 0.0, np.array([[1.0 / sw, 0.0], [0.0, 0.0]])
-    ybar = float(np.dot(w, y) / sw)
-    sxy = float(np.dot(w * dc, y))
-    sxx_c = sxx
-    if vc is not None:
-        sxx_c = max(sxx - float(np.dot(w, vc)), 0.5 * sxx)
-        sxy -= float(np.dot(w, cyc))
-    ct = sxy / sxx_c
-    # y = ybar + ct (c - c0)  ->  ZP = ybar - ct c0; var(ybar) = 1/sw, var(ct) = sxx/sxx_c**2
-    zp = ybar - ct * c0
-    var_ct = sxx / (sxx_c * sxx_c)
-    cov = np.array([[1.0 / sw + c0 * c0 * var_ct, -c0 * var_ct], [-c0 * var_ct, var_ct]])
-    return zp, ct, cov
-
-
-def _intrinsic_var(r: np.ndarray, e2: np.ndarray, target: float, floor2: float) -> float:
-    """Intrinsic variance s2 making median(r**2 / (e2 + s2)) equal ``target``.
-
-    ``r_i**2 / (e2_i + s2) > target``  <=>  ``r_i**2 / target - e2_i > s2``,
-    so the s2 that puts half the stars above ``target`` is exactly the median
-    of ``r**2 / target - e2``. Never below ``floor2``.
-    """
-    return max(floor2, float(fast_median(r * r / target - e2)))
-
-
 def _mean_z2_truncated(clip: float) -> float:
     """Mean of z**2 for a unit Gaussian truncated at |z| < clip: 1 - 2 c phi(c) / P(|z| < c)."""
     if not math.isfinite(clip):
@@ -225,29 +266,135 @@ def _mean_z2_truncated(clip: float) -> float:
     return 1.0 - 2.0 * clip * phi / p
 
 
-def _intrinsic_var_chi2(r: np.ndarray, e2: np.ndarray, target: float, start: float, floor2: float) -> float:
-    """Intrinsic variance s2 with ``sum(r**2 / (e2 + s2)) = target`` (Newton steps from ``start``).
+@lru_cache(maxsize=16)
+def _clip_constants(clip: float) -> tuple[float, float, float, float]:
+    """Gaussian constants of a fit clipped at ``clip`` sigma (see :func:`fit_zeropoint`, Notes)."""
+    return (
+        _median_z2_truncated(math.inf),
+        _median_z2_truncated(float(ndtri(0.75))),
+        _mean_z2_truncated(clip),
+        _clip_variance_factor(clip),
+    )
 
-    The sum decreases monotonically with s2; if it is below ``target``
-    already at ``floor2`` the floor is returned.
-    """
-    r2 = r * r
-    if float(np.sum(r2 / (e2 + floor2))) <= target:
-        return floor2
-    s2 = max(start, floor2)
-    for _ in range(20):
-        q = 1.0 / (e2 + s2)
-        f = float(np.dot(r2, q)) - target
-        fp = -float(np.dot(r2, q * q))
-        step = f / fp
-        new = s2 - step
-        if new <= floor2:
-            new = 0.5 * (s2 + floor2)
-        if abs(new - s2) <= 1e-6 * max(s2, 1e-8):
-            s2 = new
+
+@njit(**JIT)
+def _smallest(z, k):  # pragma: no cover - compiled
+    """Indices of the ``k`` smallest values of ``z`` (ties at the k-th: the first ones), ascending index."""
+    kth = np.partition(z, k - 1)[k - 1]
+    out = np.empty(k, dtype=np.int64)
+    m = 0
+    for i in range(z.shape[0]):
+        if z[i] < kth:
+            out[m] = i
+            m += 1
+    for i in range(z.shape[0]):
+        if m == k:
             break
-        s2 = new
-    return max(s2, floor2)
+        if z[i] == kth:
+            out[m] = i
+            m += 1
+    return out
+
+
+@njit(**JIT)
+def _robust_spread(a):  # pragma: no cover - compiled
+    """1.4826 MAD of a 1-D array."""
+    return MAD_TO_SIGMA * np.median(np.abs(a - np.median(a)))
+
+
+@njit(**JIT)
+def _robust_fit(
+    y, e2_base, c, vc, cyc, ct_mode, min_spread, eiv, clip, min_keep, max_iterations, floor2, t_free, t_half, t_mean
+):  # pragma: no cover - compiled
+    """The iteration of :func:`fit_zeropoint` (see its Notes), on ``y = m_ref - m_inst``.
+
+    ``ct_mode`` 1 fits the colour term, 0 does not, -1 fits it if the
+    colours' robust spread is at least ``min_spread``. Returns ZP, CT,
+    var(ZP), cov(ZP, CT), var(CT), s_int**2, the stars used, the residuals,
+    each star's total variance, the iterations done, whether CT was fitted,
+    and the robust scatter of the residuals, median and robust spread of
+    the colours, of the stars used.
+    """
+    n = y.shape[0]
+    y_med = np.median(y)
+    c_med = np.median(c)
+    fit_ct = ct_mode == 1 or (ct_mode == -1 and _robust_spread(c) >= min_spread)
+
+    def wls(w):
+        return _wls(w, y, c, vc, cyc, fit_ct, eiv, y_med, c_med)
+
+    # robust start (least trimmed squares): from two starting lines, the
+    # full weighted least-squares fit (unbiased when outliers are few) and
+    # the median offset (robust to any outliers, but it attenuates the
+    # colour term), take two concentration steps each -- refit on the half
+    # of the stars with the smallest normalised residuals -- and keep the
+    # start whose inner half fits best (the median start only if its
+    # trimmed chi2 is at least 20 % lower: it is the biased one).
+    half = max(3 if fit_ct else 2, (n + 1) // 2)
+    s2_0 = _intrinsic_var(y - y_med, e2_base, t_free, floor2)
+    zp_ls, ct_ls = wls(1.0 / (e2_base + s2_0))[:2]
+    best_trimmed, best_zp, best_ct, best_s2 = np.inf, 0.0, 0.0, 0.0
+    w = np.empty(n)
+    for start in range(2):
+        zp, ct = (zp_ls, ct_ls) if start == 0 else (y_med, 0.0)
+        r = y - zp - ct * c
+        e2 = _noise2(e2_base, vc, cyc, ct, eiv)
+        s2 = _intrinsic_var(r, e2, t_free, floor2)
+        inner = np.arange(half)
+        for _ in range(2):
+            sig2 = e2 + s2
+            inner = _smallest(np.abs(r) / np.sqrt(sig2), half)
+            w[:] = 0.0
+            w[inner] = 1.0 / sig2[inner]
+            zp, ct = wls(w)[:2]
+            r = y - zp - ct * c
+            e2 = _noise2(e2_base, vc, cyc, ct, eiv)
+            s2 = _intrinsic_var(r[inner], e2[inner], t_half, floor2)
+        ri = r[inner]
+        trimmed = np.sum(ri * ri / (e2[inner] + floor2))
+        if start == 0 or trimmed < 0.8 * best_trimmed:
+            best_trimmed, best_zp, best_ct, best_s2 = trimmed, zp, ct, s2
+    zp, ct, s2 = best_zp, best_ct, best_s2
+    r = y - zp - ct * c
+    e2 = _noise2(e2_base, vc, cyc, ct, eiv)
+
+    # clip and refit until the set of stars in use is stable
+    used = np.zeros(n, dtype=np.bool_)
+    iterations = 0
+    while True:
+        sig2 = e2 + s2
+        z = np.abs(r) / np.sqrt(sig2)
+        new_used = z <= clip
+        if np.count_nonzero(new_used) < min_keep:
+            new_used[:] = False
+            new_used[_smallest(z, min_keep)] = True
+        if iterations >= max_iterations or np.array_equal(new_used, used):
+            break
+        used = new_used
+        iterations += 1
+        zp, ct = wls(used / sig2)[:2]
+        r = y - zp - ct * c
+        e2 = _noise2(e2_base, vc, cyc, ct, eiv)
+        # scale for clipping from all stars (median: robust to < 50 % outliers,
+        # and not shrunk by the clipping itself)
+        s2 = _intrinsic_var(r, e2, t_free, floor2)
+
+    # final intrinsic scatter from the mean chi2 of the stars in use (more
+    # efficient than the median), with the degrees of freedom the fit took
+    npoints = np.count_nonzero(used)
+    ndof = npoints - (2 if fit_ct else 1)
+    if ndof >= 2:
+        s2 = _intrinsic_var_chi2(r[used], e2[used], ndof * t_mean, s2, floor2)
+
+    # final solution with the final weights on the final set
+    zp, ct, v_zp, c_zc, v_ct = wls(used / (e2 + s2))
+    r = y - zp - ct * c
+    sig2 = _noise2(e2_base, vc, cyc, ct, eiv) + s2
+    cu = c[used]
+    return (
+        zp, ct, v_zp, c_zc, v_ct, s2, used, r, sig2, iterations, fit_ct,
+        _robust_spread(r[used]), np.median(cu), _robust_spread(cu),
+    )
 
 
 def fit_zeropoint(
@@ -327,170 +474,38 @@ def fit_zeropoint(
     """
     s = settings or FitSettings()
     ref_mag = np.asarray(ref_mag, dtype=float)
-    inst_mag = np.asarray(inst_mag, dtype=float)
     n = len(ref_mag)
     if n < s.min_stars:
         raise InsufficientData(f"{n} calibration stars, need at least {s.min_stars}")
-    y = ref_mag - inst_mag
-    e2_base = np.asarray(ref_err, dtype=float) ** 2 + np.asarray(inst_err, dtype=float) ** 2
-    c = np.zeros(n) if colour is None else np.asarray(colour, dtype=float)
+    y = kernel_array(ref_mag - np.asarray(inst_mag, dtype=float))
+    e2_base = kernel_array(np.asarray(ref_err, dtype=float) ** 2 + np.asarray(inst_err, dtype=float) ** 2)
+    c = np.zeros(n) if colour is None else kernel_array(colour, dtype=float)
     eiv = colour is not None and colour_var is not None
-
-    if fit_colour_term is None:
-        if colour is None or n < s.min_stars_colour_term:
-            fit_ct = False
-        else:
-            spread = MAD_TO_SIGMA * float(fast_median(np.abs(c - fast_median(c))))
-            fit_ct = spread >= s.min_colour_spread
+    zeros = None if eiv and colour_cov is not None else np.zeros(n)
+    vc = kernel_array(finite_or_zero(colour_var)) if eiv else zeros
+    cyc = kernel_array(finite_or_zero(colour_cov)) if eiv and colour_cov is not None else zeros
+    if colour is None or (fit_colour_term is None and n < s.min_stars_colour_term):
+        ct_mode = 0
     else:
-        fit_ct = bool(fit_colour_term) and colour is not None
+        ct_mode = -1 if fit_colour_term is None else int(bool(fit_colour_term))
 
-    # Every weighted least-squares solution needs only weighted sums, so the
-    # per-star columns are stacked once and each fit is one matrix-vector
-    # product (weights are 0 for the stars left out). y and the colour are
-    # centred on their medians first, against cancellation in the sums.
-    y_med = fast_median(y)
-    c_med = fast_median(c) if colour is not None else 0.0
-    rows = 7 if eiv else 5
-    mom = np.empty((rows, n))
-    mom[0] = 1.0
-    np.subtract(y, y_med, out=mom[1])
-    np.subtract(c, c_med, out=mom[2])
-    np.multiply(mom[2], mom[2], out=mom[3])
-    np.multiply(mom[1], mom[2], out=mom[4])
-    if eiv:
-        mom[5] = finite_or_zero(colour_var)
-        mom[6] = 0.0 if colour_cov is None else finite_or_zero(colour_cov)
-        # each star's variance of y - CT colour is [1, CT**2, -2 CT] @ noise_rows
-        noise_rows = np.empty((3, n))
-        noise_rows[0] = e2_base
-        noise_rows[1:] = mom[5:]
-    # residual y - ZP - CT colour = [1, -ZP, -CT] @ res_rows
-    res_rows = np.empty((3, n))
-    res_rows[0] = y
-    res_rows[1] = 1.0
-    res_rows[2] = c
-
-    def wls(w: np.ndarray) -> tuple[float, float, float, float, float]:
-        """ZP, CT, var(ZP), cov(ZP, CT), var(CT) for full-length weights ``w`` (see :func:`_wls`)."""
-        m = mom @ w
-        sw = float(m[0])
-        ybar = float(m[1]) / sw + y_med
-        if fit_ct:
-            c0 = float(m[2]) / sw  # centred
-            sxx = float(m[3]) - c0 * float(m[2])
-            if sxx > 0:
-                sxy = float(m[4]) - c0 * float(m[1])
-                sxx_c = sxx
-                if eiv:
-                    sxx_c = max(sxx - float(m[5]), 0.5 * sxx)
-                    sxy -= float(m[6])
-                ct = sxy / sxx_c
-                c0 += c_med
-                var_ct = sxx / (sxx_c * sxx_c)
-                return ybar - ct * c0, ct, 1.0 / sw + c0 * c0 * var_ct, -c0 * var_ct, var_ct
-        return ybar, 0.0, 1.0 / sw, 0.0, 0.0
-
-    def noise2(ct: float) -> np.ndarray:
-        """Each star's variance of y - CT colour from the catalogue and instrument."""
-        if not eiv or ct == 0.0:
-            return e2_base
-        out = np.array((1.0, ct * ct, -2.0 * ct)) @ noise_rows
-        return np.maximum(out, 0.0, out=out)
-
-    def resid(zp: float, ct: float) -> np.ndarray:
-        return np.array((1.0, -zp, -ct)) @ res_rows
-
-    floor2 = s.scatter_floor**2
-    t_free = _median_z2_truncated(math.inf)
-    min_keep = max(s.min_stars, n - int(math.floor(s.max_reject_fraction * n)))
-    min_keep = min(min_keep, n)
-
-    # robust start (least trimmed squares): from two starting lines, the
-    # median offset (robust to any outliers, but it attenuates the colour
-    # term) and the full weighted least-squares fit (unbiased when outliers
-    # are few), take two concentration steps each -- refit on the half of
-    # the stars with the smallest normalised residuals -- and keep the start
-    # whose inner half fits best (the median start only if its trimmed
-    # chi2 is at least 20 % lower).
-    half = max(3 if fit_ct else 2, (n + 1) // 2)
-    t_half = _median_z2_truncated(float(ndtri(0.75)))  # median z**2 of the inner half
-    e2 = e2_base
-    s2_0 = _intrinsic_var(y - y_med, e2, t_free, floor2)
-    zp_ls, ct_ls = wls(1.0 / (e2 + s2_0))[:2]
-    best = None
-    w = np.empty(n)
-    for zp, ct in ((zp_ls, ct_ls), (y_med, 0.0)):
-        r = resid(zp, ct)
-        e2 = noise2(ct)
-        s2 = _intrinsic_var(r, e2, t_free, floor2)
-        for _ in range(2):
-            sig2 = e2 + s2
-            z = np.abs(r) / np.sqrt(sig2)
-            inner = np.argpartition(z, half - 1)[:half]
-            w.fill(0.0)
-            w[inner] = 1.0 / sig2[inner]
-            zp, ct = wls(w)[:2]
-            r = resid(zp, ct)
-            e2 = noise2(ct)
-            s2 = _intrinsic_var(r[inner], e2[inner], t_half, floor2)
-        ri = r[inner]
-        trimmed = float(np.dot(ri, ri / (e2[inner] + floor2)))
-        # the median start must be clearly better: it is the biased one
-        if best is None or trimmed < 0.8 * best[0]:
-            best = (trimmed, zp, ct, r, s2)
-    _, zp, ct, r, s2 = best
-    e2 = noise2(ct)
-
-    # clip and refit until the set of stars in use is stable
-    used = np.zeros(n, dtype=bool)
-    iterations = 0
-    while True:
-        sig2 = e2 + s2
-        z = np.abs(r) / np.sqrt(sig2)
-        new_used = z <= s.clip_sigma
-        if np.count_nonzero(new_used) < min_keep:
-            new_used = np.zeros(n, dtype=bool)
-            new_used[np.argpartition(z, min_keep - 1)[:min_keep]] = True
-        if iterations >= s.max_iterations or np.array_equal(new_used, used):
-            break
-        used = new_used
-        iterations += 1
-        zp, ct = wls(used / sig2)[:2]
-        r = resid(zp, ct)
-        e2 = noise2(ct)
-        # scale for clipping from all stars (median: robust to < 50 % outliers,
-        # and not shrunk by the clipping itself)
-        s2 = _intrinsic_var(r, e2, t_free, floor2)
-
-    # final intrinsic scatter from the mean chi2 of the stars in use (more
-    # efficient than the median), with the degrees of freedom the fit took
+    t_free, t_half, t_mean, inflate = _clip_constants(s.clip_sigma)
+    min_keep = min(max(s.min_stars, n - int(math.floor(s.max_reject_fraction * n))), n)
+    zp, ct, v_zp, c_zc, v_ct, s2, used, r, sig2, iterations, fit_ct, scatter, median_colour, colour_spread = _robust_fit(
+        y, e2_base, c, vc, cyc, ct_mode, float(s.min_colour_spread), eiv, float(s.clip_sigma), min_keep,
+        int(s.max_iterations), float(s.scatter_floor) ** 2, t_free, t_half, t_mean,
+    )
     npoints = int(np.count_nonzero(used))
-    ndof = npoints - (2 if fit_ct else 1)
-    if ndof >= 2:
-        s2 = _intrinsic_var_chi2(r[used], e2[used], ndof * _mean_z2_truncated(s.clip_sigma), s2, floor2)
-
-    # final solution with the final weights on the final set
-    zp, ct, v_zp, c_zc, v_ct = wls(used / (e2 + s2))
-    r = resid(zp, ct)
-    sig2 = noise2(ct) + s2
-    inflate = _clip_variance_factor(s.clip_sigma)
     cov = np.array([[v_zp, c_zc], [c_zc, v_ct]]) * inflate
-    ru = r[used]
-    scatter = MAD_TO_SIGMA * float(fast_median(np.abs(ru - fast_median(ru))))
-    if colour is not None:
-        cu = c[used]
-        median_colour = float(fast_median(cu))
-        colour_spread = MAD_TO_SIGMA * float(fast_median(np.abs(cu - median_colour)))
-    else:
+    if colour is None:
         median_colour = colour_spread = 0.0
     return FitResult(
-        zeropoint=zp,
+        zeropoint=float(zp),
         zeropoint_err=math.sqrt(cov[0, 0]),
-        colour_term=ct,
+        colour_term=float(ct),
         colour_term_err=math.sqrt(cov[1, 1]) if fit_ct else math.nan,
         covariance=cov,
-        scatter=scatter,
+        scatter=float(scatter),
         intrinsic_scatter=math.sqrt(s2),
         npoints=npoints,
         ninput=n,
@@ -499,8 +514,8 @@ def fit_zeropoint(
         outlier_fraction=(n - npoints) / n,
         residuals=r,
         sigma=np.sqrt(sig2),
-        fit_colour_term=fit_ct,
-        median_colour=median_colour,
-        iterations=iterations,
-        colour_spread=colour_spread,
+        fit_colour_term=bool(fit_ct),
+        median_colour=float(median_colour),
+        iterations=int(iterations),
+        colour_spread=float(colour_spread),
     )

@@ -29,9 +29,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from shared.arrays import SourceTable
 from services.calibrate.core.fitting import MAD_TO_SIGMA, FitResult, fast_median
+from shared.jit import JIT, kernel_array
 from services.calibrate.core.matching import ARCSEC_PER_RAD, angular_separation_arcsec
 from services.calibrate.core.results import TargetMeasurement
 from services.calibrate.core.settings import FitSettings
@@ -87,16 +89,47 @@ def nearest_source(
     return int(idx[j]), float(sep[j])
 
 
-def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+@njit(**JIT)
+def _line(x, y):  # pragma: no cover - compiled
     """Least-squares straight line ``y = slope x + intercept`` (closed form, as ``np.polyfit(x, y, 1)``)."""
-    xm = float(x.mean())
-    ym = float(y.mean())
+    xm = x.mean()
+    ym = y.mean()
     dx = x - xm
-    sxx = float(np.dot(dx, dx))
+    sxx = np.dot(dx, dx)
     if not sxx > 0:
         return 0.0, ym
-    slope = float(np.dot(dx, y - ym)) / sxx
+    slope = np.dot(dx, y - ym) / sxx
     return slope, ym - slope * xm
+
+
+@njit(**JIT)
+def _error_relation_limit(mag, err, good, nsigma):  # pragma: no cover - compiled
+    """:func:`frame_limit_inst`; NaN when there is no answer."""
+    base = good & np.isfinite(err) & (err > 0)
+    sel = base & (err >= 0.05) & (err <= 0.6)
+    if np.count_nonzero(sel) < 10:
+        sel = base & (err >= 0.01) & (err <= 1.0)
+        if np.count_nonzero(sel) < 10:
+            return math.nan
+    x = mag[sel]
+    y = np.log10(err[sel])
+    if x.max() - x.min() < 0.5:
+        return math.nan
+    keep = np.ones(x.shape[0], dtype=np.bool_)
+    slope, icept = 0.0, 0.0
+    for _ in range(2):
+        if np.count_nonzero(keep) < 10:
+            return math.nan
+        slope, icept = _line(x[keep], y[keep])
+        res = y - (slope * x + icept)
+        rk = res[keep]
+        scale = MAD_TO_SIGMA * np.median(np.abs(rk - np.median(rk)))
+        if scale <= 0:
+            break
+        keep = np.abs(res) <= 3.0 * scale
+    if not slope > 0.05:
+        return math.nan
+    return (math.log10(MAGERR_AT_SNR1 / nsigma) - icept) / slope
 
 
 def frame_limit_inst(
@@ -126,69 +159,200 @@ def frame_limit_inst(
         sources, a magnitude range under 0.5 mag, or a non-increasing
         relation make it impossible to determine honestly.
     """
-    mag = np.asarray(mag, dtype=float)
-    err = np.asarray(mag_err, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        base = good & np.isfinite(err) & (err > 0)
-        for lo, hi in ((0.05, 0.6), (0.01, 1.0)):
-            sel = base & (err >= lo) & (err <= hi)
-            if sel.sum() >= 10:
-                break
-        else:
-            return None
-    x = mag[sel]
-    y = np.log10(err[sel])
-    if np.ptp(x) < 0.5:
-        return None
-    keep = np.ones(len(x), dtype=bool)
-    for _ in range(2):
-        if keep.sum() < 10:
-            return None
-        slope, icept = _line(x[keep], y[keep])
-        res = y - (slope * x + icept)
-        rk = res[keep]
-        s = MAD_TO_SIGMA * fast_median(np.abs(rk - fast_median(rk)))
-        if s <= 0:
-            break
-        keep = np.abs(res) <= 3.0 * s
-    if not slope > 0.05:
-        return None
-    return float((math.log10(MAGERR_AT_SNR1 / nsigma) - icept) / slope)
+    lim = _error_relation_limit(
+        kernel_array(mag, dtype=float), kernel_array(mag_err, dtype=float),
+        kernel_array(good, dtype=bool), float(nsigma),
+    )
+    return float(lim) if math.isfinite(lim) else None
 
 
-def _tangent_arcsec(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
+@njit(**JIT)
+def _tangent_arcsec(ra, dec, ra0, dec0):  # pragma: no cover - compiled
     """Gnomonic projection about (ra0, dec0), all in deg, to (xi, eta) in arcsec."""
-    a = np.radians(np.asarray(ra, dtype=float) - ra0)
-    d = np.radians(np.asarray(dec, dtype=float))
+    n = ra.shape[0]
+    xi, eta = np.empty(n), np.empty(n)
     d0 = math.radians(dec0)
-    sin_d, cos_d, cos_a = np.sin(d), np.cos(d), np.cos(a)
-    cosc = math.sin(d0) * sin_d + math.cos(d0) * cos_d * cos_a
-    xi = cos_d * np.sin(a) / cosc
-    eta = (math.cos(d0) * sin_d - math.sin(d0) * cos_d * cos_a) / cosc
-    return xi * ARCSEC_PER_RAD, eta * ARCSEC_PER_RAD
+    sin_d0, cos_d0 = math.sin(d0), math.cos(d0)
+    for i in range(n):
+        a = math.radians(ra[i] - ra0)
+        d = math.radians(dec[i])
+        sin_d, cos_d, cos_a = math.sin(d), math.cos(d), math.cos(a)
+        cosc = sin_d0 * sin_d + cos_d0 * cos_d * cos_a
+        xi[i] = cos_d * math.sin(a) / cosc * ARCSEC_PER_RAD
+        eta[i] = (cos_d0 * sin_d - sin_d0 * cos_d * cos_a) / cosc * ARCSEC_PER_RAD
+    return xi, eta
 
 
-def _hull_candidates(pts: np.ndarray) -> np.ndarray:
-    """Indices of the points (rows of ``pts``, shape ``(N, 2)``) that can be vertices of their convex hull.
+@njit(**JIT)
+def _cross(ox, oy, ax, ay, bx, by):  # pragma: no cover - compiled
+    """z of (a - o) x (b - o): > 0 when o -> a -> b turns left."""
+    return (ax - ox) * (by - oy) - (ay - oy) * (bx - ox)
+
+
+@njit(**JIT)
+def _convex_hull(x, y):  # pragma: no cover - compiled
+    """Vertices of the convex hull of the points (x, y), counter-clockwise, no collinear ones.
 
     The points extreme in x, y, x + y and y - x span an octagon inside the
-    hull; those strictly inside it (by more than a relative 1e-9) cannot be
-    hull vertices and are dropped (Akl-Toussaint), so that Qhull sees a few
-    dozen points instead of thousands: the same hull, the same facets.
+    hull; those strictly inside it cannot be hull vertices and are dropped
+    first (Akl-Toussaint), so that the monotone chain (Andrew 1979) sorts a
+    few dozen points instead of thousands.
     """
-    along = pts @ np.array([[1.0, 1.0, 0.0, -1.0], [0.0, 1.0, 1.0, 1.0]])  # x, x + y, y, y - x
-    c = np.concatenate([along.argmin(axis=0), along.argmax(axis=0)])
-    corner = pts[c]  # counter-clockwise
-    edge = np.roll(corner, -1, axis=0) - corner
-    real = (edge != 0).any(axis=1)
-    corner, edge = corner[real], edge[real]
-    # cross product of each edge with (point - edge start), > 0: left of (inside) the edge
-    normal = np.column_stack([-edge[:, 1], edge[:, 0]])
-    offset = np.einsum("ij,ij->i", normal, corner)
-    tol = 1e-9 * np.abs(edge).sum(axis=1) * (np.ptp(corner[:, 0]) + np.ptp(corner[:, 1]))
-    keep = (normal @ pts.T <= (offset + tol)[:, None]).any(axis=0)
-    keep[c] = True
-    return np.flatnonzero(keep)
+    n = x.shape[0]
+    corner = np.zeros(8, dtype=np.int64)  # argmin of x, x + y, y, y - x, then argmax: counter-clockwise
+    lo = np.empty(4)
+    hi = np.empty(4)
+    lo[0] = hi[0] = x[0]
+    lo[1] = hi[1] = x[0] + y[0]
+    lo[2] = hi[2] = y[0]
+    lo[3] = hi[3] = y[0] - x[0]
+    for i in range(1, n):
+        for k in range(4):
+            v = x[i] if k == 0 else (x[i] + y[i] if k == 1 else (y[i] if k == 2 else y[i] - x[i]))
+            if v < lo[k]:
+                lo[k] = v
+                corner[k] = i
+            if v > hi[k]:
+                hi[k] = v
+                corner[k + 4] = i
+    size = (hi[0] - lo[0]) + (hi[2] - lo[2])
+    # edge k of the octagon: a point is strictly inside it when ex (py - ay) - ey (px - ax) > tol
+    ax, ay, ex, ey, tol = np.empty(8), np.empty(8), np.empty(8), np.empty(8), np.empty(8)
+    m = 0
+    for k in range(8):
+        a, b = corner[k], corner[(k + 1) % 8]
+        if x[b] != x[a] or y[b] != y[a]:
+            ax[m], ay[m], ex[m], ey[m] = x[a], y[a], x[b] - x[a], y[b] - y[a]
+            tol[m] = 1e-9 * (abs(ex[m]) + abs(ey[m])) * size  # relative: strictly inside by more than 1e-9
+            m += 1
+    keep = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        for k in range(m):
+            if ex[k] * (y[i] - ay[k]) - ey[k] * (x[i] - ax[k]) <= tol[k]:
+                keep[i] = True  # not strictly inside this edge: may be a vertex
+                break
+    keep[corner] = True
+    cand = np.flatnonzero(keep)
+    # sort lexicographically by (x, y): stable sort by y, then by x
+    cand = cand[np.argsort(y[cand], kind="mergesort")]
+    cand = cand[np.argsort(x[cand], kind="mergesort")]
+    hull = np.empty(2 * cand.size + 1, dtype=np.int64)
+    k = 0
+    for i in cand:  # lower chain
+        while k >= 2 and _cross(x[hull[k - 2]], y[hull[k - 2]], x[hull[k - 1]], y[hull[k - 1]], x[i], y[i]) <= 0:
+            k -= 1
+        hull[k] = i
+        k += 1
+    lower = k + 1
+    for i in cand[::-1][1:]:  # upper chain
+        while k >= lower and _cross(x[hull[k - 2]], y[hull[k - 2]], x[hull[k - 1]], y[hull[k - 1]], x[i], y[i]) <= 0:
+            k -= 1
+        hull[k] = i
+        k += 1
+    return hull[: max(k - 1, 0)]
+
+
+@njit(**JIT)
+def _inside_hull(px, py, hx, hy, tol):  # pragma: no cover - compiled
+    """Bool per point: inside the counter-clockwise polygon (hx, hy), or outside by at most ``tol``."""
+    m = hx.shape[0]
+    # each edge a -> b as a unit inward normal and offset: distance inside = nx x + ny y - off
+    nx, ny, off = np.empty(m), np.empty(m), np.empty(m)
+    for k in range(m):
+        ex, ey = hx[(k + 1) % m] - hx[k], hy[(k + 1) % m] - hy[k]
+        length = math.hypot(ex, ey)
+        nx[k], ny[k] = -ey / length, ex / length
+        off[k] = nx[k] * hx[k] + ny[k] * hy[k]
+    # points within the circle inscribed about the vertices' mean are inside every edge: no test
+    cx, cy = hx.mean(), hy.mean()
+    r_in = np.inf
+    for k in range(m):
+        r_in = min(r_in, nx[k] * cx + ny[k] * cy - off[k])
+    r_in2 = r_in * r_in if r_in > 0 else -1.0
+    inside = np.ones(px.shape[0], dtype=np.bool_)
+    for i in range(px.shape[0]):
+        if (px[i] - cx) ** 2 + (py[i] - cy) ** 2 < r_in2:
+            continue
+        for k in range(m):
+            if nx[k] * px[i] + ny[k] * py[i] - off[k] < -tol:
+                inside[i] = False
+                break
+    return inside
+
+
+@njit(**JIT)
+def _logistic_limit(m, det, fraction, min_each, runaway):  # pragma: no cover - compiled
+    """:func:`completeness_limit_inst` on finite ``m``; (nan, 0) when there is no answer."""
+    n = m.shape[0]
+    n_det = np.count_nonzero(det)
+    if n_det < min_each or n - n_det < min_each:
+        return math.nan, 0
+    # first guess: faintest 0.25-mag bin (with >= 5 stars) still at least half detected
+    lo = math.floor(m.min() * 4.0) / 4.0
+    which = ((m - lo) / 0.25).astype(np.int64)
+    n_bin = np.zeros(which.max() + 1)
+    n_bin_det = np.zeros(which.max() + 1)
+    for i in range(n):
+        n_bin[which[i]] += 1.0
+        n_bin_det[which[i]] += det[i]
+    last = -1
+    for b in range(n_bin.shape[0]):
+        if n_bin[b] >= 5 and n_bin_det[b] >= 0.5 * n_bin[b]:
+            last = b
+    if last < 0:
+        return math.nan, 0
+    guess = lo + 0.25 * (last + 1)
+    # logistic regression logit p = a + b (m - guess) on the stars no brighter than guess - 2.5,
+    # by Newton's method (IRLS)
+    a, b = 0.0, -1.0 / 0.15
+    converged = False
+    for _ in range(50):
+        h00 = h01 = h11 = g0 = g1 = 0.0
+        for i in range(n):
+            mf = m[i] - guess
+            if not mf > -2.5:
+                continue
+            eta = min(max(a + b * mf, -30.0), 30.0)
+            p = 1.0 / (1.0 + math.exp(-eta))
+            w = max(p * (1.0 - p), 1e-9)
+            h00 += w
+            h01 += w * mf
+            h11 += w * mf * mf
+            g0 += det[i] - p
+            g1 += (det[i] - p) * mf
+        determinant = h00 * h11 - h01 * h01
+        if determinant == 0.0:
+            return math.nan, 0
+        da = (h11 * g0 - h01 * g1) / determinant
+        db = (h00 * g1 - h01 * g0) / determinant
+        a += da
+        b += db
+        if max(abs(da), abs(db)) < 1e-6:
+            converged = True
+            break
+        if not abs(b) < runaway:
+            # Newton has run away (separable stars or overshoot): no fall-off resolved
+            return math.nan, 0
+    if not converged or not b < 0:
+        return math.nan, 0
+    m50, width = guess - a / b, -1.0 / b
+    if not (math.isfinite(m50) and 0.01 <= width <= 1.0):
+        return math.nan, 0
+    near_det = near_undet = fainter_undet = n_half = 0
+    for i in range(n):
+        d = abs(m[i] - m50)
+        if d <= 0.75:
+            if det[i]:
+                near_det += 1
+            else:
+                near_undet += 1
+        if d <= 0.5:
+            n_half += 1
+        if m[i] > m50 and not det[i]:
+            fainter_undet += 1
+    if near_det < min_each or near_undet < min_each or fainter_undet < min_each:
+        return math.nan, 0
+    return m50 + width * math.log(1.0 / fraction - 1.0), n_half
 
 
 def completeness_limit_inst(
@@ -232,49 +396,10 @@ def completeness_limit_inst(
     m = np.asarray(pred_inst, dtype=float)
     det = np.asarray(detected, dtype=bool)
     ok = np.isfinite(m)
-    m, det = m[ok], det[ok]
-    if det.sum() < min_each or (~det).sum() < min_each:
-        return None, 0
-    # first guess: faintest 0.25-mag bin (with >= 5 stars) still at least half detected
-    lo = math.floor(float(m.min()) * 4.0) / 4.0
-    which = ((m - lo) / 0.25).astype(np.int64)
-    n_bin = np.bincount(which)
-    n_det = np.bincount(which, weights=det.astype(float), minlength=len(n_bin))
-    good_bins = np.flatnonzero((n_bin >= 5) & (n_det >= 0.5 * n_bin))
-    if good_bins.size == 0:
-        return None, 0
-    guess = lo + 0.25 * (good_bins[-1] + 1)
-    fit = m > guess - 2.5
-    mf, df = m[fit] - guess, det[fit].astype(float)
-    # logistic regression logit p = a + b (m - guess), by Newton's method (IRLS)
-    coef = np.array([0.0, -1.0 / 0.15])
-    design = np.column_stack([np.ones(len(mf)), mf])
-    for _ in range(50):
-        eta = np.clip(design @ coef, -30.0, 30.0)
-        p = 1.0 / (1.0 + np.exp(-eta))
-        wts = np.maximum(p * (1.0 - p), 1e-9)
-        hess = design.T @ (design * wts[:, None])
-        try:
-            step = np.linalg.solve(hess, design.T @ (df - p))
-        except np.linalg.LinAlgError:
-            return None, 0
-        coef = coef + step
-        if np.max(np.abs(step)) < 1e-6:
-            break
-        if not abs(coef[1]) < _RUNAWAY_SLOPE:
-            # Newton has run away (separable stars or overshoot): no fall-off resolved
-            return None, 0
-    else:
-        return None, 0
-    if not coef[1] < 0:
-        return None, 0
-    m50, w = guess - coef[0] / coef[1], -1.0 / coef[1]
-    if not (math.isfinite(m50) and 0.01 <= w <= 1.0):
-        return None, 0
-    near = np.abs(m - m50) <= 0.75
-    if det[near].sum() < min_each or (~det[near]).sum() < min_each or (~det[m > m50]).sum() < min_each:
-        return None, 0
-    return m50 + w * math.log(1.0 / fraction - 1.0), int((np.abs(m - m50) <= 0.5).sum())
+    lim, n = _logistic_limit(
+        kernel_array(m[ok]), kernel_array(det[ok]), float(fraction), int(min_each), _RUNAWAY_SLOPE
+    )
+    return (float(lim), int(n)) if math.isfinite(lim) else (None, 0)
 
 
 def reference_completeness_inst(
@@ -282,7 +407,7 @@ def reference_completeness_inst(
     src_usable: np.ndarray,
     references: dict,
     candidates: list,
-    radius_arcsec: float,
+    detected: dict[str, np.ndarray],
     fraction: float = 0.5,
 ) -> float | None:
     """The frame's completeness limit (instrumental mag) from the reference surveys.
@@ -292,7 +417,7 @@ def reference_completeness_inst(
     sources) with a magnitude in that band gets the instrumental magnitude
     the fit predicts, ``m_ref - ZP - CT * colour`` (the fit's median colour
     when the star has no colour), and counts as detected if a usable source
-    lies within ``radius_arcsec``. :func:`completeness_limit_inst` turns
+    lies within the match radius. :func:`completeness_limit_inst` turns
     that into a limit; the survey that samples the fall-off with the most
     stars gives the answer. None if no survey reaches beyond the frame's
     fall-off.
@@ -304,32 +429,26 @@ def reference_completeness_inst(
     references : dict of str to SurveyStars
     candidates : list of choice.BandCandidate
         The fitted candidates of :func:`choice.evaluate_candidates`.
-    radius_arcsec : float
-        Match radius, arcsec.
+    detected : dict of str to numpy.ndarray of bool
+        Per survey, per star: a usable source within the match radius
+        (:func:`choice.evaluate_candidates`).
     fraction : float
         Completeness of the limit.
     """
-    from scipy.spatial import ConvexHull, QhullError, cKDTree
-
     from services.calibrate.core.choice import _named_band_array
     from shared.surveys import get_survey
 
     idx = np.flatnonzero(src_usable)
     if idx.size < 10:
         return None
-    ra = np.asarray(sources.ra, dtype=float)[idx]
-    dec = np.asarray(sources.dec, dtype=float)[idx]
+    ra = kernel_array(np.asarray(sources.ra, dtype=float)[idx])
+    dec = kernel_array(np.asarray(sources.dec, dtype=float)[idx])
     ra0, dec0 = fast_median(ra), fast_median(dec)
     sx, sy = _tangent_arcsec(ra, dec, ra0, dec0)
-    pts = np.column_stack([sx, sy])
-    try:
-        # inside: normal . x + offset <= 0 for every facet
-        facets = ConvexHull(pts[_hull_candidates(pts)]).equations
-    except (QhullError, ValueError):
+    hull = _convex_hull(sx, sy)
+    if hull.size < 3:
         return None
-    # unbalanced, uncompacted: half the build time, the same nearest neighbours
-    tree = cKDTree(pts, balanced_tree=False, compact_nodes=False)
-    box = (sx.min(), sx.max(), sy.min(), sy.max())
+    hx, hy = sx[hull], sy[hull]
     best_by_survey: dict[str, object] = {}
     for c in candidates:
         if c.fit is None or c.score is None:
@@ -339,29 +458,32 @@ def reference_completeness_inst(
     answer, answer_n = None, 0
     for name, cand in best_by_survey.items():
         stars = next((s for k, s in references.items() if (s.survey or k) == name or k == name), None)
-        if stars is None or len(stars) == 0:
+        if stars is None or len(stars) == 0 or name not in detected:
             continue
         survey = get_survey(name)
         band = survey.band(cand.band)
         mags = _named_band_array(stars, survey, band.name)
         if mags is None:
             continue
+        rx, ry = _tangent_arcsec(
+            kernel_array(stars.ra, dtype=float), kernel_array(stars.dec, dtype=float), ra0, dec0
+        )
+        inside = np.flatnonzero(
+            np.isfinite(mags) & (rx >= hx.min()) & (rx <= hx.max()) & (ry >= hy.min()) & (ry <= hy.max())
+        )
+        inside = inside[_inside_hull(rx[inside], ry[inside], hx, hy, 1e-6)]
+        if inside.size < 30:
+            continue
         blue = _named_band_array(stars, survey, band.colour[0])
         red = _named_band_array(stars, survey, band.colour[1])
         fit = cand.fit
-        colour = np.full(len(mags), fit.median_colour) if blue is None or red is None else blue - red
-        colour = np.where(np.isfinite(colour), colour, fit.median_colour)
-        rx, ry = _tangent_arcsec(stars.ra, stars.dec, ra0, dec0)
-        inside = (np.isfinite(mags) & (rx >= box[0]) & (rx <= box[1]) & (ry >= box[2]) & (ry <= box[3]))
-        q = np.column_stack([rx[inside], ry[inside]])
-        inside[inside] = (facets[:, :2] @ q.T + facets[:, 2:] <= 1e-6).all(axis=0)
-        if inside.sum() < 30:
-            continue
-        q = np.column_stack([rx[inside], ry[inside]])
-        dist, _ = tree.query(q, k=1, distance_upper_bound=radius_arcsec)
-        detected = np.isfinite(dist)
-        pred = mags[inside] - fit.zeropoint - fit.colour_term * colour[inside]
-        lim, n = completeness_limit_inst(pred, detected, fraction)
+        if blue is None or red is None:
+            colour = np.full(inside.size, fit.median_colour)
+        else:
+            colour = blue[inside] - red[inside]
+            colour = np.where(np.isfinite(colour), colour, fit.median_colour)
+        pred = mags[inside] - fit.zeropoint - fit.colour_term * colour
+        lim, n = completeness_limit_inst(pred, detected[name][inside], fraction)
         if lim is not None and n > answer_n:
             answer, answer_n = lim, n
     return answer
