@@ -50,6 +50,12 @@ class Stages:
             self.durations[stage] = round(elapsed * 1000, 2)
             STAGE_DURATION.labels(stage).observe(elapsed)
 
+    def record(self, durations_ms: dict[str, float]) -> None:
+        """Stages timed elsewhere (inside the calibration core)."""
+        for stage, ms in durations_ms.items():
+            self.durations[stage] = round(ms, 2)
+            STAGE_DURATION.labels(stage).observe(ms / 1000)
+
 
 class Pipeline:
     def __init__(self, settings: CalibrateSettings, js: JetStreamContext, db: Database, cones: ConeClient) -> None:
@@ -86,8 +92,8 @@ class Pipeline:
             ra, dec, radius = field_of(sources, self.settings.max_field_radius_deg)
             reply = await self.cones.cone(ra, dec, radius)
         force = _parse_force_filter(upload.force_filter)
-        with stages.time("fit"):
-            return await asyncio.to_thread(
+        with stages.time("calibrate"):
+            cal = await asyncio.to_thread(
                 calibrate_frame,
                 sources,
                 reply.stars,
@@ -96,6 +102,8 @@ class Pipeline:
                 upload.match_dist_arcsec,
                 force,
             )
+        stages.record(cal.durations_ms)  # its parts: match, fit, limit
+        return cal
 
     async def _sources(self, upload: UploadRequested) -> SourceTable:
         if upload.sources is not None:

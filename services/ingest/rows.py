@@ -6,7 +6,11 @@ reads those at memory speed; anything else (a ``nan``, a text column we
 need, a short row, too many rows, a control character) makes it answer
 None, and the pandas reader reads the rows or says exactly what is wrong
 with them. So this reader never has to explain an error, and it never
-accepts a file the pandas reader would refuse.
+accepts a file the pandas reader would refuse once ``parse_catalogue`` has
+normalised it (old Mac line ends to ``\n``, indented comment lines
+removed; a lone ``\r`` here is left to pandas). One difference in bits, not
+value: a ``-0`` in a column of whole numbers is -0.0 here, +0 in pandas'
+integer column.
 
 Numbers are converted exactly as ``float()`` does (correctly rounded):
 with at most 2**53 in the digits and a power of ten within 1e+-22, the
@@ -104,7 +108,12 @@ def _scan(buf, ncols, slot_of_column, nslots, max_rows):  # pragma: no cover - c
     i = 0
     while i < n:
         b = buf[i]
-        if b == _SPACE or b == _TAB or b == _CR:
+        if b == _SPACE or b == _TAB:
+            i += 1
+            continue
+        if b == _CR:
+            if i + 1 < n and buf[i + 1] != _NL:
+                return False, 0, out  # an old Mac line end: pandas' business
             i += 1
             continue
         if b == _NL or b == _HASH:
@@ -192,6 +201,8 @@ def read_plain_rows(body: bytes, ncols: int, columns: list[int], max_rows: int) 
     fast path (see the module docstring); at most ``max_rows`` rows, at
     least one.
     """
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"columns must be distinct, got {columns}")
     slot_of_column = np.full(ncols, -1, dtype=np.int64)
     for slot, c in enumerate(columns):
         slot_of_column[c] = slot

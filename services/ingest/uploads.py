@@ -152,10 +152,11 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
         sources=parsed.table,
     )
     submit_started = time.perf_counter()
-    result = await submit(gw, upload, wait)
+    timings: dict[str, float] = {}
+    result = await submit(gw, upload, wait, timings)
     if result is not None:
         # the worker's stages plus the gateway's own, so a slow answer says where the time went
-        result.duration_ms |= {
+        result.duration_ms |= timings | {
             "parse": round(parse_s * 1000, 2),
             "publish_to_result": round((time.perf_counter() - submit_started) * 1000, 2),
             "gateway_total": round((time.perf_counter() - request_started) * 1000, 2),
@@ -170,13 +171,21 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
     return answer(result, form, parsed.warnings, full_errors=request.path.startswith("/api/"))
 
 
-async def submit(gw: Gateway, upload: UploadRequested, wait: bool) -> CalibrationResult | None:
-    """Publish (acknowledged by JetStream) and, if asked, wait for our own result."""
+async def submit(
+    gw: Gateway, upload: UploadRequested, wait: bool, timings: dict[str, float] | None = None
+) -> CalibrationResult | None:
+    """Publish (acknowledged by JetStream) and, if asked, wait for our own result.
+
+    ``timings["publish"]``: ms until JetStream acknowledged the upload.
+    """
     future = gw.waiter.expect(upload.upload_id) if wait else None
+    started = time.perf_counter()
     try:
         await publish_upload(
             gw.js, upload, gw.settings.inline_table_bytes, gw.settings.nats_replicas, gw.settings.publish_timeout
         )
+        if timings is not None:
+            timings["publish"] = round((time.perf_counter() - started) * 1000, 2)
     except BackendUnavailable as exc:
         gw.waiter.forget(upload.upload_id)
         # a publish that timed out may still have been stored: the id lets the client look

@@ -38,8 +38,14 @@ def test_an_upload_moves_the_counters_and_histograms(field_stack):
         return value(after[port], name, **labels) - value(before[port], name, **labels)
 
     assert moved(calibrate, "photcal_uploads_total", outcome="ok") == 1
-    for stage in ("cone", "fit"):
+    for stage in ("cone", "calibrate", "match", "fit", "limit"):
         assert moved(calibrate, "photcal_calibration_stage_duration_seconds_count", stage=stage) == 1
+    # and the answer says where the time went, gateway and worker stages together
+    stages = {"parse", "publish", "fetch", "cone", "match", "fit", "limit", "calibrate", "publish_to_result",
+              "gateway_total"}
+    assert stages <= answer["duration_ms"].keys(), answer["duration_ms"]
+    parts = sum(answer["duration_ms"][k] for k in ("match", "fit", "limit"))
+    assert parts <= answer["duration_ms"]["calibrate"] + 0.1
     assert moved(gateway, "photcal_gateway_uploads_total", outcome="accepted") == 1
     assert moved(gateway, "photcal_http_requests_total", service="ingest", route="/cgi/upload", method="POST", status="200") == 1
     assert moved(gateway, "photcal_http_request_duration_seconds_count", service="ingest", route="/cgi/upload") == 1

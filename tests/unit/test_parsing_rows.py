@@ -180,12 +180,19 @@ NOT_PLAIN = {
     "huge exponent": ("1e99999999999999999999 2\n", 2, [0, 1], 10),
     "only comments and blank lines": ("# 1 MAG_AUTO\n\n   \n#\n\t\r\n", 2, [0, 1], 10),
     "empty": ("", 2, [0, 1], 10),
+    "old Mac line ends": ("1 2\r3 4\r", 2, [0, 1], 10),
 }
 
 
 @pytest.mark.parametrize("text, ncols, columns, max_rows", NOT_PLAIN.values(), ids=NOT_PLAIN.keys())
 def test_not_plain_is_left_to_pandas(text: str, ncols: int, columns: list[int], max_rows: int) -> None:
     assert read_plain_rows(text.encode("latin-1"), ncols, columns, max_rows) is None
+
+
+def test_a_column_asked_for_twice_is_refused() -> None:
+    """Two slots for one column would leave one of them unfilled (uninitialised memory)."""
+    with pytest.raises(ValueError, match="distinct"):
+        read_plain_rows(b"1.5 2\n3.5 4\n", 2, [1, 1], 10)
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ A forced survey/band that is unknown or has no data in the field raises
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -213,9 +214,10 @@ def calibrate_frame(
     only = _resolve_forced(force_filter, references) if force_filter is not None else None
 
     good = source_quality(sources, s)
-    candidates, n_matched_any, detected = evaluate_candidates(
-        sources, references, match_radius_arcsec, usable, good, s, only=only
-    )
+    started = time.perf_counter()
+    evaluation = evaluate_candidates(sources, references, match_radius_arcsec, usable, good, s, only=only)
+    candidates, n_matched_any = evaluation.candidates, evaluation.n_matched_any
+    fitted = time.perf_counter()
     if n_matched_any == 0:
         raise CalibrationFailed(
             f"none of your {n_usable} sources matched a reference star within {match_radius_arcsec:g} arcsec: "
@@ -237,13 +239,18 @@ def calibrate_frame(
     flags = np.asarray(sources.flags).astype(np.int64, copy=False)
     limit_good = usable & ((flags & s.reject_flags) == 0)
     completeness = reference_completeness_inst(
-        sources, usable, references, candidates, detected, s.limit_completeness
+        sources, usable, references, candidates, evaluation.detected, s.limit_completeness
     )
     target = measure_target(
         sources, usable, limit_good, fit, target_ra, target_dec, match_radius_arcsec, s,
         completeness_inst=completeness,
     )
 
+    durations_ms = {
+        "match": round(evaluation.match_seconds * 1000, 3),
+        "fit": round((fitted - started - evaluation.match_seconds) * 1000, 3),
+        "limit": round((time.perf_counter() - fitted) * 1000, 3),
+    }
     # plot arrays over all calibrators (bright-cut ones included)
     n_cal = best.ncalibrators
     used = np.zeros(n_cal, dtype=bool)
@@ -289,4 +296,5 @@ def calibrate_frame(
         plot=plot,
         candidates=[c.to_model(chosen=c is best) for c in candidates],
         forced=only is not None,
+        durations_ms=durations_ms,
     )

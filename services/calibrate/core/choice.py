@@ -44,6 +44,7 @@ Remaining ties go to more stars.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -292,6 +293,21 @@ def fit_band(
     return cand
 
 
+@dataclass
+class Evaluation:
+    """What :func:`evaluate_candidates` found."""
+
+    #: one per survey/band tried, in survey then band order
+    candidates: list[BandCandidate]
+    #: usable sources matched to a reference star of any survey tried
+    n_matched_any: int
+    #: per survey matched, per star: a usable source lies within the radius
+    #: (:attr:`MatchResult.ref_detected`, for the completeness limit)
+    detected: dict[str, np.ndarray]
+    #: time spent building the grid and matching, s
+    match_seconds: float
+
+
 def evaluate_candidates(
     sources: SourceTable,
     references: dict[str, SurveyStars],
@@ -300,7 +316,7 @@ def evaluate_candidates(
     src_good: np.ndarray,
     settings: FitSettings,
     only: tuple[str, str] | None = None,
-) -> tuple[list[BandCandidate], int, dict[str, np.ndarray]]:
+) -> Evaluation:
     """Match each survey once and fit each of its bands.
 
     Parameters
@@ -318,18 +334,14 @@ def evaluate_candidates(
 
     Returns
     -------
-    candidates : list of BandCandidate
-        One per survey/band tried, in survey then band order.
-    n_matched_any : int
-        Usable sources matched to a reference star of any survey tried.
-    detected : dict of str to numpy.ndarray of bool
-        Per survey matched, per star: a usable source lies within the
-        radius (:attr:`MatchResult.ref_detected`, for the completeness limit).
+    Evaluation
     """
     candidates: list[BandCandidate] = []
     matched_any = np.zeros(len(sources), dtype=bool)
+    started = time.perf_counter()
     # one grid of the sources for every survey; source columns once for every band
     grid = SourceGrid(sources.ra, sources.dec, radius_arcsec, flagged=src_usable)
+    match_seconds = time.perf_counter() - started
     detected: dict[str, np.ndarray] = {}
     src_mag = kernel_array(sources.mag)
     src_err = kernel_array(sources.mag_err)
@@ -350,7 +362,9 @@ def evaluate_candidates(
         if len(stars) == 0:
             continue
         bands = [b for b in survey.bands if only is None or b.name == only[1]]
+        started = time.perf_counter()
         match = grid.match(stars.ra, stars.dec)
+        match_seconds += time.perf_counter() - started
         detected[survey.name] = match.ref_detected
         has_ref = match.ref_index >= 0
         matched_any |= has_ref
@@ -367,7 +381,7 @@ def evaluate_candidates(
             candidates.append(
                 fit_band(survey, band, stars, match, src_usable, src_good, sources, settings, pre=pre)
             )
-    return candidates, int((matched_any & src_usable).sum()), detected
+    return Evaluation(candidates, int((matched_any & src_usable).sum()), detected, match_seconds)
 
 
 def nominal_band(band: str) -> str:

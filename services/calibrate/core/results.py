@@ -125,6 +125,10 @@ class FrameCalibration:
     plot : PlotData
     forced : bool
         The survey/band was forced by the user (no choice made).
+    durations_ms : dict of str to float
+        Time of each part, ms: ``match`` (the positional matches), ``fit``
+        (calibrator selection, fits and choice), ``limit`` (the limiting
+        magnitude and the target).
     """
 
     survey: str
@@ -150,6 +154,7 @@ class FrameCalibration:
     plot: PlotData
     candidates: list[CandidateFit] = field(default_factory=list)
     forced: bool = False
+    durations_ms: dict[str, float] = field(default_factory=dict)
 
     def plot_data_as_dict(self, digits: int = 4) -> dict[str, list]:
         """The chosen fit's per-star arrays as JSON-ready lists (NaN -> None), for storage."""
