@@ -122,31 +122,14 @@ class Pipeline:
         self, upload: UploadRequested, cal: FrameCalibration, result: CalibrationResult, sources: SourceTable | None = None
     ) -> None:
         calibration_id = upload.upload_id
-        await self.db.calibrations.update_one(
-            {"upload_id": upload.upload_id},
-            {"$setOnInsert": _calibration_record(upload, cal, result)},
-            upsert=True,
-        )
-        point = await store_datapoint(
-            self.db,
-            {
-                "upload_id": upload.upload_id,
-                "ivorn": upload.ivorn,
-                "alert_name": upload.alert_name,
-                "observatory_id": upload.observatory_id,
-                "observatory": upload.observatory_name,
-                "mjd": upload.mjd,
-                "exptime": upload.exptime,
-                "survey": result.survey,
-                "filter": result.filter,
-                "mag": result.mag,
-                "mag_err": result.mag_err,
-                "limit_mag": result.limit_mag,
-                "detected": bool(result.detected),
-                "zeropoint_err": result.zeropoint_err,
-                "comment": upload.comment,
-                "calibration_id": calibration_id,
-            },
+        # the calibration record and the datapoint together (both idempotent: a redelivery rewrites nothing)
+        _, point = await asyncio.gather(
+            self.db.calibrations.update_one(
+                {"upload_id": upload.upload_id},
+                {"$setOnInsert": _calibration_record(upload, cal, result)},
+                upsert=True,
+            ),
+            store_datapoint(self.db, _datapoint_fields(upload, result, calibration_id)),
         )
         if sources is not None:
             # the parsed sources of every stored upload, for `photcal recalibrate` (keyed by _id: always indexed)
@@ -158,6 +141,27 @@ class Pipeline:
         result.stored = True
         result.followup_id = point.followup_id
         result.calibration_id = calibration_id
+
+
+def _datapoint_fields(upload: UploadRequested, result: CalibrationResult, calibration_id: str) -> dict:
+    return {
+        "upload_id": upload.upload_id,
+        "ivorn": upload.ivorn,
+        "alert_name": upload.alert_name,
+        "observatory_id": upload.observatory_id,
+        "observatory": upload.observatory_name,
+        "mjd": upload.mjd,
+        "exptime": upload.exptime,
+        "survey": result.survey,
+        "filter": result.filter,
+        "mag": result.mag,
+        "mag_err": result.mag_err,
+        "limit_mag": result.limit_mag,
+        "detected": bool(result.detected),
+        "zeropoint_err": result.zeropoint_err,
+        "comment": upload.comment,
+        "calibration_id": calibration_id,
+    }
 
 
 def _parse_force_filter(value: str | None) -> tuple[str, str] | None:
