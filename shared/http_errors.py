@@ -19,14 +19,60 @@ _HTTP_CODES = {
 }
 
 
+#: BHTOM shows a CPCS error body to its user only when it has at most this many characters
+#: (and retries the upload otherwise)
+CPCS_BODY_LIMIT = 100
+
+#: what fits that limit, for the codes whose full message does not (the full one stays at
+#: /api/v1/uploads/{X-Upload-ID} and on the /api/v1 paths); other long messages are cut,
+#: so they say what is wrong first
+SHORT_MESSAGES = {
+    "duplicate_datapoint": "this datapoint is already stored",
+    "too_few_stars": "too few calibration stars in the field",
+    "no_stars_matched": "no star matched: check WCS, matchDist",
+    "field_not_covered": "no reference stars cover this field",
+    "bad_astrometry": "no photometric relation: check WCS",
+    "poor_fit": "calibration too poor to trust",
+    "no_usable_sources": "no usable magnitude in the catalogue",
+    "missing_columns": "catalogue lacks MAG_AUTO/ALPHA_J2000",
+    "calibration_timeout": "still calibrating: see X-Upload-ID",
+}
+
+
 def compact_json(obj) -> str:
-    # BHTOM shows an error body to its user only when it is under 100 characters
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-def error_response(exc: PhotcalError) -> web.Response:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-    return web.json_response(exc.to_dict(), status=exc.http_status, headers=headers, dumps=compact_json)
+def cpcs_error_body(message: str, code: str) -> dict[str, str]:
+    """The error body for a CPCS path: the message, or a shorter one, so the body fits BHTOM's limit."""
+    body = {"message": message, "status": "error", "error": code}
+    room = CPCS_BODY_LIMIT - len(compact_json(body | {"message": ""}))
+    if len(compact_json(message)) - 2 <= room:
+        return body
+    short = SHORT_MESSAGES.get(code, "")
+    if short and len(compact_json(short)) - 2 <= room:
+        body["message"] = short
+    else:  # cut where it still says what is wrong
+        cut = message[: max(room - 1, 0)]
+        while cut and len(compact_json(cut + "…")) - 2 > room:
+            cut = cut[:-1]
+        body["message"] = cut + "…"
+    return body
+
+
+def is_cpcs_path(path: str) -> bool:
+    """Paths CPCS clients call (every path but the JSON API's /api/...)."""
+    return not path.startswith("/api/")
+
+
+def error_response(exc: PhotcalError, path: str = "/api/") -> web.Response:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+    body = exc.to_dict()
+    if "upload_id" in body:  # a 503/504 after the upload was accepted: where to find its result
+        headers["X-Upload-ID"] = body["upload_id"]
+    if is_cpcs_path(path):
+        body = cpcs_error_body(body["message"], body["error"])  # the upload id is in the header
+    return web.json_response(body, status=exc.http_status, headers=headers, dumps=compact_json)
 
 
 @web.middleware
@@ -35,7 +81,7 @@ async def json_errors(request: web.Request, handler):
         return await handler(request)
     except PhotcalError as exc:
         log.info("request_refused", path=request.path, status=exc.http_status, error=exc.code)
-        return error_response(exc)
+        return error_response(exc, request.path)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise

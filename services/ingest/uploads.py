@@ -28,7 +28,7 @@ from shared.errors import (
     PayloadTooLarge,
     PhotcalError,
 )
-from shared.http_errors import compact_json
+from shared.http_errors import compact_json, cpcs_error_body
 from shared.logging import get_logger
 from shared.models import CalibrationResult, UploadRequested
 
@@ -233,7 +233,7 @@ def answer(result: CalibrationResult, form: UploadForm, warnings: list[str], *, 
         # CPCS clients show an error body under 100 characters to the user (BHTOM retries longer ones):
         # the short form on the CPCS paths; everything is at /api/v1/uploads/{X-Upload-ID}
         return web.json_response(
-            {"message": result.message, "status": "error", "error": result.error},
+            cpcs_error_body(result.message or "", result.error or "calibration_failed"),
             status=status, headers=headers, dumps=compact_json,
         )
     body = result.model_dump(mode="json")

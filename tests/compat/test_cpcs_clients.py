@@ -105,7 +105,12 @@ def test_bhtom_upload_is_stored_and_answers_every_key_bhtom_reads(compat):
     # dryRun=0 (int(allow_upload)) stored it; a second upload of the same MJD is refused, shortly
     again = bhtom_upload(compat.url, CATALOGUE, compat.hashtag, ivorn, mjd)
     assert again.status_code == 409 and list(again.json())[0] == "message"
-    assert "already stored" in again.json()["message"]
+    # short enough that BHTOM shows it instead of retrying the upload
+    assert "already stored" in again.json()["message"] and bhtom_error_shown(again)
+    # the JSON API keeps the whole sentence, with the stored datapoint's id
+    code, body = curl(f"{compat.url}/api/v1/uploads", "-F", f"EventID={ivorn}", "-F", f"sexCat=@{CATALOGUE}",
+                      "-F", f"MJD={mjd!r}", "-F", f"hashtag={compat.hashtag}", "-F", "noPlot=1")
+    assert code == 409 and f"followup_id {read['followup_id']}" in json.loads(body)["message"]
 
 
 @pytest.mark.parametrize("flag,stored", [("1", False), ("true", False), ("True", False), ("0", True), (None, True)])
@@ -161,9 +166,23 @@ def test_calibration_error_is_short_for_bhtom(compat, tmp_path):
     assert response.status_code == 400, response.text
     answer = response.json()
     assert list(answer) == ["message", "status", "error"] and answer["status"] == "error"
+    assert answer["error"] == "too_few_stars" and "calibration stars" in bhtom_error_shown(response)
     assert response.headers["X-Upload-ID"]  # the full record: /api/v1/uploads/{id}
     full = requests.get(f"{compat.url}/api/v1/uploads/{response.headers['X-Upload-ID']}", timeout=30).json()
-    assert full["result"]["status"] == "error"
+    assert full["result"]["status"] == "error" and "need" in full["result"]["message"]  # the whole sentence
+
+
+def test_a_bad_catalogue_is_an_error_bhtom_shows(compat, tmp_path):
+    """A malformed row's message is long on /api/v1; on the CPCS path it still fits what BHTOM shows."""
+    ivorn = event_for(compat, "CompatBadRow")
+    lines = CATALOGUE.read_text().splitlines(keepends=True)
+    body_at = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    lines[body_at + 2] = lines[body_at + 2].replace(".", ",", 1)
+    bad = tmp_path / "bad.cat"
+    bad.write_text("".join(lines))
+    response = bhtom_upload(compat.url, bad, compat.hashtag, ivorn, 59004.75, dry_run=1)
+    assert response.status_code == 400 and response.json()["error"] == "bad_values"
+    assert bhtom_error_shown(response) and "line" in response.json()["message"]
 
 
 def test_missing_hashtag_is_a_short_error_bhtom_shows(compat):

@@ -73,14 +73,14 @@ def _resolve_forced(
     available = ", ".join(k for k, s in references.items() if len(s)) or "none"
     if stars is None or len(stars) == 0:
         raise BadInput(
-            # short: BHTOM shows an error body under 100 characters and retries a longer one
-            f"forceFilter {survey.name}/{band.name}: no {survey.name} stars in this field (surveys here: {available})",
+            # what is wrong first: CPCS clients are shown the start of it (shared.http_errors.cpcs_error_body)
+            f"no {survey.name} stars in this field (forceFilter {survey.name}/{band.name}; surveys here: {available})",
             code=CODE_FORCE_FILTER_UNAVAILABLE,
         )
     if not band_has_data(stars, band):
         raise BadInput(
-            f"forceFilter {survey.name}/{band.name}: {survey.name} has no {band.name} magnitudes in this "
-            f"field; choose another band or leave forceFilter empty",
+            f"no {survey.name} {band.name} magnitudes in this field (forceFilter {survey.name}/{band.name}); "
+            "choose another band or leave forceFilter empty",
             code=CODE_FORCE_FILTER_UNAVAILABLE,
         )
     return survey.name, band.name
