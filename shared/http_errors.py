@@ -35,7 +35,7 @@ SHORT_MESSAGES = {
     "poor_fit": "calibration too poor to trust",
     "no_usable_sources": "no usable magnitude in the catalogue",
     "missing_columns": "catalogue lacks MAG_AUTO/ALPHA_J2000",
-    "calibration_timeout": "still calibrating: see X-Upload-ID",
+    "timeout": "still calibrating: see X-Upload-ID",
 }
 
 
