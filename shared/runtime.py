@@ -23,6 +23,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from shared import metrics
+from shared.errors import BackendUnavailable
 from shared.db import Database, connect_database
 from shared.logging import configure_logging, correlation_id, get_logger, new_correlation_id
 from shared.models import HEADER_CORRELATION
@@ -46,6 +47,9 @@ class Runtime:
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
+    #: set once the database's unique indexes exist: before, nothing may be written
+    #: (a write in that window would have no unique index to stop its duplicate)
+    indexed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def on_cleanup(self, callback: Callable[[], Awaitable[None]]) -> None:
         self.cleanups.append(callback)
@@ -79,10 +83,12 @@ async def serve(spec: ServiceSpec) -> None:
 
 async def start(spec: ServiceSpec) -> Runtime:
     settings = spec.settings
-    app = web.Application(
-        middlewares=[_observe_http(spec.name), *spec.middlewares], client_max_size=spec.client_max_size
-    )
-    rt = Runtime(name=spec.name, settings=settings, app=app)
+    indexed = asyncio.Event()
+    middlewares = [_observe_http(spec.name), *spec.middlewares]
+    if spec.uses_db:
+        middlewares.append(_writes_wait_for_indexes(indexed))
+    app = web.Application(middlewares=middlewares, client_max_size=spec.client_max_size)
+    rt = Runtime(name=spec.name, settings=settings, app=app, indexed=indexed)
     app.router.add_get("/healthz", _healthz(rt))
     app.router.add_get("/readyz", _readyz(rt))
     app.router.add_get("/metrics", _metrics)
@@ -130,7 +136,7 @@ async def _indexes_or_retry(rt: Runtime) -> None:
     A database still starting is not fatal: the service keeps trying in the
     background and is not ready (``/readyz``) until the indexes exist.
     """
-    indexed = asyncio.Event()
+    indexed = rt.indexed
 
     async def ready() -> bool:
         return indexed.is_set() and await rt.db.ping()
@@ -159,6 +165,18 @@ async def _indexes_or_retry(rt: Runtime) -> None:
         task.cancel()
 
     rt.on_cleanup(cancel)
+
+
+def _writes_wait_for_indexes(indexed: asyncio.Event):
+    """A request that may write (any but GET/HEAD) answers 503 until the unique indexes exist."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not indexed.is_set():
+            raise BackendUnavailable("the database is starting; try again in a few seconds")
+        return await handler(request)
+
+    return middleware
 
 
 def _nats_ready(nc: NATS) -> ReadinessCheck:

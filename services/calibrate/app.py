@@ -18,7 +18,12 @@ def spec(settings: CalibrateSettings) -> ServiceSpec:
         await asyncio.to_thread(warm_up)
         cones = ConeClient(rt.nc, settings.backend_timeout, settings.cone_cache_ttl, settings.cone_cache_size)
         worker = Worker(settings, rt.js, rt.db, Pipeline(settings, rt.js, rt.db, cones))
-        task = asyncio.create_task(worker.run())
+
+        async def run_when_indexed() -> None:
+            await rt.indexed.wait()  # no datapoint is stored before its unique index exists
+            await worker.run()
+
+        task = asyncio.create_task(run_when_indexed())
 
         async def stop_worker() -> None:
             await worker.stop()

@@ -279,3 +279,26 @@ def _status_code(url: str) -> int:
     assert time.perf_counter() - started < 5, "a request hung with the database down"
     return code
 
+
+
+def test_a_database_that_starts_after_the_services_gets_no_write_before_its_indexes(stack, mongo_proc):
+    """Kubernetes may start MongoDB last: nothing is accepted or stored until the unique indexes exist."""
+    ivorn = "ivo://gaia/alerts#SimLateDb"
+    truth = stack.load_field(FIELD)
+    hashtag = stack.add_observatory()
+    stack.cli("alert", "add", "--ivorn", ivorn, "--ra", str(truth["alert"]["ra"]), "--dec", str(truth["alert"]["dec"]))
+    catalogue = (FIELD / "sex_cpcs.cat").read_bytes()
+    stack.env.update(FAULT_ENV)
+    mongo_proc.stop()
+    stack.start()
+    calibrate = stack.port + 1
+    assert _status_code(f"http://127.0.0.1:{calibrate}/readyz") == 503
+    status, body, _ = post_upload(stack.url, hashtag, ivorn, 62000.0, catalogue)
+    assert status == 503 and body["error"] == "backend_unavailable", body
+    mongo_proc.start()
+    # the services find the database by themselves, make the indexes, and only then take work
+    wait_until(lambda: _status_code(f"http://127.0.0.1:{calibrate}/readyz") == 200, timeout=60, interval=0.5)
+    accepted = [post_async_upload(stack.url, hashtag, ivorn, 62000.0 + i * 0.01, catalogue) for i in range(20)]
+    stored = assert_exactly_once(stack, ivorn, accepted, timeout=60)
+    assert len(stored) == 20
+    assert "ensure_indexes_failed" in stack.log()
