@@ -55,6 +55,7 @@ def add_routes(app) -> None:
     router.add_post("/api/v1/uploads", uploads.handle_upload)
     router.add_get("/api/v1/uploads/{upload_id}", uploads.handle_upload_status)
     router.add_post("/api/v1/alerts", handlers.handle_new_alert)
+    router.add_delete("/api/v1/datapoints/{followup_id}", handlers.handle_delete_datapoint)
     router.add_get("/plots/{name}", handlers.handle_plot)
     for path in READ_PATHS:
         router.add_get(path, forward)

@@ -13,6 +13,7 @@ from services.ingest.auth import authenticate, hashtag_of
 from services.ingest.forms import describe
 from services.ingest.state import Gateway
 from shared.db.alerts import Alert, add_alert
+from shared.db.datapoints import delete_datapoint
 from shared.db.client import unavailable
 from shared.errors import BackendUnavailable, BadInput, NotFound
 from shared.models import OBJECT_BUCKET_PLOTS
@@ -45,6 +46,30 @@ async def handle_new_alert(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ok", "message": f"event {stored.ivorn} added", "ivorn": stored.ivorn, "id": stored.alert_id},
         status=201,
+    )
+
+
+async def handle_delete_datapoint(request: web.Request) -> web.Response:
+    """DELETE /api/v1/datapoints/{followup_id}: a soft delete, only by the observatory that uploaded it.
+
+    The hashtag as for every call (query parameter, form field, cookie);
+    an optional ``reason`` is kept with the deleted datapoint.
+    """
+    gw: Gateway = request.app["gateway"]
+    body = await _body(request) if request.can_read_body else {}
+    observatory = await authenticate(gw.db, gw.pepper, hashtag_of(request, body))
+    try:
+        followup_id = int(request.match_info["followup_id"])
+    except ValueError:
+        raise BadInput("the path ends with the integer followup_id the upload answered", code="bad_field") from None
+    reason = str(body.get("reason") or request.query.get("reason") or "deleted by its observatory")[:500]
+    try:
+        point = await delete_datapoint(gw.db, followup_id, observatory.observatory_id, reason)
+    except PyMongoError as exc:
+        raise unavailable(exc) from exc
+    return web.json_response(
+        {"status": "ok", "message": f"datapoint {followup_id} deleted", "followup_id": followup_id,
+         "ivorn": point.ivorn, "mjd": point.mjd}
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -84,6 +85,38 @@ def test_stored_upload_is_refused_the_second_time_and_shows_in_the_light_curve(f
         rows = r.read().decode().splitlines()
     assert rows[0].startswith("mjd,mag,mag_err,limit_mag,filter,survey,observatory")
     assert len(rows) == 2 and str(first["followup_id"]) in rows[1]
+
+
+def _delete(url: str) -> tuple[int, dict]:
+    request = urllib.request.Request(url, method="DELETE")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_a_datapoint_deleted_through_the_json_api_leaves_the_light_curve(field_stack):
+    """Only its observatory may delete it; the same MJD can then be uploaded again (a corrected frame)."""
+    stack, truth, hashtag, ivorn = field_stack
+    other = stack.add_observatory("Another Observatory")
+    code, first = curl_upload(stack, FIELD / "sex_ascii_head.cat", hashtag, ivorn, dry_run=0, mjd=str(truth["mjd"]))
+    assert code == 200 and first["stored"], first
+    url = f"{stack.url}/api/v1/datapoints/{first['followup_id']}"
+    assert _delete(url)[0] == 401  # no hashtag
+    code, body = _delete(f"{url}?hashtag={other}")
+    assert code == 403 and body["error"] == "forbidden"
+    assert _delete(f"{stack.url}/api/v1/datapoints/nine?hashtag={hashtag}")[0] == 400
+    code, body = _delete(f"{url}?hashtag={hashtag}&reason=wrong+flat")
+    assert code == 200 and body["followup_id"] == first["followup_id"] and body["ivorn"] == ivorn
+    quoted = urllib.parse.quote(ivorn, safe="")
+    assert get_json(f"{stack.url}/api/v1/lightcurves/{quoted}")["points"] == []
+    assert _delete(f"{url}?hashtag={hashtag}")[0] == 404  # gone already
+    code, again = curl_upload(stack, FIELD / "sex_ascii_head.cat", hashtag, ivorn, dry_run=0, mjd=str(truth["mjd"]))
+    assert code == 200 and again["stored"] and again["followup_id"] != first["followup_id"]
+    assert [p["followup_id"] for p in get_json(f"{stack.url}/api/v1/lightcurves/{quoted}")["points"]] == [
+        again["followup_id"]
+    ]
 
 
 def test_unknown_hashtag_and_unknown_event_get_json_errors(field_stack):
