@@ -33,14 +33,16 @@ def invalidate(app: web.Application) -> None:
 
 
 async def lightcurve_of(request: web.Request, ivorn: str) -> dict:
-    """The light curve (views.lightcurve's shape), reused while no datapoint was added or deleted (summary.py)."""
+    """The light curve (views.lightcurve's shape), reused while none of its datapoints was added or deleted."""
     db = _db(request)
     cache: summary.LightcurveCache = request.app[LIGHTCURVES]
     try:
         alert = await find_alert(db, ivorn)
         if alert is None:
             raise NotFound(f"unknown event {ivorn[:200]}", code="unknown_event")
-        version = await summary.data_version(db) + (alert.model_dump_json(),)
+        # the alert's data_version moves with every datapoint of its own stored or deleted (and the
+        # rest of the alert document with an edit): other alerts' uploads leave this light curve cached
+        version = (alert.model_dump_json(),)
         data = cache.get(alert.ivorn, version)
         if data is None:
             # one large batch: the embedded database answers thousands of documents faster so than in pages of 101;

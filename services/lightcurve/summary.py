@@ -3,9 +3,12 @@
 Listing, searching and sorting 10,000 alerts happen on an in-memory summary
 of every alert (a few hundred bytes each), built from two projected scans
 (alerts, live datapoints); a light curve of thousands of points is kept as
-read. Both are reused while the data have not changed, which is checked on
-every request with index lookups only (about 2 ms on the embedded database,
-where reading 5,000 datapoints takes 150 ms):
+read, while its alert's ``data_version`` (bumped by every datapoint of that
+alert stored or deleted, ``shared.db.alerts.bump_data_version``) stays the
+same: uploads for other alerts leave it cached. The summary is reused while
+no data have changed, which is checked on every request with index lookups
+only (about 2 ms on the embedded database, where reading 5,000 datapoints
+takes 150 ms):
 
 * the newest ``alert_id`` and ``followup_id``: a new alert or datapoint (they
   are only ever inserted, with a new id) is seen at once;
@@ -79,8 +82,6 @@ async def _version(db: Database) -> tuple:
         max((d.get("followup_id", 0) for d in deleted), default=0),
     )
 
-
-data_version = _version
 
 
 class LightcurveCache:

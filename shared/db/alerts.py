@@ -24,6 +24,9 @@ class Alert(BaseModel):
     alert_id: int | None = None
     created: datetime | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+    #: bumped whenever one of its datapoints is stored or deleted: a light curve read at
+    #: one value is still the light curve while the alert has it (the pages' cache)
+    data_version: int = 0
 
     _check_ivorn = field_validator("ivorn")(classmethod(lambda cls, v: validate_ivorn(v)))
     _check_url = field_validator("url")(classmethod(lambda cls, v: validate_event_url(v)))
@@ -53,11 +56,16 @@ async def upsert_alert(db: Database, alert: Alert) -> tuple[Alert, bool]:
             return await add_alert(db, alert), True
         except Conflict:
             pass  # a concurrent import won: update it below
-    fields = alert.model_dump(exclude={"alert_id", "created"}, exclude_none=True)
+    fields = alert.model_dump(exclude={"alert_id", "created", "data_version"}, exclude_none=True)
     doc = await db.alerts.find_one_and_update(
         {"ivorn": alert.ivorn}, {"$set": fields}, return_document=ReturnDocument.AFTER
     )
     return Alert.model_validate(doc), False
+
+
+async def bump_data_version(db: Database, ivorn: str) -> None:
+    """A datapoint of this alert was stored or deleted."""
+    await db.alerts.update_one({"ivorn": ivorn}, {"$inc": {"data_version": 1}})
 
 
 async def get_alert(db: Database, ivorn: str) -> Alert | None:

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
+from shared.db.alerts import bump_data_version
 from shared.db.client import Database
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.models import utcnow
@@ -60,6 +61,7 @@ async def store_datapoint(db: Database, fields: dict[str, Any]) -> Datapoint:
         doc = fields | {"followup_id": followup_id, "dedupe_key": key, "created": utcnow(), "deleted": False}
         try:
             await db.datapoints.insert_one(doc)
+            await bump_data_version(db, fields["ivorn"])
             return Datapoint.model_validate(doc)
         except DuplicateKeyError:
             existing = await db.datapoints.find_one({"dedupe_key": key})
@@ -73,6 +75,8 @@ async def store_datapoint(db: Database, fields: dict[str, Any]) -> Datapoint:
             "same alert, observatory and MJD",
             code="duplicate_datapoint",
         )
+    # a redelivery of the same upload: bump again in case the first delivery stopped before its bump
+    await bump_data_version(db, fields["ivorn"])
     return Datapoint.model_validate(existing)
 
 
@@ -107,4 +111,5 @@ async def delete_datapoint(db: Database, followup_id: int, observatory_id: str, 
             }
         },
     )
+    await bump_data_version(db, doc["ivorn"])
     return Datapoint.model_validate(doc | {"deleted": True, "delete_reason": reason})
