@@ -45,6 +45,14 @@ class Summary:
     built: float
     rows: list[dict] = field(default_factory=list)
 
+    def row_of(self) -> dict[str, int]:
+        """Row index by ivorn."""
+        if self._row_of is None:
+            self._row_of = {row["ivorn"]: i for i, row in enumerate(self.rows)}
+        return self._row_of
+
+    _row_of: dict[str, int] | None = None
+
 
 class AlertSummaries:
     def __init__(self) -> None:
@@ -61,11 +69,37 @@ class AlertSummaries:
             return current.rows
         async with self._lock:
             current = self._summary
-            if current is not None and current.version == version and time.monotonic() - current.built < MAX_AGE:
+            fresh = current is not None and time.monotonic() - current.built < MAX_AGE
+            if fresh and current.version == version:
                 return current.rows
-            rows = await _build(db)
-            self._summary = Summary(version, time.monotonic(), rows)
-            return rows
+            if fresh and _only_new_datapoints(current.version, version):
+                # the common change on a busy server: read only the new datapoints, not all of them
+                self._summary = await _with_new_datapoints(db, current, version)
+            else:
+                self._summary = Summary(version, time.monotonic(), await _build(db))
+            return self._summary.rows
+
+
+def _only_new_datapoints(old: tuple, new: tuple) -> bool:
+    """The same alerts and deletions, datapoints added (their followup_ids only grow)."""
+    return old[0] == new[0] and old[2:] == new[2:] and (new[1] or 0) > (old[1] or 0)
+
+
+async def _with_new_datapoints(db: Database, current: Summary, version: tuple) -> Summary:
+    """``current`` with the datapoints stored since it was read (followup_id above its newest)."""
+    rows = list(current.rows)
+    row_of = current.row_of()
+    query = {"followup_id": {"$gt": current.version[1] or 0}, "deleted": False}
+    async for p in db.datapoints.find(query, POINT_FIELDS | {"followup_id": 1}).sort("followup_id", 1):
+        i = row_of.get(p.get("ivorn"))
+        if i is None:
+            continue
+        row = dict(rows[i])
+        row["n_datapoints"] += 1
+        if row["last_mjd"] is None or p.get("mjd", 0) >= row["last_mjd"]:
+            row.update(_last_fields(p))
+        rows[i] = row
+    return Summary(version, current.built, rows, current.row_of())
 
 
 async def _newest(collection, key: str):
@@ -124,9 +158,6 @@ async def _build(db: Database) -> list[dict]:
             continue  # a malformed document is not listed rather than breaking the list
         ivorn, name, ra, dec, url, alert_id = alert
         point = last.get(ivorn)
-        last_mag = None
-        if point is not None:
-            last_mag = point.get("mag") if point.get("detected", True) and point.get("mag") is not None else point.get("limit_mag")
         rows.append(
             {
                 "id": alert_id,
@@ -136,13 +167,23 @@ async def _build(db: Database) -> list[dict]:
                 "dec": dec,
                 "url": url,
                 "n_datapoints": counts.get(ivorn, 0),
-                "last_mag": last_mag,
-                "last_is_limit": bool(point is not None and not (point.get("detected", True) and point.get("mag") is not None)),
-                "last_mjd": None if point is None else point.get("mjd"),
+                **_last_fields(point),
                 "_search": f"{name} {ivorn}".lower(),
             }
         )
     return rows
+
+
+def _last_fields(point: dict | None) -> dict:
+    """The row's last-datapoint columns: its magnitude, or its limit for a non-detection."""
+    if point is None:
+        return {"last_mag": None, "last_is_limit": False, "last_mjd": None}
+    detected = point.get("detected", True) and point.get("mag") is not None
+    return {
+        "last_mag": point.get("mag") if detected else point.get("limit_mag"),
+        "last_is_limit": not detected,
+        "last_mjd": point.get("mjd"),
+    }
 
 
 def _alert_fields(doc: dict) -> tuple | None:

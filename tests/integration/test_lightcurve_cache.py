@@ -46,3 +46,36 @@ async def test_other_alerts_uploads_leave_a_light_curve_cached_its_own_change_it
         assert await lightcurve_of(request, quiet) is third
     finally:
         await db.close()
+
+
+async def test_the_alert_list_adds_new_datapoints_without_rereading_all_and_agrees_with_a_full_read(
+    mongo_proc, fresh_db_name
+):
+    db = connect_database(mongo_proc.url, fresh_db_name)
+    try:
+        await db.ensure_indexes()
+        ivorns = [f"ivo://test/alerts#A{i}" for i in range(5)]
+        for ivorn in ivorns:
+            await add_alert(db, Alert(ivorn=ivorn, ra=10.0, dec=20.0))
+        await store_datapoint(db, _point(ivorns[0], 60000.0, "u0"))
+        summaries = summary.AlertSummaries()
+        before = await summaries.rows(db)
+        built = summaries._summary.built
+        # new datapoints, one a limit, one older than the alert's last
+        await store_datapoint(db, _point(ivorns[0], 60002.0, "u1") | {"detected": False, "mag": None})
+        await store_datapoint(db, _point(ivorns[0], 59999.0, "u2"))
+        await store_datapoint(db, _point(ivorns[3], 60001.0, "u3") | {"mag": 16.5})
+        after = await summaries.rows(db)
+        assert summaries._summary.built == built  # updated, not rebuilt
+        assert after == await summary._build(db)  # the same as reading everything again
+        row = {r["ivorn"]: r for r in after}
+        assert row[ivorns[0]]["n_datapoints"] == 3 and row[ivorns[0]]["last_is_limit"] is True
+        assert row[ivorns[0]]["last_mag"] == 19.0 and row[ivorns[0]]["last_mjd"] == 60002.0
+        assert row[ivorns[3]]["last_mag"] == 16.5 and before != after
+        # a delete is not an addition: read again in full
+        point = await store_datapoint(db, _point(ivorns[1], 60003.0, "u4"))
+        await delete_datapoint(db, point.followup_id, "obs1", "test")
+        assert await summaries.rows(db) == await summary._build(db)
+        assert summaries._summary.built > built
+    finally:
+        await db.close()
