@@ -7,7 +7,6 @@ same stars: the same set, no star missing or doubled.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

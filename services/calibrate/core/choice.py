@@ -55,7 +55,7 @@ from shared.jit import JIT, kernel_array
 from shared.models import CandidateFit, SurveyStars
 from shared.surveys import Band, Survey, get_survey
 from services.calibrate.core.calibrators import bright_end_cut, star_usable
-from services.calibrate.core.fitting import FitResult, InsufficientData, finite_or_zero, fit_zeropoint
+from services.calibrate.core.fitting import FitResult, InsufficientData, fit_zeropoint
 from services.calibrate.core.matching import MatchResult, SourceGrid
 from services.calibrate.core.settings import FitSettings
 
