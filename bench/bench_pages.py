@@ -18,6 +18,7 @@ import aiohttp
 
 from shared.db import connect_database
 from shared.db.alerts import Alert, add_alert
+from shared.db.datapoints import store_datapoint
 from tools.devstack import standalone_stack
 
 IVORN = "ivo://gaia/alerts#BenchPages"
@@ -43,6 +44,10 @@ async def _fill(mongo_url: str) -> None:
                 "comment": "bench <point>", "calibration_id": f"bench{i}", "dedupe_key": f"bench|{i}", "deleted": False,
             })
         await db.datapoints.insert_many(docs)
+        # the ids the inserted points took: a datapoint stored later gets the next one, as in production
+        await db.db["counters"].update_one(
+            {"_id": "datapoints"}, {"$set": {"value": 10_000_000 + N_POINTS}}, upsert=True
+        )
         await db.alerts.insert_many([
             {"ivorn": f"ivo://gaia/alerts#BenchBulk{i:05d}", "name": f"BenchBulk{i:05d}", "ra": (i * 0.036) % 360,
              "dec": -60 + i * 0.01, "url": None, "alert_id": 1_000_000 + i, "extra": {}}
@@ -66,7 +71,35 @@ async def _time(session: aiohttp.ClientSession, url: str, rounds: int) -> tuple[
     return times, len(body)
 
 
-async def _run(base: str) -> None:
+async def _another_alerts_datapoint(mongo_url: str, i: int) -> None:
+    """What a busy network does between two page views: a datapoint of another alert is stored."""
+    db = connect_database(mongo_url)
+    try:
+        await store_datapoint(db, {
+            "upload_id": f"other{i}", "ivorn": "ivo://gaia/alerts#BenchBulk00001", "observatory_id": "obs0",
+            "observatory": "Observatory 0", "mjd": 60000 + i, "survey": "APASS", "filter": "V", "mag": 16.0,
+            "mag_err": 0.03, "limit_mag": 19.5, "detected": True,
+        })
+    finally:
+        await db.close()
+
+
+async def _after_another_upload(base: str, mongo_url: str, session: aiohttp.ClientSession) -> None:
+    for label, url in (
+        (f"light curve, {N_POINTS:,} points (HTML)", f"{base}/lightcurve/{quote(IVORN, safe='')}"),
+        (f"alerts list, {N_ALERTS:,} alerts, page 1", f"{base}/alerts"),
+    ):
+        times = []
+        for i in range(5):
+            await _another_alerts_datapoint(mongo_url, len(label) * 100 + i)
+            t0 = time.perf_counter()
+            async with session.get(url) as r:
+                await r.read()
+            times.append((time.perf_counter() - t0) * 1000)
+        print(f"{label:62s} right after another alert's datapoint: median {statistics.median(times):6.1f} ms", flush=True)
+
+
+async def _run(base: str, mongo_url: str) -> None:
     pages = [
         (f"light curve, {N_POINTS:,} points (HTML, plot data + table)", f"{base}/lightcurve/{quote(IVORN, safe='')}"),
         (f"light curve, {N_POINTS:,} points (JSON API)", f"{base}/api/v1/lightcurves/{quote(IVORN, safe='')}"),
@@ -85,6 +118,7 @@ async def _run(base: str) -> None:
                 verdict = f"  (target < {TARGET_MS:.0f} ms, first and p50: {'met' if met else 'NOT met'})"
             print(f"{label:62s} first {cold:6.1f} ms, then p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  {size / 1024:5.0f} KiB{verdict}",
                   flush=True)
+        await _after_another_upload(base, mongo_url, session)
 
 
 def main() -> None:
@@ -93,7 +127,7 @@ def main() -> None:
         asyncio.run(_fill(stack.env["PHOTCAL_MONGO_URL"]))
         stack.start()
         print(f"through the gateway: the first request (data read from the database), then {ROUNDS} more", flush=True)
-        asyncio.run(_run(stack.url))
+        asyncio.run(_run(stack.url, stack.env["PHOTCAL_MONGO_URL"]))
     finally:
         stack.stop()
         for server in reversed(servers):
