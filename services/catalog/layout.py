@@ -49,6 +49,14 @@ PARTITION_ROWS = 100_000
 LOWEST_ORDER = 0
 HIGHEST_ORDER = 9
 
+#: each version carries a margin catalogue (subdirectory MARGIN_NAME): for every partition,
+#: the stars of the others within MARGIN_ARCSEC of its edges (up to one pixel of MARGIN_ORDER,
+#: 12.9", more), so that a cross-match (lsdb, photcal recalibrate) finds a source's nearest star
+#: across a partition boundary; it covers match radii up to MARGIN_ARCSEC
+MARGIN_NAME = "margin"
+MARGIN_ARCSEC = 10.0
+MARGIN_ORDER = 14
+
 #: star key: position rounded to 0.01 arcsec
 KEY_UNITS_PER_DEG = 360_000
 _KEY_RA_SPAN = 360 * KEY_UNITS_PER_DEG

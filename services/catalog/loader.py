@@ -197,7 +197,59 @@ def _write_version(
     )
     props.to_properties_file(tmp_dir)
     _write_moc(tmp_dir, hp29)
+    progress.note("writing the margin catalogue")
+    _write_margin(tmp_dir / layout.MARGIN_NAME, survey, cols, table, parts, row_group_rows)
     return len(parts)
+
+
+def _write_margin(
+    margin_dir: Path, survey: str, cols: Columns, table: pa.Table, parts: list[tuple[int, int, int, int]],
+    row_group_rows: int,
+) -> None:
+    """A HATS margin catalogue: per partition, the other partitions' stars in the pixels bordering it.
+
+    The bordering pixels are those of :data:`layout.MARGIN_ORDER` (12.9"
+    across, no smaller than :data:`layout.MARGIN_ARCSEC`) outside the
+    partition and touching it (``hats.pixel_math.get_margin``), so every
+    star within the threshold of the partition's edge is there (and some a
+    little farther, which a cross-match only considers and rejects). None
+    is written for a catalogue of one partition.
+    """
+    import hats
+    from hats.catalog import PartitionInfo, TableProperties
+    from hats.pixel_math.healpix_pixel import HealpixPixel
+    from hats.pixel_math.pixel_margins import get_margin
+
+    # the rows are sorted by _healpix_29, so by their pixel at the margin order too
+    margin_pixel = table.column(HEALPIX_COLUMN).to_numpy() >> (2 * (layout.HEALPIX_ORDER - layout.MARGIN_ORDER))
+    pixels, total = [], 0
+    for order, pixel, _, _ in parts:
+        border = np.asarray(get_margin(order, pixel, layout.MARGIN_ORDER - order), dtype=np.int64)
+        starts = np.searchsorted(margin_pixel, border, side="left")
+        ends = np.searchsorted(margin_pixel, border, side="right")
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends) if b > a] or [np.empty(0, np.int64)])
+        if rows.size == 0:
+            continue
+        path = Path(str(hats.io.paths.pixel_catalog_file(margin_dir, HealpixPixel(order, pixel))))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table.take(np.sort(rows)), path, row_group_size=row_group_rows, compression="snappy")
+        pixels.append(HealpixPixel(order, pixel))
+        total += int(rows.size)
+    if not pixels:
+        return  # one partition, no edge inside the catalogue: nothing to add
+    hats.io.parquet_metadata.write_parquet_metadata(margin_dir)
+    PartitionInfo(pixels).write_to_file(catalog_path=margin_dir)
+    TableProperties(
+        catalog_name=f"{survey}_margin",
+        catalog_type="margin",
+        total_rows=total,
+        ra_column=cols.ra,
+        dec_column=cols.dec,
+        healpix_column=HEALPIX_COLUMN,
+        healpix_order=layout.HEALPIX_ORDER,
+        primary_catalog=survey,
+        margin_threshold=layout.MARGIN_ARCSEC,
+    ).to_properties_file(margin_dir)
 
 
 def _write_moc(version_dir: Path, hp29: np.ndarray) -> None:

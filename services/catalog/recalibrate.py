@@ -19,10 +19,14 @@ Dask runs on the local threaded scheduler unless a scheduler address is
 given (``PHOTCAL_DASK_SCHEDULER``, e.g. ``tcp://dask-scheduler:8786``); the
 cluster's workers must be able to read the catalogue (a shared path or URL).
 
-Known limit: the reference catalogues this project writes have no margin
-cache, so a source within the match radius (~2") of a partition boundary
-can miss its reference star when the nearest one lies in the neighbouring
-partition (lsdb warns about this). The fit loses that star, nothing else.
+Partition boundaries: every local version has a margin catalogue (the stars
+within 10" of each partition's edges, ``loader._write_margin``), which lsdb
+uses so that a source near a boundary finds its nearest star on the other
+side. An attached (external) catalogue is used without one, and so is a
+local one when an upload's match radius exceeds the margin's 10": a source
+within the radius of a boundary can then miss its reference star when the
+nearest one lies in the neighbouring partition (lsdb warns about this). The
+fit loses that star, nothing else.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ import math
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from services.catalog import layout
 from services.catalog.layout import Columns
 from shared.arrays import SourceTable
 from shared.errors import PhotcalError
@@ -145,9 +151,10 @@ def crossmatch(
     right = lsdb.read_hats(catalogue)
     wanted = [columns.ra, columns.dec, *columns.value_columns]
     present = [c for c in dict.fromkeys(wanted) if c in right.columns]
-    right = lsdb.read_hats(catalogue, columns=present)
+    margin = _margin_of(catalogue, radius_arcsec)
+    right = lsdb.read_hats(catalogue, columns=present, margin_cache=margin)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "no margin cache": see the module docstring
+        warnings.simplefilter("ignore")  # "no margin cache" for an attached catalogue: see the module docstring
         matched = left.crossmatch(
             right,
             n_neighbors=1,
@@ -162,6 +169,14 @@ def crossmatch(
         refs = rows[present].drop_duplicates(subset=[columns.ra, columns.dec])
         out[int(i)] = refs.reset_index(drop=True)
     return out
+
+
+def _margin_of(catalogue: str, radius_arcsec: float) -> str | None:
+    """The margin catalogue written with a local version (loader.py), if it covers the radius."""
+    margin = Path(catalogue) / layout.MARGIN_NAME
+    if radius_arcsec <= layout.MARGIN_ARCSEC and (margin / "hats.properties").is_file():
+        return str(margin)
+    return None
 
 
 def _stars(survey: str, refs: pd.DataFrame | None, columns: Columns) -> SurveyStars:
