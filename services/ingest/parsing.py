@@ -332,7 +332,7 @@ def _pick_columns(columns: dict) -> tuple[dict, list[str]]:
     mag = choose(MAG_COLUMNS, ("mag", "mag_err"))
     radec = choose(POSITION_COLUMNS, ("ra", "dec"))
     if missing:
-        found = list(columns)
+        found = [name if len(name) <= 20 else name[:20] + "..." for name in columns]  # echo, bounded
         shown = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "")
         s = "s" if len(missing) > 1 else ""
         raise _bad(

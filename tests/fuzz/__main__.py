@@ -43,6 +43,11 @@ def main(argv: list[str]) -> int:
 def _atheris(seconds: int) -> int:
     import atheris
 
+    # the compiled (numba) reader is imported, and compiled, before instrumenting: numba compiles a
+    # function from its bytecode, which atheris' branch tracing would make uncompilable
+    from services.ingest import rows
+
+    rows.warm_up()
     with atheris.instrument_imports():
         from tests.fuzz import targets
     corpus = Path(tempfile.mkdtemp(prefix="photcal-fuzz-"))

@@ -505,3 +505,12 @@ def test_real_sextractor_three_formats_agree(tmp_path: Path) -> None:
         objects = hdul["LDAC_OBJECTS"].data
         np.testing.assert_array_equal(ldac.ra, objects["ALPHA_J2000"])
         np.testing.assert_array_equal(ldac.mag, objects["MAG_AUTO"])
+
+
+def test_missing_columns_echo_at_most_a_short_part_of_each_name() -> None:
+    """Found by `make fuzz`: a line of long 'names' above the rows made an unbounded error message."""
+    names = " ".join(["MAG_AUTO", "X" * 5000, "Y" * 300])
+    with pytest.raises(BadCatalogue) as err:
+        parse_catalogue(f"{names}\n1 2 3\n".encode())
+    assert err.value.code == "missing_columns" and len(err.value.message) <= 300
+    assert "XXXXXXXXXXXXXXXXXXXX..." in err.value.message
