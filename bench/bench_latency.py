@@ -8,6 +8,7 @@ SExtractor catalogues of 500, 2,000 and 20,000 sources as curl does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import os
@@ -215,18 +216,23 @@ def core_vs_stdpipe() -> None:
           f"parsing alone {parse_ms:.3f} ms")
     print(f"{'band':>8} {'stars':>6} {'STDPipe':>8} {'core':>7} {'ratio':>6} {'no parse':>9} "
           f"{'frame':>7} {'ratio':>6}   (ms / 1,000 sources; frame = calibrate_frame + parsing)")
+    def stdpipe_match(stars, band: str, colour) -> None:
+        photometry.match(table.ra, table.dec, table.mag, table.mag_err, table.flags, stars.ra, stars.dec,
+                         stars.mags[band], cat_magerr=stars.errs[band], cat_color=colour, sr=2 / 3600, verbose=False)
+
+    def frame_of(forced: tuple[str, str]) -> None:
+        calibrate_frame(parse_catalogue(cat).table, refs, ra, dec, 2.0, forced)
+
     ratios = []
     for survey, band, (blue, red) in CORE_BANDS:
         stars = refs[survey]
-        ours = median_ms(lambda: core((survey, band))) * per_1000
-        frame = median_ms(lambda: calibrate_frame(parse_catalogue(cat).table, refs, ra, dec, 2.0, (survey, band)))
-        frame *= per_1000
+        forced = (survey, band)
+        ours = median_ms(functools.partial(core, forced)) * per_1000
+        frame = median_ms(functools.partial(frame_of, forced)) * per_1000
         theirs = math.nan
         if photometry is not None:
             colour = stars.mags[blue] - stars.mags[red]
-            theirs = median_ms(lambda: photometry.match(
-                table.ra, table.dec, table.mag, table.mag_err, table.flags, stars.ra, stars.dec, stars.mags[band],
-                cat_magerr=stars.errs[band], cat_color=colour, sr=2 / 3600, verbose=False)) * per_1000
+            theirs = median_ms(functools.partial(stdpipe_match, stars, band, colour)) * per_1000
         ratios.append(theirs / ours)
         print(f"{survey + ' ' + band:>8} {len(stars):>6} {theirs:8.2f} {ours:7.3f} {theirs / ours:5.1f}x "
               f"{theirs / (ours - parse_ms):8.1f}x {frame:7.3f} {theirs / frame:5.1f}x")
