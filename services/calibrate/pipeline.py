@@ -21,6 +21,7 @@ from services.calibrate.plot import render_plot
 from services.calibrate.settings import CalibrateSettings
 from shared.arrays import SourceTable
 from shared.db import Database
+from shared.db.alerts import bump_data_version
 from shared.db.datapoints import store_datapoint
 from shared.errors import BadInput, PhotcalError
 from shared.models import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS, CalibrationResult, CandidateFit, UploadRequested, utcnow
@@ -129,15 +130,17 @@ class Pipeline:
                 {"$setOnInsert": _calibration_record(upload, cal, result)},
                 upsert=True,
             ),
-            store_datapoint(self.db, _datapoint_fields(upload, result, calibration_id)),
+            store_datapoint(self.db, _datapoint_fields(upload, result, calibration_id), bump=False),
         )
+        after = [bump_data_version(self.db, upload.ivorn)]  # the light curve's cache sees the new point
         if sources is not None:
             # the parsed sources of every stored upload, for `photcal recalibrate` (keyed by _id: always indexed)
-            await self.db.upload_sources.update_one(
+            after.append(self.db.upload_sources.update_one(
                 {"_id": upload.upload_id},
                 {"$setOnInsert": _sources_record(upload, sources)},
                 upsert=True,
-            )
+            ))
+        await asyncio.gather(*after)
         result.stored = True
         result.followup_id = point.followup_id
         result.calibration_id = calibration_id

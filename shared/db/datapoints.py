@@ -52,8 +52,13 @@ async def find_duplicate(db: Database, ivorn: str, observatory_id: str, mjd: flo
     return await db.datapoints.find_one({"dedupe_key": dedupe_key(ivorn, observatory_id, mjd), "deleted": False})
 
 
-async def store_datapoint(db: Database, fields: dict[str, Any]) -> Datapoint:
-    """Insert once; a redelivery of the same upload returns the stored one."""
+async def store_datapoint(db: Database, fields: dict[str, Any], *, bump: bool = True) -> Datapoint:
+    """Insert once; a redelivery of the same upload returns the stored one.
+
+    ``bump=False``: the caller bumps the alert's ``data_version`` itself
+    (``shared.db.alerts.bump_data_version``) once this returns, e.g. alongside
+    its other writes.
+    """
     key = dedupe_key(fields["ivorn"], fields["observatory_id"], fields["mjd"])
     existing = await db.datapoints.find_one({"dedupe_key": key})
     if existing is None:
@@ -61,7 +66,8 @@ async def store_datapoint(db: Database, fields: dict[str, Any]) -> Datapoint:
         doc = fields | {"followup_id": followup_id, "dedupe_key": key, "created": utcnow(), "deleted": False}
         try:
             await db.datapoints.insert_one(doc)
-            await bump_data_version(db, fields["ivorn"])
+            if bump:
+                await bump_data_version(db, fields["ivorn"])
             return Datapoint.model_validate(doc)
         except DuplicateKeyError:
             existing = await db.datapoints.find_one({"dedupe_key": key})
@@ -76,7 +82,8 @@ async def store_datapoint(db: Database, fields: dict[str, Any]) -> Datapoint:
             code="duplicate_datapoint",
         )
     # a redelivery of the same upload: bump again in case the first delivery stopped before its bump
-    await bump_data_version(db, fields["ivorn"])
+    if bump:
+        await bump_data_version(db, fields["ivorn"])
     return Datapoint.model_validate(existing)
 
 
