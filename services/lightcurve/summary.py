@@ -6,9 +6,10 @@ of every alert (a few hundred bytes each), built from two projected scans
 read, while its alert's ``data_version`` (bumped by every datapoint of that
 alert stored or deleted, ``shared.db.alerts.bump_data_version``) stays the
 same: uploads for other alerts leave it cached. The summary is reused while
-no data have changed, which is checked on every request with index lookups
-only (about 2 ms on the embedded database, where reading 5,000 datapoints
-takes 150 ms):
+no data have changed, and only the new alerts and datapoints are read when
+those are the only change; changes are checked on every request with index
+lookups only (about 2 ms on the embedded database, where reading 5,000
+datapoints takes 150 ms):
 
 * the newest ``alert_id`` and ``followup_id``: a new alert or datapoint (they
   are only ever inserted, with a new id) is seen at once;
@@ -72,23 +73,32 @@ class AlertSummaries:
             fresh = current is not None and time.monotonic() - current.built < MAX_AGE
             if fresh and current.version == version:
                 return current.rows
-            if fresh and _only_new_datapoints(current.version, version):
-                # the common change on a busy server: read only the new datapoints, not all of them
-                self._summary = await _with_new_datapoints(db, current, version)
+            if fresh and _only_additions(current.version, version):
+                # the common changes on a busy server: read only the new alerts and datapoints
+                self._summary = await _with_additions(db, current, version)
             else:
                 self._summary = Summary(version, time.monotonic(), await _build(db))
             return self._summary.rows
 
 
-def _only_new_datapoints(old: tuple, new: tuple) -> bool:
-    """The same alerts and deletions, datapoints added (their followup_ids only grow)."""
-    return old[0] == new[0] and old[2:] == new[2:] and (new[1] or 0) > (old[1] or 0)
+def _only_additions(old: tuple, new: tuple) -> bool:
+    """The same deletions; alerts or datapoints added (their ids only grow)."""
+    grew_alerts, grew_points = (new[0] or 0) > (old[0] or 0), (new[1] or 0) > (old[1] or 0)
+    return old[2:] == new[2:] and (grew_alerts or new[0] == old[0]) and (grew_points or new[1] == old[1])
 
 
-async def _with_new_datapoints(db: Database, current: Summary, version: tuple) -> Summary:
-    """``current`` with the datapoints stored since it was read (followup_id above its newest)."""
-    rows = list(current.rows)
-    row_of = current.row_of()
+async def _with_additions(db: Database, current: Summary, version: tuple) -> Summary:
+    """``current`` with the alerts (alert_id) and datapoints (followup_id) added since it was read."""
+    added = []
+    cursor = db.alerts.find({"alert_id": {"$gt": current.version[0] or 0}}, ALERT_FIELDS).sort("alert_id", -1)
+    async for doc in cursor:
+        row = _row(doc, {}, {})
+        if row is not None:
+            added.append(row)
+    rows = added + current.rows  # newest alert first, as _build
+    row_of = current.row_of() if not added else {row["ivorn"]: i for i, row in enumerate(rows)}
+    if not added:
+        rows = list(rows)
     query = {"followup_id": {"$gt": current.version[1] or 0}, "deleted": False}
     async for p in db.datapoints.find(query, POINT_FIELDS | {"followup_id": 1}).sort("followup_id", 1):
         i = row_of.get(p.get("ivorn"))
@@ -99,7 +109,7 @@ async def _with_new_datapoints(db: Database, current: Summary, version: tuple) -
         if row["last_mjd"] is None or p.get("mjd", 0) >= row["last_mjd"]:
             row.update(_last_fields(p))
         rows[i] = row
-    return Summary(version, current.built, rows, current.row_of())
+    return Summary(version, current.built, rows, row_of)
 
 
 async def _newest(collection, key: str):
@@ -153,25 +163,29 @@ async def _build(db: Database) -> list[dict]:
             last[ivorn] = p
     rows = []
     async for doc in db.alerts.find({}, ALERT_FIELDS).sort("alert_id", -1).batch_size(20_000):
-        alert = _alert_fields(doc)
-        if alert is None:
-            continue  # a malformed document is not listed rather than breaking the list
-        ivorn, name, ra, dec, url, alert_id = alert
-        point = last.get(ivorn)
-        rows.append(
-            {
-                "id": alert_id,
-                "ivorn": ivorn,
-                "name": name,
-                "ra": ra,
-                "dec": dec,
-                "url": url,
-                "n_datapoints": counts.get(ivorn, 0),
-                **_last_fields(point),
-                "_search": f"{name} {ivorn}".lower(),
-            }
-        )
+        row = _row(doc, last, counts)
+        if row is not None:  # a malformed document is not listed rather than breaking the list
+            rows.append(row)
     return rows
+
+
+def _row(doc: dict, last: dict[str, dict], counts: dict[str, int]) -> dict | None:
+    """An alert's row, with its datapoints' count and last one (by ivorn); None for a malformed alert."""
+    alert = _alert_fields(doc)
+    if alert is None:
+        return None
+    ivorn, name, ra, dec, url, alert_id = alert
+    return {
+        "id": alert_id,
+        "ivorn": ivorn,
+        "name": name,
+        "ra": ra,
+        "dec": dec,
+        "url": url,
+        "n_datapoints": counts.get(ivorn, 0),
+        **_last_fields(last.get(ivorn)),
+        "_search": f"{name} {ivorn}".lower(),
+    }
 
 
 def _last_fields(point: dict | None) -> dict:

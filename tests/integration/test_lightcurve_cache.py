@@ -79,3 +79,24 @@ async def test_the_alert_list_adds_new_datapoints_without_rereading_all_and_agre
         assert summaries._summary.built > built
     finally:
         await db.close()
+
+
+async def test_new_alerts_join_the_list_without_a_full_read(mongo_proc, fresh_db_name):
+    """A Gaia alerts import adds alerts every day: each no longer costs a read of every datapoint."""
+    db = connect_database(mongo_proc.url, fresh_db_name)
+    try:
+        await db.ensure_indexes()
+        await add_alert(db, Alert(ivorn="ivo://test/alerts#Old", ra=10.0, dec=20.0))
+        await store_datapoint(db, _point("ivo://test/alerts#Old", 60000.0, "o1"))
+        summaries = summary.AlertSummaries()
+        await summaries.rows(db)
+        built = summaries._summary.built
+        await add_alert(db, Alert(ivorn="ivo://test/alerts#New", ra=11.0, dec=21.0, name="New"))
+        await store_datapoint(db, _point("ivo://test/alerts#New", 60001.0, "n1"))
+        await store_datapoint(db, _point("ivo://test/alerts#Old", 60002.0, "o2"))
+        rows = await summaries.rows(db)
+        assert summaries._summary.built == built
+        assert rows == await summary._build(db)
+        assert [(r["name"], r["n_datapoints"]) for r in rows] == [("New", 1), ("Old", 2)]
+    finally:
+        await db.close()
