@@ -1,4 +1,4 @@
-"""Cross-matching sources to reference stars (KD-tree on unit vectors)."""
+"""Cross-matching sources to reference stars (grid on the tangent plane, exact chords)."""
 
 from __future__ import annotations
 

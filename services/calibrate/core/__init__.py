@@ -6,11 +6,12 @@ Public API::
                     match_radius_arcsec, force_filter=None, settings=None)
         -> FrameCalibration
 
-Modules: :mod:`matching` (KD-tree cross-match), :mod:`calibrators` (which
-stars may calibrate), :mod:`fitting` (robust ZP / colour-term fit),
+Modules: :mod:`matching` (grid cross-match on the sphere), :mod:`calibrators`
+(which stars may calibrate), :mod:`fitting` (robust ZP / colour-term fit),
 :mod:`choice` (best survey/band), :mod:`target` (transient magnitude or
 limit), :mod:`api` (the one call), :mod:`results` (dataclasses),
-:mod:`settings` (FitSettings).
+:mod:`settings` (FitSettings), :mod:`warmup` (compile the kernels before the
+first frame). Inner loops are compiled with numba (``shared/jit.py``).
 """
 
 from services.calibrate.core.api import calibrate_frame
