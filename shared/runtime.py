@@ -168,11 +168,16 @@ async def _indexes_or_retry(rt: Runtime) -> None:
 
 
 def _writes_wait_for_indexes(indexed: asyncio.Event):
-    """A request that may write (any but GET/HEAD) answers 503 until the unique indexes exist."""
+    """A request that may write answers 503 until the unique indexes exist.
+
+    Writes: every method but GET/HEAD/OPTIONS, and the CPCS ``cgi/`` endpoints
+    whatever the method (CPCS clients add events and delete points by GET).
+    """
 
     @web.middleware
     async def middleware(request: web.Request, handler):
-        if request.method not in ("GET", "HEAD", "OPTIONS") and not indexed.is_set():
+        may_write = request.method not in ("GET", "HEAD", "OPTIONS") or "/cgi/" in request.path
+        if may_write and not indexed.is_set():
             raise BackendUnavailable("the database is starting; try again in a few seconds")
         return await handler(request)
 
