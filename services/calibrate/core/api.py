@@ -21,6 +21,11 @@ Error codes (``shared.errors.CalibrationFailed.code``), stable:
     The best fit's robust scatter is above ``FitSettings.max_scatter``
     although many sources matched (wrong magnitude column, blended or
     corrupted photometry): no honest magnitude can come out of it.
+``target_outside_frame``
+    The alert position is outside the frame's footprint (the convex hull
+    of its usable sources, plus ``FitSettings.target_margin_arcsec``): the
+    image is of another part of the sky (wrong EventID or image); checked
+    before any fit, so no limit is ever given for it.
 
 A forced survey/band that is unknown or has no data in the field raises
 ``shared.errors.BadInput`` with code ``force_filter_unavailable``.
@@ -41,7 +46,7 @@ from services.calibrate.core.calibrators import source_quality, usable_mags
 from services.calibrate.core.choice import BandCandidate, band_has_data, choose_best, evaluate_candidates
 from services.calibrate.core.results import FrameCalibration, PlotData
 from services.calibrate.core.settings import FitSettings
-from services.calibrate.core.target import measure_target, reference_completeness_inst
+from services.calibrate.core.target import measure_target, reference_completeness_inst, require_target_in_frame
 
 CODE_NO_USABLE_SOURCES = "no_usable_sources"
 CODE_FIELD_NOT_COVERED = "field_not_covered"
@@ -175,8 +180,8 @@ def calibrate_frame(
     ------
     shared.errors.CalibrationFailed
         ``no_usable_sources``, ``field_not_covered``, ``no_stars_matched``,
-        ``too_few_stars``, ``bad_astrometry`` or ``poor_fit`` (see the
-        module docstring).
+        ``too_few_stars``, ``bad_astrometry``, ``poor_fit`` or
+        ``target_outside_frame`` (see the module docstring).
     shared.errors.BadInput
         Non-positive radius or non-finite target position (``bad_input``);
         forced survey/band unknown or without data
@@ -205,6 +210,7 @@ def calibrate_frame(
             "check the magnitude column of your catalogue",
             code=CODE_NO_USABLE_SOURCES,
         )
+    require_target_in_frame(sources, usable, target_ra, target_dec, s.target_margin_arcsec)
     if sum(len(st) for st in references.values()) == 0:
         raise CalibrationFailed(
             f"no reference stars from any survey cover this field (RA {target_ra:.5f}, Dec {target_dec:.5f}): "

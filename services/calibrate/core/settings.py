@@ -97,6 +97,13 @@ class FitSettings:
     min_match_fraction : float
         Below this fraction of usable sources matched, a refused fit is
         blamed on the astrometry (``bad_astrometry``); default 0.1.
+    target_margin_arcsec : float
+        The alert position may lie this far outside the frame's footprint
+        (the convex hull of its usable sources), arcsec, or as far as the
+        typical distance between neighbouring sources when that is larger:
+        the image goes on beyond its outermost source. Farther out the
+        frame is refused (``target_outside_frame``), never answered with a
+        limit. Default 60.
     """
 
     clip_sigma: float = 2.5
@@ -119,6 +126,7 @@ class FitSettings:
     limit_nsigma: float = 5.0
     max_scatter: float = 0.5
     min_match_fraction: float = 0.1
+    target_margin_arcsec: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.clip_sigma > 0:
@@ -127,5 +135,7 @@ class FitSettings:
             raise ValueError("max_reject_fraction must be in [0, 1)")
         if self.min_stars < 2:
             raise ValueError("min_stars must be >= 2")
+        if not self.target_margin_arcsec >= 0:
+            raise ValueError("target_margin_arcsec must be >= 0")
         if self.bright_window < 3:
             raise ValueError("bright_window must be >= 3")

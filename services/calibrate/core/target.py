@@ -27,12 +27,14 @@ have been done on the image.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
 from shared.arrays import SourceTable
-from services.calibrate.core.fitting import MAD_TO_SIGMA, FitResult, fast_median
+from shared.errors import CalibrationFailed
+from services.calibrate.core.fitting import MAD_TO_SIGMA, FitResult
 from shared.jit import JIT, kernel_array
 from services.calibrate.core.matching import ARCSEC_PER_RAD, angular_separation_arcsec
 from services.calibrate.core.results import TargetMeasurement
@@ -280,6 +282,129 @@ def _inside_hull(px, py, hx, hy, tol):  # pragma: no cover - compiled
     return inside
 
 
+def _frame_centre(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float]:
+    """Direction of the mean unit vector of the positions, (ra, dec) in deg.
+
+    Not the median RA: a frame across RA 0/360 has half its sources near 0 and
+    half near 360, whose median (~180) is on the other side of the sky; the
+    mean vector is right there, and at the poles too.
+    """
+    r, d = np.radians(ra), np.radians(dec)
+    cos_d = np.cos(d)
+    x, y, z = float(np.sum(cos_d * np.cos(r))), float(np.sum(cos_d * np.sin(r))), float(np.sum(np.sin(d)))
+    if math.hypot(x, y, z) == 0.0:  # positions cancel out (never a real frame): any centre does
+        return float(ra[0]), float(dec[0])
+    return math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.atan2(z, math.hypot(x, y)))
+
+
+def _separation_deg(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> np.ndarray:
+    """Great-circle distances of the positions from (ra0, dec0), deg (haversine: exact at any distance)."""
+    r, d = np.radians(ra), np.radians(dec)
+    r0, d0 = math.radians(ra0), math.radians(dec0)
+    h = np.sin((d - d0) / 2.0) ** 2 + np.cos(d) * math.cos(d0) * np.sin((r - r0) / 2.0) ** 2
+    return np.degrees(2.0 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
+
+
+@dataclass(frozen=True)
+class FrameFootprint:
+    """Where a frame's sources are: the sky its image covers, as far as the catalogue tells.
+
+    Attributes
+    ----------
+    ra0, dec0 : float
+        Centre (mean direction of the sources), deg; the tangent point of ``hx``, ``hy``.
+    radius_deg : float
+        Distance of the farthest source from the centre, deg.
+    hx, hy : numpy.ndarray
+        Vertices of the sources' convex hull in the tangent plane, arcsec,
+        counter-clockwise; empty when the sources do not span an area.
+    spacing_arcsec : float
+        Typical distance between neighbouring sources, ``sqrt(hull area / n)``; 0 without a hull.
+    """
+
+    ra0: float
+    dec0: float
+    radius_deg: float
+    hx: np.ndarray
+    hy: np.ndarray
+    spacing_arcsec: float
+
+
+def frame_footprint(ra: np.ndarray, dec: np.ndarray) -> FrameFootprint:
+    """The footprint of the sources at (ra, dec), deg (finite, at least one)."""
+    ra = kernel_array(np.asarray(ra, dtype=float))
+    dec = kernel_array(np.asarray(dec, dtype=float))
+    ra0, dec0 = _frame_centre(ra, dec)
+    radius = float(_separation_deg(ra, dec, ra0, dec0).max())
+    empty = np.zeros(0)
+    if ra.size < 3 or radius >= 60.0:  # no area, or no frame: a tangent plane would not hold it
+        return FrameFootprint(ra0, dec0, radius, empty, empty, 0.0)
+    sx, sy = _tangent_arcsec(ra, dec, ra0, dec0)
+    hull = _convex_hull(sx, sy)
+    if hull.size < 3:
+        return FrameFootprint(ra0, dec0, radius, empty, empty, 0.0)
+    hx, hy = sx[hull], sy[hull]
+    area = 0.5 * float(np.sum(hx * np.roll(hy, -1) - np.roll(hx, -1) * hy))
+    return FrameFootprint(ra0, dec0, radius, hx, hy, math.sqrt(max(area, 0.0) / ra.size))
+
+
+#: error code (``CalibrationFailed.code``) of an alert position outside the frame
+CODE_TARGET_OUTSIDE_FRAME = "target_outside_frame"
+
+
+def require_target_in_frame(
+    sources: SourceTable, usable: np.ndarray, target_ra: float, target_dec: float, margin_arcsec: float
+) -> None:
+    """Refuse a frame whose footprint does not hold the alert position (``target_outside_frame``).
+
+    A frame of another part of the sky has no source at the target, so
+    without this check it would answer "not detected, fainter than the
+    frame's limit", a limit on a star the image never looked at. The
+    footprint is the convex hull of the usable sources (a hole or a gap
+    between them still counts as the frame: nothing tells it from a patch
+    with nothing detected), widened by ``margin_arcsec`` or by the typical
+    source spacing if larger (the image goes on beyond its last source; in a
+    sparse frame further). With fewer than three sources, or collinear
+    ones, it is the circle about their centre through the farthest one,
+    widened the same way.
+
+    Parameters
+    ----------
+    sources : SourceTable
+    usable : numpy.ndarray of bool
+        Sources with a usable magnitude and finite position (at least one).
+    target_ra, target_dec : float
+        Alert position, deg (valid).
+    margin_arcsec : float
+        ``FitSettings.target_margin_arcsec``.
+
+    Raises
+    ------
+    shared.errors.CalibrationFailed
+        ``target_outside_frame``, saying how far the event is from the frame's centre.
+    """
+    idx = np.flatnonzero(usable)
+    fp = frame_footprint(np.asarray(sources.ra, dtype=float)[idx], np.asarray(sources.dec, dtype=float)[idx])
+    margin = max(float(margin_arcsec), fp.spacing_arcsec)
+    distance = float(_separation_deg(np.array([target_ra]), np.array([target_dec]), fp.ra0, fp.dec0)[0])
+    if distance <= fp.radius_deg + margin / 3600.0:
+        if fp.hx.size == 0:
+            return
+        # within the circle about the centre through the farthest source (< 60 deg + margin): the tangent
+        # plane holds it without foldover
+        tx, ty = _tangent_arcsec(np.array([float(target_ra)]), np.array([float(target_dec)]), fp.ra0, fp.dec0)
+        if _inside_hull(tx, ty, fp.hx, fp.hy, margin)[0]:
+            return
+    far = f"{distance:.1f} deg" if distance >= 1.0 else f"{distance * 60.0:.1f} arcmin"
+    size = f"{fp.radius_deg:.2f} deg" if fp.radius_deg >= 0.1 else f"{fp.radius_deg * 60.0:.1f} arcmin"
+    raise CalibrationFailed(
+        # what is wrong first: CPCS clients are shown the start of it (shared.http_errors.cpcs_error_body)
+        f"the event is outside this frame: {far} from its centre (frame radius {size}, RA {fp.ra0:.4f}, "
+        f"Dec {fp.dec0:.4f}); check EventID, or the image and its WCS",
+        code=CODE_TARGET_OUTSIDE_FRAME,
+    )
+
+
 @njit(**JIT)
 def _logistic_limit(m, det, fraction, min_each, runaway):  # pragma: no cover - compiled
     """:func:`completeness_limit_inst` on finite ``m``; (nan, 0) when there is no answer."""
@@ -443,7 +568,7 @@ def reference_completeness_inst(
         return None
     ra = kernel_array(np.asarray(sources.ra, dtype=float)[idx])
     dec = kernel_array(np.asarray(sources.dec, dtype=float)[idx])
-    ra0, dec0 = fast_median(ra), fast_median(dec)
+    ra0, dec0 = _frame_centre(ra, dec)  # not the median RA: wrong across RA 0/360
     sx, sy = _tangent_arcsec(ra, dec, ra0, dec0)
     hull = _convex_hull(sx, sy)
     if hull.size < 3:
