@@ -1,42 +1,114 @@
-"""The HTML answer to an upload (CPCS's ``outputFormat=html``), everything escaped."""
+"""The HTML answer to an upload (CPCS's ``outputFormat=html``), everything escaped.
+
+It never fails, whatever the answer holds: it is rendered after the datapoint
+was stored, so an exception here would be a 500 for a stored point, and the
+client's retry a 409. Every value is turned into text by :func:`_text`, which
+takes None, NaN, infinities and anything else; every text is escaped once, where
+it goes into the page.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from html import escape
 
 from shared.models import CalibrationResult
 
+#: shown for a value the answer does not have
+MISSING = "–"
 
-def _fmt(value, digits: int = 3) -> str:
+
+def _number(value: object, digits: int) -> str | None:
+    """A number with ``digits`` decimals; NaN and infinities spelt out; None stays None."""
     if value is None:
-        return "&ndash;"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return escape(str(value))
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return str(value)
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "∞" if number > 0 else "−∞"
+    if isinstance(value, int):
+        return str(value)
+    return f"{number:.{digits}f}"
 
 
-def render_result_html(result: CalibrationResult) -> str:
-    title = "Calibration result" if result.status == "ok" else "Calibration failed"
-    rows = [
+def _text(value: object, digits: int = 3) -> str:
+    """Any value as plain (unescaped) text: :data:`MISSING` for None or an empty string."""
+    if value is None or value == "":
+        return MISSING
+    if isinstance(value, str):
+        return value
+    text = _number(value, digits)
+    return MISSING if text is None else text
+
+
+def _with_error(value: float | None, error: float | None, digits: int = 3) -> str | None:
+    """``value ± error``; the value alone, saying so, when the error is unknown."""
+    if value is None:
+        return None
+    if error is None:
+        return f"{_text(value, digits)} (error unknown)"
+    return f"{_text(value, digits)} ± {_text(error, digits)}"
+
+
+def _with_note(value: float | None, note: str | None, digits: int) -> str | None:
+    if value is None:
+        return None
+    return f"{_text(value, digits)} ({note})" if note else _text(value, digits)
+
+
+def _stored(result: CalibrationResult) -> str:
+    if result.stored:
+        return "yes"
+    return "no (dry run)" if result.dry_run else "no"
+
+
+def _plot_link(link: str | None) -> str:
+    # an http(s) address only: the page never carries a javascript: or data: source
+    if not link or not link.lower().startswith(("http://", "https://")):
+        return ""
+    return f'<p><img src="{escape(link, quote=True)}" alt="calibration plot"></p>'
+
+
+def render_result_html(result: CalibrationResult, warnings: Sequence[str] = ()) -> str:
+    """The page for one upload's answer (a success, a limit or an error), never raising on its values."""
+    ok = result.status == "ok"
+    title = "Calibration result" if ok else "Calibration failed"
+    survey_filter = f"{result.survey or ''}/{result.filter or ''}" if (result.survey or result.filter) else None
+    if result.detected is False and result.mag is None:
+        magnitude: str | None = "not detected"
+    else:
+        magnitude = _with_error(result.mag, result.mag_err)
+    rows: list[tuple[str, object]] = [
         ("Event", result.ivorn),
         ("Observatory", result.observatory),
-        ("MJD", result.mjd),
-        ("Survey / filter", f"{result.survey or ''}/{result.filter or ''}"),
-        ("Magnitude", None if result.mag is None else f"{result.mag:.3f} ± {result.mag_err:.3f}"),
-        ("Limiting magnitude", None if result.limit_mag is None else f"{result.limit_mag:.2f} ({result.limit_method})"),
-        ("Zero point", result.zeropoint),
-        ("Colour term", None if result.colour_term is None else f"{result.colour_term:.3f} ({result.colour})"),
+        ("MJD", _number(result.mjd, 5)),
+        ("Survey / filter", survey_filter),
+        ("Magnitude", magnitude),
+        ("Limiting magnitude", _with_note(result.limit_mag, result.limit_method, 2)),
+        ("Zero point", _with_error(result.zeropoint, result.zeropoint_err)),
+        ("Colour term", _with_note(result.colour_term, result.colour, 3)),
         ("Stars used", result.npoints),
         ("Scatter", result.scatter),
-        ("Stored", "yes" if result.stored else "no (dry run)" if result.dry_run else "no"),
+        ("Stored", _stored(result)),
         ("Followup id", result.followup_id),
     ]
-    table = "\n".join(f"<tr><th>{escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in rows)
-    plot = f'<p><img src="{escape(result.image_link)}" alt="calibration plot"></p>' if result.image_link else ""
+    if not ok:
+        rows.insert(0, ("Error", result.error))
+    if result.comment:
+        rows.append(("Comment", result.comment))
+    table = "\n".join(f"<tr><th>{escape(k)}</th><td>{escape(_text(v))}</td></tr>" for k, v in rows)
+    notes = "".join(f'<p class="warning">{escape(_text(w))}</p>' for w in warnings or ())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body><h1>{title}</h1>
-<p class="message">{escape(result.message)}</p>
-<table>{table}</table>
-{plot}
+<p class="message">{escape(_text(result.message))}</p>
+{notes}<table>{table}</table>
+{_plot_link(result.image_link)}
 </body></html>"""
