@@ -7,7 +7,7 @@ import sys
 from pydantic import ValidationError
 
 from shared.db import connect_database
-from shared.db.alerts import Alert, add_alert
+from shared.db.alerts import Alert, register_alert
 from shared.db.observatories import add_observatory, list_observatories, revoke, rotate
 from shared.errors import BadInput
 from shared.settings import CommonSettings
@@ -67,15 +67,21 @@ async def alert_add(args, settings, db) -> int:
         alert = Alert(ivorn=args.ivorn, ra=args.ra, dec=args.dec, url=args.url, name=args.name)
     except ValidationError as exc:
         raise BadInput("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from exc
-    stored = await add_alert(db, alert)
+    stored, warnings = await register_alert(db, alert)
     print(f"alert {stored.ivorn} added (id {stored.alert_id})")
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
 async def alerts_import(args, settings, db) -> int:
     from photcal_cli.gaia_alerts import import_alerts
 
-    created, updated, skipped = await import_alerts(db, args.file)
+    created, updated, skipped, refused = await import_alerts(db, args.file)
+    for line in refused[:50]:
+        print(f"refused: {line}", file=sys.stderr)
+    if len(refused) > 50:
+        print(f"refused: ... and {len(refused) - 50} more", file=sys.stderr)
     print(f"{created} alerts created, {updated} updated, {skipped} rows skipped")
     return 0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from shared.db import Database
 from shared.db.alerts import Alert, upsert_alert
-from shared.errors import BadInput
+from shared.errors import BadInput, PhotcalError
 
 GAIA_ALERTS_URL = "http://gsaweb.ast.cam.ac.uk/alerts/alert/{name}/"
 
@@ -40,15 +40,25 @@ def alert_from_row(row: dict[str, str]) -> Alert | None:
         return None
 
 
-async def import_alerts(db: Database, path: Path) -> tuple[int, int, int]:
+async def import_alerts(db: Database, path: Path) -> tuple[int, int, int, list[str]]:
+    """(created, updated, skipped, why each refused row was): unreadable rows are skipped; so are rows
+    whose name is not a valid one or is another event's (``shared.db.alerts.upsert_alert``), with the reason."""
     rows = read_alert_rows(path.read_text(encoding="utf-8", errors="replace"))
     created = updated = skipped = 0
+    refused: list[str] = []
     for row in rows:
         alert = alert_from_row(row)
         if alert is None:
             skipped += 1
             continue
-        _, was_created = await upsert_alert(db, alert)
+        try:
+            _, was_created = await upsert_alert(db, alert)
+        except PhotcalError as exc:
+            if exc.retryable:
+                raise
+            skipped += 1
+            refused.append(f"{alert.ivorn[:120]!r}: {exc.message} ({exc.code})")
+            continue
         created += was_created
         updated += not was_created
-    return created, updated, skipped
+    return created, updated, skipped, refused

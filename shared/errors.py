@@ -8,6 +8,12 @@ The gateway maps each class to an HTTP status (``http_status``); consumers map
 
 from __future__ import annotations
 
+#: codes of the events (alerts) entry points, shared by the gateway, the web pages and the CLI
+CODE_ALERT_EXISTS = "alert_exists"  # 409: that ivorn is already an event
+CODE_ALERT_NAME_TAKEN = "alert_name_taken"  # 409: another event has that name (or it as its ivorn's fragment)
+CODE_AMBIGUOUS_ALERT_NAME = "ambiguous_alert_name"  # 409: a name several events answer to; give the ivorn
+CODE_BAD_ALERT_NAME = "bad_alert_name"  # 400: not 1-100 printable characters
+
 
 class PhotcalError(Exception):
     """Base of every error photcal raises on purpose."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 #: ivo://authority/path#fragment (IVOA identifiers); Gaia's are ivo://gaia/alerts#Gaia21eeo
 _IVORN = re.compile(r"^ivo://[A-Za-z0-9][\w.\-~]*(/[\w.\-~%/:+=@]*)?(#[\w.\-~%/:+=@]+)?$")
@@ -28,4 +29,75 @@ def validate_event_url(value: str | None) -> str | None:
     value = str(value).strip()
     if len(value) > MAX_URL or not value.lower().startswith(("http://", "https://")) or not value.isprintable():
         raise ValueError("url is the event's web page, starting http:// or https://")
+    return value
+
+
+MAX_ALERT_NAME = 100
+
+#: characters a name never has: controls (C0, C1, DEL), line and paragraph separators and the
+#: invisible formatting ones (the bidirectional overrides and isolates U+202A-U+202E, U+2066-U+2069,
+#: zero-width characters): str.isprintable() refuses them all
+ALERT_NAME_RULE = (
+    f"an event name is 1 to {MAX_ALERT_NAME} printable characters: no control characters, line breaks, "
+    "or invisible/bidirectional-override characters (e.g. Gaia21eeo)"
+)
+
+
+def validate_alert_name(value: str | None) -> str | None:
+    """An event's short name, as shown in lists and matched by ``alert_name``: printable, at most 100 characters.
+
+    Surrounding spaces are dropped; an empty name is no name (None).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(ALERT_NAME_RULE)
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > MAX_ALERT_NAME or not value.isprintable():
+        raise ValueError(ALERT_NAME_RULE)
+    return value
+
+
+def alert_name_key(name: str) -> str:
+    """What two names are compared by: case and Unicode compatibility forms folded (``Gaia21EEO`` is ``gaia21eeo``)."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+MAX_COMMENT = 2000
+
+#: an ANSI/VT100 escape sequence (CSI ... final byte, or ESC and one character)
+_ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+
+
+def clean_comment(value: str | None) -> str:
+    """An observer's free text (an upload's comment, a delete's reason), safe to store and show.
+
+    Control characters are **stripped**, not refused (CPCS clients send what the
+    observer typed, and a stray tab should not cost the upload): ANSI escape
+    sequences whole, line breaks and tabs become a space, every other control,
+    invisible or bidirectional-override character (anything ``str.isprintable``
+    refuses but the space) is dropped; surrounding spaces too. The length
+    limit (:data:`MAX_COMMENT`) is checked by the caller, on what was sent.
+    """
+    if not value:
+        return ""
+    text = _ANSI.sub("", str(value))
+    text = re.sub(r"[\t\n\r\v\f\x85\u2028\u2029]+", " ", text)
+    return "".join(c for c in text if c.isprintable()).strip()
+
+
+#: a cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe_text(value: object) -> object:
+    """A text cell of a CSV export, neutralised as OWASP recommends: a leading ``'`` before = + - @ TAB CR.
+
+    Only strings are touched: numbers (a negative magnitude, a negative
+    colour) stay numbers in numeric columns.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
     return value

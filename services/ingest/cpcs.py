@@ -2,7 +2,7 @@
 
 Paths, parameter names and methods are CPCS's (DESIGN.md, "CPCS compatibility"),
 served at the root and under ``/followup/``. Each endpoint is a thin adapter
-over the same shared code as photcal's own API (``shared.db.alerts.add_alert``,
+over the same shared code as photcal's own API (``shared.db.alerts.register_alert``,
 ``shared.db.observatories.add_observatory``, ``shared.db.datapoints.delete_datapoint``);
 the reads (``get_alert_lc_data``, ``list_of_alerts``) are the lightcurve service's.
 """
@@ -31,7 +31,7 @@ from shared.cpcs_http import (
     table,
     wants_html,
 )
-from shared.db.alerts import Alert, add_alert
+from shared.db.alerts import Alert, register_alert
 from shared.db.client import unavailable
 from shared.db.datapoints import delete_datapoint
 from shared.db.observatories import add_observatory
@@ -104,14 +104,13 @@ async def new_event(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise BadInput(describe(exc).replace("ivorn:", "EventID:", 1), code="bad_field") from exc
     try:
-        stored = await add_alert(gw.db, alert)
+        stored, warnings = await register_alert(gw.db, alert)
     except PyMongoError as exc:
         raise unavailable(exc) from exc
-    return _ok(
-        request,
-        "Event added",
-        {"message": f"event {stored.ivorn} added", "ivorn": stored.ivorn, "id": stored.alert_id, "name": stored.display_name},
-    )
+    body = {"message": f"event {stored.ivorn} added", "ivorn": stored.ivorn, "id": stored.alert_id, "name": stored.display_name}
+    if request[WANT_HTML]:
+        return _ok(request, "Event added", body | {"warnings": "; ".join(warnings) or None})
+    return _ok(request, "Event added", body | {"warnings": warnings})
 
 
 @html_errors

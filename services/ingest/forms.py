@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from shared.cpcs_http import parse_flag
 from shared.errors import BadInput
 from shared.surveys import SURVEYS, get_survey
-from shared.validation import validate_ivorn
+from shared.validation import clean_comment, validate_ivorn
 
 #: forceFilter values that mean "choose the best survey and band"
 NO_FORCE = {"no", "none", "auto", "0", ""}
@@ -33,6 +33,12 @@ class UploadForm(BaseModel):
     @classmethod
     def _ivorn(cls, value: str) -> str:
         return validate_ivorn(value)
+
+    @field_validator("comment")
+    @classmethod
+    def _comment(cls, value: str) -> str:
+        # control characters stripped, not refused (shared.validation.clean_comment); the length is the sent one's
+        return clean_comment(value)
 
     @field_validator("MJD", "expTime", "matchDist", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ from pymongo.errors import PyMongoError
 from services.ingest.auth import authenticate, hashtag_of
 from services.ingest.forms import describe
 from services.ingest.state import Gateway
-from shared.db.alerts import Alert, add_alert
+from shared.db.alerts import Alert, register_alert
 from shared.db.datapoints import delete_datapoint
 from shared.db.client import unavailable
 from shared.errors import BackendUnavailable, BadInput, NotFound
@@ -40,11 +40,12 @@ async def handle_new_alert(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise BadInput(describe(exc), code="bad_field") from exc
     try:
-        stored = await add_alert(gw.db, alert)
+        stored, warnings = await register_alert(gw.db, alert)
     except PyMongoError as exc:
         raise unavailable(exc) from exc
     return web.json_response(
-        {"status": "ok", "message": f"event {stored.ivorn} added", "ivorn": stored.ivorn, "id": stored.alert_id},
+        {"status": "ok", "message": f"event {stored.ivorn} added", "ivorn": stored.ivorn, "id": stored.alert_id,
+         "warnings": warnings},
         status=201,
     )
 

@@ -7,6 +7,7 @@ import io
 
 from shared.db.alerts import Alert
 from shared.db.datapoints import Datapoint
+from shared.validation import csv_safe_text
 
 POINT_COLUMNS = (
     "mjd", "mag", "mag_err", "limit_mag", "filter", "survey", "observatory", "followup_id", "exptime", "comment",
@@ -79,11 +80,12 @@ def lightcurve(alert: Alert, points: list[Datapoint]) -> dict:
 
 
 def to_csv(rows: list[dict], columns: tuple[str, ...]) -> str:
+    """CSV of the rows; text cells that a spreadsheet would run as a formula get a leading ``'`` (numbers stay numbers)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+        writer.writerow({k: "" if row.get(k) is None else csv_safe_text(row[k]) for k in columns})
     return buffer.getvalue()
 
 

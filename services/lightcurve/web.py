@@ -19,14 +19,14 @@ from services.lightcurve import handlers, pages, summary, views
 from services.lightcurve.pages import attr, escape, fmt, link, lightcurve_href, message_box, mjd_date, query_href
 from shared import session
 from shared.auth import UNKNOWN
-from shared.db.alerts import Alert, add_alert
+from shared.db.alerts import Alert, register_alert
 from shared.db.client import unavailable
 from shared.db.datapoints import Datapoint, delete_datapoint
 from shared.db.observatories import Observatory, find_by_hashtag
-from shared.errors import PhotcalError
+from shared.errors import CODE_ALERT_EXISTS, PhotcalError
 from shared.hashtags import looks_like_hashtag
 from shared.surveys import SURVEYS
-from shared.validation import validate_ivorn
+from shared.validation import validate_alert_name, validate_ivorn
 
 USER = "photcal.observatory"
 PER_PAGE = 50
@@ -562,20 +562,26 @@ async def new_event(request: web.Request) -> web.Response:
     url = values["url"] or None
     if url and (pages.safe_url(url) is None or len(url) > 500):
         errors.append("URL is a web address starting with http:// or https:// (at most 500 characters).")
-    name = values["name"] or None
-    if name and (len(name) > 100 or not name.isprintable()):
-        errors.append("Name is at most 100 printable characters.")
+    try:
+        name = validate_alert_name(values["name"])
+    except ValueError as exc:
+        name = None
+        text = str(exc)
+        errors.append(text[:1].upper() + text[1:] + ".")
     status = 400
+    exists = False
     if not errors:
         try:
-            stored = await add_alert(
+            stored, warnings = await register_alert(
                 request.app["db"],
                 Alert(ivorn=ivorn, ra=ra, dec=dec, url=url, name=name, extra={"created_by": user.name}),
             )
         except PhotcalError as exc:
-            errors.append(
-                f"An event with the ivorn {ivorn} already exists." if exc.code == "alert_exists" else exc.message
-            )
+            exists = exc.code == CODE_ALERT_EXISTS
+            if exists:
+                errors.append(f"An event with the ivorn {ivorn} already exists.")
+            else:
+                errors.append(exc.message[:1].upper() + exc.message[1:] + ".")
             status = exc.http_status
         except PyMongoError as exc:
             raise unavailable(exc) from exc
@@ -585,10 +591,13 @@ async def new_event(request: web.Request) -> web.Response:
                 f'<p class="msg ok" role="status" id="msg-ok">Event {escape(stored.display_name)} added '
                 f"(id {stored.alert_id}): {link(lightcurve_href(stored.ivorn), 'its light curve', id='new-event-link')}.</p>"
             )
+            info += "".join(
+                f'<p class="msg warning" role="status">Another event is near: {escape(w)}.</p>' for w in warnings
+            )
             return await render(
                 request, "New event", _event_form({}, [], info, csrf_of(request)), status=201, active="new_event"
             )
-    existing = f"<p>{link(lightcurve_href(ivorn), 'See that event.', id='existing-event')}</p>" if status == 409 else ""
+    existing = f"<p>{link(lightcurve_href(ivorn), 'See that event.', id='existing-event')}</p>" if exists else ""
     content = _event_form(values, errors, existing, csrf_of(request))
     return await render(request, "New event", content, status=status, active="new_event")
 

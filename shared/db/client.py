@@ -12,7 +12,8 @@ from shared.metrics import DB_LATENCY
 #: collection -> list of (field, unique)
 INDEXES: dict[str, list[tuple[str, bool]]] = {
     "observatories": [("hashtag_hash", True), ("name", True), ("observatory_id", True)],
-    "alerts": [("ivorn", True), ("alert_id", True), ("name", False)],
+    "alerts": [("ivorn", True), ("alert_id", True), ("name", False), ("name_key", False), ("fragment_key", False),
+               ("dec", False)],
     "datapoints": [("dedupe_key", True), ("upload_id", True), ("followup_id", True), ("ivorn", False)],
     "calibrations": [("upload_id", True)],
     "uploads": [("upload_id", True)],
