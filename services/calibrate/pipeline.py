@@ -209,7 +209,9 @@ _LIMIT_WORDS = {"completeness": "50% completeness", "mag_err": "5 sigma", None: 
 def _ok_result(upload: UploadRequested, cal: FrameCalibration, stages: Stages) -> CalibrationResult:
     target = cal.target
     if target.detected:
-        message = f"{cal.survey}/{cal.band} = {target.mag:.3f} +/- {target.mag_err:.3f}"
+        # a target without an instrumental error (MAGERR missing) has no error: say so, not crash on None
+        error = "(error unknown)" if target.mag_err is None else f"+/- {target.mag_err:.3f}"
+        message = f"{cal.survey}/{cal.band} = {target.mag:.3f} {error}"
     elif target.limit_mag is not None:
         limit_kind = _LIMIT_WORDS[target.limit_method]
         message = f"not detected: {cal.survey}/{cal.band} fainter than {target.limit_mag:.2f} ({limit_kind})"
