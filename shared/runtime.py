@@ -72,6 +72,9 @@ class ServiceSpec:
     uses_db: bool = True
     middlewares: list = field(default_factory=list)
     client_max_size: int = 1024**2
+    #: the public origin (the gateway) bounds connections per client address; the internal services
+    #: are not (every forwarded request comes from the gateway's one address)
+    public: bool = False
 
 
 def run(spec: ServiceSpec) -> None:
@@ -115,7 +118,8 @@ async def start(spec: ServiceSpec) -> Runtime:
     # keepalive_timeout also closes a connection whose request (line and headers) is not complete by then
     runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=http.http_header_timeout)
     await runner.setup()
-    ConnectionLimit(http.http_max_connections_per_ip).install(runner.server)
+    if spec.public:
+        ConnectionLimit(http.http_max_connections_per_ip).install(runner.server)
     site = web.TCPSite(runner, settings.http_host, spec.port, reuse_address=True)
     await site.start()
     rt.on_cleanup(runner.cleanup)

@@ -44,6 +44,7 @@ def spec(settings: IngestSettings) -> ServiceSpec:
         middlewares=[json_errors, ratelimit.middleware(settings)],  # 429 per IP and per hashtag
         # the multipart reader enforces the real limit, with a JSON 413
         client_max_size=settings.max_upload_bytes + 1024 * 1024,
+        public=True,  # connections per client address bounded (shared/http_server.py)
     )
 
 
