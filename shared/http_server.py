@@ -76,6 +76,14 @@ HTML_HEADERS = {
 }
 
 
+def hide_server_version() -> None:
+    """aiohttp's default ``Server`` header names Python's and aiohttp's versions, also on the answers its HTTP
+    parser makes itself (a malformed request), which no ``on_response_prepare`` sees: replace the default."""
+    import aiohttp.web_response
+
+    aiohttp.web_response.SERVER_SOFTWARE = SERVER_NAME
+
+
 async def security_headers(_request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: what every answer carries; the pages' own policy (pages.py) is kept."""
     response.headers["Server"] = SERVER_NAME
@@ -122,7 +130,9 @@ def body_rate_middleware(settings: HttpServerSettings):
             task.uncancel()
             log.info("slow_body", path=request.path, received=request.content.total_bytes,
                      seconds=round(time.monotonic() - started, 1))
-            request.protocol.force_close()  # the rest of the body is not read
+            # answer, then close instead of reading the rest of the body (aiohttp's "lingering" read)
+            if hasattr(request.protocol, "_lingering_time"):
+                request.protocol._lingering_time = 0.0
             raise RequestTimeout(
                 f"the request body arrived slower than {rate / 1000:g} kB/s; send it again faster"
             ) from None

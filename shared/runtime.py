@@ -29,6 +29,7 @@ from shared.http_server import (
     ConnectionLimit,
     HttpServerSettings,
     body_rate_middleware,
+    hide_server_version,
     security_headers,
 )
 from shared.db import Database, connect_database
@@ -100,6 +101,7 @@ async def start(spec: ServiceSpec) -> Runtime:
         middlewares.append(_writes_wait_for_indexes(indexed))
     app = web.Application(middlewares=middlewares, client_max_size=spec.client_max_size)
     app.on_response_prepare.append(security_headers)
+    hide_server_version()
     rt = Runtime(name=spec.name, settings=settings, app=app, indexed=indexed)
     app.router.add_get("/healthz", _healthz(rt))
     app.router.add_get("/readyz", _readyz(rt))
