@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from photcal_cli import reachable
 from photcal_cli.compile import compile_kernels
 from shared.infra import ServerProcess, mongo_server, nats_server, port_in_use, wait_for_port
 from shared.logging import get_logger
@@ -61,6 +62,8 @@ class Supervisor:
     def embedded(self) -> dict[str, str]:
         """Start what is not configured; return the env the services get."""
         env = dict(os.environ)
+        # servers given by URL must answer now: one clear line in seconds, not a traceback a minute later
+        reachable.require(os.environ.get("PHOTCAL_NATS_URL"), os.environ.get("PHOTCAL_MONGO_URL"))
         data = self.settings.data_dir.resolve()
         env["PHOTCAL_DATA_DIR"] = str(data)
         if "PHOTCAL_NATS_URL" not in os.environ:
@@ -95,7 +98,12 @@ class Supervisor:
             for child in self.children:
                 child.start(env)
                 log.info("service_started", service=child.label, pid=child.proc.pid)
-            wait_for_port(self.settings.http_port, timeout=60)
+            try:
+                wait_for_port(self.settings.http_port, timeout=60)
+            except TimeoutError:
+                raise SystemExit(
+                    f"the gateway did not open port {self.settings.http_port} within 60 s: see the services' log above"
+                ) from None
             log.info("photcal_ready", url=f"http://{self.settings.http_host}:{self.settings.http_port}")
             while not self.stopping:
                 self._reap(env)

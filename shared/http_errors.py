@@ -88,6 +88,8 @@ async def json_errors(request: web.Request, handler):
         code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
         body = {"message": message, "status": "error", "error": code}
         return web.json_response(body, status=exc.status, dumps=compact_json)
+    except ConnectionError:
+        raise  # the client left mid-request: runtime's _observe_http logs and counts it, no 500
     except Exception:
         log.exception("unhandled_error", path=request.path)
         return web.json_response(

@@ -24,6 +24,14 @@ from nats.js import JetStreamContext
 
 from shared import metrics
 from shared.errors import BackendUnavailable
+from shared.http_server import (
+    DISCONNECTED,
+    ConnectionLimit,
+    HttpServerSettings,
+    body_rate_middleware,
+    hide_server_version,
+    security_headers,
+)
 from shared.db import Database, connect_database
 from shared.logging import configure_logging, correlation_id, get_logger, new_correlation_id
 from shared.models import HEADER_CORRELATION
@@ -65,6 +73,9 @@ class ServiceSpec:
     uses_db: bool = True
     middlewares: list = field(default_factory=list)
     client_max_size: int = 1024**2
+    #: the public origin (the gateway) bounds connections per client address; the internal services
+    #: are not (every forwarded request comes from the gateway's one address)
+    public: bool = False
 
 
 def run(spec: ServiceSpec) -> None:
@@ -84,10 +95,13 @@ async def serve(spec: ServiceSpec) -> None:
 async def start(spec: ServiceSpec) -> Runtime:
     settings = spec.settings
     indexed = asyncio.Event()
-    middlewares = [_observe_http(spec.name), *spec.middlewares]
+    http = HttpServerSettings()
+    middlewares = [_observe_http(spec.name), *spec.middlewares, body_rate_middleware(http)]
     if spec.uses_db:
         middlewares.append(_writes_wait_for_indexes(indexed))
     app = web.Application(middlewares=middlewares, client_max_size=spec.client_max_size)
+    app.on_response_prepare.append(security_headers)
+    hide_server_version()
     rt = Runtime(name=spec.name, settings=settings, app=app, indexed=indexed)
     app.router.add_get("/healthz", _healthz(rt))
     app.router.add_get("/readyz", _readyz(rt))
@@ -103,8 +117,11 @@ async def start(spec: ServiceSpec) -> Runtime:
         )
         await _indexes_or_retry(rt)
     await spec.setup(rt)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # keepalive_timeout also closes a connection whose request (line and headers) is not complete by then
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=http.http_header_timeout)
     await runner.setup()
+    if spec.public:
+        ConnectionLimit(http.http_max_connections_per_ip).install(runner.server)
     site = web.TCPSite(runner, settings.http_host, spec.port, reuse_address=True)
     await site.start()
     rt.on_cleanup(runner.cleanup)
@@ -233,6 +250,11 @@ def _observe_http(service: str):
         except web.HTTPException as exc:
             status = exc.status
             raise
+        except ConnectionError:
+            # the client went away mid-request (an aborted upload): not the server's failure
+            status = DISCONNECTED
+            log.info(DISCONNECTED, path=request.path, method=request.method)
+            return web.Response(status=400, text="client disconnected")  # nobody is there to read it
         finally:
             metrics.HTTP_REQUESTS.labels(service, route, request.method, str(status)).inc()
             metrics.HTTP_LATENCY.labels(service, route).observe(time.perf_counter() - start_t)

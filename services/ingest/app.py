@@ -14,6 +14,7 @@ from services.ingest.waiter import ResultWaiter
 from services.lightcurve.gateway_routes import PAGE_ROUTES
 from shared.cpcs_http import CPCS_PREFIXES  # CPCS lived under /followup/: served there and at the root
 from shared.http_errors import json_errors
+from shared.http_server import HttpServerSettings
 from shared.runtime import Runtime, ServiceSpec
 
 #: API reads forwarded to the lightcurve service (its pages are listed in its gateway_routes.PAGE_ROUTES)
@@ -30,7 +31,11 @@ def spec(settings: IngestSettings) -> ServiceSpec:
         waiter = ResultWaiter()
         await waiter.start(rt.nc)
         # no cookie jar: forwarded requests carry their client's cookies (a hashtag), never keep them
-        http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        # idle connections dropped before the lightcurve service's own header timeout closes them under a request
+        idle = max(0.5, HttpServerSettings().http_header_timeout / 2)
+        http = aiohttp.ClientSession(
+            cookie_jar=aiohttp.DummyCookieJar(), connector=aiohttp.TCPConnector(keepalive_timeout=idle)
+        )
         rt.app["gateway"] = Gateway(settings, rt.js, rt.db, waiter, http, settings.pepper())
         add_routes(rt.app)
         rt.on_cleanup(http.close)
@@ -44,6 +49,7 @@ def spec(settings: IngestSettings) -> ServiceSpec:
         middlewares=[json_errors, ratelimit.middleware(settings)],  # 429 per IP and per hashtag
         # the multipart reader enforces the real limit, with a JSON 413
         client_max_size=settings.max_upload_bytes + 1024 * 1024,
+        public=True,  # connections per client address bounded (shared/http_server.py)
     )
 
 

@@ -35,6 +35,7 @@ from shared.db.alerts import Alert, register_alert
 from shared.db.client import unavailable
 from shared.db.datapoints import delete_datapoint
 from shared.db.observatories import add_observatory
+from shared.bounds import parse_id
 from shared.errors import BadInput
 
 
@@ -167,10 +168,7 @@ async def delete_point(request: web.Request) -> web.Response:
     text = params.get("followupid") or params.get("followup_id") or ""
     if not text:
         raise BadInput("followupid is missing: the followup_id the upload answered", code="missing_field")
-    try:
-        followup_id = int(text)
-    except ValueError as exc:
-        raise BadInput("followupid is the integer followup_id the upload answered", code="bad_field") from exc
+    followup_id = parse_id(text, "followupid")
     reason = (params.get("reason") or params.get("comment") or "deleted by its observatory (cgi/delpoint)")[:500]
     try:
         point = await delete_datapoint(gw.db, followup_id, observatory.observatory_id, reason)

@@ -9,12 +9,14 @@ keeps no cookies: a forwarded request carries its own client's.
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
-from shared.errors import BackendUnavailable, PayloadTooLarge
+from shared.errors import BackendUnavailable, BadInput, NotFound, PayloadTooLarge
 
 MAX_FORM_BYTES = 64 * 1024
 REQUEST_HEADERS = {"accept", "accept-language", "cookie", "content-type", "x-correlation-id", "if-none-match",
@@ -23,6 +25,25 @@ RESPONSE_HEADERS = {
     "content-type", "content-disposition", "location", "set-cookie", "cache-control", "etag", "last-modified",
     "content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options",
 }
+
+
+#: every service's own endpoints (shared/runtime.py): the gateway answers its own, never forwards another's
+INTERNAL_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
+def upstream_path(raw_path: str) -> str:
+    """The path and query to forward, exactly as the client encoded them (decoded once, by the service).
+
+    A dot segment, plain or percent-encoded (``/lightcurve/%2e%2e/%2e%2e/metrics``), is refused: an
+    HTTP client resolves it, and the request would reach another path than the one routed here.
+    """
+    path = raw_path.partition("?")[0]
+    for segment in path.split("/"):
+        if unquote(segment) in (".", ".."):
+            raise BadInput("the path has a '.' or '..' segment: ask for the page itself", code="bad_path")
+    if path.rstrip("/") in INTERNAL_PATHS:
+        raise NotFound("no such page: see the README for the API")
+    return raw_path
 
 
 async def _read_form(request: web.Request) -> bytes:
@@ -40,6 +61,9 @@ def forwarder(upstream: Callable[[web.Request], tuple[aiohttp.ClientSession, str
 
     async def forward_page(request: web.Request) -> web.StreamResponse:
         http, base = upstream(request)
+        path = upstream_path(request.raw_path)
+        # as sent: never re-quoted (which would decode a %25 a second time) nor normalised; raw non-ASCII is quoted
+        target = URL(base + path, encoded=path.isascii())
         body = None
         if request.method == "POST":
             if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
@@ -49,7 +73,7 @@ def forwarder(upstream: Callable[[web.Request], tuple[aiohttp.ClientSession, str
         headers["X-Forwarded-Proto"] = request.scheme
         try:
             async with http.request(
-                request.method, base + request.raw_path, data=body, headers=headers, allow_redirects=False,
+                request.method, target, data=body, headers=headers, allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=30),
             ) as answer:
                 payload = await answer.read()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 from nats.js.errors import ObjectNotFoundError
 from pydantic import ValidationError
@@ -12,6 +10,7 @@ from pymongo.errors import PyMongoError
 from services.ingest.auth import authenticate, hashtag_of
 from services.ingest.forms import describe
 from services.ingest.state import Gateway
+from shared.bounds import loads_json, parse_id
 from shared.db.alerts import Alert, register_alert
 from shared.db.datapoints import delete_datapoint
 from shared.db.client import unavailable
@@ -59,10 +58,7 @@ async def handle_delete_datapoint(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
     body = await _body(request) if request.can_read_body else {}
     observatory = await authenticate(gw.db, gw.pepper, hashtag_of(request, body))
-    try:
-        followup_id = int(request.match_info["followup_id"])
-    except ValueError:
-        raise BadInput("the path ends with the integer followup_id the upload answered", code="bad_field") from None
+    followup_id = parse_id(request.match_info["followup_id"], "followup_id", ": the one the upload answered")
     reason = str(body.get("reason") or request.query.get("reason") or "deleted by its observatory")[:500]
     try:
         point = await delete_datapoint(gw.db, followup_id, observatory.observatory_id, reason)
@@ -79,9 +75,10 @@ async def _body(request: web.Request) -> dict:
         raise BadInput("the request body is too large for an event", code="too_large")
     if request.content_type == "application/json":
         try:
-            body = json.loads(await request.text())
-        except (ValueError, UnicodeDecodeError) as exc:
+            text = await request.text()
+        except UnicodeDecodeError as exc:
             raise BadInput("the body is not valid JSON", code="bad_json") from exc
+        body = loads_json(text, max_chars=MAX_JSON_BYTES)  # size and nesting bounded before parsing
         if not isinstance(body, dict):
             raise BadInput("the body is a JSON object", code="bad_json")
         return body

@@ -6,10 +6,17 @@ cannot grow memory). Each gateway replica limits on its own: with N replicas
 a client gets at most N times the rate, which is what these limits are for
 (stopping floods and guessing, not billing).
 
-- per IP: every write (POST and the like) before its body is read;
+- per IP, writes: every POST and the like, and the CPCS ``cgi/`` endpoints
+  whatever the method (CPCS clients add events and delete points by GET),
+  before the body is read;
+- per IP, reads: every other request (pages, API reads, CPCS reads, static
+  files, health), with its own larger budget;
+- per IP, refused hashtags: each 401 takes a token; once they are spent,
+  every request from that address that carries a hashtag (or may, in a
+  write's body) is refused before it is checked: guessing is slow;
 - per hashtag: every request carrying a hashtag (form field, query or
-  cookie), counted once per request, keyed by a hash of the hashtag (the
-  hashtag itself is kept nowhere, logged nowhere).
+  cookie; the query's of a write by GET), counted once per request, keyed by
+  a hash of the hashtag (the hashtag itself is kept nowhere, logged nowhere).
 
 Behind a proxy (Kubernetes ingress) every request comes from the proxy's
 address: set ``PHOTCAL_TRUST_FORWARDED_FOR=1`` to key on the address the
@@ -30,9 +37,11 @@ from prometheus_client import Counter
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth import ON_HASHTAG
-from shared.errors import RateLimited
+from shared.errors import PhotcalError, RateLimited
 
-REFUSED = Counter("photcal_gateway_rate_limited_total", "Requests refused with 429, by limit", ["limit"])
+REFUSED = Counter(
+    "photcal_gateway_rate_limited_total", "Requests refused with 429, by limit (ip, read, auth_failures, hashtag)", ["limit"]
+)
 
 REQUEST_KEY = "photcal.ratelimit"
 _COUNTED = "photcal.ratelimit.hashtag_counted"
@@ -45,6 +54,12 @@ class RateLimitSettings(BaseSettings):
     #: sustained writes per second per client IP, and the burst above it
     rate_limit_ip_per_s: float = 10.0
     rate_limit_ip_burst: int = 200
+    #: sustained reads (every request that is not a write) per second per client IP, and the burst
+    rate_limit_read_per_s: float = 30.0
+    rate_limit_read_burst: int = 600
+    #: refused hashtags (401) per second per client IP, and the burst, before its hashtags are not even checked
+    rate_limit_auth_failures_per_s: float = 0.1
+    rate_limit_auth_failures_burst: int = 20
     #: sustained requests per second per hashtag, and the burst (a night's frames at once)
     rate_limit_hashtag_per_s: float = 5.0
     rate_limit_hashtag_burst: int = 120
@@ -80,6 +95,14 @@ class TokenBucket:
         self._buckets.move_to_end(key)
         return (1.0 - tokens) / self.rate
 
+    def wait(self, key: str) -> float:
+        """The seconds until ``key`` has a token (0: it has one now); nothing is taken."""
+        if not self.enabled or key not in self._buckets:
+            return 0.0
+        tokens, last = self._buckets[key]
+        tokens = min(float(self.burst), tokens + (self.clock() - last) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
 
 class Limiter:
     def __init__(self, settings: RateLimitSettings | None = None, clock: Callable[[], float] = time.monotonic):
@@ -88,6 +111,10 @@ class Limiter:
         self.per_ip = TokenBucket(s.rate_limit_ip_per_s, s.rate_limit_ip_burst, s.rate_limit_max_keys, clock)
         self.per_hashtag = TokenBucket(
             s.rate_limit_hashtag_per_s, s.rate_limit_hashtag_burst, s.rate_limit_max_keys, clock
+        )
+        self.reads_per_ip = TokenBucket(s.rate_limit_read_per_s, s.rate_limit_read_burst, s.rate_limit_max_keys, clock)
+        self.failures_per_ip = TokenBucket(
+            s.rate_limit_auth_failures_per_s, s.rate_limit_auth_failures_burst, s.rate_limit_max_keys, clock
         )
 
     def client_ip(self, request: web.Request) -> str:
@@ -104,6 +131,23 @@ class Limiter:
             REFUSED.labels("ip").inc()
             raise _refused(wait, "from your address")
 
+    def check_read(self, request: web.Request) -> None:
+        wait = self.reads_per_ip.take(self.client_ip(request))
+        if wait:
+            REFUSED.labels("read").inc()
+            raise _refused(wait, "from your address")
+
+    def check_failures(self, request: web.Request) -> None:
+        """Refuse while this address has spent its refused-hashtag budget (nothing is taken)."""
+        wait = self.failures_per_ip.wait(self.client_ip(request))
+        if wait:
+            REFUSED.labels("auth_failures").inc()
+            raise _refused(wait, "with unknown hashtags from your address")
+
+    def failed(self, request: web.Request) -> None:
+        """A hashtag from this address was refused (401)."""
+        self.failures_per_ip.take(self.client_ip(request))
+
     def check_hashtag(self, hashtag: str) -> None:
         # keyed by a digest: the secret is not kept in memory longer than the request
         key = hashlib.blake2b(hashtag.encode("utf-8", "replace"), digest_size=16).hexdigest()
@@ -119,17 +163,42 @@ def _refused(wait: float, whom: str) -> RateLimited:
     return err
 
 
+def is_write(request: web.Request) -> bool:
+    """POST and the like; and the CPCS ``cgi/`` endpoints whatever the method (shared.runtime counts them so too)."""
+    return request.method in _WRITES or "/cgi/" in request.path
+
+
 def middleware(settings: RateLimitSettings | None = None):
-    """The per-IP limit on writes; the per-hashtag one when a handler reads the hashtag (shared.auth.hashtag_of)."""
+    """Per IP on every request (writes, reads), per IP on refused hashtags, per hashtag when one is read.
+
+    A handler reading the hashtag (shared.auth.hashtag_of) counts it; a write by
+    GET takes its hashtag from the query, counted here.
+    """
     limiter = Limiter(settings)
 
     @web.middleware
     async def rate_limit(request: web.Request, handler):
         request[REQUEST_KEY] = limiter
         request[ON_HASHTAG] = check_hashtag
-        if request.method in _WRITES:
+        write = is_write(request)
+        if write:
             limiter.check_ip(request)
-        return await handler(request)
+        else:
+            limiter.check_read(request)
+        query_hashtag = request.query.get("hashtag", "").strip()
+        if write or query_hashtag or "hashtag" in request.cookies:
+            limiter.check_failures(request)
+        if write and request.method == "GET" and query_hashtag:
+            check_hashtag(request, query_hashtag)
+        try:
+            response = await handler(request)
+        except PhotcalError as exc:
+            if exc.http_status == 401:
+                limiter.failed(request)
+            raise
+        if response.status == 401:  # an HTML error page, or the lightcurve service's answer forwarded
+            limiter.failed(request)
+        return response
 
     return rate_limit
 

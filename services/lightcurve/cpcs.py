@@ -26,6 +26,7 @@ from shared.cpcs_http import (
     request_params,
     wants_html,
 )
+from shared.bounds import parse_id
 from shared.db.alerts import Alert, find_alert, get_alert_by_id
 from shared.db.client import unavailable
 from shared.db.datapoints import Datapoint, datapoints_of_alert
@@ -65,10 +66,7 @@ async def _alert_of(request: web.Request, params: dict[str, str]) -> Alert:
     name, alert_id = params.get("alert_name"), params.get("alert_id")
     try:
         if alert_id:
-            try:
-                number = int(alert_id)
-            except ValueError as exc:
-                raise BadInput("alert_id is the alert's integer id (see list_of_alerts)", code="bad_field") from exc
+            number = parse_id(alert_id, "alert_id", " (see list_of_alerts)")
             alert = await get_alert_by_id(db, number)
             key = f"id {number}"
         elif name:

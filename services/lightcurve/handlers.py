@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from aiohttp import web
 from pymongo.errors import PyMongoError
@@ -56,7 +56,8 @@ async def lightcurve_of(request: web.Request, ivorn: str) -> dict:
 
 
 async def _lightcurve_data(request: web.Request) -> dict:
-    return await lightcurve_of(request, unquote(request.match_info["ivorn"]))
+    # match_info is already decoded (once): decoding again would read "#b%42" as "#bB"
+    return await lightcurve_of(request, request.match_info["ivorn"])
 
 
 async def api_lightcurve(request: web.Request) -> web.Response:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 from pymongo.errors import PyMongoError
@@ -458,7 +458,7 @@ def _rendered(data: dict) -> tuple[str, str]:
 
 
 async def lightcurve_page(request: web.Request) -> web.Response:
-    ivorn = unquote(request.match_info["ivorn"])
+    ivorn = request.match_info["ivorn"]  # decoded once by the router; never again ("#b%42" is not "#bB")
     data = await handlers.lightcurve_of(request, ivorn)
     points = data["points"]
     href = quote(data["ivorn"], safe="")
