@@ -28,7 +28,7 @@ ON_HASHTAG = "photcal.on_hashtag"
 
 def hashtag_of(request: web.Request, form: Mapping[str, str] | None = None) -> str | None:
     """The hashtag from the form, else the query string, else the ``hashtag`` cookie, else the browser's login."""
-    for source in (form or {}, request.query, request.cookies, _SessionHashtag(request)):
+    for source in (form or {}, request.query, request.cookies, _SessionHashtag(request, form)):
         value = source.get("hashtag")
         if value:
             hashtag = str(value).strip()
@@ -39,14 +39,30 @@ def hashtag_of(request: web.Request, form: Mapping[str, str] | None = None) -> s
     return None
 
 
-class _SessionHashtag:
-    """The hashtag in the signed session cookie that /login sets (shared/session.py), read only when asked."""
+#: BHTOM-short (CPCS paths): what a page elsewhere gets when it posts with a visitor's login
+CSRF_REFUSED = "this write needs the page's csrf token: reload the page, send again"
 
-    def __init__(self, request: web.Request) -> None:
+
+class _SessionHashtag:
+    """The hashtag in the signed session cookie that /login sets (shared/session.py), read only when asked.
+
+    A browser sends that cookie also with a form another page (another port of
+    this host is the same site) made it post: so a write taking its hashtag
+    from the cookie needs the session's CSRF token or a same-origin request.
+    Hashtags sent explicitly (form, query, ``hashtag`` cookie: scripts) never get here.
+    """
+
+    def __init__(self, request: web.Request, form: Mapping[str, str] | None = None) -> None:
         self.request = request
+        self.form = form
 
     def get(self, _key: str) -> str | None:
-        return session.hashtag_from_cookies(self.request.cookies, self.request.app)
+        found = session.session_from_cookies(self.request.cookies, self.request.app)
+        if found is None:
+            return None
+        if self.request.method in session.WRITE_METHODS and not session.write_allowed(self.request, self.form):
+            raise Forbidden(CSRF_REFUSED, code="csrf_failed")
+        return found.hashtag
 
 
 async def authenticate(

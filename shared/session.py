@@ -17,8 +17,22 @@ The cookie's value is ``v1.<nonce>.<ciphertext>.<mac>`` (URL-safe base64):
 Both keys derive from one secret, ``PHOTCAL_SESSION_SECRET`` or, unset, a
 random file under ``PHOTCAL_DATA_DIR/secrets`` shared by the services that
 ``photcal run`` starts. The same secret gives the pages' anti-CSRF tokens.
-The cookie is ``HttpOnly`` and ``SameSite=Lax`` (a cross-site POST does not
-carry it).
+The cookie is ``HttpOnly``, ``SameSite=Strict``, and ``Secure`` when the
+client came over https (the gateway believes ``X-Forwarded-Proto`` only from a
+trusted proxy) or ``PHOTCAL_COOKIE_SECURE=1``.
+
+SameSite does not stop a page on *another port of the same host* (same site,
+other origin). So a write that takes its hashtag from this cookie must also
+show it comes from our own pages: the session's anti-CSRF token (the pages'
+forms carry it as ``csrf``, scripts may send ``X-CSRF-Token``) or a browser's
+same-origin ``Origin`` / ``Sec-Fetch-Site: same-origin`` header
+(:func:`write_allowed`). ``/login`` needs the same-origin headers or the login
+form's own token (:func:`login_token`), so no other page can log a visitor in
+as someone else.
+
+Each cookie's nonce is its session id: logging out records it as revoked in
+the database (``shared/db/sessions.py``) until the cookie would have expired,
+so a copy of the cookie saved before is refused by every replica.
 """
 
 from __future__ import annotations
@@ -30,6 +44,10 @@ import json
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 COOKIE = "photcal_session"
 MAX_AGE = 14 * 24 * 3600
@@ -95,8 +113,24 @@ def encode(hashtag: str, secret: bytes, *, now: float | None = None, max_age: in
     return f"{body}.{_b64(mac)}"
 
 
+@dataclass(frozen=True)
+class Session:
+    """A valid, unexpired login: its hashtag, its id (the cookie's nonce) and when it expires."""
+
+    hashtag: str
+    session_id: str
+    expires: float
+    cookie: str
+
+
 def decode(value: str | None, secret: bytes, *, now: float | None = None) -> str | None:
     """The hashtag in a valid, unexpired cookie value; None for anything else (never raises)."""
+    found = read(value, secret, now=now)
+    return found.hashtag if found else None
+
+
+def read(value: str | None, secret: bytes, *, now: float | None = None) -> Session | None:
+    """The session of a valid, unexpired cookie value; None for anything else (never raises)."""
     if not value or len(value) > 1024:
         return None
     try:
@@ -109,10 +143,13 @@ def decode(value: str | None, secret: bytes, *, now: float | None = None) -> str
             return None
         nonce, cipher = _unb64(nonce_text), _unb64(cipher_text)
         payload = json.loads(bytes(a ^ b for a, b in zip(cipher, _keystream(enc_key, nonce, len(cipher)))))
-        if float(payload["exp"]) < (now or time.time()):
+        expires = float(payload["exp"])
+        if expires < (now or time.time()):
             return None
         hashtag = payload["h"]
-        return hashtag if isinstance(hashtag, str) and hashtag else None
+        if not isinstance(hashtag, str) or not hashtag:
+            return None
+        return Session(hashtag, nonce_text, expires, value)
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -120,6 +157,11 @@ def decode(value: str | None, secret: bytes, *, now: float | None = None) -> str
 def hashtag_from_cookies(cookies: Mapping[str, str], app: Mapping | None = None) -> str | None:
     value = cookies.get(COOKIE)
     return decode(value, secret_of(app)) if value else None
+
+
+def session_from_cookies(cookies: Mapping[str, str], app: Mapping | None = None) -> Session | None:
+    value = cookies.get(COOKIE)
+    return read(value, secret_of(app)) if value else None
 
 
 def csrf_token(cookie_value: str, secret: bytes) -> str:
@@ -131,3 +173,107 @@ def check_csrf(cookie_value: str | None, token: str | None, secret: bytes) -> bo
     if not cookie_value or not token:
         return False
     return hmac.compare_digest(csrf_token(cookie_value, secret), token)
+
+
+# ---------------------------------------------------------------- where a write comes from
+
+#: methods that change something (the CPCS GET writes never take the cookie: services/ingest/cpcs.py)
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: the form field and the header that carry the anti-CSRF token
+CSRF_FIELD = "csrf"
+CSRF_HEADER = "X-CSRF-Token"
+#: request key where the gateway puts the origin its client used (scheme from a trusted proxy only)
+ORIGIN_KEY = "photcal.origin"
+#: the login form's pre-session cookie (its nonce) and the field carrying the matching token
+LOGIN_COOKIE = "photcal_login"
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _normal_origin(scheme: str, host: str) -> str | None:
+    scheme = scheme.lower()
+    try:
+        parts = urlsplit(f"{scheme}://{host}")
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    port = port or _DEFAULT_PORTS.get(scheme)
+    return f"{scheme}://{parts.hostname.lower()}:{port}"
+
+
+def request_origin(request) -> str:
+    """``scheme://host`` the client used.
+
+    The gateway sets it (``ORIGIN_KEY``) from its own socket or a trusted proxy's
+    ``X-Forwarded-Proto``; behind the gateway (the lightcurve service, reached only
+    through it) ``X-Forwarded-Proto``/``X-Forwarded-Host`` are the gateway's.
+    """
+    known = request.get(ORIGIN_KEY) if hasattr(request, "get") else None
+    if known:
+        return known
+    scheme = request.headers.get("X-Forwarded-Proto", "").split(",", 1)[0].strip().lower() or request.scheme
+    host = request.headers.get("X-Forwarded-Host", "").split(",", 1)[0].strip() or request.host
+    return f"{scheme}://{host}"
+
+
+def same_origin(headers: Mapping[str, str], origin: str) -> bool:
+    """A browser says this request comes from a page of ``origin`` itself.
+
+    ``Origin`` (sent by browsers on every cross-origin and every same-origin
+    non-GET fetch or form post) must name exactly our scheme, host and port;
+    without it, ``Sec-Fetch-Site`` must be ``same-origin`` (``same-site`` is a
+    page on another port or subdomain: not us). Neither header: no proof.
+    """
+    claimed = headers.get("Origin")
+    if claimed is not None:
+        if claimed.strip().lower() == "null":
+            return False
+        scheme, _, host = claimed.strip().partition("://")
+        ours = _normal_origin(*origin.split("://", 1)) if "://" in origin else None
+        return ours is not None and _normal_origin(scheme, host) == ours
+    return headers.get("Sec-Fetch-Site", "").strip().lower() == "same-origin"
+
+
+def write_allowed(request, form: Mapping | None = None) -> bool:
+    """A write authenticated by the login cookie: its CSRF token, or a same-origin browser request."""
+    token = (form or {}).get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+    if token is not None and not isinstance(token, str):
+        token = None
+    if check_csrf(request.cookies.get(COOKIE), token, secret_of(request.app)):
+        return True
+    return same_origin(request.headers, request_origin(request))
+
+
+def new_login_nonce() -> str:
+    return _b64(os.urandom(16))
+
+
+def login_token(nonce: str, secret: bytes) -> str:
+    """The login form's token, bound to its ``photcal_login`` cookie (a page elsewhere knows neither)."""
+    return _b64(hmac.new(secret, b"login|" + nonce.encode(), hashlib.sha256).digest()[:18])
+
+
+def check_login_token(nonce: str | None, token: str | None, secret: bytes) -> bool:
+    if not nonce or not token or len(nonce) > 64:
+        return False
+    return hmac.compare_digest(login_token(nonce, secret), token)
+
+
+class CookieSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PHOTCAL_", extra="ignore")
+
+    #: 1 = the login cookie is always Secure (TLS in front of everything, whatever the headers say)
+    cookie_secure: bool = False
+
+
+_forced_secure: bool | None = None
+
+
+def cookie_secure(request) -> bool:
+    """Secure when the client used https (as :func:`request_origin` knows it) or when forced."""
+    global _forced_secure
+    if _forced_secure is None:
+        _forced_secure = CookieSettings().cookie_secure
+    return _forced_secure or request_origin(request).startswith("https://")

@@ -6,7 +6,7 @@ import asyncio
 
 import aiohttp
 
-from services.ingest import cpcs, handlers, ratelimit, rows, uploads
+from services.ingest import cpcs, guards, handlers, ratelimit, rows, uploads
 from services.ingest.forward import forward
 from services.ingest.settings import IngestSettings
 from services.ingest.state import Gateway
@@ -15,7 +15,10 @@ from services.lightcurve.gateway_routes import PAGE_ROUTES
 from shared.cpcs_http import CPCS_PREFIXES  # CPCS lived under /followup/: served there and at the root
 from shared.http_errors import json_errors
 from shared.http_server import HttpServerSettings
+from shared.logging import get_logger
 from shared.runtime import Runtime, ServiceSpec
+
+log = get_logger(__name__)
 
 #: API reads forwarded to the lightcurve service (its pages are listed in its gateway_routes.PAGE_ROUTES)
 READ_PATHS = (
@@ -26,7 +29,14 @@ READ_PATHS = (
 
 
 def spec(settings: IngestSettings) -> ServiceSpec:
+    proxies = settings.proxies  # a bad PHOTCAL_TRUSTED_PROXIES entry stops the start, naming it
+
     async def setup(rt: Runtime) -> None:
+        if settings.trust_forwarded_for and not proxies:
+            log.warning(
+                "trust_forwarded_for_ignored",
+                why="PHOTCAL_TRUST_FORWARDED_FOR trusted any client; name the proxies in PHOTCAL_TRUSTED_PROXIES",
+            )
         await asyncio.to_thread(rows.warm_up)  # the catalogue reader, compiled before the first upload
         waiter = ResultWaiter()
         await waiter.start(rt.nc)
@@ -46,9 +56,11 @@ def spec(settings: IngestSettings) -> ServiceSpec:
         settings,
         settings.port,
         setup,
-        middlewares=[json_errors, ratelimit.middleware(settings)],  # 429 per IP and per hashtag
-        # the multipart reader enforces the real limit, with a JSON 413
-        client_max_size=settings.max_upload_bytes + 1024 * 1024,
+        # 429 per IP and per hashtag; then the origin, logged-out sessions and the body limit (413)
+        middlewares=[json_errors, ratelimit.middleware(settings), guards.middleware(proxies)],
+        # every body aiohttp reads (forms, JSON), counted after decompression; the upload
+        # handler reads its multipart body itself, chunk by chunk, up to max_upload_bytes
+        client_max_size=guards.SMALL_BODY_BYTES,
         public=True,  # connections per client address bounded (shared/http_server.py)
     )
 

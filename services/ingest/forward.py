@@ -16,11 +16,14 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from services.ingest.guards import SCHEME_KEY, SMALL_BODY_BYTES, TOO_LARGE
 from shared.errors import BackendUnavailable, BadInput, NotFound, PayloadTooLarge
 
-MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_BYTES = SMALL_BODY_BYTES
 REQUEST_HEADERS = {"accept", "accept-language", "cookie", "content-type", "x-correlation-id", "if-none-match",
-                   "if-modified-since"}
+                   "if-modified-since",
+                   # the pages' same-origin and CSRF checks (shared/session.py) are made behind us
+                   "origin", "sec-fetch-site", "x-csrf-token"}
 RESPONSE_HEADERS = {
     "content-type", "content-disposition", "location", "set-cookie", "cache-control", "etag", "last-modified",
     "content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options",
@@ -47,12 +50,12 @@ def upstream_path(raw_path: str) -> str:
 
 
 async def _read_form(request: web.Request) -> bytes:
-    """The whole body (it may arrive in several chunks), refused past MAX_FORM_BYTES."""
+    """The whole body (it may arrive in several chunks), refused past MAX_FORM_BYTES (decompressed)."""
     body = bytearray()
     async for chunk in request.content.iter_any():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
-            raise PayloadTooLarge("the form is too large")
+            raise PayloadTooLarge(TOO_LARGE)
     return bytes(body)
 
 
@@ -67,10 +70,13 @@ def forwarder(upstream: Callable[[web.Request], tuple[aiohttp.ClientSession, str
         body = None
         if request.method == "POST":
             if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-                raise PayloadTooLarge("the form is too large")
+                raise PayloadTooLarge(TOO_LARGE)
             body = await _read_form(request)
         headers = {k: v for k, v in request.headers.items() if k.lower() in REQUEST_HEADERS}
-        headers["X-Forwarded-Proto"] = request.scheme
+        # the origin the client used, as the gateway believes it (services/ingest/proxies.py):
+        # the login cookie's Secure flag and the pages' same-origin checks depend on it
+        headers["X-Forwarded-Proto"] = request.get(SCHEME_KEY, request.scheme)
+        headers["X-Forwarded-Host"] = request.host
         try:
             async with http.request(
                 request.method, target, data=body, headers=headers, allow_redirects=False,

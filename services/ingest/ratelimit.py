@@ -19,9 +19,12 @@ a client gets at most N times the rate, which is what these limits are for
   a hash of the hashtag (the hashtag itself is kept nowhere, logged nowhere).
 
 Behind a proxy (Kubernetes ingress) every request comes from the proxy's
-address: set ``PHOTCAL_TRUST_FORWARDED_FOR=1`` to key on the address the
-proxy appended to ``X-Forwarded-For`` (its last entry; earlier entries are
-the client's own claims and are not trusted). A rate of 0 turns a limit off.
+address: name the proxies in ``PHOTCAL_TRUSTED_PROXIES`` (addresses or CIDRs,
+e.g. the ingress controller's pod CIDR) to key on the client address they
+put in ``X-Forwarded-For`` (the right-most entry that is not one of them;
+services/ingest/proxies.py). From any other peer the header is ignored, so a
+client connecting directly cannot choose its own key. A rate of 0 turns a
+limit off.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from aiohttp import web
 from prometheus_client import Counter
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.ingest.proxies import TrustedProxies
 from shared.auth import ON_HASHTAG
 from shared.errors import PhotcalError, RateLimited
 
@@ -64,7 +68,14 @@ class RateLimitSettings(BaseSettings):
     rate_limit_hashtag_per_s: float = 5.0
     rate_limit_hashtag_burst: int = 120
     rate_limit_max_keys: int = 100_000
+    #: proxies whose X-Forwarded-For/-Proto are believed: addresses or CIDRs, comma-separated
+    trusted_proxies: str = ""
+    #: obsolete: it trusted X-Forwarded-For from anyone; now ignored (a warning at start) for trusted_proxies
     trust_forwarded_for: bool = False
+
+    @property
+    def proxies(self) -> TrustedProxies:
+        return TrustedProxies.from_text(self.trusted_proxies)
 
 
 class TokenBucket:
@@ -118,12 +129,7 @@ class Limiter:
         )
 
     def client_ip(self, request: web.Request) -> str:
-        if self.settings.trust_forwarded_for:
-            forwarded = request.headers.get("X-Forwarded-For", "")
-            last = forwarded.rsplit(",", 1)[-1].strip()
-            if last:
-                return last[:64]
-        return request.remote or "unknown"
+        return client_ip(request, self.settings.proxies)
 
     def check_ip(self, request: web.Request) -> None:
         wait = self.per_ip.take(self.client_ip(request))
@@ -201,6 +207,11 @@ def middleware(settings: RateLimitSettings | None = None):
         return response
 
     return rate_limit
+
+
+def client_ip(request: web.Request, proxies: TrustedProxies) -> str:
+    """The client's address: the peer's, or what a trusted proxy forwarded for."""
+    return proxies.client_address(request.remote, request.headers.get("X-Forwarded-For"))
 
 
 def check_hashtag(request: web.Request, hashtag: str) -> None:

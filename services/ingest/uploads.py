@@ -48,7 +48,13 @@ async def read_form(request: web.Request, max_bytes: int) -> tuple[dict[str, str
     if request.content_length is not None and request.content_length > max_bytes:
         raise _too_large(max_bytes)
     if not request.content_type.startswith("multipart/"):
-        posted = await request.post()
+        # no catalogue can come this way: read only a small form (the app's limit), for its hashtag and errors
+        try:
+            posted = await request.post()
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise PayloadTooLarge(
+                "send the catalogue as multipart/form-data (curl -F sexCat=@cat.txt), not url-encoded"
+            ) from exc
         return {k: str(v) for k, v in posted.items()}, None, ""
     try:
         return await _read_multipart(request, max_bytes)

@@ -1,7 +1,10 @@
+from shared.session import CookieSettings
 from shared.settings import CommonSettings
 
 
-class LightcurveSettings(CommonSettings):
+class LightcurveSettings(CookieSettings, CommonSettings):
+    """``cookie_secure`` (CookieSettings): the login cookie this service sets is always Secure."""
+
     lightcurve_port: int | None = None
 
     @property

@@ -3,7 +3,9 @@
 Served by this service (it has the database) and forwarded by the gateway
 (``services/lightcurve/gateway_routes.py``). Logged in = a valid
 ``photcal_session`` cookie (shared/session.py) whose hashtag still names an
-observatory. Every POST but /login carries the session's anti-CSRF token.
+observatory, and whose session was not logged out (shared/db/sessions.py).
+Every POST but /login carries the session's anti-CSRF token; /login needs a
+same-origin browser request or its own form's token (shared/session.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from shared.db.alerts import Alert, register_alert
 from shared.db.client import unavailable
 from shared.db.datapoints import Datapoint, delete_datapoint
 from shared.db.observatories import Observatory, find_by_hashtag
+from shared.db.sessions import is_revoked, revoke
 from shared.errors import CODE_ALERT_EXISTS, PhotcalError
 from shared.hashtags import looks_like_hashtag
 from shared.surveys import SURVEYS
@@ -45,10 +48,11 @@ async def current_user(request: web.Request) -> Observatory | None:
     if USER in request:
         return request[USER]
     user = None
-    hashtag = session.decode(request.cookies.get(session.COOKIE), _secret(request))
-    if hashtag and looks_like_hashtag(hashtag):
+    found = session.read(request.cookies.get(session.COOKIE), _secret(request))
+    if found and looks_like_hashtag(found.hashtag):
         try:
-            user = await find_by_hashtag(request.app["db"], request.app["pepper"], hashtag)
+            if not await is_revoked(request.app["db"], found.session_id):
+                user = await find_by_hashtag(request.app["db"], request.app["pepper"], found.hashtag)
         except PyMongoError as exc:
             raise unavailable(exc) from exc
     request[USER] = user
@@ -108,9 +112,10 @@ async def home(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/upload" if await current_user(request) else "/login")
 
 
-def _login_form(next_path: str, error: str | None = None, info: str | None = None) -> str:
+def _login_form(next_path: str, error: str | None = None, info: str | None = None, token: str = "") -> str:
     return f"""{message_box(error, "error")}{message_box(info)}
 <form method="post" action="/login" class="card narrow" id="login-form">
+<input type="hidden" name="csrf" value="{attr(token)}">
 <p>Log in with your observatory's hashtag (the key the administrator gave you; the same as for
 <code>curl -F hashtag=...</code>).</p>
 <label for="hashtag">Hashtag</label>
@@ -120,18 +125,63 @@ def _login_form(next_path: str, error: str | None = None, info: str | None = Non
 </form>"""
 
 
+def _login_nonce(request: web.Request) -> tuple[str, bool]:
+    """The login form's pre-session nonce (its cookie), and whether it is new."""
+    nonce = request.cookies.get(session.LOGIN_COOKIE, "")
+    if 16 <= len(nonce) <= 64 and nonce.replace("-", "").replace("_", "").isalnum():
+        return nonce, False
+    return session.new_login_nonce(), True
+
+
+def _with_login_nonce(request: web.Request, response: web.StreamResponse, nonce: str, new: bool) -> None:
+    if new:
+        response.set_cookie(
+            session.LOGIN_COOKIE, nonce, max_age=session.MAX_AGE, path="/login", httponly=True, samesite="Strict",
+            secure=session.cookie_secure(request),
+        )
+
+
+async def _login_answer(request: web.Request, next_path: str, *, error: str | None = None,
+                        info: str | None = None, status: int = 200) -> web.Response:
+    nonce, new = _login_nonce(request)
+    token = session.login_token(nonce, _secret(request))
+    response = await render(request, "Log in", _login_form(next_path, error, info, token), status=status)
+    _with_login_nonce(request, response, nonce, new)
+    return response
+
+
 async def login_page(request: web.Request) -> web.Response:
     next_path = _safe_next(request.query.get("next"))
     info = "You are logged out." if request.query.get("bye") else None
     user = await current_user(request)
     if user is not None:
         info = f"You are logged in as {user.name}."
-    return await render(request, "Log in", _login_form(next_path, info=info))
+    return await _login_answer(request, next_path, info=info)
+
+
+def login_allowed(request: web.Request, form) -> bool:
+    """A login from our own login page: a same-origin browser request, or the form's token.
+
+    Otherwise a page elsewhere could log its visitor in as the attacker's
+    observatory (and collect what the visitor then uploads).
+    """
+    if session.same_origin(request.headers, session.request_origin(request)):
+        return True
+    token = form.get(session.CSRF_FIELD)
+    return session.check_login_token(
+        request.cookies.get(session.LOGIN_COOKIE), token if isinstance(token, str) else None, _secret(request)
+    )
 
 
 async def login(request: web.Request) -> web.Response:
     form = await _form(request)
     next_path = _safe_next(form.get("next"))
+    if not login_allowed(request, form):
+        request[USER] = None
+        return await _login_answer(
+            request, next_path, status=403,
+            error="This login did not come from photcal's own login page: log in here.",
+        )
     hashtag = str(form.get("hashtag") or "").strip()
     observatory = None
     if looks_like_hashtag(hashtag):
@@ -142,17 +192,40 @@ async def login(request: web.Request) -> web.Response:
     if observatory is None:
         request[USER] = None
         error = "Give your hashtag." if not hashtag else f"That hashtag is not known: {UNKNOWN}."
-        return await render(request, "Log in", _login_form(next_path, error), status=401)
+        return await _login_answer(request, next_path, error=error, status=401)
     response = web.HTTPSeeOther(next_path)
-    secure = request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
+    # Strict: not sent with requests other sites start; Secure behind TLS (the gateway's trusted proxy says so)
     response.set_cookie(
         session.COOKIE, session.encode(hashtag, _secret(request)), max_age=session.MAX_AGE, path="/",
-        httponly=True, samesite="Lax", secure=secure,
+        httponly=True, samesite="Strict", secure=session.cookie_secure(request),
     )
     raise response
 
 
+async def logout_page(request: web.Request) -> web.Response:
+    """GET /logout: a page with the log-out button (a link elsewhere cannot log anyone out)."""
+    user = await current_user(request)
+    if user is None:
+        return await render(request, "Log out", '<p class="msg info" role="status">You are not logged in.</p>')
+    content = f"""<form method="post" action="/logout" class="card narrow" id="logout-form">
+<p>Log out of {escape(user.name)}? The login cookie stops working at once, also any copy of it.</p>
+<input type="hidden" name="csrf" value="{attr(csrf_of(request))}">
+<button type="submit" id="logout-confirm">Log out</button>
+</form>"""
+    return await render(request, "Log out", content)
+
+
 async def logout(request: web.Request) -> web.Response:
+    """POST /logout with the session's CSRF token: the session is revoked (every replica refuses it)."""
+    form = await _form(request)
+    found = session.read(request.cookies.get(session.COOKIE), _secret(request))
+    if found is not None:
+        if not csrf_ok(request, form):
+            raise web.HTTPSeeOther("/logout")  # not from our page: ask, with our own form
+        try:
+            await revoke(request.app["db"], found.session_id, found.expires)
+        except PyMongoError as exc:
+            raise unavailable(exc) from exc
     response = web.HTTPSeeOther("/login?bye=1")
     response.del_cookie(session.COOKIE, path="/")
     raise response
@@ -182,6 +255,7 @@ async def upload_page(request: web.Request) -> web.Response:
 and answers the target's magnitude (or limit) with a plot. With <b>dry run</b> on, nothing is stored.</p>
 <form method="post" action="/cgi/upload" enctype="multipart/form-data" class="card" id="upload-form">
 <input type="hidden" name="outputFormat" value="html">
+<input type="hidden" name="csrf" value="{attr(csrf_of(request))}">
 <div class="grid">
 <label for="sexCat">Catalogue (SExtractor)</label><input type="file" id="sexCat" name="sexCat" required>
 <label for="EventID">Event (ivorn)</label>
@@ -609,7 +683,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/", home)
     router.add_get("/login", login_page)
     router.add_post("/login", login)
-    router.add_get("/logout", logout)
+    router.add_get("/logout", logout_page)
     router.add_post("/logout", logout)
     router.add_get("/upload", upload_page)
     router.add_get("/alerts", alerts_page)

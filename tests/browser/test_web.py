@@ -294,22 +294,105 @@ def test_followup_own_uploads_and_delete(page, web, event):
 
 def test_session_cookie_uploads_and_logout(page, web, event):
     login(page, web.hashtag)
-    # the gateway takes the login cookie for a CPCS upload too (no hashtag field)
+    # the gateway takes the login cookie for a CPCS upload too (no hashtag field), with the page's CSRF token
+    csrf = page.locator("#upload-form input[name=csrf]").get_attribute("value")
     with open(FIELD / "sex_ascii_head.cat", "rb") as f:
-        answer = page.request.post("/cgi/upload", multipart={
-            "EventID": event, "MJD": "60103.5", "dryRun": "1", "noPlot": "1", "outputFormat": "json",
-            "sexCat": {"name": "f.cat", "mimeType": "text/plain", "buffer": f.read()},
-        }, timeout=90_000)
+        catalogue = f.read()
+    fields = {"EventID": event, "MJD": "60103.5", "dryRun": "1", "noPlot": "1", "outputFormat": "json",
+              "sexCat": {"name": "f.cat", "mimeType": "text/plain", "buffer": catalogue}}
+    answer = page.request.post("/cgi/upload", multipart=fields | {"csrf": csrf}, timeout=90_000)
     assert answer.status == 200, answer.text()
     assert answer.json()["observatory"] == "Web Observatory"
+    # without it (a request no page of ours made) the cookie is not enough
+    answer = page.request.post("/cgi/upload", multipart=fields, timeout=90_000)
+    assert answer.status == 403 and answer.json()["error"] == "csrf_failed"
     cookie = next(c for c in page.context.cookies() if c["name"] == "photcal_session")
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and web.hashtag not in cookie["value"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and web.hashtag not in cookie["value"]
     page.click("#logout")
     page.wait_for_url("**/login?bye=1")
     assert "logged out" in page.inner_text("main")
     page.goto("/upload")
     page.wait_for_url("**/login?next=**")
+    # the cookie saved before logging out is refused: the session was revoked, not only forgotten
+    page.context.add_cookies([{"name": "photcal_session", "value": cookie["value"], "url": web.url}])
+    page.goto("/upload")
+    page.wait_for_url("**/login?next=**")
+    answer = page.request.post("/cgi/upload", multipart=fields | {"csrf": csrf}, timeout=90_000)
+    assert answer.status == 401 and answer.json()["error"] == "session_ended"
     # a forged or altered cookie is nobody
     page.context.add_cookies([{"name": "photcal_session", "value": cookie["value"][:-2] + "AA", "url": web.url}])
     page.goto("/upload")
     page.wait_for_url("**/login?next=**")
+
+
+def _serve_attack_pages(pages: dict[str, str]):
+    """An HTTP server on another port of this host (same site, another origin) serving ``pages``."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = pages.get(self.path.split("?")[0], "").encode()
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_page_on_another_port_cannot_use_the_login_cookie(page, web, event):
+    db = MongoClient(web.stack.env["PHOTCAL_MONGO_URL"])["web"]
+    observatory = db.observatories.find_one({"name": "Web Observatory"})
+    followup_id = 990_001
+    db.datapoints.insert_one({
+        "followup_id": followup_id, "upload_id": "csrf-victim", "ivorn": event, "alert_name": "WebTest1",
+        "observatory_id": observatory["observatory_id"], "observatory": "Web Observatory", "mjd": 60200.5,
+        "exptime": 60.0, "survey": "APASS", "filter": "V", "mag": 17.0, "mag_err": 0.05, "limit_mag": None,
+        "detected": True, "comment": "", "dedupe_key": "csrf|victim", "deleted": False,
+    })
+    target = web.url
+
+    def auto_submit(action: str, fields: dict[str, str], enctype: str = "application/x-www-form-urlencoded") -> str:
+        inputs = "".join(f'<textarea name="{k}">{v}</textarea>' for k, v in fields.items())
+        return (f'<form id="f" method="post" action="{target}{action}" enctype="{enctype}">{inputs}</form>'
+                '<script>document.getElementById("f").submit()</script>')
+
+    catalogue = (FIELD / "sex_cpcs.cat").read_text()
+    attacks = {
+        "/delete": auto_submit("/cgi/delpoint", {"followupid": str(followup_id), "outputFormat": "json"}),
+        "/upload": auto_submit("/cgi/upload", {"EventID": event, "MJD": "60201.5", "dryRun": "0", "noPlot": "1",
+                                               "outputFormat": "json", "sexCat": catalogue}, "multipart/form-data"),
+        "/newevent": auto_submit("/cgi/newevent", {"EventID": "ivo://gaia/alerts#CsrfEvent1", "ra": "1", "dec": "2",
+                                                   "outputFormat": "json"}),
+        "/alerts": auto_submit("/api/v1/alerts", {"ivorn": "ivo://gaia/alerts#CsrfEvent2", "ra": "1", "dec": "2"}),
+        "/login": auto_submit("/login", {"hashtag": web.other_hashtag, "next": "/upload"}),
+    }
+    server = _serve_attack_pages(attacks)
+    try:
+        login(page, web.hashtag)
+        evil = f"http://127.0.0.1:{server.server_address[1]}"
+        assert evil != web.url  # another origin, the same site (the same host)
+        for name in ("/delete", "/upload", "/newevent", "/alerts"):
+            with page.expect_navigation(url=f"{target}**"):
+                page.goto(evil + name)
+            body = page.inner_text("body")
+            assert "csrf_failed" in body, (name, body[:300])
+        shot(page, "14_csrf_attack_refused")
+        with page.expect_navigation(url=f"{target}**"):
+            page.goto(evil + "/login")
+        assert "did not come from photcal's own login page" in page.inner_text("main")
+        page.goto("/upload")
+        assert "Web Observatory" in page.inner_text("header")  # still the victim, not the attacker's observatory
+    finally:
+        server.shutdown()
+    assert db.datapoints.find_one({"followup_id": followup_id})["deleted"] is False
+    for ivorn in ("ivo://gaia/alerts#CsrfEvent1", "ivo://gaia/alerts#CsrfEvent2"):
+        assert db.alerts.count_documents({"ivorn": ivorn}) == 0
+    assert db.datapoints.count_documents({"mjd": 60201.5}) == 0

@@ -357,6 +357,27 @@ def test_config_matches_services(overlay):
 
 
 @overlays
+def test_forwarded_headers_are_believed_only_from_named_proxies(overlay):
+    """X-Forwarded-For/-Proto count only from PHOTCAL_TRUSTED_PROXIES: narrow networks, never everyone."""
+    import ipaddress
+
+    from services.ingest.proxies import parse_networks
+
+    cfg = _config(build(overlay))
+    # the old switch believed any client's X-Forwarded-For (a direct client chose its rate-limit key)
+    assert cfg.get("PHOTCAL_TRUST_FORWARDED_FOR", "0") in {"0", "false"}
+    networks = parse_networks(cfg["PHOTCAL_TRUSTED_PROXIES"])
+    assert networks, "behind the ingress, name its pods' addresses or every client shares one rate limit"
+    for net in networks:
+        assert net.is_private and net.prefixlen >= 8, f"{net}: trust the ingress controller's pods, not the internet"
+        assert not net.overlaps(ipaddress.ip_network("0.0.0.0/32")) and net.num_addresses < 2**24 + 1
+
+
+def test_production_login_cookie_is_secure():
+    assert _config(build("prod"))["PHOTCAL_COOKIE_SECURE"] == "1"  # TLS ends at the ingress
+
+
+@overlays
 def test_references_resolve(overlay):
     docs = build(overlay)
     present = {(d["kind"], d["metadata"]["name"]) for d in docs}

@@ -50,8 +50,9 @@ def hostile(tmp_path_factory):
         stop_all(stack, servers)
 
 
-def request(stack: Stack, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=60)
+def request(stack: Stack, method: str, path: str, body: bytes = b"", headers: dict | None = None,
+            source: str = "127.0.0.1") -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=60, source_address=(source, 0))
     try:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
@@ -381,14 +382,15 @@ def test_a_rotated_hashtag_replaces_the_old_one(hostile):
 def test_rate_limits_per_hashtag_and_per_ip_answer_429_with_retry_after(stack):
     stack.env.update(PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0.2", PHOTCAL_RATE_LIMIT_HASHTAG_BURST="5",
                      PHOTCAL_RATE_LIMIT_IP_PER_S="0.5", PHOTCAL_RATE_LIMIT_IP_BURST="15",
-                     PHOTCAL_TRUST_FORWARDED_FOR="1")
+                     # the ingress: connections from 127.0.0.2 (the old setting alone now trusts nobody)
+                     PHOTCAL_TRUSTED_PROXIES="127.0.0.2", PHOTCAL_TRUST_FORWARDED_FOR="1")
     stack.start()
     fields = {"EventID": IVORN, "MJD": "60000", "outputFormat": "json"}
 
-    def post(hashtag: str, ip: str):
+    def post(hashtag: str, ip: str, source: str = "127.0.0.2"):
         body, content_type = multipart(fields | {"hashtag": hashtag})
         return request(stack, "POST", "/api/v1/uploads", body,
-                       {"Content-Type": content_type, "X-Forwarded-For": f"6.6.6.6, {ip}"})
+                       {"Content-Type": content_type, "X-Forwarded-For": f"6.6.6.6, {ip}"}, source=source)
 
     guessed = new_hashtag()
     answers = [post(guessed, "10.0.0.1") for _ in range(7)]
@@ -404,6 +406,10 @@ def test_rate_limits_per_hashtag_and_per_ip_answer_429_with_retry_after(stack):
     assert int(answers[15][1]["Retry-After"]) >= 1 and "address" in body["message"]
     # the client's own X-Forwarded-For entries are not trusted: only the last (the proxy's) is the address
     assert post(new_hashtag(), "10.0.0.3")[0] == 401
+    # a client connecting directly (not through the proxy) cannot pick its address by the header
+    answers = [post(new_hashtag(), f"10.1.0.{i}", source="127.0.0.1") for i in range(16)]
+    assert [a[0] for a in answers[:15]] == [401] * 15
+    assert_refused(answers[15], 429, "rate_limited")
     assert guessed not in stack.log()
 
 
