@@ -4,16 +4,42 @@ With NATS down the gateway answers 503 at once: the connection state is
 checked first (the client reconnects by itself in the background, so the
 next upload after NATS returns goes through), and the acknowledgement is
 awaited ``PHOTCAL_PUBLISH_TIMEOUT`` seconds (default 2), not the client's 5.
+
+On a JetStream cluster, losing the stream's leader node leaves the stream
+without a leader until the other two elect one (measured 4-9 s with
+nats-server 2.15: its Raft election timeout). Meanwhile a publish finds no
+responder, or its ack is lost with the old leader. While we are connected
+that is retried, with the same ``Nats-Msg-Id`` (JetStream keeps one copy),
+for up to :data:`ELECTION_RETRY_S`: a node lost delays uploads, never refuses them.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 import nats.errors
+import nats.js.errors
 from nats.js import JetStreamContext
 
 from shared.errors import BackendUnavailable
+from shared.logging import get_logger
 from shared.models import OBJECT_BUCKET_UPLOADS, SUBJECT_UPLOAD, UploadRequested
 from shared.natsio import ensure_object_store, headers
+
+log = get_logger(__name__)
+
+#: how long a publish is retried while connected but JetStream has no leader (above the election's 9 s at most)
+ELECTION_RETRY_S = 15.0
+ELECTION_RETRY_PAUSE_S = 0.25
+
+#: a stream electing a leader (no responder, 503), or an ack lost with the old leader
+LEADERLESS = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+)
+
 
 async def publish_upload(
     js: JetStreamContext, upload: UploadRequested, inline_limit: int, replicas: int = 1, timeout: float = 2.0
@@ -22,16 +48,36 @@ async def publish_upload(
     nc = getattr(js, "_nc", None)  # nats-py keeps the connection there; no public accessor
     if nc is not None and not nc.is_connected:
         raise BackendUnavailable("the upload queue (NATS) is down; try again in a minute")
-    try:
+    deadline = asyncio.get_running_loop().time() + ELECTION_RETRY_S
+    maybe_published = False
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await _publish_once(js, upload, inline_limit, replicas, timeout)
+            if attempt > 1:
+                log.info("upload_published_after_retry", upload_id=upload.upload_id, attempts=attempt)
+            return
+        except Exception as exc:
+            # sent but its ack timed out: it may be queued all the same (the caller says which upload id to look for)
+            maybe_published = maybe_published or isinstance(exc, nats.errors.TimeoutError)
+            connected = nc is None or nc.is_connected
+            if isinstance(exc, LEADERLESS) and connected and asyncio.get_running_loop().time() < deadline:
+                log.warning("upload_publish_retrying", upload_id=upload.upload_id, attempt=attempt, error=repr(exc))
+                await asyncio.sleep(ELECTION_RETRY_PAUSE_S)
+                continue
+            err = BackendUnavailable("the upload queue (NATS) is not answering; try again in a minute")
+            err.maybe_published = maybe_published
+            raise err from exc
+
+
+async def _publish_once(
+    js: JetStreamContext, upload: UploadRequested, inline_limit: int, replicas: int, timeout: float
+) -> None:
+    payload = upload.model_dump_json().encode()
+    if len(payload) > inline_limit and upload.sources is not None:
+        store = await ensure_object_store(js, OBJECT_BUCKET_UPLOADS, replicas)
+        await store.put(upload.upload_id, upload.sources.model_dump_json().encode())
+        upload = upload.model_copy(update={"sources": None, "sources_in_object_store": True})
         payload = upload.model_dump_json().encode()
-        if len(payload) > inline_limit and upload.sources is not None:
-            store = await ensure_object_store(js, OBJECT_BUCKET_UPLOADS, replicas)
-            await store.put(upload.upload_id, upload.sources.model_dump_json().encode())
-            upload = upload.model_copy(update={"sources": None, "sources_in_object_store": True})
-            payload = upload.model_dump_json().encode()
-        await js.publish(SUBJECT_UPLOAD, payload, timeout=timeout, headers=headers(msg_id=upload.upload_id))
-    except Exception as exc:
-        err = BackendUnavailable("the upload queue (NATS) is not answering; try again in a minute")
-        # sent but its ack timed out: it may be queued all the same (the caller says which upload id to look for)
-        err.maybe_published = isinstance(exc, nats.errors.TimeoutError)
-        raise err from exc
+    await js.publish(SUBJECT_UPLOAD, payload, timeout=timeout, headers=headers(msg_id=upload.upload_id))
