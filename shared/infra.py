@@ -194,6 +194,19 @@ class NatsCluster:
                     return detail
         return None
 
+    def client_node(self, client_name: str) -> int | None:
+        """Index of the node a client (by its connection name) is connected to now (``/connz``)."""
+        for i, node in enumerate(self.nodes):
+            if node.proc is None or node.proc.poll() is not None:
+                continue
+            try:
+                connections = self.monitor(i, "/connz?limit=1000").get("connections") or []
+            except OSError:
+                continue
+            if any(c.get("name") == client_name for c in connections):
+                return i
+        return None
+
     def stream_leader(self, stream: str) -> int | None:
         """Index of the node leading ``stream`` now, as the running nodes report it."""
         for i, node in enumerate(self.nodes):

@@ -28,6 +28,8 @@ CLUSTER_ENV = {
     "PHOTCAL_UPLOAD_TIMEOUT": "30",
     "PHOTCAL_CONE_CACHE_TTL": "0",
     "PHOTCAL_LOG_LEVEL": "INFO",
+    # every table through the uploads bucket (an R3 object store), not inline in the message
+    "PHOTCAL_INLINE_TABLE_BYTES": "1000",
 }
 
 
