@@ -111,7 +111,7 @@ def last_seq(cs: ClusterStack, index: int, stream: str) -> int | None:
     return None if detail is None else detail["state"]["last_seq"]
 
 
-def assert_caught_up(cs: ClusterStack, index: int, streams=(STREAM_UPLOADS, STREAM_RESULTS), timeout: float = 30):
+def assert_caught_up(cs: ClusterStack, index: int, streams=(STREAM_UPLOADS, STREAM_RESULTS), timeout: float = 60):
     """The node's copy of each stream ends at the leader's last sequence (``/jsz?streams=true``)."""
 
     def same() -> bool:
@@ -153,7 +153,7 @@ def test_a_node_killed_under_100_uploads_loses_and_doubles_nothing_and_catches_u
             cs.cluster.kill(leader)
             killed.append(leader)
         elif uploads.sent == 45:
-            cs.cluster.restart(killed[-1])
+            cs.cluster.restart(killed[-1], timeout=60)
             assert_caught_up(cs, killed[-1], streams=(STREAM_UPLOADS,))
         elif uploads.sent == 60:
             leader = cs.cluster.stream_leader(STREAM_UPLOADS)
@@ -164,7 +164,7 @@ def test_a_node_killed_under_100_uploads_loses_and_doubles_nothing_and_catches_u
             cs.cluster.kill(follower)
             killed.append(follower)
         elif uploads.sent == 85:
-            cs.cluster.restart(killed[-1])
+            cs.cluster.restart(killed[-1], timeout=60)
             assert_caught_up(cs, killed[-1], streams=(STREAM_UPLOADS,))
         uploads.send()
     assert_each_accepted_upload_stored_once(cs, uploads)
