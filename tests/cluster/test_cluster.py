@@ -34,7 +34,8 @@ FINAL_STATES = {"done", "failed"}
 
 
 class Uploads:
-    """Sends uploads of distinct MJDs (``wait=0``) and sorts the answers: accepted, maybe queued, refused."""
+    """Sends uploads of distinct MJDs (``wait=0``, one in ten ``wait=1``) and sorts the answers:
+    accepted, maybe queued (a 503 after sending), refused."""
 
     def __init__(self, cs: ClusterStack, ivorn: str, mjd0: float) -> None:
         self.cs, self.ivorn, self.mjd0 = cs, ivorn, mjd0
