@@ -11,6 +11,8 @@ nats-server 2.15: its Raft election timeout). Meanwhile a publish finds no
 responder, or its ack is lost with the old leader. While we are connected
 that is retried, with the same ``Nats-Msg-Id`` (JetStream keeps one copy),
 for up to :data:`ELECTION_RETRY_S`: a node lost delays uploads, never refuses them.
+Losing the node we are connected to, the client moves to another within
+milliseconds; an upload arriving in that window waits for it too.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ log = get_logger(__name__)
 #: how long a publish is retried while connected but JetStream has no leader (above the election's 9 s at most)
 ELECTION_RETRY_S = 15.0
 ELECTION_RETRY_PAUSE_S = 0.25
+#: how long an upload waits for the client to reconnect to another node of the cluster
+RECONNECT_WAIT_S = 2.0
 
 #: a stream electing a leader (no responder, 503), or an ack lost with the old leader
 LEADERLESS = (
@@ -46,7 +50,7 @@ async def publish_upload(
 ) -> None:
     """Small tables travel in the message; larger ones in the object store first."""
     nc = getattr(js, "_nc", None)  # nats-py keeps the connection there; no public accessor
-    if nc is not None and not nc.is_connected:
+    if nc is not None and not await _connected(nc):
         raise BackendUnavailable("the upload queue (NATS) is down; try again in a minute")
     deadline = asyncio.get_running_loop().time() + ELECTION_RETRY_S
     maybe_published = False
@@ -61,7 +65,7 @@ async def publish_upload(
         except Exception as exc:
             # sent but its ack timed out: it may be queued all the same (the caller says which upload id to look for)
             maybe_published = maybe_published or isinstance(exc, nats.errors.TimeoutError)
-            connected = nc is None or nc.is_connected
+            connected = nc is None or await _connected(nc)
             if isinstance(exc, LEADERLESS) and connected and asyncio.get_running_loop().time() < deadline:
                 log.warning("upload_publish_retrying", upload_id=upload.upload_id, attempt=attempt, error=repr(exc))
                 await asyncio.sleep(ELECTION_RETRY_PAUSE_S)
@@ -69,6 +73,25 @@ async def publish_upload(
             err = BackendUnavailable("the upload queue (NATS) is not answering; try again in a minute")
             err.maybe_published = maybe_published
             raise err from exc
+
+
+async def _connected(nc) -> bool:
+    """Connected; or, on a cluster, reconnecting to another node (that takes milliseconds, measured up
+    to 0.1 s): an upload arriving meanwhile waits for it, up to :data:`RECONNECT_WAIT_S`, not refused.
+
+    One server and it is away: no wait, the caller answers 503 at once.
+    """
+    if nc.is_connected:
+        return True
+    if not nc.is_reconnecting or len(nc.servers) < 2:
+        return False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RECONNECT_WAIT_S
+    while loop.time() < deadline:
+        await asyncio.sleep(0.02)
+        if nc.is_connected:
+            return True
+    return False
 
 
 async def _publish_once(
