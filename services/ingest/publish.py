@@ -6,9 +6,10 @@ next upload after NATS returns goes through), and the acknowledgement is
 awaited ``PHOTCAL_PUBLISH_TIMEOUT`` seconds (default 2), not the client's 5.
 
 On a JetStream cluster, losing the stream's leader node leaves the stream
-without a leader until the other two elect one (measured 4-9 s with
-nats-server 2.15: its Raft election timeout). Meanwhile a publish finds no
-responder, or its ack is lost with the old leader. While we are connected
+without a leader until the other two elect one: a follower waits 4-9 s
+(nats-server's Raft election timeout, server/raft.go) before it campaigns;
+measured here 1-7 s from the kill. Meanwhile a publish finds no responder,
+or its ack is lost with the old leader. While we are connected
 that is retried, with the same ``Nats-Msg-Id`` (JetStream keeps one copy),
 for up to :data:`ELECTION_RETRY_S`: a node lost delays uploads, never refuses them.
 Losing the node we are connected to, the client moves to another within
@@ -30,8 +31,9 @@ from shared.natsio import ensure_object_store, headers
 
 log = get_logger(__name__)
 
-#: how long a publish is retried while connected but JetStream has no leader (above the election's 9 s at most)
-ELECTION_RETRY_S = 15.0
+#: how long a publish is retried while connected but JetStream has no leader: one full election
+#: timeout (9 s at most) and a second round if the first vote splits
+ELECTION_RETRY_S = 20.0
 ELECTION_RETRY_PAUSE_S = 0.25
 #: how long an upload waits for the client to reconnect to another node of the cluster
 RECONNECT_WAIT_S = 2.0
