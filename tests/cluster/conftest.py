@@ -49,11 +49,12 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="module")
 def cluster_stack(tmp_path_factory) -> ClusterStack:
     tmp = tmp_path_factory.mktemp("cluster")
-    base = free_port_block(9)  # client, route and monitoring port of each node
+    # one block: each node's client, route and monitoring port, then the gateway's and the services' 4
+    base = free_port_block(13)
     cluster = nats_cluster(tmp / "nats", [base, base + 1, base + 2], [base + 3, base + 4, base + 5],
                            [base + 6, base + 7, base + 8])
     mongo = mongo_server(tmp / "mongodata", free_port())
-    port = free_port_block(4)
+    port = base + 9
     stack = Stack(env=dict(os.environ) | CLUSTER_ENV | {
         "PHOTCAL_NATS_URL": cluster.url,  # all three nodes, comma-separated
         "PHOTCAL_MONGO_URL": mongo.url,
@@ -73,6 +74,13 @@ def cluster_stack(tmp_path_factory) -> ClusterStack:
             stack.cli("alert", "add", "--ivorn", ivorn, "--ra", str(truth["alert"]["ra"]),
                       "--dec", str(truth["alert"]["dec"]))
         stack.start()
+    except BaseException:
+        attach_logs("setup", [node.log_path for node in cluster.nodes] + [stack.log_path])
+        stack.stop()
+        mongo.stop()
+        cluster.stop()
+        raise
+    try:
         yield ClusterStack(cluster, stack, hashtag, (FIELD / "sex_cpcs.cat").read_bytes(), tmp)
     finally:
         stack.stop()
@@ -87,9 +95,13 @@ def on_failure_attach_logs(request, cluster_stack):
     report = getattr(request.node, "rep_call", None)
     if report is None or not report.failed:
         return
-    keep = ARTIFACTS / "cluster" / request.node.name
+    attach_logs(request.node.name, [node.log_path for node in cluster_stack.cluster.nodes]
+                + [cluster_stack.stack.log_path])
+
+
+def attach_logs(name: str, logs: list[Path | None]) -> None:
+    keep = ARTIFACTS / "cluster" / name
     keep.mkdir(parents=True, exist_ok=True)
-    logs = [node.log_path for node in cluster_stack.cluster.nodes] + [cluster_stack.stack.log_path]
     for path in logs:
         if path and path.exists():
             shutil.copy(path, keep / path.name)
