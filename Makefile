@@ -35,7 +35,7 @@ run: install
 test: install system-deps
 	$(PYTEST) -q --ignore=tests/cluster
 
-## the distributed deployment: 3 clustered nats-servers (R3 streams), nodes and services killed (~1-2 min)
+## the distributed deployment: 3 clustered nats-servers (R3 streams), nodes and services killed (1-3 min)
 test-cluster: install
 	$(PYTEST) -q tests/cluster
 
