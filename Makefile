@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: run test unit install system-deps bench fuzz clean
+.PHONY: run test test-cluster unit install system-deps bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,13 @@ system-deps:
 run: install
 	$(BIN)/photcal run
 
-## every test: unit, integration (real nats-server, nx-27017, HTTP), deploy checks
+## every test: unit, integration (real nats-server, nx-27017, HTTP), deploy checks (the cluster test apart)
 test: install system-deps
-	$(PYTEST) -q
+	$(PYTEST) -q --ignore=tests/cluster
+
+## the distributed deployment: 3 clustered nats-servers (R3 streams), nodes and services killed (1-3 min)
+test-cluster: install
+	$(PYTEST) -q tests/cluster
 
 ## only the fast unit tests
 unit: install

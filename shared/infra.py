@@ -7,6 +7,7 @@ JetStream, and ``nx-27017``, a MongoDB wire-protocol server on SQLite.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,7 +15,9 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -78,7 +81,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        scheme = "nats" if self.name == "nats" else "mongodb"
+        scheme = "nats" if self.name.startswith("nats") else "mongodb"
         return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> "ServerProcess":
@@ -122,3 +125,117 @@ def mongo_server(data_dir: Path, port: int) -> ServerProcess:
         "-j", "WAL",
     ]
     return ServerProcess("mongo", port, argv, data_dir / "logs" / "nx-27017.out")
+
+
+@dataclass
+class NatsCluster:
+    """A JetStream cluster of nats-servers on loopback, as production runs it (3 nodes, R3 streams).
+
+    Each node has its own store, log and monitoring port; a node killed and
+    started again keeps its store and catches up from the others.
+    """
+
+    nodes: list[ServerProcess]
+    monitor_ports: list[int]
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Every node, comma-separated: the form ``PHOTCAL_NATS_URL`` takes for a cluster."""
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self, timeout: float = 30.0) -> "NatsCluster":
+        for node in self.nodes:
+            node.start(timeout)
+        for i in range(len(self.nodes)):
+            self.wait_healthy(i, timeout)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for node in self.nodes:
+            node.stop(timeout)
+
+    def kill(self, index: int) -> None:
+        """SIGKILL: a crash, nothing flushed or handed over."""
+        self.nodes[index].kill()
+
+    def restart(self, index: int, timeout: float = 30.0) -> None:
+        self.nodes[index].start(timeout)
+        self.wait_healthy(index, timeout)
+
+    def monitor(self, index: int, path: str, timeout: float = 3.0) -> dict:
+        url = f"http://127.0.0.1:{self.monitor_ports[index]}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as err:  # /healthz answers 503 with a JSON body while not ready
+            return json.loads(err.read() or b"{}") | {"http_status": err.code}
+
+    def wait_healthy(self, index: int, timeout: float = 30.0) -> None:
+        """Until the node's JetStream is current (``/healthz``: meta leader known, its streams caught up)."""
+        deadline = time.monotonic() + timeout
+        last: dict | str = {}
+        while time.monotonic() < deadline:
+            try:
+                last = self.monitor(index, "/healthz")
+                if last.get("status") == "ok":
+                    return
+            except OSError as exc:
+                last = repr(exc)
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.names[index]} not healthy after {timeout}s: {last}")
+
+    def stream_detail(self, index: int, stream: str) -> dict | None:
+        """The stream as this node has it (``/jsz?streams=true``): its ``state`` and ``cluster`` (leader, replicas)."""
+        jsz = self.monitor(index, "/jsz?streams=true")
+        for account in jsz.get("account_details") or []:
+            for detail in account.get("stream_detail") or []:
+                if detail.get("name") == stream:
+                    return detail
+        return None
+
+    def client_node(self, client_name: str) -> int | None:
+        """Index of the node a client (by its connection name) is connected to now (``/connz``)."""
+        for i, node in enumerate(self.nodes):
+            if node.proc is None or node.proc.poll() is not None:
+                continue
+            try:
+                connections = self.monitor(i, "/connz?limit=1000").get("connections") or []
+            except OSError:
+                continue
+            if any(c.get("name") == client_name for c in connections):
+                return i
+        return None
+
+    def stream_leader(self, stream: str) -> int | None:
+        """Index of the node leading ``stream`` now, as the running nodes report it."""
+        for i, node in enumerate(self.nodes):
+            if node.proc is None or node.proc.poll() is not None:
+                continue
+            try:
+                detail = self.stream_detail(i, stream)
+            except OSError:
+                continue
+            leader = ((detail or {}).get("cluster") or {}).get("leader")
+            if leader in self.names:
+                return self.names.index(leader)
+        return None
+
+
+def nats_cluster(data_dir: Path, ports: list[int], cluster_ports: list[int], monitor_ports: list[int],
+                 cluster_name: str = "photcal") -> NatsCluster:
+    """Nodes ``n1``..``nN``, each routing to all the others; not started yet (``.start()``)."""
+    nodes, names = [], []
+    routes = [f"nats://127.0.0.1:{port}" for port in cluster_ports]
+    for i, (port, cluster_port, monitor_port) in enumerate(zip(ports, cluster_ports, monitor_ports), start=1):
+        name = f"n{i}"
+        store = data_dir / name
+        store.mkdir(parents=True, exist_ok=True)
+        argv = [
+            venv_binary("nats-server"), "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port),
+            "-m", str(monitor_port), "--server_name", name, "--cluster_name", cluster_name,
+            "--cluster", routes[i - 1], "--routes", ",".join(r for r in routes if r != routes[i - 1]),
+        ]
+        nodes.append(ServerProcess(f"nats-{name}", port, argv, data_dir / "logs" / f"nats-{name}.log"))
+        names.append(name)
+    return NatsCluster(nodes, list(monitor_ports), names)

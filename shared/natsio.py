@@ -19,17 +19,31 @@ log = get_logger(__name__)
 DEDUPE_WINDOW_S = 2 * 3600
 
 
+def server_urls(url: str) -> list[str]:
+    """``PHOTCAL_NATS_URL`` as nats-py's server list: one URL, or a cluster's URLs comma-separated.
+
+    nats-py takes a list; a comma-separated string is refused ("invalid connect url option").
+    """
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("PHOTCAL_NATS_URL is empty: give nats://host:port, or several comma-separated")
+    return servers
+
+
 async def connect(url: str, name: str, *, timeout: float = 30.0) -> NATS:
     """Connect, retrying until ``timeout``; afterwards reconnect forever.
 
     The services start in any order and NATS may restart under them: a
     lost connection is re-established by the client, never by a crash.
+    ``url`` may list a cluster's nodes comma-separated: the client then
+    fails over to another node when the one it uses goes away.
     """
+    servers = server_urls(url)
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:
             return await nats.connect(
-                url,
+                servers,
                 name=name,
                 connect_timeout=2,
                 allow_reconnect=True,

@@ -4,34 +4,105 @@ With NATS down the gateway answers 503 at once: the connection state is
 checked first (the client reconnects by itself in the background, so the
 next upload after NATS returns goes through), and the acknowledgement is
 awaited ``PHOTCAL_PUBLISH_TIMEOUT`` seconds (default 2), not the client's 5.
+
+On a JetStream cluster, losing the stream's leader node leaves the stream
+without a leader until the other two elect one: a follower waits 4-9 s
+(nats-server's Raft election timeout, server/raft.go) before it campaigns;
+measured here 1-7 s from the kill. Meanwhile a publish finds no responder,
+or its ack is lost with the old leader. While we are connected
+that is retried, with the same ``Nats-Msg-Id`` (JetStream keeps one copy),
+for up to :data:`ELECTION_RETRY_S`: a node lost delays uploads, never refuses them.
+Losing the node we are connected to, the client moves to another within
+milliseconds; an upload arriving in that window waits for it too.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 import nats.errors
+import nats.js.errors
 from nats.js import JetStreamContext
 
 from shared.errors import BackendUnavailable
+from shared.logging import get_logger
 from shared.models import OBJECT_BUCKET_UPLOADS, SUBJECT_UPLOAD, UploadRequested
 from shared.natsio import ensure_object_store, headers
+
+log = get_logger(__name__)
+
+#: how long a publish is retried while connected but JetStream has no leader: one full election
+#: timeout (9 s at most) and a second round if the first vote splits
+ELECTION_RETRY_S = 20.0
+ELECTION_RETRY_PAUSE_S = 0.25
+#: how long an upload waits for the client to reconnect to another node of the cluster
+RECONNECT_WAIT_S = 2.0
+
+#: a stream electing a leader (no responder, 503), or an ack lost with the old leader
+LEADERLESS = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+)
+
 
 async def publish_upload(
     js: JetStreamContext, upload: UploadRequested, inline_limit: int, replicas: int = 1, timeout: float = 2.0
 ) -> None:
     """Small tables travel in the message; larger ones in the object store first."""
     nc = getattr(js, "_nc", None)  # nats-py keeps the connection there; no public accessor
-    if nc is not None and not nc.is_connected:
+    if nc is not None and not await _connected(nc):
         raise BackendUnavailable("the upload queue (NATS) is down; try again in a minute")
-    try:
+    deadline = asyncio.get_running_loop().time() + ELECTION_RETRY_S
+    maybe_published = False
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await _publish_once(js, upload, inline_limit, replicas, timeout)
+            if attempt > 1:
+                log.info("upload_published_after_retry", upload_id=upload.upload_id, attempts=attempt)
+            return
+        except Exception as exc:
+            # sent but its ack timed out: it may be queued all the same (the caller says which upload id to look for)
+            maybe_published = maybe_published or isinstance(exc, nats.errors.TimeoutError)
+            connected = nc is None or await _connected(nc)
+            if isinstance(exc, LEADERLESS) and connected and asyncio.get_running_loop().time() < deadline:
+                log.warning("upload_publish_retrying", upload_id=upload.upload_id, attempt=attempt, error=repr(exc))
+                await asyncio.sleep(ELECTION_RETRY_PAUSE_S)
+                continue
+            err = BackendUnavailable("the upload queue (NATS) is not answering; try again in a minute")
+            err.maybe_published = maybe_published
+            raise err from exc
+
+
+async def _connected(nc) -> bool:
+    """Connected; or, on a cluster, reconnecting to another node (that takes milliseconds, measured up
+    to 0.1 s): an upload arriving meanwhile waits for it, up to :data:`RECONNECT_WAIT_S`, not refused.
+
+    One server and it is away: no wait, the caller answers 503 at once.
+    """
+    if nc.is_connected:
+        return True
+    if not nc.is_reconnecting or len(nc.servers) < 2:
+        return False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RECONNECT_WAIT_S
+    while loop.time() < deadline:
+        await asyncio.sleep(0.02)
+        if nc.is_connected:
+            return True
+    return False
+
+
+async def _publish_once(
+    js: JetStreamContext, upload: UploadRequested, inline_limit: int, replicas: int, timeout: float
+) -> None:
+    payload = upload.model_dump_json().encode()
+    if len(payload) > inline_limit and upload.sources is not None:
+        store = await ensure_object_store(js, OBJECT_BUCKET_UPLOADS, replicas)
+        await store.put(upload.upload_id, upload.sources.model_dump_json().encode())
+        upload = upload.model_copy(update={"sources": None, "sources_in_object_store": True})
         payload = upload.model_dump_json().encode()
-        if len(payload) > inline_limit and upload.sources is not None:
-            store = await ensure_object_store(js, OBJECT_BUCKET_UPLOADS, replicas)
-            await store.put(upload.upload_id, upload.sources.model_dump_json().encode())
-            upload = upload.model_copy(update={"sources": None, "sources_in_object_store": True})
-            payload = upload.model_dump_json().encode()
-        await js.publish(SUBJECT_UPLOAD, payload, timeout=timeout, headers=headers(msg_id=upload.upload_id))
-    except Exception as exc:
-        err = BackendUnavailable("the upload queue (NATS) is not answering; try again in a minute")
-        # sent but its ack timed out: it may be queued all the same (the caller says which upload id to look for)
-        err.maybe_published = isinstance(exc, nats.errors.TimeoutError)
-        raise err from exc
+    await js.publish(SUBJECT_UPLOAD, payload, timeout=timeout, headers=headers(msg_id=upload.upload_id))
