@@ -70,7 +70,9 @@ async def _ensure_name_keys(db: Database) -> None:
     """Give the alerts stored before the name keys existed theirs (once per database handle; then none lack them)."""
     if db in _KEYED:
         return
-    async for doc in db.alerts.find({"fragment_key": {"$exists": False}}, {"_id": 1, "ivorn": 1, "name": 1}):
+    # read them all first: no write while the cursor is open (the embedded server holds it on one connection)
+    docs = [d async for d in db.alerts.find({"fragment_key": {"$exists": False}}, {"_id": 1, "ivorn": 1, "name": 1})]
+    for doc in docs:
         name = doc.get("name")
         keys = {
             "name_key": alert_name_key(name) if isinstance(name, str) and name else None,
