@@ -41,6 +41,9 @@ class Database:
         for collection, fields in INDEXES.items():
             for field, unique in fields:
                 await self.db[collection].create_index([(field, ASCENDING)], unique=unique, name=f"{field}_1")
+        from shared.db.alerts import ensure_name_keys  # alerts imports this module
+
+        await ensure_name_keys(self)  # alerts stored before names were compared get their keys, once
 
     async def next_id(self, counter: str) -> int:
         """A new integer id (CPCS clients use integer alert and followup ids)."""

@@ -124,3 +124,20 @@ def test_formula_text_cells_are_neutralised(text):
 def test_numbers_and_plain_text_stay():
     assert csv_safe_text(-1.25) == -1.25 and csv_safe_text(-3) == -3
     assert csv_safe_text("Gaia21eeo") == "Gaia21eeo" and csv_safe_text("") == ""
+
+
+async def test_events_stored_before_the_name_keys_get_them_at_start(mongo_proc, fresh_db_name):
+    """An old alert known only by its ivorn's fragment: after the start's backfill that name is taken."""
+    database = connect_database(mongo_proc.url, fresh_db_name)
+    try:
+        await database.alerts.insert_one(
+            Alert(ivorn="ivo://tns/objects#2023old", ra=10.0, dec=20.0, alert_id=1).model_dump()
+        )
+        await database.ensure_indexes()
+        assert (await database.alerts.find_one({"ivorn": "ivo://tns/objects#2023old"}))["fragment_key"] == "2023old"
+        with pytest.raises(Conflict) as e:
+            await add_alert(database, Alert(ivorn=FAKE, name="2023old", ra=50.0, dec=20.0))
+        assert e.value.code == "alert_name_taken"
+        assert (await find_alert(database, "2023old")).ivorn == "ivo://tns/objects#2023old"
+    finally:
+        await database.close()
