@@ -55,7 +55,7 @@ def fragment_of(ivorn: str) -> str:
 
 
 def _name_keys(alert: Alert) -> dict[str, str | None]:
-    """Stored with every alert, indexed: the folded name and ivorn fragment that names are compared by."""
+    """Stored with every alert, indexed: the name and ivorn fragment (NFC) that names are compared by."""
     return {
         "name_key": alert_name_key(alert.name) if alert.name else None,
         "fragment_key": alert_name_key(fragment_of(alert.ivorn)),
