@@ -61,11 +61,15 @@ def validate_alert_name(value: str | None) -> str | None:
 
 
 def alert_name_key(name: str) -> str:
-    """What two names are compared by: case and Unicode compatibility forms folded (``Gaia21EEO`` is ``gaia21eeo``)."""
-    return unicodedata.normalize("NFKC", name).casefold()
+    """What two names are compared by: the name in Unicode canonical form (NFC), so that a composed and a
+    decomposed accent are one name. Case counts, as it does for ivorns (``alert_name=`` looks up by this key
+    too: a name that differs in case is another name, not a way to reach the event)."""
+    return unicodedata.normalize("NFC", name)
 
 
 MAX_COMMENT = 2000
+
+_STRIPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 
 #: an ANSI/VT100 escape sequence (CSI ... final byte, or ESC and one character)
 _ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
@@ -85,7 +89,16 @@ def clean_comment(value: str | None) -> str:
         return ""
     text = _ANSI.sub("", str(value))
     text = re.sub(r"[\t\n\r\v\f\x85\u2028\u2029]+", " ", text)
-    return "".join(c for c in text if c.isprintable()).strip()
+    # controls, format characters (bidi overrides, zero-width), separators other than the space, lone
+    # surrogates; unassigned and private-use characters stay (a newer Unicode than Python's is no threat)
+    kept = []
+    for c in text:
+        category = unicodedata.category(c)
+        if category == "Zs":
+            kept.append(" ")  # a no-break or thin space is a space
+        elif category not in _STRIPPED_CATEGORIES:
+            kept.append(c)
+    return "".join(kept).strip()
 
 
 #: a cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection")

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from shared.db.client import Database
@@ -55,39 +55,54 @@ def fragment_of(ivorn: str) -> str:
 
 
 def _name_keys(alert: Alert) -> dict[str, str | None]:
-    """Stored with every alert, indexed: the folded name and ivorn fragment that names are compared by."""
+    """Stored with every alert, indexed: the name and ivorn fragment (NFC) that names are compared by."""
     return {
         "name_key": alert_name_key(alert.name) if alert.name else None,
         "fragment_key": alert_name_key(fragment_of(alert.ivorn)),
     }
 
 
-#: databases whose alerts all carry their name keys (see :func:`_ensure_name_keys`)
+#: databases whose alerts all carry their name keys (see :func:`ensure_name_keys`)
 _KEYED: "weakref.WeakSet[Database]" = weakref.WeakSet()
 
+#: the counters document that says every alert has its name keys
+_KEYS_MARKER = "alert_name_keys"
 
-async def _ensure_name_keys(db: Database) -> None:
-    """Give the alerts stored before the name keys existed theirs (once per database handle; then none lack them)."""
+
+async def ensure_name_keys(db: Database) -> None:
+    """Give the alerts stored before the name keys existed theirs, once per database (then a marker says so).
+
+    Run by ``Database.ensure_indexes`` at every start (a lookup of the marker
+    when done); about 5 s for 10,000 old alerts, the first time only.
+    """
     if db in _KEYED:
         return
-    async for doc in db.alerts.find({"fragment_key": {"$exists": False}}, {"_id": 1, "ivorn": 1, "name": 1}):
-        name = doc.get("name")
-        keys = {
-            "name_key": alert_name_key(name) if isinstance(name, str) and name else None,
-            "fragment_key": alert_name_key(fragment_of(str(doc.get("ivorn", "")))),
-        }
-        await db.alerts.update_one({"_id": doc["_id"]}, {"$set": keys})
+    if await db.counters.find_one({"_id": _KEYS_MARKER}) is None:
+        # read them all first: no write while the cursor is open
+        docs = [d async for d in db.alerts.find({"fragment_key": {"$exists": False}}, {"_id": 1, "ivorn": 1, "name": 1})]
+        for first in range(0, len(docs), 1000):
+            updates = []
+            for doc in docs[first:first + 1000]:
+                name = doc.get("name")
+                keys = {
+                    "name_key": alert_name_key(name) if isinstance(name, str) and name else None,
+                    "fragment_key": alert_name_key(fragment_of(str(doc.get("ivorn", "")))),
+                }
+                updates.append(UpdateOne({"_id": doc["_id"]}, {"$set": keys}))
+            await db.alerts.bulk_write(updates, ordered=False)
+        await db.counters.update_one({"_id": _KEYS_MARKER}, {"$set": {"done": utcnow()}}, upsert=True)
     _KEYED.add(db)
 
 
-async def _alerts_named(db: Database, name: str, limit: int = 10, *, keyed: bool = False) -> list[dict]:
-    """Alerts whose name or ivorn fragment is ``name`` (folded), by alert_id; one indexed query per key.
+async def _alerts_named(db: Database, name: str, limit: int = 10) -> list[dict]:
+    """Alerts whose name or ivorn fragment is ``name``, by alert_id; one indexed query per key.
 
-    ``keyed``: every alert has its name keys (:func:`_ensure_name_keys`), so the exact name needs no query.
+    The exact ``name`` too: it finds an alert stored without its keys (by an older
+    version, or written directly) that has that name.
     """
     key = alert_name_key(name)
     found: dict[Any, dict] = {}
-    queries = [{"name_key": key}, {"fragment_key": key}] if keyed else [{"name": name}, {"name_key": key}, {"fragment_key": key}]
+    queries = [{"name": name}, {"name_key": key}, {"fragment_key": key}]
     for query in queries:
         async for doc in db.alerts.find(query).limit(limit):
             found.setdefault(doc["_id"], doc)
@@ -101,9 +116,9 @@ async def _check_names_free(db: Database, alert: Alert) -> None:
     event ``Gaia99zzz`` would otherwise serve its points for the real
     ``ivo://gaia/alerts#Gaia99zzz``.
     """
-    await _ensure_name_keys(db)
+    await ensure_name_keys(db)
     for name in dict.fromkeys(n for n in (alert.name, fragment_of(alert.ivorn)) if n):
-        others = [d for d in await _alerts_named(db, name, keyed=True) if d.get("ivorn") != alert.ivorn]
+        others = [d for d in await _alerts_named(db, name) if d.get("ivorn") != alert.ivorn]
         if others:
             raise Conflict(
                 f"the name {name} is taken by {others[0].get('ivorn')}: choose another name (or fix EventID)",

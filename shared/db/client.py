@@ -41,9 +41,11 @@ class Database:
         for collection, fields in INDEXES.items():
             for field, unique in fields:
                 await self.db[collection].create_index([(field, ASCENDING)], unique=unique, name=f"{field}_1")
-        from shared.db.sessions import ensure_ttl_index  # here: sessions imports this module
+        from shared.db.alerts import ensure_name_keys  # here: these modules import this one
+        from shared.db.sessions import ensure_ttl_index
 
         await ensure_ttl_index(self)
+        await ensure_name_keys(self)  # alerts stored before names were compared get their keys, once
 
     async def next_id(self, counter: str) -> int:
         """A new integer id (CPCS clients use integer alert and followup ids)."""

@@ -33,8 +33,10 @@ async def test_a_name_another_event_has_is_refused_either_way_round(db):
         await add_alert(db, Alert(ivorn=REAL, name="Gaia99zzz", ra=10.0, dec=20.0))
     assert e.value.code == "alert_name_taken" and e.value.http_status == 409 and FAKE in e.value.message
     with pytest.raises(Conflict) as e:  # no name: its fragment is its name
-        await add_alert(db, Alert(ivorn="ivo://gaia/alerts#GAIA99ZZZ", ra=30.0, dec=20.0))
+        await add_alert(db, Alert(ivorn="ivo://other/broker#Gaia99zzz", ra=30.0, dec=20.0))
     assert e.value.code == "alert_name_taken"
+    # case counts, as in ivorns (and alert_name= looks up the same way)
+    await add_alert(db, Alert(ivorn="ivo://gaia/alerts#GAIA99ZZZ", ra=30.0, dec=20.0))
 
 
 async def test_the_fragment_of_an_ivorn_counts_as_a_used_name(db):
@@ -42,8 +44,9 @@ async def test_the_fragment_of_an_ivorn_counts_as_a_used_name(db):
     with pytest.raises(Conflict) as e:
         await add_alert(db, Alert(ivorn=FAKE, name="Gaia99zzz", ra=50.0, dec=20.0))
     assert e.value.code == "alert_name_taken" and REAL in e.value.message
-    with pytest.raises(Conflict):  # case and compatibility forms fold
-        await add_alert(db, Alert(ivorn=FAKE, name="ＧＡＩＡ99zzz", ra=50.0, dec=20.0))
+    await add_alert(db, Alert(ivorn="ivo://gaia/alerts#Gaia99zz\u00e9", ra=10.0, dec=20.0))
+    with pytest.raises(Conflict):  # a decomposed accent is the same name
+        await add_alert(db, Alert(ivorn=FAKE, name="Gaia99zze\u0301", ra=50.0, dec=20.0))
     # an import of the same ivorn is an update, not a squat
     _, created = await upsert_alert(db, Alert(ivorn=REAL, name="Gaia99zzz", ra=10.0, dec=20.0))
     assert created is False
@@ -108,6 +111,7 @@ def test_name_rule_pure():
 
 def test_comments_lose_control_characters_and_escapes():
     assert clean_comment("ok\x00 \x1b[31mred\x1b[0m\ttab\nline\u202e") == "ok red tab line"
+    assert clean_comment("a\u00a0b\u200bc\U000e0001d\ue000") == "a bcd\ue000"  # no-break space, zero width, tag
     assert clean_comment("  seeing 2\"  ") == 'seeing 2"'
     assert clean_comment(None) == ""
 
@@ -120,3 +124,20 @@ def test_formula_text_cells_are_neutralised(text):
 def test_numbers_and_plain_text_stay():
     assert csv_safe_text(-1.25) == -1.25 and csv_safe_text(-3) == -3
     assert csv_safe_text("Gaia21eeo") == "Gaia21eeo" and csv_safe_text("") == ""
+
+
+async def test_events_stored_before_the_name_keys_get_them_at_start(mongo_proc, fresh_db_name):
+    """An old alert known only by its ivorn's fragment: after the start's backfill that name is taken."""
+    database = connect_database(mongo_proc.url, fresh_db_name)
+    try:
+        await database.alerts.insert_one(
+            Alert(ivorn="ivo://tns/objects#2023old", ra=10.0, dec=20.0, alert_id=1).model_dump()
+        )
+        await database.ensure_indexes()
+        assert (await database.alerts.find_one({"ivorn": "ivo://tns/objects#2023old"}))["fragment_key"] == "2023old"
+        with pytest.raises(Conflict) as e:
+            await add_alert(database, Alert(ivorn=FAKE, name="2023old", ra=50.0, dec=20.0))
+        assert e.value.code == "alert_name_taken"
+        assert (await find_alert(database, "2023old")).ivorn == "ivo://tns/objects#2023old"
+    finally:
+        await database.close()

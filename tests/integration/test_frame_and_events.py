@@ -127,6 +127,16 @@ def test_html_answer_of_a_detection_without_mag_err_is_a_page_and_the_point_is_s
     assert status == 409 and raw.decode().startswith("<!doctype html>")
 
 
+def test_html_answer_of_a_limit_is_a_page(site):
+    lines = (FIELD / "sex_ascii_head.cat").read_text().splitlines()
+    ra0, dec0 = site.truth["alert"]["ra"], site.truth["alert"]["dec"]
+    kept = [line for line in lines if line.startswith("#")
+            or math.hypot((float(line.split()[3]) - ra0) * math.cos(math.radians(dec0)), float(line.split()[4]) - dec0) > 3 / 3600]
+    status, _h, raw = upload(site, ("\n".join(kept) + "\n").encode(), dryRun="1", outputFormat="html")
+    page = raw.decode()
+    assert status == 200 and "not detected" in page and "Limiting magnitude</th><td>2" in page, page[:800]
+
+
 def test_html_error_answers_are_pages(site):
     status, _h, raw = upload(site, (FIELD / "sex_ascii_head.cat").read_bytes(), EventID=ELSEWHERE, outputFormat="html")
     assert status == 400 and b"target_outside_frame" in raw and raw.startswith(b"<!doctype html>")
@@ -141,7 +151,7 @@ def test_an_impostor_cannot_take_a_real_events_name_at_any_entry_point(site):
                                                         "name": "SimFrame"})
     assert status == 409 and body["error"] == "alert_name_taken" and IVORN in body["message"]
     query = urllib.parse.urlencode({"hashtag": tag, "EventID": "ivo://evil/fake#2", "ra": "10", "dec": "20",
-                                    "name": "simframe", "outputFormat": "json"})
+                                    "name": "SimFrame", "outputFormat": "json"})
     status, _h, raw = request(site, "GET", f"/cgi/newevent?{query}")
     assert status == 409 and json.loads(raw)["error"] == "alert_name_taken"
     # the fragment of an ivorn is its name too

@@ -138,13 +138,21 @@ def test_a_sparse_frame_allows_its_source_spacing():
     assert check(frame, float(ra[0]), float(dec[0])) is not None
 
 
-@pytest.mark.parametrize("n", [1, 2])
-def test_one_or_two_sources_are_a_circle(n):
-    ra, dec = offset(150.0, 20.0, [0.0, 100.0][:n], [0.0, 0.0][:n])
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_a_few_sources_are_a_wide_circle(n):
+    ra, dec = offset(150.0, 20.0, [0.0, 100.0, 200.0][:n], [0.0, 0.0, 5.0][:n])
     frame = SourceTable.from_columns(ra, dec, np.full(n, 15.0), np.full(n, 0.02))
     near_ra, near_dec = offset(150.0, 20.0, [50.0], [30.0])
     assert check(frame, float(near_ra[0]), float(near_dec[0])) is None
     assert check(frame, 150.5, 20.0) is not None
+
+
+def test_three_sources_along_the_bottom_edge_do_not_refuse_the_middle_of_the_image():
+    """A catalogue cut to its first rows (the bottom of the image): too few stars, not another field."""
+    ra, dec = offset(150.0, 20.0, [-500.0, 0.0, 480.0], [-540.0, -530.0, -535.0])
+    frame = SourceTable.from_columns(ra, dec, np.full(3, 15.0), np.full(3, 0.02))
+    middle_ra, middle_dec = offset(150.0, 20.0, [30.0], [0.0])
+    assert check(frame, float(middle_ra[0]), float(middle_dec[0])) is None
 
 
 def test_the_margin_is_a_setting():

@@ -23,6 +23,7 @@ from services.ingest.ratelimit import TokenBucket
 from services.ingest.uploads import read_form
 from shared.errors import BadInput, PayloadTooLarge, PhotcalError
 from shared.http_errors import json_errors
+from shared.validation import clean_comment
 from shared.infra import free_port
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -71,7 +72,11 @@ def test_valid_forms_round_trip(ivorn, mjd, exptime, match, comment, dry, fmt):
         fields["expTime"] = repr(exptime)
     form = read_upload_form(fields)
     assert form.EventID == ivorn and form.MJD == mjd and form.matchDist == match
-    assert form.expTime == exptime and form.dryRun is dry and form.comment == comment
+    assert form.expTime == exptime and form.dryRun is dry
+    # the comment as sent, without its control/invisible characters (shared.validation.clean_comment)
+    assert form.comment == clean_comment(comment)
+    if comment.isprintable():
+        assert form.comment == comment.strip()
     assert form.outputFormat == fmt.strip().lower() and form.forceFilter == "no" and form.noPlot is False
 
 

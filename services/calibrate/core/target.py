@@ -351,6 +351,9 @@ def frame_footprint(ra: np.ndarray, dec: np.ndarray) -> FrameFootprint:
 #: error code (``CalibrationFailed.code``) of an alert position outside the frame
 CODE_TARGET_OUTSIDE_FRAME = "target_outside_frame"
 
+#: with fewer usable sources than this their hull is no footprint: a wider circle is used
+MIN_SOURCES_FOR_HULL = 10
+
 
 def require_target_in_frame(
     sources: SourceTable, usable: np.ndarray, target_ra: float, target_dec: float, margin_arcsec: float
@@ -364,9 +367,10 @@ def require_target_in_frame(
     between them still counts as the frame: nothing tells it from a patch
     with nothing detected), widened by ``margin_arcsec`` or by the typical
     source spacing if larger (the image goes on beyond its last source; in a
-    sparse frame further). With fewer than three sources, or collinear
-    ones, it is the circle about their centre through the farthest one,
-    widened the same way.
+    sparse frame further). Collinear sources give the circle about their
+    centre through the farthest one, widened the same way; fewer than
+    :data:`MIN_SOURCES_FOR_HULL` sources twice that circle (a few sources
+    along one edge of the image say little of where the rest of it is).
 
     Parameters
     ----------
@@ -387,7 +391,12 @@ def require_target_in_frame(
     fp = frame_footprint(np.asarray(sources.ra, dtype=float)[idx], np.asarray(sources.dec, dtype=float)[idx])
     margin = max(float(margin_arcsec), fp.spacing_arcsec)
     distance = float(_separation_deg(np.array([target_ra]), np.array([target_dec]), fp.ra0, fp.dec0)[0])
-    if distance <= fp.radius_deg + margin / 3600.0:
+    if idx.size < MIN_SOURCES_FOR_HULL:
+        # a handful of sources (all along one edge, say) says little of where the image is: only an event
+        # farther than twice their spread is surely elsewhere (and too_few_stars follows anyway)
+        if distance <= 2.0 * fp.radius_deg + margin / 3600.0:
+            return
+    elif distance <= fp.radius_deg + margin / 3600.0:
         if fp.hx.size == 0:
             return
         # within the circle about the centre through the farthest source (< 60 deg + margin): the tangent
