@@ -143,7 +143,8 @@ async def throughput(url: str, hashtag: str, nats_url: str, count: int) -> float
 def start(workers: int):
     # the limits protect a public server from one client; here that one client is the benchmark
     stack, servers = standalone_stack(
-        workers=workers, PHOTCAL_RATE_LIMIT_IP_PER_S="0", PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0"
+        workers=workers, PHOTCAL_RATE_LIMIT_IP_PER_S="0", PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0",
+        PHOTCAL_RATE_LIMIT_READ_PER_S="0", PHOTCAL_HTTP_MAX_CONNECTIONS_PER_IP="0"
     )
     for survey in ("APASS", "PS1", "GAIA", "SDSS"):
         stack.cli("catalog", "load", "--survey", survey, str(FIELD / f"ref_{survey}.csv"))

@@ -92,6 +92,7 @@ def main() -> None:
     stack, servers = standalone_stack(
         # the limits are for hostile clients; this one is a friendly flood from one address with one hashtag
         PHOTCAL_RATE_LIMIT_IP_PER_S="0", PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0", PHOTCAL_UPLOAD_TIMEOUT="60",
+        PHOTCAL_RATE_LIMIT_READ_PER_S="0", PHOTCAL_HTTP_MAX_CONNECTIONS_PER_IP="0",
         PHOTCAL_MONGO_DB="benchload",
     )
     try:

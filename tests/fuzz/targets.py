@@ -11,6 +11,7 @@ import math
 
 from services.ingest.forms import read_upload_form
 from services.ingest.parsing import parse_catalogue
+from shared.bounds import INT64_MAX, loads_json, parse_id
 from shared.errors import BadCatalogue, BadInput, PayloadTooLarge
 
 MAX_ROWS = 5000
@@ -20,6 +21,7 @@ FORM_KEYS = ("EventID", "MJD", "expTime", "matchDist", "comment", "forceFilter",
 def one_input(data: bytes) -> None:
     parse(data)
     form(data)
+    client_json(data)
 
 
 def parse(data: bytes) -> None:
@@ -45,3 +47,19 @@ def form(data: bytes) -> None:
     assert math.isfinite(f.MJD) and 0 < f.MJD < 100_000
     assert f.expTime is None or math.isfinite(f.expTime)
     assert math.isfinite(f.matchDist) and f.outputFormat in ("json", "html")
+
+
+def client_json(data: bytes) -> None:
+    """What a client's JSON body and integer ids become before BSON/pydantic see them (issue 16, item 9)."""
+    text = data[:70_000].decode("utf-8", "replace")
+    try:
+        loads_json(text)
+    except BadInput as err:
+        assert err.code in ("bad_json", "too_large"), err
+    for token in text.split()[:20]:
+        try:
+            number = parse_id(token, "followupid")
+        except BadInput as err:
+            assert err.code == "bad_field", err
+            continue
+        assert 0 <= number <= INT64_MAX
