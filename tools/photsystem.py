@@ -314,7 +314,7 @@ def acceptable_bands(band: InstrumentBand, surveys=None, tolerance: float = CLEA
     keys = [k for k in survey_magnitudes(np.zeros(1), np.zeros(1)) if surveys is None or k[0] in surveys]
     if band.standard:
         limit = transfer_systematic(band, *own) + SAME_BAND_SLACK
-        return [own] + [k for k in keys if k[0] == "GaiaSP" and transfer_systematic(band, *k) <= limit]
+        return [own] + [k for k in keys if k[0] == "GaiaSP" and k != own and transfer_systematic(band, *k) <= limit]
     return [k for k in keys if k == own or transfer_systematic(band, *k) <= tolerance]
 
 
