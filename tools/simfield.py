@@ -162,7 +162,7 @@ SURVEY_SPECS = {
 LEGACY_SURVEYS = ("APASS", "PS1", "GAIA", "SDSS")
 
 #: bumped whenever the realistic sky types draw differently (cached fields made before are stale)
-REALISM_VERSION = 1
+REALISM_VERSION = 2
 #: a sky type's density is quoted as stars per deg^2 brighter than this V
 #: (about Gaia's G 20.7 depth: how Galactic-plane densities are usually mapped)
 DENSITY_DEPTH_V = 21.0
@@ -211,6 +211,9 @@ class SkyType:
     #: point-source image convolved with the PSF once; None: every star a stamp
     stamp_margin: float | None = None
     transient_clear_arcsec: float = 10.0
+    #: extra source-extractor arguments: a crowded-field set-up deblends finer (at the default
+    #: DEBLEND_MINCONT 0.005 a bright star's blend swallows a transient 1 % of its flux)
+    sextractor_args: tuple[str, ...] = ()
 
     @property
     def legacy(self) -> bool:
@@ -229,7 +232,7 @@ SKY_TYPES: dict[str, SkyType] = {
         SkyType("dense", "Galactic plane: 50k-200k stars/deg^2 to V 21, reddened, crowded, blended",
                 density=(50_000.0, 200_000.0), count_slope=0.30, reddening=(0.3, 1.0),
                 blend_arcsec=REAL_BLENDS, gaia_bp_rp_missing=True, crowding_depth_loss=0.8,
-                stamp_margin=3.0, transient_clear_arcsec=4.0),
+                stamp_margin=3.0, transient_clear_arcsec=4.0, sextractor_args=("-DEBLEND_MINCONT", "0.001")),
     )
 }
 
@@ -1012,7 +1015,7 @@ def write_field(f: SimulatedField, out: Path, *, keep_image: bool = True, sextra
         if sextract:
             t = f.truth
             aperture = 2.0 * t["fwhm_arcsec"] / t["field"]["pixel_scale_arcsec"]
-            extra = () if "sky" not in t else BIG_FRAME_MEMORY
+            extra = () if "sky" not in t else BIG_FRAME_MEMORY + get_sky_type(t["sky"]["type"]).sextractor_args
             f.files.update(run_sextractor(image.resolve(), out.resolve(), t["fwhm_arcsec"], aperture, extra,
                                           formats))
             f.truth["measured"] = measure_catalogue(out / "sex_fits1.fits", f.objects, t,
