@@ -162,7 +162,7 @@ SURVEY_SPECS = {
 LEGACY_SURVEYS = ("APASS", "PS1", "GAIA", "SDSS")
 
 #: bumped whenever the realistic sky types draw differently (cached fields made before are stale)
-REALISM_VERSION = 2
+REALISM_VERSION = 3
 #: a sky type's density is quoted as stars per deg^2 brighter than this V
 #: (about Gaia's G 20.7 depth: how Galactic-plane densities are usually mapped)
 DENSITY_DEPTH_V = 21.0
@@ -788,15 +788,17 @@ def draw_observation(rng, band: InstrumentBand) -> Observation:
                        sky_mag=float(band.sky_mag + rng.normal(0.0, 0.3)), airmass=float(airmass))
 
 
-def make_transient(rng, band: InstrumentBand, limit: float, faint: bool, mag: float | None) -> pd.DataFrame:
+def make_transient(rng, band: InstrumentBand, limit: float, faint: bool, mag: float | None,
+                   reddening: float = 0.0) -> pd.DataFrame:
     """The transient's photometric truth: its B-V, and V such that ``m_ref = mag``.
 
     Without ``mag``: 1.3-2 mag below the 5-sigma limit if ``faint``, else
-    1-4 mag above it.
+    1-4 mag above it. ``reddening`` (E(B-V), mag) is added to its intrinsic
+    0.2-1.0: a transient in the plane shines through the field stars' dust.
     """
     if mag is None:
         mag = limit + rng.uniform(1.3, 2.0) if faint else limit - rng.uniform(1.0, 4.0)
-    bv = np.array([rng.uniform(0.2, 1.0)])
+    bv = np.array([min(rng.uniform(0.2, 1.0) + reddening, 2.0)])
     v = mag - band.reference(survey_magnitudes(0.0, bv))  # m_ref is V + f(B-V)
     return pd.DataFrame({"kind": "transient", "V": v, "BV": bv})
 
@@ -839,7 +841,8 @@ def build_objects(rng, wcs, camera, obs, band, ra, dec, faint, transient_mag, mi
     stars = pd.concat([stars, extra], ignore_index=True)
     galaxies = add_photometry(draw_galaxies(rng, wcs, camera, int(rng.integers(5, 11))), band, zp)
     limit = limiting_magnitude(camera, obs)
-    transient = add_photometry(make_transient(rng, band, limit, faint, transient_mag), band, zp)
+    reddening = 0.0 if sky.reddening is None else float(rng.uniform(*sky.reddening))
+    transient = add_photometry(make_transient(rng, band, limit, faint, transient_mag, reddening), band, zp)
     in_image = stars[(stars.x_image > -20) & (stars.x_image < camera.width + 20)
                      & (stars.y_image > -20) & (stars.y_image < camera.height + 20)]
     scene = pd.concat([in_image, galaxies], ignore_index=True)
