@@ -291,9 +291,9 @@ def run_stdpipe(table, refs, truth) -> Outcome:
     return out
 
 
-def calibrate_field(i: int, folder: Path, with_filters: bool = False) -> FieldRun:
+def calibrate_field(i: int, folder: Path, with_filters: bool = False, fmt: str | None = None) -> FieldRun:
     truth = fieldio.load_truth(folder)
-    fmt = FORMATS[i % len(FORMATS)]
+    fmt = fmt or FORMATS[i % len(FORMATS)]
     run = FieldRun(name=folder.name, fmt=fmt, truth=truth, folder=folder)
     data = (folder / fmt).read_bytes()
     t0 = time.perf_counter()
@@ -597,7 +597,7 @@ def print_sky_report(runs: list[FieldRun], set_name: str, with_filters: bool) ->
           f"{sum(r.truth['transient']['detectable'] for r in runs)} detectable targets)")
     if not with_filters:
         print("  (this core's calibrate_frame has no observatory_filters: the 'with filters' column is empty)")
-    hdr = (f"{'sky type':<14} {'n':>3} {'band right':>11} {'w/ filters':>11} {'fail':>4} {'scored':>6} | "
+    hdr = (f"{'sky type':<14} {'n':>3} {'band right':>11} {'w/ filters':>11} {'fail':>4} {'scored':>9} | "
            f"{'cal. med':>8} {'STDPipe':>8} {'cal. p95':>8} {'STDPipe':>8} | {'raw med':>7} {'raw p95':>7} "
            f"{'STDPipe':>7} | {'1σ':>4}  {'median Gaia BP/RP missing':>10}")
     print(hdr)
@@ -614,11 +614,11 @@ def print_sky_report(runs: list[FieldRun], set_name: str, with_filters: bool) ->
         f = sky_figures(group, with_filters)
         bp = np.median([r.truth["sky"]["gaia_bp_rp_missing_fraction"] or 0.0 for r in group])
         print(f"{label:<14} {f.n:>3} {pct(f.band_right, f.n):>11} {pct(f.band_right_filters, f.n):>11} "
-              f"{f.failed:>4} {f.scored:>6} | {f.median_cal:8.1f} {f.std_median_cal:8.1f} {f.p95_cal:8.1f} "
+              f"{f.failed:>4} {f.scored:>4}/{f.std_scored:<4} | {f.median_cal:8.1f} {f.std_median_cal:8.1f} {f.p95_cal:8.1f} "
               f"{f.std_p95_cal:8.1f} | {f.median_raw:7.1f} {f.p95_raw:7.1f} {f.std_median_raw:7.1f} | "
               f"{f.within1:4.0%}  {bp:10.0%}")
     print("(mmag; 'cal.' = calibration alone: calibrated - true minus the target's own MAG_AUTO error;"
-          " STDPipe told the true best band)")
+          " STDPipe told the true best band; scored = detected targets, ours/STDPipe)")
     f = sky_figures(runs, with_filters)
     lo, hi = TARGET_1SIGMA
     checks = [
@@ -656,16 +656,13 @@ def print_sky_report(runs: list[FieldRun], set_name: str, with_filters: bool) ->
             f"{x[0].name} {1000 * x[3]:+.0f} mmag ({x[0].ours.survey}/{x[0].ours.band})" for x in worst))
 
 
-def realistic_fields(set_name: str = REALISTIC_SET) -> list[Path]:
-    return ensure_fields(sf.suite_specs(kind=set_name), OUT.parent / f"fields_{set_name}")
-
-
 def run_realistic(set_name: str = REALISTIC_SET) -> list[FieldRun]:
-    folders = realistic_fields(set_name)
+    specs = sf.suite_specs(kind=set_name)
+    folders = ensure_fields(specs, OUT.parent / f"fields_{set_name}")
     with_filters = core_takes_filters()
     runs = []
-    for i, folder in enumerate(folders):
-        runs.append(calibrate_field(i, folder, with_filters))
+    for i, (spec, folder) in enumerate(zip(specs, folders)):
+        runs.append(calibrate_field(i, folder, with_filters, fmt=spec["formats"][0]))
     print_sky_report(runs, set_name, with_filters)
     return runs
 

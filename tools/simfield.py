@@ -1115,10 +1115,12 @@ def realistic_suite_specs(kind: str, n: int | None = None, faint_every: int = 5)
         camera = frame_camera(rng, sky)
         faint = i % faint_every == faint_every - 1
         name = f"{kind}{i:02d}_{sky}_{hemisphere}_{band}{'_faint' if faint else ''}"
-        # two SExtractor runs, not four (half the time of a dense field): the FITS_1.0 table
-        # and one more format in turn (the bench parses field i's catalogue in format i % 4)
+        # two SExtractor runs, not four (half the time of a dense field): the FITS_1.0 table and
+        # one more format in turn, the bench parses that one; turning with i // 4 too, so that
+        # every sky type gets every format
+        fmt = list(CATALOGUES)[(i + i // len(SUITE_SKIES)) % len(CATALOGUES)]
         specs.append(dict(seed=base + i, ra=ra, dec=dec, instrument_band=band, faint=faint, name=name,
-                          sky=sky, camera=camera, formats=(list(CATALOGUES)[i % len(CATALOGUES)],)))
+                          sky=sky, camera=camera, formats=(fmt,)))
     return specs
 
 
