@@ -614,7 +614,8 @@ def print_sky_report(runs: list[FieldRun], set_name: str, with_filters: bool) ->
         f = sky_figures(group, with_filters)
         bp = np.median([r.truth["sky"]["gaia_bp_rp_missing_fraction"] or 0.0 for r in group])
         print(f"{label:<14} {f.n:>3} {pct(f.band_right, f.n):>11} {pct(f.band_right_filters, f.n):>11} "
-              f"{f.failed:>4} {f.scored:>4}/{f.std_scored:<4} | {f.median_cal:8.1f} {f.std_median_cal:8.1f} {f.p95_cal:8.1f} "
+              f"{f.failed:>4} {f.scored:>4}/{f.std_scored:<4} | "
+              f"{f.median_cal:8.1f} {f.std_median_cal:8.1f} {f.p95_cal:8.1f} "
               f"{f.std_p95_cal:8.1f} | {f.median_raw:7.1f} {f.p95_raw:7.1f} {f.std_median_raw:7.1f} | "
               f"{f.within1:4.0%}  {bp:10.0%}")
     print("(mmag; 'cal.' = calibration alone: calibrated - true minus the target's own MAG_AUTO error;"
