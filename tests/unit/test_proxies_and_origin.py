@@ -75,3 +75,19 @@ def test_each_login_has_its_own_session_id():
     a, b = session.read(session.encode(HASHTAG, SECRET), SECRET), session.read(session.encode(HASHTAG, SECRET), SECRET)
     assert a.hashtag == b.hashtag == HASHTAG and a.session_id != b.session_id
     assert a.expires > 0 and session.read("junk", SECRET) is None
+
+
+class _Request(dict):
+    def __init__(self, origin: str) -> None:
+        super().__init__({session.ORIGIN_KEY: origin})
+
+
+def test_cookie_is_secure_over_https_or_when_forced(monkeypatch):
+    monkeypatch.setattr(session, "_forced_secure", None)
+    monkeypatch.delenv("PHOTCAL_COOKIE_SECURE", raising=False)
+    assert session.cookie_secure(_Request("https://photcal.test"))
+    assert not session.cookie_secure(_Request("http://photcal.test"))
+    monkeypatch.setattr(session, "_forced_secure", None)
+    monkeypatch.setenv("PHOTCAL_COOKIE_SECURE", "1")
+    assert session.cookie_secure(_Request("http://photcal.test"))
+    monkeypatch.setattr(session, "_forced_secure", None)
