@@ -24,6 +24,45 @@ Not the raw residual scatter: it is dominated by the photometric noise of
 the faintest calibrators, so it penalises a deeper reference survey for
 being deep, while the transient's error does not depend on it.
 
+Which band the frame is in. The score measures precision, and a band with
+many stars gets a small ``err(ZP + CT c0)`` and an intrinsic scatter at its
+floor (faint stars' noise hides it) whatever the band. That must not decide
+the photometric system: the frame's band is the one its colour term says
+it is closest to. The colour *mismatch* of a band is ``|CT| sc`` (the
+colour correction over the field's colours, mag) with standard error
+``err(CT) sc``. Observers' filters realise standard passbands
+(Johnson-Cousins, Sloan); Gaia's G, BP and RP are broad bands no filter
+realises (``Band.broad``), and they are deep, so they have by far the most
+stars. A broad band with the lowest score is chosen only if its mismatch
+is smaller than the best-scoring standard band's by more than
+``FitSettings.broad_band_sigma`` combined standard errors; otherwise that
+standard band is chosen (a southern i' frame with APASS and Gaia only:
+APASS i', mismatch 0.014 +- 0.015 mag, not Gaia RP, 0.033 +- 0.002 mag,
+whose 10 times more stars gave it the lower score). A clear frame against
+APASS B, V only still goes to Gaia G: V's mismatch is several times G's.
+Bands whose colour term was assumed (stars without colours, below) have
+no measured mismatch and never displace a broad band this way.
+
+The observer's filters. The observatory's registered filters
+(:func:`shared.bands.filter_constraint`) restrict the choice to their
+bands (the criterion above applies among them); if none of them can be
+fitted, to the near bands (Sloan r for a Cousins R filter and so on); if
+none of those either, the frame is refused rather than calibrated in
+another system. A forced band group (``GaiaSP/any``, ``APASS/B,V``,
+:func:`shared.bands.parse_force_filter`) is the same choice among its
+bands only; a forced band is fitted alone, with the same fit the automatic
+choice makes for it. The chosen candidate's note says when filters
+decided.
+
+Stars without colours. A band with fewer than ``min_stars`` calibrators
+that have a colour, but enough with a magnitude, is fitted for the zero
+point alone over all of them, the colour term assumed 0 +-
+``FitSettings.assumed_colour_term_err``, so its score and the target's
+error carry ``assumed_colour_term_err * sc`` for the unknown colour (``sc``
+from the stars' colours where enough have one, else
+``FitSettings.assumed_colour_spread``). Such a band loses to any band with
+a fitted colour term of similar precision.
+
 The same band in two surveys. APASS g'r'i', SDSS gri and PS1 griz are
 realisations of the same Sloan bands; when the lowest-scoring candidate has
 such a twin with the same nominal band and colour index (``g'`` is ``g``,
