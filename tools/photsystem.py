@@ -198,6 +198,9 @@ class InstrumentBand:
     sky_mag: float
     #: a standard passband (a filter); False for the unfiltered clear band
     standard: bool = True
+    #: the survey band that is the truth where ``survey`` has no data (the
+    #: z' filter south of PS1's Dec -30: GaiaSP z, see :func:`best_available`)
+    fallback: tuple[str, str] | None = None
 
     @property
     def colour_name(self) -> str:
@@ -225,7 +228,7 @@ INSTRUMENT_BANDS: dict[str, InstrumentBand] = {
         InstrumentBand("g", "Sloan g'", "APASS", "g'", -0.06, 22.3, 21.8),
         InstrumentBand("r", "Sloan r'", "APASS", "r'", 0.03, 22.3, 20.9),
         InstrumentBand("i", "Sloan i'", "APASS", "i'", 0.05, 22.0, 20.2),
-        InstrumentBand("z", "Sloan z' (PS1 footprint only)", "PS1", "z", -0.05, 21.2, 19.3),
+        InstrumentBand("z", "Sloan z'", "PS1", "z", -0.05, 21.2, 19.3, fallback=("GaiaSP", "z")),
         InstrumentBand("CV", "clear, unfiltered", "GAIA", "G", 0.10, 23.0, 20.6, standard=False),
     )
 }
@@ -261,6 +264,37 @@ def transfer_systematic(band: InstrumentBand, survey: str, name: str, n_stars: i
     return float(np.sqrt(np.mean(err**2)))
 
 
+def best_available(band: InstrumentBand, surveys=None) -> tuple[str, str]:
+    """The survey band that is the truth for ``band`` where only ``surveys`` have data.
+
+    The band it is built from when its survey is there (default: every
+    survey); else its :attr:`InstrumentBand.fallback`. The one fallback
+    today: a z' frame south of Dec -30 (no PS1, no SDSS) is calibrated
+    against GaiaSP z (the SDSS z standardised from Gaia XP spectra; 15 mmag
+    systematic for a target of typical colour, :func:`transfer_systematic`,
+    against 38 mmag for GaiaSP Cousins I and 114 for Gaia RP). APASS has
+    no z, and Gaia RP is a far broader band.
+    """
+    if surveys is None or band.survey in surveys or band.fallback is None:
+        return band.survey, band.band
+    return band.fallback
+
+
+def ideal_transfer(band: InstrumentBand, survey: str, name: str, n_stars: int = 20000) -> tuple[float, float]:
+    """``(zp_offset, colour_term)`` of the ideal fit ``m_ref - m_sys = zp_offset + CT * colour``.
+
+    ``m_ref`` in ``survey``/``name`` and its own colour, over field stars
+    of :func:`draw_colours` (fixed seed): ``(0, band.colour_term)`` for the
+    band's own survey band; the truth for a fallback band.
+    """
+    bv = draw_colours(np.random.default_rng(0), n_stars)
+    ms = survey_magnitudes(np.zeros_like(bv), bv)
+    c = survey_colour(ms, survey, name)
+    design = np.column_stack([np.ones_like(c), c])
+    zp, ct = np.linalg.lstsq(design, ms[(survey, name)] - band.system_magnitude(ms), rcond=None)[0]
+    return float(zp), float(ct)
+
+
 def acceptable_bands(band: InstrumentBand, surveys=None, tolerance: float = CLEAR_TOLERANCE) -> list[tuple[str, str]]:
     """Survey bands that count as a right identification of ``band``.
 
@@ -273,13 +307,35 @@ def acceptable_bands(band: InstrumentBand, surveys=None, tolerance: float = CLEA
     older survey twins, APASS g' vs SDSS g, keep the bench's earlier rule.)
     The clear band: every band of ``surveys`` (default: all) whose
     :func:`transfer_systematic` is at most ``tolerance``, plus its own.
+    Where the band's own survey is not among ``surveys``, its
+    :func:`best_available` fallback stands in for "its own".
     """
-    own = (band.survey, band.band)
+    own = best_available(band, surveys)
     keys = [k for k in survey_magnitudes(np.zeros(1), np.zeros(1)) if surveys is None or k[0] in surveys]
     if band.standard:
         limit = transfer_systematic(band, *own) + SAME_BAND_SLACK
-        return [own] + [k for k in keys if k[0] == "GaiaSP" and transfer_systematic(band, *k) <= limit]
+        return [own] + [k for k in keys if k[0] == "GaiaSP" and k != own and transfer_systematic(band, *k) <= limit]
     return [k for k in keys if k == own or transfer_systematic(band, *k) <= tolerance]
+
+
+#: B-V range of reddened Galactic-plane stars (:func:`draw_reddened_colours`);
+#: the transformations are monotonic up to 2.0 (U-B turns over beyond 2.1)
+REDDENED_COLOUR_RANGE = (0.2, 2.0)
+
+
+def draw_reddened_colours(rng: np.random.Generator, n: int, reddening: tuple[float, float]) -> np.ndarray:
+    """``B-V`` (mag) of ``n`` disc stars seen through dust, as in the Galactic plane.
+
+    The intrinsic mixture of :func:`draw_colours` (with more giants at
+    ``B-V`` ~1.1: the plane's distant stars are red clump and RGB)
+    reddened by ``E(B-V)`` uniform in ``reddening`` (mag), clipped to
+    :data:`REDDENED_COLOUR_RANGE`. The toy system treats a reddened star
+    as a star of that colour (the transformations are colour laws).
+    """
+    giant = rng.random(n) < 0.3
+    bv = np.where(giant, rng.normal(1.1, 0.12, n), draw_colours(rng, n))
+    bv = bv + rng.uniform(reddening[0], reddening[1], n)
+    return np.clip(bv, *REDDENED_COLOUR_RANGE)
 
 
 def draw_colours(rng: np.random.Generator, n: int) -> np.ndarray:

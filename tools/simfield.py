@@ -25,6 +25,13 @@ CLI::
 
     python -m tools.simfield --out DIR --seed N --ra R --dec D --band V
     python -m tools.simfield --suite N --out DIR
+    python -m tools.simfield --suite-kind dev --out DIR   # or eval: the realistic sets
+    python -m tools.simfield --out DIR --seed N --ra R --dec D --band i --sky dense --width 1500 --pixel-scale 0.8
+
+Sky types (:data:`SKY_TYPES`): ``legacy`` (the default, the committed
+fields), ``sparse`` (high latitude) and ``dense`` (Galactic plane, 50k-200k
+stars/deg^2 to V 21), the realistic ones with blended reference photometry
+and DR3-like Gaia BP/RP gaps.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,13 +52,17 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
 from scipy.signal import fftconvolve
+from scipy.spatial import cKDTree
 
 from shared.surveys import get_survey
 from tools.photsystem import (
     INSTRUMENT_BANDS,
     InstrumentBand,
+    best_available,
     draw_colours,
+    draw_reddened_colours,
     get_instrument_band,
+    ideal_transfer,
     survey_magnitudes,
 )
 
@@ -150,6 +161,90 @@ SURVEY_SPECS = {
 #: the surveys of the fields committed before GaiaSP existed (tests/data/fields)
 LEGACY_SURVEYS = ("APASS", "PS1", "GAIA", "SDSS")
 
+#: bumped whenever the realistic sky types draw differently (cached fields made before are stale)
+REALISM_VERSION = 2
+#: a sky type's density is quoted as stars per deg^2 brighter than this V
+#: (about Gaia's G 20.7 depth: how Galactic-plane densities are usually mapped)
+DENSITY_DEPTH_V = 21.0
+
+
+@dataclass(frozen=True)
+class SkyType:
+    """What kind of sky a field shows: density, colours, and how real catalogues see it.
+
+    ``legacy`` is the simulator as it was (the committed fields): the
+    :func:`stellar_density` latitude law, high-latitude colours, every star a
+    stamp, no blending in the reference extracts, Gaia BP/RP missing at
+    random (2 %). The realistic types add:
+
+    * ``density``: stars per deg^2 brighter than :data:`DENSITY_DEPTH_V`,
+      drawn log-uniform in the range per field (``None``: the latitude law),
+      with cumulative counts of log slope ``count_slope``;
+    * ``reddening``: an ``E(B-V)`` range (mag) added to disc colours
+      (:func:`tools.photsystem.draw_reddened_colours`);
+    * ``blend_arcsec``: per survey, neighbours closer than this are one
+      source in its photometry (fluxes summed in every band): APASS's
+      2.6"/px apertures, PS1/SDSS PSF photometry at ~1" seeing, Gaia's
+      G window; ``BP``/``RP`` (and GaiaSP, made from the same XP spectra)
+      are measured in 3.5" x 2.1" windows;
+    * Gaia extracts where 10-30 % of stars lack BP/RP, more for faint and
+      crowded ones (:func:`gaia_missing_bp_rp`), as in DR3; GaiaSP drops stars
+      whose XP fluxes are blended by more than ``gaiasp_max_blend`` (the GSPC's
+      excess-factor cut);
+    * ``crowding_depth_loss``: PS1 and SDSS lose this much depth (mag) to
+      confusion;
+    * faint stars rendered cheaply (:func:`render_objects`, ``stamp_margin``),
+      and a transient that need only be clear of brighter stars within
+      ``transient_clear_arcsec`` (a plane field has no empty 10").
+    """
+
+    name: str
+    description: str
+    density: tuple[float, float] | None = None
+    count_slope: float = COUNT_SLOPE
+    reddening: tuple[float, float] | None = None
+    blend_arcsec: dict[str, float] | None = None
+    gaia_bp_rp_missing: bool = False
+    gaiasp_max_blend: float = 0.02
+    crowding_depth_loss: float = 0.0
+    #: stars fainter than the 5-sigma limit minus this (m_sys) go into one
+    #: point-source image convolved with the PSF once; None: every star a stamp
+    stamp_margin: float | None = None
+    transient_clear_arcsec: float = 10.0
+    #: extra source-extractor arguments: a crowded-field set-up deblends finer (at the default
+    #: DEBLEND_MINCONT 0.005 a bright star's blend swallows a transient 1 % of its flux)
+    sextractor_args: tuple[str, ...] = ()
+
+    @property
+    def legacy(self) -> bool:
+        return self.name == "legacy"
+
+
+#: Gaia BP/RP 5-sigma-like depths (mag) with :func:`gaia_missing_bp_rp` deciding the gaps
+GAIA_XP_DEPTH = {"BP": 21.6, "RP": 21.0}
+REAL_BLENDS = {"APASS": 8.0, "PS1": 1.0, "SDSS": 1.2, "GAIA": 0.4, "GAIA_XP": 1.75}
+SKY_TYPES: dict[str, SkyType] = {
+    t.name: t
+    for t in (
+        SkyType("legacy", "the simulator's first sky (committed fields): latitude law, no catalogue realism"),
+        SkyType("sparse", "high Galactic latitude: latitude-law density, DR3-like Gaia BP/RP gaps, blends",
+                blend_arcsec=REAL_BLENDS, gaia_bp_rp_missing=True, stamp_margin=3.0),
+        SkyType("dense", "Galactic plane: 50k-200k stars/deg^2 to V 21, reddened, crowded, blended",
+                density=(50_000.0, 200_000.0), count_slope=0.30, reddening=(0.3, 1.0),
+                blend_arcsec=REAL_BLENDS, gaia_bp_rp_missing=True, crowding_depth_loss=0.8,
+                stamp_margin=3.0, transient_clear_arcsec=4.0, sextractor_args=("-DEBLEND_MINCONT", "0.001")),
+    )
+}
+
+
+def get_sky_type(name: str | SkyType) -> SkyType:
+    if isinstance(name, SkyType):
+        return name
+    try:
+        return SKY_TYPES[name]
+    except KeyError:
+        raise KeyError(f"unknown sky type {name!r}; known: {', '.join(SKY_TYPES)}") from None
+
 
 @dataclass
 class SimulatedField:
@@ -201,23 +296,33 @@ def extract_radius(camera: Camera) -> float:
     return 1.1 * half_diagonal / 3600.0
 
 
-def draw_magnitudes(rng: np.random.Generator, n17: float, area: float) -> np.ndarray:
-    """V magnitudes from cumulative counts ``N(<V) = n17 10^(a (V-17))``."""
-    lo, hi = (10 ** (COUNT_SLOPE * (v - 17.0)) for v in V_RANGE)
+def draw_magnitudes(rng: np.random.Generator, n17: float, area: float, slope: float = COUNT_SLOPE) -> np.ndarray:
+    """V magnitudes from cumulative counts ``N(<V) = n17 10^(a (V-17))``, ``a`` = ``slope``."""
+    lo, hi = (10 ** (slope * (v - 17.0)) for v in V_RANGE)
     n = rng.poisson(n17 * area * (hi - lo))
-    return 17.0 + np.log10(lo + rng.random(n) * (hi - lo)) / COUNT_SLOPE
+    return 17.0 + np.log10(lo + rng.random(n) * (hi - lo)) / slope
 
 
-def draw_stars(rng, wcs: WCS, camera: Camera, radius: float, n17: float) -> pd.DataFrame:
+def n17_for_density(density: float, slope: float) -> float:
+    """``n17`` (stars/deg^2 with V < 17) giving ``density`` stars/deg^2 brighter than :data:`DENSITY_DEPTH_V`."""
+    return density / 10 ** (slope * (DENSITY_DEPTH_V - 17.0))
+
+
+def draw_stars(rng, wcs: WCS, camera: Camera, radius: float, n17: float,
+               sky: SkyType | None = None) -> pd.DataFrame:
     """Stars uniform on the tangent plane within ``radius`` deg of the centre."""
-    v = draw_magnitudes(rng, n17, np.pi * radius**2)
+    slope = COUNT_SLOPE if sky is None else sky.count_slope
+    v = draw_magnitudes(rng, n17, np.pi * radius**2, slope)
     r_px = radius * 3600.0 / camera.pixel_scale * np.sqrt(rng.random(v.size))
     phi = rng.uniform(0, 2 * np.pi, v.size)
     x = wcs.wcs.crpix[0] + r_px * np.cos(phi)
     y = wcs.wcs.crpix[1] + r_px * np.sin(phi)
     ra, dec = wcs.all_pix2world(x, y, 1)
-    return pd.DataFrame({"kind": "star", "ra": ra, "dec": dec, "x_image": x, "y_image": y,
-                         "V": v, "BV": draw_colours(rng, v.size)})
+    if sky is not None and sky.reddening is not None:
+        bv = draw_reddened_colours(rng, v.size, sky.reddening)
+    else:
+        bv = draw_colours(rng, v.size)
+    return pd.DataFrame({"kind": "star", "ra": ra, "dec": dec, "x_image": x, "y_image": y, "V": v, "BV": bv})
 
 
 def draw_galaxies(rng, wcs: WCS, camera: Camera, n: int) -> pd.DataFrame:
@@ -231,11 +336,12 @@ def draw_galaxies(rng, wcs: WCS, camera: Camera, n: int) -> pd.DataFrame:
                          "axis_ratio": rng.uniform(0.35, 1.0, n), "pa": rng.uniform(0, 180, n)})
 
 
-def place_transient(rng, objects: pd.DataFrame, camera: Camera, m_sys: np.ndarray) -> tuple[float, float]:
+def place_transient(rng, objects: pd.DataFrame, camera: Camera, m_sys: np.ndarray,
+                    clear_arcsec: float = 10.0, brighter_than: float = 21.0) -> tuple[float, float]:
     """Pixel position (FITS) in the central half of the image, clear of
-    anything brighter than ``m_sys < 21`` within 10 arcsec."""
-    bright = objects[m_sys < 21.0]
-    clear = 10.0 / camera.pixel_scale
+    anything brighter than ``m_sys < brighter_than`` within ``clear_arcsec``."""
+    bright = objects[m_sys < brighter_than]
+    clear = clear_arcsec / camera.pixel_scale
     for _ in range(1000):
         x = rng.uniform(0.25, 0.75) * camera.width
         y = rng.uniform(0.25, 0.75) * camera.height
@@ -332,12 +438,53 @@ def add_stamp(image: np.ndarray, stamp: np.ndarray, x: float, y: float) -> None:
         image[iy0:iy1, ix0:ix1] += stamp[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
 
 
-def render_objects(objects: pd.DataFrame, camera: Camera, obs: Observation) -> np.ndarray:
-    """Noise-free source image (ADU above sky); adds ``peak`` (ADU) to objects."""
+def render_points(objects: pd.DataFrame, camera: Camera, fwhm: float, beta: float) -> tuple[np.ndarray, float]:
+    """Point sources summed into one image (cloud-in-cell), convolved with the PSF once.
+
+    The cheap way to render tens of thousands of faint stars: each star's
+    flux is shared among the four pixels around its position (which keeps
+    its total and its centroid exact) on a canvas padded by the PSF's
+    half-size, so stars just outside the frame spill in. Returns the image
+    (ADU) and the PSF's peak fraction (a centred star's brightest pixel / flux).
+    """
+    half = 15
+    psf = moffat_stamp(0.0, 0.0, fwhm, beta, half)
+    pad = half + 1
+    canvas = np.zeros((camera.height + 2 * pad, camera.width + 2 * pad))
+    px = objects.x_image.to_numpy() - 1.0 + pad  # 0-based canvas coordinates of the centre
+    py = objects.y_image.to_numpy() - 1.0 + pad
+    ix, iy = np.floor(px).astype(int), np.floor(py).astype(int)
+    fx, fy = px - ix, py - iy
+    flux = objects.flux.to_numpy()
+    for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        x, y = ix + dx, iy + dy
+        ok = (x >= 0) & (x < canvas.shape[1]) & (y >= 0) & (y < canvas.shape[0])
+        np.add.at(canvas, (y[ok], x[ok]), (flux * w)[ok])
+    image = fftconvolve(canvas, psf, mode="same")[pad:-pad, pad:-pad]
+    return np.clip(image, 0.0, None), float(psf.max())
+
+
+def render_objects(objects: pd.DataFrame, camera: Camera, obs: Observation,
+                   cheap_fainter_than: float | None = None) -> np.ndarray:
+    """Noise-free source image (ADU above sky); adds ``peak`` (ADU) to objects.
+
+    With ``cheap_fainter_than`` (m_sys), stars fainter than it are rendered
+    by :func:`render_points`; everything else is a stamp.
+    """
     image = np.zeros((camera.height, camera.width))
     fwhm = obs.fwhm / camera.pixel_scale
     peaks = np.zeros(len(objects))
+    stamped = np.ones(len(objects), bool)
+    if cheap_fainter_than is not None:
+        cheap = ((objects.kind == "star") & (objects.m_sys > cheap_fainter_than)).to_numpy()
+        if cheap.any():
+            points, peak_fraction = render_points(objects[cheap], camera, fwhm, camera.psf_beta)
+            image += points
+            peaks[cheap] = objects.flux.to_numpy()[cheap] * peak_fraction
+            stamped = ~cheap
     for i, row in enumerate(objects.itertuples()):
+        if not stamped[i]:
+            continue
         if row.kind == "galaxy":
             stamp = galaxy_stamp(row, fwhm, camera.psf_beta)
         else:
@@ -411,13 +558,25 @@ def published_band(rng, true: np.ndarray, depth: float, spec: SurveySpec) -> tup
     return np.where(empty, np.nan, mag), np.where(empty, np.nan, np.maximum(quoted, step))
 
 
-def reference_extract(rng, stars: pd.DataFrame, survey: str) -> pd.DataFrame:
-    """The survey's VizieR-style extract of ``stars`` (columns from shared.surveys)."""
-    s, spec = get_survey(survey), SURVEY_SPECS[survey]
-    mags = survey_magnitudes(stars.V.to_numpy(), stars.BV.to_numpy())
+def reference_extract(rng, stars: pd.DataFrame, survey: str, *, mags=None, spec: SurveySpec | None = None,
+                      keep: np.ndarray | None = None, return_index: bool = False):
+    """The survey's VizieR-style extract of ``stars`` (columns from shared.surveys).
+
+    ``mags`` overrides the true magnitudes (the blended ones a survey
+    measures, :func:`blended_magnitudes`), ``spec`` the survey's
+    :data:`SURVEY_SPECS` entry, ``keep`` (bool per star) drops stars the
+    survey does not publish. With ``return_index``, also the star index of
+    each row.
+    """
+    s = get_survey(survey)
+    spec = spec or SURVEY_SPECS[survey]
+    if mags is None:
+        mags = survey_magnitudes(stars.V.to_numpy(), stars.BV.to_numpy())
     sel_mag = mags[(spec.select_survey or survey, spec.select)]
-    keep = (sel_mag >= spec.mag_range[0]) & (sel_mag <= spec.mag_range[1]) & covers(survey, stars.dec)
-    idx = np.flatnonzero(keep)
+    chosen = (sel_mag >= spec.mag_range[0]) & (sel_mag <= spec.mag_range[1]) & covers(survey, stars.dec)
+    if keep is not None:
+        chosen &= keep
+    idx = np.flatnonzero(chosen)
     dec = stars.dec.to_numpy()[idx]
     jitter = rng.normal(0.0, spec.astrometry / 3600.0, (2, idx.size))
     out = {s.ra_column: np.round(stars.ra.to_numpy()[idx] + jitter[0] / np.cos(np.radians(dec)), 7),
@@ -426,7 +585,109 @@ def reference_extract(rng, stars: pd.DataFrame, survey: str) -> pd.DataFrame:
         mag, err = published_band(rng, mags[(survey, band.name)][idx], spec.depth[band.name], spec)
         out[band.column] = np.round(mag, spec.decimals)
         out[band.error_column] = np.round(err, spec.decimals)
+    if return_index:
+        return pd.DataFrame(out), idx
     return pd.DataFrame(out)
+
+
+def blend_pairs(stars: pd.DataFrame, pixel_scale: float, radius_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j), i != j, of stars closer than ``radius_arcsec`` (tangent-plane pixels)."""
+    xy = np.column_stack([stars.x_image.to_numpy(), stars.y_image.to_numpy()]) * pixel_scale
+    tree = cKDTree(xy)
+    pairs = tree.query_pairs(radius_arcsec, output_type="ndarray")
+    if len(pairs) == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    return np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]])
+
+
+def blended_magnitudes(mags, pairs: tuple[np.ndarray, np.ndarray], survey: str, bands=None) -> dict:
+    """``mags`` with ``survey``'s bands (or only ``bands``) measured through blends:
+    each star's flux plus that of every neighbour in ``pairs`` (mag)."""
+    i, j = pairs
+    out = dict(mags)
+    for key, m in mags.items():
+        if key[0] != survey or (bands is not None and key[1] not in bands) or len(i) == 0:
+            continue
+        flux = 10 ** (-0.4 * m)
+        total = flux + np.bincount(i, weights=flux[j], minlength=flux.size)
+        out[key] = -2.5 * np.log10(total)
+    return out
+
+
+def brightest_of_blends(mag: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Which stars (bool) are the brightest (``mag``) of their blend: a survey
+    publishes a blend once, at its brightest star, with the summed flux."""
+    i, j = pairs
+    fainter = np.bincount(i, weights=(mag[j] < mag[i]).astype(float), minlength=mag.size)
+    return fainter == 0
+
+
+def gaia_missing_bp_rp(rng, g: np.ndarray, xp_excess: np.ndarray) -> np.ndarray:
+    """Which Gaia rows lack BP and RP (bool), as in DR3.
+
+    DR3 has no BP/RP for ~19 % of its sources: most beyond G ~20 (too few
+    photons in the XP windows) and wherever another source falls in the
+    3.5" x 2.1" window (crowding). Here: 2 % at random, a logistic rise
+    centred on G 20.7, and half the fractional flux neighbours add to
+    the window (``xp_excess``, ratio), up to 90 %.
+    """
+    p = 0.02 + 0.9 / (1.0 + np.exp(-(g - 20.7) / 0.25)) + np.clip(xp_excess / 2.0, 0.0, 0.9)
+    return rng.random(g.size) < np.clip(p, 0.0, 0.98)
+
+
+def realistic_extracts(rng, stars: pd.DataFrame, sky: SkyType, pixel_scale: float) -> dict[str, pd.DataFrame]:
+    """Every survey's extract as real catalogues see a field of this sky type.
+
+    Magnitudes are blended over :attr:`SkyType.blend_arcsec`; PS1 and SDSS
+    lose :attr:`SkyType.crowding_depth_loss` of depth; Gaia lacks BP/RP
+    (:func:`gaia_missing_bp_rp`); GaiaSP leaves out stars whose XP windows
+    are blended by more than :attr:`SkyType.gaiasp_max_blend`.
+    """
+    true = survey_magnitudes(stars.V.to_numpy(), stars.BV.to_numpy())
+    blends = sky.blend_arcsec or {}
+    pairs_by_radius: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    def pairs(radius: float):
+        if radius not in pairs_by_radius:
+            pairs_by_radius[radius] = blend_pairs(stars, pixel_scale, radius)
+        return pairs_by_radius[radius]
+
+    xp_excess = np.zeros(len(stars))
+    xp_mags = true
+    if "GAIA_XP" in blends:
+        xp_mags = blended_magnitudes(true, pairs(blends["GAIA_XP"]), "GAIA", bands=("BP", "RP"))
+        xp_excess = 10 ** (0.4 * (true[("GAIA", "RP")] - xp_mags[("GAIA", "RP")])) - 1.0
+    out = {}
+    for survey, spec in SURVEY_SPECS.items():
+        mags = true
+        keep = None
+        if survey in blends:
+            group = pairs(blends[survey])
+            mags = blended_magnitudes(true, group, survey)
+            keep = brightest_of_blends(true[(spec.select_survey or survey, spec.select)], group)
+        if survey == "GAIA" and "GAIA_XP" in blends:
+            mags = {**mags, ("GAIA", "BP"): xp_mags[("GAIA", "BP")], ("GAIA", "RP"): xp_mags[("GAIA", "RP")]}
+        if survey == "GaiaSP" and "GAIA_XP" in blends:
+            # the synthetic photometry comes from the blended XP spectra; the GSPC cut keeps the mildly blended
+            mags = {k: (-2.5 * np.log10(10 ** (-0.4 * m) * (1.0 + xp_excess)) if k[0] == "GaiaSP" else m)
+                    for k, m in mags.items()}
+            keep = (xp_excess <= sky.gaiasp_max_blend) & (True if keep is None else keep)
+        if survey == "GAIA" and sky.gaia_bp_rp_missing:
+            # DR3 quotes BP/RP mags to G ~21 (noisy); which ones are absent is gaia_missing_bp_rp's part
+            spec = replace(spec, depth={**spec.depth, **GAIA_XP_DEPTH})
+        if survey in ("PS1", "SDSS") and sky.crowding_depth_loss:
+            loss = sky.crowding_depth_loss
+            spec = replace(spec, mag_range=(spec.mag_range[0], spec.mag_range[1] - loss),
+                           depth={b: d - loss for b, d in spec.depth.items()})
+        df, idx = reference_extract(rng, stars, survey, mags=mags, spec=spec, keep=keep, return_index=True)
+        if survey == "GAIA" and sky.gaia_bp_rp_missing and len(df):
+            lack = gaia_missing_bp_rp(rng, true[("GAIA", "G")][idx], xp_excess[idx])
+            s = get_survey("GAIA")
+            for b in ("BP", "RP"):
+                band = s.band(b)
+                df.loc[lack, [band.column, band.error_column]] = np.nan
+        out[survey] = df
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -434,23 +695,32 @@ def reference_extract(rng, stars: pd.DataFrame, survey: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------
 
 
-def run_sextractor(image: Path, out_dir: Path, seeing: float, aperture_px: float) -> dict[str, Path]:
-    """Run ``source-extractor`` once per catalogue format of :data:`CATALOGUES`.
+#: SExtractor memory for crowded or large frames (the defaults overflow: "object stack full")
+BIG_FRAME_MEMORY = ("-MEMORY_OBJSTACK", "60000", "-MEMORY_PIXSTACK", "6000000", "-MEMORY_BUFSIZE", "4096")
 
-    ``seeing`` is the FWHM in arcsec, ``aperture_px`` the MAG_APER diameter.
+
+def run_sextractor(image: Path, out_dir: Path, seeing: float, aperture_px: float,
+                   extra_args: tuple[str, ...] = (), formats=None) -> dict[str, Path]:
+    """Run ``source-extractor`` once per catalogue format of :data:`CATALOGUES`
+    (or of ``formats``, names from it).
+
+    ``seeing`` is the FWHM in arcsec, ``aperture_px`` the MAG_APER diameter;
+    ``extra_args`` are appended to the command line.
     """
     exe = shutil.which("source-extractor") or shutil.which("sex")
     if exe is None:
         raise FileNotFoundError("source-extractor is not installed")
     paths = {}
     for name, (cat_type, params) in CATALOGUES.items():
+        if formats is not None and name not in formats:
+            continue
         path = out_dir / name
         cmd = [exe, str(image), "-c", str(SEXTRACTOR_DIR / "default.sex"),
                "-CATALOG_NAME", str(path), "-CATALOG_TYPE", cat_type,
                "-PARAMETERS_NAME", str(SEXTRACTOR_DIR / params),
                "-FILTER_NAME", str(SEXTRACTOR_DIR / "default.conv"),
                "-STARNNW_NAME", str(SEXTRACTOR_DIR / "default.nnw"),
-               "-SEEING_FWHM", f"{seeing:.3f}", "-PHOT_APERTURES", f"{aperture_px:.2f}"]
+               "-SEEING_FWHM", f"{seeing:.3f}", "-PHOT_APERTURES", f"{aperture_px:.2f}", *extra_args]
         subprocess.run(cmd, check=True, capture_output=True, cwd=out_dir)
         paths[name] = path
     return paths
@@ -554,12 +824,17 @@ def saturated_stars(rng, wcs, camera, obs, band, stars: pd.DataFrame, minimum: i
     return pd.DataFrame({"kind": "star", "ra": ra, "dec": dec, "x_image": x, "y_image": y, "V": v, "BV": bv})
 
 
-def build_objects(rng, wcs, camera, obs, band, ra, dec, faint, transient_mag, min_saturated=3):
+def build_objects(rng, wcs, camera, obs, band, ra, dec, faint, transient_mag, min_saturated=3,
+                  sky: SkyType | None = None, n17: float | None = None):
     """Stars over the extract cone (at least ``min_saturated`` saturated in
-    the image), galaxies and the transient, with photometry."""
+    the image), galaxies and the transient, with photometry.
+
+    ``n17`` (stars/deg^2 with V < 17) defaults to :func:`stellar_density`."""
+    sky = sky or SKY_TYPES["legacy"]
     zp = zeropoint(obs, camera)
     radius = extract_radius(camera)
-    stars = add_photometry(draw_stars(rng, wcs, camera, radius, stellar_density(ra, dec)), band, zp)
+    n17 = stellar_density(ra, dec) if n17 is None else n17
+    stars = add_photometry(draw_stars(rng, wcs, camera, radius, n17, None if sky.legacy else sky), band, zp)
     extra = add_photometry(saturated_stars(rng, wcs, camera, obs, band, stars, min_saturated), band, zp)
     stars = pd.concat([stars, extra], ignore_index=True)
     galaxies = add_photometry(draw_galaxies(rng, wcs, camera, int(rng.integers(5, 11))), band, zp)
@@ -568,7 +843,12 @@ def build_objects(rng, wcs, camera, obs, band, ra, dec, faint, transient_mag, mi
     in_image = stars[(stars.x_image > -20) & (stars.x_image < camera.width + 20)
                      & (stars.y_image > -20) & (stars.y_image < camera.height + 20)]
     scene = pd.concat([in_image, galaxies], ignore_index=True)
-    x, y = place_transient(rng, scene, camera, scene.m_sys.to_numpy())
+    if sky.legacy:
+        x, y = place_transient(rng, scene, camera, scene.m_sys.to_numpy())
+    else:
+        # a plane field has no empty 10": clear only of stars brighter than the transient itself
+        x, y = place_transient(rng, scene, camera, scene.m_sys.to_numpy(), sky.transient_clear_arcsec,
+                               min(21.0, float(transient.m_sys.iloc[0])))
     t_ra, t_dec = wcs.all_pix2world([x], [y], 1)
     transient = transient.assign(x_image=x, y_image=y, ra=t_ra, dec=t_dec)
     return stars, pd.concat([scene, transient], ignore_index=True)
@@ -607,7 +887,9 @@ def build_truth(name, seed, ra, dec, band, camera, obs, objects, surveys) -> dic
 def simulate_field(seed: int, ra: float, dec: float, instrument_band: str, *, name: str | None = None,
                    faint: bool = False, transient_mag: float | None = None, camera: Camera = Camera(),
                    out: str | Path | None = None, keep_image: bool = True, sextract: bool = True,
-                   surveys: tuple[str, ...] | list[str] | None = None) -> SimulatedField:
+                   surveys: tuple[str, ...] | list[str] | None = None, sky: str | SkyType = "legacy",
+                   density: float | None = None, formats: tuple[str, ...] | list[str] | None = None
+                   ) -> SimulatedField:
     """Simulate one field around (ra, dec) deg observed in ``instrument_band``.
 
     ``faint`` puts the transient below the 5-sigma limit; ``transient_mag``
@@ -617,19 +899,38 @@ def simulate_field(seed: int, ra: float, dec: float, instrument_band: str, *, na
     :data:`LEGACY_SURVEYS` is the one made before GaiaSP existed. With ``out``, writes the image (if
     ``keep_image``), the SExtractor catalogues (if ``sextract``), the reference
     extracts ``ref_<SURVEY>.csv``, ``objects.csv`` and ``truth.json`` there.
+
+    ``formats`` limits the SExtractor catalogues written (names of
+    :data:`CATALOGUES`; ``sex_fits1.fits`` is always made, the diagnostics
+    read it). ``sky`` is a :data:`SKY_TYPES` name (``legacy``, the default, is the
+    simulator of the committed fields, unchanged); ``density`` (stars/deg^2
+    brighter than :data:`DENSITY_DEPTH_V`) overrides the sky type's density.
+    A band whose survey does not cover the field (z' south of Dec -30) is
+    simulated with its :func:`tools.photsystem.best_available` fallback as
+    the truth (``truth.best.fallback``); the legacy sky refuses it, as before.
     """
+    sky = get_sky_type(sky)
     band = get_instrument_band(instrument_band)
-    if not covers(band.survey, np.array([dec]))[0]:
+    if not covers(band.survey, np.array([dec]))[0] and (sky.legacy or band.fallback is None):
         raise ValueError(f"band {band.name} is built on {band.survey}, which does not cover dec {dec}")
     rng = np.random.default_rng(seed)
     name = name or f"sim_{seed}_{band.name}"
     obs = draw_observation(rng, band)
     wcs = make_wcs(ra, dec, camera, obs.rotation)
-    stars, objects = build_objects(rng, wcs, camera, obs, band, ra, dec, faint, transient_mag)
-    image = expose(rng, render_objects(objects, camera, obs), camera, obs)
+    n17 = None
+    if density is None and sky.density is not None:
+        density = float(np.exp(rng.uniform(*np.log(sky.density))))
+    if density is not None:
+        n17 = n17_for_density(density, sky.count_slope)
+    stars, objects = build_objects(rng, wcs, camera, obs, band, ra, dec, faint, transient_mag, sky=sky, n17=n17)
+    cheap = None if sky.stamp_margin is None else limiting_magnitude(camera, obs) - sky.stamp_margin
+    image = expose(rng, render_objects(objects, camera, obs, cheap), camera, obs)
     objects["saturated"] = objects.peak + camera.bias + sky_electrons(camera, obs) / camera.gain >= camera.saturation
     wanted = list(SURVEY_SPECS) if surveys is None else [get_survey(s).name for s in surveys]
-    references = {s: reference_extract(rng, stars, s) for s in SURVEY_SPECS}
+    if sky.legacy:
+        references = {s: reference_extract(rng, stars, s) for s in SURVEY_SPECS}
+    else:
+        references = realistic_extracts(rng, stars, sky, camera.pixel_scale)
     references = {s: df for s, df in references.items() if len(df) and s in wanted}
     truth = build_truth(name, seed, ra, dec, band, camera, obs, objects, list(references))
     truth["generator"] = {"module": "tools.simfield", "seed": seed, "ra": ra, "dec": dec,
@@ -637,12 +938,57 @@ def simulate_field(seed: int, ra: float, dec: float, instrument_band: str, *, na
                           "surveys": wanted,
                           "command": cli_command(name, seed, ra, dec, band.name, faint, transient_mag,
                                                  None if surveys is None else wanted)}
+    if not sky.legacy:
+        add_sky_truth(truth, sky, stars, objects, references, band, density if density is not None else n17_density(
+            stellar_density(ra, dec)), camera)
     result = SimulatedField(name, truth, objects, references, image_header(wcs, camera, obs, band, name), image)
     if out is not None:
-        write_field(result, Path(out), keep_image=keep_image, sextract=sextract)
+        write_field(result, Path(out), keep_image=keep_image, sextract=sextract,
+                    formats=None if formats is None else {"sex_fits1.fits", *formats})
     if not keep_image:
         result.image = None
     return result
+
+
+def n17_density(n17: float, slope: float = COUNT_SLOPE) -> float:
+    """Stars/deg^2 brighter than :data:`DENSITY_DEPTH_V` for a given ``n17``."""
+    return n17 * 10 ** (slope * (DENSITY_DEPTH_V - 17.0))
+
+
+def add_sky_truth(truth: dict, sky: SkyType, stars: pd.DataFrame, objects: pd.DataFrame, references: dict,
+                  band: InstrumentBand, density: float, camera: Camera) -> None:
+    """What the realistic sky types add to ``truth.json``: the sky, and the best band where
+    the band's own survey is absent (its fallback, with the ideal zero point and colour term)."""
+    area = np.pi * truth["field"]["radius_deg"] ** 2
+    gaia = references.get("GAIA")
+    lack = float((gaia.BPmag.isna() | gaia.RPmag.isna()).mean()) if gaia is not None and len(gaia) else None
+    truth["sky"] = {"type": sky.name, "description": sky.description,
+                    "density_per_deg2_v21": round(density, 1),
+                    "realised_per_deg2_v21": round(float((stars.V < DENSITY_DEPTH_V).sum() / area), 1),
+                    "count_slope": sky.count_slope, "reddening_ebv": sky.reddening,
+                    "gaia_bp_rp_missing_fraction": None if lack is None else round(lack, 4),
+                    "frame_arcmin": [round(camera.width * camera.pixel_scale / 60.0, 2),
+                                     round(camera.height * camera.pixel_scale / 60.0, 2)]}
+    g = truth["generator"]
+    g["sky"] = sky.name
+    g["realism_version"] = REALISM_VERSION
+    g["camera"] = {"width": camera.width, "height": camera.height, "pixel_scale": camera.pixel_scale}
+    g["command"] += (f" --sky {sky.name} --width {camera.width} --height {camera.height}"
+                     f" --pixel-scale {camera.pixel_scale}")
+    best = best_available(band, list(references))
+    if best != (band.survey, band.band):
+        zp_offset, ct = ideal_transfer(band, *best)
+        truth["best"] = {"survey": best[0], "band": best[1],
+                         "colour": get_survey(best[0]).band(best[1]).colour_name,
+                         "fallback": f"{band.survey} {band.band} has no data here"}
+        truth["zeropoint"] = round(truth["zeropoint"] + zp_offset, 5)
+        truth["colour_term"] = round(ct, 5)
+        truth["model"] += "; zeropoint and colour_term here: the ideal fit against the fallback band"
+        t = objects[objects.kind == "transient"].iloc[0]
+        mags = survey_magnitudes(np.array([t.V]), np.array([t.BV]))
+        blue, red = get_survey(best[0]).band(best[1]).colour
+        truth["transient"]["mag"] = round(float(mags[best][0]), 4)
+        truth["transient"]["colour"] = round(float(mags[(best[0], blue)][0] - mags[(best[0], red)][0]), 4)
 
 
 def cli_command(name, seed, ra, dec, band, faint, transient_mag, surveys=None) -> str:
@@ -657,7 +1003,8 @@ def cli_command(name, seed, ra, dec, band, faint, transient_mag, surveys=None) -
     return cmd
 
 
-def write_field(f: SimulatedField, out: Path, *, keep_image: bool = True, sextract: bool = True) -> None:
+def write_field(f: SimulatedField, out: Path, *, keep_image: bool = True, sextract: bool = True,
+                formats=None) -> None:
     """Write a simulated field's files into ``out`` (see :func:`simulate_field`)."""
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -668,7 +1015,9 @@ def write_field(f: SimulatedField, out: Path, *, keep_image: bool = True, sextra
         if sextract:
             t = f.truth
             aperture = 2.0 * t["fwhm_arcsec"] / t["field"]["pixel_scale_arcsec"]
-            f.files.update(run_sextractor(image.resolve(), out.resolve(), t["fwhm_arcsec"], aperture))
+            extra = () if "sky" not in t else BIG_FRAME_MEMORY + get_sky_type(t["sky"]["type"]).sextractor_args
+            f.files.update(run_sextractor(image.resolve(), out.resolve(), t["fwhm_arcsec"], aperture, extra,
+                                          formats))
             f.truth["measured"] = measure_catalogue(out / "sex_fits1.fits", f.objects, t,
                                                     t["field"]["pixel_scale_arcsec"])
             f.truth["measured"]["sextractor_version"] = sextractor_version()
@@ -702,11 +1051,87 @@ def write_objects(objects: pd.DataFrame, path: Path, limit: float) -> None:
 # --------------------------------------------------------------------------
 
 
-def suite_specs(n: int, seed: int = 0, faint_every: int = 3) -> list[dict]:
+#: the realistic field sets: kind -> (base seed, number of fields). The
+#: development set is for tuning the calibration; the evaluation set is never
+#: tuned on (different seeds, so different skies and conditions)
+SUITE_KINDS = {"dev": (7100, 48), "eval": (9300, 48)}
+#: the sky types of a realistic set, as (sky type, hemisphere)
+SUITE_SKIES = (("sparse", "north"), ("sparse", "south"), ("dense", "north"), ("dense", "south"))
+#: frame sizes (arcmin across) of a realistic set; dense fields stop at
+#: DENSE_MAX_ARCMIN (a 60' plane frame is ~2 million stars to render and
+#: ~250k PS1 rows; 30' already holds 40k-150k stars in the image)
+FRAME_ARCMIN = (10.0, 60.0)
+DENSE_MAX_ARCMIN = 30.0
+
+
+def sky_position(rng, sky: str, hemisphere: str) -> tuple[float, float]:
+    """A field centre (ra, dec deg): |b| > 25 for sparse, |b| < 4 for dense
+    (the plane, where Gaia's alerts are); north/south of Dec -30."""
+    for _ in range(10000):
+        if sky == "dense":
+            c = SkyCoord(l=rng.uniform(0, 360), b=rng.uniform(-4, 4), unit="deg", frame="galactic").icrs
+            ra, dec = float(c.ra.deg), float(c.dec.deg)
+        else:
+            ra = float(rng.uniform(0, 360))
+            dec = float(rng.uniform(-80, -32) if hemisphere == "south" else rng.uniform(-25, 75))
+            if abs(SkyCoord(ra, dec, unit="deg").galactic.b.deg) <= 25:
+                continue
+        if (dec < -32 if hemisphere == "south" else -25 < dec < 80):
+            return round(ra, 5), round(dec, 5)
+    raise RuntimeError(f"no {sky} {hemisphere} position")
+
+
+def frame_camera(rng, sky: str) -> Camera:
+    """A detector of 10'-60' across (dense: to :data:`DENSE_MAX_ARCMIN`), 700-2000 px,
+    0.5-2.0 arcsec/px; square or 3:2."""
+    hi = DENSE_MAX_ARCMIN if sky == "dense" else FRAME_ARCMIN[1]
+    size = float(np.exp(rng.uniform(np.log(FRAME_ARCMIN[0]), np.log(hi))))
+    scale = float(np.clip(size * 60.0 / rng.uniform(700, 2000), 0.5, 2.0))
+    width = int(round(size * 60.0 / scale))
+    height = width if rng.random() < 0.5 else int(round(width * 2 / 3))
+    return Camera(width=width, height=height, pixel_scale=round(scale, 4))
+
+
+def realistic_suite_specs(kind: str, n: int | None = None, faint_every: int = 5) -> list[dict]:
+    """The development or evaluation set: ``n`` (default :data:`SUITE_KINDS`) fields.
+
+    Field ``i`` has sky type and hemisphere ``SUITE_SKIES[i % 4]`` and band
+    ``INSTRUMENT_BANDS[(i // 4) % 9]``, so 36 fields hold every band in every
+    sky type; frames of :func:`frame_camera`; every ``faint_every``-th target
+    too faint to detect. A z' field south of Dec -30 has no PS1: its truth
+    is GaiaSP z (:func:`tools.photsystem.best_available`).
+    """
+    base, default_n = SUITE_KINDS[kind]
+    rng = np.random.default_rng(base)
+    bands = list(INSTRUMENT_BANDS)
+    specs = []
+    for i in range(default_n if n is None else n):
+        sky, hemisphere = SUITE_SKIES[i % len(SUITE_SKIES)]
+        band = bands[(i // len(SUITE_SKIES)) % len(bands)]
+        ra, dec = sky_position(rng, sky, hemisphere)
+        camera = frame_camera(rng, sky)
+        faint = i % faint_every == faint_every - 1
+        name = f"{kind}{i:02d}_{sky}_{hemisphere}_{band}{'_faint' if faint else ''}"
+        # two SExtractor runs, not four (half the time of a dense field): the FITS_1.0 table
+        # and one more format in turn (the bench parses field i's catalogue in format i % 4)
+        specs.append(dict(seed=base + i, ra=ra, dec=dec, instrument_band=band, faint=faint, name=name,
+                          sky=sky, camera=camera, formats=(list(CATALOGUES)[i % len(CATALOGUES)],)))
+    return specs
+
+
+def suite_specs(n: int | None = None, seed: int = 0, faint_every: int = 3, *, kind: str | None = None) -> list[dict]:
     """``n`` varied fields: alternating north/south of Dec -30, every band in
     turn (PS1-built bands only in the north), every ``faint_every``-th target
     too faint (the last of each group: field ``i`` with
-    ``i % faint_every == faint_every - 1``)."""
+    ``i % faint_every == faint_every - 1``).
+
+    With ``kind`` (``"dev"`` or ``"eval"``): the realistic development or
+    evaluation set instead (:func:`realistic_suite_specs`; ``seed`` unused).
+    """
+    if kind is not None:
+        return realistic_suite_specs(kind, n) if faint_every == 3 else realistic_suite_specs(kind, n, faint_every)
+    if n is None:
+        raise TypeError("suite_specs needs n (or kind)")
     rng = np.random.default_rng(seed)
     bands = list(INSTRUMENT_BANDS)
     specs = []
@@ -738,6 +1163,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-image", action="store_true", help="do not keep image.fits")
     p.add_argument("--no-sextractor", action="store_true", help="do not run source-extractor")
     p.add_argument("--suite", type=int, metavar="N", help="write N varied fields under --out")
+    p.add_argument("--suite-kind", choices=sorted(SUITE_KINDS),
+                   help="write the realistic development or evaluation set under --out (--suite N: its first N)")
+    p.add_argument("--sky", default="legacy", choices=sorted(SKY_TYPES), help="sky type (default legacy)")
+    p.add_argument("--density", type=float, help="stars/deg^2 brighter than V 21 (default: the sky type's)")
+    p.add_argument("--width", type=int, default=Camera.width, help="frame width (px)")
+    p.add_argument("--height", type=int, default=Camera.height, help="frame height (px)")
+    p.add_argument("--pixel-scale", type=float, default=Camera.pixel_scale, help="arcsec/px")
     p.add_argument("--surveys", type=lambda v: [x for x in v.split(",") if x],
                    help=f"comma-separated reference extracts to write (default all: {','.join(SURVEY_SPECS)})")
     return p.parse_args(argv)
@@ -746,13 +1178,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     a = parse_args(argv)
     common = dict(keep_image=not a.no_image, sextract=not a.no_sextractor, surveys=a.surveys)
+    if a.suite_kind:
+        for spec in realistic_suite_specs(a.suite_kind, a.suite):
+            f = simulate_field(**spec, out=a.out / spec["name"], **common)
+            print(f"{spec['name']}: {summary(f.truth)}")
+        return 0
     if a.suite:
         for spec in suite_specs(a.suite, a.seed):
             f = simulate_field(**spec, out=a.out / spec["name"], **common)
             print(f"{spec['name']}: {summary(f.truth)}")
         return 0
+    camera = Camera(width=a.width, height=a.height, pixel_scale=a.pixel_scale)
     f = simulate_field(a.seed, a.ra, a.dec, a.band, name=a.name, faint=a.faint,
-                       transient_mag=a.transient_mag, out=a.out, **common)
+                       transient_mag=a.transient_mag, out=a.out, sky=a.sky, density=a.density, camera=camera,
+                       **common)
     print(f"{f.name}: {summary(f.truth)}")
     return 0
 

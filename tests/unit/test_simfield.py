@@ -339,3 +339,179 @@ def test_simulate_field_end_to_end(tmp_path):
     assert m["transient_detected"] == f.truth["transient"]["detectable"]
     header = fits.getheader(tmp_path / "image.fits")
     assert header["SATURATE"] == pytest.approx(cam.saturate_keyword)
+
+
+# ------------------------------------------------------- realistic sky types
+# (issue 15: the committed fields are sparse and northern-kind; these are the skies where it broke)
+
+SMALL = sf.Camera(width=400, height=400, pixel_scale=1.25)  # 8.3' frame: fast, catalogue level
+
+
+def realistic(seed=21, ra=280.0, dec=-5.0, band="V", sky="dense", **kw) -> sf.SimulatedField:
+    return sf.simulate_field(seed, ra, dec, band, sky=sky, camera=kw.pop("camera", SMALL), keep_image=False, **kw)
+
+
+def test_legacy_is_the_default_sky():
+    """The committed fields are the legacy sky: no 'sky' block, the latitude-law density."""
+    f = sf.simulate_field(3, 150.0, 30.0, "V", camera=SMALL, keep_image=False)
+    assert "sky" not in f.truth
+    assert sf.SKY_TYPES["legacy"].legacy and not sf.SKY_TYPES["dense"].legacy
+
+
+@pytest.mark.parametrize("density", [50_000.0, 200_000.0])
+def test_dense_sky_realises_the_density_asked(density):
+    f = realistic(density=density)
+    sky = f.truth["sky"]
+    assert sky["type"] == "dense" and sky["density_per_deg2_v21"] == pytest.approx(density)
+    # stars brighter than V 21 per deg^2 over the extract cone: Poisson noise of ~5,000-20,000 stars
+    assert sky["realised_per_deg2_v21"] == pytest.approx(density, rel=0.05)
+    in_image = f.objects[(f.objects.kind == "star") & f.objects.x_image.between(0.5, 400.5)
+                         & f.objects.y_image.between(0.5, 400.5)]
+    area = (400 * 1.25 / 3600.0) ** 2
+    assert (in_image.V < sf.DENSITY_DEPTH_V).sum() / area == pytest.approx(density, rel=0.1)
+
+
+def test_dense_sky_density_range_and_redder_stars():
+    lo, hi = sf.SKY_TYPES["dense"].density
+    assert (lo, hi) == (50_000.0, 200_000.0)
+    dense = realistic(seed=5)
+    sparse = realistic(seed=5, ra=150.0, dec=40.0, sky="sparse")
+    assert lo <= dense.truth["sky"]["density_per_deg2_v21"] <= hi
+    assert dense.truth["sky"]["realised_per_deg2_v21"] > 10 * sparse.truth["sky"]["realised_per_deg2_v21"]
+    stars = lambda f: f.objects[f.objects.kind == "star"]  # noqa: E731
+    assert np.median(stars(dense).BV) > np.median(stars(sparse).BV) + 0.3  # reddening
+    assert stars(dense).BV.max() <= ps.REDDENED_COLOUR_RANGE[1]
+
+
+def test_reddened_colours_stay_where_the_transformations_are_monotonic():
+    bv = np.linspace(*ps.REDDENED_COLOUR_RANGE, 80)
+    mags = ps.survey_magnitudes(np.full_like(bv, 15.0), bv)
+    for survey in SURVEYS.values():
+        for band in survey.bands:
+            assert np.all(np.diff(ps.survey_colour(mags, survey.name, band.name)) > 0), (survey.name, band.name)
+
+
+@pytest.mark.parametrize("sky", ["sparse", "dense"])
+def test_southern_fields_have_no_ps1_and_no_sdss(sky):
+    f = realistic(ra=250.0, dec=-45.0, sky=sky)
+    assert set(f.references) == {"APASS", "GAIA", "GaiaSP"}
+    assert f.truth["surveys"] == ["APASS", "GAIA", "GaiaSP"]
+
+
+def test_southern_z_is_calibrated_against_gaiasp_z():
+    f = realistic(ra=250.0, dec=-45.0, band="z")
+    best = f.truth["best"]
+    assert (best["survey"], best["band"], best["colour"]) == ("GaiaSP", "z", "i-z")
+    assert "PS1" in best["fallback"]
+    z = ps.get_instrument_band("z")
+    assert ps.acceptable_bands(z, ["APASS", "GAIA", "GaiaSP"]) == [("GaiaSP", "z")]
+    assert ps.acceptable_bands(z) == [("PS1", "z")]  # north: as before
+    # the truth is self-consistent: the transient's true GaiaSP z, and the ideal fit's colour term
+    t = f.objects[f.objects.kind == "transient"].iloc[0]
+    true = ps.survey_magnitudes(np.array([t.V]), np.array([t.BV]))[("GaiaSP", "z")][0]
+    assert f.truth["transient"]["mag"] == pytest.approx(true, abs=1e-4)
+    assert f.truth["colour_term"] == pytest.approx(ps.ideal_transfer(z, "GaiaSP", "z")[1], abs=1e-4)
+    with pytest.raises(ValueError):  # the legacy sky still refuses it
+        sf.simulate_field(1, 250.0, -45.0, "z", camera=SMALL, keep_image=False)
+
+
+def bp_rp_lacking(f: sf.SimulatedField) -> pd.DataFrame:
+    g = f.references["GAIA"]
+    return g.assign(lack=g.BPmag.isna() | g.RPmag.isna())
+
+
+@pytest.mark.parametrize("sky,ra,dec", [("sparse", 150.0, 40.0), ("sparse", 20.0, -60.0), ("dense", 280.0, -5.0)])
+def test_gaia_extracts_lack_bp_rp_for_10_to_30_percent(sky, ra, dec):
+    f = realistic(seed=8, ra=ra, dec=dec, sky=sky, camera=sf.Camera(width=800, height=800))
+    g = bp_rp_lacking(f)
+    assert 0.10 <= g.lack.mean() <= 0.32
+    assert f.truth["sky"]["gaia_bp_rp_missing_fraction"] == pytest.approx(g.lack.mean(), abs=1e-4)
+    # more for the faint ones, as in DR3
+    assert g.lack[g.Gmag > 20.0].mean() > 2 * g.lack[g.Gmag < 19.0].mean()
+
+
+def test_crowded_gaia_stars_lack_bp_rp_more_often():
+    dense = bp_rp_lacking(realistic(seed=9, density=200_000.0))
+    sparse = bp_rp_lacking(realistic(seed=9, ra=150.0, dec=40.0, sky="sparse", camera=sf.Camera()))
+    bright = lambda g: g.lack[g.Gmag.between(17.0, 19.5)].mean()  # noqa: E731
+    assert bright(dense) > bright(sparse) + 0.02
+
+
+def test_reference_photometry_is_blended_in_crowded_fields():
+    """APASS (8" blends) publishes a crowded star brighter than it is, once per blend."""
+    f = realistic(seed=4, density=200_000.0)
+    stars = f.objects[f.objects.kind == "star"]
+    ref = f.references["APASS"]
+    i, j = match_sky(ref.RAJ2000, ref.DEJ2000, stars.ra, stars.dec, 0.5)
+    true_v = ps.survey_magnitudes(stars.V.to_numpy()[j], stars.BV.to_numpy()[j])[("APASS", "V")]
+    offset = ref.Vmag.to_numpy()[i] - true_v
+    offset = offset[np.isfinite(offset)]
+    assert np.median(offset) < -0.01
+    assert np.mean(offset < -0.1) > 0.05
+    legacy = sf.simulate_field(4, 280.0, -5.0, "V", camera=SMALL, keep_image=False, density=200_000.0,
+                               sky=sf.SkyType("legacy", "no blends"))
+    assert "sky" not in legacy.truth
+
+
+def test_brightest_of_blends():
+    mag = np.array([15.0, 16.0, 14.0, 18.0])
+    pairs = (np.array([0, 1, 1, 2]), np.array([1, 0, 2, 1]))  # 0-1 and 1-2 are blends
+    assert sf.brightest_of_blends(mag, pairs).tolist() == [True, False, True, True]
+
+
+def test_cheap_rendering_keeps_flux_and_centroid():
+    cam = sf.Camera(width=64, height=64)
+    stars = pd.DataFrame({"x_image": [20.3, 40.77], "y_image": [30.6, 12.21], "flux": [1000.0, 500.0]})
+    image, peak_fraction = sf.render_points(stars, cam, fwhm=2.0, beta=3.5)
+    assert image.sum() == pytest.approx(1500.0, rel=1e-3)
+    yy, xx = np.mgrid[1:65, 1:65]
+    near = np.hypot(xx - 20.3, yy - 30.6) < 12
+    assert (image * xx)[near].sum() / image[near].sum() == pytest.approx(20.3, abs=0.02)
+    assert (image * yy)[near].sum() / image[near].sum() == pytest.approx(30.6, abs=0.02)
+    assert 0.05 < peak_fraction < 0.5
+
+
+@pytest.mark.parametrize("kind", ["dev", "eval"])
+def test_realistic_sets(kind):
+    specs = sf.suite_specs(kind=kind)
+    assert len(specs) >= 40
+    for sky in ("sparse", "dense"):
+        for south in (False, True):
+            group = [s for s in specs if s["sky"] == sky and (s["dec"] < -30) == south]
+            assert {s["instrument_band"] for s in group} == set(ps.INSTRUMENT_BANDS), (sky, south)
+    arcmin = [s["camera"].width * s["camera"].pixel_scale / 60.0 for s in specs]
+    assert min(arcmin) >= 9.99 and max(arcmin) <= 60.01
+    assert max(arcmin) > 40 and min(arcmin) < 15
+    for s in specs:
+        b = SkyCoord(s["ra"], s["dec"], unit="deg").galactic.b.deg
+        assert (abs(b) < 4.01) if s["sky"] == "dense" else (abs(b) > 25)
+    assert any(s["faint"] for s in specs)
+
+
+def test_development_and_evaluation_sets_differ():
+    dev, ev = sf.suite_specs(kind="dev"), sf.suite_specs(kind="eval")
+    assert not {s["seed"] for s in dev} & {s["seed"] for s in ev}
+    assert not {(s["ra"], s["dec"]) for s in dev} & {(s["ra"], s["dec"]) for s in ev}
+    assert sf.suite_specs(kind="dev") == dev  # anyone can regenerate them
+
+
+def test_frame_size_is_the_cameras():
+    cam = sf.Camera(width=300, height=200, pixel_scale=2.0)
+    f = realistic(camera=cam, sky="sparse", ra=150.0, dec=40.0)
+    assert f.truth["sky"]["frame_arcmin"] == [10.0, pytest.approx(6.67, abs=0.01)]
+    assert f.truth["field"]["radius_deg"] == pytest.approx(1.1 * 0.5 * np.hypot(300, 200) * 2.0 / 3600, abs=1e-5)
+    assert f.truth["generator"]["camera"] == {"width": 300, "height": 200, "pixel_scale": 2.0}
+
+
+@needs_sex
+def test_dense_field_end_to_end(tmp_path):
+    """A crowded image: SExtractor finds thousands of sources, blends among them."""
+    cam = sf.Camera(width=500, height=500, pixel_scale=1.0)
+    f = sf.simulate_field(31, 280.0, -5.0, "r", sky="dense", density=150_000.0, camera=cam, out=tmp_path,
+                          formats=("sex_cpcs.cat",))
+    assert {p.name for p in tmp_path.glob("sex_*")} == {"sex_fits1.fits", "sex_cpcs.cat"}
+    m = f.truth["measured"]
+    assert m["n_sources"] > 1000
+    assert abs(m["mag_auto_minus_m_inst_median"]) < 0.1
+    assert f.image.shape == (500, 500) and f.image.max() <= cam.saturation
+    assert "realism_version" in f.truth["generator"] and "--sky dense" in f.truth["generator"]["command"]
