@@ -20,8 +20,10 @@ no Cousins R can be fitted), ``i'``/``sdss_i``/``i`` Sloan i (APASS i', PS1 i,
 SDSS i, GaiaSP i; then Cousins I) and so on. A frame is taken through one of
 its observatory's filters, so it is calibrated in one of their bands, never in
 another system (an i' observatory gets i', not Gaia RP) unless forceFilter
-asks. A clear or unknown filter name among them lifts the constraint: the
-frame may be through it, and no standard band describes a clear frame.
+asks. An unknown filter name, or a clear one among standard filters, lifts the
+constraint: the frame may be through it, and no standard band describes a
+clear frame. An observatory with clear filters only is calibrated in Gaia G or
+Sloan r, the bands unfiltered photometry is reduced to.
 """
 
 from __future__ import annotations
@@ -158,6 +160,10 @@ FAMILIES: dict[str, tuple[SurveyBand, ...]] = {
 #: (Cousins R and Sloan r, Cousins I and Sloan i overlap; no survey but GaiaSP has Cousins R, I)
 NEAR: dict[str, str] = {"R": "r", "r": "R", "I": "i", "i": "I"}
 
+#: what unfiltered (clear) photometry is reduced to: Gaia G (a thinned CCD's own response) and Sloan r
+#: (KAIT, MASTER, AAVSO's "CR" reduce it to R; tools/photsystem.py, the clear band)
+CLEAR_BANDS: tuple[SurveyBand, ...] = (("GAIA", "G"),) + FAMILIES["r"]
+
 #: filter names (lower case, spaces/_/- removed) that mean no filter, or a clear/luminance one
 CLEAR_NAMES = frozenset({
     "c", "cv", "cr", "cbb", "clear", "clr", "l", "lum", "luminance", "none", "no", "nofilter", "unfiltered",
@@ -239,8 +245,12 @@ class FilterConstraint(BaseModel):
 def filter_constraint(filters: list[str] | None) -> FilterConstraint | None:
     """What an observatory's registered filters allow; None when they do not constrain.
 
-    No filters, or any clear or unknown name among them: None (the frame
-    may be through that filter, which no standard band describes).
+    No filters, or an unknown name among them: None. A clear filter among
+    standard ones: None too (the frame may be the clear one, which no
+    standard band describes). Only clear filters (an unfiltered
+    observatory): the bands unfiltered photometry is reduced to
+    (:data:`CLEAR_BANDS`: Gaia G and Sloan r), so that its light curve stays
+    in them rather than moving to whatever band fits one frame best.
     """
     names = [f.strip() for f in (filters or []) if f and f.strip()]
     if not names:
@@ -248,10 +258,14 @@ def filter_constraint(filters: list[str] | None) -> FilterConstraint | None:
     families: list[str] = []
     for name in names:
         family = filter_family(name)
-        if family is None or family == "clear":
+        if family is None:
             return None
         if family not in families:
             families.append(family)
+    if "clear" in families:
+        if len(families) > 1:
+            return None
+        return FilterConstraint(filters=names, bands=list(CLEAR_BANDS))
     own = [sb for fam in families for sb in FAMILIES[fam]]
     near = [sb for fam in families if fam in NEAR and NEAR[fam] not in families for sb in FAMILIES[NEAR[fam]]]
     return FilterConstraint(filters=names, bands=list(dict.fromkeys(own)), near=list(dict.fromkeys(near)))

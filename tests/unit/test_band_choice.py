@@ -86,13 +86,19 @@ def test_registered_filters_choose_among_their_bands_and_the_note_says_why():
     assert "not a band of your observatory's filters" in v.note
 
 
-def test_a_clear_or_unknown_filter_does_not_constrain():
+def test_a_clear_or_unknown_filter_among_others_does_not_constrain():
     fld = _v_field()
     free = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0)
-    for filters in (["B", "clear"], ["B", "Halpha"], ["CV"], []):
+    for filters in (["B", "clear"], ["B", "Halpha"], ["Halpha"], []):
         cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0,
                               observatory_filters=filters)
         assert (cal.survey, cal.band, cal.zeropoint) == (free.survey, free.band, free.zeropoint), filters
+
+
+def test_an_unfiltered_observatory_is_calibrated_in_g_or_r():
+    fld = _v_field()  # APASS only: r' is the clear band here (a V frame: V would fit better)
+    cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, observatory_filters=["CV"])
+    assert (cal.survey, cal.band) == ("APASS", "r'")
 
 
 def test_filters_whose_bands_are_not_here_refuse_and_say_how_to_ask_for_another():
@@ -253,5 +259,7 @@ def test_filter_constraint_bands():
     r = filter_constraint(["Rc"])
     assert r.bands == [("GaiaSP", "R")] and ("APASS", "r'") in r.near
     assert filter_constraint(["V", "clear"]) is None and filter_constraint([]) is None
+    clear = filter_constraint(["C", "L"])  # an unfiltered observatory: what clear photometry is reduced to
+    assert ("GAIA", "G") in clear.bands and ("APASS", "r'") in clear.bands and ("GaiaSP", "R") not in clear.bands
     assert filter_constraint(["V", "mystery"]) is None
     assert filter_constraint(["V", "B"]).bands == [("APASS", "V"), ("GaiaSP", "V"), ("APASS", "B"), ("GaiaSP", "B")]
