@@ -61,7 +61,10 @@ point alone over all of them, the colour term assumed 0 +-
 error carry ``assumed_colour_term_err * sc`` for the unknown colour (``sc``
 from the stars' colours where enough have one, else
 ``FitSettings.assumed_colour_spread``). Such a band loses to any band with
-a fitted colour term of similar precision.
+a fitted colour term of similar precision. A zero-point-only fit of stars
+with colours (too few of them, or too narrow a colour range, for a colour
+term) carries the same prior on its colour term, with the spread of their
+colours: five stars with no fitted colour term are not a perfect match.
 
 The same band in two surveys. APASS g'r'i', SDSS gri and PS1 griz are
 realisations of the same Sloan bands; when the lowest-scoring candidate has
@@ -378,6 +381,12 @@ def fit_band(
             fit = _fit_with_bright_cut(
                 cand, ref_mag, ref_err, inst, inst_err, colour, settings, colour_var=colour_var, colour_cov=colour_cov
             )
+            if not fit.fit_colour_term:
+                # too few stars (or too narrow colours) to fit the colour term: it is not known to be 0,
+                # so it carries the same prior as an assumed one (else 5 stars look like a perfect match)
+                cov = fit.covariance.copy()
+                cov[1, 1] = settings.assumed_colour_term_err**2
+                fit = replace(fit, covariance=cov)
     except (InsufficientData, FloatingPointError, ValueError) as exc:  # pragma: no cover - defensive
         cand.note = f"fit failed: {exc}"
         return cand
