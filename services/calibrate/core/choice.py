@@ -365,8 +365,8 @@ def fit_band(
             )
             return cand
         # the colours of these stars where known (for the spread the transient's colour may have)
-        star_of = dict(zip(pre.m_idx.tolist(), pre.m_ref.tolist()))
-        q_colour = np.array([blue[star_of[i]] - red[star_of[i]] for i in q_idx.tolist()], dtype=float)
+        q_star = pre.m_ref[np.searchsorted(pre.m_idx, q_idx)]  # m_idx is ascending
+        q_colour = blue[q_star] - red[q_star]
         cand.ncalibrators = len(q_idx)
         cand.source_index, cand.ref_mag, cand.ref_err = q_idx, q_ref, q_err
         cand.inst_mag, cand.inst_err = q_inst, q_inst_err
