@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.arrays import ArrayModel, NDArray, SourceTable
+from shared.bands import ForcedBand
 
 SUBJECT_UPLOAD = "photcal.upload.v1"
 SUBJECT_CALIBRATED = "photcal.calibrated.v1"
@@ -65,6 +66,10 @@ class UploadRequested(BaseModel):
     sources: SourceTable | None = None
     sources_in_object_store: bool = False
     received_at: datetime = Field(default_factory=utcnow)
+    #: the observatory's registered filters (``V``, ``r'``...): the band is chosen among theirs (shared/bands.py)
+    observatory_filters: list[str] = Field(default_factory=list)
+    #: ``force_filter`` parsed once by the gateway (shared.bands.parse_force_filter); null: choose
+    forced_band: ForcedBand | None = None
 
 
 class ConeRequest(BaseModel):
@@ -116,6 +121,8 @@ class CandidateFit(BaseModel):
     score: float | None = None
     chosen: bool = False
     note: str | None = None
+    #: zero point only over stars without colours, colour term assumed 0 (see CalibrationResult.warnings)
+    colour_term_assumed: bool = False
 
 
 class CalibrationResult(BaseModel):
@@ -166,6 +173,10 @@ class CalibrationResult(BaseModel):
     image_link: str | None = None
     duration_ms: dict[str, float] = Field(default_factory=dict)
     finished_at: datetime = Field(default_factory=utcnow)
+    #: what the observer should know about this calibration (e.g. an assumed colour term)
+    warnings: list[str] = Field(default_factory=list)
+    #: the colour term is an assumed 0, not fitted (too few calibrators with a colour)
+    colour_term_assumed: bool = False
 
 
 class DeadLetter(BaseModel):

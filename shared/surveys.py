@@ -16,12 +16,16 @@ class Band:
 
     ``column``/``error_column`` are the VizieR names; ``colour`` is the pair
     of bands (blue, red) whose difference is the colour term's colour.
+    ``broad``: not a standard passband any observer's filter realises (Gaia
+    G, BP, RP); the band choice takes one only when its colour term shows it
+    closer to the frame than every standard band (services/calibrate/core/choice.py).
     """
 
     name: str
     column: str
     error_column: str
     colour: tuple[str, str]
+    broad: bool = False
 
     @property
     def colour_name(self) -> str:
@@ -58,8 +62,8 @@ class Survey:
         return [b.name for b in self.bands]
 
 
-def _b(name: str, column: str, colour: tuple[str, str]) -> Band:
-    return Band(name=name, column=column, error_column=f"e_{column}", colour=colour)
+def _b(name: str, column: str, colour: tuple[str, str], broad: bool = False) -> Band:
+    return Band(name=name, column=column, error_column=f"e_{column}", colour=colour, broad=broad)
 
 
 APASS = Survey(
@@ -101,9 +105,9 @@ GAIA = Survey(
     ra_column="RA_ICRS",
     dec_column="DE_ICRS",
     bands=(
-        _b("G", "Gmag", ("BP", "RP")),
-        _b("BP", "BPmag", ("BP", "RP")),
-        _b("RP", "RPmag", ("BP", "RP")),
+        _b("G", "Gmag", ("BP", "RP"), broad=True),
+        _b("BP", "BPmag", ("BP", "RP"), broad=True),
+        _b("RP", "RPmag", ("BP", "RP"), broad=True),
     ),
     mag_bright=8.0,
     mag_faint=20.5,

@@ -23,7 +23,8 @@ from shared.arrays import SourceTable
 from shared.db import Database
 from shared.db.alerts import bump_data_version
 from shared.db.datapoints import store_datapoint
-from shared.errors import BadInput, PhotcalError
+from shared.bands import ForcedBand, parse_force_filter
+from shared.errors import PhotcalError
 from shared.models import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS, CalibrationResult, CandidateFit, UploadRequested, utcnow
 from shared.natsio import ensure_object_store
 
@@ -92,7 +93,7 @@ class Pipeline:
         with stages.time("cone"):
             ra, dec, radius = field_of(sources, self.settings.max_field_radius_deg)
             reply = await self.cones.cone(ra, dec, radius)
-        force = _parse_force_filter(upload.force_filter)
+        force = _parse_force_filter(upload)
         with stages.time("calibrate"):
             cal = await asyncio.to_thread(
                 calibrate_frame,
@@ -102,6 +103,7 @@ class Pipeline:
                 upload.alert_dec,
                 upload.match_dist_arcsec,
                 force,
+                observatory_filters=upload.observatory_filters,
             )
         stages.record(cal.durations_ms)  # its parts: match, fit, limit
         return cal
@@ -167,15 +169,11 @@ def _datapoint_fields(upload: UploadRequested, result: CalibrationResult, calibr
     }
 
 
-def _parse_force_filter(value: str | None) -> tuple[str, str] | None:
-    if not value or value.strip().lower() in {"no", "none", "auto", "0", ""}:
-        return None
-    survey, sep, band = value.strip().partition("/")
-    if not sep or not survey or not band:
-        raise BadInput(
-            f"forceFilter {value!r} is not SURVEY/BAND (e.g. APASS/V) or 'no'", code="bad_force_filter"
-        )
-    return survey, band
+def _parse_force_filter(upload: UploadRequested) -> ForcedBand | None:
+    """The gateway's parsed forceFilter; the text parsed the same way for messages from before it was carried."""
+    if upload.forced_band is not None:
+        return upload.forced_band
+    return parse_force_filter(upload.force_filter)
 
 
 def _base(upload: UploadRequested) -> dict:
@@ -240,6 +238,8 @@ def _ok_result(upload: UploadRequested, cal: FrameCalibration, stages: Stages) -
         scatter=_r(cal.scatter),
         candidates=[_rounded(c) for c in cal.candidates],
         duration_ms=stages.durations,
+        warnings=list(cal.warnings),
+        colour_term_assumed=cal.colour_term_assumed,
         **_base(upload),
     )
 

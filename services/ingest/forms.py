@@ -7,13 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from shared.bands import NO_FORCE as _NO_FORCE, parse_force_filter
 from shared.cpcs_http import parse_flag
 from shared.errors import BadInput
 from shared.surveys import SURVEYS, get_survey
 from shared.validation import clean_comment, validate_ivorn
 
 #: forceFilter values that mean "choose the best survey and band"
-NO_FORCE = {"no", "none", "auto", "0", ""}
+NO_FORCE = set(_NO_FORCE)
 
 
 class UploadForm(BaseModel):
@@ -75,7 +76,7 @@ FIELD_HINTS = {
     "noPlot": "noPlot is 1 or 0",
     "outputFormat": "outputFormat is json or html",
     "comment": "comment is at most 2000 characters",
-    "forceFilter": "forceFilter is 'no' or SURVEY/BAND, e.g. APASS/V",
+    "forceFilter": "forceFilter is 'no', SURVEY/BAND (e.g. APASS/V) or a band group (GaiaSP/any, APASS/B,V)",
 }
 
 
@@ -95,31 +96,15 @@ def read_upload_form(fields: dict[str, str]) -> UploadForm:
 
 
 def canonical_force_filter(value: str) -> str:
-    """``no``, or SURVEY/BAND in the surveys' own spelling; a survey or band not served is a 400 now.
+    """``no``, or the forceFilter in the surveys' own spelling; a survey or band not served is a 400 now.
 
-    CPCS clients send ``APASS/V``, ``SDSS/r``, ``GaiaSP/V``; APASS's Sloan bands are
-    ``g' r' i'`` here, so ``APASS/r`` means ``APASS/r'``.
+    CPCS clients send ``APASS/V``, ``SDSS/r``, ``GaiaSP/V``; BHTOM's also band groups
+    (``GaiaSP/any``, ``GaiaSP/UBVRI``, ``APASS/B,V``). APASS's Sloan bands are
+    ``g' r' i'`` here, so ``APASS/r`` means ``APASS/r'``. Parsed by
+    :func:`shared.bands.parse_force_filter`, the one parser of forceFilter.
     """
-    if value.strip().lower() in NO_FORCE:
-        return "no"
-    survey_name, sep, band_name = value.strip().partition("/")
-    if not sep or not survey_name.strip() or not band_name.strip():
-        raise BadInput("forceFilter is 'no' or SURVEY/BAND, e.g. APASS/V", code="bad_force_filter")
-    try:
-        survey = get_survey(survey_name.strip())
-    except KeyError:
-        raise BadInput(
-            f"forceFilter {value[:40]}: survey not served here ({', '.join(SURVEYS)})", code="force_filter_unavailable"
-        ) from None
-    for name in (band_name.strip(), band_name.strip() + "'"):
-        try:
-            return f"{survey.name}/{survey.band(name).name}"
-        except KeyError:
-            continue
-    raise BadInput(
-        f"forceFilter {value[:40]}: {survey.name} has no such band ({' '.join(survey.band_names)})",
-        code="force_filter_unavailable",
-    )
+    forced = parse_force_filter(value)
+    return "no" if forced is None else forced.text
 
 
 def describe(exc: ValidationError) -> str:

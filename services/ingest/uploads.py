@@ -16,6 +16,7 @@ from services.ingest.parsing import parse_catalogue
 from services.ingest.publish import publish_upload
 from services.ingest.render import render_result_html
 from services.ingest.state import Gateway
+from shared.bands import parse_force_filter
 from shared.cpcs_http import WANT_HTML, html_errors, wants_html
 from shared.db.datapoints import find_duplicate
 from shared.db.uploads import get_upload, record_queued
@@ -156,6 +157,8 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
         catalogue_format=parsed.format,
         n_sources=parsed.n_rows,
         sources=parsed.table,
+        observatory_filters=list(observatory.filters),
+        forced_band=parse_force_filter(form.forceFilter),
     )
     submit_started = time.perf_counter()
     timings: dict[str, float] = {}

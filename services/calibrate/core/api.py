@@ -29,6 +29,10 @@ Error codes (``shared.errors.CalibrationFailed.code``), stable:
 
 A forced survey/band that is unknown or has no data in the field raises
 ``shared.errors.BadInput`` with code ``force_filter_unavailable``.
+
+When the observatory's registered filters constrain the choice and none of
+their bands can be fitted (another band could), ``too_few_stars`` says so
+and how to ask for another band (forceFilter).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import time
 import numpy as np
 
 from shared.arrays import SourceTable
+from shared.bands import FilterConstraint, ForcedBand, filter_constraint, parse_force_filter
 from shared.errors import BadInput, CalibrationFailed
 from shared.models import SurveyStars
 from shared.surveys import get_survey
@@ -57,38 +62,46 @@ CODE_BAD_ASTROMETRY = "bad_astrometry"
 CODE_POOR_FIT = "poor_fit"
 
 
-def _resolve_forced(
-    force_filter: tuple[str, str], references: dict[str, SurveyStars]
-) -> tuple[str, str]:
-    """Canonical (survey, band) names of a forced filter; BadInput if it cannot be used here."""
-    survey_name, band_name = force_filter
-    try:
-        survey = get_survey(survey_name)
-    except KeyError as exc:
-        raise BadInput(str(exc.args[0]), code=CODE_FORCE_FILTER_UNAVAILABLE) from None
-    try:
-        band = survey.band(band_name)
-    except KeyError as exc:
-        raise BadInput(str(exc.args[0]), code=CODE_FORCE_FILTER_UNAVAILABLE) from None
-    stars = None
+def _stars_of(survey_name: str, references: dict[str, SurveyStars]) -> SurveyStars | None:
     for key, s in references.items():
-        if (s.survey or key).lower() == survey.name.lower() or key.lower() == survey.name.lower():
-            stars = s
-            break
+        if (s.survey or key).lower() == survey_name.lower() or key.lower() == survey_name.lower():
+            return s
+    return None
+
+
+def _resolve_forced(
+    force_filter: ForcedBand | tuple[str, str] | str, references: dict[str, SurveyStars]
+) -> ForcedBand:
+    """The forced band or band group, keeping the bands with data here; BadInput if none can be used."""
+    forced = parse_force_filter(force_filter)
+    assert forced is not None
     available = ", ".join(k for k, s in references.items() if len(s)) or "none"
-    if stars is None or len(stars) == 0:
+    usable: list[tuple[str, str]] = []
+    for survey_name, band_name in forced.bands:
+        stars = _stars_of(survey_name, references)
+        if stars is None or len(stars) == 0:
+            if forced.exact is not None:
+                raise BadInput(
+                    # what is wrong first: CPCS clients are shown the start of it (shared.http_errors.cpcs_error_body)
+                    f"no {survey_name} stars in this field (forceFilter {forced.text}; surveys here: {available})",
+                    code=CODE_FORCE_FILTER_UNAVAILABLE,
+                )
+            continue
+        if band_has_data(stars, get_survey(survey_name).band(band_name)):
+            usable.append((survey_name, band_name))
+        elif forced.exact is not None:
+            raise BadInput(
+                f"no {survey_name} {band_name} magnitudes in this field (forceFilter {forced.text}); "
+                "choose another band or leave forceFilter empty",
+                code=CODE_FORCE_FILTER_UNAVAILABLE,
+            )
+    if not usable:
         raise BadInput(
-            # what is wrong first: CPCS clients are shown the start of it (shared.http_errors.cpcs_error_body)
-            f"no {survey.name} stars in this field (forceFilter {survey.name}/{band.name}; surveys here: {available})",
-            code=CODE_FORCE_FILTER_UNAVAILABLE,
-        )
-    if not band_has_data(stars, band):
-        raise BadInput(
-            f"no {survey.name} {band.name} magnitudes in this field (forceFilter {survey.name}/{band.name}); "
+            f"no stars of forceFilter {forced.text} in this field (surveys here: {available}); "
             "choose another band or leave forceFilter empty",
             code=CODE_FORCE_FILTER_UNAVAILABLE,
         )
-    return survey.name, band.name
+    return forced.model_copy(update={"bands": usable})
 
 
 def _too_few_message(
@@ -99,22 +112,33 @@ def _too_few_message(
     n_usable: int,
     radius: float,
 ) -> str:
+    """What is short: sources matched, stars with a magnitude in a band, stars passing the quality cuts."""
     tried = [c for c in candidates if c.band]
-    best = max(tried, key=lambda c: c.ncalibrators, default=None)
+    best = max(tried, key=lambda c: (c.ncalibrators, c.nquality, c.nmatched), default=None)
+    need = settings.min_stars
     if best is None:
-        return f"no survey/band could be tried; at least {settings.min_stars} calibration stars are needed"
+        return f"no survey/band could be tried; at least {need} calibration stars are needed"
     if n_matched < 0.05 * n_usable:
         return (
             f"too few calibration stars: only {n_matched} of your {n_usable} sources matched a reference "
             f"star within {radius:g} arcsec (at most {best.ncalibrators} usable, {best.survey} {best.band}; "
-            f"at least {settings.min_stars} are needed): check the astrometric solution (WCS) of your image "
+            f"at least {need} are needed): check the astrometric solution (WCS) of your image "
             "or try a larger matchDist"
         )
+    most_matched = max(tried, key=lambda c: c.nmatched)
+    if most_matched.nmatched < need:
+        return (
+            f"too few calibration stars: {n_matched} of your {n_usable} sources matched a reference star, "
+            f"at most {most_matched.nmatched} with a magnitude in one band ({most_matched.survey} "
+            f"{most_matched.band}); at least {need} are needed. Try a larger matchDist, a longer exposure "
+            "or a larger field of view"
+        )
     msg = (
-        f"too few calibration stars: at most {best.ncalibrators} usable "
-        f"({best.survey} {best.band}, {best.nmatched} matched); at least {settings.min_stars} are needed. "
-        "Try a larger matchDist, a longer exposure or larger field of view, or check that bright stars "
-        "are not saturated"
+        f"too few calibration stars: at most {best.nquality} of the matched stars pass the quality cuts "
+        f"({best.survey} {best.band}: {best.nmatched} matched; cuts: survey magnitude "
+        f"range, catalogue error <= {settings.max_ref_err:g} mag, SExtractor FLAGS, unambiguous match); "
+        f"at least {need} are needed. Try a larger matchDist, a longer exposure, or check that bright "
+        "stars are not saturated"
     )
     if n_flagged:
         msg += f" ({n_flagged} sources are flagged saturated/truncated)"
@@ -149,8 +173,9 @@ def calibrate_frame(
     target_ra: float,
     target_dec: float,
     match_radius_arcsec: float,
-    force_filter: tuple[str, str] | None = None,
+    force_filter: ForcedBand | tuple[str, str] | str | None = None,
     settings: FitSettings | None = None,
+    observatory_filters: list[str] | None = None,
 ) -> FrameCalibration:
     """Calibrate a frame's photometry and measure the transient.
 
@@ -166,11 +191,16 @@ def calibrate_frame(
     match_radius_arcsec : float
         Radius for matching sources to reference stars and the target to
         the alert position, arcsec.
-    force_filter : (survey, band), optional
+    force_filter : ForcedBand, (survey, band) or forceFilter text, optional
         Calibrate against this survey/band only, skipping the choice
-        (case-insensitive, e.g. ``("APASS", "V")``).
+        (case-insensitive, e.g. ``("APASS", "V")``), or choose within a band
+        group (``GaiaSP/any``, ``APASS/B,V``; :func:`shared.bands.parse_force_filter`).
     settings : FitSettings, optional
         Defaults if None.
+    observatory_filters : list of str, optional
+        The observatory's registered filters (``V``, ``r'``, ``Ic``...): the
+        choice is made among their bands (:func:`shared.bands.filter_constraint`;
+        a clear or unknown name does not constrain). A forced band overrides them.
 
     Returns
     -------
@@ -217,10 +247,14 @@ def calibrate_frame(
             "check the target coordinates; this field cannot be calibrated with the available surveys",
             code=CODE_FIELD_NOT_COVERED,
         )
-    only = _resolve_forced(force_filter, references) if force_filter is not None else None
+    forced = parse_force_filter(force_filter)
+    if forced is not None:
+        forced = _resolve_forced(forced, references)
+    constraint = filter_constraint(observatory_filters) if forced is None else None
 
     good = source_quality(sources, s)
     started = time.perf_counter()
+    only = None if forced is None else forced.bands
     evaluation = evaluate_candidates(sources, references, match_radius_arcsec, usable, good, s, only=only)
     candidates, n_matched_any = evaluation.candidates, evaluation.n_matched_any
     fitted = time.perf_counter()
@@ -230,7 +264,7 @@ def calibrate_frame(
             "check the astrometric solution (WCS) of your image or try a larger matchDist",
             code=CODE_NO_STARS_MATCHED,
         )
-    best = choose_best(candidates, s)
+    best = _choose(candidates, s, constraint)
     if best is None:
         n_flagged = int((usable & ((np.asarray(sources.flags).astype(np.int64) & s.reject_flags) != 0)).sum())
         raise CalibrationFailed(
@@ -240,6 +274,14 @@ def calibrate_frame(
     fit = best.fit
     assert fit is not None
     _sanity_check(best, n_matched_any, n_usable, match_radius_arcsec, s)
+    warnings = []
+    if best.colour_term_assumed:
+        cost = fit.unknown_colour_err(s.transient_colour_scale * fit.colour_spread)
+        warnings.append(
+            f"too few {best.survey} stars with a {best.colour} colour to fit a colour term: zero point only "
+            f"over {fit.npoints} stars, colour term assumed 0 +- {s.assumed_colour_term_err:g}; the error "
+            f"includes {cost:.3f} mag for the unknown colour"
+        )
 
     # limit from the frame's good sources (any error), target from any usable source
     flags = np.asarray(sources.flags).astype(np.int64, copy=False)
@@ -301,6 +343,31 @@ def calibrate_frame(
         target=target,
         plot=plot,
         candidates=[c.to_model(chosen=c is best) for c in candidates],
-        forced=only is not None,
+        forced=forced is not None and forced.exact is not None,
         durations_ms=durations_ms,
+        warnings=warnings,
+        colour_term_assumed=best.colour_term_assumed,
     )
+
+
+def _choose(candidates: list[BandCandidate], s: FitSettings, constraint: FilterConstraint | None) -> BandCandidate | None:
+    """:func:`choice.choose_best`, among the bands of the observatory's filters when they constrain.
+
+    A frame through one of them is never calibrated in another band: when
+    none of their bands can be fitted here but another could, the upload is
+    refused (``too_few_stars``) with a message saying how to ask for another band.
+    """
+    if constraint is None:
+        return choose_best(candidates, s)
+    why = f"your observatory's filters ({constraint.label})"
+    best = choose_best(candidates, s, allowed=constraint.bands, near=constraint.near, why=why)
+    if best is None:
+        other = choose_best(candidates, s)
+        if other is not None:
+            raise CalibrationFailed(
+                f"no band of your observatory's filters ({constraint.label}) can be calibrated in this field "
+                f"(too few stars; {other.survey} {other.band} could): send forceFilter={other.survey}/any "
+                "to calibrate in another band",
+                code=CODE_TOO_FEW_STARS,
+            )
+    return best

@@ -24,6 +24,48 @@ Not the raw residual scatter: it is dominated by the photometric noise of
 the faintest calibrators, so it penalises a deeper reference survey for
 being deep, while the transient's error does not depend on it.
 
+Which band the frame is in. The score measures precision, and a band with
+many stars gets a small ``err(ZP + CT c0)`` and an intrinsic scatter at its
+floor (faint stars' noise hides it) whatever the band. That must not decide
+the photometric system: the frame's band is the one its colour term says
+it is closest to. The colour *mismatch* of a band is ``|CT| sc`` (the
+colour correction over the field's colours, mag) with standard error
+``err(CT) sc``. Observers' filters realise standard passbands
+(Johnson-Cousins, Sloan); Gaia's G, BP and RP are broad bands no filter
+realises (``Band.broad``), and they are deep, so they have by far the most
+stars. A broad band with the lowest score is chosen only if its mismatch
+is smaller than the best-scoring standard band's by more than
+``FitSettings.broad_band_sigma`` combined standard errors; otherwise that
+standard band is chosen (a southern i' frame with APASS and Gaia only:
+APASS i', mismatch 0.014 +- 0.015 mag, not Gaia RP, 0.033 +- 0.002 mag,
+whose 10 times more stars gave it the lower score). A clear frame against
+APASS B, V only still goes to Gaia G: V's mismatch is several times G's.
+Bands whose colour term was assumed (stars without colours, below) have
+no measured mismatch and never displace a broad band this way.
+
+The observer's filters. The observatory's registered filters
+(:func:`shared.bands.filter_constraint`) restrict the choice to their
+bands (the criterion above applies among them); if none of them can be
+fitted, to the near bands (Sloan r for a Cousins R filter and so on); if
+none of those either, the frame is refused rather than calibrated in
+another system. A forced band group (``GaiaSP/any``, ``APASS/B,V``,
+:func:`shared.bands.parse_force_filter`) is the same choice among its
+bands only; a forced band is fitted alone, with the same fit the automatic
+choice makes for it. The chosen candidate's note says when filters
+decided.
+
+Stars without colours. A band with fewer than ``min_stars`` calibrators
+that have a colour, but enough with a magnitude, is fitted for the zero
+point alone over all of them, the colour term assumed 0 +-
+``FitSettings.assumed_colour_term_err``, so its score and the target's
+error carry ``assumed_colour_term_err * sc`` for the unknown colour (``sc``
+from the stars' colours where enough have one, else
+``FitSettings.assumed_colour_spread``). Such a band loses to any band with
+a fitted colour term of similar precision. A zero-point-only fit of stars
+with colours (too few of them, or too narrow a colour range, for a colour
+term) carries the same prior on its colour term, with the spread of their
+colours: five stars with no fitted colour term are not a perfect match.
+
 The same band in two surveys. APASS g'r'i', SDSS gri and PS1 griz are
 realisations of the same Sloan bands; when the lowest-scoring candidate has
 such a twin with the same nominal band and colour index (``g'`` is ``g``,
@@ -45,7 +87,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numba import njit
@@ -84,6 +127,12 @@ class BandCandidate:
     fit: FitResult | None = None
     score: float | None = None
     note: str | None = None
+    #: matched stars passing the quality cuts whatever their colour (>= ncalibrators, which need a colour)
+    nquality: int = 0
+    #: the fit is a zero point only over stars mostly without a colour; the colour term is assumed
+    colour_term_assumed: bool = False
+    #: a Gaia broad band (G, BP, RP), see the module docstring
+    broad: bool = False
     #: per calibrator (quality-selected, bright-cut ones included)
     source_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     ref_mag: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -109,6 +158,7 @@ class BandCandidate:
             score=self.score,
             chosen=chosen,
             note=self.note,
+            colour_term_assumed=self.colour_term_assumed,
         )
 
 
@@ -199,6 +249,46 @@ def _select_calibrators(
     return idx, ref_mag, ref_err, colour, colour_var, colour_cov, inst, inst_err
 
 
+def _fit_with_bright_cut(
+    cand: BandCandidate, ref_mag, ref_err, inst, inst_err, colour, settings: FitSettings, colour_var=None, colour_cov=None
+) -> FitResult:
+    """A first robust fit, the bright-end cut (:func:`calibrators.bright_end_cut`), the final fit without it."""
+    fit = fit_zeropoint(ref_mag, ref_err, inst, inst_err, colour, settings, colour_var=colour_var, colour_cov=colour_cov)
+    bright = bright_end_cut(inst, fit.residuals, fit.sigma, settings)
+    if bright.any() and (~bright).sum() >= settings.min_stars:
+        keep = ~bright
+
+        def part(a):
+            return None if a is None else a[keep]
+
+        fit = fit_zeropoint(
+            ref_mag[keep], ref_err[keep], inst[keep], inst_err[keep], part(colour), settings,
+            colour_var=part(colour_var), colour_cov=part(colour_cov),
+        )
+        cand.bright = bright
+        cand.nbright = int(bright.sum())
+    return fit
+
+
+def _assume_colour_term(fit: FitResult, known_colours: np.ndarray, settings: FitSettings) -> FitResult:
+    """A zero-point-only fit over stars without colours, with what the unknown colour costs.
+
+    The colour term is taken as 0 +- ``settings.assumed_colour_term_err``
+    and the transient's colour to scatter like the field stars' colours
+    (their robust spread where at least ``min_stars`` stars of the fit have
+    one, else ``settings.assumed_colour_spread``); :meth:`FitResult.unknown_colour_err`
+    then adds ``assumed_colour_term_err * spread`` to the score and the
+    target's error.
+    """
+    known = known_colours[np.isfinite(known_colours)]
+    spread = settings.assumed_colour_spread
+    if len(known) >= settings.min_stars:
+        spread = max(float(1.482602218505602 * np.median(np.abs(known - np.median(known)))), 0.05)
+    cov = fit.covariance.copy()
+    cov[1, 1] = settings.assumed_colour_term_err**2
+    return replace(fit, covariance=cov, colour_spread=spread)
+
+
 def fit_band(
     survey: Survey,
     band: Band,
@@ -218,7 +308,7 @@ def fit_band(
     robust fit finds the bright-end non-linearity
     (:func:`calibrators.bright_end_cut`); the final fit is made without it.
     """
-    cand = BandCandidate(survey=survey.name, band=band.name, colour=band.colour_name)
+    cand = BandCandidate(survey=survey.name, band=band.name, colour=band.colour_name, broad=band.broad)
     mags = _band_array(stars, band.name, band.column)
     if mags is None or not np.isfinite(mags).any():
         cand.note = f"no {survey.name} {band.name} magnitudes in this field"
@@ -243,9 +333,10 @@ def fit_band(
         )
     # usable sources matched to a star with a magnitude in this band
     cand.nmatched = int(np.count_nonzero(np.isfinite(mags[pre.m_ref])))
-    if blue is None or red is None:
-        cand.note = f"no {band.colour_name} colour in the {survey.name} stars"
-        return cand
+    no_colour_column = blue is None or red is None
+    if no_colour_column:
+        # no colour at all: the stars' magnitudes may still give a zero point (see _assume_colour_term)
+        blue = red = np.full(len(mags), np.nan)
 
     idx, ref_mag, ref_err, colour, colour_var, colour_cov, inst, inst_err = _select_calibrators(
         pre.m_idx, pre.m_ref, pre.m_cal, kernel_array(mags), kernel_array(errs), kernel_array(blue), kernel_array(red),
@@ -254,28 +345,48 @@ def fit_band(
         # covariance of the band's noise with the colour's: + if it is the colour's blue band, - if the red
         1.0 if band.name == band.colour[0] else (-1.0 if band.name == band.colour[1] else 0.0),
     )
-    cand.ncalibrators = len(idx)
+    cand.ncalibrators = cand.nquality = len(idx)
     cand.source_index, cand.ref_mag, cand.ref_err = idx, ref_mag, ref_err
     cand.inst_mag, cand.inst_err, cand.colour_values = inst, inst_err, colour
     cand.bright = np.zeros(len(idx), dtype=bool)
+    assumed = False
     if len(idx) < settings.min_stars:
-        cand.note = (
-            f"{len(idx)} usable calibration stars of {cand.nmatched} matched (need {settings.min_stars})"
+        # too few stars with a colour: the same selection without the colour (stars with a magnitude only)
+        no_colour = np.zeros(len(mags))
+        q_idx, q_ref, q_err, _, _, _, q_inst, q_inst_err = _select_calibrators(
+            pre.m_idx, pre.m_ref, pre.m_cal, kernel_array(mags), kernel_array(errs), no_colour, no_colour,
+            no_colour, no_colour, pre.src_mag, pre.src_err,
+            float(survey.mag_bright), float(survey.mag_faint), float(settings.max_ref_err), 0.0,
         )
-        return cand
-    try:
-        fit = fit_zeropoint(
-            ref_mag, ref_err, inst, inst_err, colour, settings, colour_var=colour_var, colour_cov=colour_cov
-        )
-        bright = bright_end_cut(inst, fit.residuals, fit.sigma, settings)
-        if bright.any() and (~bright).sum() >= settings.min_stars:
-            keep = ~bright
-            fit = fit_zeropoint(
-                ref_mag[keep], ref_err[keep], inst[keep], inst_err[keep], colour[keep], settings,
-                colour_var=colour_var[keep], colour_cov=colour_cov[keep],
+        cand.nquality = len(q_idx)
+        if len(q_idx) < settings.min_stars:
+            cand.note = (
+                f"{len(q_idx)} usable calibration stars of {cand.nmatched} matched (need {settings.min_stars})"
             )
-            cand.bright = bright
-            cand.nbright = int(bright.sum())
+            return cand
+        # the colours of these stars where known (for the spread the transient's colour may have)
+        q_star = pre.m_ref[np.searchsorted(pre.m_idx, q_idx)]  # m_idx is ascending
+        q_colour = blue[q_star] - red[q_star]
+        cand.ncalibrators = len(q_idx)
+        cand.source_index, cand.ref_mag, cand.ref_err = q_idx, q_ref, q_err
+        cand.inst_mag, cand.inst_err = q_inst, q_inst_err
+        cand.colour_values = np.zeros(len(q_idx))  # the colour the fit assumes for every star
+        cand.bright = np.zeros(len(q_idx), dtype=bool)
+        assumed = True
+    try:
+        if assumed:
+            fit = _fit_with_bright_cut(cand, cand.ref_mag, cand.ref_err, cand.inst_mag, cand.inst_err, None, settings)
+            fit = _assume_colour_term(fit, q_colour, settings)
+        else:
+            fit = _fit_with_bright_cut(
+                cand, ref_mag, ref_err, inst, inst_err, colour, settings, colour_var=colour_var, colour_cov=colour_cov
+            )
+            if not fit.fit_colour_term:
+                # too few stars (or too narrow colours) to fit the colour term: it is not known to be 0,
+                # so it carries the same prior as an assumed one (else 5 stars look like a perfect match)
+                cov = fit.covariance.copy()
+                cov[1, 1] = settings.assumed_colour_term_err**2
+                fit = replace(fit, covariance=cov)
     except (InsufficientData, FloatingPointError, ValueError) as exc:  # pragma: no cover - defensive
         cand.note = f"fit failed: {exc}"
         return cand
@@ -283,9 +394,16 @@ def fit_band(
         cand.note = "fit failed: non-finite zero point"
         return cand
     cand.fit = fit
+    cand.colour_term_assumed = assumed
     cand.score = candidate_score(fit, settings)
     notes = []
-    if not fit.fit_colour_term:
+    if assumed:
+        with_colour = "no" if no_colour_column else f"only {len(idx)} of {cand.nquality}"
+        notes.append(
+            f"{with_colour} stars with a {band.colour_name} colour: zero point only, colour term assumed "
+            f"0 +- {settings.assumed_colour_term_err:g}"
+        )
+    elif not fit.fit_colour_term:
         notes.append("zero point only (colour spread or star count too small for a colour term)")
     if cand.nbright:
         notes.append(f"{cand.nbright} bright stars cut (non-linear)")
@@ -315,7 +433,7 @@ def evaluate_candidates(
     src_usable: np.ndarray,
     src_good: np.ndarray,
     settings: FitSettings,
-    only: tuple[str, str] | None = None,
+    only: tuple[str, str] | Collection[tuple[str, str]] | None = None,
 ) -> Evaluation:
     """Match each survey once and fit each of its bands.
 
@@ -329,13 +447,16 @@ def evaluate_candidates(
     src_usable, src_good : numpy.ndarray of bool
         Sources with a usable magnitude / passing the calibrator quality cuts.
     settings : FitSettings
-    only : (survey, band), optional
-        Canonical names: fit that one band only (forced filter).
+    only : (survey, band) or a collection of them, optional
+        Canonical names: fit these bands only (a forced band or band group).
 
     Returns
     -------
     Evaluation
     """
+    if only is not None and len(only) == 2 and all(isinstance(x, str) for x in only):
+        only = [only]  # one (survey, band)
+    wanted = None if only is None else {tuple(x) for x in only}
     candidates: list[BandCandidate] = []
     matched_any = np.zeros(len(sources), dtype=bool)
     started = time.perf_counter()
@@ -357,11 +478,11 @@ def evaluate_candidates(
                     BandCandidate(survey=stars.survey or key, band="", colour="", note="unknown survey, skipped")
                 )
                 continue
-        if only is not None and survey.name != only[0]:
+        if wanted is not None and not any(sv == survey.name for sv, _ in wanted):
             continue
         if len(stars) == 0:
             continue
-        bands = [b for b in survey.bands if only is None or b.name == only[1]]
+        bands = [b for b in survey.bands if wanted is None or (survey.name, b.name) in wanted]
         started = time.perf_counter()
         match = grid.match(stars.ra, stars.dec)
         match_seconds += time.perf_counter() - started
@@ -400,23 +521,86 @@ def _twins(a: BandCandidate, b: BandCandidate, settings: FitSettings) -> bool:
     return abs(fa.colour_term - fb.colour_term) <= settings.twin_ct_sigma * math.sqrt(max(var, 0.0))
 
 
-def choose_best(candidates: list[BandCandidate], settings: FitSettings | None = None) -> BandCandidate | None:
+def colour_mismatch(c: BandCandidate, settings: FitSettings) -> tuple[float, float]:
+    """How far the band is from the frame's, by its colour term: ``|CT| * sc`` and its standard error, mag."""
+    f = c.fit
+    assert f is not None
+    spread = settings.transient_colour_scale * f.colour_spread
+    return abs(f.colour_term) * spread, math.sqrt(max(f.covariance[1, 1], 0.0)) * spread
+
+
+def _broad_band_closer(broad: BandCandidate, standard: BandCandidate, s: FitSettings) -> bool:
+    """The broad band's colour mismatch is significantly smaller than the standard band's."""
+    mb, eb = colour_mismatch(broad, s)
+    ms, es = colour_mismatch(standard, s)
+    return ms - mb > s.broad_band_sigma * math.hypot(eb, es)
+
+
+def _lowest(fitted: list[BandCandidate]) -> BandCandidate:
+    return min(fitted, key=lambda c: (c.score, -c.fit.npoints))
+
+
+def choose_best(
+    candidates: list[BandCandidate],
+    settings: FitSettings | None = None,
+    allowed: Collection[tuple[str, str]] | None = None,
+    near: Collection[tuple[str, str]] | None = None,
+    why: str | None = None,
+) -> BandCandidate | None:
     """The fitted candidate with the lowest score, or its preferred twin; None if none was fitted.
 
-    See the module docstring: the lowest score wins (ties: more stars);
-    if it has twins (the same nominal band in another survey with a colour
-    term equal within errors), the survey first in
-    :data:`SURVEY_PREFERENCE` among them is chosen.
+    See the module docstring: the lowest score wins (ties: more stars),
+    but a Gaia broad band only if its colour term makes it significantly
+    closer to the frame than the best standard band; if the winner has
+    twins (the same nominal band in another survey with a colour term
+    equal within errors), the survey first in :data:`SURVEY_PREFERENCE`
+    among them is chosen.
+
+    ``allowed`` (the bands of the observatory's filters, canonical
+    (survey, band) names) restricts the choice to them, then to ``near``
+    if none of them was fitted; None if neither was. ``why`` (e.g. "your
+    observatory's filters: i'") goes into the chosen candidate's note and
+    the notes of the fitted candidates left out.
     """
     s = settings or FitSettings()
     fitted = [c for c in candidates if c.fit is not None and c.score is not None]
+    if allowed is not None:
+        pool = [c for c in fitted if (c.survey, c.band) in set(allowed)]
+        if not pool and near:
+            pool = [c for c in fitted if (c.survey, c.band) in set(near)]
+        if why:
+            for c in fitted:
+                if c not in pool:
+                    c.note = _add_note(c.note, f"not chosen: not a band of {why}")
+        fitted = pool
     if not fitted:
         return None
-    best = min(fitted, key=lambda c: (c.score, -c.fit.npoints))
+    best = _lowest(fitted)
+    if best.broad:
+        standard = [c for c in fitted if not c.broad and not c.colour_term_assumed]
+        if standard:
+            alt = _lowest(standard)
+            if not _broad_band_closer(best, alt, s):
+                mb, eb = colour_mismatch(best, s)
+                ms, es = colour_mismatch(alt, s)
+                best.note = _add_note(
+                    best.note,
+                    f"not chosen: a broad band, its colour term ({mb:.3f} +- {eb:.3f} mag over the field's "
+                    f"colours) does not make it closer to your filter than {alt.survey} {alt.band} "
+                    f"({ms:.3f} +- {es:.3f})",
+                )
+                best = alt
     twins = [best] + [c for c in fitted if _twins(best, c, s)]
 
     def rank(c: BandCandidate) -> tuple:
         pref = SURVEY_PREFERENCE.index(c.survey) if c.survey in SURVEY_PREFERENCE else len(SURVEY_PREFERENCE)
         return (pref, c.score, -c.fit.npoints)
 
-    return min(twins, key=rank)
+    chosen = min(twins, key=rank)
+    if why:
+        chosen.note = _add_note(chosen.note, f"chosen among the bands of {why}")
+    return chosen
+
+
+def _add_note(note: str | None, more: str) -> str:
+    return more if not note else f"{note}; {more}"

@@ -125,6 +125,12 @@ class FrameCalibration:
     plot : PlotData
     forced : bool
         The survey/band was forced by the user (no choice made).
+    warnings : list of str
+        What the user should know about this calibration (e.g. the colour
+        term was assumed, not fitted).
+    colour_term_assumed : bool
+        The colour term is an assumed 0 (too few calibrators had a colour),
+        not a fit; its cost is in the target's error.
     durations_ms : dict of str to float
         Time of each part, ms: ``match`` (the positional matches), ``fit``
         (calibrator selection, fits and choice), ``limit`` (the limiting
@@ -155,6 +161,8 @@ class FrameCalibration:
     candidates: list[CandidateFit] = field(default_factory=list)
     forced: bool = False
     durations_ms: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    colour_term_assumed: bool = False
 
     def plot_data_as_dict(self, digits: int = 4) -> dict[str, list]:
         """The chosen fit's per-star arrays as JSON-ready lists (NaN -> None), for storage."""

@@ -81,6 +81,18 @@ class FitSettings:
         as one band when their colour terms agree within this many combined
         standard errors; the preferred survey is then chosen
         (:data:`choice.SURVEY_PREFERENCE`). Default 3.
+    broad_band_sigma : float
+        A Gaia broad band (G, BP, RP) wins over the best standard band only
+        if its colour mismatch is smaller by more than this many combined
+        standard errors (:mod:`choice`); default 2.
+    assumed_colour_term_err : float
+        When too few calibrators have a colour, the zero point is fitted
+        alone and the colour term taken as 0 with this 1-sigma error,
+        mag/mag; default 0.1.
+    assumed_colour_spread : float
+        ... and the transient's colour to scatter by this much about the
+        stars' (when too few of them have a colour to measure it), mag;
+        default 0.4.
     limit_completeness : float
         The frame's limiting magnitude is where this fraction of the
         reference stars in the footprint are detected; default 0.5.
@@ -122,6 +134,9 @@ class FitSettings:
     bright_max_fraction: float = 0.3
     transient_colour_scale: float = 1.0
     twin_ct_sigma: float = 3.0
+    broad_band_sigma: float = 2.0
+    assumed_colour_term_err: float = 0.1
+    assumed_colour_spread: float = 0.4
     limit_completeness: float = 0.5
     limit_nsigma: float = 5.0
     max_scatter: float = 0.5
