@@ -1,8 +1,11 @@
 """Before `photcal run` starts anything: are the NATS and MongoDB it was pointed at there?
 
-Without this, every service retries its connection and the supervisor gives
-up after a minute with a traceback. Checked for a few seconds (a server just
-started gets that long), then one line saying what to do, exit code 1.
+NATS: without it no service starts (each retries its connection, then the
+supervisor gave up after a minute with a traceback). Checked for a few
+seconds (a server just started gets that long), then one line saying what to
+do, exit code 1. MongoDB may come up after the services (they make its
+indexes when it does, and refuse writes until then: tests/integration/test_faults.py):
+one warning line, and the stack starts.
 """
 
 from __future__ import annotations
@@ -76,9 +79,15 @@ def mongo_reachable(url: str, seconds: float = PROBE_SECONDS) -> bool:
         client.close()
 
 
-def require(nats_url: str | None, mongo_url: str | None) -> None:
-    """``SystemExit`` (exit code 1, one line on stderr) when a configured server does not answer."""
+def require_nats(nats_url: str | None) -> None:
+    """``SystemExit`` (exit code 1, one line on stderr) when the configured NATS does not answer."""
     if nats_url is not None and not nats_reachable(nats_url):
         raise SystemExit(f"cannot reach NATS at {redacted(nats_url)}: start it or unset PHOTCAL_NATS_URL")
-    if mongo_url is not None and not mongo_reachable(mongo_url):
-        raise SystemExit(f"cannot reach MongoDB at {redacted(mongo_url)}: start it or unset PHOTCAL_MONGO_URL")
+
+
+def mongo_warning(mongo_url: str | None) -> str | None:
+    """What to tell the operator when the configured MongoDB does not answer (yet); None when it does."""
+    if mongo_url is None or mongo_reachable(mongo_url):
+        return None
+    return (f"cannot reach MongoDB at {redacted(mongo_url)} yet: the services keep trying and refuse writes "
+            "until it answers; start it or unset PHOTCAL_MONGO_URL")

@@ -62,8 +62,11 @@ class Supervisor:
     def embedded(self) -> dict[str, str]:
         """Start what is not configured; return the env the services get."""
         env = dict(os.environ)
-        # servers given by URL must answer now: one clear line in seconds, not a traceback a minute later
-        reachable.require(os.environ.get("PHOTCAL_NATS_URL"), os.environ.get("PHOTCAL_MONGO_URL"))
+        # a NATS given by URL must answer now: one clear line in seconds, not a traceback a minute later;
+        # a MongoDB may come up later (the services wait for it), so it only gets a warning
+        reachable.require_nats(os.environ.get("PHOTCAL_NATS_URL"))
+        if warning := reachable.mongo_warning(os.environ.get("PHOTCAL_MONGO_URL")):
+            log.warning("database_unreachable", message=warning)
         data = self.settings.data_dir.resolve()
         env["PHOTCAL_DATA_DIR"] = str(data)
         if "PHOTCAL_NATS_URL" not in os.environ:

@@ -14,7 +14,6 @@ from services.ingest.waiter import ResultWaiter
 from services.lightcurve.gateway_routes import PAGE_ROUTES
 from shared.cpcs_http import CPCS_PREFIXES  # CPCS lived under /followup/: served there and at the root
 from shared.http_errors import json_errors
-from shared.http_server import HttpServerSettings
 from shared.logging import get_logger
 from shared.runtime import Runtime, ServiceSpec
 
@@ -42,7 +41,7 @@ def spec(settings: IngestSettings) -> ServiceSpec:
         await waiter.start(rt.nc)
         # no cookie jar: forwarded requests carry their client's cookies (a hashtag), never keep them
         # idle connections dropped before the lightcurve service's own header timeout closes them under a request
-        idle = max(0.5, HttpServerSettings().http_header_timeout / 2)
+        idle = max(0.5, settings.http_header_timeout / 2)
         http = aiohttp.ClientSession(
             cookie_jar=aiohttp.DummyCookieJar(), connector=aiohttp.TCPConnector(keepalive_timeout=idle)
         )

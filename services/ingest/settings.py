@@ -1,10 +1,11 @@
 from services.ingest.cache import CacheSettings
 from services.ingest.ratelimit import RateLimitSettings
+from shared.http_server import HttpServerSettings
 from shared.settings import CommonSettings
 
 
-class IngestSettings(RateLimitSettings, CacheSettings, CommonSettings):
-    """Everything the gateway reads; the rate-limit and DB-outage cache settings live beside their code."""
+class IngestSettings(RateLimitSettings, CacheSettings, HttpServerSettings, CommonSettings):
+    """Everything the gateway reads; the rate-limit, DB-outage cache and HTTP server settings live beside their code."""
 
     #: largest upload accepted (bytes); CPCS users send catalogues of a few MB
     max_upload_bytes: int = 20 * 1024 * 1024
