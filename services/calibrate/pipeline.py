@@ -68,7 +68,7 @@ class Pipeline:
         try:
             cal = await self._calibrate(upload, stages)
         except PhotcalError as exc:
-            if exc.retryable:
+            if exc.retryable or getattr(exc, "failure", None):  # the worker decides (worker.decide)
                 raise
             return _error_result(upload, exc, stages)
         result = _ok_result(upload, cal, stages)
