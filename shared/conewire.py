@@ -48,9 +48,9 @@ def _pad(n: int) -> int:
 
 
 def encode_reply(reply: ConeReply) -> bytes:
-    """The reply as one binary body (see the module docstring)."""
+    """The reply as one binary body (see the module docstring); each column is copied once, into place."""
     layouts: list[ConeSurveyLayout] = []
-    columns: list[np.ndarray] = []
+    columns: list[tuple[np.ndarray, str]] = []
     for name, stars in reply.stars.items():
         cols: list[ConeColumn] = []
         arrays = [("ra", stars.ra, _POSITION_DTYPE), ("dec", stars.dec, _POSITION_DTYPE)]
@@ -58,17 +58,21 @@ def encode_reply(reply: ConeReply) -> bytes:
         arrays += [(f"err:{band}", values, _VALUE_DTYPE) for band, values in stars.errs.items()]
         for key, values, dtype in arrays:
             cols.append(ConeColumn(key=key, dtype=dtype))
-            columns.append(np.ascontiguousarray(values, dtype=dtype))
+            columns.append((np.asarray(values), dtype))
         layouts.append(ConeSurveyLayout(survey=stars.survey or name, key=name, n=len(stars), columns=cols))
     header = ConeReplyHeader(
         ok=reply.ok, error=reply.error, message=reply.message, covered=list(reply.covered), surveys=layouts
     ).model_dump_json().encode()
-    chunks = [struct.pack("<I", len(header)), header, b"\0" * _pad(4 + len(header))]
-    for array in columns:
-        raw = array.tobytes()
-        chunks.append(raw)
-        chunks.append(b"\0" * _pad(len(raw)))
-    return b"".join(chunks)
+    start = 4 + len(header) + _pad(4 + len(header))
+    sizes = [len(values) * np.dtype(dtype).itemsize for values, dtype in columns]
+    body = bytearray(start + sum(size + _pad(size) for size in sizes))
+    struct.pack_into("<I", body, 0, len(header))
+    body[4 : 4 + len(header)] = header
+    pos = start
+    for (values, dtype), size in zip(columns, sizes):
+        np.frombuffer(body, dtype=dtype, count=len(values), offset=pos)[:] = values
+        pos += size + _pad(size)
+    return bytes(body)
 
 
 def decode_reply(body: bytes) -> ConeReply:
@@ -109,12 +113,12 @@ def decode_reply(body: bytes) -> ConeReply:
     return reply
 
 
-def split_parts(body: bytes, part_bytes: int) -> list[bytes]:
-    """The body cut into parts of at most ``part_bytes`` (at least one part, even if empty)."""
+def split_parts(body: bytes, part_bytes: int) -> list[memoryview]:
+    """The body cut into parts of at most ``part_bytes`` (at least one part, even if empty); views, not copies."""
     if part_bytes <= 0:
         raise ValueError("part_bytes must be positive")
     view = memoryview(body)
-    return [bytes(view[i : i + part_bytes]) for i in range(0, max(len(body), 1), part_bytes)]
+    return [view[i : i + part_bytes] for i in range(0, max(len(body), 1), part_bytes)]
 
 
 def part_headers(reply_id: str, index: int, total: int) -> dict[str, str]:

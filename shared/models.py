@@ -114,6 +114,9 @@ class ConeRequestV2(BaseModel):
     dec: float = Field(ge=-90.0, le=90.0)
     radius_deg: float = Field(gt=0.0, le=5.0)
     surveys: list[str] = Field(default_factory=list)
+    #: at most about this many stars per survey, the brightest (in their brightest band; stars without
+    #: any magnitude are kept): what a frame of N sources can match, with a margin. Null: every star.
+    brightest: int | None = Field(None, ge=1)
 
 
 class ConeColumn(BaseModel):

@@ -18,6 +18,7 @@ upload is answered with the reason and dead-lettered instead of retried forever.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 
@@ -90,23 +91,55 @@ def reply_bytes(reply: ConeReply) -> int:
     )
 
 
+def brightest_for(n_sources: int | None, stars_per_source: float, min_stars: int) -> int | None:
+    """How many stars per survey a frame of ``n_sources`` can use: ``stars_per_source`` times its
+    sources, at least ``min_stars``, rounded up to 5,000 (so similar frames share a cached cone).
+
+    Why it is safe: the cone (a circle around the square frame) is ~1.8 times the frame's area,
+    so a factor 10 keeps ~5 stars in the frame per source -- with star counts rising ~2x per
+    magnitude, every band complete to ~1.5-2.5 mag beyond the frame's limit, more than the
+    completeness limit (core/target.py ``reference_completeness_inst``) looks at. The floor
+    (20,000 per survey) is above any field of ordinary density: there nothing changes.
+    None (every star) if ``stars_per_source`` is 0 or the count is unknown.
+    """
+    if not n_sources or stars_per_source <= 0:
+        return None
+    wanted = max(int(min_stars), math.ceil(stars_per_source * n_sources))
+    return -(-wanted // 5000) * 5000
+
+
 class ConeClient:
-    def __init__(self, nc: NATS, timeout: float, ttl: float, size: int, max_bytes: int = 256 << 20) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        timeout: float,
+        ttl: float,
+        size: int,
+        max_bytes: int = 256 << 20,
+        stars_per_source: float = 10.0,
+        min_stars: int = 20_000,
+    ) -> None:
         self.nc, self.timeout, self.ttl, self.size, self.max_bytes = nc, timeout, ttl, size, max_bytes
+        self.stars_per_source, self.min_stars = stars_per_source, min_stars
         self._cache: OrderedDict[tuple, tuple[float, ConeReply, int]] = OrderedDict()
         self._cached_bytes = 0
         #: the last answer's size on the wire and time from request to whole reply (for the bench)
         self.last_wire_bytes = 0
         self.last_seconds = 0.0
 
-    async def cone(self, ra: float, dec: float, radius: float, surveys: list[str] | None = None) -> ConeReply:
+    async def cone(
+        self, ra: float, dec: float, radius: float, surveys: list[str] | None = None, n_sources: int | None = None
+    ) -> ConeReply:
+        """The reference stars of the cone; with ``n_sources``, only as many per survey as such a frame can use."""
+        brightest = brightest_for(n_sources, self.stars_per_source, self.min_stars)
         # rounding to ~4" makes repeated uploads of one field share an entry
-        key = (round(ra, 3), round(dec, 3), round(radius, 3), tuple(surveys or ()))
+        key = (round(ra, 3), round(dec, 3), round(radius, 3), tuple(surveys or ()), brightest)
         hit = self._cache.get(key)
         if hit and time.monotonic() - hit[0] < self.ttl:
             self._cache.move_to_end(key)
             return hit[1]
-        reply = await self._ask(ConeRequestV2(ra=ra % 360.0, dec=dec, radius_deg=radius, surveys=surveys or []))
+        request = ConeRequestV2(ra=ra % 360.0, dec=dec, radius_deg=radius, surveys=surveys or [], brightest=brightest)
+        reply = await self._ask(request)
         self._remember(key, reply)
         return reply
 

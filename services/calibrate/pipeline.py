@@ -91,7 +91,7 @@ class Pipeline:
             sources = stages.sources = await self._sources(upload)
         with stages.time("cone"):
             ra, dec, radius = field_of(sources, self.settings.max_field_radius_deg)
-            reply = await self.cones.cone(ra, dec, radius)
+            reply = await self.cones.cone(ra, dec, radius, n_sources=len(sources))
         force = _parse_force_filter(upload.force_filter)
         with stages.time("calibrate"):
             cal = await asyncio.to_thread(

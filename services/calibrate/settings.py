@@ -22,6 +22,10 @@ class CalibrateSettings(CommonSettings):
     cone_cache_size: int = 64
     #: memory the cached cone answers may take, MB (a dense field's reference stars are ~20 MB)
     cone_cache_mb: int = 256
+    #: reference stars asked per survey: this many per source of the frame, at least cone_min_stars
+    #: (services/calibrate/cone.py brightest_for says why that is safe); 0: every star in the cone
+    cone_stars_per_source: float = 10.0
+    cone_min_stars: int = 20_000
     #: public base URL of the gateway, for image_link
     public_url: str | None = None
 

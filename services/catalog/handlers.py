@@ -47,7 +47,11 @@ async def _search(store, msg, model, max_stars: int) -> tuple[ConeReply, str]:
     """The store's answer to the request in ``msg`` (an error reply if the request is bad or the search fails)."""
     try:
         request = model.model_validate_json(msg.data)
-        reply = await asyncio.to_thread(store.cone, request.ra, request.dec, request.radius_deg, request.surveys or None)
+        # v2's binary reply carries magnitudes as float32, as stored: no round trip through float64
+        options = {"brightest": request.brightest, "float32": True} if isinstance(request, ConeRequestV2) else {}
+        reply = await asyncio.to_thread(
+            store.cone, request.ra, request.dec, request.radius_deg, request.surveys or None, **options
+        )
     except ValidationError as exc:
         return ConeReply(ok=False, error="bad_request", message=str(exc.errors()[:3])), "bad_request"
     except PhotcalError as exc:
