@@ -47,7 +47,7 @@ def _pad(n: int) -> int:
     return (-n) % 8
 
 
-def encode_reply(reply: ConeReply) -> bytes:
+def encode_reply(reply: ConeReply) -> bytearray:
     """The reply as one binary body (see the module docstring); each column is copied once, into place."""
     layouts: list[ConeSurveyLayout] = []
     columns: list[tuple[np.ndarray, str]] = []
@@ -72,7 +72,7 @@ def encode_reply(reply: ConeReply) -> bytes:
     for (values, dtype), size in zip(columns, sizes):
         np.frombuffer(body, dtype=dtype, count=len(values), offset=pos)[:] = values
         pos += size + _pad(size)
-    return bytes(body)
+    return body
 
 
 def decode_reply(body: bytes) -> ConeReply:

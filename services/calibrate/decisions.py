@@ -1,6 +1,6 @@
 """What the worker does with an upload that did not calibrate: a pure function, tested as a table.
 
-``decide(failure, crashes=, age_s=, policy=)`` -> ack / NAK after a delay / dead letter.
+``decide(failure, deliveries=, crashes=, age_s=, policy=)`` -> ack / NAK after a delay / dead letter.
 
 - ``Failure.OUTAGE``: a backend is down (catalogue service not answering,
   database, NATS). Retried, but not forever: once the upload is older than
@@ -54,8 +54,19 @@ class Decision:
     why: str = ""
 
 
-def decide(failure: Failure | None, *, crashes: int = 0, age_s: float = 0.0, policy: Policy = Policy()) -> Decision:
-    """The fate of one delivery; ``failure`` None means it calibrated (its result is stored and published)."""
+def decide(
+    failure: Failure | None,
+    *,
+    deliveries: int = 1,
+    crashes: int = 0,
+    age_s: float = 0.0,
+    policy: Policy = Policy(),
+) -> Decision:
+    """The fate of one delivery; ``failure`` None means it calibrated (its result is stored and published).
+
+    An upload met first when it is already past the limit (a long backlog) still gets one retry:
+    a single hiccup of a backend is not an outage.
+    """
     if failure is None:
         return Decision(Action.ACK)
     if failure is Failure.POISON:
@@ -66,6 +77,8 @@ def decide(failure: Failure | None, *, crashes: int = 0, age_s: float = 0.0, pol
     if failure is Failure.CRASH and crashes >= policy.max_crashes:
         return Decision(Action.DEAD_LETTER, why="crashes")
     if remaining <= 0:
+        if deliveries <= 1:
+            return Decision(Action.NAK, delay=policy.retry_delay)
         return Decision(Action.DEAD_LETTER, why="outage_limit")
     # never sleep past the limit: the last try comes right at it, and its failure is the answer
     return Decision(Action.NAK, delay=max(min(policy.retry_delay, remaining), 0.05))

@@ -64,7 +64,6 @@ UPLOADS = Counter("photcal_uploads_total", "Uploads calibrated, by outcome", ["o
 REDELIVERIES = Counter("photcal_calibrate_redeliveries_total", "Messages seen more than once")
 DEAD_LETTERS = Counter("photcal_dead_letters_total", "Uploads given up on and dead-lettered")
 RETRIES = Counter("photcal_calibrate_retries_total", "NAKs because a backend was down", ["reason"])
-GIVEN_UP = Counter("photcal_calibrate_given_up_total", "Uploads answered with a failure and dead-lettered", ["error"])
 IN_FLIGHT = Gauge("photcal_calibrate_in_flight", "Uploads being calibrated now")
 PENDING = Gauge("photcal_calibrate_consumer_pending", "Messages waiting in the calibrate consumer")
 
@@ -164,7 +163,7 @@ class Worker:
             failure, reason = classify(exc)
             crashes = await self._crashes(upload.upload_id, deliveries) if failure is Failure.CRASH else 0
             age = upload_age_s(upload)
-            decision = decide(failure, crashes=crashes, age_s=age, policy=self.policy)
+            decision = decide(failure, deliveries=deliveries, crashes=crashes, age_s=age, policy=self.policy)
             if decision.action is Action.NAK:
                 if failure is Failure.OUTAGE:
                     RETRIES.labels(reason).inc()
@@ -262,7 +261,6 @@ class Worker:
         if announce:
             DEAD_LETTERS.inc()
             UPLOADS.labels("dead_letter").inc()
-            GIVEN_UP.labels(failed.error if upload is not None and failed else "poison").inc()
             log.error("upload_dead_lettered", upload_id=upload.upload_id if upload else None, reason=reason[:500],
                       error=failed.error if failed else None, deliveries=deliveries)
 

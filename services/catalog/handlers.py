@@ -32,11 +32,6 @@ CONE_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.5, 1, 5),
 )
 CONE_REQUESTS = Counter("photcal_catalog_cone_requests_total", "Cone searches answered, by outcome", ["outcome"])
-CONE_REPLY_BYTES = Histogram(
-    "photcal_catalog_cone_reply_bytes",
-    "Size of a cone reply on the wire",
-    buckets=(1e3, 1e4, 1e5, 1e6, 4e6, 1.6e7, 6.4e7),
-)
 
 
 def _stars(reply: ConeReply) -> int:
@@ -84,7 +79,6 @@ def make_cone_handler(store, max_stars: int = 1_000_000):
             outcome = "too_large"
             why = f"{len(body):,} bytes as JSON: over the NATS payload limit; ask photcal.catalog.cone.v2"
             await msg.respond(too_large(_stars(reply), why).model_dump_json().encode())
-        CONE_REPLY_BYTES.observe(len(body))
         CONE_LATENCY.observe(time.perf_counter() - started)
         CONE_REQUESTS.labels(outcome).inc()
 
@@ -112,8 +106,6 @@ def make_cone_v2_handler(store, nc, max_stars: int = 1_000_000, part_bytes: int 
                 await send_parts(nc, msg.reply, encode_reply(failed), limit)
             except Exception:
                 log.warning("cone_error_reply_not_sent")
-            body = b""
-        CONE_REPLY_BYTES.observe(len(body))
         CONE_LATENCY.observe(time.perf_counter() - started)
         CONE_REQUESTS.labels(outcome).inc()
 

@@ -22,29 +22,30 @@ POLICY = Policy(max_crashes=5, retry_delay=2.0, outage_limit_s=300.0)
 
 NAK = Decision(Action.NAK, delay=2.0)
 TABLE = [
-    # failure, crashes, age_s -> decision
-    (None, 0, 0.0, Decision(Action.ACK)),
-    (None, 0, 10_000.0, Decision(Action.ACK)),  # a late success is still a success
-    (Failure.OUTAGE, 0, 0.0, NAK),
-    (Failure.OUTAGE, 0, 299.0, Decision(Action.NAK, delay=1.0)),  # never sleeps past the limit
-    (Failure.OUTAGE, 0, 299.99, Decision(Action.NAK, delay=0.05)),
-    (Failure.OUTAGE, 0, 300.0, Decision(Action.DEAD_LETTER, why="outage_limit")),
-    (Failure.OUTAGE, 0, 5_000.0, Decision(Action.DEAD_LETTER, why="outage_limit")),
-    (Failure.OUTAGE, 0, -30.0, NAK),  # the gateway's clock ahead of ours: counted as new
-    (Failure.PERMANENT, 0, 0.0, Decision(Action.DEAD_LETTER, why="permanent")),
-    (Failure.PERMANENT, 3, 100.0, Decision(Action.DEAD_LETTER, why="permanent")),
-    (Failure.CRASH, 1, 0.0, NAK),
-    (Failure.CRASH, 4, 0.0, NAK),
-    (Failure.CRASH, 5, 0.0, Decision(Action.DEAD_LETTER, why="crashes")),
-    (Failure.CRASH, 9, 0.0, Decision(Action.DEAD_LETTER, why="crashes")),
-    (Failure.CRASH, 1, 301.0, Decision(Action.DEAD_LETTER, why="outage_limit")),  # a crash loop is bounded too
-    (Failure.POISON, 0, 0.0, Decision(Action.DEAD_LETTER, why="poison")),
+    # failure, deliveries, crashes, age_s -> decision
+    (None, 1, 0, 0.0, Decision(Action.ACK)),
+    (None, 9, 0, 10_000.0, Decision(Action.ACK)),  # a late success is still a success
+    (Failure.OUTAGE, 1, 0, 0.0, NAK),
+    (Failure.OUTAGE, 40, 0, 299.0, Decision(Action.NAK, delay=1.0)),  # never sleeps past the limit
+    (Failure.OUTAGE, 40, 0, 299.99, Decision(Action.NAK, delay=0.05)),
+    (Failure.OUTAGE, 40, 0, 300.0, Decision(Action.DEAD_LETTER, why="outage_limit")),
+    (Failure.OUTAGE, 2, 0, 5_000.0, Decision(Action.DEAD_LETTER, why="outage_limit")),
+    (Failure.OUTAGE, 1, 0, 5_000.0, NAK),  # first met past the limit (a backlog): one retry
+    (Failure.OUTAGE, 1, 0, -30.0, NAK),  # the gateway's clock ahead of ours: counted as new
+    (Failure.PERMANENT, 1, 0, 0.0, Decision(Action.DEAD_LETTER, why="permanent")),
+    (Failure.PERMANENT, 7, 3, 100.0, Decision(Action.DEAD_LETTER, why="permanent")),
+    (Failure.CRASH, 1, 1, 0.0, NAK),
+    (Failure.CRASH, 30, 4, 0.0, NAK),  # deliveries count outages too: crashes decide
+    (Failure.CRASH, 5, 5, 0.0, Decision(Action.DEAD_LETTER, why="crashes")),
+    (Failure.CRASH, 9, 9, 0.0, Decision(Action.DEAD_LETTER, why="crashes")),
+    (Failure.CRASH, 3, 1, 301.0, Decision(Action.DEAD_LETTER, why="outage_limit")),  # a crash loop is bounded too
+    (Failure.POISON, 1, 0, 0.0, Decision(Action.DEAD_LETTER, why="poison")),
 ]
 
 
-@pytest.mark.parametrize("failure, crashes, age, expected", TABLE)
-def test_decision_table(failure, crashes, age, expected):
-    assert decide(failure, crashes=crashes, age_s=age, policy=POLICY) == expected
+@pytest.mark.parametrize("failure, deliveries, crashes, age, expected", TABLE)
+def test_decision_table(failure, deliveries, crashes, age, expected):
+    assert decide(failure, deliveries=deliveries, crashes=crashes, age_s=age, policy=POLICY) == expected
 
 
 def test_every_failure_kind_is_in_the_table():
