@@ -63,9 +63,10 @@ def make_fields(work: Path) -> dict[int, dict]:
     return fields
 
 
-def peak_rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """Peak (VmHWM) or current (VmRSS) resident memory of a process, MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -148,6 +149,8 @@ def main() -> None:
         for n, f in fields.items():
             stack.cli("alert", "add", "--ivorn", ivorn(n), "--ra", str(f["transient"][0]), "--dec", str(f["transient"][1]))
         stack.start()
+        time.sleep(2.0)  # the services' start-up (imports, compiled kernels) done
+        at_start = {svc: rss_mb(stack.service_pid(svc), "VmRSS") for svc in ("catalog", "calibrate")}
         nats_url = stack.env["PHOTCAL_NATS_URL"]
         print(f"frame: the field's stars in a {2 * FRAME_HALF_WIDTH} deg square to V = {FRAME_LIMIT_V}; "
               f"{ROUNDS} stored uploads per field (after 2 warm-up), every one asking its cone")
@@ -174,8 +177,9 @@ def main() -> None:
             print(f"  {n_all:>9,} stars in the cone ({n_cut:,} asked): p50 {p50:.1f} ms  p99 {np.percentile(times, 99):.0f} ms"
                   f"{verdict}\n      stage medians (ms): {per_stage}; answer {last['survey']} {last['filter']} "
                   f"{last['mag']} (true V 16.5)")
-        print(f"peak RSS: catalog service {peak_rss_mb(stack.service_pid('catalog')):.0f} MB, "
-              f"calibrate service {peak_rss_mb(stack.service_pid('calibrate')):.0f} MB")
+        peak = {svc: rss_mb(stack.service_pid(svc)) for svc in ("catalog", "calibrate")}
+        print(f"peak RSS: catalog service {peak['catalog']:.0f} MB ({at_start['catalog']:.0f} MB after start), "
+              f"calibrate service {peak['calibrate']:.0f} MB ({at_start['calibrate']:.0f} MB after start)")
     finally:
         stop_all(stack, servers)
         import shutil

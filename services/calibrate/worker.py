@@ -257,7 +257,8 @@ class Worker:
                 await _settle(msg.nak(delay=self.settings.retry_delay), log)
                 return
             self._given_up.pop(upload.upload_id, None)
-        await msg.term()
+        if not await _settle(msg.term(), log):
+            return  # NATS away: redelivered after ack_wait, and judged again
         if announce:
             DEAD_LETTERS.inc()
             UPLOADS.labels("dead_letter").inc()
