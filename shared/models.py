@@ -17,6 +17,8 @@ from shared.bands import ForcedBand
 SUBJECT_UPLOAD = "photcal.upload.v1"
 SUBJECT_CALIBRATED = "photcal.calibrated.v1"
 SUBJECT_CONE = "photcal.catalog.cone.v1"
+#: v2: the reply is binary columns in parts (shared/conewire.py), so a cone of any density can be sent
+SUBJECT_CONE_V2 = "photcal.catalog.cone.v2"
 SUBJECT_DEAD = "photcal.upload.dead.v1"
 
 STREAM_UPLOADS = "UPLOADS"
@@ -103,6 +105,49 @@ class ConeReply(BaseModel):
     #: surveys with stars in this cone, in the order they were asked
     covered: list[str] = Field(default_factory=list)
     stars: dict[str, SurveyStars] = Field(default_factory=dict)
+
+
+class ConeRequestV2(BaseModel):
+    """``photcal.catalog.cone.v2``: as v1; the reply is a binary body in parts (shared/conewire.py).
+
+    v1's JSON reply could not carry a dense field (more than ~8,000 stars is over NATS's 1 MB
+    payload); a new subject because v1 clients cannot read the v2 reply.
+    """
+
+    version: Literal[2] = 2
+    ra: float = Field(ge=0.0, lt=360.0)
+    dec: float = Field(ge=-90.0, le=90.0)
+    radius_deg: float = Field(gt=0.0, le=5.0)
+    surveys: list[str] = Field(default_factory=list)
+    #: at most about this many stars per survey, the brightest (in their brightest band; stars without
+    #: any magnitude are kept): what a frame of N sources can match, with a margin. Null: every star.
+    brightest: int | None = Field(None, ge=1)
+
+
+class ConeColumn(BaseModel):
+    """One column of a v2 cone reply: ``ra``, ``dec``, ``mag:<band>`` or ``err:<band>``."""
+
+    key: str
+    dtype: Literal["<f8", "<f4"]
+
+
+class ConeSurveyLayout(BaseModel):
+    survey: str
+    #: the key of ``ConeReply.stars`` (the survey name)
+    key: str
+    n: int = Field(ge=0)
+    columns: list[ConeColumn]
+
+
+class ConeReplyHeader(BaseModel):
+    """The JSON head of a v2 cone reply; the columns follow it in this order."""
+
+    version: Literal[2] = 2
+    ok: bool = True
+    error: str | None = None
+    message: str | None = None
+    covered: list[str] = Field(default_factory=list)
+    surveys: list[ConeSurveyLayout] = Field(default_factory=list)
 
 
 class CandidateFit(BaseModel):

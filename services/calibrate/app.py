@@ -16,7 +16,15 @@ def spec(settings: CalibrateSettings) -> ServiceSpec:
     async def setup(rt: Runtime) -> None:
         # compiled (or loaded from the cache) before the first upload, not during it
         await asyncio.to_thread(warm_up)
-        cones = ConeClient(rt.nc, settings.backend_timeout, settings.cone_cache_ttl, settings.cone_cache_size)
+        cones = ConeClient(
+            rt.nc,
+            settings.backend_timeout,
+            settings.cone_cache_ttl,
+            settings.cone_cache_size,
+            settings.cone_cache_mb << 20,
+            settings.cone_stars_per_source,
+            settings.cone_min_stars,
+        )
         worker = Worker(settings, rt.js, rt.db, Pipeline(settings, rt.js, rt.db, cones))
 
         async def run_when_indexed() -> None:

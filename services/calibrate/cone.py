@@ -1,7 +1,24 @@
-"""Asking the catalogue service for a field's reference stars, with a short-lived cache."""
+"""Asking the catalogue service for a field's reference stars, with a short-lived cache.
+
+The question goes to ``photcal.catalog.cone.v2``; the answer comes back in
+parts to a fresh inbox and is put together here (shared/conewire.py). What
+can go wrong, and what the worker does with it (services/calibrate/decisions.py):
+
+- no answer, no responders, or the answer stops half way: the service is
+  down or restarting -> :class:`CatalogUnavailable`, retried (bounded in time);
+- an answer that is not a cone reply -> :class:`CatalogReplyMalformed`;
+- the service refused the cone (too many stars, a request it cannot serve)
+  -> :class:`CatalogRefused`;
+- the service failed on this field (an exception there) -> :class:`CatalogFailed`.
+
+The last three are not outages: asking again gets the same answer, so the
+upload is answered with the reason and dead-lettered instead of retried forever.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from collections import OrderedDict
 
@@ -10,11 +27,45 @@ from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
 from shared.arrays import SourceTable
-from shared.errors import BackendUnavailable, CalibrationFailed
-from shared.models import SUBJECT_CONE, ConeReply, ConeRequest
+from shared.conewire import MalformedConeReply, PartAssembler, decode_reply
+from shared.errors import BackendUnavailable, CalibrationFailed, PhotcalError
+from shared.models import SUBJECT_CONE_V2, ConeReply, ConeRequestV2
 from shared.natsio import headers
 
 ARCMIN = 1.0 / 60.0
+#: NATS's status for "nobody subscribes to this subject"
+_NO_RESPONDERS = "503"
+
+
+class CatalogUnavailable(BackendUnavailable):
+    """The catalogue service did not answer (down, restarting, or it stopped half way): retry later."""
+
+    code = "catalog_unavailable"
+
+
+class CatalogReplyProblem(PhotcalError):
+    """The catalogue service answered, and asking again would get the same answer: no retry."""
+
+    http_status = 502
+    #: not an error result of the upload: the worker dead-letters it at once (services/calibrate/decisions.py)
+    failure = "permanent"
+
+
+class CatalogReplyMalformed(CatalogReplyProblem):
+    code = "catalog_reply_malformed"
+
+
+class CatalogRefused(CatalogReplyProblem):
+    code = "catalog_refused"
+
+
+class CatalogFailed(PhotcalError):
+    """The catalogue service raised on this cone: retried a few times (it may be passing), then dead-lettered."""
+
+    code = "catalog_error"
+    http_status = 502
+    #: the worker retries it up to max_deliver times, then dead-letters it (services/calibrate/decisions.py)
+    failure = "crash"
 
 
 def field_of(sources: SourceTable, max_radius_deg: float) -> tuple[float, float, float]:
@@ -32,34 +83,128 @@ def field_of(sources: SourceTable, max_radius_deg: float) -> tuple[float, float,
     return ra_c, dec_c, float(min(radius, max_radius_deg))
 
 
-class ConeClient:
-    def __init__(self, nc: NATS, timeout: float, ttl: float, size: int) -> None:
-        self.nc, self.timeout, self.ttl, self.size = nc, timeout, ttl, size
-        self._cache: OrderedDict[tuple, tuple[float, ConeReply]] = OrderedDict()
+def reply_bytes(reply: ConeReply) -> int:
+    """Memory the reply's columns take (float64 in memory)."""
+    return sum(
+        s.ra.nbytes + s.dec.nbytes + sum(a.nbytes for a in s.mags.values()) + sum(a.nbytes for a in s.errs.values())
+        for s in reply.stars.values()
+    )
 
-    async def cone(self, ra: float, dec: float, radius: float, surveys: list[str] | None = None) -> ConeReply:
+
+def brightest_for(n_sources: int | None, stars_per_source: float, min_stars: int) -> int | None:
+    """How many stars per survey a frame of ``n_sources`` can use: ``stars_per_source`` times its
+    sources, at least ``min_stars``, rounded up to 5,000 (so similar frames share a cached cone).
+
+    Why it is safe: the cone (a circle around the square frame) is ~1.8 times the frame's area,
+    so a factor 10 keeps ~5 stars in the frame per source -- with star counts rising ~2x per
+    magnitude, every band complete to ~1.5-2.5 mag beyond the frame's limit, more than the
+    completeness limit (core/target.py ``reference_completeness_inst``) looks at. The floor
+    (20,000 per survey) is above any field of ordinary density: there nothing changes.
+    None (every star) if ``stars_per_source`` is 0 or the count is unknown.
+    """
+    if not n_sources or stars_per_source <= 0:
+        return None
+    wanted = max(int(min_stars), math.ceil(stars_per_source * n_sources))
+    return -(-wanted // 5000) * 5000
+
+
+class ConeClient:
+    def __init__(
+        self,
+        nc: NATS,
+        timeout: float,
+        ttl: float,
+        size: int,
+        max_bytes: int = 256 << 20,
+        stars_per_source: float = 10.0,
+        min_stars: int = 20_000,
+    ) -> None:
+        self.nc, self.timeout, self.ttl, self.size, self.max_bytes = nc, timeout, ttl, size, max_bytes
+        self.stars_per_source, self.min_stars = stars_per_source, min_stars
+        self._cache: OrderedDict[tuple, tuple[float, ConeReply, int]] = OrderedDict()
+        self._cached_bytes = 0
+        #: the last answer's size on the wire and time from request to whole reply (for the bench)
+        self.last_wire_bytes = 0
+        self.last_seconds = 0.0
+
+    async def cone(
+        self, ra: float, dec: float, radius: float, surveys: list[str] | None = None, n_sources: int | None = None
+    ) -> ConeReply:
+        """The reference stars of the cone; with ``n_sources``, only as many per survey as such a frame can use."""
+        brightest = brightest_for(n_sources, self.stars_per_source, self.min_stars)
         # rounding to ~4" makes repeated uploads of one field share an entry
-        key = (round(ra, 3), round(dec, 3), round(radius, 3), tuple(surveys or ()))
+        key = (round(ra, 3), round(dec, 3), round(radius, 3), tuple(surveys or ()), brightest)
         hit = self._cache.get(key)
         if hit and time.monotonic() - hit[0] < self.ttl:
             self._cache.move_to_end(key)
             return hit[1]
-        reply = await self._ask(ConeRequest(ra=ra % 360.0, dec=dec, radius_deg=radius, surveys=surveys or []))
-        self._cache[key] = (time.monotonic(), reply)
-        while len(self._cache) > self.size:
-            self._cache.popitem(last=False)
+        request = ConeRequestV2(ra=ra % 360.0, dec=dec, radius_deg=radius, surveys=surveys or [], brightest=brightest)
+        reply = await self._ask(request)
+        self._remember(key, reply)
         return reply
 
-    async def _ask(self, request: ConeRequest) -> ConeReply:
+    def _remember(self, key: tuple, reply: ConeReply) -> None:
+        """Cache the reply, bounded by entries and by bytes (a dense field's stars are ~20 MB in memory)."""
+        old = self._cache.pop(key, None)
+        if old is not None:
+            self._cached_bytes -= old[2]
+        size = reply_bytes(reply)
+        if size > self.max_bytes:
+            return
+        self._cache[key] = (time.monotonic(), reply, size)
+        self._cached_bytes += size
+        while self._cache and (len(self._cache) > self.size or self._cached_bytes > self.max_bytes):
+            _, (_, _, dropped) = self._cache.popitem(last=False)
+            self._cached_bytes -= dropped
+
+    async def _ask(self, request: ConeRequestV2) -> ConeReply:
+        started = time.perf_counter()
+        body, wire = await self._receive(request)
         try:
-            msg = await self.nc.request(
-                SUBJECT_CONE, request.model_dump_json().encode(), timeout=self.timeout, headers=headers()
-            )
-        except (NatsTimeout, NoRespondersError) as exc:
-            raise BackendUnavailable("the reference catalogue service is not answering") from exc
-        reply = ConeReply.model_validate_json(msg.data)
-        if not reply.ok and reply.error == "catalog_error":
-            raise BackendUnavailable(f"the reference catalogue service failed: {reply.message}")
-        if not reply.ok:  # the request itself was refused: retrying cannot help
-            raise CalibrationFailed(f"reference catalogue: {reply.message}", code="field_not_covered")
-        return reply
+            reply = await asyncio.to_thread(decode_reply, body) if len(body) > 1 << 20 else decode_reply(body)
+        except MalformedConeReply as exc:
+            raise CatalogReplyMalformed(f"the reference catalogue service answered an unreadable reply: {exc}") from exc
+        self.last_wire_bytes, self.last_seconds = wire, time.perf_counter() - started
+        if reply.ok:
+            return reply
+        if reply.error == "catalog_error":
+            raise CatalogFailed(f"the reference catalogue service failed on this field: {reply.message}")
+        if reply.error == "cone_too_large":
+            raise CatalogRefused(f"reference catalogue: {reply.message}", code="cone_too_large")
+        # the request itself was refused (a bad cone, an unknown survey): asking again cannot help
+        raise CatalogRefused(f"the reference catalogue refused the field: {reply.error}: {reply.message}")
+
+    async def _receive(self, request: ConeRequestV2) -> tuple[bytes, int]:
+        """The whole reply body and its bytes on the wire; CatalogUnavailable if it does not come."""
+        inbox = self.nc.new_inbox()
+        # a dense reply is tens of MB: let the subscription hold all its parts
+        sub = await self.nc.subscribe(inbox, pending_bytes_limit=512 << 20)
+        assembler = PartAssembler()
+        try:
+            await self.nc.publish(SUBJECT_CONE_V2, request.model_dump_json().encode(), reply=inbox, headers=headers())
+            while True:
+                try:
+                    # the timeout is per part: a big reply may take longer than one timeout in all
+                    msg = await sub.next_msg(timeout=self.timeout)
+                except NatsTimeout as exc:
+                    raise CatalogUnavailable(
+                        f"the reference catalogue service is not answering ({assembler.progress()} "
+                        f"of its reply in {self.timeout:g} s)"
+                    ) from exc
+                if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS and not msg.data:
+                    raise CatalogUnavailable("the reference catalogue service is not running (no responders)")
+                try:
+                    body = assembler.add(msg.headers, msg.data)
+                except MalformedConeReply as exc:
+                    raise CatalogReplyMalformed(
+                        f"the reference catalogue service answered an unreadable reply: {exc}"
+                    ) from exc
+                if body is not None:
+                    return body, assembler.bytes_received
+        except NoRespondersError as exc:
+            raise CatalogUnavailable("the reference catalogue service is not running (no responders)") from exc
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - the connection is gone; the subscription with it
+                pass

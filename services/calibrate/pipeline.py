@@ -69,7 +69,7 @@ class Pipeline:
         try:
             cal = await self._calibrate(upload, stages)
         except PhotcalError as exc:
-            if exc.retryable:
+            if exc.retryable or getattr(exc, "failure", None):  # the worker decides (worker.decide)
                 raise
             return _error_result(upload, exc, stages)
         result = _ok_result(upload, cal, stages)
@@ -92,7 +92,7 @@ class Pipeline:
             sources = stages.sources = await self._sources(upload)
         with stages.time("cone"):
             ra, dec, radius = field_of(sources, self.settings.max_field_radius_deg)
-            reply = await self.cones.cone(ra, dec, radius)
+            reply = await self.cones.cone(ra, dec, radius, n_sources=len(sources))
         force = _parse_force_filter(upload)
         with stages.time("calibrate"):
             cal = await asyncio.to_thread(

@@ -2,14 +2,19 @@
 
 A message is acknowledged only after its result is stored and published.
 - a user-caused failure (bad file, field not covered): an error result, ack;
-- a backend fault (database, catalogue down): NAK with a delay, forever;
-- anything else (a bug, a poison message): NAK, and after ``max_deliver``
-  deliveries a dead letter on ``photcal.upload.dead.v1`` with the reason, then TERM.
+- anything else is judged by :func:`services.calibrate.decisions.decide`:
+  a backend outage (database, NATS, catalogue not answering) is NAKed with a
+  delay until the upload is ``outage_retry_limit`` seconds old; a failure that
+  retrying cannot cure (a malformed or refused cone reply) at once, and a
+  crash after ``max_deliver`` crashes, go to ``photcal.upload.dead.v1`` with
+  the reason, and the upload is answered with a specific error
+  (``catalog_unavailable``, ``catalog_reply_malformed``, ...), then TERM.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timezone
 
 import nats.errors
 import nats.js.errors
@@ -21,10 +26,12 @@ from pydantic import ValidationError
 from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 
+from services.calibrate.decisions import Action, Decision, Failure, Policy, decide
 from services.calibrate.pipeline import Pipeline
 from services.calibrate.settings import CalibrateSettings
 from shared.db import Database
 from shared.db.uploads import record_result
+from shared.errors import PhotcalError
 from shared.logging import correlation_id, get_logger
 from shared.models import (
     CONSUMER_CALIBRATE,
@@ -35,6 +42,7 @@ from shared.models import (
     CalibrationResult,
     DeadLetter,
     UploadRequested,
+    utcnow,
 )
 from shared.natsio import correlation_from, headers
 
@@ -78,6 +86,11 @@ class Worker:
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._sub = None
+        self.policy = Policy(
+            max_crashes=settings.max_deliver, retry_delay=settings.retry_delay, outage_limit_s=settings.outage_retry_limit
+        )
+        #: uploads answered with a failure whose database record is still to write (the database was away)
+        self._given_up: dict[str, CalibrationResult] = {}
 
     async def run(self) -> None:
         self._sub = sub = await self.js.pull_subscribe(
@@ -139,23 +152,30 @@ class Worker:
             await self._dead_letter(msg, deliveries, f"not an UploadRequested: {exc.errors()[:2]}")
             return
         log_ = log.bind(upload_id=upload.upload_id, deliveries=deliveries)
+        answered = self._given_up.get(upload.upload_id)
+        if answered is not None:  # its failure was announced; only the database record is still to write
+            await self._dead_letter(msg, deliveries, answered.message, upload, answered, announce=False)
+            return
         try:
             result = await self.pipeline.run(upload)
             await self._finish(result)
-        except PyMongoError as exc:
-            return await self._retry(msg, log_, "database", exc)
-        except NATS_AWAY as exc:
-            # NATS away (restarting): the message is redelivered once it is back; never a dead letter for that
-            return await self._retry(msg, log_, "nats", exc)
         except Exception as exc:
-            if getattr(exc, "retryable", False):
-                return await self._retry(msg, log_, getattr(exc, "code", "backend"), exc)
-            log_.exception("calibration_crashed")
-            # deliveries also counts NAKs for backend outages: poison is judged by its own crashes
-            if await self._crashes(upload.upload_id, deliveries) >= self.settings.max_deliver:
-                await self._dead_letter(msg, deliveries, f"{type(exc).__name__}: {exc}", upload)
-            else:
-                await _settle(msg.nak(delay=self.settings.retry_delay), log_)
+            failure, reason = classify(exc)
+            crashes = await self._crashes(upload.upload_id, deliveries) if failure is Failure.CRASH else 0
+            age = upload_age_s(upload)
+            decision = decide(failure, deliveries=deliveries, crashes=crashes, age_s=age, policy=self.policy)
+            if decision.action is Action.NAK:
+                if failure is Failure.OUTAGE:
+                    RETRIES.labels(reason).inc()
+                    log_.warning("backend_unavailable_retrying", reason=reason, error=str(exc)[:200], age_s=round(age, 1))
+                else:
+                    log_.exception("calibration_crashed", crashes=crashes)
+                await _settle(msg.nak(delay=decision.delay), log_)
+                return
+            if failure is Failure.CRASH:
+                log_.exception("calibration_crashed", crashes=crashes)
+            failed = failure_result(upload, exc, failure, reason, decision, age, self.policy)
+            await self._dead_letter(msg, deliveries, f"{decision.why}: {type(exc).__name__}: {exc}", upload, failed)
             return
         if not await _settle(msg.ack(), log_):
             return  # not acknowledged: redelivered after ack_wait, and stored once (idempotent writes)
@@ -190,46 +210,141 @@ class Worker:
             headers=headers(msg_id=f"result-{result.upload_id}"),
         )
 
-    async def _already_done(self, upload_id: str) -> bool:
-        """A result already recorded is never replaced by the dead letter's failure."""
-        try:
-            doc = await self.db.uploads.find_one({"upload_id": upload_id}, {"state": 1})
-        except PyMongoError:
-            return False
-        return bool(doc) and doc.get("state") == "done"
+    async def _dead_letter(
+        self,
+        msg,
+        deliveries: int,
+        reason: str,
+        upload: UploadRequested | None = None,
+        failed: CalibrationResult | None = None,
+        *,
+        announce: bool = True,
+    ) -> None:
+        """Dead letter, the upload's failure recorded and published, then TERM.
 
-    async def _retry(self, msg, log_, reason: str, exc: Exception) -> None:
-        RETRIES.labels(reason).inc()
-        log_.warning("backend_unavailable_retrying", reason=reason, error=str(exc)[:200])
-        await _settle(msg.nak(delay=self.settings.retry_delay), log_)
-
-    async def _dead_letter(self, msg, deliveries: int, reason: str, upload: UploadRequested | None = None) -> None:
-        letter = DeadLetter(
-            upload_id=upload.upload_id if upload else None,
-            reason=reason[:1000],
-            deliveries=deliveries,
-            subject=msg.subject,
-            payload=msg.data[:100_000].decode("utf-8", "replace"),
-        )
-        await self.js.publish(SUBJECT_DEAD, letter.model_dump_json().encode(), headers=headers())
-        if upload is not None and not await self._already_done(upload.upload_id):
-            failed = CalibrationResult(
-                status="error",
-                error="internal_error",
-                message="the calibration failed on our side; the operators have been told",
-                http_status=500,
-                upload_id=upload.upload_id,
-                ivorn=upload.ivorn,
-                dry_run=upload.dry_run,
+        If the database cannot take the failure now, the message is NAKed instead and only the
+        record is retried (the answer was published already): ``GET /api/v1/uploads/{id}`` must
+        not say "queued" for ever.
+        """
+        if announce:
+            letter = DeadLetter(
+                upload_id=upload.upload_id if upload else None,
+                reason=reason[:1000],
+                deliveries=deliveries,
+                subject=msg.subject,
+                payload=msg.data[:100_000].decode("utf-8", "replace"),
             )
             try:
-                await self._finish(failed)
-            except Exception:
-                log.warning("dead_letter_result_not_published", upload_id=upload.upload_id)
-        await msg.term()
-        DEAD_LETTERS.inc()
-        UPLOADS.labels("dead_letter").inc()
-        log.error("upload_dead_lettered", upload_id=letter.upload_id, reason=letter.reason, deliveries=deliveries)
+                msg_id = f"dead-{upload.upload_id}" if upload else None  # a retried announcement is stored once
+                await self.js.publish(SUBJECT_DEAD, letter.model_dump_json().encode(), headers=headers(msg_id=msg_id))
+            except Exception as exc:  # NATS away: the message comes back after ack_wait and is judged again
+                log.warning("dead_letter_not_published", upload_id=letter.upload_id, error=repr(exc)[:200])
+                return
+        if upload is not None:
+            failed = failed or internal_failure(upload)
+            recorded = await self._record_failure(failed)
+            if announce:
+                try:
+                    await self.js.publish(
+                        SUBJECT_CALIBRATED,
+                        failed.model_dump_json().encode(),
+                        headers=headers(msg_id=f"result-{upload.upload_id}"),
+                    )
+                except Exception:
+                    log.warning("dead_letter_result_not_published", upload_id=upload.upload_id)
+            if not recorded:
+                self._remember_given_up(failed)
+                await _settle(msg.nak(delay=self.settings.retry_delay), log)
+                return
+            self._given_up.pop(upload.upload_id, None)
+        if not await _settle(msg.term(), log):
+            return  # NATS away: redelivered after ack_wait, and judged again
+        if announce:
+            DEAD_LETTERS.inc()
+            UPLOADS.labels("dead_letter").inc()
+            log.error("upload_dead_lettered", upload_id=upload.upload_id if upload else None, reason=reason[:500],
+                      error=failed.error if failed else None, deliveries=deliveries)
+
+    async def _record_failure(self, failed: CalibrationResult) -> bool:
+        """Record the failure unless a result is there already; False if the database is away."""
+        try:
+            doc = await self.db.uploads.find_one({"upload_id": failed.upload_id}, {"state": 1})
+            if not (doc and doc.get("state") == "done"):  # a recorded result is never replaced by a failure
+                await record_result(self.db, failed)
+            return True
+        except PyMongoError as exc:
+            log.warning("failure_not_recorded", upload_id=failed.upload_id, error=str(exc)[:200])
+            return False
+
+    def _remember_given_up(self, failed: CalibrationResult) -> None:
+        self._given_up[failed.upload_id] = failed
+        while len(self._given_up) > 10_000:
+            self._given_up.pop(next(iter(self._given_up)))
+
+
+def classify(exc: Exception) -> tuple[Failure, str]:
+    """(kind of failure, backend or code) of an exception out of the pipeline."""
+    if isinstance(exc, PyMongoError):
+        return Failure.OUTAGE, "database"
+    if isinstance(exc, NATS_AWAY):
+        # NATS away (restarting): the message is redelivered once it is back
+        return Failure.OUTAGE, "nats"
+    if getattr(exc, "retryable", False):
+        return Failure.OUTAGE, "catalog" if exc.code == "catalog_unavailable" else getattr(exc, "code", "backend")
+    if getattr(exc, "failure", None) == "permanent":
+        return Failure.PERMANENT, exc.code
+    return Failure.CRASH, getattr(exc, "code", type(exc).__name__)
+
+
+#: the answer when an outage outlasts the limit: (error code, what did not answer)
+_OUTAGE_ANSWERS = {
+    "catalog": ("catalog_unavailable", "the reference catalogue service"),
+    "database": ("database_unavailable", "the database"),
+    "nats": ("nats_unavailable", "the message broker (NATS)"),
+}
+
+
+def failure_result(
+    upload: UploadRequested, exc: Exception, failure: Failure, reason: str, decision: Decision, age_s: float, policy: Policy
+) -> CalibrationResult:
+    """The upload's answer when it is given up on: a stable code naming what failed."""
+    if failure is Failure.OUTAGE:
+        code, what = _OUTAGE_ANSWERS.get(reason, (getattr(exc, "code", "backend_unavailable"), "a backend"))
+        message = f"{what} did not answer for {age_s:.0f} s (limit {policy.outage_limit_s:.0f} s); upload again later"
+        return _failed(upload, code, message, 503)
+    if isinstance(exc, PhotcalError) and getattr(exc, "failure", None):
+        return _failed(upload, exc.code, exc.message, exc.http_status)
+    return internal_failure(upload)
+
+
+def internal_failure(upload: UploadRequested) -> CalibrationResult:
+    return _failed(upload, "internal_error", "the calibration failed on our side; the operators have been told", 500)
+
+
+def _failed(upload: UploadRequested, code: str, message: str, http_status: int) -> CalibrationResult:
+    return CalibrationResult(
+        status="error",
+        error=code,
+        message=message,
+        http_status=http_status,
+        upload_id=upload.upload_id,
+        ivorn=upload.ivorn,
+        alert_name=upload.alert_name,
+        observatory=upload.observatory_name,
+        mjd=upload.mjd,
+        exptime=upload.exptime,
+        comment=upload.comment,
+        dry_run=upload.dry_run,
+        n_sources=upload.n_sources,
+    )
+
+
+def upload_age_s(upload: UploadRequested) -> float:
+    """Seconds since the gateway received the upload (0 if its clock is ahead of ours)."""
+    received = upload.received_at
+    if received.tzinfo is None:
+        received = received.replace(tzinfo=timezone.utc)
+    return max((utcnow() - received).total_seconds(), 0.0)
 
 
 async def _settle(call, log_) -> bool:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from services.catalog.handlers import make_cone_handler
+from services.catalog.handlers import make_cone_handler, make_cone_v2_handler
 from services.catalog.settings import CatalogSettings
 from services.catalog.store import CatalogStore
-from shared.models import QUEUE_CATALOG, SUBJECT_CONE
+from shared.models import QUEUE_CATALOG, SUBJECT_CONE, SUBJECT_CONE_V2
 from shared.runtime import Runtime, ServiceSpec
 
 
@@ -19,7 +19,12 @@ def spec(settings: CatalogSettings) -> ServiceSpec:
             cache_partitions=settings.catalog_cache_partitions,
             disk_cache_bytes=settings.catalog_disk_cache_mb << 20,
         )
-        sub = await rt.nc.subscribe(SUBJECT_CONE, queue=QUEUE_CATALOG, cb=make_cone_handler(store))
+        max_stars = settings.catalog_cone_max_stars
+        sub = await rt.nc.subscribe(SUBJECT_CONE, queue=QUEUE_CATALOG, cb=make_cone_handler(store, max_stars))
         rt.on_cleanup(sub.drain)
+        sub_v2 = await rt.nc.subscribe(
+            SUBJECT_CONE_V2, queue=QUEUE_CATALOG, cb=make_cone_v2_handler(store, rt.nc, max_stars)
+        )
+        rt.on_cleanup(sub_v2.drain)
 
     return ServiceSpec("catalog", settings, settings.port, setup, uses_db=False)

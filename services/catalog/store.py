@@ -93,6 +93,22 @@ def angular_cut(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float, radius
     return hav <= lim
 
 
+def brightest_mask(mags: list[np.ndarray], keep: int) -> np.ndarray:
+    """The stars to keep: the ``keep`` brightest by their brightest band (ties kept), and every star
+    with no magnitude at all (it still counts as a match, e.g. for ``bad_astrometry``)."""
+    if not mags:
+        return np.ones(0, dtype=bool)
+    best = mags[0].astype(np.float32, copy=True)
+    for m in mags[1:]:
+        np.fmin(best, m, out=best)  # fmin: NaN only where every band is NaN
+    finite = np.isfinite(best)
+    n_finite = int(finite.sum())
+    if n_finite <= keep:
+        return np.ones(len(best), dtype=bool)
+    threshold = np.partition(best[finite], keep - 1)[keep - 1]
+    return ~finite | (best <= threshold)
+
+
 # --------------------------------------------------------------------------- open catalogues
 
 
@@ -356,7 +372,9 @@ class CatalogStore:
                 self._cache.popitem(last=False)
         return part
 
-    def _search(self, version: _Version, ranges: np.ndarray, ra: float, dec: float, radius: float) -> dict[str, np.ndarray]:
+    def _search(
+        self, version: _Version, ranges: np.ndarray, ra: float, dec: float, radius: float, value_dtype=np.float64
+    ) -> dict[str, np.ndarray]:
         cols = version.columns
         wanted = [HEALPIX_COLUMN, cols.ra, cols.dec, *cols.value_columns]
         pieces: list[dict[str, np.ndarray]] = []
@@ -391,19 +409,32 @@ class CatalogStore:
         n = sum(len(p[cols.ra]) for p in pieces)
         out: dict[str, np.ndarray] = {}
         for c in [cols.ra, cols.dec, *cols.value_columns]:
+            dtype = np.float64 if c in (cols.ra, cols.dec) else value_dtype
             if pieces and c in pieces[0]:
-                out[c] = np.concatenate([p[c] for p in pieces]).astype(np.float64, copy=False)
+                out[c] = np.concatenate([p[c] for p in pieces]).astype(dtype, copy=False)
             else:
-                out[c] = np.full(n, np.nan)
+                out[c] = np.full(n, np.nan, dtype=dtype)
         return out
 
     # ---- public
 
-    def cone(self, ra: float, dec: float, radius_deg: float, surveys: list[str] | None = None) -> ConeReply:
+    def cone(
+        self,
+        ra: float,
+        dec: float,
+        radius_deg: float,
+        surveys: list[str] | None = None,
+        *,
+        brightest: int | None = None,
+        float32: bool = False,
+    ) -> ConeReply:
         """Stars within ``radius_deg`` of (ra, dec) from each survey asked (all local ones if None/empty).
 
         ``covered`` lists, in the order asked, the surveys with at least one
         star in the cone; ``stars`` holds exactly those surveys.
+        ``brightest``: at most about that many stars per survey, the brightest
+        (see :func:`brightest_mask`). ``float32``: magnitudes and errors as
+        stored (float32) instead of float64, for a binary reply.
         """
         if not (math.isfinite(ra) and math.isfinite(dec) and -90.0 <= dec <= 90.0):
             raise BadInput(f"bad cone centre ({ra}, {dec})", code="bad_cone")
@@ -424,13 +455,16 @@ class CatalogStore:
         ranges = cone_ranges(ra, dec, radius_deg)
         reply = ConeReply()
         for name in names:
-            found = self._cone_one(name, ranges, ra, dec, radius_deg)
+            found = self._cone_one(name, ranges, ra, dec, radius_deg, np.float32 if float32 else np.float64)
             if found is None:
                 continue
             version, arrays = found
             cols = version.columns
             if len(arrays[cols.ra]) == 0:
                 continue
+            if brightest is not None and len(arrays[cols.ra]) > brightest:
+                keep = np.flatnonzero(brightest_mask([arrays[m] for m, _ in cols.bands.values()], brightest))
+                arrays = {c: a.take(keep) for c, a in arrays.items()}  # take: ~5x a boolean mask here
             reply.covered.append(name)
             reply.stars[name] = SurveyStars(
                 survey=name,
@@ -441,14 +475,14 @@ class CatalogStore:
             )
         return reply
 
-    def _cone_one(self, name: str, ranges: np.ndarray, ra: float, dec: float, radius: float):
+    def _cone_one(self, name: str, ranges: np.ndarray, ra: float, dec: float, radius: float, value_dtype=np.float64):
         for attempt in range(2):
             version = None
             try:
                 version = self._version(name, force=attempt > 0)
                 if version is None:
                     return None
-                return version, self._search(version, ranges, ra, dec, radius)
+                return version, self._search(version, ranges, ra, dec, radius, value_dtype)
             except OSError:
                 # the version was pruned under us (two loads in a row): reopen once
                 if version is not None:
