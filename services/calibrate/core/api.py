@@ -265,6 +265,10 @@ def calibrate_frame(
             _too_few_message(candidates, s, n_flagged, n_matched_any, n_usable, match_radius_arcsec),
             code=CODE_TOO_FEW_STARS,
         )
+    chosen = best
+    if best.isolated is not None:
+        # a crowded frame: the chosen band's final fit over its isolated calibrators (choice.fit_band)
+        best = best.isolated
     fit = best.fit
     assert fit is not None
     _sanity_check(best, n_matched_any, n_usable, match_radius_arcsec, s)
@@ -285,8 +289,10 @@ def calibrate_frame(
     )
     target = measure_target(
         sources, usable, limit_good, fit, target_ra, target_dec, match_radius_arcsec, s,
-        completeness_inst=completeness,
+        completeness_inst=completeness, neighbour_light=evaluation.neighbour_light,
     )
+    if target.detected and target.note:
+        warnings.extend(n for n in target.note.split("; ") if n.startswith("the target is blended"))
 
     durations_ms = {
         "match": round(evaluation.match_seconds * 1000, 3),
@@ -336,7 +342,7 @@ def calibrate_frame(
         n_usable=n_usable,
         target=target,
         plot=plot,
-        candidates=[c.to_model(chosen=c is best) for c in candidates],
+        candidates=[(best if c is chosen else c).to_model(chosen=c is chosen) for c in candidates],
         forced=forced is not None and forced.exact is not None,
         durations_ms=durations_ms,
         warnings=warnings,
