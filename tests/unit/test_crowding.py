@@ -141,3 +141,21 @@ def test_target_blend_rule():
     assert math.isclose(extra, s.target_blend_err_fraction * 2.5 * math.log10(2.0)) and "blended" in msg
     extra, msg = crowding.target_blend(2, 0.0, s)
     assert extra == s.target_blend_min_err and "FLAGS 2" in msg
+
+
+def test_empirical_error_of_a_crowded_frame_at_the_targets_signal_to_noise():
+    """Faint stars measured 0.1 mag too faint with 0.05 mag of scatter: a target at their S/N carries that."""
+    rng = np.random.default_rng(14)
+    n = 400
+    inst_err = np.where(np.arange(n) < 200, 0.01, 0.08)
+    resid = np.where(inst_err > 0.05, -0.1 + rng.normal(0, 0.05, n), rng.normal(0, 0.01, n))
+    inst = rng.uniform(10, 16, n)
+    colour = rng.normal(0.8, 0.3, n)
+    ref = inst + 1.0 + 0.1 * colour + resid
+    s = FitSettings()
+    faint = crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, 0.07, s)
+    assert 0.1 < faint < 0.13
+    bright = crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, 0.012, s)
+    assert bright < 0.015
+    assert crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, 0.5, s) is None  # nobody that faint
+    assert crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, None, s) is None

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from shared.bands import FilterConstraint, ForcedBand, filter_constraint, parse_
 from shared.errors import BadInput, CalibrationFailed
 from shared.models import SurveyStars
 from shared.surveys import get_survey
+from services.calibrate.core import crowding
 from services.calibrate.core.calibrators import source_quality, usable_mags
 from services.calibrate.core.choice import BandCandidate, band_has_data, choose_best, evaluate_candidates
 from services.calibrate.core.results import FrameCalibration, PlotData
@@ -293,6 +295,24 @@ def calibrate_frame(
     )
     if target.detected and target.note:
         warnings.extend(n for n in target.note.split("; ") if n.startswith("the target is blended"))
+    if best is not chosen and chosen.fit is not None and target.mag_err is not None:
+        # how far leaving the blended stars out moved the calibration: crowding the cut may not have
+        # removed moves it as much again, so that shift is part of the error (at the assumed colour)
+        c0 = fit.median_colour
+        shift = abs((fit.zeropoint + fit.colour_term * c0) - (chosen.fit.zeropoint + chosen.fit.colour_term * c0))
+        err = math.hypot(target.mag_err, s.crowding_shift_fraction * shift)
+        # how far sources measured as well as the target stray from the isolated calibration in this frame
+        empirical = crowding.empirical_error(
+            chosen.ref_mag, chosen.inst_mag, chosen.inst_err, chosen.colour_values, fit.zeropoint, fit.colour_term,
+            target.inst_mag_err, s,
+        )
+        if empirical is not None and empirical > err:
+            warnings.append(
+                f"crowded field: sources measured as well as the target scatter by {empirical:.3f} mag about the "
+                "calibration (blends, background); the target's error is that"
+            )
+            err = empirical
+        target = replace(target, mag_err=err)
 
     durations_ms = {
         "match": round(evaluation.match_seconds * 1000, 3),

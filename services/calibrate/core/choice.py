@@ -81,6 +81,15 @@ move light curves already on APASS or PS1 to other zero points when the
 data cannot tell the bands apart. Its Cousins R, I and U have no twin and
 win on their score (see bench/README.md, accuracy).
 Remaining ties go to more stars.
+
+Crowded frames. The choice is made on the fits over all calibrators, as
+in a sparse frame; in a crowded frame (:mod:`calibrators`, :mod:`crowding`)
+each band is also fitted over its isolated, well-measured calibrators
+(``BandCandidate.isolated``) and that fit, when it has
+``FitSettings.isolation_min_stars``, is the chosen band's final
+calibration. (Choosing on the isolated fits moves dense R frames to Gaia G:
+their few bright, isolated, reddened stars give G the smaller colour term,
+and the answer is no longer in the observer's system.)
 """
 
 from __future__ import annotations

@@ -307,3 +307,40 @@ def target_blend(flags: int | None, neighbour_light: float, settings: FitSetting
         "for the blend"
     )
     return extra, msg
+
+
+def empirical_error(
+    ref_mag: np.ndarray,
+    inst_mag: np.ndarray,
+    inst_err: np.ndarray,
+    colour: np.ndarray,
+    zeropoint: float,
+    colour_term: float,
+    target_inst_err: float | None,
+    settings: FitSettings,
+) -> float | None:
+    """How far a source measured as well as the target strays from the calibration in this frame, mag.
+
+    In a crowded frame a source's MAG_AUTO error does not include the
+    neighbours and the background of unresolved stars, which make faint
+    sources too faint (or too bright) by much more than it. The matched
+    stars of the chosen band (all of them, blended ones too) with an
+    instrumental error within a factor 2 of the target's show it:
+    ``sqrt(median**2 + (1.4826 MAD)**2)`` of their residuals about the
+    calibration (``ref - (inst + zeropoint + colour_term * colour)``). None
+    with fewer than ``settings.isolation_min_stars`` such stars or no
+    target error.
+    """
+    if target_inst_err is None or not math.isfinite(target_inst_err) or target_inst_err <= 0:
+        return None
+    inst_err = np.asarray(inst_err, dtype=float)
+    with np.errstate(invalid="ignore"):
+        near = (inst_err >= 0.5 * target_inst_err) & (inst_err <= 2.0 * target_inst_err)
+    resid = (np.asarray(ref_mag, dtype=float) - (np.asarray(inst_mag, dtype=float) + zeropoint
+                                                  + colour_term * np.asarray(colour, dtype=float)))[near]
+    resid = resid[np.isfinite(resid)]
+    if len(resid) < settings.isolation_min_stars:
+        return None
+    med = float(np.median(resid))
+    mad = 1.482602218505602 * float(np.median(np.abs(resid - med)))
+    return math.hypot(med, mad)

@@ -142,6 +142,11 @@ class FitSettings:
         there includes the unresolved stars' light, so its MAG_AUTO is too
         faint, by ~0.01 mag at an error of 0.01 and ~0.2 mag at 0.1 (dev
         set); default 0.02.
+    crowding_shift_fraction : float
+        In a crowded frame the target's error adds, in quadrature, this
+        fraction of the shift between the calibrations over all and over the
+        isolated calibrators (at the assumed colour): the crowding the cut
+        leaves may bias it as much again; default 1.
     target_blend_err_fraction : float
         A target flagged blended or with neighbours within
         ``isolation_frame_arcsec`` carries the unknown share of its light
@@ -182,6 +187,7 @@ class FitSettings:
     isolation_min_stars: int = 20
     crowded_fraction: float = 0.15
     crowded_max_inst_err: float = 0.02
+    crowding_shift_fraction: float = 1.0
     target_blend_err_fraction: float = 1.0
     target_blend_min_err: float = 0.3
 
