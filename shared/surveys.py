@@ -45,6 +45,10 @@ class Survey:
     #: brightest and faintest magnitude the survey's photometry is trusted at
     mag_bright: float = 0.0
     mag_faint: float = 30.0
+    #: closest separation at which the survey's photometry keeps two stars apart, arcsec: closer
+    #: neighbours are published as one star with their summed flux (a calibrator with such a
+    #: neighbour in Gaia is not isolated, services/calibrate/core/crowding.py)
+    resolution_arcsec: float = 1.0
     extra: dict[str, str] = field(default_factory=dict)
 
     def band(self, name: str) -> Band:
@@ -80,6 +84,7 @@ APASS = Survey(
     ),
     mag_bright=10.0,
     mag_faint=17.0,
+    resolution_arcsec=8.0,  # 2.57 arcsec pixels and aperture photometry: stars closer than ~8 arcsec are one entry
 )
 
 PS1 = Survey(
@@ -97,6 +102,7 @@ PS1 = Survey(
     dec_min=-30.0,
     mag_bright=14.0,
     mag_faint=21.5,
+    resolution_arcsec=1.2,  # ~1.1 arcsec seeing, PSF photometry
 )
 
 GAIA = Survey(
@@ -111,6 +117,7 @@ GAIA = Survey(
     ),
     mag_bright=8.0,
     mag_faint=20.5,
+    resolution_arcsec=0.4,  # Gaia G resolves pairs down to ~0.4 arcsec: the best resolved, deepest survey
 )
 
 SDSS = Survey(
@@ -127,6 +134,7 @@ SDSS = Survey(
     ),
     mag_bright=14.0,
     mag_faint=22.0,
+    resolution_arcsec=1.4,  # ~1.4 arcsec seeing
 )
 
 #: Gaia DR3 synthetic photometry from the XP spectra: the standardised
@@ -167,6 +175,7 @@ GAIASP = Survey(
     ),
     mag_bright=8.0,
     mag_faint=17.65,
+    resolution_arcsec=1.75,  # the XP spectra's 3.5 x 2.1 arcsec window blends stars within ~1.75 arcsec
 )
 
 SURVEYS: dict[str, Survey] = {s.name: s for s in (APASS, PS1, GAIA, SDSS, GAIASP)}

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -47,6 +48,7 @@ from shared.bands import FilterConstraint, ForcedBand, filter_constraint, parse_
 from shared.errors import BadInput, CalibrationFailed
 from shared.models import SurveyStars
 from shared.surveys import get_survey
+from services.calibrate.core import crowding
 from services.calibrate.core.calibrators import source_quality, usable_mags
 from services.calibrate.core.choice import BandCandidate, band_has_data, choose_best, evaluate_candidates
 from services.calibrate.core.results import FrameCalibration, PlotData
@@ -271,6 +273,10 @@ def calibrate_frame(
             _too_few_message(candidates, s, n_flagged, n_matched_any, n_usable, match_radius_arcsec),
             code=CODE_TOO_FEW_STARS,
         )
+    chosen = best
+    if best.isolated is not None:
+        # a crowded frame: the chosen band's final fit over its isolated calibrators (choice.fit_band)
+        best = best.isolated
     fit = best.fit
     assert fit is not None
     _sanity_check(best, n_matched_any, n_usable, match_radius_arcsec, s)
@@ -291,8 +297,28 @@ def calibrate_frame(
     )
     target = measure_target(
         sources, usable, limit_good, fit, target_ra, target_dec, match_radius_arcsec, s,
-        completeness_inst=completeness,
+        completeness_inst=completeness, neighbour_light=evaluation.neighbour_light,
     )
+    if target.detected and target.note:
+        warnings.extend(n for n in target.note.split("; ") if n.startswith("the target is blended"))
+    if best is not chosen and chosen.fit is not None and target.mag_err is not None:
+        # how far leaving the blended stars out moved the calibration: crowding the cut may not have
+        # removed moves it as much again, so that shift is part of the error (at the assumed colour)
+        c0 = fit.median_colour
+        shift = abs((fit.zeropoint + fit.colour_term * c0) - (chosen.fit.zeropoint + chosen.fit.colour_term * c0))
+        err = math.hypot(target.mag_err, s.crowding_shift_fraction * shift)
+        # how far sources measured as well as the target stray from the isolated calibration in this frame
+        empirical = crowding.empirical_error(
+            chosen.ref_mag, chosen.inst_mag, chosen.inst_err, chosen.colour_values, fit.zeropoint, fit.colour_term,
+            target.inst_mag_err, s,
+        )
+        if empirical is not None and empirical > err:
+            warnings.append(
+                f"crowded field: sources measured as well as the target scatter by {empirical:.3f} mag about the "
+                "calibration (blends, background); the target's error is that"
+            )
+            err = empirical
+        target = replace(target, mag_err=err)
 
     durations_ms = {
         "match": round(evaluation.match_seconds * 1000, 3),
@@ -342,7 +368,7 @@ def calibrate_frame(
         n_usable=n_usable,
         target=target,
         plot=plot,
-        candidates=[c.to_model(chosen=c is best) for c in candidates],
+        candidates=[(best if c is chosen else c).to_model(chosen=c is chosen) for c in candidates],
         forced=forced is not None and forced.exact is not None,
         durations_ms=durations_ms,
         warnings=warnings,

@@ -81,6 +81,15 @@ move light curves already on APASS or PS1 to other zero points when the
 data cannot tell the bands apart. Its Cousins R, I and U have no twin and
 win on their score (see bench/README.md, accuracy).
 Remaining ties go to more stars.
+
+Crowded frames. The choice is made on the fits over all calibrators, as
+in a sparse frame; in a crowded frame (:mod:`calibrators`, :mod:`crowding`)
+each band is also fitted over its isolated, well-measured calibrators
+(``BandCandidate.isolated``) and that fit, when it has
+``FitSettings.isolation_min_stars``, is the chosen band's final
+calibration. (Choosing on the isolated fits moves dense R frames to Gaia G:
+their few bright, isolated, reddened stars give G the smaller colour term,
+and the answer is no longer in the observer's system.)
 """
 
 from __future__ import annotations
@@ -97,6 +106,7 @@ from shared.arrays import SourceTable
 from shared.jit import JIT, kernel_array
 from shared.models import CandidateFit, SurveyStars
 from shared.surveys import Band, Survey, get_survey
+from services.calibrate.core import crowding
 from services.calibrate.core.calibrators import bright_end_cut, star_usable
 from services.calibrate.core.fitting import FitResult, InsufficientData, fit_zeropoint
 from services.calibrate.core.matching import MatchResult, SourceGrid
@@ -141,6 +151,9 @@ class BandCandidate:
     inst_err: np.ndarray = field(default_factory=lambda: np.zeros(0))
     colour_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
     bright: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: in a crowded frame, the same band fitted over its isolated calibrators only (the final fit
+    #: when this band is chosen; the choice is made on the fits of all calibrators), else None
+    isolated: "BandCandidate | None" = None
 
     def to_model(self, chosen: bool = False) -> CandidateFit:
         f = self.fit
@@ -171,6 +184,8 @@ class _SurveyMatch:
     m_cal: np.ndarray  # bool: also passes the source quality cuts and is not ambiguous
     src_mag: np.ndarray
     src_err: np.ndarray
+    #: bool: m_cal and isolated in the frame and in the survey (crowding.py); None: no isolation cut
+    m_iso: np.ndarray | None = None
 
 
 def _band_array(stars: SurveyStars, *names: str) -> np.ndarray | None:
@@ -338,13 +353,19 @@ def fit_band(
         # no colour at all: the stars' magnitudes may still give a zero point (see _assume_colour_term)
         blue = red = np.full(len(mags), np.nan)
 
-    idx, ref_mag, ref_err, colour, colour_var, colour_cov, inst, inst_err = _select_calibrators(
-        pre.m_idx, pre.m_ref, pre.m_cal, kernel_array(mags), kernel_array(errs), kernel_array(blue), kernel_array(red),
-        _errors_or_zero(blue_err, len(mags)), _errors_or_zero(red_err, len(mags)), pre.src_mag, pre.src_err,
-        float(survey.mag_bright), float(survey.mag_faint), float(settings.max_ref_err),
-        # covariance of the band's noise with the colour's: + if it is the colour's blue band, - if the red
-        1.0 if band.name == band.colour[0] else (-1.0 if band.name == band.colour[1] else 0.0),
-    )
+    sign = 1.0 if band.name == band.colour[0] else (-1.0 if band.name == band.colour[1] else 0.0)
+
+    def select(mask):
+        return _select_calibrators(
+            pre.m_idx, pre.m_ref, mask, kernel_array(mags), kernel_array(errs), kernel_array(blue), kernel_array(red),
+            _errors_or_zero(blue_err, len(mags)), _errors_or_zero(red_err, len(mags)), pre.src_mag, pre.src_err,
+            float(survey.mag_bright), float(survey.mag_faint), float(settings.max_ref_err),
+            # covariance of the band's noise with the colour's: + if it is the colour's blue band, - if the red
+            sign,
+        )
+
+    m_cal = pre.m_cal
+    idx, ref_mag, ref_err, colour, colour_var, colour_cov, inst, inst_err = select(m_cal)
     cand.ncalibrators = cand.nquality = len(idx)
     cand.source_index, cand.ref_mag, cand.ref_err = idx, ref_mag, ref_err
     cand.inst_mag, cand.inst_err, cand.colour_values = inst, inst_err, colour
@@ -354,7 +375,7 @@ def fit_band(
         # too few stars with a colour: the same selection without the colour (stars with a magnitude only)
         no_colour = np.zeros(len(mags))
         q_idx, q_ref, q_err, _, _, _, q_inst, q_inst_err = _select_calibrators(
-            pre.m_idx, pre.m_ref, pre.m_cal, kernel_array(mags), kernel_array(errs), no_colour, no_colour,
+            pre.m_idx, pre.m_ref, m_cal, kernel_array(mags), kernel_array(errs), no_colour, no_colour,
             no_colour, no_colour, pre.src_mag, pre.src_err,
             float(survey.mag_bright), float(survey.mag_faint), float(settings.max_ref_err), 0.0,
         )
@@ -408,6 +429,15 @@ def fit_band(
     if cand.nbright:
         notes.append(f"{cand.nbright} bright stars cut (non-linear)")
     cand.note = "; ".join(notes) or None
+    if pre.m_iso is not None:
+        # a crowded frame: the same band over its isolated calibrators, for the final fit if it is chosen
+        iso = fit_band(survey, band, stars, match, src_usable, src_good, sources, settings,
+                       pre=replace(pre, m_cal=pre.m_iso, m_iso=None))
+        if iso.fit is not None and iso.ncalibrators >= settings.isolation_min_stars:
+            n_left_out = int(np.count_nonzero(pre.m_cal & ~pre.m_iso & np.isfinite(mags[pre.m_ref])))
+            iso.note = _add_note(iso.note, f"crowded field: {n_left_out} blended or faint stars left out "
+                                 "(neighbours within the survey's resolution or the seeing)")
+            cand.isolated = iso
     return cand
 
 
@@ -424,6 +454,10 @@ class Evaluation:
     detected: dict[str, np.ndarray]
     #: time spent building the grid and matching, s
     match_seconds: float
+    #: per source, the light of its neighbours in the frame over its own (:func:`crowding.frame_blend`)
+    neighbour_light: np.ndarray | None = None
+    #: the frame is crowded: isolated calibrators make the chosen band's final fit (``BandCandidate.isolated``)
+    crowded: bool = False
 
 
 def evaluate_candidates(
@@ -467,6 +501,8 @@ def evaluate_candidates(
     src_mag = kernel_array(sources.mag)
     src_err = kernel_array(sources.mag_err)
     src_cal = src_usable & src_good
+    gaia = crowding.gaia_stars(references)
+    frame_isolated, crowded, neighbour_light = _frame_isolated(sources, src_usable, src_cal, gaia, settings)
     for key, stars in references.items():
         try:
             survey = get_survey(stars.survey or key)
@@ -498,11 +534,33 @@ def evaluate_candidates(
             src_mag=src_mag,
             src_err=src_err,
         )
+        if crowded:
+            ref_isolated = crowding.reference_blend(survey, stars, gaia) <= settings.isolation_max_blend
+            bright = np.asarray(sources.mag_err, dtype=float)[m_idx] <= settings.crowded_max_inst_err
+            pre.m_iso = pre.m_cal & frame_isolated[m_idx] & ref_isolated[pre.m_ref] & bright
         for band in bands:
             candidates.append(
                 fit_band(survey, band, stars, match, src_usable, src_good, sources, settings, pre=pre)
             )
-    return Evaluation(candidates, int((matched_any & src_usable).sum()), detected, match_seconds)
+    return Evaluation(
+        candidates, int((matched_any & src_usable).sum()), detected, match_seconds, neighbour_light, crowded
+    )
+
+
+def _frame_isolated(
+    sources: SourceTable, usable: np.ndarray, good: np.ndarray, gaia, settings: FitSettings
+) -> tuple[np.ndarray, bool, np.ndarray]:
+    """Per source: no blend flag and no neighbour sharing its light in the frame (:mod:`crowding`);
+    whether the frame is crowded: more than ``settings.crowded_fraction`` of its good sources
+    measured to ``crowded_max_inst_err`` or better are not isolated; and the neighbours' light."""
+    flags = np.asarray(sources.flags).astype(np.int64, copy=False)
+    blend = crowding.frame_blend(sources, usable, gaia, settings.isolation_frame_arcsec)
+    isolated = ((flags & settings.blend_flags) == 0) & (blend <= settings.isolation_max_blend)
+    with np.errstate(invalid="ignore"):
+        measured = good & (np.asarray(sources.mag_err, dtype=float) <= settings.crowded_max_inst_err)
+    n = int(measured.sum())
+    crowded = n > 0 and float(np.count_nonzero(measured & ~isolated)) / n > settings.crowded_fraction
+    return isolated, crowded, blend
 
 
 def nominal_band(band: str) -> str:

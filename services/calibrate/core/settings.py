@@ -14,8 +14,12 @@ from dataclasses import dataclass
 #: or corrupted, 32 isophotal data incomplete or corrupted, 64 memory
 #: overflow during deblending, 128 memory overflow during extraction.
 #: Bits 1 (bright neighbours / bad pixels) and 2 (deblended) are common and
-#: mostly harmless for aperture photometry, so they are kept.
+#: mostly harmless in a sparse frame, so they are kept there; in a crowded one
+#: they are part of the isolation cut (:data:`DEFAULT_BLEND_FLAGS`).
 DEFAULT_REJECT_FLAGS = 4 | 8 | 16 | 32 | 64 | 128
+#: SExtractor FLAGS bits that make a calibrator not isolated (:mod:`crowding`):
+#: 1 neighbours or bad pixels bias the photometry, 2 deblended from a blend.
+DEFAULT_BLEND_FLAGS = 1 | 2
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,49 @@ class FitSettings:
         the image goes on beyond its outermost source. Farther out the
         frame is refused (``target_outside_frame``), never answered with a
         limit. Default 60.
+    isolation_max_blend : float
+        A calibrator is isolated (:mod:`crowding`) when the light of its
+        neighbours, over its own, is at most this in the reference survey
+        (Gaia stars within the survey's ``resolution_arcsec``) and in the
+        frame (Gaia stars and frame sources within ``isolation_frame_arcsec``);
+        dimensionless, default 0.05 (a 5 % blend is 0.05 mag; one neighbour
+        3.25 mag fainter).
+    isolation_frame_arcsec : float
+        Neighbours closer than this share a source's light in the frame
+        (about the seeing FWHM, 1.5-3 arcsec, plus the deblending's reach),
+        arcsec; default 3.
+    blend_flags : int
+        SExtractor FLAGS bits that make a calibrator not isolated; default
+        ``1|2`` (:data:`DEFAULT_BLEND_FLAGS`).
+    isolation_min_stars : int
+        The isolation cut applies to a band only when at least this many of
+        its calibrators are isolated (a sparse frame keeps them all
+        anyway); otherwise every calibrator is used, as without it; default 20.
+    crowded_fraction : float
+        A frame is crowded when more than this fraction of its good sources
+        measured to ``crowded_max_inst_err`` are not isolated in the frame;
+        only then do the isolation cuts apply (a sparse frame, a few per cent
+        of blends, is calibrated as without them); default 0.15.
+    crowded_max_inst_err : float
+        In a crowded frame the calibrators are also limited to instrumental
+        errors up to this, mag: SExtractor's background under a faint star
+        there includes the unresolved stars' light, so its MAG_AUTO is too
+        faint, by ~0.01 mag at an error of 0.01 and ~0.2 mag at 0.1 (dev
+        set); default 0.02.
+    crowding_shift_fraction : float
+        In a crowded frame the target's error adds, in quadrature, this
+        fraction of the shift between the calibrations over all and over the
+        isolated calibrators (at the assumed colour): the crowding the cut
+        leaves may bias it as much again; default 1.
+    target_blend_err_fraction : float
+        A target flagged blended or with neighbours within
+        ``isolation_frame_arcsec`` carries the unknown share of its light
+        that is theirs: its error adds, in quadrature, this fraction of
+        ``2.5 log10(1 + light)`` (their light over the target's,
+        :func:`crowding.target_blend`); default 1.
+    target_blend_min_err : float
+        ... and at least this when SExtractor flags it blended, mag; default 0.3
+        (blended targets of crowded frames come back 0.2-0.5 mag too bright).
     """
 
     clip_sigma: float = 2.5
@@ -142,6 +189,15 @@ class FitSettings:
     max_scatter: float = 0.5
     min_match_fraction: float = 0.1
     target_margin_arcsec: float = 60.0
+    isolation_max_blend: float = 0.05
+    isolation_frame_arcsec: float = 3.0
+    blend_flags: int = DEFAULT_BLEND_FLAGS
+    isolation_min_stars: int = 20
+    crowded_fraction: float = 0.15
+    crowded_max_inst_err: float = 0.02
+    crowding_shift_fraction: float = 1.0
+    target_blend_err_fraction: float = 1.0
+    target_blend_min_err: float = 0.3
 
     def __post_init__(self) -> None:
         if not self.clip_sigma > 0:

@@ -34,7 +34,8 @@ from numba import njit
 
 from shared.arrays import SourceTable
 from shared.errors import CalibrationFailed
-from services.calibrate.core.fitting import MAD_TO_SIGMA, FitResult
+from services.calibrate.core.crowding import target_blend
+from services.calibrate.core.fitting import MAD_TO_SIGMA, FitResult, fast_median
 from shared.jit import JIT, kernel_array
 from services.calibrate.core.matching import ARCSEC_PER_RAD, angular_separation_arcsec
 from services.calibrate.core.results import TargetMeasurement
@@ -634,6 +635,7 @@ def measure_target(
     settings: FitSettings,
     reject_flags: int | None = None,
     completeness_inst: float | None = None,
+    neighbour_light: np.ndarray | None = None,
 ) -> TargetMeasurement:
     """Calibrate the transient, or give the frame's limit if it is not there.
 
@@ -665,6 +667,11 @@ def measure_target(
     of the catalogue's own magnitude-error relation
     (:func:`frame_limit_inst`); ``limit_method`` says which (see the module
     docstring for why). The limit is computed for detections too.
+
+    A blended target (SExtractor blend FLAGS, or ``neighbour_light``, per
+    source the neighbours' light over its own from :func:`crowding.frame_blend`,
+    above ``isolation_max_blend``) has the blend's share of the error added
+    in quadrature and a note saying so (:func:`crowding.target_blend`).
     """
     colour = fit.median_colour
     cal_shift = fit.zeropoint + fit.colour_term * colour
@@ -696,6 +703,12 @@ def measure_target(
     else:
         mag_err = None
         notes.append("the target's instrumental error is missing")
+    light = 0.0 if neighbour_light is None else float(neighbour_light[j])
+    blend_err, blend_msg = target_blend(flags, light, settings)
+    if blend_msg:
+        notes.append(blend_msg)
+        if mag_err is not None:
+            mag_err = math.hypot(mag_err, blend_err)
     rf = settings.reject_flags if reject_flags is None else reject_flags
     if flags & rf:
         notes.append(f"the target has SExtractor FLAGS {flags} (saturated/truncated/corrupted?)")
