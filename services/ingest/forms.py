@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from shared.bands import NO_FORCE as _NO_FORCE, parse_force_filter
 from shared.cpcs_http import parse_flag
 from shared.errors import BadInput
-from shared.surveys import SURVEYS, get_survey
 from shared.validation import clean_comment, validate_ivorn
 
 #: forceFilter values that mean "choose the best survey and band"

@@ -8,14 +8,12 @@ so skipped where it is not installed; ~15 s to make) are generated once per
 session and calibrated through :func:`services.calibrate.core.calibrate_frame`
 on the SExtractor catalogue, as an upload would be.
 
-Assertions marked ``xfail(strict=False)`` need the band-choice work of
-branch ``band`` (the band choice, the observatory's filters); the lead
-removes the marks once it is merged.
+Every field's best band must be identified, with and without the
+observatory's registered filters.
 """
 
 from __future__ import annotations
 
-import inspect
 import shutil
 
 import numpy as np
@@ -43,7 +41,6 @@ FILTERS = {"r": ["g'", "r'", "i'", "z'"], "i": ["g'", "r'", "i'", "z'"], "z": ["
            "V": ["B", "V", "R", "I"], "R": ["B", "V", "R", "I"]}
 #: a generous bound on |calibrated - true| beyond the reported error (mag): crowded targets are blended
 GENEROUS = 0.15
-PENDING_BAND = "the band choice on realistic skies is branch band's work (issue 15); remove once merged"
 
 
 @pytest.fixture(scope="session")
@@ -118,17 +115,14 @@ def test_band_forced_to_the_truth_gives_the_true_magnitude(realistic_fields, nam
         assert abs(calibration_error(truth, t, truth["transient"]["mag"])) <= GENEROUS + 3.0 * cal.zeropoint_err
 
 
-@pytest.mark.xfail(strict=False, reason=PENDING_BAND)
 @pytest.mark.parametrize("name", NAMES)
 def test_best_band_identified(realistic_fields, name):
     truth, cal = calibrate(realistic_fields[name])
     assert (cal.survey, cal.band) in acceptable(truth)
 
 
-@pytest.mark.xfail(strict=False, reason=PENDING_BAND + " (calibrate_frame(..., observatory_filters=...))")
 @pytest.mark.parametrize("name", NAMES)
 def test_best_band_identified_with_the_observatorys_filters(realistic_fields, name):
-    assert "observatory_filters" in inspect.signature(calibrate_frame).parameters
     folder = realistic_fields[name]
     truth = fieldio.load_truth(folder)
     _, cal = calibrate(folder, observatory_filters=FILTERS[truth["instrument_band"]])
