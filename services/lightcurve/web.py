@@ -597,6 +597,16 @@ def _event_form(values: dict, errors: list[str], info: str = "", csrf: str | Non
 <p class="hint">Scripts may use the API: <code>POST /api/v1/alerts</code> with <code>ivorn</code>, <code>ra</code>, <code>dec</code>, <code>url</code>, <code>name</code> and the hashtag.</p>"""
 
 
+def _validated(validate, value: str, errors: list[str]):
+    """``validate(value)``, or None with its complaint added to ``errors`` as a sentence."""
+    try:
+        return validate(value)
+    except ValueError as exc:
+        text = str(exc)
+        errors.append(text[:1].upper() + text[1:] + ".")
+        return None
+
+
 def _number(text: str, name: str, low: float, high: float, high_open: bool, errors: list[str]) -> float | None:
     try:
         value = float(text.replace(",", ".").strip())
@@ -625,23 +635,13 @@ async def new_event(request: web.Request) -> web.Response:
     errors: list[str] = []
     if not csrf_ok(request, form):
         errors.append("The form has expired: reload the page and try again.")
-    try:
-        ivorn = validate_ivorn(values["ivorn"])
-    except ValueError as exc:
-        ivorn = None
-        text = str(exc)
-        errors.append(text[:1].upper() + text[1:] + ".")
+    ivorn = _validated(validate_ivorn, values["ivorn"], errors)
     ra = _number(values["ra"], "RA", 0.0, 360.0, True, errors)
     dec = _number(values["dec"], "Dec", -90.0, 90.0, False, errors)
     url = values["url"] or None
     if url and (pages.safe_url(url) is None or len(url) > 500):
         errors.append("URL is a web address starting with http:// or https:// (at most 500 characters).")
-    try:
-        name = validate_alert_name(values["name"])
-    except ValueError as exc:
-        name = None
-        text = str(exc)
-        errors.append(text[:1].upper() + text[1:] + ".")
+    name = _validated(validate_alert_name, values["name"], errors)
     status = 400
     exists = False
     if not errors:
