@@ -22,6 +22,8 @@ from services.calibrate.settings import CalibrateSettings
 from shared.arrays import SourceTable
 from shared.db import Database
 from shared.db.alerts import bump_data_version
+from shared.db.calibrations import plot_columns
+from shared.db.client import insert_once
 from shared.db.datapoints import store_datapoint
 from shared.bands import ForcedBand, parse_force_filter
 from shared.errors import PhotcalError
@@ -125,24 +127,20 @@ class Pipeline:
         self, upload: UploadRequested, cal: FrameCalibration, result: CalibrationResult, sources: SourceTable | None = None
     ) -> None:
         calibration_id = upload.upload_id
-        # the calibration record and the datapoint together (both idempotent: a redelivery rewrites nothing)
+
+        async def datapoint_then_sources():
+            stored = await store_datapoint(self.db, _datapoint_fields(upload, result, calibration_id), bump=False)
+            after = [bump_data_version(self.db, upload.ivorn)]  # the light curve's cache sees the new point
+            if sources is not None:
+                # the parsed sources of every stored upload, for `photcal recalibrate` (keyed by _id: always indexed)
+                after.append(insert_once(self.db.upload_sources, {"_id": upload.upload_id} | _sources_record(upload, sources)))
+            await asyncio.gather(*after)
+            return stored
+
+        # the calibration record and the datapoint together (all idempotent: a redelivery rewrites nothing)
         _, point = await asyncio.gather(
-            self.db.calibrations.update_one(
-                {"upload_id": upload.upload_id},
-                {"$setOnInsert": _calibration_record(upload, cal, result)},
-                upsert=True,
-            ),
-            store_datapoint(self.db, _datapoint_fields(upload, result, calibration_id), bump=False),
+            insert_once(self.db.calibrations, _calibration_record(upload, cal, result)), datapoint_then_sources()
         )
-        after = [bump_data_version(self.db, upload.ivorn)]  # the light curve's cache sees the new point
-        if sources is not None:
-            # the parsed sources of every stored upload, for `photcal recalibrate` (keyed by _id: always indexed)
-            after.append(self.db.upload_sources.update_one(
-                {"_id": upload.upload_id},
-                {"$setOnInsert": _sources_record(upload, sources)},
-                upsert=True,
-            ))
-        await asyncio.gather(*after)
         result.stored = True
         result.followup_id = point.followup_id
         result.calibration_id = calibration_id
@@ -255,7 +253,9 @@ def _calibration_record(upload: UploadRequested, cal: FrameCalibration, result: 
     record["calibration_id"] = upload.upload_id
     record["match_dist_arcsec"] = upload.match_dist_arcsec
     record["force_filter"] = upload.force_filter
-    record["stars"] = cal.plot_data_as_dict() if hasattr(cal, "plot_data_as_dict") else None
+    # binary columns of the same numbers as plot_data_as_dict (shared/db/calibrations.py): a dense frame's
+    # ~1,400 stars as lists were ~12,000 BSON elements, the costliest part of the write
+    record["stars"] = plot_columns(cal.plot) if hasattr(cal, "plot") else None
     return record
 
 

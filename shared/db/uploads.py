@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.db.client import Database
+from shared.db.client import Database, insert_once
 from shared.models import CalibrationResult, utcnow
 
 
 async def record_queued(db: Database, upload_id: str, fields: dict[str, Any]) -> None:
-    await db.uploads.update_one(
-        {"upload_id": upload_id},
-        {"$setOnInsert": fields | {"upload_id": upload_id, "state": "queued", "queued_at": utcnow()}},
-        upsert=True,
-    )
+    # nothing if the worker already recorded the upload (its result, or a crash count): unique upload_id
+    await insert_once(db.uploads, fields | {"upload_id": upload_id, "state": "queued", "queued_at": utcnow()})
 
 
 async def record_result(db: Database, result: CalibrationResult) -> None:

@@ -1,0 +1,53 @@
+"""The calibration record's per-star plot arrays, as binary columns.
+
+``calibrations.stars`` holds the chosen fit's matched stars (ref_mag, ref_err,
+inst_mag, inst_err, colour, residual; used, clipped, bright). They were lists
+of JSON numbers: a 3,000-source frame's ~1,400 stars made ~12,000 BSON
+elements, which nx-27017 turns into JSON one by one (an insert of ~15-20 ms,
+and every later scan of the collection reads them again). Each column is now
+``{"dtype": "<f8" | "|b1", "data": <BSON binary, little-endian>}`` (the shape
+of shared/arrays.py's columns, raw bytes instead of base64): one element per
+column. The numbers are the same: rounded to 4 decimals as before, a missing
+value (None in the lists) is NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from bson import Binary
+
+#: float columns (rounded), then boolean ones, as FrameCalibration.plot_data_as_dict names them
+FLOAT_COLUMNS = ("ref_mag", "ref_err", "inst_mag", "inst_err", "colour", "residual")
+FLAG_COLUMNS = ("used", "clipped", "bright")
+
+
+def plot_columns(plot, digits: int = 4) -> dict[str, dict]:
+    """The plot's arrays for the record: the values of ``plot_data_as_dict`` (Python's round, so
+    bit for bit the same numbers), as binary columns."""
+    out: dict[str, dict] = {}
+    for name in FLOAT_COLUMNS:
+        values = np.asarray(getattr(plot, name), dtype=float).tolist()
+        rounded = np.array([round(v, digits) if math.isfinite(v) else math.nan for v in values], dtype="<f8")
+        out[name] = {"dtype": "<f8", "data": Binary(rounded.tobytes())}
+    for name in FLAG_COLUMNS:
+        flags = np.asarray(getattr(plot, name)).astype("|b1")
+        out[name] = {"dtype": "|b1", "data": Binary(flags.tobytes())}
+    return out
+
+
+def read_plot_columns(stars: dict | None) -> dict[str, np.ndarray]:
+    """A stored record's ``stars`` as arrays; records stored as lists (before the binary columns) too."""
+    out: dict[str, np.ndarray] = {}
+    for name, value in (stars or {}).items():
+        if isinstance(value, dict):
+            dtype = str(value["dtype"])
+            if dtype not in ("<f8", "|b1"):
+                raise ValueError(f"plot column {name!r} has dtype {dtype!r}")
+            out[name] = np.frombuffer(bytes(value["data"]), dtype=dtype).copy()
+        elif name in FLAG_COLUMNS:
+            out[name] = np.asarray(value, dtype=bool)
+        else:
+            out[name] = np.array([math.nan if v is None else v for v in value], dtype=float)
+    return out
