@@ -36,6 +36,8 @@ SHORT_MESSAGES = {
     "no_usable_sources": "no usable magnitude in the catalogue",
     "missing_columns": "catalogue lacks MAG_AUTO/ALPHA_J2000",
     "timeout": "still calibrating: see X-Upload-ID",
+    "target_outside_frame": "the event is outside this frame",
+    "catalog_unavailable": "catalogue service down: try later",
 }
 
 
