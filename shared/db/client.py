@@ -93,7 +93,7 @@ async def insert_once(collection, doc: dict) -> bool:
     """Insert ``doc`` unless a document with its unique key (``_id`` or a unique index) is stored: True if
     inserted. The same outcome as ``update_one(key, {"$setOnInsert": doc}, upsert=True)``, but a plain
     insert: nx-27017 serves an upsert that inserts by scanning the collection (tens of ms, growing with
-    it), an insert through the unique index in about a millisecond (measured: notes/perf.md)."""
+    it), an insert through the unique index in about a millisecond (measured: notes/stored-records.md)."""
     try:
         await collection.insert_one(doc)
     except DuplicateKeyError:
