@@ -15,6 +15,10 @@ import sys
 import time
 
 from shared.db import connect_database
+from shared.db.calibrations import calibration_summary
+from shared.db.datapoints import has_live_datapoint
+from shared.db.recalibrations import store_recalibration
+from shared.db.upload_sources import all_sources
 from shared.errors import BadInput
 from shared.models import utcnow
 from shared.settings import CommonSettings
@@ -47,15 +51,12 @@ async def run(args, settings: CommonSettings) -> int:
         old = {}
         uploads: list[StoredUpload] = []
         skipped = 0
-        async for doc in db.upload_sources.find({}):
+        async for doc in all_sources(db):
             up = StoredUpload.from_doc(doc)
-            point = await db.datapoints.find_one({"upload_id": up.upload_id}, {"_id": 0, "deleted": 1})
-            if point is None or point.get("deleted"):
+            if not await has_live_datapoint(db, up.upload_id):
                 skipped += 1  # its datapoint was deleted by the observatory: nothing to recalibrate
                 continue
-            cal = await db.calibrations.find_one(
-                {"upload_id": up.upload_id}, {"_id": 0, "survey": 1, "filter": 1, "mag": 1, "zeropoint": 1}
-            )
+            cal = await calibration_summary(db, up.upload_id)
             old[up.upload_id] = cal or {}
             uploads.append(up)
             if args.limit and len(uploads) >= args.limit:
@@ -73,7 +74,6 @@ async def run(args, settings: CommonSettings) -> int:
             batch = uploads[start : start + BATCH]
             refits = await asyncio.to_thread(recalibrate, batch, survey, source, columns, scheduler)
             for up, r in zip(batch, refits):
-                key = f"{up.upload_id}|{survey}|{version}"
                 record = {
                     "upload_id": up.upload_id,
                     "ivorn": up.ivorn,
@@ -91,8 +91,7 @@ async def run(args, settings: CommonSettings) -> int:
                     **r.result,
                 }
                 record["survey"] = survey
-                # update_one/$set, not replace_one: nx-27017 ignores the filter's _id on a replace upsert
-                await db.recalibrations.update_one({"_id": key}, {"$set": record}, upsert=True)
+                await store_recalibration(db, up.upload_id, survey, version, record)
                 ok += r.ok
                 failed += not r.ok
                 prev = old.get(up.upload_id) or {}

@@ -22,9 +22,9 @@ from services.calibrate.settings import CalibrateSettings
 from shared.arrays import SourceTable
 from shared.db import Database
 from shared.db.alerts import bump_data_version
-from shared.db.calibrations import plot_columns
-from shared.db.client import insert_once
+from shared.db.calibrations import plot_columns, store_calibration
 from shared.db.datapoints import store_datapoint
+from shared.db.upload_sources import store_sources
 from shared.bands import ForcedBand, parse_force_filter
 from shared.errors import PhotcalError
 from shared.models import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS, CalibrationResult, CandidateFit, UploadRequested, utcnow
@@ -133,13 +133,13 @@ class Pipeline:
             after = [bump_data_version(self.db, upload.ivorn)]  # the light curve's cache sees the new point
             if sources is not None:
                 # the parsed sources of every stored upload, for `photcal recalibrate` (keyed by _id: always indexed)
-                after.append(insert_once(self.db.upload_sources, {"_id": upload.upload_id} | _sources_record(upload, sources)))
+                after.append(store_sources(self.db, _sources_record(upload, sources)))
             await asyncio.gather(*after)
             return stored
 
         # the calibration record and the datapoint together (all idempotent: a redelivery rewrites nothing)
         _, point = await asyncio.gather(
-            insert_once(self.db.calibrations, _calibration_record(upload, cal, result)), datapoint_then_sources()
+            store_calibration(self.db, _calibration_record(upload, cal, result)), datapoint_then_sources()
         )
         result.stored = True
         result.followup_id = point.followup_id

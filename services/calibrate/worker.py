@@ -23,14 +23,13 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
-from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 
 from services.calibrate.decisions import Action, Decision, Failure, Policy, decide
 from services.calibrate.pipeline import Pipeline
 from services.calibrate.settings import CalibrateSettings
 from shared.db import Database
-from shared.db.uploads import record_result
+from shared.db.uploads import count_crash, record_failure, record_result
 from shared.errors import PhotcalError
 from shared.logging import correlation_id, get_logger
 from shared.models import (
@@ -195,10 +194,8 @@ class Worker:
     async def _crashes(self, upload_id: str, deliveries: int) -> int:
         """How many times this upload crashed the calibration (JetStream's count if the database is away)."""
         try:
-            doc = await self.db.uploads.find_one_and_update(
-                {"upload_id": upload_id}, {"$inc": {"crashes": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-            )
-            return int(doc.get("crashes", deliveries))
+            crashes = await count_crash(self.db, upload_id)
+            return deliveries if crashes is None else crashes
         except PyMongoError:
             return deliveries
 
@@ -268,9 +265,7 @@ class Worker:
     async def _record_failure(self, failed: CalibrationResult) -> bool:
         """Record the failure unless a result is there already; False if the database is away."""
         try:
-            doc = await self.db.uploads.find_one({"upload_id": failed.upload_id}, {"state": 1})
-            if not (doc and doc.get("state") == "done"):  # a recorded result is never replaced by a failure
-                await record_result(self.db, failed)
+            await record_failure(self.db, failed)  # a recorded result is never replaced by a failure
             return True
         except PyMongoError as exc:
             log.warning("failure_not_recorded", upload_id=failed.upload_id, error=str(exc)[:200])

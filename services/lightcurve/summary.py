@@ -13,9 +13,8 @@ datapoints takes 150 ms):
 
 * the newest ``alert_id`` and ``followup_id``: a new alert or datapoint (they
   are only ever inserted, with a new id) is seen at once;
-* the datapoints whose ``dedupe_key`` starts ``deleted:``, which
-  ``shared.db.datapoints.delete_datapoint`` (the web's delete, CPCS
-  ``cgi/delpoint``) sets on a soft delete: a delete is seen at once.
+* the soft-deleted datapoints (``shared.db.datapoints.deleted_followup_ids``,
+  an index range; every delete marks its datapoint so): a delete is seen at once.
 
 Anything else (an alert renamed by an import, a hand edit) is seen within
 :data:`MAX_AGE` seconds.
@@ -29,14 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.db import Database
-from shared.db.alerts import Alert
+from shared.db.alerts import Alert, alert_summaries, newest_alert_id
+from shared.db.datapoints import deleted_followup_ids, live_summaries, newest_followup_id
 from shared.validation import validate_ivorn
 
 MAX_AGE = 30.0
-ALERT_FIELDS = {"_id": 0, "ivorn": 1, "name": 1, "ra": 1, "dec": 1, "url": 1, "alert_id": 1, "created": 1}
-POINT_FIELDS = {"_id": 0, "ivorn": 1, "mjd": 1, "mag": 1, "limit_mag": 1, "detected": 1, "created": 1}
-#: soft-deleted datapoints: delete_datapoint rewrites their unique dedupe_key to "deleted:<id>:..." (an index range)
-DELETED_RANGE = {"dedupe_key": {"$gte": "deleted:", "$lt": "deleted;"}}
 SORT_KEYS = ("name", "ivorn", "ra", "dec", "n_datapoints", "last_mag", "last_mjd", "id")
 
 
@@ -90,8 +86,7 @@ def _only_additions(old: tuple, new: tuple) -> bool:
 async def _with_additions(db: Database, current: Summary, version: tuple) -> Summary:
     """``current`` with the alerts (alert_id) and datapoints (followup_id) added since it was read."""
     added = []
-    cursor = db.alerts.find({"alert_id": {"$gt": current.version[0] or 0}}, ALERT_FIELDS).sort("alert_id", -1)
-    async for doc in cursor:
+    async for doc in alert_summaries(db, after_alert_id=current.version[0] or 0):
         row = _row(doc, {}, {})
         if row is not None:
             added.append(row)
@@ -99,8 +94,7 @@ async def _with_additions(db: Database, current: Summary, version: tuple) -> Sum
     row_of = current.row_of() if not added else {row["ivorn"]: i for i, row in enumerate(rows)}
     if not added:
         rows = list(rows)
-    query = {"followup_id": {"$gt": current.version[1] or 0}, "deleted": False}
-    async for p in db.datapoints.find(query, POINT_FIELDS | {"followup_id": 1}).sort("followup_id", 1):
+    async for p in live_summaries(db, after_followup_id=current.version[1] or 0):
         i = row_of.get(p.get("ivorn"))
         if i is None:
             continue
@@ -112,18 +106,13 @@ async def _with_additions(db: Database, current: Summary, version: tuple) -> Sum
     return Summary(version, current.built, rows, row_of)
 
 
-async def _newest(collection, key: str):
-    doc = await collection.find_one({}, {"_id": 0, key: 1}, sort=[(key, -1)])
-    return None if doc is None else doc.get(key)
-
-
 async def _version(db: Database) -> tuple:
-    deleted = [d async for d in db.datapoints.find(DELETED_RANGE, {"_id": 0, "followup_id": 1})]
+    deleted = await deleted_followup_ids(db)
     return (
-        await _newest(db.alerts, "alert_id"),
-        await _newest(db.datapoints, "followup_id"),
+        await newest_alert_id(db),
+        await newest_followup_id(db),
         len(deleted),
-        max((d.get("followup_id", 0) for d in deleted), default=0),
+        max(deleted, default=0),
     )
 
 
@@ -155,14 +144,14 @@ class LightcurveCache:
 async def _build(db: Database) -> list[dict]:
     last: dict[str, dict] = {}
     counts: dict[str, int] = {}
-    async for p in db.datapoints.find({"deleted": False}, POINT_FIELDS):
+    async for p in live_summaries(db):
         ivorn = p.get("ivorn")
         counts[ivorn] = counts.get(ivorn, 0) + 1
         best = last.get(ivorn)
         if best is None or p.get("mjd", 0) >= best.get("mjd", 0):
             last[ivorn] = p
     rows = []
-    async for doc in db.alerts.find({}, ALERT_FIELDS).sort("alert_id", -1).batch_size(20_000):
+    async for doc in alert_summaries(db):
         row = _row(doc, last, counts)
         if row is not None:  # a malformed document is not listed rather than breaking the list
             rows.append(row)

@@ -1,10 +1,15 @@
-"""Alerts (events): the transients observers follow up, keyed by ivorn."""
+"""Alerts (events): the transients observers follow up, keyed by ivorn.
+
+The collection ``alerts`` (``shared.db.collections.ALERTS``); one document is an
+:class:`Alert` plus its name keys (``name_key``, ``fragment_key``, indexed).
+"""
 
 from __future__ import annotations
 
 import math
 import weakref
 from datetime import datetime
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -12,6 +17,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from shared.db.client import Database
+from shared.db.counters import is_marked, mark, next_id
 from shared.errors import (
     CODE_ALERT_EXISTS,
     CODE_ALERT_NAME_TAKEN,
@@ -77,7 +83,7 @@ async def ensure_name_keys(db: Database) -> None:
     """
     if db in _KEYED:
         return
-    if await db.counters.find_one({"_id": _KEYS_MARKER}) is None:
+    if not await is_marked(db, _KEYS_MARKER):
         # read them all first: no write while the cursor is open
         docs = [d async for d in db.alerts.find({"fragment_key": {"$exists": False}}, {"_id": 1, "ivorn": 1, "name": 1})]
         for first in range(0, len(docs), 1000):
@@ -90,7 +96,7 @@ async def ensure_name_keys(db: Database) -> None:
                 }
                 updates.append(UpdateOne({"_id": doc["_id"]}, {"$set": keys}))
             await db.alerts.bulk_write(updates, ordered=False)
-        await db.counters.update_one({"_id": _KEYS_MARKER}, {"$set": {"done": utcnow()}}, upsert=True)
+        await mark(db, _KEYS_MARKER)
     _KEYED.add(db)
 
 
@@ -172,7 +178,7 @@ async def add_alert(db: Database, alert: Alert) -> Alert:
     if await db.alerts.find_one({"ivorn": alert.ivorn}, {"_id": 1}):
         raise Conflict(f"alert {alert.ivorn} already exists", code=CODE_ALERT_EXISTS)
     await _check_names_free(db, alert)
-    stored = alert.model_copy(update={"alert_id": await db.next_id("alerts"), "created": utcnow()})
+    stored = alert.model_copy(update={"alert_id": await next_id(db, "alerts"), "created": utcnow()})
     try:
         await db.alerts.insert_one(stored.model_dump() | _name_keys(stored))
     except DuplicateKeyError as exc:
@@ -252,3 +258,30 @@ async def find_alert(db: Database, key: str) -> Alert | None:
 
 async def list_alerts(db: Database, limit: int = 10_000) -> list[Alert]:
     return [Alert.model_validate(d) async for d in db.alerts.find({}).sort("alert_id", -1).limit(limit)]
+
+
+async def get_alert_url(db: Database, ivorn: str) -> str | None:
+    """The event page an alert links to, as stored (not validated: an old record's is shown as text)."""
+    doc = await db.alerts.find_one({"ivorn": ivorn}, {"_id": 0, "url": 1})
+    return (doc or {}).get("url")
+
+
+#: the fields of an alert the alert list shows (a summary row: shared by the list and its cache)
+SUMMARY_FIELDS = {"_id": 0, "ivorn": 1, "name": 1, "ra": 1, "dec": 1, "url": 1, "alert_id": 1, "created": 1}
+
+
+async def alert_summaries(db: Database, after_alert_id: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    """Every alert's :data:`SUMMARY_FIELDS` (raw: 10,000 of them are read without the model), newest first;
+    ``after_alert_id``: only those added after it."""
+    if after_alert_id is None:
+        cursor = db.alerts.find({}, SUMMARY_FIELDS).sort("alert_id", -1).batch_size(20_000)
+    else:
+        cursor = db.alerts.find({"alert_id": {"$gt": after_alert_id}}, SUMMARY_FIELDS).sort("alert_id", -1)
+    async for doc in cursor:
+        yield doc
+
+
+async def newest_alert_id(db: Database) -> int | None:
+    """The highest ``alert_id`` (alerts are only ever added, each with a new one); an index lookup."""
+    doc = await db.alerts.find_one({}, {"_id": 0, "alert_id": 1}, sort=[("alert_id", -1)])
+    return None if doc is None else doc.get("alert_id")

@@ -1,4 +1,8 @@
-"""The calibration record's per-star plot arrays, as binary columns.
+"""Calibrations: one record per stored upload (its answer, fit and candidates), with the plot arrays as binary columns.
+
+The record is ``CalibrationResult`` as JSON (less ``duration_ms``) plus
+``observatory_id``, ``calibration_id``, ``match_dist_arcsec``, ``force_filter``
+and ``stars``, written once by the calibrate worker (services/calibrate/pipeline.py).
 
 ``calibrations.stars`` holds the chosen fit's matched stars (ref_mag, ref_err,
 inst_mag, inst_err, colour, residual; used, clipped, bright). They were lists
@@ -14,9 +18,12 @@ value (None in the lists) is NaN.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from bson import Binary
+
+from shared.db.client import Database, insert_once
 
 #: float columns (rounded), then boolean ones, as FrameCalibration.plot_data_as_dict names them
 FLOAT_COLUMNS = ("ref_mag", "ref_err", "inst_mag", "inst_err", "colour", "residual")
@@ -51,3 +58,16 @@ def read_plot_columns(stars: dict | None) -> dict[str, np.ndarray]:
         else:
             out[name] = np.array([math.nan if v is None else v for v in value], dtype=float)
     return out
+
+
+async def store_calibration(db: Database, record: dict[str, Any]) -> bool:
+    """Store an upload's calibration record once (keyed by its unique ``upload_id``): True if stored now,
+    False if a redelivery found it stored (nothing is rewritten)."""
+    return await insert_once(db.calibrations, record)
+
+
+async def calibration_summary(db: Database, upload_id: str) -> dict[str, Any] | None:
+    """What an upload's calibration answered: ``survey``, ``filter``, ``mag``, ``zeropoint``."""
+    return await db.calibrations.find_one(
+        {"upload_id": upload_id}, {"_id": 0, "survey": 1, "filter": 1, "mag": 1, "zeropoint": 1}
+    )

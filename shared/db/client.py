@@ -1,34 +1,78 @@
-"""The database handle and its indexes."""
+"""The database handle: its collections by name, their indexes made at start-up."""
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, monitoring
+from pymongo import ASCENDING, AsyncMongoClient, monitoring
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from shared.db.collections import (
+    ALERTS,
+    BY_NAME,
+    CALIBRATIONS,
+    COLLECTIONS,
+    COUNTERS,
+    DATAPOINTS,
+    OBSERVATORIES,
+    RECALIBRATIONS,
+    REVOKED_SESSIONS,
+    UPLOAD_SOURCES,
+    UPLOADS,
+    Collection,
+)
 from shared.errors import BackendUnavailable
 from shared.metrics import DB_LATENCY
 
-#: collection -> list of (field, unique)
-INDEXES: dict[str, list[tuple[str, bool]]] = {
-    "observatories": [("hashtag_hash", True), ("name", True), ("observatory_id", True)],
-    "alerts": [("ivorn", True), ("alert_id", True), ("name", False), ("name_key", False), ("fragment_key", False),
-               ("dec", False)],
-    "datapoints": [("dedupe_key", True), ("upload_id", True), ("followup_id", True), ("ivorn", False)],
-    "calibrations": [("upload_id", True)],
-    "uploads": [("upload_id", True)],
-}
-
 
 class Database:
-    """A connected database: ``db.datapoints`` etc. are the collections."""
+    """A connected database; its collections are the ones ``shared.db.collections`` names, by name
+    (``db.alerts``...). Only the collection's own module (``shared.db.<module>``) queries it."""
 
     def __init__(self, client: AsyncMongoClient, name: str) -> None:
         self.client = client
         self.db: AsyncDatabase = client[name]
 
-    def __getattr__(self, collection: str):
-        return self.db[collection]
+    def collection(self, spec: Collection) -> AsyncCollection:
+        if BY_NAME.get(spec.name) is not spec:
+            raise KeyError(f"{spec.name!r} is not in shared.db.collections")
+        return self.db[spec.name]
+
+    @property
+    def alerts(self) -> AsyncCollection:
+        return self.collection(ALERTS)
+
+    @property
+    def datapoints(self) -> AsyncCollection:
+        return self.collection(DATAPOINTS)
+
+    @property
+    def calibrations(self) -> AsyncCollection:
+        return self.collection(CALIBRATIONS)
+
+    @property
+    def uploads(self) -> AsyncCollection:
+        return self.collection(UPLOADS)
+
+    @property
+    def upload_sources(self) -> AsyncCollection:
+        return self.collection(UPLOAD_SOURCES)
+
+    @property
+    def recalibrations(self) -> AsyncCollection:
+        return self.collection(RECALIBRATIONS)
+
+    @property
+    def observatories(self) -> AsyncCollection:
+        return self.collection(OBSERVATORIES)
+
+    @property
+    def revoked_sessions(self) -> AsyncCollection:
+        return self.collection(REVOKED_SESSIONS)
+
+    @property
+    def counters(self) -> AsyncCollection:
+        return self.collection(COUNTERS)
 
     async def ping(self) -> bool:
         try:
@@ -38,24 +82,22 @@ class Database:
             return False
 
     async def ensure_indexes(self) -> None:
-        for collection, fields in INDEXES.items():
-            for field, unique in fields:
-                await self.db[collection].create_index([(field, ASCENDING)], unique=unique, name=f"{field}_1")
-        from shared.db.alerts import ensure_name_keys  # here: these modules import this one
-        from shared.db.sessions import ensure_ttl_index
+        """Every index ``shared.db.collections`` declares (present ones are left as they are)."""
+        for spec in COLLECTIONS:
+            for index in spec.indexes:
+                options: dict = {"unique": True} if index.unique else {}
+                if index.expire_after_s is not None:
+                    options["expireAfterSeconds"] = index.expire_after_s
+                await self.db[spec.name].create_index([(index.field, ASCENDING)], name=index.index_name, **options)
+        from shared.db.alerts import ensure_name_keys  # here: that module imports this one
 
-        await ensure_ttl_index(self)
         await ensure_name_keys(self)  # alerts stored before names were compared get their keys, once
 
     async def next_id(self, counter: str) -> int:
-        """A new integer id (CPCS clients use integer alert and followup ids)."""
-        doc = await self.db["counters"].find_one_and_update(
-            {"_id": counter},
-            {"$inc": {"value": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        return int(doc["value"])
+        """A new integer id (CPCS clients use integer alert and followup ids): ``shared.db.counters.next_id``."""
+        from shared.db.counters import next_id  # here: that module imports this one
+
+        return await next_id(self, counter)
 
     async def close(self) -> None:
         await self.client.close()

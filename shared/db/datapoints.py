@@ -4,10 +4,15 @@ The same datapoint cannot be stored twice: ``dedupe_key`` (unique) is the
 alert, the observatory and the MJD to a tenth of a second. Stored by a
 redelivered message of the *same* upload, it is the same datapoint and the
 store answers with it; stored by another upload, it is a 409.
+
+A soft delete keeps the datapoint (with its reason) and frees its dedupe key
+for a corrected upload: the key becomes ``deleted:<followup_id>:<old key>``.
+That encoding is this module's alone; readers ask :func:`deleted_followup_ids`.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.db.alerts import bump_data_version
 from shared.db.client import Database
+from shared.db.counters import next_id
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.models import utcnow
 
@@ -43,6 +49,15 @@ class Datapoint(BaseModel):
     delete_reason: str | None = None
 
 
+#: a soft-deleted datapoint's dedupe key starts so; the unique index keeps them together, a range
+_DELETED_PREFIX = "deleted:"
+_DELETED_RANGE = {"dedupe_key": {"$gte": _DELETED_PREFIX, "$lt": "deleted;"}}
+
+
+def _deleted_key(followup_id: int, key: str) -> str:
+    return f"{_DELETED_PREFIX}{followup_id}:{key}"
+
+
 def dedupe_key(ivorn: str, observatory_id: str, mjd: float) -> str:
     # 1e-6 d = 0.09 s: two exposures are never that close, one file uploaded twice is
     return f"{ivorn}|{observatory_id}|{mjd:.6f}"
@@ -62,7 +77,7 @@ async def store_datapoint(db: Database, fields: dict[str, Any], *, bump: bool = 
     key = dedupe_key(fields["ivorn"], fields["observatory_id"], fields["mjd"])
     existing = await db.datapoints.find_one({"dedupe_key": key})
     if existing is None:
-        followup_id = await db.next_id("datapoints")
+        followup_id = await next_id(db, "datapoints")
         doc = fields | {"followup_id": followup_id, "dedupe_key": key, "created": utcnow(), "deleted": False}
         try:
             await db.datapoints.insert_one(doc)
@@ -114,9 +129,76 @@ async def delete_datapoint(db: Database, followup_id: int, observatory_id: str, 
                 "deleted": True,
                 "delete_reason": reason,
                 "deleted_at": utcnow(),
-                "dedupe_key": f"deleted:{followup_id}:{doc['dedupe_key']}",
+                "dedupe_key": _deleted_key(followup_id, doc["dedupe_key"]),
             }
         },
     )
     await bump_data_version(db, doc["ivorn"])
     return Datapoint.model_validate(doc | {"deleted": True, "delete_reason": reason})
+
+
+async def deleted_followup_ids(db: Database) -> list[int]:
+    """The followup_ids of every soft-deleted datapoint: an index range (a delete is seen at once by readers
+    that count them)."""
+    return [int(d.get("followup_id", 0)) async for d in db.datapoints.find(_DELETED_RANGE, {"_id": 0, "followup_id": 1})]
+
+
+async def datapoint_docs_of_alert(db: Database, ivorn: str) -> list[dict[str, Any]]:
+    """Every datapoint document of the alert, deleted ones too, unvalidated (a light curve of thousands).
+
+    One large batch: the embedded database answers thousands of documents faster so than in pages of 101;
+    no projection: nx-27017 applies one in Python after loading each whole document (slower than none).
+    """
+    return [d async for d in db.datapoints.find({"ivorn": ivorn}).batch_size(10_000)]
+
+
+#: the fields of a datapoint the alert list's summary reads
+SUMMARY_FIELDS = {"_id": 0, "ivorn": 1, "mjd": 1, "mag": 1, "limit_mag": 1, "detected": 1, "created": 1}
+
+
+async def live_summaries(db: Database, after_followup_id: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    """The live datapoints' :data:`SUMMARY_FIELDS`; ``after_followup_id``: only those added after it, oldest
+    first, with their ``followup_id``."""
+    if after_followup_id is None:
+        cursor = db.datapoints.find({"deleted": False}, SUMMARY_FIELDS)
+    else:
+        query = {"followup_id": {"$gt": after_followup_id}, "deleted": False}
+        cursor = db.datapoints.find(query, SUMMARY_FIELDS | {"followup_id": 1}).sort("followup_id", 1)
+    async for doc in cursor:
+        yield doc
+
+
+async def newest_followup_id(db: Database) -> int | None:
+    """The highest ``followup_id`` (datapoints are only ever added, each with a new one); an index lookup."""
+    doc = await db.datapoints.find_one({}, {"_id": 0, "followup_id": 1}, sort=[("followup_id", -1)])
+    return None if doc is None else doc.get("followup_id")
+
+
+def _listing(observatory_id: str | None, ivorn: str | None) -> dict[str, Any]:
+    query: dict[str, Any] = {"observatory_id": observatory_id} if observatory_id else {"deleted": False}
+    if ivorn:
+        query["ivorn"] = ivorn
+    return query
+
+
+async def count_listed(db: Database, *, observatory_id: str | None = None, ivorn: str | None = None) -> int:
+    """How many datapoints :func:`list_datapoints` pages through."""
+    query = _listing(observatory_id, ivorn)
+    if query == {"deleted": False}:  # every live datapoint: the collection's size less the deleted range
+        return max(0, await db.datapoints.estimated_document_count() - len(await deleted_followup_ids(db)))
+    return await db.datapoints.count_documents(query)
+
+
+async def list_datapoints(
+    db: Database, *, observatory_id: str | None = None, ivorn: str | None = None, skip: int = 0, limit: int = 50
+) -> list[Datapoint]:
+    """Newest first: the live datapoints (of one alert, with ``ivorn``), or every one an observatory uploaded,
+    the deleted ones too (``observatory_id``: its own history)."""
+    cursor = db.datapoints.find(_listing(observatory_id, ivorn)).sort("followup_id", -1).skip(skip).limit(limit)
+    return [Datapoint.model_validate(d) async for d in cursor]
+
+
+async def has_live_datapoint(db: Database, upload_id: str) -> bool:
+    """The upload stored a datapoint and its observatory has not deleted it."""
+    doc = await db.datapoints.find_one({"upload_id": upload_id}, {"_id": 0, "deleted": 1})
+    return doc is not None and not doc.get("deleted")

@@ -9,26 +9,28 @@ record once its cookie has expired anyway (the cookie's own expiry then refuses 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypedDict
 
-from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from shared.db.client import Database
 
-COLLECTION = "revoked_sessions"
 
-
-async def ensure_ttl_index(db: Database) -> None:
-    await db.db[COLLECTION].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_at_ttl")
+class RevokedSession(TypedDict):
+    #: the session id the cookie carries
+    _id: str
+    #: when the cookie would have expired (the TTL index's field, shared.db.collections.REVOKED_SESSIONS)
+    expires_at: datetime
+    revoked_at: datetime
 
 
 async def revoke(db: Database, session_id: str, expires: float) -> None:
-    doc = {"_id": session_id, "expires_at": datetime.fromtimestamp(expires, UTC), "revoked_at": datetime.now(UTC)}
+    doc: RevokedSession = {"_id": session_id, "expires_at": datetime.fromtimestamp(expires, UTC), "revoked_at": datetime.now(UTC)}
     try:
-        await db.db[COLLECTION].insert_one(doc)
+        await db.revoked_sessions.insert_one(doc)
     except DuplicateKeyError:
         pass  # logged out twice: already revoked
 
 
 async def is_revoked(db: Database, session_id: str) -> bool:
-    return await db.db[COLLECTION].find_one({"_id": session_id}, {"_id": 1}) is not None
+    return await db.revoked_sessions.find_one({"_id": session_id}, {"_id": 1}) is not None

@@ -1,0 +1,118 @@
+"""Every MongoDB collection photcal keeps, with its indexes: the one list.
+
+Each collection's documents and the functions that read and write them live in
+its own module (``shared.db.<module>``, named here); nothing else touches a
+collection. ``Database`` hands out only the collections named here (a typo is
+an ``AttributeError``, not a new collection), and ``Database.ensure_indexes``
+creates exactly the indexes declared here, at every start.
+
+Index names are the ones the deployed databases already have (``<field>_1``,
+``expires_at_ttl``): a new name for the same key would be refused by MongoDB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Index:
+    """An ascending single-field index (the embedded nx-27017 serves those well; compound keys are one
+    ``*_key`` field); ``expire_after_s``: a TTL index, documents dropped that many seconds after the field's date."""
+
+    field: str
+    unique: bool = False
+    expire_after_s: int | None = None
+    name: str = ""
+
+    @property
+    def index_name(self) -> str:
+        return self.name or f"{self.field}_1"
+
+
+@dataclass(frozen=True)
+class Collection:
+    name: str
+    #: the module that owns it: its document model and every query
+    module: str
+    indexes: tuple[Index, ...] = ()
+    #: one document, in a sentence
+    holds: str = ""
+
+
+ALERTS = Collection(
+    "alerts",
+    "shared.db.alerts",
+    (
+        Index("ivorn", unique=True),
+        Index("alert_id", unique=True),
+        Index("name"),
+        Index("name_key"),
+        Index("fragment_key"),
+        Index("dec"),
+    ),
+    "an event (transient) observers follow up, keyed by ivorn",
+)
+DATAPOINTS = Collection(
+    "datapoints",
+    "shared.db.datapoints",
+    (Index("dedupe_key", unique=True), Index("upload_id", unique=True), Index("followup_id", unique=True),
+     Index("ivorn")),
+    "one calibrated magnitude or limit of an alert by an observatory",
+)
+CALIBRATIONS = Collection(
+    "calibrations",
+    "shared.db.calibrations",
+    (Index("upload_id", unique=True),),
+    "the full calibration of a stored upload: its fit, candidates and plot columns",
+)
+UPLOADS = Collection(
+    "uploads",
+    "shared.db.uploads",
+    (Index("upload_id", unique=True),),
+    "the state of an upload (queued, done, failed), its answer and its crash count",
+)
+UPLOAD_SOURCES = Collection(
+    "upload_sources",
+    "shared.db.upload_sources",
+    (),  # keyed by _id (the upload_id), always indexed
+    "the parsed source table of a stored upload, for recalibration",
+)
+RECALIBRATIONS = Collection(
+    "recalibrations",
+    "shared.db.recalibrations",
+    (),  # keyed by _id "<upload_id>|<SURVEY>|<catalogue version>"
+    "an upload recalibrated against one survey catalogue version",
+)
+OBSERVATORIES = Collection(
+    "observatories",
+    "shared.db.observatories",
+    (Index("hashtag_hash", unique=True), Index("name", unique=True), Index("observatory_id", unique=True)),
+    "an observatory and its hashtag's keyed hash",
+)
+REVOKED_SESSIONS = Collection(
+    "revoked_sessions",
+    "shared.db.sessions",
+    (Index("expires_at", expire_after_s=0, name="expires_at_ttl"),),
+    "a logged-out browser session, until its cookie would have expired",
+)
+COUNTERS = Collection(
+    "counters",
+    "shared.db.counters",
+    (),  # keyed by _id (the counter's name)
+    "an integer id sequence (alert_id, followup_id) or a one-off migration's marker",
+)
+
+COLLECTIONS: tuple[Collection, ...] = (
+    ALERTS,
+    DATAPOINTS,
+    CALIBRATIONS,
+    UPLOADS,
+    UPLOAD_SOURCES,
+    RECALIBRATIONS,
+    OBSERVATORIES,
+    REVOKED_SESSIONS,
+    COUNTERS,
+)
+
+BY_NAME: dict[str, Collection] = {c.name: c for c in COLLECTIONS}

@@ -1,0 +1,36 @@
+"""Upload sources: the parsed source table of every stored upload, so that `photcal recalibrate` can fit it
+again against another catalogue. Keyed by ``_id`` = the upload_id (always indexed), written once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, TypedDict
+
+from shared.db.client import Database, insert_once
+
+
+class UploadSources(TypedDict, total=False):
+    _id: str
+    upload_id: str
+    ivorn: str
+    alert_ra: float
+    alert_dec: float
+    match_dist_arcsec: float
+    force_filter: str | None
+    mjd: float
+    n_sources: int
+    #: shared.arrays.SourceTable as JSON
+    sources: dict[str, Any]
+    stored_at: datetime
+
+
+async def store_sources(db: Database, record: dict[str, Any]) -> bool:
+    """Store an :class:`UploadSources` record once (a redelivery rewrites nothing): True if stored now."""
+    return await insert_once(db.upload_sources, {"_id": record["upload_id"]} | record)
+
+
+async def all_sources(db: Database) -> AsyncIterator[dict[str, Any]]:
+    """Every stored upload's record, in storage order."""
+    async for doc in db.upload_sources.find({}):
+        yield doc
