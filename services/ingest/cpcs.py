@@ -2,8 +2,8 @@
 
 Paths, parameter names and methods are CPCS's (DESIGN.md, "CPCS compatibility"),
 served at the root and under ``/followup/``. Each endpoint is a thin adapter
-over the same shared code as photcal's own API (``shared.db.alerts.register_alert``,
-``shared.db.observatories.add_observatory``, ``shared.db.datapoints.delete_datapoint``);
+over the same use cases as photcal's own API (``shared.usecases.events.add_event``,
+``shared.db.observatories.add_observatory``, ``shared.usecases.datapoints.delete_datapoint``);
 the reads (``get_alert_lc_data``, ``list_of_alerts``) are the lightcurve service's.
 """
 
@@ -13,11 +13,9 @@ import math
 from html import escape
 
 from aiohttp import web
-from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from services.ingest.forward import forward
-from services.ingest.forms import describe
 from services.ingest.state import Gateway
 from shared.auth import authenticate, hashtag_of
 from shared.cpcs_http import (
@@ -31,12 +29,12 @@ from shared.cpcs_http import (
     table,
     wants_html,
 )
-from shared.db.alerts import Alert, register_alert
 from shared.db.client import unavailable
-from shared.db.datapoints import delete_datapoint
 from shared.db.observatories import add_observatory
 from shared.bounds import parse_id
 from shared.errors import BadInput
+from shared.usecases.datapoints import delete_datapoint
+from shared.usecases.events import add_event, event_fields, refusal
 
 
 
@@ -84,30 +82,34 @@ def _number(params: dict[str, str], key: str, low: float, high: float, *, requir
     return value
 
 
+#: CPCS's names of the event's fields
+_EVENT_PARAMS = {"ivorn": "EventID"}
+
+
+def _cpcs_ra(text: str | None) -> str | None:
+    """CPCS took RA 360 as 0 (every other RA is as sent)."""
+    try:
+        return "0" if text is not None and float(text.replace(",", ".")) == 360.0 else text
+    except ValueError:
+        return text
+
+
 @html_errors
 async def new_event(request: web.Request) -> web.Response:
     """``cgi/newevent``: ``EventID`` (ivorn), ``ra``, ``dec`` (degrees), ``url``, optional ``name``."""
     gw = _gateway(request)
     params = await _params(request)
     observatory = await authenticate(gw.db, gw.pepper, _hashtag(request, params))
-    ivorn = params.get("EventID") or params.get("ivorn")
-    if not ivorn:
-        raise BadInput("EventID is missing: the event's ivorn, e.g. ivo://gaia/alerts#Gaia21eeo", code="missing_field")
-    fields = {
-        "ivorn": ivorn,
-        "ra": _number(params, "ra", 0.0, 360.0, required=True) % 360.0,
-        "dec": _number(params, "dec", -90.0, 90.0, required=True),
-        "url": params.get("url") or None,
-        "name": params.get("name") or None,
-    }
-    try:
-        alert = Alert.model_validate(fields | {"extra": {"created_by": observatory.name}})
-    except ValidationError as exc:
-        raise BadInput(describe(exc).replace("ivorn:", "EventID:", 1), code="bad_field") from exc
-    try:
-        stored, warnings = await register_alert(gw.db, alert)
-    except PyMongoError as exc:
-        raise unavailable(exc) from exc
+    fields, problems = event_fields({
+        "ivorn": params.get("EventID") or params.get("ivorn"),
+        "ra": _cpcs_ra(params.get("ra")),
+        "dec": params.get("dec"),
+        "url": params.get("url"),
+        "name": params.get("name"),
+    })
+    if fields is None:
+        raise refusal(problems, _EVENT_PARAMS)
+    stored, warnings = await add_event(gw.db, fields, created_by=observatory.name)
     body = {"message": f"event {stored.ivorn} added", "ivorn": stored.ivorn, "id": stored.alert_id, "name": stored.display_name}
     if request[WANT_HTML]:
         return _ok(request, "Event added", body | {"warnings": "; ".join(warnings) or None})
@@ -169,11 +171,8 @@ async def delete_point(request: web.Request) -> web.Response:
     if not text:
         raise BadInput("followupid is missing: the followup_id the upload answered", code="missing_field")
     followup_id = parse_id(text, "followupid")
-    reason = (params.get("reason") or params.get("comment") or "deleted by its observatory (cgi/delpoint)")[:500]
-    try:
-        point = await delete_datapoint(gw.db, followup_id, observatory.observatory_id, reason)
-    except PyMongoError as exc:
-        raise unavailable(exc) from exc
+    reason = params.get("reason") or params.get("comment") or "deleted by its observatory (cgi/delpoint)"
+    point = await delete_datapoint(gw.db, followup_id, observatory, reason)
     return _ok(
         request,
         "Datapoint deleted",

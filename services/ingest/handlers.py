@@ -4,44 +4,31 @@ from __future__ import annotations
 
 from aiohttp import web
 from nats.js.errors import ObjectNotFoundError
-from pydantic import ValidationError
-from pymongo.errors import PyMongoError
 
 from services.ingest.auth import authenticate, hashtag_of
-from services.ingest.forms import describe
 from services.ingest.state import Gateway
 from shared.bounds import loads_json, parse_id
-from shared.db.alerts import Alert, register_alert
-from shared.db.datapoints import delete_datapoint
-from shared.db.client import unavailable
 from shared.errors import BackendUnavailable, BadInput, NotFound
 from shared.models import OBJECT_BUCKET_PLOTS
 from shared.natsio import ensure_object_store
+from shared.usecases.datapoints import delete_datapoint
+from shared.usecases.events import add_event, event_fields, refusal
 
 MAX_JSON_BYTES = 64 * 1024
 
 
 async def handle_new_alert(request: web.Request) -> web.Response:
-    """POST /api/v1/alerts: ivorn, ra, dec, url, optional name; JSON or form."""
+    """POST /api/v1/alerts: ivorn, ra, dec, url, optional name; JSON or form (``shared.usecases.events``)."""
     gw: Gateway = request.app["gateway"]
     body = await _body(request)
     observatory = await authenticate(gw.db, gw.pepper, hashtag_of(request, body))
-    fields = {k: body.get(k) for k in ("ivorn", "ra", "dec", "url", "name") if body.get(k) not in (None, "")}
-    if "ivorn" not in fields and body.get("EventID"):
-        fields["ivorn"] = body["EventID"]
-    for key in ("ivorn", "ra", "dec"):
-        if key not in fields:
-            raise BadInput(f"{key} is missing: a new event needs ivorn, ra and dec (degrees)", code="missing_field")
-    if not all(isinstance(v, (str, int, float)) for v in fields.values()):
-        raise BadInput("every field is a string or a number", code="bad_field")
-    try:
-        alert = Alert.model_validate(fields | {"extra": {"created_by": observatory.name}})
-    except ValidationError as exc:
-        raise BadInput(describe(exc), code="bad_field") from exc
-    try:
-        stored, warnings = await register_alert(gw.db, alert)
-    except PyMongoError as exc:
-        raise unavailable(exc) from exc
+    values = {k: body.get(k) for k in ("ivorn", "ra", "dec", "url", "name")}
+    if values["ivorn"] in (None, "") and body.get("EventID"):
+        values["ivorn"] = body["EventID"]
+    fields, problems = event_fields(values)
+    if fields is None:
+        raise refusal(problems)
+    stored, warnings = await add_event(gw.db, fields, created_by=observatory.name)
     return web.json_response(
         {"status": "ok", "message": f"event {stored.ivorn} added", "ivorn": stored.ivorn, "id": stored.alert_id,
          "warnings": warnings},
@@ -59,11 +46,8 @@ async def handle_delete_datapoint(request: web.Request) -> web.Response:
     body = await _body(request) if request.can_read_body else {}
     observatory = await authenticate(gw.db, gw.pepper, hashtag_of(request, body))
     followup_id = parse_id(request.match_info["followup_id"], "followup_id", ": the one the upload answered")
-    reason = str(body.get("reason") or request.query.get("reason") or "deleted by its observatory")[:500]
-    try:
-        point = await delete_datapoint(gw.db, followup_id, observatory.observatory_id, reason)
-    except PyMongoError as exc:
-        raise unavailable(exc) from exc
+    reason = str(body.get("reason") or request.query.get("reason") or "deleted by its observatory")
+    point = await delete_datapoint(gw.db, followup_id, observatory, reason)
     return web.json_response(
         {"status": "ok", "message": f"datapoint {followup_id} deleted", "followup_id": followup_id,
          "ivorn": point.ivorn, "mjd": point.mjd}

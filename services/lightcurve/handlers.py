@@ -1,4 +1,4 @@
-"""HTTP reads as data: alerts, follow-up data, light curves (JSON, CSV). The HTML pages are in web.py."""
+"""HTTP reads as data: alerts, follow-up data, light curves (JSON, CSV). The HTML pages are in web/."""
 
 from __future__ import annotations
 

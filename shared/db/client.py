@@ -93,12 +93,6 @@ class Database:
 
         await ensure_name_keys(self)  # alerts stored before names were compared get their keys, once
 
-    async def next_id(self, counter: str) -> int:
-        """A new integer id (CPCS clients use integer alert and followup ids): ``shared.db.counters.next_id``."""
-        from shared.db.counters import next_id  # here: that module imports this one
-
-        return await next_id(self, counter)
-
     async def close(self) -> None:
         await self.client.close()
 
