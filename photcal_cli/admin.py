@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from pydantic import ValidationError
-
 from shared.db import connect_database
-from shared.db.alerts import Alert, register_alert
 from shared.db.observatories import add_observatory, list_observatories, revoke, rotate
 from shared.errors import BadInput
 from shared.settings import CommonSettings
+from shared.usecases.events import add_event, event_fields
 
 
 async def run(args, settings: CommonSettings) -> int:
@@ -63,11 +61,11 @@ async def observatory_list(args, settings, db) -> int:
 
 
 async def alert_add(args, settings, db) -> int:
-    try:
-        alert = Alert(ivorn=args.ivorn, ra=args.ra, dec=args.dec, url=args.url, name=args.name)
-    except ValidationError as exc:
-        raise BadInput("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from exc
-    stored, warnings = await register_alert(db, alert)
+    fields, problems = event_fields({"ivorn": args.ivorn, "ra": args.ra, "dec": args.dec, "url": args.url,
+                                     "name": args.name})
+    if fields is None:
+        raise BadInput("; ".join(p.reason for p in problems))
+    stored, warnings = await add_event(db, fields, created_by=None)
     print(f"alert {stored.ivorn} added (id {stored.alert_id})")
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)

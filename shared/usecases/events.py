@@ -129,10 +129,13 @@ def event_fields(values: dict[str, Any]) -> tuple[EventFields | None, list[Field
         return None, problems_of(exc)
 
 
-async def add_event(db: Database, fields: EventFields, *, created_by: str) -> tuple[Alert, list[str]]:
+async def add_event(db: Database, fields: EventFields, *, created_by: str | None) -> tuple[Alert, list[str]]:
     """Store the event (``shared.db.alerts.register_alert``: its refusals, 409 ``alert_exists``,
-    ``alert_name_taken``); returns it and the warnings about events near it. 503 if the database is away."""
-    alert = Alert(**fields.model_dump(), extra={"created_by": created_by})
+    ``alert_name_taken``); returns it and the warnings about events near it. 503 if the database is away.
+
+    ``created_by``: the observatory that added it (None: an administrator, by the CLI)."""
+    extra = {"created_by": created_by} if created_by else {}
+    alert = Alert(**fields.model_dump(), extra=extra)
     try:
         return await register_alert(db, alert)
     except PyMongoError as exc:
