@@ -368,7 +368,7 @@ def calibrate_frame(
         n_usable=n_usable,
         target=target,
         plot=plot,
-        candidates=[(best if c is chosen else c).to_model(chosen=c is chosen) for c in candidates],
+        candidates=[(best if c is chosen else c).summary(chosen=c is chosen) for c in candidates],
         forced=forced is not None and forced.exact is not None,
         durations_ms=durations_ms,
         warnings=warnings,

@@ -104,12 +104,13 @@ from numba import njit
 
 from shared.arrays import SourceTable
 from shared.jit import JIT, kernel_array
-from shared.models import CandidateFit, SurveyStars
+from shared.models import SurveyStars
 from shared.surveys import Band, Survey, get_survey
 from services.calibrate.core import crowding
 from services.calibrate.core.calibrators import bright_end_cut, star_usable
 from services.calibrate.core.fitting import FitResult, InsufficientData, fit_zeropoint
 from services.calibrate.core.matching import MatchResult, SourceGrid
+from services.calibrate.core.results import CandidateSummary
 from services.calibrate.core.settings import FitSettings
 
 
@@ -155,9 +156,9 @@ class BandCandidate:
     #: when this band is chosen; the choice is made on the fits of all calibrators), else None
     isolated: "BandCandidate | None" = None
 
-    def to_model(self, chosen: bool = False) -> CandidateFit:
+    def summary(self, chosen: bool = False) -> CandidateSummary:
         f = self.fit
-        return CandidateFit(
+        return CandidateSummary(
             survey=self.survey,
             filter=self.band,
             colour=self.colour,
