@@ -98,6 +98,7 @@ import math
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -223,6 +224,24 @@ def band_has_data(stars: SurveyStars, band: Band) -> bool:
 
 def _errors_or_zero(errors: np.ndarray | None, n: int) -> np.ndarray:
     return np.zeros(n) if errors is None else kernel_array(errors)
+
+
+class Calibrators(NamedTuple):
+    """What :func:`_select_calibrators` returns, by name (built from its tuple outside the compiled code).
+
+    One entry per calibrator: the source's index, the star's magnitude and error (mag), its
+    colour (mag), the colour's noise variance and its covariance with the magnitude (mag**2),
+    and the source's instrumental magnitude and error (mag).
+    """
+
+    source_index: np.ndarray
+    ref_mag: np.ndarray
+    ref_err: np.ndarray
+    colour: np.ndarray
+    colour_var: np.ndarray
+    colour_cov: np.ndarray
+    inst_mag: np.ndarray
+    inst_err: np.ndarray
 
 
 @njit(**JIT)
@@ -356,14 +375,14 @@ def fit_band(
 
     sign = 1.0 if band.name == band.colour[0] else (-1.0 if band.name == band.colour[1] else 0.0)
 
-    def select(mask):
-        return _select_calibrators(
+    def select(mask) -> Calibrators:
+        return Calibrators(*_select_calibrators(
             pre.m_idx, pre.m_ref, mask, kernel_array(mags), kernel_array(errs), kernel_array(blue), kernel_array(red),
             _errors_or_zero(blue_err, len(mags)), _errors_or_zero(red_err, len(mags)), pre.src_mag, pre.src_err,
             float(survey.mag_bright), float(survey.mag_faint), float(settings.max_ref_err),
             # covariance of the band's noise with the colour's: + if it is the colour's blue band, - if the red
             sign,
-        )
+        ))
 
     m_cal = pre.m_cal
     idx, ref_mag, ref_err, colour, colour_var, colour_cov, inst, inst_err = select(m_cal)
@@ -375,11 +394,13 @@ def fit_band(
     if len(idx) < settings.min_stars:
         # too few stars with a colour: the same selection without the colour (stars with a magnitude only)
         no_colour = np.zeros(len(mags))
-        q_idx, q_ref, q_err, _, _, _, q_inst, q_inst_err = _select_calibrators(
+        magnitude_only = Calibrators(*_select_calibrators(
             pre.m_idx, pre.m_ref, m_cal, kernel_array(mags), kernel_array(errs), no_colour, no_colour,
             no_colour, no_colour, pre.src_mag, pre.src_err,
             float(survey.mag_bright), float(survey.mag_faint), float(settings.max_ref_err), 0.0,
-        )
+        ))
+        q_idx, q_ref, q_err = magnitude_only.source_index, magnitude_only.ref_mag, magnitude_only.ref_err
+        q_inst, q_inst_err = magnitude_only.inst_mag, magnitude_only.inst_err
         cand.nquality = len(q_idx)
         if len(q_idx) < settings.min_stars:
             cand.note = (
