@@ -33,23 +33,9 @@ from numba import njit
 from shared.arrays import SourceTable
 from shared.jit import JIT, kernel_array
 from shared.models import SurveyStars
+from shared.sky import tangent_arcsec
 from shared.surveys import GAIA, Survey
 from services.calibrate.core.settings import FitSettings
-
-ARCSEC_PER_RAD = 180.0 / math.pi * 3600.0
-
-
-def tangent_arcsec(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gnomonic projection about (ra0, dec0), arcsec (x towards east, y north); inputs in deg."""
-    ra = np.radians(np.asarray(ra, dtype=float))
-    dec = np.radians(np.asarray(dec, dtype=float))
-    a0, d0 = math.radians(ra0), math.radians(dec0)
-    cos_c = np.sin(d0) * np.sin(dec) + np.cos(d0) * np.cos(dec) * np.cos(ra - a0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x = np.cos(dec) * np.sin(ra - a0) / cos_c
-        y = (np.cos(d0) * np.sin(dec) - np.sin(d0) * np.cos(dec) * np.cos(ra - a0)) / cos_c
-    return x * ARCSEC_PER_RAD, y * ARCSEC_PER_RAD
-
 
 @njit(**JIT)
 def _contamination(qx, qy, q_flux, cx, cy, c_flux, radius, self_radius, q_self):  # pragma: no cover - compiled

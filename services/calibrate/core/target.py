@@ -37,7 +37,7 @@ from shared.errors import CalibrationFailed
 from services.calibrate.core.crowding import target_blend
 from services.calibrate.core.fitting import MAD_TO_SIGMA, FitResult, fast_median
 from shared.jit import JIT, kernel_array
-from services.calibrate.core.matching import ARCSEC_PER_RAD, angular_separation_arcsec
+from shared.sky import ARCSEC_PER_RAD, angular_separation_arcsec, mean_direction, separation_deg
 from services.calibrate.core.results import TargetMeasurement
 from services.calibrate.core.settings import FitSettings
 
@@ -283,29 +283,6 @@ def _inside_hull(px, py, hx, hy, tol):  # pragma: no cover - compiled
     return inside
 
 
-def _frame_centre(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float]:
-    """Direction of the mean unit vector of the positions, (ra, dec) in deg.
-
-    Not the median RA: a frame across RA 0/360 has half its sources near 0 and
-    half near 360, whose median (~180) is on the other side of the sky; the
-    mean vector is right there, and at the poles too.
-    """
-    r, d = np.radians(ra), np.radians(dec)
-    cos_d = np.cos(d)
-    x, y, z = float(np.sum(cos_d * np.cos(r))), float(np.sum(cos_d * np.sin(r))), float(np.sum(np.sin(d)))
-    if math.hypot(x, y, z) == 0.0:  # positions cancel out (never a real frame): any centre does
-        return float(ra[0]), float(dec[0])
-    return math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.atan2(z, math.hypot(x, y)))
-
-
-def _separation_deg(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> np.ndarray:
-    """Great-circle distances of the positions from (ra0, dec0), deg (haversine: exact at any distance)."""
-    r, d = np.radians(ra), np.radians(dec)
-    r0, d0 = math.radians(ra0), math.radians(dec0)
-    h = np.sin((d - d0) / 2.0) ** 2 + np.cos(d) * math.cos(d0) * np.sin((r - r0) / 2.0) ** 2
-    return np.degrees(2.0 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
-
-
 @dataclass(frozen=True)
 class FrameFootprint:
     """Where a frame's sources are: the sky its image covers, as far as the catalogue tells.
@@ -335,8 +312,8 @@ def frame_footprint(ra: np.ndarray, dec: np.ndarray) -> FrameFootprint:
     """The footprint of the sources at (ra, dec), deg (finite, at least one)."""
     ra = kernel_array(np.asarray(ra, dtype=float))
     dec = kernel_array(np.asarray(dec, dtype=float))
-    ra0, dec0 = _frame_centre(ra, dec)
-    radius = float(_separation_deg(ra, dec, ra0, dec0).max())
+    ra0, dec0 = mean_direction(ra, dec)
+    radius = float(separation_deg(ra, dec, ra0, dec0).max())
     empty = np.zeros(0)
     if ra.size < 3 or radius >= 60.0:  # no area, or no frame: a tangent plane would not hold it
         return FrameFootprint(ra0, dec0, radius, empty, empty, 0.0)
@@ -391,7 +368,7 @@ def require_target_in_frame(
     idx = np.flatnonzero(usable)
     fp = frame_footprint(np.asarray(sources.ra, dtype=float)[idx], np.asarray(sources.dec, dtype=float)[idx])
     margin = max(float(margin_arcsec), fp.spacing_arcsec)
-    distance = float(_separation_deg(np.array([target_ra]), np.array([target_dec]), fp.ra0, fp.dec0)[0])
+    distance = float(separation_deg(np.array([target_ra]), np.array([target_dec]), fp.ra0, fp.dec0)[0])
     if idx.size < MIN_SOURCES_FOR_HULL:
         # a handful of sources (all along one edge, say) says little of where the image is: only an event
         # farther than twice their spread is surely elsewhere (and too_few_stars follows anyway)
@@ -578,7 +555,7 @@ def reference_completeness_inst(
         return None
     ra = kernel_array(np.asarray(sources.ra, dtype=float)[idx])
     dec = kernel_array(np.asarray(sources.dec, dtype=float)[idx])
-    ra0, dec0 = _frame_centre(ra, dec)  # not the median RA: wrong across RA 0/360
+    ra0, dec0 = mean_direction(ra, dec)  # not the median RA: wrong across RA 0/360
     sx, sy = _tangent_arcsec(ra, dec, ra0, dec0)
     hull = _convex_hull(sx, sy)
     if hull.size < 3:
