@@ -6,7 +6,7 @@ calibration core (matching, the frame's footprint, crowding), the
 calibrate service (the cone it asks for) and the catalogue service (the
 exact cut of a cone), which must not import one another: so it lives here.
 
-The compiled inner loops (``core/matching.py``'s grid, ``core/target.py``'s
+The compiled inner loops (``core/matching.py``'s grid, ``core/footprint.py``'s
 footprint) keep their scalar, per-star versions of the unit vector and of
 the gnomonic projection next to them: numba's on-disk cache of a kernel is
 invalidated by changes to the kernel's own file only, so a compiled helper

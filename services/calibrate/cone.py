@@ -93,7 +93,7 @@ def brightest_for(n_sources: int | None, stars_per_source: float, min_stars: int
     Why it is safe: the cone (a circle around the square frame) is ~1.8 times the frame's area,
     so a factor 10 keeps ~5 stars in the frame per source -- with star counts rising ~2x per
     magnitude, every band complete to ~1.5-2.5 mag beyond the frame's limit, more than the
-    completeness limit (core/target.py ``reference_completeness_inst``) looks at. The floor
+    completeness limit (core/limits.py ``reference_completeness_inst``) looks at. The floor
     (20,000 per survey) is above any field of ordinary density: there nothing changes.
     None (every star) if ``stars_per_source`` is 0 or the count is unknown.
     """

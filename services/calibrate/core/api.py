@@ -53,7 +53,9 @@ from services.calibrate.core.calibrators import source_quality, usable_mags
 from services.calibrate.core.choice import BandCandidate, band_has_data, choose_best, evaluate_candidates
 from services.calibrate.core.results import FrameCalibration, PlotData
 from services.calibrate.core.settings import FitSettings
-from services.calibrate.core.target import measure_target, reference_completeness_inst, require_target_in_frame
+from services.calibrate.core.footprint import require_target_in_frame
+from services.calibrate.core.limits import reference_completeness_inst
+from services.calibrate.core.target import measure_target
 
 CODE_NO_USABLE_SOURCES = "no_usable_sources"
 CODE_FIELD_NOT_COVERED = "field_not_covered"

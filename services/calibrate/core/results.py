@@ -60,7 +60,7 @@ class TargetMeasurement:
     inst_limit_mag : float or None
         The same limit in instrumental magnitudes.
     limit_method : str or None
-        ``"completeness"`` or ``"mag_err"`` (see :mod:`target`).
+        ``"completeness"`` or ``"mag_err"`` (see :mod:`limits`).
     assumed_colour : float or None
         Colour assumed for the target, mag (median of the calibrators).
     flags : int or None

@@ -14,7 +14,7 @@ import numpy as np
 from shared.arrays import SourceTable
 from shared.models import SurveyStars
 from services.calibrate.core.api import calibrate_frame
-from services.calibrate.core.target import frame_limit_inst
+from services.calibrate.core.limits import frame_limit_inst
 
 
 def synthetic_frame(n_stars: int = 400, seed: int = 1) -> tuple[SourceTable, dict[str, SurveyStars]]:
