@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -212,7 +212,7 @@ def forced_within(force_filter: str | None, survey: str) -> ForcedBand | None:
     if forced is None or survey.lower() not in (s.lower() for s in forced.surveys):
         return None
     bands = [(s, b) for s, b in forced.bands if s.lower() == survey.lower()]
-    return forced.model_copy(update={"bands": bands})
+    return replace(forced, bands=bands)
 
 
 def refit(up: StoredUpload, survey: str, stars: SurveyStars) -> Refit:

@@ -9,7 +9,7 @@ from shared.arrays import SourceTable
 from shared.models import SurveyStars
 from services.calibrate.core import calibrators, fitting, footprint, limits, matching, target
 from services.calibrate.core.api import calibrate_frame
-from services.calibrate.core.warmup import synthetic_frame, warm_up
+from services.calibrate.warmup import synthetic_frame, warm_up
 
 
 def _signatures() -> dict[str, int]:

@@ -103,9 +103,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from shared.arrays import SourceTable
+from services.calibrate.core.inputs import ReferenceStars, SourceColumns
 from shared.jit import JIT, kernel_array
-from shared.models import SurveyStars
 from shared.surveys import Band, Survey, get_survey
 from services.calibrate.core import crowding
 from services.calibrate.core.calibrators import bright_end_cut, star_usable
@@ -190,33 +189,33 @@ class _SurveyMatch:
     m_iso: np.ndarray | None = None
 
 
-def _band_array(stars: SurveyStars, *names: str) -> np.ndarray | None:
+def _band_array(stars: ReferenceStars, *names: str) -> np.ndarray | None:
     for name in names:
         if name in stars.mags:
             return np.asarray(stars.mags[name], dtype=float)
     return None
 
 
-def _err_array(stars: SurveyStars, *names: str) -> np.ndarray | None:
+def _err_array(stars: ReferenceStars, *names: str) -> np.ndarray | None:
     for name in names:
         if name in stars.errs:
             return np.asarray(stars.errs[name], dtype=float)
     return None
 
 
-def _named_band_array(stars: SurveyStars, survey: Survey, name: str) -> np.ndarray | None:
+def _named_band_array(stars: ReferenceStars, survey: Survey, name: str) -> np.ndarray | None:
     """Magnitudes of the survey's band ``name``, keyed by band name or VizieR column."""
     columns = [b.column for b in survey.bands if b.name == name]
     return _band_array(stars, name, *columns)
 
 
-def _named_err_array(stars: SurveyStars, survey: Survey, name: str) -> np.ndarray | None:
+def _named_err_array(stars: ReferenceStars, survey: Survey, name: str) -> np.ndarray | None:
     """Errors of the survey's band ``name``, keyed by band name or VizieR column."""
     cols = [(b.column, b.error_column) for b in survey.bands if b.name == name]
     return _err_array(stars, name, *[x for pair in cols for x in pair])
 
 
-def band_has_data(stars: SurveyStars, band: Band) -> bool:
+def band_has_data(stars: ReferenceStars, band: Band) -> bool:
     """True if the survey's stars have at least one finite magnitude in this band."""
     mags = _band_array(stars, band.name, band.column)
     return mags is not None and bool(np.isfinite(mags).any())
@@ -327,11 +326,11 @@ def _assume_colour_term(fit: FitResult, known_colours: np.ndarray, settings: Fit
 def fit_band(
     survey: Survey,
     band: Band,
-    stars: SurveyStars,
+    stars: ReferenceStars,
     match: MatchResult,
     src_usable: np.ndarray,
     src_good: np.ndarray,
-    sources: SourceTable,
+    sources: SourceColumns,
     settings: FitSettings,
     pre: _SurveyMatch | None = None,
 ) -> BandCandidate:
@@ -483,8 +482,8 @@ class Evaluation:
 
 
 def evaluate_candidates(
-    sources: SourceTable,
-    references: dict[str, SurveyStars],
+    sources: SourceColumns,
+    references: dict[str, ReferenceStars],
     radius_arcsec: float,
     src_usable: np.ndarray,
     src_good: np.ndarray,
@@ -495,8 +494,8 @@ def evaluate_candidates(
 
     Parameters
     ----------
-    sources : SourceTable
-    references : dict of str to SurveyStars
+    sources : SourceColumns
+    references : dict of str to ReferenceStars
         Reference stars by survey name.
     radius_arcsec : float
         Match radius, arcsec.
@@ -570,7 +569,7 @@ def evaluate_candidates(
 
 
 def _frame_isolated(
-    sources: SourceTable, usable: np.ndarray, good: np.ndarray, gaia, settings: FitSettings
+    sources: SourceColumns, usable: np.ndarray, good: np.ndarray, gaia, settings: FitSettings
 ) -> tuple[np.ndarray, bool, np.ndarray]:
     """Per source: no blend flag and no neighbour sharing its light in the frame (:mod:`crowding`);
     whether the frame is crowded: more than ``settings.crowded_fraction`` of its good sources

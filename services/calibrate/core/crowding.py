@@ -30,9 +30,8 @@ import math
 import numpy as np
 from numba import njit
 
-from shared.arrays import SourceTable
+from services.calibrate.core.inputs import ReferenceStars, SourceColumns
 from shared.jit import JIT, kernel_array
-from shared.models import SurveyStars
 from shared.sky import tangent_arcsec
 from shared.surveys import GAIA, Survey
 from services.calibrate.core.settings import FitSettings
@@ -176,7 +175,7 @@ def contamination(
     return (ratio, own) if counterpart_flux else ratio
 
 
-def representative_mag(stars: SurveyStars, survey: Survey) -> np.ndarray | None:
+def representative_mag(stars: ReferenceStars, survey: Survey) -> np.ndarray | None:
     """The survey's band with the most magnitudes in this cone (mag), or None if it has none."""
     best, n_best = None, 0
     for band in survey.bands:
@@ -190,7 +189,7 @@ def representative_mag(stars: SurveyStars, survey: Survey) -> np.ndarray | None:
     return best
 
 
-def gaia_stars(references: dict[str, SurveyStars]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def gaia_stars(references: dict[str, ReferenceStars]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Gaia's positions and G magnitudes (deg, deg, mag) among the references, or None."""
     for key, stars in references.items():
         if (stars.survey or key).upper() == GAIA.name and len(stars):
@@ -203,7 +202,7 @@ def gaia_stars(references: dict[str, SurveyStars]) -> tuple[np.ndarray, np.ndarr
 
 
 def frame_blend(
-    sources: SourceTable,
+    sources: SourceColumns,
     usable: np.ndarray,
     gaia: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     radius_arcsec: float,
@@ -241,7 +240,7 @@ def frame_blend(
 
 def reference_blend(
     survey: Survey,
-    stars: SurveyStars,
+    stars: ReferenceStars,
     gaia: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     centre: tuple[float, float] | None = None,
 ) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from shared.arrays import SourceTable
+from services.calibrate.core.inputs import SourceColumns
 from shared.errors import CalibrationFailed
 from shared.jit import JIT, kernel_array
 from shared.sky import ARCSEC_PER_RAD, mean_direction, separation_deg
@@ -185,7 +185,7 @@ MIN_SOURCES_FOR_HULL = 10
 
 
 def require_target_in_frame(
-    sources: SourceTable, usable: np.ndarray, target_ra: float, target_dec: float, margin_arcsec: float
+    sources: SourceColumns, usable: np.ndarray, target_ra: float, target_dec: float, margin_arcsec: float
 ) -> None:
     """Refuse a frame whose footprint does not hold the alert position (``target_outside_frame``).
 
@@ -203,7 +203,7 @@ def require_target_in_frame(
 
     Parameters
     ----------
-    sources : SourceTable
+    sources : SourceColumns
     usable : numpy.ndarray of bool
         Sources with a usable magnitude and finite position (at least one).
     target_ra, target_dec : float

@@ -31,7 +31,7 @@ import math
 import numpy as np
 from numba import njit
 
-from shared.arrays import SourceTable
+from services.calibrate.core.inputs import SourceColumns
 from services.calibrate.core.fitting import MAD_TO_SIGMA
 from services.calibrate.core.footprint import _convex_hull, _inside_hull, _tangent_arcsec
 from shared.jit import JIT, kernel_array
@@ -250,7 +250,7 @@ def completeness_limit_inst(
 
 
 def reference_completeness_inst(
-    sources: SourceTable,
+    sources: SourceColumns,
     src_usable: np.ndarray,
     references: dict,
     candidates: list,
@@ -271,9 +271,9 @@ def reference_completeness_inst(
 
     Parameters
     ----------
-    sources : SourceTable
+    sources : SourceColumns
     src_usable : numpy.ndarray of bool
-    references : dict of str to SurveyStars
+    references : dict of str to ReferenceStars
     candidates : list of choice.BandCandidate
         The fitted candidates of :func:`choice.evaluate_candidates`.
     detected : dict of str to numpy.ndarray of bool

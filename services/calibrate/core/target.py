@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from shared.arrays import SourceTable
+from services.calibrate.core.inputs import SourceColumns
 from services.calibrate.core.crowding import target_blend
 from services.calibrate.core.fitting import FitResult
 from services.calibrate.core.limits import frame_limit_inst
@@ -21,13 +21,13 @@ from services.calibrate.core.results import TargetMeasurement
 from services.calibrate.core.settings import FitSettings
 
 def nearest_source(
-    sources: SourceTable, candidates: np.ndarray, ra: float, dec: float, radius_arcsec: float
+    sources: SourceColumns, candidates: np.ndarray, ra: float, dec: float, radius_arcsec: float
 ) -> tuple[int | None, float | None]:
     """Index of the nearest source among ``candidates`` within the radius.
 
     Parameters
     ----------
-    sources : SourceTable
+    sources : SourceColumns
     candidates : numpy.ndarray of bool
         Sources eligible (usable magnitude, finite position).
     ra, dec : float
@@ -59,7 +59,7 @@ def nearest_source(
 
 
 def measure_target(
-    sources: SourceTable,
+    sources: SourceColumns,
     src_usable: np.ndarray,
     src_limit_good: np.ndarray,
     fit: FitResult,
