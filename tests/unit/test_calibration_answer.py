@@ -9,23 +9,28 @@ import numpy as np
 import pytest
 
 from services.calibrate.answer import calibration_answer, candidate_fit, rounded
-from services.calibrate.core.results import CandidateSummary, FrameCalibration, PlotData, TargetMeasurement
+from services.calibrate.core.results import (
+    CandidateSummary,
+    FrameCalibration,
+    PlotData,
+    TargetMeasurement,
+)
 
 EMPTY = np.zeros(0)
 PLOT = PlotData(EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY.astype(bool), EMPTY.astype(bool), EMPTY.astype(bool))
 
 
 def _cal(target: TargetMeasurement, **changes) -> FrameCalibration:
-    fields = dict(
-        survey="APASS", band="V", colour="B-V", zeropoint=21.123456, zeropoint_err=0.012345, colour_term=0.051234,
-        colour_term_err=0.004321, scatter=0.034567, intrinsic_scatter=0.01, npoints=np.int64(40),
-        nmatched=np.int64(55), ncalibrators=48, nbright=2, outlier_fraction=0.0833333, score=0.02,
-        fit_colour_term=True, assumed_colour=0.6, n_sources=300, n_usable=290, target=target, plot=PLOT,
-        candidates=[
+    fields = {
+        "survey": "APASS", "band": "V", "colour": "B-V", "zeropoint": 21.123456, "zeropoint_err": 0.012345,
+        "colour_term": 0.051234, "colour_term_err": 0.004321, "scatter": 0.034567, "intrinsic_scatter": 0.01, "npoints": np.int64(40),
+        "nmatched": np.int64(55), "ncalibrators": 48, "nbright": 2, "outlier_fraction": 0.0833333, "score": 0.02,
+        "fit_colour_term": True, "assumed_colour": 0.6, "n_sources": 300, "n_usable": 290, "target": target, "plot": PLOT,
+        "candidates": [
             CandidateSummary("APASS", "V", "B-V", zeropoint=21.123456, score=0.0212345, npoints=40, chosen=True),
             CandidateSummary("GAIA", "G", "BP-RP", note="too few stars"),
         ],
-    )
+    }
     return FrameCalibration(**(fields | changes))
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from photcal_cli.batch.recalibrate import RESULT_KEYS, StoredUpload, forced_within, refit
+from photcal_cli.batch.recalibrate import (
+    RESULT_KEYS,
+    StoredUpload,
+    forced_within,
+    refit,
+)
 from services.calibrate.answer import calibration_answer
 from services.calibrate.core import calibrate_frame
 from services.ingest.forms import read_upload_form

@@ -20,6 +20,7 @@ from shared.errors import CalibrationFailed
 from shared.jit import JIT, kernel_array
 from shared.sky import ARCSEC_PER_RAD, mean_direction, separation_deg
 
+
 @njit(**JIT)
 def _tangent_arcsec(ra, dec, ra0, dec0):  # pragma: no cover - compiled
     """Gnomonic projection about (ra0, dec0), all in deg, to (xi, eta) in arcsec."""

@@ -31,9 +31,13 @@ import math
 import numpy as np
 from numba import njit
 
-from services.calibrate.core.inputs import SourceColumns
 from services.calibrate.core.fitting import MAD_TO_SIGMA
-from services.calibrate.core.footprint import _convex_hull, _inside_hull, _tangent_arcsec
+from services.calibrate.core.footprint import (
+    _convex_hull,
+    _inside_hull,
+    _tangent_arcsec,
+)
+from services.calibrate.core.inputs import SourceColumns
 from shared.jit import JIT, kernel_array
 from shared.sky import mean_direction
 

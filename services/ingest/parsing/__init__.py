@@ -32,7 +32,6 @@ or :class:`PayloadTooLarge` (413, ``too_many_rows``).
 
 from __future__ import annotations
 
-from shared.errors import PayloadTooLarge
 from services.ingest.parsing.common import (
     DEFAULT_MAX_ROWS,
     ERROR_CODES,
@@ -44,6 +43,7 @@ from services.ingest.parsing.common import (
 )
 from services.ingest.parsing.fits import _parse_fits
 from services.ingest.parsing.text import _parse_text, _refuse_binary
+from shared.errors import PayloadTooLarge
 
 __all__ = [
     "ParsedCatalogue",

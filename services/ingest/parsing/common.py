@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.ingest.rows import sanitise_columns
 from shared.arrays import SourceTable
 from shared.errors import BadCatalogue, PayloadTooLarge
-from services.ingest.rows import sanitise_columns
-
 
 DEFAULT_MAX_ROWS = 200_000
 #: comment and blank lines a catalogue may have besides its rows: SExtractor writes one header line per

@@ -13,8 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.ingest.parsing.common import MAG_COLUMNS, ParsedCatalogue, _bad, _finish, _pick_columns, _too_many
-
+from services.ingest.parsing.common import (
+    MAG_COLUMNS,
+    ParsedCatalogue,
+    _bad,
+    _finish,
+    _pick_columns,
+    _too_many,
+)
 
 _BLOCK = 2880
 _MAX_HDUS = 1000

@@ -15,7 +15,6 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from shared.errors import BadCatalogue
 from services.ingest.parsing.common import (
     _HEADER_HINT,
     _KNOWN,
@@ -29,7 +28,7 @@ from services.ingest.parsing.common import (
     _too_many,
 )
 from services.ingest.rows import read_plain_rows
-
+from shared.errors import BadCatalogue
 
 _NOT_CATALOGUE = "the file is neither a SExtractor ASCII catalogue nor a FITS table"
 _COMPRESSED = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ": "xz", b"7z\xbc\xaf": "7z"}
