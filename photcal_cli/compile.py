@@ -12,7 +12,7 @@ import time
 
 def compile_kernels() -> float:
     """Compile (or load from the cache) every kernel; returns the seconds it took."""
-    from services.calibrate.core.warmup import warm_up as warm_up_core
+    from services.calibrate.warmup import warm_up as warm_up_core
     from services.ingest.rows import warm_up as warm_up_reader
 
     started = time.perf_counter()

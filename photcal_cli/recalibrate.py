@@ -1,6 +1,6 @@
 """`photcal recalibrate --survey S`: every stored upload against S's current catalogue.
 
-The cross-match runs through lsdb on Dask (services/catalog/recalibrate.py):
+The cross-match runs through lsdb on Dask (photcal_cli/batch/recalibrate.py):
 locally by default, on the Dask cluster at ``PHOTCAL_DASK_SCHEDULER`` (or
 ``--scheduler``) when set. Each upload gets one ``recalibrations`` record per
 survey catalogue version (``_id`` ``<upload_id>|<SURVEY>|<version>``; running
@@ -28,7 +28,7 @@ BATCH = 500
 
 
 async def run(args, settings: CommonSettings) -> int:
-    from services.catalog.recalibrate import RESULT_KEYS, StoredUpload, recalibrate
+    from photcal_cli.batch.recalibrate import RESULT_KEYS, StoredUpload, recalibrate
     from services.catalog.store import CatalogStore
 
     survey = get_survey(args.survey).name

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import dataclass, field
 
 from shared.errors import BadInput
 from shared.surveys import SURVEYS, Survey, get_survey
@@ -46,19 +46,23 @@ CODE_FORCE_FILTER_UNAVAILABLE = "force_filter_unavailable"
 SurveyBand = tuple[str, str]
 
 
-class ForcedBand(BaseModel):
+@dataclass(frozen=True)
+class ForcedBand:
     """A parsed forceFilter: one band (no choice) or a band group (a restricted choice).
 
     ``bands`` are canonical (survey, band) names (:mod:`shared.surveys`);
     ``text`` is the canonical spelling, e.g. ``APASS/V``, ``GaiaSP/any``,
-    ``GaiaSP/U,B,V,R,I``.
+    ``GaiaSP/U,B,V,R,I``. A plain value (the calibration core reads it);
+    pydantic validates it where a message carries it (``UploadRequested``).
     """
 
-    model_config = ConfigDict(frozen=True)
-
     text: str
-    bands: list[SurveyBand] = Field(min_length=1)
+    bands: list[SurveyBand]
     group: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.bands:
+            raise ValueError("a forced band or band group has at least one band")
 
     @property
     def exact(self) -> SurveyBand | None:
@@ -225,17 +229,16 @@ def filter_family(name: str) -> str | None:
     return None
 
 
-class FilterConstraint(BaseModel):
+@dataclass(frozen=True)
+class FilterConstraint:
     """The survey bands an observatory's filters allow: its own bands first, then the near ones."""
-
-    model_config = ConfigDict(frozen=True)
 
     #: the filters as registered
     filters: list[str]
     #: the bands of the filters' own passbands
     bands: list[SurveyBand]
     #: fallback bands (Cousins R for an r' filter and so on), tried only when no own band could be fitted
-    near: list[SurveyBand] = Field(default_factory=list)
+    near: list[SurveyBand] = field(default_factory=list)
 
     @property
     def label(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from services.calibrate.cone import ConeClient
-from services.calibrate.core.warmup import warm_up
+from services.calibrate.warmup import warm_up
 from services.calibrate.pipeline import Pipeline
 from services.calibrate.settings import CalibrateSettings
 from services.calibrate.worker import Worker

@@ -31,6 +31,7 @@ from shared.conewire import MalformedConeReply, PartAssembler, decode_reply
 from shared.errors import BackendUnavailable, CalibrationFailed, PhotcalError
 from shared.models import SUBJECT_CONE_V2, ConeReply, ConeRequestV2
 from shared.natsio import headers
+from shared.sky import enclosing_cone
 
 ARCMIN = 1.0 / 60.0
 #: NATS's status for "nobody subscribes to this subject"
@@ -73,14 +74,8 @@ def field_of(sources: SourceTable, max_radius_deg: float) -> tuple[float, float,
     ok = np.isfinite(sources.ra) & np.isfinite(sources.dec)
     if not ok.any():
         raise CalibrationFailed("no source in the catalogue has a valid position", code="no_usable_sources")
-    ra, dec = np.radians(sources.ra[ok]), np.radians(sources.dec[ok])
-    xyz = np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
-    centre = xyz.mean(axis=0)
-    centre /= np.linalg.norm(centre)
-    radius = np.degrees(np.arccos(np.clip(xyz @ centre, -1, 1)).max()) + ARCMIN
-    ra_c = float(np.degrees(np.arctan2(centre[1], centre[0])) % 360.0)
-    dec_c = float(np.degrees(np.arcsin(centre[2])))
-    return ra_c, dec_c, float(min(radius, max_radius_deg))
+    ra_c, dec_c, radius = enclosing_cone(sources.ra[ok], sources.dec[ok])
+    return ra_c, dec_c, float(min(radius + ARCMIN, max_radius_deg))
 
 
 def reply_bytes(reply: ConeReply) -> int:
@@ -98,7 +93,7 @@ def brightest_for(n_sources: int | None, stars_per_source: float, min_stars: int
     Why it is safe: the cone (a circle around the square frame) is ~1.8 times the frame's area,
     so a factor 10 keeps ~5 stars in the frame per source -- with star counts rising ~2x per
     magnitude, every band complete to ~1.5-2.5 mag beyond the frame's limit, more than the
-    completeness limit (core/target.py ``reference_completeness_inst``) looks at. The floor
+    completeness limit (core/limits.py ``reference_completeness_inst``) looks at. The floor
     (20,000 per survey) is above any field of ordinary density: there nothing changes.
     None (every star) if ``stars_per_source`` is 0 or the count is unknown.
     """

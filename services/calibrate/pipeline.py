@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from nats.js import JetStreamContext
 from prometheus_client import Histogram
 
+from services.calibrate.answer import calibration_answer
 from services.calibrate.cone import ConeClient, field_of
 from services.calibrate.core.api import FrameCalibration, calibrate_frame
 from services.calibrate.plot import render_plot
@@ -27,7 +28,7 @@ from shared.db.datapoints import store_datapoint
 from shared.db.upload_sources import store_sources
 from shared.bands import ForcedBand, parse_force_filter
 from shared.errors import PhotcalError
-from shared.models import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS, CalibrationResult, CandidateFit, UploadRequested, utcnow
+from shared.models import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS, CalibrationResult, UploadRequested, utcnow
 from shared.natsio import ensure_object_store
 
 STAGE_DURATION = Histogram(
@@ -199,52 +200,8 @@ def _error_result(upload: UploadRequested, exc: PhotcalError, stages: Stages) ->
     )
 
 
-_LIMIT_WORDS = {"completeness": "50% completeness", "mag_err": "5 sigma", None: "limit"}
-
-
 def _ok_result(upload: UploadRequested, cal: FrameCalibration, stages: Stages) -> CalibrationResult:
-    target = cal.target
-    if target.detected:
-        # a target without an instrumental error (MAGERR missing) has no error: say so, not crash on None
-        error = "(error unknown)" if target.mag_err is None else f"+/- {target.mag_err:.3f}"
-        message = f"{cal.survey}/{cal.band} = {target.mag:.3f} {error}"
-    elif target.limit_mag is not None:
-        limit_kind = _LIMIT_WORDS[target.limit_method]
-        message = f"not detected: {cal.survey}/{cal.band} fainter than {target.limit_mag:.2f} ({limit_kind})"
-    else:
-        message = f"not detected within {upload.match_dist_arcsec:g} arcsec; no limit could be estimated"
-    return CalibrationResult(
-        status="ok",
-        message=message,
-        survey=cal.survey,
-        filter=cal.band,
-        mag=_r(target.mag) if target.detected else None,
-        mag_err=_r(target.mag_err) if target.detected else None,
-        ra=target.ra if target.detected else None,
-        dec=target.dec if target.detected else None,
-        limit_mag=_r(target.limit_mag),
-        limit_method=target.limit_method,
-        detected=bool(target.detected),
-        zeropoint=_r(cal.zeropoint),
-        zeropoint_err=_r(cal.zeropoint_err),
-        colour_term=_r(cal.colour_term),
-        colour_term_err=_r(cal.colour_term_err),
-        colour=cal.colour,
-        npoints=int(cal.npoints),
-        nmatched=int(cal.nmatched),
-        outlier_fraction=_r(cal.outlier_fraction),
-        scatter=_r(cal.scatter),
-        candidates=[_rounded(c) for c in cal.candidates],
-        duration_ms=stages.durations,
-        warnings=list(cal.warnings),
-        colour_term_assumed=cal.colour_term_assumed,
-        **_base(upload),
-    )
-
-
-def _rounded(candidate: CandidateFit) -> CandidateFit:
-    numbers = ("zeropoint", "zeropoint_err", "colour_term", "scatter", "outlier_fraction", "score")
-    return candidate.model_copy(update={k: _r(getattr(candidate, k)) for k in numbers})
+    return calibration_answer(cal, upload.match_dist_arcsec, duration_ms=stages.durations, **_base(upload))
 
 
 def _calibration_record(upload: UploadRequested, cal: FrameCalibration, result: CalibrationResult) -> dict:
@@ -260,7 +217,7 @@ def _calibration_record(upload: UploadRequested, cal: FrameCalibration, result: 
 
 
 def _sources_record(upload: UploadRequested, sources: SourceTable) -> dict:
-    """What `photcal recalibrate` needs to fit the upload again (services/catalog/recalibrate.py)."""
+    """What `photcal recalibrate` needs to fit the upload again (photcal_cli/batch/recalibrate.py)."""
     return {
         "upload_id": upload.upload_id,
         "ivorn": upload.ivorn,
@@ -273,16 +230,6 @@ def _sources_record(upload: UploadRequested, sources: SourceTable) -> dict:
         "sources": sources.model_dump(mode="json"),
         "stored_at": utcnow(),
     }
-
-
-def _r(value: float | None, digits: int = 4) -> float | None:
-    if value is None:
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return round(f, digits) if f == f else None
 
 
 def new_upload_id() -> str:

@@ -39,6 +39,7 @@ from services.catalog import layout
 from services.catalog.layout import HEALPIX_COLUMN, Columns
 from shared.errors import BadInput
 from shared.models import ConeReply, SurveyStars
+from shared.sky import within_radius
 from shared.surveys import SURVEYS, get_survey
 
 _I64_MAX = np.iinfo(np.int64).max
@@ -80,17 +81,6 @@ def cone_ranges(ra: float, dec: float, radius_deg: float) -> np.ndarray:
     starts = lo[keep]
     ends = np.append(hi[np.flatnonzero(keep)[1:] - 1], hi[-1])
     return np.stack([starts, ends], axis=1)
-
-
-def angular_cut(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float, radius_deg: float) -> np.ndarray:
-    """Boolean mask of the points within ``radius_deg`` of (ra0, dec0) (haversine)."""
-    d = np.radians(dec)
-    d0 = math.radians(dec0)
-    sdd = np.sin((d - d0) * 0.5)
-    sda = np.sin(np.radians(ra - ra0) * 0.5)
-    hav = sdd * sdd + np.cos(d) * math.cos(d0) * sda * sda
-    lim = math.sin(math.radians(radius_deg) * 0.5) ** 2
-    return hav <= lim
 
 
 def brightest_mask(mags: list[np.ndarray], keep: int) -> np.ndarray:
@@ -403,7 +393,7 @@ class CatalogStore:
                     idx = np.concatenate(spans) if len(spans) > 1 else spans[0]
                 r = arrays[cols.ra][idx]
                 d = arrays[cols.dec][idx]
-                sel = idx[angular_cut(r, d, ra, dec, radius)]
+                sel = idx[within_radius(r, d, ra, dec, radius)]
                 if len(sel):
                     pieces.append({c: a[sel] for c, a in arrays.items()})
         n = sum(len(p[cols.ra]) for p in pieces)

@@ -5,15 +5,12 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
-from shared.bands import NO_FORCE as _NO_FORCE, parse_force_filter
+from shared.bands import ForcedBand, parse_force_filter
 from shared.cpcs_http import parse_flag
 from shared.errors import BadInput
 from shared.validation import clean_comment, validate_ivorn
-
-#: forceFilter values that mean "choose the best survey and band"
-NO_FORCE = set(_NO_FORCE)
 
 
 class UploadForm(BaseModel):
@@ -28,6 +25,13 @@ class UploadForm(BaseModel):
     dryRun: bool = False
     noPlot: bool = False
     outputFormat: Literal["json", "html"] = "html"
+    #: forceFilter parsed (by read_upload_form, the one place the gateway parses it); None: choose
+    _forced_band: ForcedBand | None = PrivateAttr(default=None)
+
+    @property
+    def forced_band(self) -> ForcedBand | None:
+        """The forced band or band group the upload message carries; None to choose the best."""
+        return self._forced_band
 
     @field_validator("EventID")
     @classmethod
@@ -90,8 +94,13 @@ def read_upload_form(fields: dict[str, str]) -> UploadForm:
         form = UploadForm.model_validate(known)
     except ValidationError as exc:
         raise BadInput(describe(exc), code="bad_field") from exc
-    form.forceFilter = canonical_force_filter(form.forceFilter)
+    form._forced_band = parse_force_filter(form.forceFilter)
+    form.forceFilter = _canonical_text(form._forced_band)
     return form
+
+
+def _canonical_text(forced: ForcedBand | None) -> str:
+    return "no" if forced is None else forced.text
 
 
 def canonical_force_filter(value: str) -> str:
@@ -102,8 +111,7 @@ def canonical_force_filter(value: str) -> str:
     ``g' r' i'`` here, so ``APASS/r`` means ``APASS/r'``. Parsed by
     :func:`shared.bands.parse_force_filter`, the one parser of forceFilter.
     """
-    forced = parse_force_filter(value)
-    return "no" if forced is None else forced.text
+    return _canonical_text(parse_force_filter(value))
 
 
 def describe(exc: ValidationError) -> str:

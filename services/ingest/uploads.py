@@ -16,7 +16,6 @@ from services.ingest.parsing import parse_catalogue
 from services.ingest.publish import publish_upload
 from services.ingest.render import render_result_html
 from services.ingest.state import Gateway
-from shared.bands import parse_force_filter
 from shared.cpcs_http import WANT_HTML, html_errors, wants_html
 from shared.db.datapoints import find_duplicate
 from shared.db.uploads import get_upload, record_queued
@@ -149,7 +148,7 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
         mjd=form.MJD,
         exptime=form.expTime,
         match_dist_arcsec=form.matchDist,
-        force_filter=None if form.forceFilter.lower() == "no" else form.forceFilter,
+        force_filter=None if form.forced_band is None else form.forced_band.text,
         dry_run=form.dryRun,
         no_plot=form.noPlot,
         comment=form.comment,
@@ -158,7 +157,7 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
         n_sources=parsed.n_rows,
         sources=parsed.table,
         observatory_filters=list(observatory.filters),
-        forced_band=parse_force_filter(form.forceFilter),
+        forced_band=form.forced_band,
     )
     submit_started = time.perf_counter()
     timings: dict[str, float] = {}

@@ -9,8 +9,9 @@ import pytest
 
 from shared.arrays import SourceTable
 from shared.errors import BadInput, CalibrationFailed
-from shared.models import CandidateFit, SurveyStars
+from shared.models import SurveyStars
 from services.calibrate.core import FitSettings, FrameCalibration, calibrate_frame
+from services.calibrate.core.results import CandidateSummary
 from services.calibrate.plot import render_plot
 from tests.unit.test_calibration_synth import gaia_from_apass, make_field
 
@@ -37,7 +38,7 @@ def test_result_is_consistent():
     assert not (p.used & p.clipped).any() and not (p.used & p.bright).any()
     assert cal.outlier_fraction == pytest.approx(p.clipped.sum() / (n - p.bright.sum()))
     assert np.allclose(p.residual, p.ref_mag - (p.inst_mag + cal.zeropoint + cal.colour_term * p.colour))
-    assert all(isinstance(c, CandidateFit) for c in cal.candidates)
+    assert all(isinstance(c, CandidateSummary) for c in cal.candidates)
     assert sum(c.chosen for c in cal.candidates) == 1
     # the injected outliers are among the clipped
     assert p.clipped.sum() >= 5

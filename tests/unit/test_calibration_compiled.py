@@ -7,15 +7,15 @@ import pytest
 
 from shared.arrays import SourceTable
 from shared.models import SurveyStars
-from services.calibrate.core import calibrators, fitting, matching, target
+from services.calibrate.core import calibrators, fitting, footprint, limits, matching, target
 from services.calibrate.core.api import calibrate_frame
-from services.calibrate.core.warmup import synthetic_frame, warm_up
+from services.calibrate.warmup import synthetic_frame, warm_up
 
 
 def _signatures() -> dict[str, int]:
     return {
         f"{mod.__name__}.{name}": len(obj.signatures)
-        for mod in (calibrators, fitting, matching, target)
+        for mod in (calibrators, fitting, footprint, limits, matching, target)
         for name, obj in vars(mod).items()
         if hasattr(obj, "signatures")
     }
@@ -35,7 +35,7 @@ def test_a_real_upload_after_warm_up_compiles_nothing():
         array.flags.writeable = False
     calibrate_frame(sources, references, 150.0, 20.0, 2.0)
     calibrate_frame(sources, references, 150.0, 20.0, 2.0, ("APASS", "V"))
-    target.frame_limit_inst(sources.mag, sources.mag_err, np.ones(len(sources), dtype=bool))
+    limits.frame_limit_inst(sources.mag, sources.mag_err, np.ones(len(sources), dtype=bool))
     assert _signatures() == before
 
 

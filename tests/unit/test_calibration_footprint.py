@@ -16,7 +16,7 @@ import pytest
 from matplotlib.path import Path
 from scipy.spatial import ConvexHull
 
-from services.calibrate.core.target import _convex_hull, _inside_hull, _tangent_arcsec
+from services.calibrate.core.footprint import _convex_hull, _inside_hull, _tangent_arcsec
 
 ARCSEC_PER_RAD = 180.0 * 3600.0 / math.pi
 

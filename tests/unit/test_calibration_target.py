@@ -9,7 +9,8 @@ import pytest
 
 from shared.arrays import SourceTable
 from services.calibrate.core import calibrate_frame
-from services.calibrate.core.target import completeness_limit_inst, frame_limit_inst, nearest_source
+from services.calibrate.core.limits import completeness_limit_inst, frame_limit_inst
+from services.calibrate.core.target import nearest_source
 from tests.unit.test_calibration_synth import background_sigma_for_limit, make_field, observe
 
 

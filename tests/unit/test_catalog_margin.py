@@ -8,7 +8,7 @@ import pytest
 
 from services.catalog import layout
 from services.catalog.loader import load_extracts
-from services.catalog.recalibrate import StoredUpload, crossmatch
+from photcal_cli.batch.recalibrate import StoredUpload, crossmatch
 from shared.arrays import SourceTable
 from shared.surveys import APASS
 

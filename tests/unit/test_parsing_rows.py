@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import services.ingest.parsing as parsing
-from services.ingest.parsing import _read_rows_pandas, parse_catalogue
+import services.ingest.parsing.text as parsing  # where the text readers are looked up
+from services.ingest.parsing import parse_catalogue
+from services.ingest.parsing.text import _read_rows_pandas
 from services.ingest.rows import read_plain_rows
 from shared.errors import BadCatalogue, PayloadTooLarge
 

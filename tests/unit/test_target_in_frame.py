@@ -16,7 +16,7 @@ import pytest
 from shared.arrays import SourceTable
 from shared.errors import CalibrationFailed
 from services.calibrate.core import FitSettings, calibrate_frame
-from services.calibrate.core.target import frame_footprint, require_target_in_frame
+from services.calibrate.core.footprint import frame_footprint, require_target_in_frame
 from tests.unit.test_calibration_synth import make_field
 
 MARGIN = FitSettings().target_margin_arcsec

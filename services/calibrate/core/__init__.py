@@ -8,10 +8,14 @@ Public API::
 
 Modules: :mod:`matching` (grid cross-match on the sphere), :mod:`calibrators`
 (which stars may calibrate), :mod:`fitting` (robust ZP / colour-term fit),
-:mod:`choice` (best survey/band), :mod:`target` (transient magnitude or
-limit), :mod:`api` (the one call), :mod:`results` (dataclasses),
-:mod:`settings` (FitSettings), :mod:`warmup` (compile the kernels before the
-first frame). Inner loops are compiled with numba (``shared/jit.py``).
+:mod:`choice` (best survey/band), :mod:`target` (the transient's magnitude),
+:mod:`limits` (the frame's limiting magnitude), :mod:`footprint` (where the
+frame is, and whether the alert is in it), :mod:`crowding` (blends),
+:mod:`api` (the one call), :mod:`inputs` (what it reads: plain columns),
+:mod:`results` (what it returns: dataclasses), :mod:`settings`
+(FitSettings). Inner loops are compiled with numba (``shared/jit.py``);
+the service compiles them at start-up (``services.calibrate.warmup``).
+The sphere geometry is :mod:`shared.sky`.
 """
 
 from services.calibrate.core.api import calibrate_frame

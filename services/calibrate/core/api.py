@@ -43,17 +43,18 @@ from dataclasses import replace
 
 import numpy as np
 
-from shared.arrays import SourceTable
+from services.calibrate.core.inputs import ReferenceStars, SourceColumns
 from shared.bands import FilterConstraint, ForcedBand, filter_constraint, parse_force_filter
 from shared.errors import BadInput, CalibrationFailed
-from shared.models import SurveyStars
 from shared.surveys import get_survey
 from services.calibrate.core import crowding
 from services.calibrate.core.calibrators import source_quality, usable_mags
 from services.calibrate.core.choice import BandCandidate, band_has_data, choose_best, evaluate_candidates
 from services.calibrate.core.results import FrameCalibration, PlotData
 from services.calibrate.core.settings import FitSettings
-from services.calibrate.core.target import measure_target, reference_completeness_inst, require_target_in_frame
+from services.calibrate.core.footprint import require_target_in_frame
+from services.calibrate.core.limits import reference_completeness_inst
+from services.calibrate.core.target import measure_target
 
 CODE_NO_USABLE_SOURCES = "no_usable_sources"
 CODE_FIELD_NOT_COVERED = "field_not_covered"
@@ -64,7 +65,7 @@ CODE_BAD_ASTROMETRY = "bad_astrometry"
 CODE_POOR_FIT = "poor_fit"
 
 
-def _stars_of(survey_name: str, references: dict[str, SurveyStars]) -> SurveyStars | None:
+def _stars_of(survey_name: str, references: dict[str, ReferenceStars]) -> ReferenceStars | None:
     for key, s in references.items():
         if (s.survey or key).lower() == survey_name.lower() or key.lower() == survey_name.lower():
             return s
@@ -72,7 +73,7 @@ def _stars_of(survey_name: str, references: dict[str, SurveyStars]) -> SurveySta
 
 
 def _resolve_forced(
-    force_filter: ForcedBand | tuple[str, str] | str, references: dict[str, SurveyStars]
+    force_filter: ForcedBand | tuple[str, str] | str, references: dict[str, ReferenceStars]
 ) -> ForcedBand:
     """The forced band or band group, keeping the bands with data here; BadInput if none can be used."""
     forced = parse_force_filter(force_filter)
@@ -103,7 +104,7 @@ def _resolve_forced(
             "choose another band or leave forceFilter empty",
             code=CODE_FORCE_FILTER_UNAVAILABLE,
         )
-    return forced.model_copy(update={"bands": usable})
+    return replace(forced, bands=usable)
 
 
 def _too_few_message(
@@ -170,8 +171,8 @@ def _sanity_check(best: BandCandidate, n_matched: int, n_usable: int, radius: fl
 
 
 def calibrate_frame(
-    sources: SourceTable,
-    references: dict[str, SurveyStars],
+    sources: SourceColumns,
+    references: dict[str, ReferenceStars],
     target_ra: float,
     target_dec: float,
     match_radius_arcsec: float,
@@ -183,10 +184,10 @@ def calibrate_frame(
 
     Parameters
     ----------
-    sources : SourceTable
+    sources : SourceColumns
         The observer's sources: ra, dec (deg), instrumental mag and error
         (mag), SExtractor FLAGS.
-    references : dict of str to SurveyStars
+    references : dict of str to ReferenceStars
         Reference stars in the field, by survey name (``"APASS"``, ...).
     target_ra, target_dec : float
         Alert position, deg.
@@ -368,7 +369,7 @@ def calibrate_frame(
         n_usable=n_usable,
         target=target,
         plot=plot,
-        candidates=[(best if c is chosen else c).to_model(chosen=c is chosen) for c in candidates],
+        candidates=[(best if c is chosen else c).summary(chosen=c is chosen) for c in candidates],
         forced=forced is not None and forced.exact is not None,
         durations_ms=durations_ms,
         warnings=warnings,

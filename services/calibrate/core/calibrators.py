@@ -40,7 +40,7 @@ import math
 import numpy as np
 from numba import njit
 
-from shared.arrays import SourceTable
+from services.calibrate.core.inputs import SourceColumns
 from shared.jit import JIT, kernel_array
 from services.calibrate.core.settings import FitSettings
 
@@ -55,7 +55,7 @@ def usable_mags(mag: np.ndarray) -> np.ndarray:
         return np.isfinite(mag) & (np.abs(mag) < BAD_MAG_ABS)
 
 
-def source_quality(sources: SourceTable, settings: FitSettings) -> np.ndarray:
+def source_quality(sources: SourceColumns, settings: FitSettings) -> np.ndarray:
     """Bool per source: usable as a calibrator on the observer's side.
 
     Requires a finite position, a usable magnitude (not NaN / 99), a finite

@@ -98,18 +98,19 @@ import math
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
-from shared.arrays import SourceTable
+from services.calibrate.core.inputs import ReferenceStars, SourceColumns
 from shared.jit import JIT, kernel_array
-from shared.models import CandidateFit, SurveyStars
 from shared.surveys import Band, Survey, get_survey
 from services.calibrate.core import crowding
 from services.calibrate.core.calibrators import bright_end_cut, star_usable
 from services.calibrate.core.fitting import FitResult, InsufficientData, fit_zeropoint
 from services.calibrate.core.matching import MatchResult, SourceGrid
+from services.calibrate.core.results import CandidateSummary
 from services.calibrate.core.settings import FitSettings
 
 
@@ -155,9 +156,9 @@ class BandCandidate:
     #: when this band is chosen; the choice is made on the fits of all calibrators), else None
     isolated: "BandCandidate | None" = None
 
-    def to_model(self, chosen: bool = False) -> CandidateFit:
+    def summary(self, chosen: bool = False) -> CandidateSummary:
         f = self.fit
-        return CandidateFit(
+        return CandidateSummary(
             survey=self.survey,
             filter=self.band,
             colour=self.colour,
@@ -188,33 +189,33 @@ class _SurveyMatch:
     m_iso: np.ndarray | None = None
 
 
-def _band_array(stars: SurveyStars, *names: str) -> np.ndarray | None:
+def _band_array(stars: ReferenceStars, *names: str) -> np.ndarray | None:
     for name in names:
         if name in stars.mags:
             return np.asarray(stars.mags[name], dtype=float)
     return None
 
 
-def _err_array(stars: SurveyStars, *names: str) -> np.ndarray | None:
+def _err_array(stars: ReferenceStars, *names: str) -> np.ndarray | None:
     for name in names:
         if name in stars.errs:
             return np.asarray(stars.errs[name], dtype=float)
     return None
 
 
-def _named_band_array(stars: SurveyStars, survey: Survey, name: str) -> np.ndarray | None:
+def _named_band_array(stars: ReferenceStars, survey: Survey, name: str) -> np.ndarray | None:
     """Magnitudes of the survey's band ``name``, keyed by band name or VizieR column."""
     columns = [b.column for b in survey.bands if b.name == name]
     return _band_array(stars, name, *columns)
 
 
-def _named_err_array(stars: SurveyStars, survey: Survey, name: str) -> np.ndarray | None:
+def _named_err_array(stars: ReferenceStars, survey: Survey, name: str) -> np.ndarray | None:
     """Errors of the survey's band ``name``, keyed by band name or VizieR column."""
     cols = [(b.column, b.error_column) for b in survey.bands if b.name == name]
     return _err_array(stars, name, *[x for pair in cols for x in pair])
 
 
-def band_has_data(stars: SurveyStars, band: Band) -> bool:
+def band_has_data(stars: ReferenceStars, band: Band) -> bool:
     """True if the survey's stars have at least one finite magnitude in this band."""
     mags = _band_array(stars, band.name, band.column)
     return mags is not None and bool(np.isfinite(mags).any())
@@ -222,6 +223,24 @@ def band_has_data(stars: SurveyStars, band: Band) -> bool:
 
 def _errors_or_zero(errors: np.ndarray | None, n: int) -> np.ndarray:
     return np.zeros(n) if errors is None else kernel_array(errors)
+
+
+class Calibrators(NamedTuple):
+    """What :func:`_select_calibrators` returns, by name (built from its tuple outside the compiled code).
+
+    One entry per calibrator: the source's index, the star's magnitude and error (mag), its
+    colour (mag), the colour's noise variance and its covariance with the magnitude (mag**2),
+    and the source's instrumental magnitude and error (mag).
+    """
+
+    source_index: np.ndarray
+    ref_mag: np.ndarray
+    ref_err: np.ndarray
+    colour: np.ndarray
+    colour_var: np.ndarray
+    colour_cov: np.ndarray
+    inst_mag: np.ndarray
+    inst_err: np.ndarray
 
 
 @njit(**JIT)
@@ -307,11 +326,11 @@ def _assume_colour_term(fit: FitResult, known_colours: np.ndarray, settings: Fit
 def fit_band(
     survey: Survey,
     band: Band,
-    stars: SurveyStars,
+    stars: ReferenceStars,
     match: MatchResult,
     src_usable: np.ndarray,
     src_good: np.ndarray,
-    sources: SourceTable,
+    sources: SourceColumns,
     settings: FitSettings,
     pre: _SurveyMatch | None = None,
 ) -> BandCandidate:
@@ -355,14 +374,14 @@ def fit_band(
 
     sign = 1.0 if band.name == band.colour[0] else (-1.0 if band.name == band.colour[1] else 0.0)
 
-    def select(mask):
-        return _select_calibrators(
+    def select(mask) -> Calibrators:
+        return Calibrators(*_select_calibrators(
             pre.m_idx, pre.m_ref, mask, kernel_array(mags), kernel_array(errs), kernel_array(blue), kernel_array(red),
             _errors_or_zero(blue_err, len(mags)), _errors_or_zero(red_err, len(mags)), pre.src_mag, pre.src_err,
             float(survey.mag_bright), float(survey.mag_faint), float(settings.max_ref_err),
             # covariance of the band's noise with the colour's: + if it is the colour's blue band, - if the red
             sign,
-        )
+        ))
 
     m_cal = pre.m_cal
     idx, ref_mag, ref_err, colour, colour_var, colour_cov, inst, inst_err = select(m_cal)
@@ -374,11 +393,13 @@ def fit_band(
     if len(idx) < settings.min_stars:
         # too few stars with a colour: the same selection without the colour (stars with a magnitude only)
         no_colour = np.zeros(len(mags))
-        q_idx, q_ref, q_err, _, _, _, q_inst, q_inst_err = _select_calibrators(
+        magnitude_only = Calibrators(*_select_calibrators(
             pre.m_idx, pre.m_ref, m_cal, kernel_array(mags), kernel_array(errs), no_colour, no_colour,
             no_colour, no_colour, pre.src_mag, pre.src_err,
             float(survey.mag_bright), float(survey.mag_faint), float(settings.max_ref_err), 0.0,
-        )
+        ))
+        q_idx, q_ref, q_err = magnitude_only.source_index, magnitude_only.ref_mag, magnitude_only.ref_err
+        q_inst, q_inst_err = magnitude_only.inst_mag, magnitude_only.inst_err
         cand.nquality = len(q_idx)
         if len(q_idx) < settings.min_stars:
             cand.note = (
@@ -461,8 +482,8 @@ class Evaluation:
 
 
 def evaluate_candidates(
-    sources: SourceTable,
-    references: dict[str, SurveyStars],
+    sources: SourceColumns,
+    references: dict[str, ReferenceStars],
     radius_arcsec: float,
     src_usable: np.ndarray,
     src_good: np.ndarray,
@@ -473,8 +494,8 @@ def evaluate_candidates(
 
     Parameters
     ----------
-    sources : SourceTable
-    references : dict of str to SurveyStars
+    sources : SourceColumns
+    references : dict of str to ReferenceStars
         Reference stars by survey name.
     radius_arcsec : float
         Match radius, arcsec.
@@ -548,7 +569,7 @@ def evaluate_candidates(
 
 
 def _frame_isolated(
-    sources: SourceTable, usable: np.ndarray, good: np.ndarray, gaia, settings: FitSettings
+    sources: SourceColumns, usable: np.ndarray, good: np.ndarray, gaia, settings: FitSettings
 ) -> tuple[np.ndarray, bool, np.ndarray]:
     """Per source: no blend flag and no neighbour sharing its light in the frame (:mod:`crowding`);
     whether the frame is crowded: more than ``settings.crowded_fraction`` of its good sources

@@ -30,26 +30,11 @@ import math
 import numpy as np
 from numba import njit
 
-from shared.arrays import SourceTable
+from services.calibrate.core.inputs import ReferenceStars, SourceColumns
 from shared.jit import JIT, kernel_array
-from shared.models import SurveyStars
+from shared.sky import tangent_arcsec
 from shared.surveys import GAIA, Survey
 from services.calibrate.core.settings import FitSettings
-
-ARCSEC_PER_RAD = 180.0 / math.pi * 3600.0
-
-
-def tangent_arcsec(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gnomonic projection about (ra0, dec0), arcsec (x towards east, y north); inputs in deg."""
-    ra = np.radians(np.asarray(ra, dtype=float))
-    dec = np.radians(np.asarray(dec, dtype=float))
-    a0, d0 = math.radians(ra0), math.radians(dec0)
-    cos_c = np.sin(d0) * np.sin(dec) + np.cos(d0) * np.cos(dec) * np.cos(ra - a0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x = np.cos(dec) * np.sin(ra - a0) / cos_c
-        y = (np.cos(d0) * np.sin(dec) - np.sin(d0) * np.cos(dec) * np.cos(ra - a0)) / cos_c
-    return x * ARCSEC_PER_RAD, y * ARCSEC_PER_RAD
-
 
 @njit(**JIT)
 def _contamination(qx, qy, q_flux, cx, cy, c_flux, radius, self_radius, q_self):  # pragma: no cover - compiled
@@ -190,7 +175,7 @@ def contamination(
     return (ratio, own) if counterpart_flux else ratio
 
 
-def representative_mag(stars: SurveyStars, survey: Survey) -> np.ndarray | None:
+def representative_mag(stars: ReferenceStars, survey: Survey) -> np.ndarray | None:
     """The survey's band with the most magnitudes in this cone (mag), or None if it has none."""
     best, n_best = None, 0
     for band in survey.bands:
@@ -204,7 +189,7 @@ def representative_mag(stars: SurveyStars, survey: Survey) -> np.ndarray | None:
     return best
 
 
-def gaia_stars(references: dict[str, SurveyStars]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def gaia_stars(references: dict[str, ReferenceStars]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Gaia's positions and G magnitudes (deg, deg, mag) among the references, or None."""
     for key, stars in references.items():
         if (stars.survey or key).upper() == GAIA.name and len(stars):
@@ -217,7 +202,7 @@ def gaia_stars(references: dict[str, SurveyStars]) -> tuple[np.ndarray, np.ndarr
 
 
 def frame_blend(
-    sources: SourceTable,
+    sources: SourceColumns,
     usable: np.ndarray,
     gaia: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     radius_arcsec: float,
@@ -255,7 +240,7 @@ def frame_blend(
 
 def reference_blend(
     survey: Survey,
-    stars: SurveyStars,
+    stars: ReferenceStars,
     gaia: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     centre: tuple[float, float] | None = None,
 ) -> np.ndarray:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -302,6 +303,31 @@ def _robust_spread(a):  # pragma: no cover - compiled
     return MAD_TO_SIGMA * np.median(np.abs(a - np.median(a)))
 
 
+class RobustFitKernel(NamedTuple):
+    """What :func:`_robust_fit` returns, by name (built from its tuple outside the compiled code).
+
+    Magnitudes in mag, variances in mag**2; arrays one entry per star given.
+    """
+
+    zeropoint: float
+    colour_term: float
+    var_zeropoint: float
+    cov_zeropoint_colour_term: float
+    var_colour_term: float
+    #: intrinsic scatter squared, mag**2
+    intrinsic_var: float
+    used: np.ndarray
+    residuals: np.ndarray
+    #: each star's total variance (its errors, colour noise and the intrinsic scatter), mag**2
+    total_var: np.ndarray
+    iterations: int
+    fit_colour_term: bool
+    #: robust scatter (1.4826 MAD) of the used stars' residuals
+    scatter: float
+    median_colour: float
+    colour_spread: float
+
+
 @njit(**JIT)
 def _robust_fit(
     y, e2_base, c, vc, cyc, ct_mode, min_spread, eiv, clip, min_keep, max_iterations, floor2, t_free, t_half, t_mean
@@ -491,31 +517,32 @@ def fit_zeropoint(
 
     t_free, t_half, t_mean, inflate = _clip_constants(s.clip_sigma)
     min_keep = min(max(s.min_stars, n - int(math.floor(s.max_reject_fraction * n))), n)
-    zp, ct, v_zp, c_zc, v_ct, s2, used, r, sig2, iterations, fit_ct, scatter, median_colour, colour_spread = _robust_fit(
+    k = RobustFitKernel(*_robust_fit(
         y, e2_base, c, vc, cyc, ct_mode, float(s.min_colour_spread), eiv, float(s.clip_sigma), min_keep,
         int(s.max_iterations), float(s.scatter_floor) ** 2, t_free, t_half, t_mean,
-    )
-    npoints = int(np.count_nonzero(used))
-    cov = np.array([[v_zp, c_zc], [c_zc, v_ct]]) * inflate
-    if colour is None:
-        median_colour = colour_spread = 0.0
+    ))
+    npoints = int(np.count_nonzero(k.used))
+    cov = np.array(
+        [[k.var_zeropoint, k.cov_zeropoint_colour_term], [k.cov_zeropoint_colour_term, k.var_colour_term]]
+    ) * inflate
+    median_colour, colour_spread = (0.0, 0.0) if colour is None else (k.median_colour, k.colour_spread)
     return FitResult(
-        zeropoint=float(zp),
+        zeropoint=float(k.zeropoint),
         zeropoint_err=math.sqrt(cov[0, 0]),
-        colour_term=float(ct),
-        colour_term_err=math.sqrt(cov[1, 1]) if fit_ct else math.nan,
+        colour_term=float(k.colour_term),
+        colour_term_err=math.sqrt(cov[1, 1]) if k.fit_colour_term else math.nan,
         covariance=cov,
-        scatter=float(scatter),
-        intrinsic_scatter=math.sqrt(s2),
+        scatter=float(k.scatter),
+        intrinsic_scatter=math.sqrt(k.intrinsic_var),
         npoints=npoints,
         ninput=n,
-        used=used,
-        clipped=~used,
+        used=k.used,
+        clipped=~k.used,
         outlier_fraction=(n - npoints) / n,
-        residuals=r,
-        sigma=np.sqrt(sig2),
-        fit_colour_term=bool(fit_ct),
+        residuals=k.residuals,
+        sigma=np.sqrt(k.total_var),
+        fit_colour_term=bool(k.fit_colour_term),
         median_colour=float(median_colour),
-        iterations=int(iterations),
+        iterations=int(k.iterations),
         colour_spread=float(colour_spread),
     )

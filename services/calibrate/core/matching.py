@@ -18,49 +18,13 @@ import numpy as np
 from numba import njit
 
 from shared.jit import JIT, kernel_array
-
-ARCSEC_PER_RAD = 180.0 / np.pi * 3600.0
-
-
-def radec_to_xyz(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """Unit vectors of sky positions.
-
-    Parameters
-    ----------
-    ra, dec : array_like
-        Right ascension and declination, deg.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(N, 3)``, dimensionless.
-    """
-    ra = np.radians(np.asarray(ra, dtype=float))
-    dec = np.radians(np.asarray(dec, dtype=float))
-    shape = np.broadcast_shapes(ra.shape, dec.shape)
-    out = np.empty(shape + (3,))
-    cos_dec = np.cos(dec)
-    np.multiply(cos_dec, np.cos(ra), out=out[..., 0])
-    np.multiply(cos_dec, np.sin(ra), out=out[..., 1])
-    np.sin(dec, out=out[..., 2])
-    return out
-
-
-def arcsec_to_chord(radius_arcsec: float | np.ndarray) -> float | np.ndarray:
-    """Chord length on the unit sphere of an angle given in arcsec."""
-    return 2.0 * np.sin(np.asarray(radius_arcsec, dtype=float) / ARCSEC_PER_RAD / 2.0)
-
-
-def chord_to_arcsec(chord: np.ndarray) -> np.ndarray:
-    """Angle in arcsec of a chord length on the unit sphere."""
-    return 2.0 * np.arcsin(np.clip(np.asarray(chord, dtype=float) / 2.0, 0.0, 1.0)) * ARCSEC_PER_RAD
-
-
-def angular_separation_arcsec(ra1: np.ndarray, dec1: np.ndarray, ra2: float, dec2: float) -> np.ndarray:
-    """Angular distance, arcsec, from positions (ra1, dec1) to one point (ra2, dec2), all in deg."""
-    d = radec_to_xyz(ra1, dec1) - radec_to_xyz(ra2, dec2)
-    return chord_to_arcsec(np.sqrt((d * d).sum(axis=-1)))
-
+from shared.sky import (  # noqa: F401 - the sphere geometry the matcher uses, importable from here as before
+    ARCSEC_PER_RAD,
+    angular_separation_arcsec,
+    arcsec_to_chord,
+    chord_to_arcsec,
+    radec_to_xyz,
+)
 
 @dataclass(frozen=True)
 class MatchResult:

@@ -6,7 +6,32 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared.models import CandidateFit
+
+@dataclass(frozen=True)
+class CandidateSummary:
+    """One survey/band tried, with its fit quality (the service turns it into its answer).
+
+    ``zeropoint``, ``zeropoint_err``, ``scatter``, ``score`` in mag,
+    ``colour_term`` in mag/mag; None where the band could not be fitted.
+    ``filter`` is the band's name (``band`` elsewhere in the core; this
+    is the answer's word for it).
+    """
+
+    survey: str
+    filter: str
+    colour: str
+    zeropoint: float | None = None
+    zeropoint_err: float | None = None
+    colour_term: float | None = None
+    scatter: float | None = None
+    npoints: int = 0
+    nmatched: int = 0
+    outlier_fraction: float | None = None
+    score: float | None = None
+    chosen: bool = False
+    note: str | None = None
+    #: zero point only over stars without colours, colour term assumed 0
+    colour_term_assumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,7 +60,7 @@ class TargetMeasurement:
     inst_limit_mag : float or None
         The same limit in instrumental magnitudes.
     limit_method : str or None
-        ``"completeness"`` or ``"mag_err"`` (see :mod:`target`).
+        ``"completeness"`` or ``"mag_err"`` (see :mod:`limits`).
     assumed_colour : float or None
         Colour assumed for the target, mag (median of the calibrators).
     flags : int or None
@@ -119,7 +144,7 @@ class FrameCalibration:
         Colour assumed for the target (median of the used calibrators), mag.
     n_sources, n_usable : int
         Sources in the catalogue / with a usable magnitude.
-    candidates : list of shared.models.CandidateFit
+    candidates : list of CandidateSummary
         Every survey/band tried, ``chosen=True`` on this one.
     target : TargetMeasurement
     plot : PlotData
@@ -158,7 +183,7 @@ class FrameCalibration:
     n_usable: int
     target: TargetMeasurement
     plot: PlotData
-    candidates: list[CandidateFit] = field(default_factory=list)
+    candidates: list[CandidateSummary] = field(default_factory=list)
     forced: bool = False
     durations_ms: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)

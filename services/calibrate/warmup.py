@@ -1,10 +1,12 @@
-"""Compile the core's kernels before the first frame needs them.
+"""Compile the core's kernels before the first frame needs them (the service's start-up).
 
 numba compiles a kernel at its first call (or loads it from the on-disk
 cache, see :mod:`shared.jit`). :func:`warm_up` calibrates a small synthetic
 frame whose path goes through every kernel -- the match, the robust fit
 with its bright-end cut, the completeness limit and the magnitude-error
 limit -- so that a worker's first upload is as fast as its hundredth.
+The frame is built from the wire models the worker receives (not plain
+arrays), so that the kernels are compiled for the arrays a real upload has.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from shared.arrays import SourceTable
 from shared.models import SurveyStars
 from services.calibrate.core.api import calibrate_frame
-from services.calibrate.core.target import frame_limit_inst
+from services.calibrate.core.limits import frame_limit_inst
 
 
 def synthetic_frame(n_stars: int = 400, seed: int = 1) -> tuple[SourceTable, dict[str, SurveyStars]]:

@@ -11,9 +11,15 @@
    by pixel pair, nearest reference star within the largest match radius;
 3. each upload's matched reference stars are fitted again with the
    calibration core (``services.calibrate.core.calibrate_frame``) - the same
-   science as a live upload, restricted to that survey - as Dask tasks too;
+   science as a live upload, restricted to that survey - as Dask tasks too,
+   and answered with the live upload's fields and rounding
+   (:func:`services.calibrate.answer.calibration_answer`);
 4. the caller writes one ``recalibrations`` record per upload and survey
    release; the original calibration and datapoint are left as they were.
+
+A batch job, not part of a service: it stands above the catalogue's layout
+(``services.catalog.layout``) and the calibration core at once, and services
+import no other service (:mod:`photcal_cli.batch`).
 
 Dask runs on the local threaded scheduler unless a scheduler address is
 given (``PHOTCAL_DASK_SCHEDULER``, e.g. ``tcp://dask-scheduler:8786``); the
@@ -34,7 +40,7 @@ from __future__ import annotations
 import math
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +49,7 @@ import pandas as pd
 from services.catalog import layout
 from services.catalog.layout import Columns
 from shared.arrays import SourceTable
+from shared.bands import ForcedBand, parse_force_filter
 from shared.errors import PhotcalError
 from shared.models import SurveyStars
 from shared.surveys import get_survey
@@ -196,40 +203,30 @@ def _stars(survey: str, refs: pd.DataFrame | None, columns: Columns) -> SurveySt
     )
 
 
+def forced_within(force_filter: str | None, survey: str) -> ForcedBand | None:
+    """The observer's forceFilter restricted to ``survey``: it holds within that survey, not across.
+
+    None when it names another survey (or none); BadInput for a text no longer valid.
+    """
+    forced = parse_force_filter(force_filter)
+    if forced is None or survey.lower() not in (s.lower() for s in forced.surveys):
+        return None
+    bands = [(s, b) for s, b in forced.bands if s.lower() == survey.lower()]
+    return replace(forced, bands=bands)
+
+
 def refit(up: StoredUpload, survey: str, stars: SurveyStars) -> Refit:
     """Fit one upload against ``survey``'s matched stars (the calibration core, as for a live upload)."""
+    from services.calibrate.answer import calibration_answer
     from services.calibrate.core.api import calibrate_frame
 
-    force = None
-    if up.force_filter and "/" in up.force_filter:
-        f_survey, _, f_band = up.force_filter.partition("/")
-        if f_survey.strip().lower() == survey.lower():
-            force = (survey, f_band.strip())  # the observer's band choice holds within that survey
     try:
+        force = forced_within(up.force_filter, survey)
         cal = calibrate_frame(up.sources, {survey: stars}, up.alert_ra, up.alert_dec, up.match_dist_arcsec, force)
     except PhotcalError as exc:
         return Refit(up.upload_id, survey, ok=False, nref=len(stars), error=exc.code, message=exc.message)
-    t = cal.target
-    result = {
-        "survey": cal.survey,
-        "filter": cal.band,
-        "colour": cal.colour,
-        "zeropoint": _f(cal.zeropoint),
-        "zeropoint_err": _f(cal.zeropoint_err),
-        "colour_term": _f(cal.colour_term),
-        "colour_term_err": _f(cal.colour_term_err),
-        "scatter": _f(cal.scatter),
-        "npoints": int(cal.npoints),
-        "nmatched": int(cal.nmatched),
-        "outlier_fraction": _f(cal.outlier_fraction),
-        "detected": bool(t.detected),
-        "mag": _f(t.mag) if t.detected else None,
-        "mag_err": _f(t.mag_err) if t.detected else None,
-        "ra": _f(t.ra) if t.detected else None,
-        "dec": _f(t.dec) if t.detected else None,
-        "limit_mag": _f(t.limit_mag),
-        "candidates": [c.model_dump(mode="json") for c in cal.candidates],
-    }
+    answer = calibration_answer(cal, up.match_dist_arcsec, upload_id=up.upload_id, ivorn=up.ivorn)
+    result = answer.model_dump(mode="json", include={"survey", *RESULT_KEYS})
     return Refit(up.upload_id, survey, ok=True, nref=len(stars), result=result)
 
 
@@ -251,13 +248,3 @@ def recalibrate(
         matched = crossmatch(uploads, catalogue, columns, radius)
         tasks = [dask.delayed(refit)(up, name, _stars(name, matched.get(i), columns)) for i, up in enumerate(uploads)]
         return list(dask.compute(*tasks))
-
-
-def _f(value) -> float | None:
-    if value is None:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return round(v, 5) if math.isfinite(v) else None

@@ -1,0 +1,60 @@
+"""forceFilter parsed once at the gateway and carried; a re-fit answered like a live upload."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from photcal_cli.batch.recalibrate import (
+    RESULT_KEYS,
+    StoredUpload,
+    forced_within,
+    refit,
+)
+from services.calibrate.answer import calibration_answer
+from services.calibrate.core import calibrate_frame
+from services.ingest.forms import read_upload_form
+from shared.bands import parse_force_filter
+from shared.errors import BadInput
+from tests.unit.test_calibration_synth import make_field
+
+FORM = {"EventID": "ivo://gaia/alerts#Gaia21eeo", "MJD": "60000.5"}
+
+
+@pytest.mark.parametrize(
+    ("sent", "text"), [("apass/v", "APASS/V"), ("GaiaSP/any", "GaiaSP/any"), ("no", "no"), ("", "no")]
+)
+def test_the_form_carries_the_parsed_band_and_its_canonical_text(sent, text):
+    form = read_upload_form(FORM | {"forceFilter": sent})
+    assert form.forceFilter == text
+    assert form.forced_band == parse_force_filter(sent)
+    assert (form.forced_band is None) == (text == "no")
+
+
+def test_a_band_not_served_is_refused_by_the_form():
+    with pytest.raises(BadInput) as caught:
+        read_upload_form(FORM | {"forceFilter": "APASS/Q"})
+    assert caught.value.code == "force_filter_unavailable"
+
+
+def test_a_forced_band_holds_within_its_survey_only():
+    assert forced_within("APASS/V", "APASS").bands == [("APASS", "V")]
+    assert forced_within("APASS/V", "GAIA") is None
+    assert forced_within(None, "APASS") is None
+    group = forced_within("GaiaSP/any", "GaiaSP")
+    assert group.group and {s for s, _ in group.bands} == {"GaiaSP"}
+
+
+def test_a_refit_answers_the_live_upload_fields_rounded_the_same_way():
+    rng = np.random.default_rng(5)
+    fld = make_field(rng)
+    stars = fld.references["APASS"]
+    up = StoredUpload("u1", fld.target_ra, fld.target_dec, 2.0, fld.sources, force_filter="APASS/V", ivorn="ivo://x#y")
+    again = refit(up, "APASS", stars)
+    assert again.ok and again.nref == len(stars)
+    live = calibration_answer(
+        calibrate_frame(fld.sources, {"APASS": stars}, fld.target_ra, fld.target_dec, 2.0, ("APASS", "V")),
+        2.0, upload_id="u1", ivorn="ivo://x#y",
+    ).model_dump(mode="json")
+    assert again.result == {k: live[k] for k in ("survey", *RESULT_KEYS)}
+    assert (again.result["survey"], again.result["filter"]) == ("APASS", "V")
