@@ -14,11 +14,12 @@ import os
 import sys
 import time
 
+from shared.contracts.errors import ErrorCode
+from shared.contracts.messages import utcnow
+from shared.contracts.surveys import get_survey
 from shared.db import connect_database
 from shared.errors import BadInput
-from shared.models import utcnow
 from shared.settings import CommonSettings
-from shared.surveys import get_survey
 
 BATCH = 500
 
@@ -33,7 +34,7 @@ async def run(args, settings: CommonSettings) -> int:
         raise BadInput(
             f"no {survey} catalogue under {settings.data_dir}: load one (`photcal catalog load`) or attach one "
             "(`photcal catalog attach`)",
-            code="no_catalogue",
+            code=ErrorCode.NO_CATALOGUE,
         )
     source, columns, version = live
     scheduler = args.scheduler or os.environ.get("PHOTCAL_DASK_SCHEDULER") or None

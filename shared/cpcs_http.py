@@ -15,6 +15,7 @@ from html import escape
 
 from aiohttp import web
 
+from shared.contracts.errors import ErrorCode
 from shared.errors import BadInput, PhotcalError, RateLimited
 
 #: CPCS lived under /followup/; every CPCS path is served at the root and there
@@ -47,7 +48,7 @@ async def request_params(request: web.Request) -> dict[str, str]:
     params = {k: v for k, v in request.query.items()}
     if request.method == "POST" and request.can_read_body:
         if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-            raise BadInput("the form is too large for this endpoint", code="too_large")
+            raise BadInput("the form is too large for this endpoint", code=ErrorCode.TOO_LARGE)
         ctype = request.content_type
         if ctype.startswith("multipart/") or ctype == "application/x-www-form-urlencoded":
             posted = await request.post()

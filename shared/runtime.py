@@ -32,9 +32,9 @@ from shared.http_server import (
     hide_server_version,
     security_headers,
 )
+from shared.contracts.subjects import HEADER_CORRELATION
 from shared.db import Database, connect_database
 from shared.logging import configure_logging, correlation_id, get_logger, new_correlation_id
-from shared.models import HEADER_CORRELATION
 from shared.natsio import connect, ensure_streams
 from shared.settings import CommonSettings
 

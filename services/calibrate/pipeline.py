@@ -20,14 +20,15 @@ from services.calibrate.core.api import FrameCalibration, calibrate_frame
 from services.calibrate.plot import render_plot
 from services.calibrate.settings import CalibrateSettings
 from shared.arrays import SourceTable
+from shared.bands import ForcedBand, parse_force_filter
+from shared.contracts.messages import CalibrationResult, CandidateFit, UploadRequested, utcnow
+from shared.contracts.subjects import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS
 from shared.db import Database
 from shared.db.alerts import bump_data_version
 from shared.db.calibrations import plot_columns
 from shared.db.client import insert_once
 from shared.db.datapoints import store_datapoint
-from shared.bands import ForcedBand, parse_force_filter
 from shared.errors import PhotcalError
-from shared.models import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS, CalibrationResult, CandidateFit, UploadRequested, utcnow
 from shared.natsio import ensure_object_store
 
 STAGE_DURATION = Histogram(

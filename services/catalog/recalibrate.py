@@ -43,9 +43,9 @@ import pandas as pd
 from services.catalog import layout
 from services.catalog.layout import Columns
 from shared.arrays import SourceTable
+from shared.contracts.messages import SurveyStars
+from shared.contracts.surveys import get_survey
 from shared.errors import PhotcalError
-from shared.models import SurveyStars
-from shared.surveys import get_survey
 
 _RA, _DEC, _UPLOAD, _ROW = "_src_ra", "_src_dec", "_src_upload", "_src_row"
 

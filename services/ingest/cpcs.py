@@ -20,6 +20,7 @@ from services.ingest.forward import forward
 from services.ingest.forms import describe
 from services.ingest.state import Gateway
 from shared.auth import authenticate, hashtag_of
+from shared.contracts.errors import ErrorCode
 from shared.cpcs_http import (
     CPCS_PREFIXES,
     CPCS_READ_PATHS,
@@ -31,13 +32,12 @@ from shared.cpcs_http import (
     table,
     wants_html,
 )
+from shared.bounds import parse_id
 from shared.db.alerts import Alert, register_alert
 from shared.db.client import unavailable
 from shared.db.datapoints import delete_datapoint
 from shared.db.observatories import add_observatory
-from shared.bounds import parse_id
 from shared.errors import BadInput
-
 
 
 def _gateway(request: web.Request) -> Gateway:
@@ -73,14 +73,14 @@ def _number(params: dict[str, str], key: str, low: float, high: float, *, requir
     text = params.get(key, "")
     if not text:
         if required:
-            raise BadInput(f"{key} is missing (decimal degrees)", code="missing_field")
+            raise BadInput(f"{key} is missing (decimal degrees)", code=ErrorCode.MISSING_FIELD)
         return None
     try:
         value = float(text.replace(",", "."))
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and low <= value <= high):
-        raise BadInput(f"{key} is decimal degrees between {low:g} and {high:g}", code="bad_field")
+        raise BadInput(f"{key} is decimal degrees between {low:g} and {high:g}", code=ErrorCode.BAD_FIELD)
     return value
 
 
@@ -92,7 +92,7 @@ async def new_event(request: web.Request) -> web.Response:
     observatory = await authenticate(gw.db, gw.pepper, _hashtag(request, params))
     ivorn = params.get("EventID") or params.get("ivorn")
     if not ivorn:
-        raise BadInput("EventID is missing: the event's ivorn, e.g. ivo://gaia/alerts#Gaia21eeo", code="missing_field")
+        raise BadInput("EventID is missing: the event's ivorn, e.g. ivo://gaia/alerts#Gaia21eeo", code=ErrorCode.MISSING_FIELD)
     fields = {
         "ivorn": ivorn,
         "ra": _number(params, "ra", 0.0, 360.0, required=True) % 360.0,
@@ -103,7 +103,7 @@ async def new_event(request: web.Request) -> web.Response:
     try:
         alert = Alert.model_validate(fields | {"extra": {"created_by": observatory.name}})
     except ValidationError as exc:
-        raise BadInput(describe(exc).replace("ivorn:", "EventID:", 1), code="bad_field") from exc
+        raise BadInput(describe(exc).replace("ivorn:", "EventID:", 1), code=ErrorCode.BAD_FIELD) from exc
     try:
         stored, warnings = await register_alert(gw.db, alert)
     except PyMongoError as exc:
@@ -122,16 +122,16 @@ async def new_user(request: web.Request) -> web.Response:
     await authenticate(gw.db, gw.pepper, _hashtag(request, params), admin=True)
     name = params.get("obsName", "")
     if not name:
-        raise BadInput("obsName is missing: the new observatory's name", code="missing_field")
+        raise BadInput("obsName is missing: the new observatory's name", code=ErrorCode.MISSING_FIELD)
     if len(name) > 100 or not name.isprintable():
-        raise BadInput("obsName is at most 100 printable characters", code="bad_field")
+        raise BadInput("obsName is at most 100 printable characters", code=ErrorCode.BAD_FIELD)
     prefix = params.get("prefix", "")
     if prefix and not (len(prefix) <= 16 and prefix.replace("-", "").isalnum() and prefix.isascii()):
-        raise BadInput("prefix is up to 16 letters or digits, e.g. the observer's initials", code="bad_field")
+        raise BadInput("prefix is up to 16 letters or digits, e.g. the observer's initials", code=ErrorCode.BAD_FIELD)
     try:
         allow_upload = parse_flag(params.get("allow_upload", "1"))
     except ValueError as exc:
-        raise BadInput("allow_upload is 1 or 0", code="bad_field") from exc
+        raise BadInput("allow_upload is 1 or 0", code=ErrorCode.BAD_FIELD) from exc
     filters = [f.strip() for f in params.get("filters", "").split(",") if f.strip()][:50]
     try:
         observatory, hashtag = await add_observatory(
@@ -167,7 +167,7 @@ async def delete_point(request: web.Request) -> web.Response:
     observatory = await authenticate(gw.db, gw.pepper, _hashtag(request, params))
     text = params.get("followupid") or params.get("followup_id") or ""
     if not text:
-        raise BadInput("followupid is missing: the followup_id the upload answered", code="missing_field")
+        raise BadInput("followupid is missing: the followup_id the upload answered", code=ErrorCode.MISSING_FIELD)
     followup_id = parse_id(text, "followupid")
     reason = (params.get("reason") or params.get("comment") or "deleted by its observatory (cgi/delpoint)")[:500]
     try:

@@ -17,6 +17,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from services.ingest.guards import SCHEME_KEY, SMALL_BODY_BYTES, TOO_LARGE
+from shared.contracts.errors import ErrorCode
 from shared.errors import BackendUnavailable, BadInput, NotFound, PayloadTooLarge
 
 MAX_FORM_BYTES = SMALL_BODY_BYTES
@@ -43,7 +44,7 @@ def upstream_path(raw_path: str) -> str:
     path = raw_path.partition("?")[0]
     for segment in path.split("/"):
         if unquote(segment) in (".", ".."):
-            raise BadInput("the path has a '.' or '..' segment: ask for the page itself", code="bad_path")
+            raise BadInput("the path has a '.' or '..' segment: ask for the page itself", code=ErrorCode.BAD_PATH)
     if path.rstrip("/") in INTERNAL_PATHS:
         raise NotFound("no such page: see the README for the API")
     return raw_path

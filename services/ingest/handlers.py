@@ -11,11 +11,12 @@ from services.ingest.auth import authenticate, hashtag_of
 from services.ingest.forms import describe
 from services.ingest.state import Gateway
 from shared.bounds import loads_json, parse_id
+from shared.contracts.errors import ErrorCode
+from shared.contracts.subjects import OBJECT_BUCKET_PLOTS
 from shared.db.alerts import Alert, register_alert
-from shared.db.datapoints import delete_datapoint
 from shared.db.client import unavailable
+from shared.db.datapoints import delete_datapoint
 from shared.errors import BackendUnavailable, BadInput, NotFound
-from shared.models import OBJECT_BUCKET_PLOTS
 from shared.natsio import ensure_object_store
 
 MAX_JSON_BYTES = 64 * 1024
@@ -31,13 +32,13 @@ async def handle_new_alert(request: web.Request) -> web.Response:
         fields["ivorn"] = body["EventID"]
     for key in ("ivorn", "ra", "dec"):
         if key not in fields:
-            raise BadInput(f"{key} is missing: a new event needs ivorn, ra and dec (degrees)", code="missing_field")
+            raise BadInput(f"{key} is missing: a new event needs ivorn, ra and dec (degrees)", code=ErrorCode.MISSING_FIELD)
     if not all(isinstance(v, (str, int, float)) for v in fields.values()):
-        raise BadInput("every field is a string or a number", code="bad_field")
+        raise BadInput("every field is a string or a number", code=ErrorCode.BAD_FIELD)
     try:
         alert = Alert.model_validate(fields | {"extra": {"created_by": observatory.name}})
     except ValidationError as exc:
-        raise BadInput(describe(exc), code="bad_field") from exc
+        raise BadInput(describe(exc), code=ErrorCode.BAD_FIELD) from exc
     try:
         stored, warnings = await register_alert(gw.db, alert)
     except PyMongoError as exc:
@@ -72,15 +73,15 @@ async def handle_delete_datapoint(request: web.Request) -> web.Response:
 
 async def _body(request: web.Request) -> dict:
     if request.content_length and request.content_length > MAX_JSON_BYTES:
-        raise BadInput("the request body is too large for an event", code="too_large")
+        raise BadInput("the request body is too large for an event", code=ErrorCode.TOO_LARGE)
     if request.content_type == "application/json":
         try:
             text = await request.text()
         except UnicodeDecodeError as exc:
-            raise BadInput("the body is not valid JSON", code="bad_json") from exc
+            raise BadInput("the body is not valid JSON", code=ErrorCode.BAD_JSON) from exc
         body = loads_json(text, max_chars=MAX_JSON_BYTES)  # size and nesting bounded before parsing
         if not isinstance(body, dict):
-            raise BadInput("the body is a JSON object", code="bad_json")
+            raise BadInput("the body is a JSON object", code=ErrorCode.BAD_JSON)
         return body
     return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
 
@@ -89,12 +90,12 @@ async def handle_plot(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
     name = request.match_info["name"]
     if not name.endswith(".png") or not name[:-4].isalnum():
-        raise NotFound("no such plot", code="unknown_plot")
+        raise NotFound("no such plot", code=ErrorCode.UNKNOWN_PLOT)
     try:
         store = await ensure_object_store(gw.js, OBJECT_BUCKET_PLOTS, gw.settings.nats_replicas)
         obj = await store.get(name)
     except ObjectNotFoundError as exc:
-        raise NotFound("no such plot (made only when noPlot is 0)", code="unknown_plot") from exc
+        raise NotFound("no such plot (made only when noPlot is 0)", code=ErrorCode.UNKNOWN_PLOT) from exc
     except Exception as exc:
         raise BackendUnavailable("the plot store (NATS) is not answering; try again in a minute") from exc
     return web.Response(body=obj.data, content_type="image/png", headers={"Cache-Control": "max-age=86400"})

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from shared.arrays import SourceTable
+from shared.contracts.errors import ErrorCode
 from shared.errors import BadCatalogue, PayloadTooLarge
 from services.ingest.rows import read_plain_rows, sanitise_columns
 
@@ -78,17 +79,17 @@ _KNOWN = {n for pair in MAG_COLUMNS + POSITION_COLUMNS for n in pair} | {FLAGS_C
 
 #: Every code parse_catalogue raises (BadCatalogue unless noted).
 ERROR_CODES = (
-    "empty_file",
-    "not_a_catalogue",
-    "bad_fits",
-    "bad_header",
-    "no_header",
-    "missing_columns",
-    "no_rows",
-    "bad_values",
-    "too_many_rows",  # PayloadTooLarge, HTTP 413
-    "too_many_lines",  # PayloadTooLarge, HTTP 413: far more lines than rows plus a header
-    "no_usable_sources",
+    ErrorCode.EMPTY_FILE,
+    ErrorCode.NOT_A_CATALOGUE,
+    ErrorCode.BAD_FITS,
+    ErrorCode.BAD_HEADER,
+    ErrorCode.NO_HEADER,
+    ErrorCode.MISSING_COLUMNS,
+    ErrorCode.NO_ROWS,
+    ErrorCode.BAD_VALUES,
+    ErrorCode.TOO_MANY_ROWS,  # PayloadTooLarge, HTTP 413
+    ErrorCode.TOO_MANY_LINES,  # PayloadTooLarge, HTTP 413: far more lines than rows plus a header
+    ErrorCode.NO_USABLE_SOURCES,
 )
 
 _REQUIRED_HINT = "add MAG_AUTO, MAGERR_AUTO, ALPHA_J2000, DELTA_J2000 to the SExtractor .param file"
@@ -114,7 +115,7 @@ def _too_many(n: int | None, max_rows: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"the catalogue has {has}; at most {max_rows:,} are accepted: "
         "raise DETECT_THRESH or cut faint sources before uploading",
-        code="too_many_rows",
+        code=ErrorCode.TOO_MANY_ROWS,
     )
 
 
@@ -131,7 +132,7 @@ def parse_catalogue(data: bytes, filename: str = "", max_rows: int = DEFAULT_MAX
     """
     data = bytes(data)
     if not data.strip(b" \t\r\n\x0b\x0c\x00\x1a"):
-        raise _bad("empty_file", "the file is empty; upload the SExtractor catalogue of the image")
+        raise _bad(ErrorCode.EMPTY_FILE, "the file is empty; upload the SExtractor catalogue of the image")
     if data[:6] == b"SIMPLE":
         return _parse_fits(data, max_rows)
     _refuse_binary(data, filename)
@@ -146,7 +147,7 @@ def _refuse_too_many_lines(data: bytes, max_rows: int) -> None:
         raise PayloadTooLarge(
             f"the file has {lines:,} lines; a catalogue has at most {max_rows:,} rows "
             f"and {MAX_HEADER_LINES:,} comment lines: upload the SExtractor catalogue itself",
-            code="too_many_lines",
+            code=ErrorCode.TOO_MANY_LINES,
         )
 
 
@@ -163,7 +164,7 @@ _TEXT_BYTES = bytes([9, 10, 11, 12, 13]) + bytes(range(32, 127)) + bytes(range(1
 def _refuse_binary(data: bytes, filename: str) -> None:
     for magic, kind in _COMPRESSED.items():
         if data.startswith(magic):
-            raise _bad("not_a_catalogue", f"the file is {kind}-compressed; upload the uncompressed catalogue")
+            raise _bad(ErrorCode.NOT_A_CATALOGUE, f"the file is {kind}-compressed; upload the uncompressed catalogue")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return  # UTF-16 with a BOM (Windows Notepad "Unicode"); decoded in _decode
     head = data[:65536]
@@ -172,7 +173,7 @@ def _refuse_binary(data: bytes, filename: str) -> None:
         hint = " (it is not text)"
         if filename.lower().endswith((".fits", ".fit", ".fts", ".cat", ".ldac")):
             hint = " (it does not start with a FITS header)"
-        raise _bad("not_a_catalogue", _NOT_CATALOGUE + hint)
+        raise _bad(ErrorCode.NOT_A_CATALOGUE, _NOT_CATALOGUE + hint)
 
 
 def _decode(data: bytes) -> str:
@@ -180,9 +181,9 @@ def _decode(data: bytes) -> str:
         try:
             text = data.decode("utf-16")
         except UnicodeDecodeError:
-            raise _bad("not_a_catalogue", _NOT_CATALOGUE + " (broken UTF-16 text)") from None
+            raise _bad(ErrorCode.NOT_A_CATALOGUE, _NOT_CATALOGUE + " (broken UTF-16 text)") from None
         if "\x00" in text:
-            raise _bad("not_a_catalogue", _NOT_CATALOGUE + " (it is not text)")
+            raise _bad(ErrorCode.NOT_A_CATALOGUE, _NOT_CATALOGUE + " (it is not text)")
     else:
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
@@ -234,14 +235,14 @@ def _parse_text(data: bytes, max_rows: int) -> ParsedCatalogue:
         pos, lineno = end + 1, lineno + 1
         if lineno > MAX_HEADER_LINES:
             raise _bad(
-                "bad_header",
+                ErrorCode.BAD_HEADER,
                 f"more than {MAX_HEADER_LINES:,} comment or blank lines before the first row; "
                 "a SExtractor header has one line per column",
             )
     if not first:
         if any(_HEADER_LINE.match(c) for c in comments):
-            raise _bad("no_rows", "the catalogue has a header but no rows: SExtractor found no sources in the image")
-        raise _bad("no_rows", "the file has no rows, only comments or blank lines; upload the SExtractor catalogue")
+            raise _bad(ErrorCode.NO_ROWS, "the catalogue has a header but no rows: SExtractor found no sources in the image")
+        raise _bad(ErrorCode.NO_ROWS, "the file has no rows, only comments or blank lines; upload the SExtractor catalogue")
 
     columns: dict[str, int] = {}  # NAME -> 0-based column
     declared = 0  # columns the header accounts for (last header number)
@@ -280,7 +281,7 @@ def _parse_text(data: bytes, max_rows: int) -> ParsedCatalogue:
                 break
             pos, lineno = end + 1, lineno + 1
         if pos >= len(text):
-            raise _bad("no_rows", "the catalogue has a header but no rows: SExtractor found no sources in the image")
+            raise _bad(ErrorCode.NO_ROWS, "the catalogue has a header but no rows: SExtractor found no sources in the image")
     elif comments:
         names = comments[-1].lstrip("#").split()
         if names and not any(_is_number(t) for t in names) and {t.upper() for t in names} & _KNOWN and len(
@@ -299,7 +300,7 @@ def _parse_text(data: bytes, max_rows: int) -> ParsedCatalogue:
         if declared > ncols:
             name = next((k for k, v in columns.items() if v == declared - 1), "?")
             raise _bad(
-                "bad_header",
+                ErrorCode.BAD_HEADER,
                 f"the header declares column {declared} ({name}) but line {lineno} has only {ncols} values; "
                 "the header does not match the rows",
             )
@@ -308,7 +309,7 @@ def _parse_text(data: bytes, max_rows: int) -> ParsedCatalogue:
         fmt = "ascii"
         if ncols < 4:
             raise _bad(
-                "no_header",
+                ErrorCode.NO_HEADER,
                 f"no header and only {ncols} columns (headerless means MAG_AUTO MAGERR_AUTO ALPHA_J2000 DELTA_J2000); "
                 + _HEADER_HINT,
             )
@@ -359,7 +360,7 @@ def _pick_columns(columns: dict) -> tuple[dict, list[str]]:
         shown = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "")
         s = "s" if len(missing) > 1 else ""
         raise _bad(
-            "missing_columns",
+            ErrorCode.MISSING_COLUMNS,
             f"missing column{s} {', '.join(missing)} (found: {shown}); {_REQUIRED_HINT}",
         )
     if mag != "MAG_AUTO":
@@ -390,19 +391,19 @@ def _diagnose(body: str, first_lineno: int, ncols: int, used: list[int]) -> BadC
         if f:
             if len(f) != ncols:
                 return _bad(
-                    "bad_values",
+                    ErrorCode.BAD_VALUES,
                     f"line {lineno} has {len(f)} values but the first row has {ncols}; every row needs the same columns",
                 )
             for c in used:
                 if not _is_number(f[c]):
                     tok = f[c] if len(f[c]) <= 20 else f[c][:20] + "..."
                     return _bad(
-                        "bad_values",
+                        ErrorCode.BAD_VALUES,
                         f"line {lineno}, column {c + 1}: {tok!r} is not a number; "
                         "rows must hold only numbers (use '.' as the decimal point)",
                     )
         lineno += 1
-    return _bad("bad_values", "the rows could not be read as numbers; rows must hold only whitespace-separated numbers")
+    return _bad(ErrorCode.BAD_VALUES, "the rows could not be read as numbers; rows must hold only whitespace-separated numbers")
 
 
 def _read_rows(body: str, first_lineno: int, ncols: int, picked: dict, max_rows: int) -> dict[str, np.ndarray]:
@@ -442,7 +443,7 @@ def _read_rows_pandas(
     if len(frame) > max_rows:
         raise _too_many(None, max_rows)
     if len(frame) == 0:
-        raise _bad("no_rows", "the file has no rows, only comments or blank lines; upload the SExtractor catalogue")
+        raise _bad(ErrorCode.NO_ROWS, "the file has no rows, only comments or blank lines; upload the SExtractor catalogue")
     out: dict[str, np.ndarray] = {}
     for c in used:
         col = frame[c]
@@ -470,7 +471,7 @@ def _check_headerless(v: dict[str, np.ndarray]) -> None:
         bad = np.isfinite(a) & ~ok(a)
         if bad.any():
             raise _bad(
-                "no_header",
+                ErrorCode.NO_HEADER,
                 f"no header, and column {col} ({a[bad][0]:.6g}) is not {what} (headerless means "
                 f"MAG_AUTO MAGERR_AUTO ALPHA_J2000 DELTA_J2000); {_HEADER_HINT}",
             )
@@ -492,7 +493,7 @@ def _finish(v: dict, fmt: str, warn: list[str], line_of, names: dict[str, str]) 
     for key, i, lo, hi, arr in (("dec", bad_dec, -90.0, 90.0, v["dec"]), ("ra", bad_ra, 0.0, 360.0, v["ra"])):
         if i >= 0:
             raise _bad(
-                "bad_values",
+                ErrorCode.BAD_VALUES,
                 f"{names[key]} is {float(arr[i]):.6g} on {_where_row(line_of, i)}, outside [{lo:g}, {hi:g}]; "
                 "positions must be J2000 degrees (is the image astrometrically calibrated?)",
             )
@@ -500,14 +501,14 @@ def _finish(v: dict, fmt: str, warn: list[str], line_of, names: dict[str, str]) 
     if has_flags:
         if bad_flag >= 0:
             raise _bad(
-                "bad_values",
+                ErrorCode.BAD_VALUES,
                 f"{names['flags']} is {f[bad_flag]:.6g} on {_where_row(line_of, bad_flag)}; "
                 "FLAGS must be a non-negative integer",
             )
         flags = f.astype(np.int32)
     if n_usable == 0:
         raise _bad(
-            "no_usable_sources",
+            ErrorCode.NO_USABLE_SOURCES,
             f"none of the {n} sources has a usable magnitude and position (all 99, NaN or inf); "
             "check the image and SExtractor's MAG_ZEROPOINT/GAIN settings",
         )
@@ -571,7 +572,7 @@ def _read_header(data: bytes, pos: int, index: int) -> tuple[dict, int]:
     p = pos
     while True:
         if p + _BLOCK > len(data):
-            raise _bad("bad_fits", f"FITS header of HDU {index} has no END card: the file is truncated or corrupt")
+            raise _bad(ErrorCode.BAD_FITS, f"FITS header of HDU {index} has no END card: the file is truncated or corrupt")
         block = data[p : p + _BLOCK]
         p += _BLOCK
         for k in range(0, _BLOCK, 80):
@@ -586,7 +587,7 @@ def _read_header(data: bytes, pos: int, index: int) -> tuple[dict, int]:
 def _int_kw(h: dict, key: str, index: int, lo: int = 0, default: int | None = None) -> int:
     v = h.get(key, default)
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise _bad("bad_fits", f"FITS HDU {index} has a missing or invalid {key}; the file is corrupt")
+        raise _bad(ErrorCode.BAD_FITS, f"FITS HDU {index} has a missing or invalid {key}; the file is corrupt")
     return v
 
 
@@ -608,10 +609,10 @@ def _walk_fits(data: bytes, max_rows: int) -> list[_Hdu]:
         h, start = _read_header(data, pos, index)
         bitpix = _int_kw(h, "BITPIX", index, lo=-64)
         if bitpix not in (8, 16, 32, 64, -32, -64):
-            raise _bad("bad_fits", f"FITS HDU {index} has BITPIX = {bitpix}; the file is corrupt")
+            raise _bad(ErrorCode.BAD_FITS, f"FITS HDU {index} has BITPIX = {bitpix}; the file is corrupt")
         naxis = _int_kw(h, "NAXIS", index)
         if naxis > 999:
-            raise _bad("bad_fits", f"FITS HDU {index} has NAXIS = {naxis}; the file is corrupt")
+            raise _bad(ErrorCode.BAD_FITS, f"FITS HDU {index} has NAXIS = {naxis}; the file is corrupt")
         dims = [_int_kw(h, f"NAXIS{i}", index) for i in range(1, naxis + 1)]
         pcount = _int_kw(h, "PCOUNT", index, default=0)
         gcount = _int_kw(h, "GCOUNT", index, lo=1, default=1)
@@ -625,7 +626,7 @@ def _walk_fits(data: bytes, max_rows: int) -> list[_Hdu]:
             raise _too_many(dims[1], max_rows)
         if size > len(data) - start:
             raise _bad(
-                "bad_fits",
+                ErrorCode.BAD_FITS,
                 f"FITS HDU {index} claims {size:,} bytes of data but only {len(data) - start:,} remain; "
                 "the file is truncated or corrupt",
             )
@@ -645,18 +646,18 @@ class _Table:
 def _table(hdu: _Hdu) -> _Table:
     h, i = hdu.header, hdu.index
     if h.get("BITPIX") != 8 or h.get("NAXIS") != 2:
-        raise _bad("bad_fits", f"FITS binary table in HDU {i} must have BITPIX = 8 and NAXIS = 2")
+        raise _bad(ErrorCode.BAD_FITS, f"FITS binary table in HDU {i} must have BITPIX = 8 and NAXIS = 2")
     width, nrows = h["NAXIS1"], h["NAXIS2"]
     tfields = _int_kw(h, "TFIELDS", i)
     if tfields > 999:
-        raise _bad("bad_fits", f"FITS HDU {i} has TFIELDS = {tfields}; the file is corrupt")
+        raise _bad(ErrorCode.BAD_FITS, f"FITS HDU {i} has TFIELDS = {tfields}; the file is corrupt")
     columns: dict[str, tuple[int, int, str]] = {}
     offset = 0
     for k in range(1, tfields + 1):
         form = h.get(f"TFORM{k}")
         m = _TFORM.match(form) if isinstance(form, str) else None
         if not m:
-            raise _bad("bad_fits", f"FITS HDU {i}: column {k} has an invalid TFORM{k} = {form!r}")
+            raise _bad(ErrorCode.BAD_FITS, f"FITS HDU {i}: column {k} has an invalid TFORM{k} = {form!r}")
         repeat = int(m.group(1)) if m.group(1) else 1
         kind = m.group(2)
         nbytes = (repeat + 7) // 8 if kind == "X" else repeat * _WIDTH[kind]
@@ -665,14 +666,14 @@ def _table(hdu: _Hdu) -> _Table:
             columns.setdefault(name.strip().upper(), (offset, repeat, kind))
         offset += nbytes
     if offset != width:
-        raise _bad("bad_fits", f"FITS HDU {i}: the columns take {offset} bytes per row but NAXIS1 = {width}")
+        raise _bad(ErrorCode.BAD_FITS, f"FITS HDU {i}: the columns take {offset} bytes per row but NAXIS1 = {width}")
     return _Table(hdu, nrows, width, columns)
 
 
 def _column(data: bytes, t: _Table, name: str) -> np.ndarray:
     offset, repeat, kind = t.columns[name]
     if kind not in _NUMERIC or repeat < 1:
-        raise _bad("bad_values", f"FITS column {name} has type {repeat}{kind}, not a number")
+        raise _bad(ErrorCode.BAD_VALUES, f"FITS column {name} has type {repeat}{kind}, not a number")
     dtype = np.dtype(_NUMERIC[kind])
     rows = np.frombuffer(data, dtype=np.uint8, count=t.nrows * t.width, offset=t.hdu.start)
     rows = rows.reshape(t.nrows, t.width)
@@ -706,13 +707,13 @@ def _parse_fits(data: bytes, max_rows: int) -> ParsedCatalogue:
             raise _too_many(nrows, max_rows)
     if not bintables:
         if any(str(u.header.get("XTENSION", "")).strip() == "TABLE" for u in ext):
-            raise _bad("not_a_catalogue", "FITS ASCII tables are not supported; use CATALOG_TYPE FITS_1.0, FITS_LDAC or ASCII_HEAD")
+            raise _bad(ErrorCode.NOT_A_CATALOGUE, "FITS ASCII tables are not supported; use CATALOG_TYPE FITS_1.0, FITS_LDAC or ASCII_HEAD")
         if any(u.size for u in hdus):
             raise _bad(
-                "not_a_catalogue",
+                ErrorCode.NOT_A_CATALOGUE,
                 "this is a FITS image, not a catalogue; run SExtractor on it and upload the catalogue it writes",
             )
-        raise _bad("not_a_catalogue", "the FITS file holds no table; upload the SExtractor catalogue")
+        raise _bad(ErrorCode.NOT_A_CATALOGUE, "the FITS file holds no table; upload the SExtractor catalogue")
 
     names = [str(u.header.get("EXTNAME", "")).strip().upper() for u in bintables]
     ldac = "LDAC_OBJECTS" in names or "LDAC_IMHEAD" in names
@@ -720,7 +721,7 @@ def _parse_fits(data: bytes, max_rows: int) -> ParsedCatalogue:
     if ldac:
         chosen = [_table(u) for u, n in zip(bintables, names) if n == "LDAC_OBJECTS"]
         if not chosen:
-            raise _bad("not_a_catalogue", "the FITS_LDAC file has no LDAC_OBJECTS table")
+            raise _bad(ErrorCode.NOT_A_CATALOGUE, "the FITS_LDAC file has no LDAC_OBJECTS table")
         if len(chosen) > 1:
             warn.append(f"{len(chosen)} LDAC_OBJECTS tables (one per chip) concatenated")
     else:
@@ -734,7 +735,7 @@ def _parse_fits(data: bytes, max_rows: int) -> ParsedCatalogue:
     for t in chosen:
         p, w = _pick_columns({name: name for name in t.columns})
         if picked is not None and p != picked:
-            raise _bad("bad_values", "the LDAC_OBJECTS tables have different columns; upload one chip per file")
+            raise _bad(ErrorCode.BAD_VALUES, "the LDAC_OBJECTS tables have different columns; upload one chip per file")
         picked, warn = p, warn + [x for x in w if x not in warn]
         parts.append({k: (_column(data, t, c) if c is not None else None) for k, c in p.items()})
     values = {
@@ -743,5 +744,5 @@ def _parse_fits(data: bytes, max_rows: int) -> ParsedCatalogue:
     if len(values["mag"]) > max_rows:
         raise _too_many(len(values["mag"]), max_rows)
     if len(values["mag"]) == 0:
-        raise _bad("no_rows", "the catalogue has no rows: SExtractor found no sources in the image")
+        raise _bad(ErrorCode.NO_ROWS, "the catalogue has no rows: SExtractor found no sources in the image")
     return _finish(values, "fits_ldac" if ldac else "fits", warn, line_of=None, names={**picked, "flags": "FLAGS"} if picked else {})

@@ -17,6 +17,7 @@ from pymongo.errors import PyMongoError
 
 from services.lightcurve import handlers, pages, views
 from shared.auth import authenticate, hashtag_of
+from shared.contracts.errors import ErrorCode
 from shared.cpcs_http import (
     CPCS_READ_PATHS,
     WANT_HTML,
@@ -73,11 +74,11 @@ async def _alert_of(request: web.Request, params: dict[str, str]) -> Alert:
             alert = await find_alert(db, name)
             key = name
         else:
-            raise BadInput("give alert_name (the ivorn or name) or alert_id", code="missing_field")
+            raise BadInput("give alert_name (the ivorn or name) or alert_id", code=ErrorCode.MISSING_FIELD)
     except PyMongoError as exc:
         raise unavailable(exc) from exc
     if alert is None:
-        raise NotFound(f"unknown event {key[:80]}", code="unknown_event")
+        raise NotFound(f"unknown event {key[:80]}", code=ErrorCode.UNKNOWN_EVENT)
     return alert
 
 
@@ -109,9 +110,9 @@ async def list_of_alerts(request: web.Request) -> web.Response:
         parse_flag(params.get("published", "0"))
         num = int(params["num"]) if params.get("num") else None
     except ValueError as exc:
-        raise BadInput("num is a number; published and observed_only are 1 or 0", code="bad_field") from exc
+        raise BadInput("num is a number; published and observed_only are 1 or 0", code=ErrorCode.BAD_FIELD) from exc
     if num is not None and num < 0:
-        raise BadInput("num is a positive number of alerts", code="bad_field")
+        raise BadInput("num is a positive number of alerts", code=ErrorCode.BAD_FIELD)
     rows = await handlers._alert_rows(request)  # the same list as /api/v1/alerts, newest first
     if observed_only:
         rows = [r for r in rows if r["n_datapoints"]]

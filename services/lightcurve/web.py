@@ -21,14 +21,15 @@ from services.lightcurve import handlers, pages, summary, views
 from services.lightcurve.pages import attr, escape, fmt, link, lightcurve_href, message_box, mjd_date, query_href
 from shared import session
 from shared.auth import UNKNOWN
+from shared.contracts.errors import ErrorCode
+from shared.contracts.surveys import SURVEYS
 from shared.db.alerts import Alert, register_alert
 from shared.db.client import unavailable
 from shared.db.datapoints import Datapoint, delete_datapoint
 from shared.db.observatories import Observatory, find_by_hashtag
 from shared.db.sessions import is_revoked, revoke
-from shared.errors import CODE_ALERT_EXISTS, PhotcalError
+from shared.errors import PhotcalError
 from shared.hashtags import looks_like_hashtag
-from shared.surveys import SURVEYS
 from shared.validation import validate_alert_name, validate_ivorn
 
 USER = "photcal.observatory"
@@ -651,7 +652,7 @@ async def new_event(request: web.Request) -> web.Response:
                 Alert(ivorn=ivorn, ra=ra, dec=dec, url=url, name=name, extra={"created_by": user.name}),
             )
         except PhotcalError as exc:
-            exists = exc.code == CODE_ALERT_EXISTS
+            exists = exc.code == ErrorCode.ALERT_EXISTS
             if exists:
                 errors.append(f"An event with the ivorn {ivorn} already exists.")
             else:

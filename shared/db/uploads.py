@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.contracts.messages import CalibrationResult, utcnow
 from shared.db.client import Database, insert_once
-from shared.models import CalibrationResult, utcnow
 
 
 async def record_queued(db: Database, upload_id: str, fields: dict[str, Any]) -> None:

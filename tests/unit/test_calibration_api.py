@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from shared.arrays import SourceTable
+from shared.contracts.messages import CandidateFit, SurveyStars
 from shared.errors import BadInput, CalibrationFailed
-from shared.models import CandidateFit, SurveyStars
 from services.calibrate.core import FitSettings, FrameCalibration, calibrate_frame
 from services.calibrate.plot import render_plot
 from tests.unit.test_calibration_synth import gaia_from_apass, make_field

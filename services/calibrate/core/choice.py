@@ -103,9 +103,9 @@ import numpy as np
 from numba import njit
 
 from shared.arrays import SourceTable
+from shared.contracts.messages import CandidateFit, SurveyStars
+from shared.contracts.surveys import Band, Survey, get_survey
 from shared.jit import JIT, kernel_array
-from shared.models import CandidateFit, SurveyStars
-from shared.surveys import Band, Survey, get_survey
 from services.calibrate.core import crowding
 from services.calibrate.core.calibrators import bright_end_cut, star_usable
 from services.calibrate.core.fitting import FitResult, InsufficientData, fit_zeropoint

@@ -6,7 +6,7 @@ zero point, and neither is caught by the positional match:
 * **in the reference catalogue**: a survey that cannot resolve two stars
   publishes them as one, at the brighter star's position, with the summed
   flux (APASS over ~8", PS1 over ~1", Gaia's XP spectra over ~2",
-  :attr:`shared.surveys.Survey.resolution_arcsec`). The observer's frame
+  :attr:`shared.contracts.surveys.Survey.resolution_arcsec`). The observer's frame
   resolves them, so the catalogue magnitude is too bright. The neighbours a
   survey merged are not in that survey, but they are in the deepest, best
   resolved one (Gaia G, 0.4"): the light of the Gaia stars within the
@@ -31,9 +31,9 @@ import numpy as np
 from numba import njit
 
 from shared.arrays import SourceTable
+from shared.contracts.messages import SurveyStars
+from shared.contracts.surveys import GAIA, Survey
 from shared.jit import JIT, kernel_array
-from shared.models import SurveyStars
-from shared.surveys import GAIA, Survey
 from services.calibrate.core.settings import FitSettings
 
 ARCSEC_PER_RAD = 180.0 / math.pi * 3600.0

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared.models import CandidateFit
+from shared.contracts.messages import CandidateFit
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class FrameCalibration:
         Colour assumed for the target (median of the used calibrators), mag.
     n_sources, n_usable : int
         Sources in the catalogue / with a usable magnitude.
-    candidates : list of shared.models.CandidateFit
+    candidates : list of shared.contracts.messages.CandidateFit
         Every survey/band tried, ``chosen=True`` on this one.
     target : TargetMeasurement
     plot : PlotData

@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from shared.arrays import SourceTable
+from shared.contracts.errors import ErrorCode
 from shared.errors import CalibrationFailed
 from services.calibrate.core.crowding import target_blend
 from services.calibrate.core.fitting import MAD_TO_SIGMA, FitResult, fast_median
@@ -350,7 +351,6 @@ def frame_footprint(ra: np.ndarray, dec: np.ndarray) -> FrameFootprint:
 
 
 #: error code (``CalibrationFailed.code``) of an alert position outside the frame
-CODE_TARGET_OUTSIDE_FRAME = "target_outside_frame"
 
 #: with fewer usable sources than this their hull is no footprint: a wider circle is used
 MIN_SOURCES_FOR_HULL = 10
@@ -411,7 +411,7 @@ def require_target_in_frame(
         # what is wrong first: CPCS clients are shown the start of it (shared.http_errors.cpcs_error_body)
         f"the event is outside this frame: {far} from its centre (frame radius {size}, RA {fp.ra0:.4f}, "
         f"Dec {fp.dec0:.4f}); check EventID, or the image and its WCS",
-        code=CODE_TARGET_OUTSIDE_FRAME,
+        code=ErrorCode.TARGET_OUTSIDE_FRAME,
     )
 
 
@@ -571,7 +571,7 @@ def reference_completeness_inst(
         Completeness of the limit.
     """
     from services.calibrate.core.choice import _named_band_array
-    from shared.surveys import get_survey
+    from shared.contracts.surveys import get_survey
 
     idx = np.flatnonzero(src_usable)
     if idx.size < 10:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from shared.arrays import SourceTable
-from shared.models import SurveyStars
+from shared.contracts.messages import SurveyStars
 from services.calibrate.core.api import calibrate_frame
 from services.calibrate.core.target import frame_limit_inst
 
