@@ -4,7 +4,8 @@ Paths, parameter names and methods are CPCS's (DESIGN.md, "CPCS compatibility"),
 served at the root and under ``/followup/``. Each endpoint is a thin adapter
 over the same shared code as photcal's own API (``shared.db.alerts.register_alert``,
 ``shared.db.observatories.add_observatory``, ``shared.db.datapoints.delete_datapoint``);
-the reads (``get_alert_lc_data``, ``list_of_alerts``) are the lightcurve service's.
+the reads (``get_alert_lc_data``, ``list_of_alerts``) are the lightcurve service's, forwarded
+(every path in ``shared/contracts/routes.py``).
 """
 
 from __future__ import annotations
@@ -16,14 +17,11 @@ from aiohttp import web
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
-from services.ingest.forward import forward
 from services.ingest.forms import describe
 from services.ingest.state import Gateway
 from shared.auth import authenticate, hashtag_of
 from shared.contracts.errors import ErrorCode
 from shared.cpcs_http import (
-    CPCS_PREFIXES,
-    CPCS_READ_PATHS,
     WANT_HTML,
     html_errors,
     html_response,
@@ -179,18 +177,3 @@ async def delete_point(request: web.Request) -> web.Response:
         "Datapoint deleted",
         {"message": f"datapoint {followup_id} deleted", "followup_id": followup_id, "ivorn": point.ivorn, "mjd": point.mjd},
     )
-
-
-WRITE_ENDPOINTS = {"/cgi/newevent": new_event, "/cgi/newuser": new_user, "/cgi/delpoint": delete_point}
-
-
-def add_routes(router: web.UrlDispatcher) -> None:
-    """The CPCS endpoints (the upload is registered with photcal's own in app.py), GET and POST."""
-    for prefix in CPCS_PREFIXES:
-        for path, handler in WRITE_ENDPOINTS.items():
-            router.add_get(prefix + path, handler)
-            router.add_post(prefix + path, handler)
-    for path in CPCS_READ_PATHS:
-        for p in (path, path + "/"):
-            router.add_get(p, forward)
-            router.add_post(p, forward)

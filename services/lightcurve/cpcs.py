@@ -19,7 +19,6 @@ from services.lightcurve import handlers, pages, views
 from shared.auth import authenticate, hashtag_of
 from shared.contracts.errors import ErrorCode
 from shared.cpcs_http import (
-    CPCS_READ_PATHS,
     WANT_HTML,
     html_errors,
     html_response,
@@ -123,10 +122,3 @@ async def list_of_alerts(request: web.Request) -> web.Response:
     columns = ("id", "name", "ivorn", "ra", "dec", "n_datapoints", "last_mag", "last_mjd")
     return html_response("Alerts", pages.table(rows, columns, "name"))
 
-
-def add_routes(router: web.UrlDispatcher) -> None:
-    for path in CPCS_READ_PATHS:
-        handler = get_alert_lc_data if path.endswith("get_alert_lc_data") else list_of_alerts
-        for p in (path, path + "/"):
-            router.add_get(p, handler)
-            router.add_post(p, handler)

@@ -1,7 +1,7 @@
 """The observer's web pages: login, upload form, alert and follow-up lists, light curves, new event, delete.
 
 Served by this service (it has the database) and forwarded by the gateway
-(``services/lightcurve/gateway_routes.py``). Logged in = a valid
+(their rows in ``shared/contracts/routes.py``). Logged in = a valid
 ``photcal_session`` cookie (shared/session.py) whose hashtag still names an
 observatory, and whose session was not logged out (shared/db/sessions.py).
 Every POST but /login carries the session's anti-CSRF token; /login needs a
@@ -675,21 +675,3 @@ async def new_event(request: web.Request) -> web.Response:
     existing = f"<p>{link(lightcurve_href(ivorn), 'See that event.', id='existing-event')}</p>" if exists else ""
     content = _event_form(values, errors, existing, csrf_of(request))
     return await render(request, "New event", content, status=status, active="new_event")
-
-
-# ---------------------------------------------------------------- routes
-
-
-def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get("/", home)
-    router.add_get("/login", login_page)
-    router.add_post("/login", login)
-    router.add_get("/logout", logout_page)
-    router.add_post("/logout", logout)
-    router.add_get("/upload", upload_page)
-    router.add_get("/alerts", alerts_page)
-    router.add_get("/followup", followup_page)
-    router.add_post("/datapoints/{followup_id:[0-9]{1,12}}/delete", delete_point)
-    router.add_get("/lightcurve/{ivorn:.+}", lightcurve_page)
-    router.add_get("/events/new", new_event_page)
-    router.add_post("/events/new", new_event)
