@@ -1,6 +1,6 @@
 """The CPCS endpoints of the gateway: new event, new observatory, delete a datapoint; CPCS reads forwarded.
 
-Paths, parameter names and methods are CPCS's (DESIGN.md, "CPCS compatibility"),
+Paths, parameter names and methods are CPCS's (docs/design.md, "CPCS compatibility"),
 served at the root and under ``/followup/``. Each endpoint is a thin adapter
 over the same shared code as photcal's own API (``shared.db.alerts.register_alert``,
 ``shared.db.observatories.add_observatory``, ``shared.db.datapoints.delete_datapoint``);
