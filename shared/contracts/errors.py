@@ -16,6 +16,7 @@ unit test keeps the two equal.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Self
 
 
 class ErrorCode(StrEnum):
@@ -24,7 +25,7 @@ class ErrorCode(StrEnum):
     http_status: int
     meaning: str
 
-    def __new__(cls, value: str, http_status: int, meaning: str) -> ErrorCode:
+    def __new__(cls, value: str, http_status: int, meaning: str) -> Self:
         member = str.__new__(cls, value)
         member._value_ = value
         member.http_status = http_status
