@@ -74,8 +74,8 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.contracts.surveys import get_survey
 from shared.errors import CalibrationFailed
-from shared.surveys import get_survey
 from services.calibrate.core import FitSettings, calibrate_frame
 from services.calibrate.core.calibrators import usable_mags
 from services.ingest.parsing import parse_catalogue

@@ -49,7 +49,7 @@ def make_extract(path: Path, n: int) -> None:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from shared.surveys import APASS
+    from shared.contracts.surveys import APASS
 
     rng = np.random.default_rng(2024)
     ra, dec = _random_positions(rng, n)
@@ -82,7 +82,8 @@ def rss_kb(pid: int) -> int:
 async def _queries(nats_url: str, pid: int, n: int) -> dict:
     import nats
 
-    from shared.models import SUBJECT_CONE, ConeReply, ConeRequest
+    from shared.contracts.messages import ConeReply, ConeRequest
+    from shared.contracts.subjects import SUBJECT_CONE
 
     nc = await nats.connect(nats_url)
     rng = np.random.default_rng(7)

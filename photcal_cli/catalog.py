@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from shared.contracts.errors import ErrorCode
 from shared.errors import BadInput
 from shared.settings import CommonSettings
 
@@ -19,7 +20,7 @@ def parse_columns(text: str | None) -> dict[str, str]:
         ours, sep, theirs = item.partition("=")
         if not sep or not ours.strip() or not theirs.strip():
             raise BadInput(
-                f"--columns: {item!r} is not VizierName=column (e.g. Gmag=phot_g_mean_mag)", code="bad_column_map"
+                f"--columns: {item!r} is not VizierName=column (e.g. Gmag=phot_g_mean_mag)", code=ErrorCode.BAD_COLUMN_MAP
             )
         out[ours.strip()] = theirs.strip()
     return out

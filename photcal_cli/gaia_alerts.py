@@ -7,6 +7,7 @@ import io
 import math
 from pathlib import Path
 
+from shared.contracts.errors import ErrorCode
 from shared.db import Database
 from shared.db.alerts import Alert, upsert_alert
 from shared.errors import BadInput, PhotcalError
@@ -20,7 +21,7 @@ def read_alert_rows(text: str) -> list[dict[str, str]]:
     header = [h.strip().lstrip("#").strip() for h in next(reader, [])]
     if not {"Name", "RaDeg", "DecDeg"} <= set(header):
         raise BadInput(
-            "not a Gaia alerts.csv: the header must start #Name, Date, RaDeg, DecDeg, ...", code="bad_alerts_csv"
+            "not a Gaia alerts.csv: the header must start #Name, Date, RaDeg, DecDeg, ...", code=ErrorCode.BAD_ALERTS_CSV
         )
     return [dict(zip(header, (c.strip() for c in row))) for row in reader if row and any(row)]
 

@@ -7,9 +7,9 @@ import asyncio
 import sys
 from pathlib import Path
 
+from shared.contracts.surveys import SURVEYS, get_survey
 from shared.errors import PhotcalError
 from shared.settings import CommonSettings
-from shared.surveys import SURVEYS, get_survey
 
 
 def survey_name(value: str) -> str:

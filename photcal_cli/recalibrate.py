@@ -14,15 +14,16 @@ import os
 import sys
 import time
 
+from shared.contracts.errors import ErrorCode
+from shared.contracts.messages import utcnow
+from shared.contracts.surveys import get_survey
 from shared.db import connect_database
 from shared.db.calibrations import calibration_summary
 from shared.db.datapoints import has_live_datapoint
 from shared.db.recalibrations import store_recalibration
 from shared.db.upload_sources import all_sources
 from shared.errors import BadInput
-from shared.models import utcnow
 from shared.settings import CommonSettings
-from shared.surveys import get_survey
 
 BATCH = 500
 
@@ -37,7 +38,7 @@ async def run(args, settings: CommonSettings) -> int:
         raise BadInput(
             f"no {survey} catalogue under {settings.data_dir}: load one (`photcal catalog load`) or attach one "
             "(`photcal catalog attach`)",
-            code="no_catalogue",
+            code=ErrorCode.NO_CATALOGUE,
         )
     source, columns, version = live
     scheduler = args.scheduler or os.environ.get("PHOTCAL_DASK_SCHEDULER") or None

@@ -18,7 +18,13 @@ from pathlib import Path
 
 from photcal_cli import reachable
 from photcal_cli.compile import compile_kernels
-from shared.infra import ServerProcess, mongo_server, nats_server, port_in_use, wait_for_port
+from shared.infra import (
+    ServerProcess,
+    mongo_server,
+    nats_server,
+    port_in_use,
+    wait_for_port,
+)
 from shared.logging import get_logger
 from shared.settings import DEFAULT_MONGO_PORT, DEFAULT_NATS_PORT, CommonSettings
 

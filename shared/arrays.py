@@ -10,7 +10,13 @@ import base64
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+)
 
 _ALLOWED_DTYPES = {"<f8", "<f4", "<i2", "<i4", "<i8", "|b1", "|u1"}
 

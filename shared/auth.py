@@ -12,6 +12,7 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from shared import session
+from shared.contracts.errors import ErrorCode
 from shared.db import Database
 from shared.db.client import unavailable
 from shared.db.observatories import Observatory, find_by_hashtag
@@ -61,7 +62,7 @@ class _SessionHashtag:
         if found is None:
             return None
         if self.request.method in session.WRITE_METHODS and not session.write_allowed(self.request, self.form):
-            raise Forbidden(CSRF_REFUSED, code="csrf_failed")
+            raise Forbidden(CSRF_REFUSED, code=ErrorCode.CSRF_FAILED)
         return found.hashtag
 
 
@@ -70,7 +71,7 @@ async def authenticate(
 ) -> Observatory:
     """``lookup(db, pepper, hashtag)`` replaces the database lookup (the gateway's, which survives a database outage)."""
     if not hashtag:
-        raise Unauthorized("no hashtag: send the 'hashtag' field", code="missing_hashtag")
+        raise Unauthorized("no hashtag: send the 'hashtag' field", code=ErrorCode.MISSING_HASHTAG)
     if not looks_like_hashtag(hashtag):
         raise Unauthorized(UNKNOWN)
     try:
@@ -82,5 +83,5 @@ async def authenticate(
     if upload and not observatory.allow_upload:
         raise Forbidden("this hashtag may not upload data")
     if admin and not observatory.is_admin:
-        raise Forbidden("this needs an administrator's hashtag", code="not_admin")
+        raise Forbidden("this needs an administrator's hashtag", code=ErrorCode.NOT_ADMIN)
     return observatory

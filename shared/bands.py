@@ -29,19 +29,17 @@ Sloan r, the bands unfiltered photometry is reduced to.
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass, field
 
+from shared.contracts.errors import ErrorCode
+from shared.contracts.surveys import SURVEYS, Survey, get_survey
 from shared.errors import BadInput
-from shared.surveys import SURVEYS, Survey, get_survey
 
 #: forceFilter values that mean "choose the best survey and band"
 NO_FORCE = frozenset({"no", "none", "auto", "0", "", "any", "any/any"})
 #: band-part words meaning every band of the survey
 ANY_BAND = frozenset({"any", "all", "*"})
 
-CODE_BAD_FORCE_FILTER = "bad_force_filter"
-CODE_FORCE_FILTER_UNAVAILABLE = "force_filter_unavailable"
 
 SurveyBand = tuple[str, str]
 
@@ -50,7 +48,7 @@ SurveyBand = tuple[str, str]
 class ForcedBand:
     """A parsed forceFilter: one band (no choice) or a band group (a restricted choice).
 
-    ``bands`` are canonical (survey, band) names (:mod:`shared.surveys`);
+    ``bands`` are canonical (survey, band) names (:mod:`shared.contracts.surveys`);
     ``text`` is the canonical spelling, e.g. ``APASS/V``, ``GaiaSP/any``,
     ``GaiaSP/U,B,V,R,I``. A plain value (the calibration core reads it);
     pydantic validates it where a message carries it (``UploadRequested``).
@@ -102,17 +100,17 @@ def parse_force_filter(value: str | tuple[str, str] | ForcedBand | None) -> Forc
     survey_part, sep, band_part = text.partition("/")
     survey_part, band_part = survey_part.strip(), band_part.strip()
     if not sep or not survey_part or not band_part:
-        raise BadInput("forceFilter is 'no' or SURVEY/BAND, e.g. APASS/V", code=CODE_BAD_FORCE_FILTER)
+        raise BadInput("forceFilter is 'no' or SURVEY/BAND, e.g. APASS/V", code=ErrorCode.BAD_FORCE_FILTER)
     try:
         survey = get_survey(survey_part)
     except KeyError:
         raise BadInput(
             f"forceFilter {text[:40]}: survey not served here ({', '.join(SURVEYS)})",
-            code=CODE_FORCE_FILTER_UNAVAILABLE,
+            code=ErrorCode.FORCE_FILTER_UNAVAILABLE,
         ) from None
     unavailable = BadInput(
         f"forceFilter {text[:40]}: {survey.name} has no such band ({' '.join(survey.band_names)})",
-        code=CODE_FORCE_FILTER_UNAVAILABLE,
+        code=ErrorCode.FORCE_FILTER_UNAVAILABLE,
     )
     if band_part.lower() in ANY_BAND:
         return ForcedBand(text=f"{survey.name}/any", bands=[(survey.name, b) for b in survey.band_names], group=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 
+from shared.contracts.errors import ErrorCode
 from shared.errors import BadInput
 
 INT64_MAX = 2**63 - 1
@@ -26,7 +27,7 @@ def parse_id(value: object, name: str, hint: str = "") -> int:
     text = str(value)
     number = int(text) if _ID.fullmatch(text) else -1
     if not 0 <= number <= INT64_MAX:
-        raise BadInput(f"{name} is an integer id from 0 to 2^63-1{hint}", code="bad_field")
+        raise BadInput(f"{name} is an integer id from 0 to 2^63-1{hint}", code=ErrorCode.BAD_FIELD)
     return number
 
 
@@ -45,10 +46,10 @@ def json_depth(text: str) -> int:
 def loads_json(text: str, *, max_depth: int = MAX_JSON_DEPTH, max_chars: int = MAX_JSON_CHARS):
     """``json.loads`` with the size and the nesting bounded first; ``BadInput`` (``bad_json``) otherwise."""
     if len(text) > max_chars:
-        raise BadInput(f"the JSON body is longer than {max_chars // 1024} kB", code="too_large")
+        raise BadInput(f"the JSON body is longer than {max_chars // 1024} kB", code=ErrorCode.TOO_LARGE)
     if json_depth(text) > max_depth:
-        raise BadInput(f"the JSON body is nested deeper than {max_depth} levels", code="bad_json")
+        raise BadInput(f"the JSON body is nested deeper than {max_depth} levels", code=ErrorCode.BAD_JSON)
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise BadInput("the body is not valid JSON", code="bad_json") from exc
+        raise BadInput("the body is not valid JSON", code=ErrorCode.BAD_JSON) from exc

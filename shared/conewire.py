@@ -1,5 +1,8 @@
 """The cone reply of ``photcal.catalog.cone.v2``: raw little-endian columns, sent in parts.
 
+The format is a contract (its header model in :mod:`shared.contracts.messages`, its
+subject and part headers in :mod:`shared.contracts.subjects`); its encoder and decoder live here.
+
 Why not JSON (v1): a dense Galactic-plane field has 50,000-200,000 reference
 stars; as JSON with base64 columns that is 10-25 MB, far above NATS's 1 MB
 ``max_payload``, and ``msg.respond`` raised ``MaxPayloadError``: nothing was
@@ -27,10 +30,15 @@ import struct
 
 import numpy as np
 
-from shared.models import ConeColumn, ConeReply, ConeReplyHeader, ConeSurveyLayout, SurveyStars
+from shared.contracts.messages import (
+    ConeColumn,
+    ConeReply,
+    ConeReplyHeader,
+    ConeSurveyLayout,
+    SurveyStars,
+)
+from shared.contracts.subjects import HEADER_PART, HEADER_REPLY
 
-HEADER_REPLY = "Photcal-Reply"
-HEADER_PART = "Photcal-Part"
 #: room left in each part for the NATS headers and protocol line
 PART_OVERHEAD = 4096
 

@@ -1,5 +1,7 @@
 """What every CPCS-compatible endpoint shares, in both services that serve them.
 
+The CPCS paths (at the root and under ``/followup/``) are rows of ``shared/contracts/routes.py``.
+
 CPCS clients send parameters in the query string or as a form (urlencoded or
 multipart, e.g. ``curl -F``), GET or POST, and ask for ``json`` or ``html``
 with ``outputFormat`` (uploads) or ``format`` (lists). An error is answered in
@@ -15,12 +17,9 @@ from html import escape
 
 from aiohttp import web
 
+from shared.contracts.errors import ErrorCode
 from shared.errors import BadInput, PhotcalError, RateLimited
 
-#: CPCS lived under /followup/; every CPCS path is served at the root and there
-CPCS_PREFIXES = ("", "/followup")
-#: the CPCS read endpoints (the lightcurve service answers them; the gateway forwards)
-CPCS_READ_PATHS = tuple(p + name for p in CPCS_PREFIXES for name in ("/get_alert_lc_data", "/list_of_alerts"))
 #: a form on a CPCS endpoint other than the upload is a few short fields
 MAX_FORM_BYTES = 64 * 1024
 #: the request key a handler sets once it knows the client wants HTML (errors then answer HTML too)
@@ -47,7 +46,7 @@ async def request_params(request: web.Request) -> dict[str, str]:
     params = {k: v for k, v in request.query.items()}
     if request.method == "POST" and request.can_read_body:
         if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-            raise BadInput("the form is too large for this endpoint", code="too_large")
+            raise BadInput("the form is too large for this endpoint", code=ErrorCode.TOO_LARGE)
         ctype = request.content_type
         if ctype.startswith("multipart/") or ctype == "application/x-www-form-urlencoded":
             posted = await request.post()

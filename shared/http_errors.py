@@ -6,16 +6,17 @@ import json
 
 from aiohttp import web
 
+from shared.contracts.errors import ErrorCode
 from shared.errors import PhotcalError, RateLimited
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 
 _HTTP_CODES = {
-    400: ("bad_request", "the request could not be read"),
-    404: ("not_found", "no such page: see the README for the API"),
-    405: ("method_not_allowed", "this path does not take that method"),
-    413: ("too_large", "the upload is larger than the server accepts"),
+    400: (ErrorCode.BAD_REQUEST, "the request could not be read"),
+    404: (ErrorCode.NOT_FOUND, "no such page: see the README for the API"),
+    405: (ErrorCode.METHOD_NOT_ALLOWED, "this path does not take that method"),
+    413: (ErrorCode.TOO_LARGE, "the upload is larger than the server accepts"),
 }
 
 
@@ -27,17 +28,17 @@ CPCS_BODY_LIMIT = 100
 #: /api/v1/uploads/{X-Upload-ID} and on the /api/v1 paths); other long messages are cut,
 #: so they say what is wrong first
 SHORT_MESSAGES = {
-    "duplicate_datapoint": "this datapoint is already stored",
-    "too_few_stars": "too few calibration stars in the field",
-    "no_stars_matched": "no star matched: check WCS, matchDist",
-    "field_not_covered": "no reference stars cover this field",
-    "bad_astrometry": "no photometric relation: check WCS",
-    "poor_fit": "calibration too poor to trust",
-    "no_usable_sources": "no usable magnitude in the catalogue",
-    "missing_columns": "catalogue lacks MAG_AUTO/ALPHA_J2000",
-    "timeout": "still calibrating: see X-Upload-ID",
-    "target_outside_frame": "the event is outside this frame",
-    "catalog_unavailable": "catalogue service down: try later",
+    ErrorCode.DUPLICATE_DATAPOINT: "this datapoint is already stored",
+    ErrorCode.TOO_FEW_STARS: "too few calibration stars in the field",
+    ErrorCode.NO_STARS_MATCHED: "no star matched: check WCS, matchDist",
+    ErrorCode.FIELD_NOT_COVERED: "no reference stars cover this field",
+    ErrorCode.BAD_ASTROMETRY: "no photometric relation: check WCS",
+    ErrorCode.POOR_FIT: "calibration too poor to trust",
+    ErrorCode.NO_USABLE_SOURCES: "no usable magnitude in the catalogue",
+    ErrorCode.MISSING_COLUMNS: "catalogue lacks MAG_AUTO/ALPHA_J2000",
+    ErrorCode.TIMEOUT: "still calibrating: see X-Upload-ID",
+    ErrorCode.TARGET_OUTSIDE_FRAME: "the event is outside this frame",
+    ErrorCode.CATALOG_UNAVAILABLE: "catalogue service down: try later",
 }
 
 
@@ -87,7 +88,7 @@ async def json_errors(request: web.Request, handler):
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
+        code, message = _HTTP_CODES.get(exc.status, (ErrorCode.HTTP_ERROR, exc.reason))
         body = {"message": message, "status": "error", "error": code}
         return web.json_response(body, status=exc.status, dumps=compact_json)
     except ConnectionError:
@@ -95,6 +96,6 @@ async def json_errors(request: web.Request, handler):
     except Exception:
         log.exception("unhandled_error", path=request.path)
         return web.json_response(
-            {"message": "internal error; the operators have been told", "status": "error", "error": "internal_error"},
+            {"message": "internal error; the operators have been told", "status": "error", "error": ErrorCode.INTERNAL_ERROR},
             status=500,
         )

@@ -31,6 +31,7 @@ from collections import Counter
 from aiohttp import web
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.contracts.errors import ErrorCode
 from shared.cpcs_http import page
 from shared.errors import PhotcalError
 from shared.logging import get_logger
@@ -56,7 +57,7 @@ class HttpServerSettings(BaseSettings):
 
 
 class RequestTimeout(PhotcalError):
-    code = "slow_body"
+    code = ErrorCode.SLOW_BODY
     http_status = 408
 
 

@@ -10,7 +10,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ObjectStoreConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, BucketNotFoundError
 
-from shared import models
+from shared.contracts import subjects
 from shared.logging import correlation_id, get_logger
 
 log = get_logger(__name__)
@@ -73,24 +73,24 @@ def _log_event(event: str):
 
 STREAMS = (
     StreamConfig(
-        name=models.STREAM_UPLOADS,
-        subjects=[models.SUBJECT_UPLOAD],
+        name=subjects.STREAM_UPLOADS,
+        subjects=[subjects.SUBJECT_UPLOAD],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=DEDUPE_WINDOW_S,
         max_msg_size=-1,
     ),
     StreamConfig(
-        name=models.STREAM_RESULTS,
-        subjects=[models.SUBJECT_CALIBRATED],
+        name=subjects.STREAM_RESULTS,
+        subjects=[subjects.SUBJECT_CALIBRATED],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         duplicate_window=DEDUPE_WINDOW_S,
         max_age=30 * 24 * 3600,
     ),
     StreamConfig(
-        name=models.STREAM_DEAD,
-        subjects=[models.SUBJECT_DEAD],
+        name=subjects.STREAM_DEAD,
+        subjects=[subjects.SUBJECT_DEAD],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
     ),
@@ -111,7 +111,7 @@ _object_stores: dict[tuple[int, str], object] = {}
 
 #: how long a bucket keeps an object: large parsed catalogues only until calibrated (and
 #: redelivered, if need be); plots for as long as a light curve links them (no limit)
-BUCKET_TTL_S: dict[str, float | None] = {models.OBJECT_BUCKET_UPLOADS: 7 * 24 * 3600.0, models.OBJECT_BUCKET_PLOTS: None}
+BUCKET_TTL_S: dict[str, float | None] = {subjects.OBJECT_BUCKET_UPLOADS: 7 * 24 * 3600.0, subjects.OBJECT_BUCKET_PLOTS: None}
 
 
 async def ensure_object_store(js: JetStreamContext, bucket: str, replicas: int = 1):
@@ -130,11 +130,11 @@ def headers(msg_id: str | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     cid = correlation_id.get()
     if cid:
-        out[models.HEADER_CORRELATION] = cid
+        out[subjects.HEADER_CORRELATION] = cid
     if msg_id:
         out["Nats-Msg-Id"] = msg_id
     return out
 
 
 def correlation_from(msg) -> str | None:
-    return (msg.headers or {}).get(models.HEADER_CORRELATION)
+    return (msg.headers or {}).get(subjects.HEADER_CORRELATION)

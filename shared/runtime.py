@@ -23,6 +23,9 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from shared import metrics
+from shared.contracts import routes
+from shared.contracts.subjects import HEADER_CORRELATION
+from shared.db import Database, connect_database
 from shared.errors import BackendUnavailable
 from shared.http_server import (
     DISCONNECTED,
@@ -32,9 +35,12 @@ from shared.http_server import (
     hide_server_version,
     security_headers,
 )
-from shared.db import Database, connect_database
-from shared.logging import configure_logging, correlation_id, get_logger, new_correlation_id
-from shared.models import HEADER_CORRELATION
+from shared.logging import (
+    configure_logging,
+    correlation_id,
+    get_logger,
+    new_correlation_id,
+)
 from shared.natsio import connect, ensure_streams
 from shared.settings import CommonSettings
 
@@ -103,9 +109,7 @@ async def start(spec: ServiceSpec) -> Runtime:
     app.on_response_prepare.append(security_headers)
     hide_server_version()
     rt = Runtime(name=spec.name, settings=settings, app=app, indexed=indexed)
-    app.router.add_get("/healthz", _healthz(rt))
-    app.router.add_get("/readyz", _readyz(rt))
-    app.router.add_get("/metrics", _metrics)
+    routes.register(app.router, routes.Service.EVERY, {"healthz": _healthz(rt), "readyz": _readyz(rt), "metrics": _metrics})
     if spec.uses_nats:
         rt.nc = await connect(settings.nats_url, f"photcal-{spec.name}")
         rt.js = rt.nc.jetstream(timeout=settings.backend_timeout)

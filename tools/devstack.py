@@ -25,7 +25,7 @@ from shared.infra import (
     terminate,
     wait_for_port,
 )
-from shared.surveys import SURVEYS
+from shared.contracts.surveys import SURVEYS
 
 
 def free_port_block(count: int) -> int:

@@ -2,7 +2,7 @@
 
 A field folder holds the SExtractor catalogues, the VizieR-style reference
 extracts ``ref_<SURVEY>.csv``, ``objects.csv`` and ``truth.json``. These
-helpers turn the extracts into the :class:`shared.models.SurveyStars` the
+helpers turn the extracts into the :class:`shared.contracts.messages.SurveyStars` the
 catalogue service would answer (bands keyed by band name, as
 ``services.catalog.store`` does), and give the transient's true magnitude in
 *any* survey band from its true ``V`` and ``B-V`` through
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shared.models import SurveyStars
-from shared.surveys import SURVEYS, get_survey
+from shared.contracts.messages import SurveyStars
+from shared.contracts.surveys import SURVEYS, get_survey
 from tools.photsystem import survey_colour, survey_magnitudes
 
 

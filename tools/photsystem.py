@@ -2,7 +2,7 @@
 
 Every star is described by two numbers: its true Johnson ``V`` magnitude and
 its true ``B-V`` colour (both in mag). Every band of every reference survey in
-:mod:`shared.surveys` is a fixed, smooth, mildly non-linear function of
+:mod:`shared.contracts.surveys` is a fixed, smooth, mildly non-linear function of
 ``(V, B-V)``. The coefficients are rounded versions of published
 transformations, which is all that matters here: the simulated sky must be
 *consistent*, not exact.
@@ -30,7 +30,7 @@ close to true Cousins R and I: with GaiaSP they calibrate with colour terms
 
 *Instrument bands* (:data:`INSTRUMENT_BANDS`) model a CCD filter: each is one
 survey band plus a linear colour term in that band's colour (the colour pair
-:class:`shared.surveys.Band` names). The survey band it is built from is the
+:class:`shared.contracts.surveys.Band` names). The survey band it is built from is the
 "true best filter" a calibration should pick. Convention, used throughout::
 
     m_ref = m_sys + colour_term * colour
@@ -62,7 +62,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.surveys import get_survey
+from shared.contracts.surveys import get_survey
 
 #: (survey, band) -> magnitude array
 Magnitudes = dict[tuple[str, str], np.ndarray]
@@ -163,7 +163,7 @@ def survey_magnitudes(v, bv) -> Magnitudes:
     """Every band of every survey for stars of true ``V`` and ``B-V`` (mag).
 
     Returns ``{(survey, band): array}`` keyed by the names in
-    :mod:`shared.surveys` (e.g. ``("APASS", "g'")``, ``("GAIA", "BP")``).
+    :mod:`shared.contracts.surveys` (e.g. ``("APASS", "g'")``, ``("GAIA", "BP")``).
     """
     v = np.asarray(v, dtype=float)
     bv = np.asarray(bv, dtype=float)
@@ -175,7 +175,7 @@ def survey_magnitudes(v, bv) -> Magnitudes:
 
 
 def survey_colour(mags: Magnitudes, survey: str, band: str) -> np.ndarray:
-    """The colour (mag) :mod:`shared.surveys` pairs with ``survey``/``band``."""
+    """The colour (mag) :mod:`shared.contracts.surveys` pairs with ``survey``/``band``."""
     blue, red = get_survey(survey).band(band).colour
     return mags[(survey, blue)] - mags[(survey, red)]
 

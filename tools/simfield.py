@@ -54,7 +54,7 @@ from astropy.wcs import WCS
 from scipy.signal import fftconvolve
 from scipy.spatial import cKDTree
 
-from shared.surveys import get_survey
+from shared.contracts.surveys import get_survey
 from tools.photsystem import (
     INSTRUMENT_BANDS,
     InstrumentBand,
@@ -560,7 +560,7 @@ def published_band(rng, true: np.ndarray, depth: float, spec: SurveySpec) -> tup
 
 def reference_extract(rng, stars: pd.DataFrame, survey: str, *, mags=None, spec: SurveySpec | None = None,
                       keep: np.ndarray | None = None, return_index: bool = False):
-    """The survey's VizieR-style extract of ``stars`` (columns from shared.surveys).
+    """The survey's VizieR-style extract of ``stars`` (columns from shared.contracts.surveys).
 
     ``mags`` overrides the true magnitudes (the blended ones a survey
     measures, :func:`blended_magnitudes`), ``spec`` the survey's

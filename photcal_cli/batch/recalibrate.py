@@ -50,9 +50,9 @@ from services.catalog import layout
 from services.catalog.layout import Columns
 from shared.arrays import SourceTable
 from shared.bands import ForcedBand, parse_force_filter
+from shared.contracts.messages import SurveyStars
+from shared.contracts.surveys import get_survey
 from shared.errors import PhotcalError
-from shared.models import SurveyStars
-from shared.surveys import get_survey
 
 _RA, _DEC, _UPLOAD, _ROW = "_src_ra", "_src_dec", "_src_upload", "_src_row"
 

@@ -18,7 +18,7 @@ import math
 from typing import Any
 
 from services.calibrate.core.results import CandidateSummary, FrameCalibration
-from shared.models import CalibrationResult, CandidateFit
+from shared.contracts.messages import CalibrationResult, CandidateFit
 
 #: decimals kept of every magnitude, zero point, colour term and scatter in an answer
 ANSWER_DIGITS = 4

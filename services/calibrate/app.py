@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from services.calibrate.cone import ConeClient
-from services.calibrate.warmup import warm_up
 from services.calibrate.pipeline import Pipeline
 from services.calibrate.settings import CalibrateSettings
+from services.calibrate.warmup import warm_up
 from services.calibrate.worker import Worker
 from shared.runtime import Runtime, ServiceSpec
 

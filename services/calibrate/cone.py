@@ -24,12 +24,15 @@ from collections import OrderedDict
 
 import numpy as np
 from nats.aio.client import Client as NATS
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 
 from shared.arrays import SourceTable
 from shared.conewire import MalformedConeReply, PartAssembler, decode_reply
+from shared.contracts.errors import ErrorCode
+from shared.contracts.messages import ConeReply, ConeRequestV2
+from shared.contracts.subjects import SUBJECT_CONE_V2
 from shared.errors import BackendUnavailable, CalibrationFailed, PhotcalError
-from shared.models import SUBJECT_CONE_V2, ConeReply, ConeRequestV2
 from shared.natsio import headers
 from shared.sky import enclosing_cone
 
@@ -41,7 +44,7 @@ _NO_RESPONDERS = "503"
 class CatalogUnavailable(BackendUnavailable):
     """The catalogue service did not answer (down, restarting, or it stopped half way): retry later."""
 
-    code = "catalog_unavailable"
+    code = ErrorCode.CATALOG_UNAVAILABLE
 
 
 class CatalogReplyProblem(PhotcalError):
@@ -53,17 +56,17 @@ class CatalogReplyProblem(PhotcalError):
 
 
 class CatalogReplyMalformed(CatalogReplyProblem):
-    code = "catalog_reply_malformed"
+    code = ErrorCode.CATALOG_REPLY_MALFORMED
 
 
 class CatalogRefused(CatalogReplyProblem):
-    code = "catalog_refused"
+    code = ErrorCode.CATALOG_REFUSED
 
 
 class CatalogFailed(PhotcalError):
     """The catalogue service raised on this cone: retried a few times (it may be passing), then dead-lettered."""
 
-    code = "catalog_error"
+    code = ErrorCode.CATALOG_ERROR
     http_status = 502
     #: the worker retries it up to max_deliver times, then dead-letters it (services/calibrate/decisions.py)
     failure = "crash"
@@ -73,7 +76,7 @@ def field_of(sources: SourceTable, max_radius_deg: float) -> tuple[float, float,
     """Centre (ra, dec) and radius (deg) of the cone that holds the frame's sources."""
     ok = np.isfinite(sources.ra) & np.isfinite(sources.dec)
     if not ok.any():
-        raise CalibrationFailed("no source in the catalogue has a valid position", code="no_usable_sources")
+        raise CalibrationFailed("no source in the catalogue has a valid position", code=ErrorCode.NO_USABLE_SOURCES)
     ra_c, dec_c, radius = enclosing_cone(sources.ra[ok], sources.dec[ok])
     return ra_c, dec_c, float(min(radius + ARCMIN, max_radius_deg))
 
@@ -162,10 +165,10 @@ class ConeClient:
         self.last_wire_bytes, self.last_seconds = wire, time.perf_counter() - started
         if reply.ok:
             return reply
-        if reply.error == "catalog_error":
+        if reply.error == ErrorCode.CATALOG_ERROR:
             raise CatalogFailed(f"the reference catalogue service failed on this field: {reply.message}")
-        if reply.error == "cone_too_large":
-            raise CatalogRefused(f"reference catalogue: {reply.message}", code="cone_too_large")
+        if reply.error == ErrorCode.CONE_TOO_LARGE:
+            raise CatalogRefused(f"reference catalogue: {reply.message}", code=ErrorCode.CONE_TOO_LARGE)
         # the request itself was refused (a bad cone, an unknown survey): asking again cannot help
         raise CatalogRefused(f"the reference catalogue refused the field: {reply.error}: {reply.message}")
 

@@ -21,14 +21,15 @@ from services.calibrate.core.api import FrameCalibration, calibrate_frame
 from services.calibrate.plot import render_plot
 from services.calibrate.settings import CalibrateSettings
 from shared.arrays import SourceTable
+from shared.bands import ForcedBand, parse_force_filter
+from shared.contracts.messages import CalibrationResult, UploadRequested, utcnow
+from shared.contracts.subjects import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS
 from shared.db import Database
 from shared.db.alerts import bump_data_version
 from shared.db.calibrations import plot_columns, store_calibration
 from shared.db.datapoints import store_datapoint
 from shared.db.upload_sources import store_sources
-from shared.bands import ForcedBand, parse_force_filter
 from shared.errors import PhotcalError
-from shared.models import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS, CalibrationResult, UploadRequested, utcnow
 from shared.natsio import ensure_object_store
 
 STAGE_DURATION = Histogram(

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.arrays import SourceTable
-from shared.models import SurveyStars
 from services.calibrate.core.api import calibrate_frame
 from services.calibrate.core.limits import frame_limit_inst
+from shared.arrays import SourceTable
+from shared.contracts.messages import SurveyStars
 
 
 def synthetic_frame(n_stars: int = 400, seed: int = 1) -> tuple[SourceTable, dict[str, SurveyStars]]:

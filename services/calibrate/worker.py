@@ -28,21 +28,24 @@ from pymongo.errors import PyMongoError
 from services.calibrate.decisions import Action, Decision, Failure, Policy, decide
 from services.calibrate.pipeline import Pipeline
 from services.calibrate.settings import CalibrateSettings
-from shared.db import Database
-from shared.db.uploads import count_crash, record_failure, record_result
-from shared.errors import PhotcalError
-from shared.logging import correlation_id, get_logger
-from shared.models import (
-    CONSUMER_CALIBRATE,
-    STREAM_UPLOADS,
-    SUBJECT_CALIBRATED,
-    SUBJECT_DEAD,
-    SUBJECT_UPLOAD,
+from shared.contracts.errors import ErrorCode
+from shared.contracts.messages import (
     CalibrationResult,
     DeadLetter,
     UploadRequested,
     utcnow,
 )
+from shared.contracts.subjects import (
+    CONSUMER_CALIBRATE,
+    STREAM_UPLOADS,
+    SUBJECT_CALIBRATED,
+    SUBJECT_DEAD,
+    SUBJECT_UPLOAD,
+)
+from shared.db import Database
+from shared.db.uploads import count_crash, record_failure, record_result
+from shared.errors import PhotcalError
+from shared.logging import correlation_id, get_logger
 from shared.natsio import correlation_from, headers
 
 log = get_logger(__name__)
@@ -285,7 +288,7 @@ def classify(exc: Exception) -> tuple[Failure, str]:
         # NATS away (restarting): the message is redelivered once it is back
         return Failure.OUTAGE, "nats"
     if getattr(exc, "retryable", False):
-        return Failure.OUTAGE, "catalog" if exc.code == "catalog_unavailable" else getattr(exc, "code", "backend")
+        return Failure.OUTAGE, "catalog" if exc.code == ErrorCode.CATALOG_UNAVAILABLE else getattr(exc, "code", "backend")
     if getattr(exc, "failure", None) == "permanent":
         return Failure.PERMANENT, exc.code
     return Failure.CRASH, getattr(exc, "code", type(exc).__name__)
@@ -293,9 +296,9 @@ def classify(exc: Exception) -> tuple[Failure, str]:
 
 #: the answer when an outage outlasts the limit: (error code, what did not answer)
 _OUTAGE_ANSWERS = {
-    "catalog": ("catalog_unavailable", "the reference catalogue service"),
-    "database": ("database_unavailable", "the database"),
-    "nats": ("nats_unavailable", "the message broker (NATS)"),
+    "catalog": (ErrorCode.CATALOG_UNAVAILABLE, "the reference catalogue service"),
+    "database": (ErrorCode.DATABASE_UNAVAILABLE, "the database"),
+    "nats": (ErrorCode.NATS_UNAVAILABLE, "the message broker (NATS)"),
 }
 
 
@@ -304,7 +307,7 @@ def failure_result(
 ) -> CalibrationResult:
     """The upload's answer when it is given up on: a stable code naming what failed."""
     if failure is Failure.OUTAGE:
-        code, what = _OUTAGE_ANSWERS.get(reason, (getattr(exc, "code", "backend_unavailable"), "a backend"))
+        code, what = _OUTAGE_ANSWERS.get(reason, (getattr(exc, "code", ErrorCode.BACKEND_UNAVAILABLE), "a backend"))
         message = f"{what} did not answer for {age_s:.0f} s (limit {policy.outage_limit_s:.0f} s); upload again later"
         return _failed(upload, code, message, 503)
     if isinstance(exc, PhotcalError) and getattr(exc, "failure", None):
@@ -313,7 +316,7 @@ def failure_result(
 
 
 def internal_failure(upload: UploadRequested) -> CalibrationResult:
-    return _failed(upload, "internal_error", "the calibration failed on our side; the operators have been told", 500)
+    return _failed(upload, ErrorCode.INTERNAL_ERROR, "the calibration failed on our side; the operators have been told", 500)
 
 
 def _failed(upload: UploadRequested, code: str, message: str, http_status: int) -> CalibrationResult:

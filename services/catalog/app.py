@@ -7,7 +7,7 @@ import asyncio
 from services.catalog.handlers import make_cone_handler, make_cone_v2_handler
 from services.catalog.settings import CatalogSettings
 from services.catalog.store import CatalogStore
-from shared.models import QUEUE_CATALOG, SUBJECT_CONE, SUBJECT_CONE_V2
+from shared.contracts.subjects import QUEUE_CATALOG, SUBJECT_CONE, SUBJECT_CONE_V2
 from shared.runtime import Runtime, ServiceSpec
 
 

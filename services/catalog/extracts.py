@@ -1,7 +1,7 @@
 """Reading VizieR extracts (CSV, TSV, CSV.gz, FITS tables, VOTables) of a survey.
 
 An extract is read into plain numpy columns under the survey's VizieR names
-(shared/surveys.py): positions float64, magnitudes and errors float32, NaN
+(shared/contracts/surveys.py): positions float64, magnitudes and errors float32, NaN
 where a cell was empty or a band column is absent. A file without the
 survey's position columns is refused with a message naming them.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from services.catalog.layout import Columns
+from shared.contracts.errors import ErrorCode
 from shared.errors import BadInput
 
 _NULLS = ["", "NaN", "nan", "NAN", "null", "NULL", "None", "--", "-", "---"]
@@ -76,7 +77,7 @@ def _resolve(names: list[str], cols: Columns, path: Path) -> tuple[str, str, dic
         raise BadInput(
             f"{path.name}: no position columns; expected {cols.ra!r} and {cols.dec!r} "
             f"(VizieR names) but the file has: {shown or 'no columns'}",
-            code="bad_extract",
+            code=ErrorCode.BAD_EXTRACT,
         )
     values: dict[str, str] = {}
     stored_lower: dict[str, int] = {}
@@ -194,7 +195,7 @@ def _sniff(path: Path) -> tuple[int, str, list[str], int]:
             header_idx = i
             break
     if header_idx is None:
-        raise BadInput(f"{path.name}: no header line found (is it an empty or non-CSV file?)", code="bad_extract")
+        raise BadInput(f"{path.name}: no header line found (is it an empty or non-CSV file?)", code=ErrorCode.BAD_EXTRACT)
     header = head[header_idx]
     delim = max(["\t", ",", ";", "|"], key=header.count)
     if header.count(delim) == 0:
@@ -285,7 +286,7 @@ def _read_astropy(path: Path, cols: Columns, fmt: str) -> Extract:
             else:
                 table = Table.read(path, format=fmt)
     except Exception as exc:  # noqa: BLE001 - astropy raises many kinds
-        raise BadInput(f"{path.name}: cannot read as {fmt}: {exc}", code="bad_extract") from exc
+        raise BadInput(f"{path.name}: cannot read as {fmt}: {exc}", code=ErrorCode.BAD_EXTRACT) from exc
     ra_name, dec_name, value_names = _resolve(list(table.colnames), cols, path)
     ra = _as_float(table[ra_name], hours=True)
     dec = _as_float(table[dec_name], hours=False)
@@ -318,7 +319,7 @@ def read_extract(path: Path, cols: Columns) -> Extract:
     """Read one VizieR extract into the survey's stored columns."""
     path = Path(path)
     if not path.is_file():
-        raise BadInput(f"{path}: no such file", code="bad_extract")
+        raise BadInput(f"{path}: no such file", code=ErrorCode.BAD_EXTRACT)
     fmt = detect_format(path)
     if fmt == "csv":
         return _read_csv(path, cols)

@@ -19,9 +19,10 @@ from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from shared.conewire import PART_OVERHEAD, encode_reply, part_headers, split_parts
+from shared.contracts.errors import ErrorCode
+from shared.contracts.messages import ConeReply, ConeRequest, ConeRequestV2
 from shared.errors import PhotcalError
 from shared.logging import correlation_id, get_logger
-from shared.models import ConeReply, ConeRequest, ConeRequestV2
 from shared.natsio import correlation_from
 
 log = get_logger(__name__)
@@ -48,12 +49,12 @@ async def _search(store, msg, model, max_stars: int) -> tuple[ConeReply, str]:
             store.cone, request.ra, request.dec, request.radius_deg, request.surveys or None, **options
         )
     except ValidationError as exc:
-        return ConeReply(ok=False, error="bad_request", message=str(exc.errors()[:3])), "bad_request"
+        return ConeReply(ok=False, error=ErrorCode.BAD_REQUEST, message=str(exc.errors()[:3])), "bad_request"
     except PhotcalError as exc:
         return ConeReply(ok=False, error=exc.code, message=exc.message), "bad_request"
     except Exception as exc:
         log.exception("cone_failed")
-        return ConeReply(ok=False, error="catalog_error", message=str(exc)[:300]), "error"
+        return ConeReply(ok=False, error=ErrorCode.CATALOG_ERROR, message=str(exc)[:300]), "error"
     n = _stars(reply)
     if n > max_stars:
         # a deterministic refusal (the same cone always has as many stars), named so the caller stops asking
@@ -62,7 +63,7 @@ async def _search(store, msg, model, max_stars: int) -> tuple[ConeReply, str]:
 
 
 def too_large(n: int, why: str) -> ConeReply:
-    return ConeReply(ok=False, error="cone_too_large", message=f"the cone holds {n:,} reference stars, {why}")
+    return ConeReply(ok=False, error=ErrorCode.CONE_TOO_LARGE, message=f"the cone holds {n:,} reference stars, {why}")
 
 
 def make_cone_handler(store, max_stars: int = 1_000_000):
@@ -101,7 +102,7 @@ def make_cone_v2_handler(store, nc, max_stars: int = 1_000_000, part_bytes: int 
         except Exception as exc:  # the connection failed half way: tell the requester, if we still can
             log.exception("cone_reply_not_sent")
             outcome = "error"
-            failed = ConeReply(ok=False, error="catalog_error", message=f"the reply could not be sent: {exc!r}"[:300])
+            failed = ConeReply(ok=False, error=ErrorCode.CATALOG_ERROR, message=f"the reply could not be sent: {exc!r}"[:300])
             try:
                 await send_parts(nc, msg.reply, encode_reply(failed), limit)
             except Exception:

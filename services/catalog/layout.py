@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.surveys import Survey
+from shared.contracts.surveys import Survey
 
 HEALPIX_COLUMN = "_healpix_29"
 HEALPIX_ORDER = 29

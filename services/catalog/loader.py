@@ -31,8 +31,9 @@ import pyarrow.parquet as pq
 from services.catalog import layout
 from services.catalog.extracts import Extract, read_extract
 from services.catalog.layout import HEALPIX_COLUMN, Columns
+from shared.contracts.errors import ErrorCode
+from shared.contracts.surveys import get_survey
 from shared.errors import BadInput, Conflict
-from shared.surveys import get_survey
 
 
 @dataclass
@@ -292,7 +293,7 @@ def load_extracts(
     try:
         sv = get_survey(survey)
     except KeyError as exc:
-        raise BadInput(str(exc.args[0]), code="unknown_survey") from exc
+        raise BadInput(str(exc.args[0]), code=ErrorCode.UNKNOWN_SURVEY) from exc
     cols = Columns.for_survey(sv)
     files = [Path(f) for f in files]
     report = LoadReport(survey=sv.name, files=len(files))
@@ -417,7 +418,7 @@ def attach_catalogue(
     try:
         sv = get_survey(survey)
     except KeyError as exc:
-        raise BadInput(str(exc.args[0]), code="unknown_survey") from exc
+        raise BadInput(str(exc.args[0]), code=ErrorCode.UNKNOWN_SURVEY) from exc
     column_map = dict(column_map or {})
     source_str = str(source)
     if "://" not in source_str:
@@ -425,7 +426,7 @@ def attach_catalogue(
     try:
         catalog = hats.read_hats(source_str, read_moc=False)
     except Exception as exc:  # noqa: BLE001 - hats raises many kinds
-        raise BadInput(f"{source}: not a readable HATS catalogue: {exc}", code="bad_catalogue_source") from exc
+        raise BadInput(f"{source}: not a readable HATS catalogue: {exc}", code=ErrorCode.BAD_CATALOGUE_SOURCE) from exc
     from hats.catalog.catalog_collection import CatalogCollection
 
     if isinstance(catalog, CatalogCollection):
@@ -433,7 +434,7 @@ def attach_catalogue(
         source_str = str(catalog.main_catalog_dir)
         catalog = hats.read_hats(source_str, read_moc=False)
     if not hasattr(catalog, "get_healpix_pixels") or catalog.catalog_info.catalog_type not in ("object", "source"):
-        raise BadInput(f"{source}: not an object/source HATS catalogue", code="bad_catalogue_source")
+        raise BadInput(f"{source}: not an object/source HATS catalogue", code=ErrorCode.BAD_CATALOGUE_SOURCE)
     names = list(catalog.schema.names) if catalog.schema is not None else []
     lower = {n.lower(): n for n in names}
     known = [sv.ra_column, sv.dec_column] + [c for b in sv.bands for c in (b.column, b.error_column)]
@@ -442,7 +443,7 @@ def attach_catalogue(
         if ours in column_map:
             theirs = column_map[ours]
             if names and theirs not in names:
-                raise BadInput(f"{source}: no column {theirs!r} (mapped from {ours!r})", code="bad_column_map")
+                raise BadInput(f"{source}: no column {theirs!r} (mapped from {ours!r})", code=ErrorCode.BAD_COLUMN_MAP)
             return theirs
         if default is not None:
             return default
@@ -456,7 +457,7 @@ def attach_catalogue(
     ra = pick(sv.ra_column, info.ra_column)
     dec = pick(sv.dec_column, info.dec_column)
     if not ra or not dec or (names and (ra not in names or dec not in names)):
-        raise BadInput(f"{source}: no RA/Dec columns; map {sv.ra_column!r} and {sv.dec_column!r}", code="bad_column_map")
+        raise BadInput(f"{source}: no RA/Dec columns; map {sv.ra_column!r} and {sv.dec_column!r}", code=ErrorCode.BAD_COLUMN_MAP)
     bands = {}
     for band in sv.bands:
         bands[band.name] = (pick(band.column) or band.column, pick(band.error_column) or band.error_column)

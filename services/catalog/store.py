@@ -1,7 +1,7 @@
 """Cone searches over the local HATS reference catalogues.
 
 ``CatalogStore(data_dir).cone(ra, dec, radius_deg, surveys)`` answers a
-``shared.models.ConeReply`` from ``<data_dir>/catalogs/<SURVEY>/<version>/``
+``shared.contracts.messages.ConeReply`` from ``<data_dir>/catalogs/<SURVEY>/<version>/``
 (layout in services.catalog.layout) without lsdb/dask on the hot path:
 
 1. the cone becomes a few ``_healpix_29`` ranges (cdshealpix MOC of the cone);
@@ -37,10 +37,11 @@ import pyarrow.parquet as pq
 
 from services.catalog import layout
 from services.catalog.layout import HEALPIX_COLUMN, Columns
+from shared.contracts.errors import ErrorCode
+from shared.contracts.messages import ConeReply, SurveyStars
+from shared.contracts.surveys import SURVEYS, get_survey
 from shared.errors import BadInput
-from shared.models import ConeReply, SurveyStars
 from shared.sky import within_radius
-from shared.surveys import SURVEYS, get_survey
 
 _I64_MAX = np.iinfo(np.int64).max
 _log = logging.getLogger(__name__)
@@ -336,7 +337,7 @@ class CatalogStore:
             del self._cache[key]
 
     def surveys(self) -> list[str]:
-        """Surveys that have a local catalogue, in shared.surveys order."""
+        """Surveys that have a local catalogue, in shared.contracts.surveys order."""
         return [name for name in SURVEYS if self._version(name) is not None]
 
     # ---- partitions
@@ -427,16 +428,16 @@ class CatalogStore:
         stored (float32) instead of float64, for a binary reply.
         """
         if not (math.isfinite(ra) and math.isfinite(dec) and -90.0 <= dec <= 90.0):
-            raise BadInput(f"bad cone centre ({ra}, {dec})", code="bad_cone")
+            raise BadInput(f"bad cone centre ({ra}, {dec})", code=ErrorCode.BAD_CONE)
         if not (math.isfinite(radius_deg) and 0.0 < radius_deg <= 180.0):
-            raise BadInput(f"bad cone radius {radius_deg}", code="bad_cone")
+            raise BadInput(f"bad cone radius {radius_deg}", code=ErrorCode.BAD_CONE)
         if surveys:
             names: list[str] = []
             for s in surveys:
                 try:
                     name = get_survey(s).name
                 except KeyError as exc:
-                    raise BadInput(str(exc.args[0]), code="unknown_survey") from exc
+                    raise BadInput(str(exc.args[0]), code=ErrorCode.UNKNOWN_SURVEY) from exc
                 if name not in names:
                     names.append(name)
         else:

@@ -5,27 +5,19 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+from aiohttp import web
 
 from services.ingest import cpcs, guards, handlers, ratelimit, rows, uploads
 from services.ingest.forward import forward
 from services.ingest.settings import IngestSettings
 from services.ingest.state import Gateway
 from services.ingest.waiter import ResultWaiter
-from services.lightcurve.gateway_routes import PAGE_ROUTES
-from shared.cpcs_http import CPCS_PREFIXES  # CPCS lived under /followup/: served there and at the root
+from shared.contracts import routes
 from shared.http_errors import json_errors
 from shared.logging import get_logger
 from shared.runtime import Runtime, ServiceSpec
 
 log = get_logger(__name__)
-
-#: API reads forwarded to the lightcurve service (its pages are listed in its gateway_routes.PAGE_ROUTES)
-READ_PATHS = (
-    "/api/v1/alerts",
-    "/api/v1/followup",
-    "/api/v1/lightcurves/{ivorn:.+}",
-)
-
 
 def spec(settings: IngestSettings) -> ServiceSpec:
     proxies = settings.proxies  # a bad PHOTCAL_TRUSTED_PROXIES entry stops the start, naming it
@@ -64,19 +56,19 @@ def spec(settings: IngestSettings) -> ServiceSpec:
     )
 
 
-def add_routes(app) -> None:
-    router = app.router
-    for prefix in CPCS_PREFIXES:
-        router.add_post(prefix + "/cgi/upload", uploads.handle_upload)
-    router.add_post("/upload", uploads.handle_upload)
-    router.add_post("/api/v1/uploads", uploads.handle_upload)
-    router.add_get("/api/v1/uploads/{upload_id}", uploads.handle_upload_status)
-    router.add_post("/api/v1/alerts", handlers.handle_new_alert)
-    router.add_delete("/api/v1/datapoints/{followup_id}", handlers.handle_delete_datapoint)
-    router.add_get("/plots/{name}", handlers.handle_plot)
-    for path in READ_PATHS:
-        router.add_get(path, forward)
-    # the observer's web pages: GET and their form POSTs, with redirects and the login cookie passed through
-    for method, path in PAGE_ROUTES:
-        router.add_route(method, path, forward)
-    cpcs.add_routes(router)  # cgi/newevent, cgi/newuser, cgi/delpoint; get_alert_lc_data, list_of_alerts forwarded
+#: the gateway's own rows of the route table (shared/contracts/routes.py), by handler name; every
+#: forwarded row goes to the lightcurve service through ``forward``
+HANDLERS = {
+    "upload": uploads.handle_upload,
+    "upload_status": uploads.handle_upload_status,
+    "new_alert": handlers.handle_new_alert,
+    "delete_datapoint": handlers.handle_delete_datapoint,
+    "plot": handlers.handle_plot,
+    "cpcs_new_event": cpcs.new_event,
+    "cpcs_new_user": cpcs.new_user,
+    "cpcs_delete_point": cpcs.delete_point,
+}
+
+
+def add_routes(app: web.Application) -> None:
+    routes.register(app.router, routes.Service.INGEST, HANDLERS, forward=forward)

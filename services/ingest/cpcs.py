@@ -1,6 +1,6 @@
 """The CPCS endpoints of the gateway: new event, new observatory, delete a datapoint; CPCS reads forwarded.
 
-Paths, parameter names and methods are CPCS's (DESIGN.md, "CPCS compatibility"),
+Paths, parameter names and methods are CPCS's (docs/design.md, "CPCS compatibility"),
 served at the root and under ``/followup/``. Each endpoint is a thin adapter
 over the same use cases as photcal's own API (``shared.usecases.events.add_event``,
 ``shared.db.observatories.add_observatory``, ``shared.usecases.datapoints.delete_datapoint``);
@@ -15,12 +15,11 @@ from html import escape
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
-from services.ingest.forward import forward
 from services.ingest.state import Gateway
 from shared.auth import authenticate, hashtag_of
+from shared.bounds import parse_id
+from shared.contracts.errors import ErrorCode
 from shared.cpcs_http import (
-    CPCS_PREFIXES,
-    CPCS_READ_PATHS,
     WANT_HTML,
     html_errors,
     html_response,
@@ -31,11 +30,9 @@ from shared.cpcs_http import (
 )
 from shared.db.client import unavailable
 from shared.db.observatories import add_observatory
-from shared.bounds import parse_id
 from shared.errors import BadInput
 from shared.usecases.datapoints import delete_datapoint
 from shared.usecases.events import add_event, event_fields, refusal
-
 
 
 def _gateway(request: web.Request) -> Gateway:
@@ -71,14 +68,14 @@ def _number(params: dict[str, str], key: str, low: float, high: float, *, requir
     text = params.get(key, "")
     if not text:
         if required:
-            raise BadInput(f"{key} is missing (decimal degrees)", code="missing_field")
+            raise BadInput(f"{key} is missing (decimal degrees)", code=ErrorCode.MISSING_FIELD)
         return None
     try:
         value = float(text.replace(",", "."))
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and low <= value <= high):
-        raise BadInput(f"{key} is decimal degrees between {low:g} and {high:g}", code="bad_field")
+        raise BadInput(f"{key} is decimal degrees between {low:g} and {high:g}", code=ErrorCode.BAD_FIELD)
     return value
 
 
@@ -124,16 +121,16 @@ async def new_user(request: web.Request) -> web.Response:
     await authenticate(gw.db, gw.pepper, _hashtag(request, params), admin=True)
     name = params.get("obsName", "")
     if not name:
-        raise BadInput("obsName is missing: the new observatory's name", code="missing_field")
+        raise BadInput("obsName is missing: the new observatory's name", code=ErrorCode.MISSING_FIELD)
     if len(name) > 100 or not name.isprintable():
-        raise BadInput("obsName is at most 100 printable characters", code="bad_field")
+        raise BadInput("obsName is at most 100 printable characters", code=ErrorCode.BAD_FIELD)
     prefix = params.get("prefix", "")
     if prefix and not (len(prefix) <= 16 and prefix.replace("-", "").isalnum() and prefix.isascii()):
-        raise BadInput("prefix is up to 16 letters or digits, e.g. the observer's initials", code="bad_field")
+        raise BadInput("prefix is up to 16 letters or digits, e.g. the observer's initials", code=ErrorCode.BAD_FIELD)
     try:
         allow_upload = parse_flag(params.get("allow_upload", "1"))
     except ValueError as exc:
-        raise BadInput("allow_upload is 1 or 0", code="bad_field") from exc
+        raise BadInput("allow_upload is 1 or 0", code=ErrorCode.BAD_FIELD) from exc
     filters = [f.strip() for f in params.get("filters", "").split(",") if f.strip()][:50]
     try:
         observatory, hashtag = await add_observatory(
@@ -169,7 +166,7 @@ async def delete_point(request: web.Request) -> web.Response:
     observatory = await authenticate(gw.db, gw.pepper, _hashtag(request, params))
     text = params.get("followupid") or params.get("followup_id") or ""
     if not text:
-        raise BadInput("followupid is missing: the followup_id the upload answered", code="missing_field")
+        raise BadInput("followupid is missing: the followup_id the upload answered", code=ErrorCode.MISSING_FIELD)
     followup_id = parse_id(text, "followupid")
     reason = params.get("reason") or params.get("comment") or "deleted by its observatory (cgi/delpoint)"
     point = await delete_datapoint(gw.db, followup_id, observatory, reason)
@@ -178,18 +175,3 @@ async def delete_point(request: web.Request) -> web.Response:
         "Datapoint deleted",
         {"message": f"datapoint {followup_id} deleted", "followup_id": followup_id, "ivorn": point.ivorn, "mjd": point.mjd},
     )
-
-
-WRITE_ENDPOINTS = {"/cgi/newevent": new_event, "/cgi/newuser": new_user, "/cgi/delpoint": delete_point}
-
-
-def add_routes(router: web.UrlDispatcher) -> None:
-    """The CPCS endpoints (the upload is registered with photcal's own in app.py), GET and POST."""
-    for prefix in CPCS_PREFIXES:
-        for path, handler in WRITE_ENDPOINTS.items():
-            router.add_get(prefix + path, handler)
-            router.add_post(prefix + path, handler)
-    for path in CPCS_READ_PATHS:
-        for p in (path, path + "/"):
-            router.add_get(p, forward)
-            router.add_post(p, forward)

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
 from shared.bands import ForcedBand, parse_force_filter
+from shared.contracts.errors import ErrorCode
 from shared.cpcs_http import parse_flag
 from shared.errors import BadInput
 from shared.validation import clean_comment, validate_ivorn
@@ -87,13 +88,13 @@ def read_upload_form(fields: dict[str, str]) -> UploadForm:
     """Validate the text fields; unknown fields (e.g. fits_id) are ignored, as CPCS did."""
     known = {k: v for k, v in fields.items() if k in UploadForm.model_fields and v is not None}
     if "EventID" not in known:
-        raise BadInput("EventID is missing: " + FIELD_HINTS["EventID"], code="missing_field")
+        raise BadInput("EventID is missing: " + FIELD_HINTS["EventID"], code=ErrorCode.MISSING_FIELD)
     if "MJD" not in known:
-        raise BadInput("MJD is missing: " + FIELD_HINTS["MJD"], code="missing_field")
+        raise BadInput("MJD is missing: " + FIELD_HINTS["MJD"], code=ErrorCode.MISSING_FIELD)
     try:
         form = UploadForm.model_validate(known)
     except ValidationError as exc:
-        raise BadInput(describe(exc), code="bad_field") from exc
+        raise BadInput(describe(exc), code=ErrorCode.BAD_FIELD) from exc
     form._forced_band = parse_force_filter(form.forceFilter)
     form.forceFilter = _canonical_text(form._forced_band)
     return form

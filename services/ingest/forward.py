@@ -1,5 +1,7 @@
 """The gateway's one forwarder: reads and pages are the lightcurve service's.
 
+Which paths it forwards is the route table's ``forwarded`` column (shared/contracts/routes.py).
+
 It passes what an API client and a browser page both need: the query string,
 the form body of a POST, redirects as redirects (not followed), ``Set-Cookie``
 (the login) and the security and cache headers. The gateway's client session
@@ -17,6 +19,8 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from services.ingest.guards import SCHEME_KEY, SMALL_BODY_BYTES, TOO_LARGE
+from shared.contracts.errors import ErrorCode
+from shared.contracts.routes import internal_paths
 from shared.errors import BackendUnavailable, BadInput, NotFound, PayloadTooLarge
 
 MAX_FORM_BYTES = SMALL_BODY_BYTES
@@ -31,7 +35,7 @@ RESPONSE_HEADERS = {
 
 
 #: every service's own endpoints (shared/runtime.py): the gateway answers its own, never forwards another's
-INTERNAL_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+INTERNAL_PATHS = internal_paths()
 
 
 def upstream_path(raw_path: str) -> str:
@@ -43,7 +47,7 @@ def upstream_path(raw_path: str) -> str:
     path = raw_path.partition("?")[0]
     for segment in path.split("/"):
         if unquote(segment) in (".", ".."):
-            raise BadInput("the path has a '.' or '..' segment: ask for the page itself", code="bad_path")
+            raise BadInput("the path has a '.' or '..' segment: ask for the page itself", code=ErrorCode.BAD_PATH)
     if path.rstrip("/") in INTERNAL_PATHS:
         raise NotFound("no such page: see the README for the API")
     return raw_path

@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 
 from services.ingest.proxies import TrustedProxies
 from shared import session
+from shared.contracts.errors import ErrorCode
 from shared.db.client import unavailable
 from shared.db.sessions import is_revoked
 from shared.errors import BadInput, PayloadTooLarge, Unauthorized
@@ -47,7 +48,7 @@ def middleware(proxies: TrustedProxies):
         except http_exceptions.LineTooLong as exc:  # a form part's line over aiohttp's 512 KB: too large too
             raise PayloadTooLarge(TOO_LARGE) from exc
         except http_exceptions.HttpProcessingError as exc:  # a body aiohttp could not parse as its type says
-            raise BadInput("the body could not be read as its Content-Type says", code="bad_form") from exc
+            raise BadInput("the body could not be read as its Content-Type says", code=ErrorCode.BAD_FORM) from exc
 
     return guard
 
@@ -64,4 +65,4 @@ async def _refuse_ended_session(request: web.Request) -> None:
         raise unavailable(exc) from exc
     if revoked:
         log.info("ended_session_refused", path=request.path)
-        raise Unauthorized(SESSION_ENDED, code="session_ended")
+        raise Unauthorized(SESSION_ENDED, code=ErrorCode.SESSION_ENDED)

@@ -8,8 +8,9 @@ from nats.js.errors import ObjectNotFoundError
 from services.ingest.auth import authenticate, hashtag_of
 from services.ingest.state import Gateway
 from shared.bounds import loads_json, parse_id
+from shared.contracts.errors import ErrorCode
+from shared.contracts.subjects import OBJECT_BUCKET_PLOTS
 from shared.errors import BackendUnavailable, BadInput, NotFound
-from shared.models import OBJECT_BUCKET_PLOTS
 from shared.natsio import ensure_object_store
 from shared.usecases.datapoints import delete_datapoint
 from shared.usecases.events import add_event, event_fields, refusal
@@ -56,15 +57,15 @@ async def handle_delete_datapoint(request: web.Request) -> web.Response:
 
 async def _body(request: web.Request) -> dict:
     if request.content_length and request.content_length > MAX_JSON_BYTES:
-        raise BadInput("the request body is too large for an event", code="too_large")
+        raise BadInput("the request body is too large for an event", code=ErrorCode.TOO_LARGE)
     if request.content_type == "application/json":
         try:
             text = await request.text()
         except UnicodeDecodeError as exc:
-            raise BadInput("the body is not valid JSON", code="bad_json") from exc
+            raise BadInput("the body is not valid JSON", code=ErrorCode.BAD_JSON) from exc
         body = loads_json(text, max_chars=MAX_JSON_BYTES)  # size and nesting bounded before parsing
         if not isinstance(body, dict):
-            raise BadInput("the body is a JSON object", code="bad_json")
+            raise BadInput("the body is a JSON object", code=ErrorCode.BAD_JSON)
         return body
     return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
 
@@ -73,12 +74,12 @@ async def handle_plot(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
     name = request.match_info["name"]
     if not name.endswith(".png") or not name[:-4].isalnum():
-        raise NotFound("no such plot", code="unknown_plot")
+        raise NotFound("no such plot", code=ErrorCode.UNKNOWN_PLOT)
     try:
         store = await ensure_object_store(gw.js, OBJECT_BUCKET_PLOTS, gw.settings.nats_replicas)
         obj = await store.get(name)
     except ObjectNotFoundError as exc:
-        raise NotFound("no such plot (made only when noPlot is 0)", code="unknown_plot") from exc
+        raise NotFound("no such plot (made only when noPlot is 0)", code=ErrorCode.UNKNOWN_PLOT) from exc
     except Exception as exc:
         raise BackendUnavailable("the plot store (NATS) is not answering; try again in a minute") from exc
     return web.Response(body=obj.data, content_type="image/png", headers={"Cache-Control": "max-age=86400"})

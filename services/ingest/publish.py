@@ -24,9 +24,10 @@ import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
 
+from shared.contracts.messages import UploadRequested
+from shared.contracts.subjects import OBJECT_BUCKET_UPLOADS, SUBJECT_UPLOAD
 from shared.errors import BackendUnavailable
 from shared.logging import get_logger
-from shared.models import OBJECT_BUCKET_UPLOADS, SUBJECT_UPLOAD, UploadRequested
 from shared.natsio import ensure_object_store, headers
 
 log = get_logger(__name__)

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from shared.models import CalibrationResult
+from shared.contracts.messages import CalibrationResult
 
 #: shown for a value the answer does not have
 MISSING = "–"

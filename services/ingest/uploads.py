@@ -16,6 +16,8 @@ from services.ingest.parsing import parse_catalogue
 from services.ingest.publish import publish_upload
 from services.ingest.render import render_result_html
 from services.ingest.state import Gateway
+from shared.contracts.errors import ErrorCode
+from shared.contracts.messages import CalibrationResult, UploadRequested
 from shared.cpcs_http import WANT_HTML, html_errors, wants_html
 from shared.db.datapoints import find_duplicate
 from shared.db.uploads import get_upload, record_queued
@@ -30,7 +32,6 @@ from shared.errors import (
 )
 from shared.http_errors import compact_json, cpcs_error_body
 from shared.logging import get_logger
-from shared.models import CalibrationResult, UploadRequested
 
 log = get_logger(__name__)
 
@@ -62,7 +63,7 @@ async def read_form(request: web.Request, max_bytes: int) -> tuple[dict[str, str
         raise
     except Exception as exc:  # a malformed body (no boundary, broken headers...): the client's fault
         log.info("unreadable_form", error=type(exc).__name__)
-        raise BadInput("the form could not be read: send multipart/form-data as curl -F does", code="bad_form") from exc
+        raise BadInput("the form could not be read: send multipart/form-data as curl -F does", code=ErrorCode.BAD_FORM) from exc
 
 
 MAX_FORM_PARTS = 100
@@ -78,12 +79,12 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[dict[st
     async for part in reader:
         parts += 1
         if parts > MAX_FORM_PARTS:
-            raise BadInput(f"the form has more than {MAX_FORM_PARTS} fields", code="bad_form")
+            raise BadInput(f"the form has more than {MAX_FORM_PARTS} fields", code=ErrorCode.BAD_FORM)
         if not isinstance(part, BodyPartReader):
-            raise BadInput("nested multipart forms are not accepted", code="bad_form")
+            raise BadInput("nested multipart forms are not accepted", code=ErrorCode.BAD_FORM)
         for header in ("Content-Encoding", "Content-Transfer-Encoding"):
             if part.headers.get(header, "").strip().lower() not in _PLAIN:
-                raise BadInput(f"form parts are sent as they are, without {header}", code="bad_form")
+                raise BadInput(f"form parts are sent as they are, without {header}", code=ErrorCode.BAD_FORM)
         buf = bytearray()
         while chunk := await part.read_chunk(256 * 1024):
             total += len(chunk)
@@ -120,10 +121,10 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
     observatory = await authenticate(gw.db, gw.pepper, hashtag_of(request, fields), upload=True, lookup=find_observatory)
     form = read_upload_form(fields)
     if data is None:
-        raise BadInput("sexCat is missing: attach your SExtractor catalogue as -F sexCat=@cat.txt", code="missing_catalogue")
+        raise BadInput("sexCat is missing: attach your SExtractor catalogue as -F sexCat=@cat.txt", code=ErrorCode.MISSING_CATALOGUE)
     alert = await find_alert(gw.db, form.EventID)
     if alert is None:
-        raise NotFound(f"unknown event {form.EventID}: add it first (POST /api/v1/alerts)", code="unknown_event")
+        raise NotFound(f"unknown event {form.EventID}: add it first (POST /api/v1/alerts)", code=ErrorCode.UNKNOWN_EVENT)
     # without the database the worker's unique key still refuses a second copy (409 in the result)
     duplicate = None if form.dryRun else await optional(
         lambda: find_duplicate(gw.db, form.EventID, observatory.observatory_id, form.MJD), None
@@ -131,7 +132,7 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
     if duplicate is not None:
         raise Conflict(
             f"this datapoint is already stored (followup_id {duplicate['followup_id']}): same event, observatory and MJD",
-            code="duplicate_datapoint",
+            code=ErrorCode.DUPLICATE_DATAPOINT,
         )
     parse_started = time.perf_counter()
     parsed = await asyncio.to_thread(parse_catalogue, data, filename, gw.settings.max_catalogue_rows)
@@ -241,7 +242,7 @@ def answer(result: CalibrationResult, form: UploadForm, warnings: list[str], *, 
         # CPCS clients show an error body under 100 characters to the user (BHTOM retries longer ones):
         # the short form on the CPCS paths; everything is at /api/v1/uploads/{X-Upload-ID}
         return web.json_response(
-            cpcs_error_body(result.message or "", result.error or "calibration_failed"),
+            cpcs_error_body(result.message or "", result.error or ErrorCode.CALIBRATION_FAILED),
             status=status, headers=headers, dumps=compact_json,
         )
     body = result.model_dump(mode="json")
@@ -253,10 +254,10 @@ async def handle_upload_status(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
     upload_id = request.match_info["upload_id"]
     if not upload_id.isalnum() or len(upload_id) > 64:
-        raise BadInput("an upload id is the hexadecimal id the upload answered", code="bad_upload_id")
+        raise BadInput("an upload id is the hexadecimal id the upload answered", code=ErrorCode.BAD_UPLOAD_ID)
     doc = await required(lambda: get_upload(gw.db, upload_id))
     if doc is None:
-        raise NotFound(f"no upload {upload_id}", code="unknown_upload")
+        raise NotFound(f"no upload {upload_id}", code=ErrorCode.UNKNOWN_UPLOAD)
     return web.json_response(
         {"upload_id": upload_id, "state": doc.get("state"), "result": doc.get("result")}, dumps=_dumps
     )

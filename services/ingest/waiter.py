@@ -6,8 +6,9 @@ import asyncio
 
 from nats.aio.client import Client as NATS
 
+from shared.contracts.messages import CalibrationResult
+from shared.contracts.subjects import SUBJECT_CALIBRATED
 from shared.logging import get_logger
-from shared.models import SUBJECT_CALIBRATED, CalibrationResult
 
 log = get_logger(__name__)
 

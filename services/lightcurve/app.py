@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared import session
-from shared.http_errors import json_errors
+from aiohttp import web as aiohttp_web
+
 from services.lightcurve import cpcs, handlers, summary, web
 from services.lightcurve.settings import LightcurveSettings
+from shared import session
+from shared.contracts import routes
+from shared.http_errors import json_errors
 from shared.runtime import Runtime, ServiceSpec
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -20,12 +23,33 @@ def spec(settings: LightcurveSettings) -> ServiceSpec:
         rt.app[session.APP_KEY] = settings.session_key()  # the browser's login cookie (shared/session.py)
         rt.app[handlers.SUMMARIES] = summary.AlertSummaries()
         rt.app[handlers.LIGHTCURVES] = summary.LightcurveCache()
-        r = rt.app.router
-        r.add_get("/api/v1/lightcurves/{ivorn:.+}", handlers.api_lightcurve)
-        r.add_get("/api/v1/alerts", handlers.api_alerts)
-        r.add_get("/api/v1/followup", handlers.api_followup)
-        web.add_routes(r)  # /, /login, /logout, /upload (the form), /alerts, /followup, /lightcurve/..., /events/new
-        r.add_static("/static", STATIC, append_version=False)
-        cpcs.add_routes(r)  # get_alert_lc_data, list_of_alerts (root and /followup/)
+        add_routes(rt.app.router)
 
     return ServiceSpec("lightcurve", settings, settings.port, setup, uses_nats=False, middlewares=[json_errors])
+
+
+#: this service's rows of the route table (shared/contracts/routes.py), by handler name
+HANDLERS = {
+    "api_lightcurve": handlers.api_lightcurve,
+    "api_alerts": handlers.api_alerts,
+    "api_followup": handlers.api_followup,
+    "home": web.home,
+    "login_page": web.login_page,
+    "login": web.login,
+    "logout_page": web.logout_page,
+    "logout": web.logout,
+    "upload_page": web.upload_page,
+    "alerts_page": web.alerts_page,
+    "followup_page": web.followup_page,
+    "delete_point": web.delete_point,
+    "lightcurve_page": web.lightcurve_page,
+    "new_event_page": web.new_event_page,
+    "new_event": web.new_event,
+    "static": STATIC,
+    "cpcs_get_alert_lc_data": cpcs.get_alert_lc_data,
+    "cpcs_list_of_alerts": cpcs.list_of_alerts,
+}
+
+
+def add_routes(router: aiohttp_web.UrlDispatcher) -> None:
+    routes.register(router, routes.Service.LIGHTCURVE, HANDLERS)

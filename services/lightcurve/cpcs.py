@@ -17,8 +17,9 @@ from pymongo.errors import PyMongoError
 
 from services.lightcurve import handlers, pages, views
 from shared.auth import authenticate, hashtag_of
+from shared.bounds import parse_id
+from shared.contracts.errors import ErrorCode
 from shared.cpcs_http import (
-    CPCS_READ_PATHS,
     WANT_HTML,
     html_errors,
     html_response,
@@ -26,7 +27,6 @@ from shared.cpcs_http import (
     request_params,
     wants_html,
 )
-from shared.bounds import parse_id
 from shared.db.alerts import Alert, find_alert, get_alert_by_id
 from shared.db.client import unavailable
 from shared.db.datapoints import Datapoint, datapoints_of_alert
@@ -73,11 +73,11 @@ async def _alert_of(request: web.Request, params: dict[str, str]) -> Alert:
             alert = await find_alert(db, name)
             key = name
         else:
-            raise BadInput("give alert_name (the ivorn or name) or alert_id", code="missing_field")
+            raise BadInput("give alert_name (the ivorn or name) or alert_id", code=ErrorCode.MISSING_FIELD)
     except PyMongoError as exc:
         raise unavailable(exc) from exc
     if alert is None:
-        raise NotFound(f"unknown event {key[:80]}", code="unknown_event")
+        raise NotFound(f"unknown event {key[:80]}", code=ErrorCode.UNKNOWN_EVENT)
     return alert
 
 
@@ -109,9 +109,9 @@ async def list_of_alerts(request: web.Request) -> web.Response:
         parse_flag(params.get("published", "0"))
         num = int(params["num"]) if params.get("num") else None
     except ValueError as exc:
-        raise BadInput("num is a number; published and observed_only are 1 or 0", code="bad_field") from exc
+        raise BadInput("num is a number; published and observed_only are 1 or 0", code=ErrorCode.BAD_FIELD) from exc
     if num is not None and num < 0:
-        raise BadInput("num is a positive number of alerts", code="bad_field")
+        raise BadInput("num is a positive number of alerts", code=ErrorCode.BAD_FIELD)
     rows = await handlers._alert_rows(request)  # the same list as /api/v1/alerts, newest first
     if observed_only:
         rows = [r for r in rows if r["n_datapoints"]]
@@ -122,10 +122,3 @@ async def list_of_alerts(request: web.Request) -> web.Response:
     columns = ("id", "name", "ivorn", "ra", "dec", "n_datapoints", "last_mag", "last_mjd")
     return html_response("Alerts", pages.table(rows, columns, "name"))
 
-
-def add_routes(router: web.UrlDispatcher) -> None:
-    for path in CPCS_READ_PATHS:
-        handler = get_alert_lc_data if path.endswith("get_alert_lc_data") else list_of_alerts
-        for p in (path, path + "/"):
-            router.add_get(p, handler)
-            router.add_post(p, handler)

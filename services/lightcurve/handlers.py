@@ -8,6 +8,7 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from services.lightcurve import summary, views
+from shared.contracts.errors import ErrorCode
 from shared.db import Database
 from shared.db.alerts import find_alert
 from shared.db.client import unavailable
@@ -39,7 +40,7 @@ async def lightcurve_of(request: web.Request, ivorn: str) -> dict:
     try:
         alert = await find_alert(db, ivorn)
         if alert is None:
-            raise NotFound(f"unknown event {ivorn[:200]}", code="unknown_event")
+            raise NotFound(f"unknown event {ivorn[:200]}", code=ErrorCode.UNKNOWN_EVENT)
         # the alert's data_version moves with every datapoint of its own stored or deleted (and the
         # rest of the alert document with an edit): other alerts' uploads leave this light curve cached
         version = (alert.model_dump_json(),)

@@ -29,7 +29,11 @@ from typing import Any
 
 from shared.db import Database
 from shared.db.alerts import Alert, alert_summaries, newest_alert_id
-from shared.db.datapoints import deleted_followup_ids, live_summaries, newest_followup_id
+from shared.db.datapoints import (
+    deleted_followup_ids,
+    live_summaries,
+    newest_followup_id,
+)
 from shared.validation import validate_ivorn
 
 MAX_AGE = 30.0

@@ -8,26 +8,28 @@ from __future__ import annotations
 
 import math
 import weakref
-from datetime import datetime
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
+from shared.contracts.errors import ErrorCode
+from shared.contracts.messages import utcnow
 from shared.db.client import Database
 from shared.db.counters import is_marked, mark, next_id
 from shared.errors import (
-    CODE_ALERT_EXISTS,
-    CODE_ALERT_NAME_TAKEN,
-    CODE_AMBIGUOUS_ALERT_NAME,
-    CODE_BAD_ALERT_NAME,
     BadInput,
     Conflict,
 )
-from shared.models import utcnow
-from shared.validation import alert_name_key, validate_alert_name, validate_event_url, validate_ivorn
+from shared.validation import (
+    alert_name_key,
+    validate_alert_name,
+    validate_event_url,
+    validate_ivorn,
+)
 
 #: another event within this distance of a new one is named in a warning (the same transient
 #: under another name?), arcsec
@@ -128,7 +130,7 @@ async def _check_names_free(db: Database, alert: Alert) -> None:
         if others:
             raise Conflict(
                 f"the name {name} is taken by {others[0].get('ivorn')}: choose another name (or fix EventID)",
-                code=CODE_ALERT_NAME_TAKEN,
+                code=ErrorCode.ALERT_NAME_TAKEN,
             )
 
 
@@ -136,7 +138,7 @@ def _checked_name(alert: Alert) -> Alert:
     try:
         name = validate_alert_name(alert.name)
     except ValueError as exc:
-        raise BadInput(str(exc), code=CODE_BAD_ALERT_NAME) from None
+        raise BadInput(str(exc), code=ErrorCode.BAD_ALERT_NAME) from None
     return alert if name == alert.name else alert.model_copy(update={"name": name})
 
 
@@ -176,13 +178,13 @@ async def add_alert(db: Database, alert: Alert) -> Alert:
     """
     alert = _checked_name(alert)
     if await db.alerts.find_one({"ivorn": alert.ivorn}, {"_id": 1}):
-        raise Conflict(f"alert {alert.ivorn} already exists", code=CODE_ALERT_EXISTS)
+        raise Conflict(f"alert {alert.ivorn} already exists", code=ErrorCode.ALERT_EXISTS)
     await _check_names_free(db, alert)
     stored = alert.model_copy(update={"alert_id": await next_id(db, "alerts"), "created": utcnow()})
     try:
         await db.alerts.insert_one(stored.model_dump() | _name_keys(stored))
     except DuplicateKeyError as exc:
-        raise Conflict(f"alert {alert.ivorn} already exists", code=CODE_ALERT_EXISTS) from exc
+        raise Conflict(f"alert {alert.ivorn} already exists", code=ErrorCode.ALERT_EXISTS) from exc
     return stored
 
 
@@ -207,7 +209,7 @@ async def upsert_alert(db: Database, alert: Alert) -> tuple[Alert, bool]:
         try:
             return await add_alert(db, alert), True
         except Conflict as exc:
-            if exc.code != CODE_ALERT_EXISTS:
+            if exc.code != ErrorCode.ALERT_EXISTS:
                 raise
             # a concurrent import won: update it below
     await _check_names_free(db, alert)
@@ -251,7 +253,7 @@ async def find_alert(db: Database, key: str) -> Alert | None:
         listed = ", ".join(str(d.get("ivorn")) for d in docs[:5])
         raise Conflict(
             f"{len(docs)} events answer to {key[:100]}: give the ivorn of the one you mean ({listed})",
-            code=CODE_AMBIGUOUS_ALERT_NAME,
+            code=ErrorCode.AMBIGUOUS_ALERT_NAME,
         )
     return Alert.model_validate(docs[0]) if docs else None
 

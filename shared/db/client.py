@@ -89,7 +89,9 @@ class Database:
                 if index.expire_after_s is not None:
                     options["expireAfterSeconds"] = index.expire_after_s
                 await self.db[spec.name].create_index([(index.field, ASCENDING)], name=index.index_name, **options)
-        from shared.db.alerts import ensure_name_keys  # here: that module imports this one
+        from shared.db.alerts import (
+            ensure_name_keys,  # here: that module imports this one
+        )
 
         await ensure_name_keys(self)  # alerts stored before names were compared get their keys, once
 

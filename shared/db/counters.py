@@ -8,8 +8,8 @@ from typing import TypedDict
 
 from pymongo import ReturnDocument
 
+from shared.contracts.messages import utcnow
 from shared.db.client import Database
-from shared.models import utcnow
 
 
 class Counter(TypedDict, total=False):

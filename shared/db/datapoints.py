@@ -19,11 +19,12 @@ from typing import Any
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
+from shared.contracts.errors import ErrorCode
+from shared.contracts.messages import utcnow
 from shared.db.alerts import bump_data_version
 from shared.db.client import Database
 from shared.db.counters import next_id
 from shared.errors import Conflict, Forbidden, NotFound
-from shared.models import utcnow
 
 
 class Datapoint(BaseModel):
@@ -89,12 +90,12 @@ async def store_datapoint(db: Database, fields: dict[str, Any], *, bump: bool = 
             if existing is None:  # the clash was on upload_id: this upload is already stored
                 existing = await db.datapoints.find_one({"upload_id": fields["upload_id"]})
     if existing is None:
-        raise Conflict("this datapoint could not be stored; try again", code="duplicate_datapoint")
+        raise Conflict("this datapoint could not be stored; try again", code=ErrorCode.DUPLICATE_DATAPOINT)
     if existing["upload_id"] != fields["upload_id"]:
         raise Conflict(
             f"this datapoint is already stored (followup_id {existing['followup_id']}): "
             "same alert, observatory and MJD",
-            code="duplicate_datapoint",
+            code=ErrorCode.DUPLICATE_DATAPOINT,
         )
     # a redelivery of the same upload: bump again in case the first delivery stopped before its bump
     if bump:
@@ -118,7 +119,7 @@ async def delete_datapoint(db: Database, followup_id: int, observatory_id: str, 
     """Soft delete (kept in history); only the observatory that uploaded it may."""
     doc = await db.datapoints.find_one({"followup_id": followup_id})
     if doc is None or doc.get("deleted"):
-        raise NotFound(f"no datapoint with followup_id {followup_id}", code="unknown_datapoint")
+        raise NotFound(f"no datapoint with followup_id {followup_id}", code=ErrorCode.UNKNOWN_DATAPOINT)
     if doc["observatory_id"] != observatory_id:
         raise Forbidden("only the observatory that uploaded a datapoint may delete it")
     # the dedupe key is freed so that a corrected upload of the same MJD can be stored

@@ -9,10 +9,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 from pymongo.errors import DuplicateKeyError
 
+from shared.contracts.errors import ErrorCode
+from shared.contracts.messages import utcnow
 from shared.db.client import Database
 from shared.errors import Conflict
 from shared.hashtags import hash_hashtag, new_hashtag
-from shared.models import utcnow
 
 
 class Observatory(BaseModel):
@@ -57,7 +58,7 @@ async def add_observatory(
     try:
         await db.observatories.insert_one(doc)
     except DuplicateKeyError as exc:
-        raise Conflict(f"an observatory named {name!r} already exists", code="observatory_exists") from exc
+        raise Conflict(f"an observatory named {name!r} already exists", code=ErrorCode.OBSERVATORY_EXISTS) from exc
     return obs, hashtag
 
 

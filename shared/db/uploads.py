@@ -7,8 +7,8 @@ from typing import Any, Literal, TypedDict
 
 from pymongo import ReturnDocument
 
+from shared.contracts.messages import CalibrationResult, utcnow
 from shared.db.client import Database, insert_once
-from shared.models import CalibrationResult, utcnow
 
 
 class UploadRecord(TypedDict, total=False):

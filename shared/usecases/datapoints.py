@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pymongo.errors import PyMongoError
 
-from shared.db import Database
-from shared.db import datapoints
+from shared.db import Database, datapoints
 from shared.db.client import unavailable
 from shared.db.observatories import Observatory
 

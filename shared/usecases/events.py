@@ -16,11 +16,17 @@ from typing import Any
 from pydantic import BaseModel, ValidationError, field_validator
 from pymongo.errors import PyMongoError
 
+from shared.contracts.errors import ErrorCode
 from shared.db import Database
 from shared.db.alerts import Alert, register_alert
 from shared.db.client import unavailable
-from shared.errors import CODE_BAD_ALERT_NAME, BadInput
-from shared.validation import MAX_URL, validate_alert_name, validate_event_url, validate_ivorn
+from shared.errors import BadInput
+from shared.validation import (
+    MAX_URL,
+    validate_alert_name,
+    validate_event_url,
+    validate_ivorn,
+)
 
 #: what a field is called in messages
 LABELS = {"ivorn": "ivorn", "ra": "RA", "dec": "Dec", "url": "URL", "name": "name"}
@@ -100,10 +106,10 @@ def problems_of(exc: ValidationError) -> list[FieldProblem]:
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "input"
         if error["type"] == "missing":
-            out.append(FieldProblem(field, "missing_field", f"{LABELS.get(field, field)} is missing"))
+            out.append(FieldProblem(field, ErrorCode.MISSING_FIELD, f"{LABELS.get(field, field)} is missing"))
             continue
         reason = str(error["msg"]).removeprefix("Value error, ")
-        out.append(FieldProblem(field, CODE_BAD_ALERT_NAME if field == "name" else "bad_field", reason))
+        out.append(FieldProblem(field, ErrorCode.BAD_ALERT_NAME if field == "name" else ErrorCode.BAD_FIELD, reason))
     order = list(EventFields.model_fields)
     return sorted(out, key=lambda p: order.index(p.field) if p.field in order else len(order))
 
@@ -112,9 +118,9 @@ def refusal(problems: list[FieldProblem], names: dict[str, str] | None = None) -
     """The one 400 an API answers for ``problems`` (a missing field first), naming each field as the API
     calls it (``names``: CPCS calls the ivorn ``EventID``)."""
     names = names or {}
-    problem = next((p for p in problems if p.code == "missing_field"), problems[0])
+    problem = next((p for p in problems if p.code == ErrorCode.MISSING_FIELD), problems[0])
     name = names.get(problem.field, problem.field)
-    if problem.code == "missing_field":
+    if problem.code == ErrorCode.MISSING_FIELD:
         needed = ", ".join(names.get(f, f) for f in REQUIRED)
         return BadInput(f"{name} is missing: a new event needs {needed} (decimal degrees)", code=problem.code)
     return BadInput(f"{name}: {problem.reason}", code=problem.code)

@@ -18,7 +18,7 @@ import nats
 import pymongo
 import pytest
 
-from shared.models import OBJECT_BUCKET_UPLOADS, STREAM_RESULTS, STREAM_UPLOADS
+from shared.contracts.subjects import OBJECT_BUCKET_UPLOADS, STREAM_RESULTS, STREAM_UPLOADS
 from shared.natsio import server_urls
 from tests.cluster.conftest import IVORN_CATALOG, IVORN_NODES, ClusterStack
 from tests.integration.conftest import wait_until

@@ -11,8 +11,9 @@ import asyncio
 import pytest
 
 from services.ingest.publish import publish_upload
+from shared.contracts.messages import UploadRequested
+from shared.contracts.subjects import STREAM_UPLOADS
 from shared.infra import NatsCluster, nats_cluster
-from shared.models import STREAM_UPLOADS, UploadRequested
 from shared.natsio import connect, ensure_streams
 from tests.conftest import free_port_block
 

@@ -20,9 +20,10 @@ import pandas as pd
 import pytest
 
 from services.catalog import layout
+from shared.contracts.messages import ConeReply, ConeRequest
+from shared.contracts.subjects import SUBJECT_CONE
+from shared.contracts.surveys import APASS, GAIA, PS1
 from shared.infra import free_port, terminate, wait_for_port
-from shared.models import SUBJECT_CONE, ConeReply, ConeRequest
-from shared.surveys import APASS, GAIA, PS1
 from tests.unit.test_catalog_store import (
     CENTRE,
     EDGE,

@@ -14,8 +14,9 @@ import pytest
 import nats
 from services.calibrate.cone import CatalogFailed, CatalogRefused, ConeClient
 from services.catalog.handlers import make_cone_handler, make_cone_v2_handler
+from shared.contracts.messages import ConeReply, ConeRequest, SurveyStars
+from shared.contracts.subjects import QUEUE_CATALOG, SUBJECT_CONE, SUBJECT_CONE_V2
 from shared.errors import BadInput
-from shared.models import QUEUE_CATALOG, SUBJECT_CONE, SUBJECT_CONE_V2, ConeReply, ConeRequest, SurveyStars
 
 pytestmark = pytest.mark.integration
 

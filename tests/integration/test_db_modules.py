@@ -8,7 +8,7 @@ from shared.db import connect_database
 from shared.db import alerts, calibrations, counters, datapoints, recalibrations, sessions, upload_sources, uploads
 from shared.db.collections import COLLECTIONS
 from shared.errors import Forbidden, NotFound
-from shared.models import CalibrationResult
+from shared.contracts.messages import CalibrationResult
 
 IVORN = "ivo://test/db#Modules1"
 

@@ -24,7 +24,8 @@ import pytest
 from bench.densefield import dense_references, write_extracts
 from services.calibrate.core.api import calibrate_frame
 from services.ingest.parsing import parse_catalogue
-from shared.models import STREAM_DEAD, SUBJECT_CONE, ConeReply, ConeRequest
+from shared.contracts.messages import ConeReply, ConeRequest
+from shared.contracts.subjects import STREAM_DEAD, SUBJECT_CONE
 from tests.integration.conftest import Stack, field_dir
 from tests.integration.test_end_to_end import get_json
 from tests.integration.test_faults import post_upload

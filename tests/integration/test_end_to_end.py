@@ -12,7 +12,9 @@ import urllib.request
 import nats
 import pytest
 
-from shared.models import SUBJECT_CALIBRATED, CalibrationResult
+from shared.contracts.messages import CalibrationResult
+
+from shared.contracts.subjects import SUBJECT_CALIBRATED
 from tests.integration.conftest import Stack, field_dir, wait_until
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,9 @@ import nats
 import pymongo
 import pytest
 
-from shared.models import STREAM_DEAD, SUBJECT_UPLOAD, UploadRequested
+from shared.contracts.messages import UploadRequested
+
+from shared.contracts.subjects import STREAM_DEAD, SUBJECT_UPLOAD
 from tests.integration.conftest import Stack, field_dir, wait_until
 from tests.integration.test_end_to_end import get_json
 
@@ -278,7 +280,6 @@ def _status_code(url: str) -> int:
         code = err.code
     assert time.perf_counter() - started < 5, "a request hung with the database down"
     return code
-
 
 
 def test_a_database_that_starts_after_the_services_gets_no_write_before_its_indexes(stack, mongo_proc):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from shared.bands import ForcedBand, filter_constraint, filter_family, parse_force_filter
+from shared.contracts.messages import SurveyStars, UploadRequested
 from shared.errors import BadInput, CalibrationFailed
-from shared.models import SurveyStars, UploadRequested
 from services.calibrate.core import calibrate_frame
 from services.ingest.forms import canonical_force_filter
 from tests.unit.test_calibration_synth import make_field

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from shared.arrays import SourceTable
+from shared.contracts.messages import CandidateFit, SurveyStars
 from shared.errors import BadInput, CalibrationFailed
-from shared.models import SurveyStars
 from services.calibrate.core import FitSettings, FrameCalibration, calibrate_frame
 from services.calibrate.core.results import CandidateSummary
 from services.calibrate.plot import render_plot

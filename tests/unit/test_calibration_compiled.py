@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shared.arrays import SourceTable
-from shared.models import SurveyStars
+from shared.contracts.messages import SurveyStars
 from services.calibrate.core import calibrators, fitting, footprint, limits, matching, target
 from services.calibrate.core.api import calibrate_frame
 from services.calibrate.warmup import synthetic_frame, warm_up

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from shared.arrays import SourceTable
+from shared.contracts.messages import SurveyStars
 from shared.errors import BadInput
-from shared.models import SurveyStars
 from services.calibrate.core import FitSettings, calibrate_frame
 from services.calibrate.core.calibrators import bright_end_cut, reference_quality, source_quality
 from tests.unit.test_calibration_synth import gaia_from_apass, make_field

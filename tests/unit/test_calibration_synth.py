@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared.arrays import SourceTable
-from shared.models import SurveyStars
+from shared.contracts.messages import SurveyStars
 
 ZP_COUNTS = 25.0  # instrumental mag of 1 count
 

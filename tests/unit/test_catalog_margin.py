@@ -10,7 +10,7 @@ from services.catalog import layout
 from services.catalog.loader import load_extracts
 from photcal_cli.batch.recalibrate import StoredUpload, crossmatch
 from shared.arrays import SourceTable
-from shared.surveys import APASS
+from shared.contracts.surveys import APASS
 
 pytest.importorskip("lsdb")
 

@@ -18,8 +18,8 @@ from astropy.table import Table
 from services.catalog import layout
 from services.catalog.loader import load_extracts
 from services.catalog.store import CatalogStore, cone_ranges
+from shared.contracts.surveys import APASS, GAIA
 from shared.errors import BadInput
-from shared.surveys import APASS, GAIA
 
 SMALL = {"partition_rows": 300, "row_group_rows": 40}
 

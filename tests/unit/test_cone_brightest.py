@@ -22,7 +22,7 @@ from services.catalog.loader import load_extracts
 from services.catalog.store import CatalogStore, brightest_mask
 from services.ingest.parsing import parse_catalogue
 from shared.conewire import decode_reply, encode_reply
-from shared.surveys import SURVEYS
+from shared.contracts.surveys import SURVEYS
 
 FIELDS = Path(__file__).resolve().parents[1] / "data" / "fields"
 COMMITTED = sorted(p.name for p in FIELDS.iterdir() if (p / "truth.json").exists())

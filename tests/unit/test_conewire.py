@@ -13,7 +13,7 @@ from shared.conewire import (
     part_headers,
     split_parts,
 )
-from shared.models import ConeReply, SurveyStars
+from shared.contracts.messages import ConeReply, SurveyStars
 
 
 def stars(survey: str, n: int, bands: str, seed: int = 0) -> SurveyStars:

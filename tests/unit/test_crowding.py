@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from shared.arrays import SourceTable
-from shared.models import SurveyStars
-from shared.surveys import APASS, PS1
+from shared.contracts.messages import SurveyStars
+from shared.contracts.surveys import APASS, PS1
 from services.calibrate.core import FitSettings, calibrate_frame
 from services.calibrate.core import crowding
 from tests.unit.test_calibration_synth import gaia_from_apass, make_field

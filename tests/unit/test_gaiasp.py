@@ -21,8 +21,8 @@ from services.catalog.extracts import read_extract
 from services.catalog.layout import Columns
 from services.ingest.forms import canonical_force_filter
 from services.ingest.parsing import parse_catalogue
+from shared.contracts.surveys import get_survey
 from shared.errors import BadInput
-from shared.surveys import get_survey
 from tools import fieldio, photsystem
 
 FIELD = Path(__file__).parents[1] / "data" / "fields" / "south_R_gaiasp"

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.ingest.render import render_result_html
-from shared.models import CalibrationResult
+from shared.contracts.messages import CalibrationResult
 
 HOSTILE = [
     "<script>alert(1)</script>",

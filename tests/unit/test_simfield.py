@@ -17,7 +17,7 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 
-from shared.surveys import SURVEYS, get_survey
+from shared.contracts.surveys import SURVEYS, get_survey
 from tools import photsystem as ps
 from tools import simfield as sf
 

@@ -21,9 +21,9 @@ from services.catalog.store import CatalogStore
 from services.calibrate.cone import field_of
 from services.catalog.loader import load_extracts
 from services.ingest.parsing import parse_catalogue
+from shared.contracts.surveys import SURVEYS
 from shared.db.calibrations import plot_columns, read_plot_columns
 from shared.db.client import connect_database, insert_once
-from shared.surveys import SURVEYS
 
 FIELDS = Path(__file__).resolve().parents[1] / "data" / "fields"
 COMMITTED = sorted(p.name for p in FIELDS.iterdir() if (p / "truth.json").exists())

@@ -15,8 +15,8 @@ import nats.errors
 from services.calibrate.cone import CatalogFailed, CatalogRefused, CatalogReplyMalformed, CatalogUnavailable
 from services.calibrate.decisions import Action, Decision, Failure, Policy, decide
 from services.calibrate.worker import classify, failure_result, upload_age_s
+from shared.contracts.messages import UploadRequested, utcnow
 from shared.errors import BackendUnavailable, CalibrationFailed
-from shared.models import UploadRequested, utcnow
 
 POLICY = Policy(max_crashes=5, retry_delay=2.0, outage_limit_s=300.0)
 

@@ -21,7 +21,11 @@ The sphere geometry is :mod:`shared.sky`.
 from services.calibrate.core.api import calibrate_frame
 from services.calibrate.core.fitting import FitResult, InsufficientData, fit_zeropoint
 from services.calibrate.core.matching import MatchResult, match_to_reference
-from services.calibrate.core.results import FrameCalibration, PlotData, TargetMeasurement
+from services.calibrate.core.results import (
+    FrameCalibration,
+    PlotData,
+    TargetMeasurement,
+)
 from services.calibrate.core.settings import FitSettings
 
 __all__ = [

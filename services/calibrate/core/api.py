@@ -43,26 +43,29 @@ from dataclasses import replace
 
 import numpy as np
 
-from services.calibrate.core.inputs import ReferenceStars, SourceColumns
-from shared.bands import FilterConstraint, ForcedBand, filter_constraint, parse_force_filter
-from shared.errors import BadInput, CalibrationFailed
-from shared.surveys import get_survey
 from services.calibrate.core import crowding
 from services.calibrate.core.calibrators import source_quality, usable_mags
-from services.calibrate.core.choice import BandCandidate, band_has_data, choose_best, evaluate_candidates
+from services.calibrate.core.choice import (
+    BandCandidate,
+    band_has_data,
+    choose_best,
+    evaluate_candidates,
+)
+from services.calibrate.core.footprint import require_target_in_frame
+from services.calibrate.core.inputs import ReferenceStars, SourceColumns
+from services.calibrate.core.limits import reference_completeness_inst
 from services.calibrate.core.results import FrameCalibration, PlotData
 from services.calibrate.core.settings import FitSettings
-from services.calibrate.core.footprint import require_target_in_frame
-from services.calibrate.core.limits import reference_completeness_inst
 from services.calibrate.core.target import measure_target
-
-CODE_NO_USABLE_SOURCES = "no_usable_sources"
-CODE_FIELD_NOT_COVERED = "field_not_covered"
-CODE_NO_STARS_MATCHED = "no_stars_matched"
-CODE_TOO_FEW_STARS = "too_few_stars"
-CODE_FORCE_FILTER_UNAVAILABLE = "force_filter_unavailable"
-CODE_BAD_ASTROMETRY = "bad_astrometry"
-CODE_POOR_FIT = "poor_fit"
+from shared.bands import (
+    FilterConstraint,
+    ForcedBand,
+    filter_constraint,
+    parse_force_filter,
+)
+from shared.contracts.errors import ErrorCode
+from shared.contracts.surveys import get_survey
+from shared.errors import BadInput, CalibrationFailed
 
 
 def _stars_of(survey_name: str, references: dict[str, ReferenceStars]) -> ReferenceStars | None:
@@ -87,7 +90,7 @@ def _resolve_forced(
                 raise BadInput(
                     # what is wrong first: CPCS clients are shown the start of it (shared.http_errors.cpcs_error_body)
                     f"no {survey_name} stars in this field (forceFilter {forced.text}; surveys here: {available})",
-                    code=CODE_FORCE_FILTER_UNAVAILABLE,
+                    code=ErrorCode.FORCE_FILTER_UNAVAILABLE,
                 )
             continue
         if band_has_data(stars, get_survey(survey_name).band(band_name)):
@@ -96,13 +99,13 @@ def _resolve_forced(
             raise BadInput(
                 f"no {survey_name} {band_name} magnitudes in this field (forceFilter {forced.text}); "
                 "choose another band or leave forceFilter empty",
-                code=CODE_FORCE_FILTER_UNAVAILABLE,
+                code=ErrorCode.FORCE_FILTER_UNAVAILABLE,
             )
     if not usable:
         raise BadInput(
             f"no stars of forceFilter {forced.text} in this field (surveys here: {available}); "
             "choose another band or leave forceFilter empty",
-            code=CODE_FORCE_FILTER_UNAVAILABLE,
+            code=ErrorCode.FORCE_FILTER_UNAVAILABLE,
         )
     return replace(forced, bands=usable)
 
@@ -160,13 +163,13 @@ def _sanity_check(best: BandCandidate, n_matched: int, n_usable: int, radius: fl
             f"no photometric relation with the reference stars (scatter {fit.scatter:.2f} mag; "
             f"{n_matched} of {n_usable} sources matched within {radius:g} arcsec, by chance): "
             "check the astrometric solution (WCS) of your image",
-            code=CODE_BAD_ASTROMETRY,
+            code=ErrorCode.BAD_ASTROMETRY,
         )
     raise CalibrationFailed(
         f"calibration too poor to trust ({best.survey} {best.band} scatter {fit.scatter:.2f} mag over "
         f"{fit.npoints} stars, at most {s.max_scatter:g}): check that the magnitudes are this image's "
         "MAG_AUTO and its WCS, or try a smaller matchDist",
-        code=CODE_POOR_FIT,
+        code=ErrorCode.POOR_FIT,
     )
 
 
@@ -241,14 +244,14 @@ def calibrate_frame(
         raise CalibrationFailed(
             f"none of your {n_sources} sources has a usable magnitude and position (all NaN or 99): "
             "check the magnitude column of your catalogue",
-            code=CODE_NO_USABLE_SOURCES,
+            code=ErrorCode.NO_USABLE_SOURCES,
         )
     require_target_in_frame(sources, usable, target_ra, target_dec, s.target_margin_arcsec)
     if sum(len(st) for st in references.values()) == 0:
         raise CalibrationFailed(
             f"no reference stars from any survey cover this field (RA {target_ra:.5f}, Dec {target_dec:.5f}): "
             "check the target coordinates; this field cannot be calibrated with the available surveys",
-            code=CODE_FIELD_NOT_COVERED,
+            code=ErrorCode.FIELD_NOT_COVERED,
         )
     forced = parse_force_filter(force_filter)
     if forced is not None:
@@ -265,14 +268,14 @@ def calibrate_frame(
         raise CalibrationFailed(
             f"none of your {n_usable} sources matched a reference star within {match_radius_arcsec:g} arcsec: "
             "check the astrometric solution (WCS) of your image or try a larger matchDist",
-            code=CODE_NO_STARS_MATCHED,
+            code=ErrorCode.NO_STARS_MATCHED,
         )
     best = _choose(candidates, s, constraint)
     if best is None:
         n_flagged = int((usable & ((np.asarray(sources.flags).astype(np.int64) & s.reject_flags) != 0)).sum())
         raise CalibrationFailed(
             _too_few_message(candidates, s, n_flagged, n_matched_any, n_usable, match_radius_arcsec),
-            code=CODE_TOO_FEW_STARS,
+            code=ErrorCode.TOO_FEW_STARS,
         )
     chosen = best
     if best.isolated is not None:
@@ -395,6 +398,6 @@ def _choose(candidates: list[BandCandidate], s: FitSettings, constraint: FilterC
                 f"no band of your observatory's filters ({constraint.label}) can be calibrated in this field "
                 f"(too few stars; {other.survey} {other.band} could): send forceFilter={other.survey}/any "
                 "to calibrate in another band",
-                code=CODE_TOO_FEW_STARS,
+                code=ErrorCode.TOO_FEW_STARS,
             )
     return best

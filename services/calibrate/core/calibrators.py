@@ -18,7 +18,7 @@ keeps only calibrators that are
 * isolated in the frame (as above),
 * isolated in the reference survey: the Gaia stars within the survey's
   ``resolution_arcsec`` (APASS 8", PS1 1.2", GaiaSP 1.75",
-  :mod:`shared.surveys`) other than the star's own counterpart, and the
+  :mod:`shared.contracts.surveys`) other than the star's own counterpart, and the
   survey's own other stars there, add at most ``isolation_max_blend`` to its
   light (a survey publishes what it cannot resolve as one star with the
   summed flux; Gaia G resolves 0.4"),
@@ -41,8 +41,8 @@ import numpy as np
 from numba import njit
 
 from services.calibrate.core.inputs import SourceColumns
-from shared.jit import JIT, kernel_array
 from services.calibrate.core.settings import FitSettings
+from shared.jit import JIT, kernel_array
 
 #: SExtractor writes 99 (or -99) for a magnitude it could not measure
 BAD_MAG_ABS = 90.0

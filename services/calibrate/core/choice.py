@@ -103,16 +103,15 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from services.calibrate.core.inputs import ReferenceStars, SourceColumns
-from shared.jit import JIT, kernel_array
-from shared.surveys import Band, Survey, get_survey
 from services.calibrate.core import crowding
 from services.calibrate.core.calibrators import bright_end_cut, star_usable
 from services.calibrate.core.fitting import FitResult, InsufficientData, fit_zeropoint
+from services.calibrate.core.inputs import ReferenceStars, SourceColumns
 from services.calibrate.core.matching import MatchResult, SourceGrid
 from services.calibrate.core.results import CandidateSummary
 from services.calibrate.core.settings import FitSettings
-
+from shared.contracts.surveys import Band, Survey, get_survey
+from shared.jit import JIT, kernel_array
 
 #: order in which statistically tied candidates are preferred (see module docstring)
 SURVEY_PREFERENCE = ("APASS", "GAIA", "PS1", "GaiaSP", "SDSS")

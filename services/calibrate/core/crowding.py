@@ -6,7 +6,7 @@ zero point, and neither is caught by the positional match:
 * **in the reference catalogue**: a survey that cannot resolve two stars
   publishes them as one, at the brighter star's position, with the summed
   flux (APASS over ~8", PS1 over ~1", Gaia's XP spectra over ~2",
-  :attr:`shared.surveys.Survey.resolution_arcsec`). The observer's frame
+  :attr:`shared.contracts.surveys.Survey.resolution_arcsec`). The observer's frame
   resolves them, so the catalogue magnitude is too bright. The neighbours a
   survey merged are not in that survey, but they are in the deepest, best
   resolved one (Gaia G, 0.4"): the light of the Gaia stars within the
@@ -31,10 +31,11 @@ import numpy as np
 from numba import njit
 
 from services.calibrate.core.inputs import ReferenceStars, SourceColumns
+from services.calibrate.core.settings import FitSettings
+from shared.contracts.surveys import GAIA, Survey
 from shared.jit import JIT, kernel_array
 from shared.sky import tangent_arcsec
-from shared.surveys import GAIA, Survey
-from services.calibrate.core.settings import FitSettings
+
 
 @njit(**JIT)
 def _contamination(qx, qy, q_flux, cx, cy, c_flux, radius, self_radius, q_self):  # pragma: no cover - compiled

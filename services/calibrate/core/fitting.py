@@ -32,8 +32,8 @@ import numpy as np
 from numba import njit
 from scipy.special import ndtr, ndtri
 
-from shared.jit import JIT, kernel_array
 from services.calibrate.core.settings import FitSettings
+from shared.jit import JIT, kernel_array
 
 #: 1.4826 * MAD estimates the standard deviation of Gaussian data
 MAD_TO_SIGMA = 1.482602218505602

@@ -1,7 +1,7 @@
 """What the core reads: columns of numbers, whatever container carries them.
 
 The calibrate service hands in the wire models (``shared.arrays.SourceTable``,
-``shared.models.SurveyStars``); a bench, a notebook or a test may hand in any
+``shared.contracts.messages.SurveyStars``); a bench, a notebook or a test may hand in any
 object with the same attributes. The core only reads these arrays and never
 imports the message contract.
 """

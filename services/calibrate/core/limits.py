@@ -287,7 +287,7 @@ def reference_completeness_inst(
         Completeness of the limit.
     """
     from services.calibrate.core.choice import _named_band_array
-    from shared.surveys import get_survey
+    from shared.contracts.surveys import get_survey
 
     idx = np.flatnonzero(src_usable)
     if idx.size < 10:

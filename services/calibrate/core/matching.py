@@ -26,6 +26,7 @@ from shared.sky import (  # noqa: F401 - the sphere geometry the matcher uses, i
     radec_to_xyz,
 )
 
+
 @dataclass(frozen=True)
 class MatchResult:
     """The nearest reference star of every source.

@@ -12,13 +12,14 @@ import math
 
 import numpy as np
 
-from services.calibrate.core.inputs import SourceColumns
 from services.calibrate.core.crowding import target_blend
 from services.calibrate.core.fitting import FitResult
+from services.calibrate.core.inputs import SourceColumns
 from services.calibrate.core.limits import frame_limit_inst
-from shared.sky import angular_separation_arcsec
 from services.calibrate.core.results import TargetMeasurement
 from services.calibrate.core.settings import FitSettings
+from shared.sky import angular_separation_arcsec
+
 
 def nearest_source(
     sources: SourceColumns, candidates: np.ndarray, ra: float, dec: float, radius_arcsec: float

@@ -43,6 +43,7 @@ from services.ingest.parsing.common import (
 )
 from services.ingest.parsing.fits import _parse_fits
 from services.ingest.parsing.text import _parse_text, _refuse_binary
+from shared.contracts.errors import ErrorCode
 from shared.errors import PayloadTooLarge
 
 __all__ = [
@@ -64,7 +65,7 @@ def parse_catalogue(data: bytes, filename: str = "", max_rows: int = DEFAULT_MAX
     """
     data = bytes(data)
     if not data.strip(b" \t\r\n\x0b\x0c\x00\x1a"):
-        raise _bad("empty_file", "the file is empty; upload the SExtractor catalogue of the image")
+        raise _bad(ErrorCode.EMPTY_FILE, "the file is empty; upload the SExtractor catalogue of the image")
     if data[:6] == b"SIMPLE":
         return _parse_fits(data, max_rows)
     _refuse_binary(data, filename)
@@ -79,5 +80,5 @@ def _refuse_too_many_lines(data: bytes, max_rows: int) -> None:
         raise PayloadTooLarge(
             f"the file has {lines:,} lines; a catalogue has at most {max_rows:,} rows "
             f"and {MAX_HEADER_LINES:,} comment lines: upload the SExtractor catalogue itself",
-            code="too_many_lines",
+            code=ErrorCode.TOO_MANY_LINES,
         )

@@ -14,6 +14,7 @@ import numpy as np
 
 from services.ingest.rows import sanitise_columns
 from shared.arrays import SourceTable
+from shared.contracts.errors import ErrorCode
 from shared.errors import BadCatalogue, PayloadTooLarge
 
 DEFAULT_MAX_ROWS = 200_000
@@ -44,17 +45,17 @@ _KNOWN = {n for pair in MAG_COLUMNS + POSITION_COLUMNS for n in pair} | {FLAGS_C
 
 #: Every code parse_catalogue raises (BadCatalogue unless noted).
 ERROR_CODES = (
-    "empty_file",
-    "not_a_catalogue",
-    "bad_fits",
-    "bad_header",
-    "no_header",
-    "missing_columns",
-    "no_rows",
-    "bad_values",
-    "too_many_rows",  # PayloadTooLarge, HTTP 413
-    "too_many_lines",  # PayloadTooLarge, HTTP 413: far more lines than rows plus a header
-    "no_usable_sources",
+    ErrorCode.EMPTY_FILE,
+    ErrorCode.NOT_A_CATALOGUE,
+    ErrorCode.BAD_FITS,
+    ErrorCode.BAD_HEADER,
+    ErrorCode.NO_HEADER,
+    ErrorCode.MISSING_COLUMNS,
+    ErrorCode.NO_ROWS,
+    ErrorCode.BAD_VALUES,
+    ErrorCode.TOO_MANY_ROWS,  # PayloadTooLarge, HTTP 413
+    ErrorCode.TOO_MANY_LINES,  # PayloadTooLarge, HTTP 413: far more lines than rows plus a header
+    ErrorCode.NO_USABLE_SOURCES,
 )
 
 _REQUIRED_HINT = "add MAG_AUTO, MAGERR_AUTO, ALPHA_J2000, DELTA_J2000 to the SExtractor .param file"
@@ -80,7 +81,7 @@ def _too_many(n: int | None, max_rows: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"the catalogue has {has}; at most {max_rows:,} are accepted: "
         "raise DETECT_THRESH or cut faint sources before uploading",
-        code="too_many_rows",
+        code=ErrorCode.TOO_MANY_ROWS,
     )
 
 
@@ -119,7 +120,7 @@ def _pick_columns(columns: dict) -> tuple[dict, list[str]]:
         shown = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "")
         s = "s" if len(missing) > 1 else ""
         raise _bad(
-            "missing_columns",
+            ErrorCode.MISSING_COLUMNS,
             f"missing column{s} {', '.join(missing)} (found: {shown}); {_REQUIRED_HINT}",
         )
     if mag != "MAG_AUTO":
@@ -141,7 +142,7 @@ def _finish(v: dict, fmt: str, warn: list[str], line_of, names: dict[str, str]) 
     for key, i, lo, hi, arr in (("dec", bad_dec, -90.0, 90.0, v["dec"]), ("ra", bad_ra, 0.0, 360.0, v["ra"])):
         if i >= 0:
             raise _bad(
-                "bad_values",
+                ErrorCode.BAD_VALUES,
                 f"{names[key]} is {float(arr[i]):.6g} on {_where_row(line_of, i)}, outside [{lo:g}, {hi:g}]; "
                 "positions must be J2000 degrees (is the image astrometrically calibrated?)",
             )
@@ -149,14 +150,14 @@ def _finish(v: dict, fmt: str, warn: list[str], line_of, names: dict[str, str]) 
     if has_flags:
         if bad_flag >= 0:
             raise _bad(
-                "bad_values",
+                ErrorCode.BAD_VALUES,
                 f"{names['flags']} is {f[bad_flag]:.6g} on {_where_row(line_of, bad_flag)}; "
                 "FLAGS must be a non-negative integer",
             )
         flags = f.astype(np.int32)
     if n_usable == 0:
         raise _bad(
-            "no_usable_sources",
+            ErrorCode.NO_USABLE_SOURCES,
             f"none of the {n} sources has a usable magnitude and position (all 99, NaN or inf); "
             "check the image and SExtractor's MAG_ZEROPOINT/GAIN settings",
         )

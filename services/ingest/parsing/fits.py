@@ -21,6 +21,7 @@ from services.ingest.parsing.common import (
     _pick_columns,
     _too_many,
 )
+from shared.contracts.errors import ErrorCode
 
 _BLOCK = 2880
 _MAX_HDUS = 1000
@@ -63,7 +64,7 @@ def _read_header(data: bytes, pos: int, index: int) -> tuple[dict, int]:
     p = pos
     while True:
         if p + _BLOCK > len(data):
-            raise _bad("bad_fits", f"FITS header of HDU {index} has no END card: the file is truncated or corrupt")
+            raise _bad(ErrorCode.BAD_FITS, f"FITS header of HDU {index} has no END card: the file is truncated or corrupt")
         block = data[p : p + _BLOCK]
         p += _BLOCK
         for k in range(0, _BLOCK, 80):
@@ -78,7 +79,7 @@ def _read_header(data: bytes, pos: int, index: int) -> tuple[dict, int]:
 def _int_kw(h: dict, key: str, index: int, lo: int = 0, default: int | None = None) -> int:
     v = h.get(key, default)
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise _bad("bad_fits", f"FITS HDU {index} has a missing or invalid {key}; the file is corrupt")
+        raise _bad(ErrorCode.BAD_FITS, f"FITS HDU {index} has a missing or invalid {key}; the file is corrupt")
     return v
 
 
@@ -100,10 +101,10 @@ def _walk_fits(data: bytes, max_rows: int) -> list[_Hdu]:
         h, start = _read_header(data, pos, index)
         bitpix = _int_kw(h, "BITPIX", index, lo=-64)
         if bitpix not in (8, 16, 32, 64, -32, -64):
-            raise _bad("bad_fits", f"FITS HDU {index} has BITPIX = {bitpix}; the file is corrupt")
+            raise _bad(ErrorCode.BAD_FITS, f"FITS HDU {index} has BITPIX = {bitpix}; the file is corrupt")
         naxis = _int_kw(h, "NAXIS", index)
         if naxis > 999:
-            raise _bad("bad_fits", f"FITS HDU {index} has NAXIS = {naxis}; the file is corrupt")
+            raise _bad(ErrorCode.BAD_FITS, f"FITS HDU {index} has NAXIS = {naxis}; the file is corrupt")
         dims = [_int_kw(h, f"NAXIS{i}", index) for i in range(1, naxis + 1)]
         pcount = _int_kw(h, "PCOUNT", index, default=0)
         gcount = _int_kw(h, "GCOUNT", index, lo=1, default=1)
@@ -117,7 +118,7 @@ def _walk_fits(data: bytes, max_rows: int) -> list[_Hdu]:
             raise _too_many(dims[1], max_rows)
         if size > len(data) - start:
             raise _bad(
-                "bad_fits",
+                ErrorCode.BAD_FITS,
                 f"FITS HDU {index} claims {size:,} bytes of data but only {len(data) - start:,} remain; "
                 "the file is truncated or corrupt",
             )
@@ -137,18 +138,18 @@ class _Table:
 def _table(hdu: _Hdu) -> _Table:
     h, i = hdu.header, hdu.index
     if h.get("BITPIX") != 8 or h.get("NAXIS") != 2:
-        raise _bad("bad_fits", f"FITS binary table in HDU {i} must have BITPIX = 8 and NAXIS = 2")
+        raise _bad(ErrorCode.BAD_FITS, f"FITS binary table in HDU {i} must have BITPIX = 8 and NAXIS = 2")
     width, nrows = h["NAXIS1"], h["NAXIS2"]
     tfields = _int_kw(h, "TFIELDS", i)
     if tfields > 999:
-        raise _bad("bad_fits", f"FITS HDU {i} has TFIELDS = {tfields}; the file is corrupt")
+        raise _bad(ErrorCode.BAD_FITS, f"FITS HDU {i} has TFIELDS = {tfields}; the file is corrupt")
     columns: dict[str, tuple[int, int, str]] = {}
     offset = 0
     for k in range(1, tfields + 1):
         form = h.get(f"TFORM{k}")
         m = _TFORM.match(form) if isinstance(form, str) else None
         if not m:
-            raise _bad("bad_fits", f"FITS HDU {i}: column {k} has an invalid TFORM{k} = {form!r}")
+            raise _bad(ErrorCode.BAD_FITS, f"FITS HDU {i}: column {k} has an invalid TFORM{k} = {form!r}")
         repeat = int(m.group(1)) if m.group(1) else 1
         kind = m.group(2)
         nbytes = (repeat + 7) // 8 if kind == "X" else repeat * _WIDTH[kind]
@@ -157,14 +158,14 @@ def _table(hdu: _Hdu) -> _Table:
             columns.setdefault(name.strip().upper(), (offset, repeat, kind))
         offset += nbytes
     if offset != width:
-        raise _bad("bad_fits", f"FITS HDU {i}: the columns take {offset} bytes per row but NAXIS1 = {width}")
+        raise _bad(ErrorCode.BAD_FITS, f"FITS HDU {i}: the columns take {offset} bytes per row but NAXIS1 = {width}")
     return _Table(hdu, nrows, width, columns)
 
 
 def _column(data: bytes, t: _Table, name: str) -> np.ndarray:
     offset, repeat, kind = t.columns[name]
     if kind not in _NUMERIC or repeat < 1:
-        raise _bad("bad_values", f"FITS column {name} has type {repeat}{kind}, not a number")
+        raise _bad(ErrorCode.BAD_VALUES, f"FITS column {name} has type {repeat}{kind}, not a number")
     dtype = np.dtype(_NUMERIC[kind])
     rows = np.frombuffer(data, dtype=np.uint8, count=t.nrows * t.width, offset=t.hdu.start)
     rows = rows.reshape(t.nrows, t.width)
@@ -198,13 +199,13 @@ def _parse_fits(data: bytes, max_rows: int) -> ParsedCatalogue:
             raise _too_many(nrows, max_rows)
     if not bintables:
         if any(str(u.header.get("XTENSION", "")).strip() == "TABLE" for u in ext):
-            raise _bad("not_a_catalogue", "FITS ASCII tables are not supported; use CATALOG_TYPE FITS_1.0, FITS_LDAC or ASCII_HEAD")
+            raise _bad(ErrorCode.NOT_A_CATALOGUE, "FITS ASCII tables are not supported; use CATALOG_TYPE FITS_1.0, FITS_LDAC or ASCII_HEAD")
         if any(u.size for u in hdus):
             raise _bad(
-                "not_a_catalogue",
+                ErrorCode.NOT_A_CATALOGUE,
                 "this is a FITS image, not a catalogue; run SExtractor on it and upload the catalogue it writes",
             )
-        raise _bad("not_a_catalogue", "the FITS file holds no table; upload the SExtractor catalogue")
+        raise _bad(ErrorCode.NOT_A_CATALOGUE, "the FITS file holds no table; upload the SExtractor catalogue")
 
     names = [str(u.header.get("EXTNAME", "")).strip().upper() for u in bintables]
     ldac = "LDAC_OBJECTS" in names or "LDAC_IMHEAD" in names
@@ -212,7 +213,7 @@ def _parse_fits(data: bytes, max_rows: int) -> ParsedCatalogue:
     if ldac:
         chosen = [_table(u) for u, n in zip(bintables, names) if n == "LDAC_OBJECTS"]
         if not chosen:
-            raise _bad("not_a_catalogue", "the FITS_LDAC file has no LDAC_OBJECTS table")
+            raise _bad(ErrorCode.NOT_A_CATALOGUE, "the FITS_LDAC file has no LDAC_OBJECTS table")
         if len(chosen) > 1:
             warn.append(f"{len(chosen)} LDAC_OBJECTS tables (one per chip) concatenated")
     else:
@@ -226,7 +227,7 @@ def _parse_fits(data: bytes, max_rows: int) -> ParsedCatalogue:
     for t in chosen:
         p, w = _pick_columns({name: name for name in t.columns})
         if picked is not None and p != picked:
-            raise _bad("bad_values", "the LDAC_OBJECTS tables have different columns; upload one chip per file")
+            raise _bad(ErrorCode.BAD_VALUES, "the LDAC_OBJECTS tables have different columns; upload one chip per file")
         picked, warn = p, warn + [x for x in w if x not in warn]
         parts.append({k: (_column(data, t, c) if c is not None else None) for k, c in p.items()})
     values = {
@@ -235,5 +236,5 @@ def _parse_fits(data: bytes, max_rows: int) -> ParsedCatalogue:
     if len(values["mag"]) > max_rows:
         raise _too_many(len(values["mag"]), max_rows)
     if len(values["mag"]) == 0:
-        raise _bad("no_rows", "the catalogue has no rows: SExtractor found no sources in the image")
+        raise _bad(ErrorCode.NO_ROWS, "the catalogue has no rows: SExtractor found no sources in the image")
     return _finish(values, "fits_ldac" if ldac else "fits", warn, line_of=None, names={**picked, "flags": "FLAGS"} if picked else {})

@@ -28,6 +28,7 @@ from services.ingest.parsing.common import (
     _too_many,
 )
 from services.ingest.rows import read_plain_rows
+from shared.contracts.errors import ErrorCode
 from shared.errors import BadCatalogue
 
 _NOT_CATALOGUE = "the file is neither a SExtractor ASCII catalogue nor a FITS table"
@@ -39,7 +40,7 @@ _TEXT_BYTES = bytes([9, 10, 11, 12, 13]) + bytes(range(32, 127)) + bytes(range(1
 def _refuse_binary(data: bytes, filename: str) -> None:
     for magic, kind in _COMPRESSED.items():
         if data.startswith(magic):
-            raise _bad("not_a_catalogue", f"the file is {kind}-compressed; upload the uncompressed catalogue")
+            raise _bad(ErrorCode.NOT_A_CATALOGUE, f"the file is {kind}-compressed; upload the uncompressed catalogue")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return  # UTF-16 with a BOM (Windows Notepad "Unicode"); decoded in _decode
     head = data[:65536]
@@ -48,7 +49,7 @@ def _refuse_binary(data: bytes, filename: str) -> None:
         hint = " (it is not text)"
         if filename.lower().endswith((".fits", ".fit", ".fts", ".cat", ".ldac")):
             hint = " (it does not start with a FITS header)"
-        raise _bad("not_a_catalogue", _NOT_CATALOGUE + hint)
+        raise _bad(ErrorCode.NOT_A_CATALOGUE, _NOT_CATALOGUE + hint)
 
 
 def _decode(data: bytes) -> str:
@@ -56,9 +57,9 @@ def _decode(data: bytes) -> str:
         try:
             text = data.decode("utf-16")
         except UnicodeDecodeError:
-            raise _bad("not_a_catalogue", _NOT_CATALOGUE + " (broken UTF-16 text)") from None
+            raise _bad(ErrorCode.NOT_A_CATALOGUE, _NOT_CATALOGUE + " (broken UTF-16 text)") from None
         if "\x00" in text:
-            raise _bad("not_a_catalogue", _NOT_CATALOGUE + " (it is not text)")
+            raise _bad(ErrorCode.NOT_A_CATALOGUE, _NOT_CATALOGUE + " (it is not text)")
     else:
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
@@ -110,14 +111,14 @@ def _parse_text(data: bytes, max_rows: int) -> ParsedCatalogue:
         pos, lineno = end + 1, lineno + 1
         if lineno > MAX_HEADER_LINES:
             raise _bad(
-                "bad_header",
+                ErrorCode.BAD_HEADER,
                 f"more than {MAX_HEADER_LINES:,} comment or blank lines before the first row; "
                 "a SExtractor header has one line per column",
             )
     if not first:
         if any(_HEADER_LINE.match(c) for c in comments):
-            raise _bad("no_rows", "the catalogue has a header but no rows: SExtractor found no sources in the image")
-        raise _bad("no_rows", "the file has no rows, only comments or blank lines; upload the SExtractor catalogue")
+            raise _bad(ErrorCode.NO_ROWS, "the catalogue has a header but no rows: SExtractor found no sources in the image")
+        raise _bad(ErrorCode.NO_ROWS, "the file has no rows, only comments or blank lines; upload the SExtractor catalogue")
 
     columns: dict[str, int] = {}  # NAME -> 0-based column
     declared = 0  # columns the header accounts for (last header number)
@@ -156,7 +157,7 @@ def _parse_text(data: bytes, max_rows: int) -> ParsedCatalogue:
                 break
             pos, lineno = end + 1, lineno + 1
         if pos >= len(text):
-            raise _bad("no_rows", "the catalogue has a header but no rows: SExtractor found no sources in the image")
+            raise _bad(ErrorCode.NO_ROWS, "the catalogue has a header but no rows: SExtractor found no sources in the image")
     elif comments:
         names = comments[-1].lstrip("#").split()
         if names and not any(_is_number(t) for t in names) and {t.upper() for t in names} & _KNOWN and len(
@@ -175,7 +176,7 @@ def _parse_text(data: bytes, max_rows: int) -> ParsedCatalogue:
         if declared > ncols:
             name = next((k for k, v in columns.items() if v == declared - 1), "?")
             raise _bad(
-                "bad_header",
+                ErrorCode.BAD_HEADER,
                 f"the header declares column {declared} ({name}) but line {lineno} has only {ncols} values; "
                 "the header does not match the rows",
             )
@@ -184,7 +185,7 @@ def _parse_text(data: bytes, max_rows: int) -> ParsedCatalogue:
         fmt = "ascii"
         if ncols < 4:
             raise _bad(
-                "no_header",
+                ErrorCode.NO_HEADER,
                 f"no header and only {ncols} columns (headerless means MAG_AUTO MAGERR_AUTO ALPHA_J2000 DELTA_J2000); "
                 + _HEADER_HINT,
             )
@@ -220,19 +221,19 @@ def _diagnose(body: str, first_lineno: int, ncols: int, used: list[int]) -> BadC
         if f:
             if len(f) != ncols:
                 return _bad(
-                    "bad_values",
+                    ErrorCode.BAD_VALUES,
                     f"line {lineno} has {len(f)} values but the first row has {ncols}; every row needs the same columns",
                 )
             for c in used:
                 if not _is_number(f[c]):
                     tok = f[c] if len(f[c]) <= 20 else f[c][:20] + "..."
                     return _bad(
-                        "bad_values",
+                        ErrorCode.BAD_VALUES,
                         f"line {lineno}, column {c + 1}: {tok!r} is not a number; "
                         "rows must hold only numbers (use '.' as the decimal point)",
                     )
         lineno += 1
-    return _bad("bad_values", "the rows could not be read as numbers; rows must hold only whitespace-separated numbers")
+    return _bad(ErrorCode.BAD_VALUES, "the rows could not be read as numbers; rows must hold only whitespace-separated numbers")
 
 
 def _read_rows(body: str, first_lineno: int, ncols: int, picked: dict, max_rows: int) -> dict[str, np.ndarray]:
@@ -272,7 +273,7 @@ def _read_rows_pandas(
     if len(frame) > max_rows:
         raise _too_many(None, max_rows)
     if len(frame) == 0:
-        raise _bad("no_rows", "the file has no rows, only comments or blank lines; upload the SExtractor catalogue")
+        raise _bad(ErrorCode.NO_ROWS, "the file has no rows, only comments or blank lines; upload the SExtractor catalogue")
     out: dict[str, np.ndarray] = {}
     for c in used:
         col = frame[c]
@@ -300,7 +301,7 @@ def _check_headerless(v: dict[str, np.ndarray]) -> None:
         bad = np.isfinite(a) & ~ok(a)
         if bad.any():
             raise _bad(
-                "no_header",
+                ErrorCode.NO_HEADER,
                 f"no header, and column {col} ({a[bad][0]:.6g}) is not {what} (headerless means "
                 f"MAG_AUTO MAGERR_AUTO ALPHA_J2000 DELTA_J2000); {_HEADER_HINT}",
             )

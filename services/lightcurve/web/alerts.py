@@ -7,9 +7,16 @@ import math
 from aiohttp import web
 
 from services.lightcurve import handlers, pages, summary
-from services.lightcurve.pages import attr, escape, fmt, link, lightcurve_href, mjd_date, query_href
+from services.lightcurve.pages import (
+    attr,
+    escape,
+    fmt,
+    lightcurve_href,
+    link,
+    mjd_date,
+    query_href,
+)
 from services.lightcurve.web.common import MAX_PER_PAGE, PER_PAGE, clamped_int, render
-
 
 COLUMN_TITLES = {
     "name": "Name", "ivorn": "ivorn", "ra": "RA (°)", "dec": "Dec (°)", "url": "Link",

@@ -10,7 +10,15 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from services.lightcurve.pages import attr, escape, message_box
-from services.lightcurve.web.common import USER, csrf_of, csrf_ok, current_user, read_form, render, secret
+from services.lightcurve.web.common import (
+    USER,
+    csrf_of,
+    csrf_ok,
+    current_user,
+    read_form,
+    render,
+    secret,
+)
 from shared import session
 from shared.auth import UNKNOWN
 from shared.db.client import unavailable

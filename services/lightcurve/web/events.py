@@ -5,9 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.lightcurve import handlers
-from services.lightcurve.pages import attr, escape, link, lightcurve_href, message_box
-from services.lightcurve.web.common import csrf_of, csrf_ok, current_user, read_form, redirect_to_login, render
-from shared.errors import CODE_ALERT_EXISTS, BackendUnavailable, PhotcalError
+from services.lightcurve.pages import attr, escape, lightcurve_href, link, message_box
+from services.lightcurve.web.common import (
+    csrf_of,
+    csrf_ok,
+    current_user,
+    read_form,
+    redirect_to_login,
+    render,
+)
+from shared.contracts.errors import ErrorCode
+from shared.errors import BackendUnavailable, PhotcalError
 from shared.usecases.events import add_event, event_fields
 
 
@@ -57,7 +65,7 @@ async def new_event(request: web.Request) -> web.Response:
         except BackendUnavailable:
             raise  # the error page, as for every page
         except PhotcalError as exc:
-            exists = exc.code == CODE_ALERT_EXISTS
+            exists = exc.code == ErrorCode.ALERT_EXISTS
             if exists:
                 errors.append(f"An event with the ivorn {fields.ivorn} already exists.")
             else:

@@ -9,7 +9,15 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from services.lightcurve import handlers, pages
-from services.lightcurve.pages import attr, escape, fmt, link, lightcurve_href, message_box, mjd_date
+from services.lightcurve.pages import (
+    attr,
+    escape,
+    fmt,
+    lightcurve_href,
+    link,
+    message_box,
+    mjd_date,
+)
 from services.lightcurve.web.common import (
     MAX_PER_PAGE,
     PER_PAGE,

@@ -6,8 +6,13 @@ from aiohttp import web
 
 from services.lightcurve import handlers
 from services.lightcurve.pages import attr, escape
-from services.lightcurve.web.common import csrf_of, current_user, redirect_to_login, render
-from shared.surveys import SURVEYS
+from services.lightcurve.web.common import (
+    csrf_of,
+    current_user,
+    redirect_to_login,
+    render,
+)
+from shared.contracts.surveys import SURVEYS
 
 
 def _force_filter_options() -> str:

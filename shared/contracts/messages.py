@@ -1,7 +1,8 @@
 """Every message that crosses NATS, as versioned pydantic models.
 
-The subject carries the version (``photcal.upload.v1``); a breaking change
-to a model is a new subject, never an edit in place.
+The subject carries the version (``photcal.upload.v1``, names in
+:mod:`shared.contracts.subjects`); a breaking change to a model is a new
+subject, never an edit in place.
 """
 
 from __future__ import annotations
@@ -13,24 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.arrays import ArrayModel, NDArray, SourceTable
 from shared.bands import ForcedBand
-
-SUBJECT_UPLOAD = "photcal.upload.v1"
-SUBJECT_CALIBRATED = "photcal.calibrated.v1"
-SUBJECT_CONE = "photcal.catalog.cone.v1"
-#: v2: the reply is binary columns in parts (shared/conewire.py), so a cone of any density can be sent
-SUBJECT_CONE_V2 = "photcal.catalog.cone.v2"
-SUBJECT_DEAD = "photcal.upload.dead.v1"
-
-STREAM_UPLOADS = "UPLOADS"
-STREAM_RESULTS = "RESULTS"
-STREAM_DEAD = "DEADLETTERS"
-CONSUMER_CALIBRATE = "calibrate"
-QUEUE_CATALOG = "catalog"
-OBJECT_BUCKET_UPLOADS = "photcal-uploads"
-OBJECT_BUCKET_PLOTS = "photcal-plots"
-
-#: header carrying the correlation id from the HTTP request through NATS
-HEADER_CORRELATION = "X-Correlation-ID"
 
 
 def utcnow() -> datetime:

@@ -2,7 +2,7 @@
 
 One place for what the catalogue loader (column mapping), the catalogue
 service (what a cone answers) and the calibration (which colour goes with
-which band) must agree on. Column names are VizieR's, as in DESIGN.md.
+which band) must agree on. Column names are VizieR's, as in docs/design.md.
 """
 
 from __future__ import annotations

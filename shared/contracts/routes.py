@@ -1,0 +1,172 @@
+"""Every HTTP route photcal serves: one table, from which each service registers its own.
+
+A row says the method and path, the service that serves it, the name of its
+handler in that service, and whether the gateway (``ingest``, the one public
+origin) forwards it there (``services/ingest/forward.py``). The lightcurve
+service serves the reads and the observer's pages; the gateway serves the
+writes and the uploads itself and forwards the rest. Every service also
+serves its own ``/healthz``, ``/readyz`` and ``/metrics`` (``shared/runtime.py``),
+which the gateway never forwards.
+
+A service registers its rows with :func:`register` and a mapping from
+handler names to handlers; a row without a handler, or a handler without a
+row, stops the service at start-up (:class:`RouteTableMismatch`). The gateway
+registers every forwarded row with its forwarder the same way, so a page
+added here is served and forwarded, or the start fails saying which.
+
+CPCS lived under ``/followup/``: every CPCS path is served at the root and
+there (:data:`CPCS_PREFIXES`); its reads also with a trailing slash, GET or POST.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: CPCS lived under /followup/; every CPCS path is served at the root and there
+CPCS_PREFIXES = ("", "/followup")
+
+
+class Service(StrEnum):
+    INGEST = "ingest"
+    CALIBRATE = "calibrate"
+    CATALOG = "catalog"
+    LIGHTCURVE = "lightcurve"
+    #: each service's own endpoints (shared/runtime.py), never forwarded
+    EVERY = "every"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    #: an aiohttp path pattern; for a ``static`` row, the prefix its files are served under
+    path: str
+    service: Service
+    #: the key of the handler in the serving service's handler mapping (a directory for ``static``)
+    handler: str
+    #: the gateway forwards it to ``service``
+    forwarded: bool = False
+    #: files of a directory, served under ``path/``
+    static: bool = False
+
+    @property
+    def pattern(self) -> str:
+        """The path as a router shows it (and as the gateway registers it to forward)."""
+        return self.path + "/{path:.+}" if self.static else self.path
+
+
+def _cpcs(method_paths: Iterable[tuple[str, str]], service: Service, handler: str, *, forwarded: bool) -> list[Route]:
+    return [Route(method, prefix + path, service, handler, forwarded) for prefix in CPCS_PREFIXES for method, path in method_paths]
+
+
+def _get_post(path: str, *, slash: bool = False) -> list[tuple[str, str]]:
+    paths = (path, path + "/") if slash else (path,)
+    return [(method, p) for p in paths for method in ("GET", "POST")]
+
+
+_I, _L, _E = Service.INGEST, Service.LIGHTCURVE, Service.EVERY
+
+ROUTES: tuple[Route, ...] = (
+    # every service's own
+    Route("GET", "/healthz", _E, "healthz"),
+    Route("GET", "/readyz", _E, "readyz"),
+    Route("GET", "/metrics", _E, "metrics"),
+    # the gateway's own: uploads (CPCS's and photcal's), writes, plots
+    *_cpcs([("POST", "/cgi/upload")], _I, "upload", forwarded=False),
+    Route("POST", "/upload", _I, "upload"),
+    Route("POST", "/api/v1/uploads", _I, "upload"),
+    Route("GET", "/api/v1/uploads/{upload_id}", _I, "upload_status"),
+    Route("POST", "/api/v1/alerts", _I, "new_alert"),
+    Route("DELETE", "/api/v1/datapoints/{followup_id}", _I, "delete_datapoint"),
+    Route("GET", "/plots/{name}", _I, "plot"),
+    *_cpcs(_get_post("/cgi/newevent"), _I, "cpcs_new_event", forwarded=False),
+    *_cpcs(_get_post("/cgi/newuser"), _I, "cpcs_new_user", forwarded=False),
+    *_cpcs(_get_post("/cgi/delpoint"), _I, "cpcs_delete_point", forwarded=False),
+    # the lightcurve service's, forwarded by the gateway: the JSON API reads
+    Route("GET", "/api/v1/lightcurves/{ivorn:.+}", _L, "api_lightcurve", forwarded=True),
+    Route("GET", "/api/v1/alerts", _L, "api_alerts", forwarded=True),
+    Route("GET", "/api/v1/followup", _L, "api_followup", forwarded=True),
+    # the observer's pages (GET and their form POSTs; POST /upload is the gateway's CPCS upload)
+    Route("GET", "/", _L, "home", forwarded=True),
+    Route("GET", "/login", _L, "login_page", forwarded=True),
+    Route("POST", "/login", _L, "login", forwarded=True),
+    Route("GET", "/logout", _L, "logout_page", forwarded=True),
+    Route("POST", "/logout", _L, "logout", forwarded=True),
+    Route("GET", "/upload", _L, "upload_page", forwarded=True),
+    Route("GET", "/alerts", _L, "alerts_page", forwarded=True),
+    Route("GET", "/followup", _L, "followup_page", forwarded=True),
+    Route("POST", "/datapoints/{followup_id:[0-9]{1,12}}/delete", _L, "delete_point", forwarded=True),
+    Route("GET", "/lightcurve/{ivorn:.+}", _L, "lightcurve_page", forwarded=True),
+    Route("GET", "/events/new", _L, "new_event_page", forwarded=True),
+    Route("POST", "/events/new", _L, "new_event", forwarded=True),
+    Route("GET", "/static", _L, "static", forwarded=True, static=True),
+    # CPCS reads
+    *_cpcs(_get_post("/get_alert_lc_data", slash=True), _L, "cpcs_get_alert_lc_data", forwarded=True),
+    *_cpcs(_get_post("/list_of_alerts", slash=True), _L, "cpcs_list_of_alerts", forwarded=True),
+)
+
+
+class RouteTableMismatch(RuntimeError):
+    """A service's handlers and its rows of the route table disagree: the service does not start."""
+
+
+def routes_of(service: Service) -> list[Route]:
+    """The rows ``service`` serves itself, in table order."""
+    return [route for route in ROUTES if route.service is service]
+
+
+def forwarded_routes() -> list[Route]:
+    """The rows the gateway forwards to the service that serves them."""
+    return [route for route in ROUTES if route.forwarded]
+
+
+def internal_paths() -> frozenset[str]:
+    """Paths every service answers for itself: the gateway never forwards them."""
+    return frozenset(route.path for route in routes_of(Service.EVERY))
+
+
+def register(
+    router: web.UrlDispatcher,
+    service: Service,
+    handlers: Mapping[str, Handler | Path],
+    *,
+    forward: Handler | None = None,
+) -> None:
+    """Add ``service``'s rows to ``router``, each with ``handlers[row.handler]``; with ``forward``, every forwarded row too.
+
+    Raises :class:`RouteTableMismatch` naming the rows without a handler and the handlers without a row.
+    A GET answers HEAD as well.
+    """
+    own = routes_of(service)
+    missing = sorted({route.handler for route in own} - set(handlers))
+    unused = sorted(set(handlers) - {route.handler for route in own})
+    if missing or unused:
+        raise RouteTableMismatch(
+            f"{service} route table and handlers disagree: rows without a handler {missing}, handlers without a row {unused}"
+        )
+    for route in own:
+        target = handlers[route.handler]
+        if route.static:
+            if not isinstance(target, Path):
+                raise RouteTableMismatch(f"{route.path} serves a directory: its handler {route.handler!r} is a Path")
+            router.add_static(route.path, target, append_version=False)
+        elif isinstance(target, Path):
+            raise RouteTableMismatch(f"{route.method} {route.path} takes a handler, not the directory {target}")
+        else:
+            _add(router, route.method, route.path, target)
+    if forward is not None:
+        for route in forwarded_routes():
+            _add(router, route.method, route.pattern, forward)
+
+
+def _add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
+    if method == "GET":
+        router.add_get(path, handler)
+    else:
+        router.add_route(method, path, handler)

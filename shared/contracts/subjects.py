@@ -1,0 +1,38 @@
+"""The names NATS traffic is addressed by: subjects, streams, consumers, buckets and headers.
+
+Each subject carries one message model of :mod:`shared.contracts.messages`
+and its version: a breaking change is a new subject, never an edit in place.
+
+=============================  ===============================  ==========================================
+subject                        message                          from -> to
+=============================  ===============================  ==========================================
+``photcal.upload.v1``          ``UploadRequested``              ingest -> calibrate (stream UPLOADS)
+``photcal.calibrated.v1``      ``CalibrationResult``            calibrate -> ingest (stream RESULTS)
+``photcal.catalog.cone.v1``    ``ConeRequest`` / ``ConeReply``  request/reply, JSON (older clients)
+``photcal.catalog.cone.v2``    ``ConeRequestV2`` / binary       calibrate <-> catalog (shared/conewire.py)
+``photcal.upload.dead.v1``     ``DeadLetter``                   calibrate -> operators (stream DEADLETTERS)
+=============================  ===============================  ==========================================
+"""
+
+from __future__ import annotations
+
+SUBJECT_UPLOAD = "photcal.upload.v1"
+SUBJECT_CALIBRATED = "photcal.calibrated.v1"
+SUBJECT_CONE = "photcal.catalog.cone.v1"
+#: v2: the reply is binary columns in parts (shared/conewire.py), so a cone of any density can be sent
+SUBJECT_CONE_V2 = "photcal.catalog.cone.v2"
+SUBJECT_DEAD = "photcal.upload.dead.v1"
+
+STREAM_UPLOADS = "UPLOADS"
+STREAM_RESULTS = "RESULTS"
+STREAM_DEAD = "DEADLETTERS"
+CONSUMER_CALIBRATE = "calibrate"
+QUEUE_CATALOG = "catalog"
+OBJECT_BUCKET_UPLOADS = "photcal-uploads"
+OBJECT_BUCKET_PLOTS = "photcal-plots"
+
+#: header carrying the correlation id from the HTTP request through NATS
+HEADER_CORRELATION = "X-Correlation-ID"
+#: a cone v2 reply's parts (shared/conewire.py): the id of the reply they belong to, and ``<i>/<n>``
+HEADER_REPLY = "Photcal-Reply"
+HEADER_PART = "Photcal-Part"
