@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.infra import ServerProcess, free_port, mongo_server, nats_server
 from tools.devstack import free_port_block  # noqa: F401  (re-exported for tests)
+from tools.infra import ServerProcess, free_port, mongo_server, nats_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"

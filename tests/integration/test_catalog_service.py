@@ -20,7 +20,6 @@ import pandas as pd
 import pytest
 
 from services.catalog import layout
-from shared.infra import free_port, terminate, wait_for_port
 from shared.models import SUBJECT_CONE, ConeReply, ConeRequest
 from shared.surveys import APASS, GAIA, PS1
 from tests.unit.test_catalog_store import (
@@ -32,6 +31,7 @@ from tests.unit.test_catalog_store import (
     _brute,
     _stars,
 )
+from tools.infra import free_port, terminate, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ class CatalogService:
         self.log_path = self.data_dir.parent / f"catalog-service-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "CatalogService":
+    def start(self) -> CatalogService:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -115,9 +115,7 @@ def assert_same_stars(
     for band in survey.bands:
         if bands is None or band.name in bands:
             np.testing.assert_allclose(got.mags[band.name][og], expected[band.column].to_numpy()[oe], atol=1e-5)
-            np.testing.assert_allclose(
-                got.errs[band.name][og], expected[band.error_column].to_numpy()[oe], atol=1e-5
-            )
+            np.testing.assert_allclose(got.errs[band.name][og], expected[band.error_column].to_numpy()[oe], atol=1e-5)
     return len(keys)
 
 
@@ -205,7 +203,9 @@ async def test_coverage_south_of_minus_30_has_no_ps1(loaded, service):
         bad = ConeReply.model_validate_json(msg.data)
         assert not bad.ok and bad.error == "bad_request"
         msg = await nc.request(
-            SUBJECT_CONE, ConeRequest(ra=1, dec=1, radius_deg=1, surveys=["NOPE"]).model_dump_json().encode(), timeout=10
+            SUBJECT_CONE,
+            ConeRequest(ra=1, dec=1, radius_deg=1, surveys=["NOPE"]).model_dump_json().encode(),
+            timeout=10,
         )
         assert ConeReply.model_validate_json(msg.data).error == "unknown_survey"
     finally:
@@ -311,7 +311,7 @@ class StaticServer:
 
         asyncio.run(main())
 
-    def start(self) -> "StaticServer":
+    def start(self) -> StaticServer:
         self._thread.start()
         assert self._ready.wait(10)
         return self
@@ -351,7 +351,13 @@ async def test_remote_catalogue_over_http(nats_proc, tmp_path):
     try:
         url = f"{http.url}/gaia_dr3"
         out = svc.cli(
-            "catalog", "attach", "--survey", "GAIA", url, "--columns", "Gmag=phot_g_mean_mag,e_Gmag=phot_g_mean_mag_error"
+            "catalog",
+            "attach",
+            "--survey",
+            "GAIA",
+            url,
+            "--columns",
+            "Gmag=phot_g_mean_mag,e_Gmag=phot_g_mean_mag_error",
         ).stdout
         assert "now served from http://127.0.0.1" in out and "G: phot_g_mean_mag +/- phot_g_mean_mag_error" in out, out
         assert "BP: BPmag +/- e_BPmag" in out, out  # detected by name
@@ -375,7 +381,7 @@ async def test_remote_catalogue_over_http(nats_proc, tmp_path):
             await nc.close()
         fetched = http.partition_gets()
         assert fetched > 0
-        cached = [p for p in (data / "cache").rglob("Npix=*.parquet")]
+        cached = list((data / "cache").rglob("Npix=*.parquet"))
         assert len(cached) == fetched, (cached, http.requests)
     finally:
         svc.stop()
