@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
+from services.calibrate.core import FitSettings, FrameCalibration, calibrate_frame
+from services.calibrate.plot import render_plot
 from shared.arrays import SourceTable
 from shared.errors import BadInput, CalibrationFailed
 from shared.models import CandidateFit, SurveyStars
-from services.calibrate.core import FitSettings, FrameCalibration, calibrate_frame
-from services.calibrate.plot import render_plot
-from tests.unit.test_calibration_synth import gaia_from_apass, make_field
+from tools.datasets import gaia_from_apass, make_field
 
 
 def _run(fld, **kw):
@@ -119,8 +117,9 @@ def test_too_few_stars():
     assert e.value.code == "too_few_stars"
     assert "at least 5" in e.value.message
     # but with min_stars=3 it calibrates (zero point only)
-    cal = calibrate_frame(fld.sources, {"APASS": sub}, fld.target_ra, fld.target_dec, 2.0,
-                          settings=FitSettings(min_stars=3))
+    cal = calibrate_frame(
+        fld.sources, {"APASS": sub}, fld.target_ra, fld.target_dec, 2.0, settings=FitSettings(min_stars=3)
+    )
     assert cal.npoints >= 3 and not cal.fit_colour_term and cal.colour_term_err is None
 
 
@@ -142,22 +141,18 @@ def test_bad_radius_and_position():
         calibrate_frame(fld.sources, fld.references, float("nan"), fld.target_dec, 2.0)
 
 
-def test_fast_enough():
-    """~2,000 sources against 8 survey-bands (APASS 5 + Gaia 3), one match per survey."""
+def test_two_thousand_sources_against_eight_survey_bands():
+    """~2,000 sources against 8 survey-bands (APASS 5 + Gaia 3), one match per survey.
+
+    Its time (design goal < 5 ms) is a figure of ``python -m bench kernels``, not an assert here.
+    """
     rng = np.random.default_rng(67)
     fld = make_field(rng, n_stars=2600, inst_limit=18.5, v_range=(10.5, 20.0), half_size_deg=0.15)
     refs = dict(fld.references)
     refs["GAIA"] = gaia_from_apass(rng, refs["APASS"])
     assert 1500 < len(fld.sources) < 3000
-    calibrate_frame(fld.sources, refs, fld.target_ra, fld.target_dec, 2.0)
-    times = []
-    for _ in range(15):
-        t0 = time.perf_counter()
-        cal = calibrate_frame(fld.sources, refs, fld.target_ra, fld.target_dec, 2.0)
-        times.append(time.perf_counter() - t0)
+    cal = calibrate_frame(fld.sources, refs, fld.target_ra, fld.target_dec, 2.0)
     assert len(cal.candidates) == 8
-    # the design goal is < 5 ms (typically 3-4 ms here); generous for loaded CI machines
-    assert min(times) < 0.015, f"calibrate_frame took {min(times) * 1e3:.1f} ms"
 
 
 def test_plot_png(tmp_path):
@@ -173,10 +168,8 @@ def test_plot_png(tmp_path):
     fld2 = make_field(rng, target_v=None)
     cal2 = _run(fld2, settings=FitSettings(min_colour_spread=5.0))
     assert not cal2.target.detected and not cal2.fit_colour_term
-    t0 = time.perf_counter()
-    png2 = render_plot(cal2)
+    png2 = render_plot(cal2)  # its time (< 2 s): python -m bench kernels
     assert png2[:4] == b"\x89PNG"
-    assert time.perf_counter() - t0 < 2.0
 
 
 def test_pipeline_errors_are_honest():

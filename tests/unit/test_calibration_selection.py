@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from services.calibrate.core import FitSettings, calibrate_frame
+from services.calibrate.core.calibrators import bright_end_cut, reference_quality, source_quality
 from shared.arrays import SourceTable
 from shared.errors import BadInput
 from shared.models import SurveyStars
-from services.calibrate.core import FitSettings, calibrate_frame
-from services.calibrate.core.calibrators import bright_end_cut, reference_quality, source_quality
-from tests.unit.test_calibration_synth import gaia_from_apass, make_field
+from tools.datasets import gaia_from_apass, make_field
 
 
 def test_source_quality_flags_and_bad_mags():
@@ -26,9 +26,7 @@ def test_source_quality_flags_and_bad_mags():
     )
     ok = source_quality(src, FitSettings())
     assert ok.tolist() == [True, True, True, False, False, False, False, False]
-    ok16 = source_quality(
-        SourceTable.from_columns([1.0], [1.0], [15.0], [0.01], [16]), FitSettings()
-    )
+    ok16 = source_quality(SourceTable.from_columns([1.0], [1.0], [15.0], [0.01], [16]), FitSettings())
     assert not ok16[0]
 
 
@@ -79,8 +77,10 @@ def test_non_linear_bright_end_is_cut_and_zp_recovered():
     assert abs(cal.zeropoint - fld.zp) < 3 * cal.zeropoint_err + 0.01
     # without the bright-end cut and the clipping the bend would bias the fit
     loose = FitSettings(bright_max_fraction=0.0, clip_sigma=50.0)
-    cal2 = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0,
-                           force_filter=("APASS", "V"), settings=loose)
+    cal2 = calibrate_frame(
+        fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, force_filter=("APASS", "V"), settings=loose
+    )
+
     def offset(c):  # calibration error at a typical colour
         return abs(c.zeropoint + c.colour_term * 0.7 - (fld.zp + fld.ct * 0.7))
 
@@ -204,8 +204,7 @@ def test_twin_bands_go_to_the_preferred_survey():
 def test_force_filter_is_honoured():
     rng = np.random.default_rng(43)
     fld = make_field(rng, band="V")
-    cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0,
-                          force_filter=("apass", "b"))
+    cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, force_filter=("apass", "b"))
     assert (cal.survey, cal.band, cal.colour) == ("APASS", "B", "B-V")
     assert cal.forced
     assert len(cal.candidates) == 1 and cal.candidates[0].chosen

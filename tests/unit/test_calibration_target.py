@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from shared.arrays import SourceTable
 from services.calibrate.core import calibrate_frame
 from services.calibrate.core.target import completeness_limit_inst, frame_limit_inst, nearest_source
-from tests.unit.test_calibration_synth import background_sigma_for_limit, make_field, observe
+from shared.arrays import SourceTable
+from tools.datasets import background_sigma_for_limit, make_field, observe
 
 
 def test_frame_limit_from_mag_error_relation():

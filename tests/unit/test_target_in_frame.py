@@ -13,11 +13,11 @@ import math
 import numpy as np
 import pytest
 
-from shared.arrays import SourceTable
-from shared.errors import CalibrationFailed
 from services.calibrate.core import FitSettings, calibrate_frame
 from services.calibrate.core.target import frame_footprint, require_target_in_frame
-from tests.unit.test_calibration_synth import make_field
+from shared.arrays import SourceTable
+from shared.errors import CalibrationFailed
+from tools.datasets import make_field
 
 MARGIN = FitSettings().target_margin_arcsec
 
@@ -79,7 +79,9 @@ def test_inside_the_hull_is_accepted(east):
     assert check(square_frame(150.0, 20.0), float(ra[0]), float(dec[0])) is None
 
 
-@pytest.mark.parametrize(("beyond", "accepted"), [(10.0, True), (MARGIN - 5.0, True), (MARGIN + 30.0, False), (1800.0, False)])
+@pytest.mark.parametrize(
+    ("beyond", "accepted"), [(10.0, True), (MARGIN - 5.0, True), (MARGIN + 30.0, False), (1800.0, False)]
+)
 def test_just_beyond_the_last_source_is_in_the_image_farther_is_not(beyond, accepted):
     frame = square_frame(150.0, 20.0)
     for east, north in [(540.0 + beyond, 0.0), (0.0, -540.0 - beyond), (-540.0 - beyond, 100.0)]:
