@@ -27,8 +27,14 @@ CHROMIUM = os.environ.get("PHOTCAL_CHROMIUM", "/usr/bin/chromium")
 SHOTS = ARTIFACTS / "browser"
 #: flags that keep Chromium off the (closed) network: no component updates, sync, QUIC, first-run pings
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
 ]
 
 
@@ -63,7 +69,10 @@ def web(tmp_path_factory) -> WebStack:
     if reason:
         pytest.skip(reason)
     stack, servers = standalone_stack(
-        tmp=tmp_path_factory.mktemp("web"), PHOTCAL_MONGO_DB="web", PHOTCAL_UPLOAD_TIMEOUT="60", PHOTCAL_LOG_LEVEL="INFO"
+        tmp=tmp_path_factory.mktemp("web"),
+        PHOTCAL_MONGO_DB="web",
+        PHOTCAL_UPLOAD_TIMEOUT="60",
+        PHOTCAL_LOG_LEVEL="INFO",
     )
     try:
         truth = stack.load_field(FIELD)

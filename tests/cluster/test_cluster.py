@@ -49,8 +49,9 @@ class Uploads:
         # one in ten waits for its result (the gateway's result waiter, through the failover too)
         wait = self.sent % 10 == 5
         self.sent += 1
-        status, body, _ = post_upload(self.cs.stack.url, self.cs.hashtag, self.ivorn, mjd, self.cs.catalogue,
-                                      wait=wait, timeout=60)
+        status, body, _ = post_upload(
+            self.cs.stack.url, self.cs.hashtag, self.ivorn, mjd, self.cs.catalogue, wait=wait, timeout=60
+        )
         if status == 202 and not wait:
             self.accepted.append(body["upload_id"])
         elif status == 200 and wait:
@@ -92,8 +93,10 @@ def assert_each_accepted_upload_stored_once(cs: ClusterStack, uploads: Uploads) 
 
     try:
         wait_until(all_final, timeout=FINAL_STATE_WITHIN_S, interval=1.0)
-    except AssertionError:
-        raise AssertionError(f"{len(waiting)} accepted uploads never reached a final state: {sorted(waiting)[:5]}")
+    except AssertionError as timed_out:
+        raise AssertionError(
+            f"{len(waiting)} accepted uploads never reached a final state: {sorted(waiting)[:5]}"
+        ) from timed_out
     time.sleep(1.0)  # let any stray redelivery land before counting
     points = stored(cs, uploads.ivorn)
     by_upload = [p["upload_id"] for p in points]
@@ -124,14 +127,17 @@ def assert_caught_up(cs: ClusterStack, index: int, streams=(STREAM_UPLOADS, STRE
 
     try:
         wait_until(same, timeout=timeout, interval=0.5)
-    except AssertionError:
-        seqs = {s: [last_seq(cs, i, s) if cs.cluster.nodes[i].proc.poll() is None else None
-                    for i in range(3)] for s in streams}
-        raise AssertionError(f"{cs.cluster.names[index]} did not catch up: last_seq per node {seqs}")
+    except AssertionError as behind:
+        seqs = {
+            s: [last_seq(cs, i, s) if cs.cluster.nodes[i].proc.poll() is None else None for i in range(3)]
+            for s in streams
+        }
+        raise AssertionError(f"{cs.cluster.names[index]} did not catch up: last_seq per node {seqs}") from behind
 
 
 def stream_replicas(cs: ClusterStack) -> dict[str, int]:
     """Replicas of every stream, the object-store buckets' (``OBJ_...``) included."""
+
     async def ask() -> dict[str, int]:
         nc = await nats.connect(server_urls(cs.cluster.url))
         try:
@@ -160,8 +166,9 @@ def test_a_node_killed_under_100_uploads_loses_and_doubles_nothing_and_catches_u
             leader = cs.cluster.stream_leader(STREAM_UPLOADS)
             # a follower that the worker (else the gateway) is connected to, so that a client fails over too
             clients = [cs.cluster.client_node(f"photcal-{service}") for service in ("calibrate", "ingest")]
-            follower = next((i for i in clients if i is not None and i != leader),
-                            next(i for i in range(3) if i != leader))
+            follower = next(
+                (i for i in clients if i is not None and i != leader), next(i for i in range(3) if i != leader)
+            )
             cs.cluster.kill(follower)
             killed.append(follower)
         elif uploads.sent == 85:

@@ -41,7 +41,9 @@ def _hashtag(out: str) -> str:
 @pytest.fixture(scope="module")
 def compat(tmp_path_factory) -> CompatStack:
     stack, servers = standalone_stack(
-        tmp=tmp_path_factory.mktemp("compat"), PHOTCAL_MONGO_DB="compat", PHOTCAL_UPLOAD_TIMEOUT="60",
+        tmp=tmp_path_factory.mktemp("compat"),
+        PHOTCAL_MONGO_DB="compat",
+        PHOTCAL_UPLOAD_TIMEOUT="60",
         PHOTCAL_LOG_LEVEL="INFO",
     )
     try:

@@ -16,8 +16,19 @@ pytestmark = pytest.mark.integration
 
 
 def _point(ivorn: str, mjd: float, upload_id: str) -> dict:
-    return {"upload_id": upload_id, "ivorn": ivorn, "observatory_id": "obs1", "observatory": "Obs", "mjd": mjd,
-            "survey": "APASS", "filter": "V", "mag": 15.0, "mag_err": 0.05, "limit_mag": 19.0, "detected": True}
+    return {
+        "upload_id": upload_id,
+        "ivorn": ivorn,
+        "observatory_id": "obs1",
+        "observatory": "Obs",
+        "mjd": mjd,
+        "survey": "APASS",
+        "filter": "V",
+        "mag": 15.0,
+        "mag_err": 0.05,
+        "limit_mag": 19.0,
+        "detected": True,
+    }
 
 
 async def test_other_alerts_uploads_leave_a_light_curve_cached_its_own_change_it(mongo_proc, fresh_db_name):

@@ -55,10 +55,16 @@ def test_sources_across_a_partition_edge_find_their_stars(tmp_path):
     across = _partition_of(src_ra, src_dec, pixels) != _partition_of(stars_ra, stars_dec, pixels)
     assert across.sum() >= 10, "the field has too few sources across a partition edge to test"
     upload = StoredUpload(
-        upload_id="u1", alert_ra=150.0, alert_dec=20.0, match_dist_arcsec=2.0,
+        upload_id="u1",
+        alert_ra=150.0,
+        alert_dec=20.0,
+        match_dist_arcsec=2.0,
         sources=SourceTable.from_columns(
-            ra=src_ra[across], dec=src_dec[across], mag=np.full(across.sum(), -8.0),
-            mag_err=np.full(across.sum(), 0.02), flags=np.zeros(across.sum(), dtype=np.int32),
+            ra=src_ra[across],
+            dec=src_dec[across],
+            mag=np.full(across.sum(), -8.0),
+            mag_err=np.full(across.sum(), 0.02),
+            flags=np.zeros(across.sum(), dtype=np.int32),
         ),
     )
     matched = crossmatch([upload], str(version), layout.Columns.for_survey(APASS), 2.0)[0]

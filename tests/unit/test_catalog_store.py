@@ -264,7 +264,7 @@ def test_reader_sees_a_later_load(tmp_path):
             try:
                 reply = store.cone(CENTRE[0], CENTRE[1], 1.0, ["APASS"])
                 assert len(reply.stars["APASS"]) >= n1
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 errors.append(exc)
                 return
 
@@ -326,7 +326,7 @@ def test_vizier_tsv_with_units_and_sexagesimal(tmp_path):
     text = (
         "#RESOURCE=yCat_2336\n#Name: II/336/apass9\n\n"
         "RAJ2000\tDEJ2000\tVmag\te_Vmag\tBmag\n"
-        "\"h:m:s\"\t\"d:m:s\"\tmag\tmag\tmag\n"
+        '"h:m:s"\t"d:m:s"\tmag\tmag\tmag\n'
         "-----------\t-----------\t------\t------\t------\n"
         "10 00 00.000\t+20 00 00.00\t12.345\t0.020\t13.1\n"
         "10 00 01.000\t+20 00 10.00\t\t\t13.2\n"

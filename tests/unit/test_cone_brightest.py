@@ -48,8 +48,20 @@ def test_brightest_for():
 
 def results(cal) -> tuple:
     t = cal.target
-    return (cal.survey, cal.band, cal.zeropoint, cal.colour_term, cal.npoints, cal.nmatched, cal.scatter,
-            t.detected, t.mag, t.mag_err, t.limit_mag, [(c.survey, c.filter, c.score, c.zeropoint) for c in cal.candidates])
+    return (
+        cal.survey,
+        cal.band,
+        cal.zeropoint,
+        cal.colour_term,
+        cal.npoints,
+        cal.nmatched,
+        cal.scatter,
+        t.detected,
+        t.mag,
+        t.mag_err,
+        t.limit_mag,
+        [(c.survey, c.filter, c.score, c.zeropoint) for c in cal.candidates],
+    )
 
 
 def store_of(folder: Path, data_dir: Path) -> CatalogStore:
