@@ -48,6 +48,7 @@ def test_southern_i_frames_are_answered_in_i_not_gaia_rp(south_i_fields, filters
         assert (cal.survey, cal.band) == ("APASS", "i'"), folder.name
         true_i, _ = fieldio.true_magnitude(folder, "APASS", "i'")
         # the observer's i' magnitude, within its error (RP was 0.3-0.5 mag off with a 0.1 error bar)
+        assert cal.target.mag is not None and cal.target.mag_err is not None
         assert abs(cal.target.mag - true_i) < 3 * cal.target.mag_err
 
 
@@ -58,8 +59,9 @@ def test_gaia_rp_lost_because_of_its_colour_term_and_the_note_says_so(south_i_fi
     cal = calibrate_frame(table, refs, a["ra"], a["dec"], 2.0)
     rp = next(c for c in cal.candidates if (c.survey, c.filter) == ("GAIA", "RP"))
     ip = next(c for c in cal.candidates if (c.survey, c.filter) == ("APASS", "i'"))
+    assert rp.score is not None and ip.score is not None
     assert rp.score < ip.score  # the precision alone would take RP
-    assert ip.chosen and "broad band" in rp.note
+    assert ip.chosen and rp.note and "broad band" in rp.note
 
 
 @needs_sex
@@ -82,9 +84,9 @@ def test_registered_filters_choose_among_their_bands_and_the_note_says_why():
     )
     assert (cal.survey, cal.band) in {("APASS", "B"), ("APASS", "r'")}
     chosen = next(c for c in cal.candidates if c.chosen)
-    assert "observatory's filters (B, r')" in chosen.note
+    assert chosen.note and "observatory's filters (B, r')" in chosen.note
     v = next(c for c in cal.candidates if c.filter == "V")
-    assert "not a band of your observatory's filters" in v.note
+    assert v.note and "not a band of your observatory's filters" in v.note
 
 
 def test_a_clear_or_unknown_filter_among_others_does_not_constrain():
@@ -164,6 +166,7 @@ def test_gaia_g_without_bp_rp_still_calibrates_with_an_assumed_colour_term():
     assert cal.colour_term_assumed and cal.colour_term == 0.0 and cal.colour_term_err is None
     assert cal.npoints >= 50
     assert cal.warnings and "colour term assumed 0" in cal.warnings[0]
+    assert cal.target.mag is not None and cal.target.mag_err is not None and fld.target_true_mag is not None
     assert abs(cal.target.mag - fld.target_true_mag) < 3 * cal.target.mag_err
     chosen = next(c for c in cal.candidates if c.chosen)
     assert chosen.colour_term_assumed
@@ -179,6 +182,8 @@ def test_missing_colours_inflate_the_error_but_keep_the_frames_band():
     sparse = SurveyStars(survey="APASS", ra=apass.ra, dec=apass.dec, mags=dict(apass.mags, B=b), errs=apass.errs)
     cal = calibrate_frame(fld.sources, {"APASS": sparse}, fld.target_ra, fld.target_dec, 2.0, ("APASS", "V"))
     assert cal.colour_term_assumed and not full.colour_term_assumed
+    assert cal.target.mag_err is not None and full.target.mag_err is not None
+    assert cal.target.mag is not None and fld.target_true_mag is not None
     assert cal.target.mag_err > full.target.mag_err
     assert abs(cal.target.mag - fld.target_true_mag) < 3 * cal.target.mag_err
     # g' and r' have their colours, but their colour terms show them far from this V frame
@@ -259,6 +264,7 @@ def test_the_parsed_force_filter_travels_in_the_upload_message():
         observatory_filters=["V", "i'"],
     )
     back = UploadRequested.model_validate_json(msg.model_dump_json())
+    assert back.forced_band is not None
     assert back.forced_band == msg.forced_band and back.forced_band.bands[0] == ("GaiaSP", "U")
     assert back.observatory_filters == ["V", "i'"]
 
@@ -298,12 +304,17 @@ def test_filter_names_observers_write(name, family):
 
 def test_filter_constraint_bands():
     c = filter_constraint(["i'"])
+    assert c is not None
     assert ("APASS", "i'") in c.bands and ("GaiaSP", "i") in c.bands and ("GAIA", "RP") not in c.bands
     assert c.near == [("GaiaSP", "I")]
     r = filter_constraint(["Rc"])
+    assert r is not None
     assert r.bands == [("GaiaSP", "R")] and ("APASS", "r'") in r.near
     assert filter_constraint(["V", "clear"]) is None and filter_constraint([]) is None
     clear = filter_constraint(["C", "L"])  # an unfiltered observatory: what clear photometry is reduced to
+    assert clear is not None
     assert ("GAIA", "G") in clear.bands and ("APASS", "r'") in clear.bands and ("GaiaSP", "R") not in clear.bands
     assert filter_constraint(["V", "mystery"]) is None
-    assert filter_constraint(["V", "B"]).bands == [("APASS", "V"), ("GaiaSP", "V"), ("APASS", "B"), ("GaiaSP", "B")]
+    v_and_b = filter_constraint(["V", "B"])
+    assert v_and_b is not None
+    assert v_and_b.bands == [("APASS", "V"), ("GaiaSP", "V"), ("APASS", "B"), ("GaiaSP", "B")]

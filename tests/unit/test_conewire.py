@@ -16,7 +16,7 @@ from shared.conewire import (
 from shared.models import ConeReply, SurveyStars
 
 
-def stars(survey: str, n: int, bands: str, seed: int = 0) -> SurveyStars:
+def stars(survey: str, n: int, bands: str | list[str], seed: int = 0) -> SurveyStars:
     rng = np.random.default_rng(seed)
 
     def f32(values):  # the catalogues store magnitudes as float32; the store hands them out as float64

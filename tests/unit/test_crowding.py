@@ -37,6 +37,7 @@ def test_neighbour_light_agrees_with_brute_force():
     dec = -20.0 + rng.uniform(0, 0.02, n)
     mag = rng.uniform(12, 19, n)
     fast = crowding.contamination(ra, dec, mag, ra, dec, mag, 4.0, self_index=np.arange(n))
+    assert isinstance(fast, np.ndarray)
     slow = _brute_contamination(ra, dec, mag, ra, dec, mag, 4.0, np.arange(n))
     # the tangent-plane distance and the flat one differ by far less than any pair's distance to 4"
     assert np.mean(np.isclose(fast, slow, rtol=1e-6, atol=1e-9)) > 0.99
@@ -146,6 +147,7 @@ def test_a_blended_target_is_said_so_and_its_error_is_honest():
     assert any("blended" in w for w in cal.warnings)
     assert not any("blended" in w for w in plain.warnings)
     s = FitSettings()
+    assert cal.target.mag_err is not None and plain.target.mag_err is not None
     assert cal.target.mag_err >= math.hypot(plain.target.mag_err, s.target_blend_min_err) - 1e-9
     assert cal.target.mag == plain.target.mag  # the magnitude itself is what was measured
 
@@ -154,8 +156,10 @@ def test_target_blend_rule():
     s = FitSettings()
     assert crowding.target_blend(0, 0.0, s) == (0.0, None)
     extra, msg = crowding.target_blend(0, 1.0, s)  # an unflagged neighbour as bright as the target
+    assert msg is not None
     assert math.isclose(extra, s.target_blend_err_fraction * 2.5 * math.log10(2.0)) and "blended" in msg
     extra, msg = crowding.target_blend(2, 0.0, s)
+    assert msg is not None
     assert extra == s.target_blend_min_err and "FLAGS 2" in msg
 
 
@@ -170,8 +174,10 @@ def test_empirical_error_of_a_crowded_frame_at_the_targets_signal_to_noise():
     ref = inst + 1.0 + 0.1 * colour + resid
     s = FitSettings()
     faint = crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, 0.07, s)
+    assert faint is not None
     assert 0.1 < faint < 0.13
     bright = crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, 0.012, s)
+    assert bright is not None
     assert bright < 0.015
     assert crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, 0.5, s) is None  # nobody that faint
     assert crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, None, s) is None

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from numpy.typing import ArrayLike
 
 from services.ingest.parsing import ERROR_CODES, ParsedCatalogue, parse_catalogue
 from shared.errors import BadCatalogue, PayloadTooLarge
@@ -29,7 +30,7 @@ def bad(data: bytes, code: str, **kw) -> BadCatalogue:
     return err
 
 
-def ascii_head(cols: dict[str, np.ndarray]) -> bytes:
+def ascii_head(cols: dict[str, ArrayLike]) -> bytes:
     names = list(cols)
     head = "".join(f"#{i + 1:4d} {n:<22s} some description [unit]\n" for i, n in enumerate(names))
     rows = np.column_stack([np.asarray(cols[n], dtype=float) for n in names])
@@ -465,8 +466,8 @@ def test_real_sextractor_three_formats_agree(tmp_path: Path) -> None:
     img = rng.normal(100.0, 3.0, (n, n)).astype(np.float32)
     yy, xx = np.mgrid[0:n, 0:n]
     stars = [(50, 60, 5000), (120, 200, 20000), (200, 40, 8000), (180, 150, 3000), (30, 220, 12000), (90, 100, 900)]
-    for x, y, f in stars:
-        img += f / (2 * np.pi * 4.0) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 8.0)
+    for x, y, flux in stars:
+        img += flux / (2 * np.pi * 4.0) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 8.0)
     w = WCS(naxis=2)
     w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     w.wcs.crpix = [128, 128]
@@ -477,6 +478,7 @@ def test_real_sextractor_three_formats_agree(tmp_path: Path) -> None:
         "NUMBER\nMAG_AUTO\nMAGERR_AUTO\nMAG_APER(3)\nMAGERR_APER(3)\nALPHA_J2000\nDELTA_J2000\nFLAGS\n"
     )
     (tmp_path / "default.conv").write_text("CONV NORM\n1 2 1\n2 4 2\n1 2 1\n")
+    assert SEX is not None
     out = {}
     for kind in ("ASCII_HEAD", "FITS_1.0", "FITS_LDAC"):
         cat = tmp_path / f"cat_{kind}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,7 +30,7 @@ HOSTILE = [
 
 
 def full_detection(**over) -> CalibrationResult:
-    fields = dict(
+    fields: dict[str, Any] = dict(
         message="calibrated: V = 16.012 ± 0.021",
         status="ok",
         upload_id="u1",

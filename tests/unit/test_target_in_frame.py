@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from numpy.typing import ArrayLike
 
 from services.calibrate.core import FitSettings, calibrate_frame
 from services.calibrate.core.target import frame_footprint, require_target_in_frame
@@ -22,7 +23,7 @@ from tools.datasets import make_field
 MARGIN = FitSettings().target_margin_arcsec
 
 
-def offset(ra0: float, dec0: float, east_arcsec: np.ndarray, north_arcsec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def offset(ra0: float, dec0: float, east_arcsec: ArrayLike, north_arcsec: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Sky positions at tangent-plane offsets (xi, eta) about (ra0, dec0): the inverse gnomonic projection."""
     xi = np.radians(np.asarray(east_arcsec, dtype=float) / 3600.0)
     eta = np.radians(np.asarray(north_arcsec, dtype=float) / 3600.0)
