@@ -56,6 +56,9 @@ class Stack:
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
     hashtags: dict[str, str] = field(default_factory=dict)
+    #: what a test module keeps beside its stack: uploads meant to go through, the loaded field's truth
+    accepted: int = 0
+    truth: dict = field(default_factory=dict)
 
     @property
     def url(self) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,7 @@ class WebStack:
 
 
 @pytest.fixture(scope="module")
-def web(tmp_path_factory) -> WebStack:
+def web(tmp_path_factory) -> Iterator[WebStack]:
     reason = _why_no_browser()
     if reason:
         pytest.skip(reason)
@@ -101,7 +102,12 @@ def page(chromium, web):
     page = context.new_page()
     dialogs: list[str] = []
     errors: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def refuse(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", refuse)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.set_default_timeout(30_000)
     yield page

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 import pytest
 import requests
 from pymongo import MongoClient
+from pymongo.database import Database
 
 from tests.browser.conftest import FIELD, login, shot
 
@@ -145,7 +146,7 @@ def test_upload_errors_and_dry_run_default(page, web, event):
 def test_lightcurve_many_observers_limits_zoom(page, web):
     ivorn = "ivo://gaia/alerts#WebCurve"
     assert _add_alert(web, ivorn).status_code == 201
-    db = MongoClient(web.stack.env["PHOTCAL_MONGO_URL"])["web"]
+    db: Database[dict] = MongoClient(web.stack.env["PHOTCAL_MONGO_URL"])["web"]
     docs = []
     for i in range(300):
         limit = i % 10 == 0
@@ -193,7 +194,7 @@ def test_lightcurve_many_observers_limits_zoom(page, web):
 
 
 def test_alert_list_10000_sortable_searchable_paginated(page, web):
-    db = MongoClient(web.stack.env["PHOTCAL_MONGO_URL"])["web"]
+    db: Database[dict] = MongoClient(web.stack.env["PHOTCAL_MONGO_URL"])["web"]
     db.alerts.insert_many(
         [
             {
@@ -393,8 +394,9 @@ def _serve_attack_pages(pages: dict[str, str]):
 
 
 def test_a_page_on_another_port_cannot_use_the_login_cookie(page, web, event):
-    db = MongoClient(web.stack.env["PHOTCAL_MONGO_URL"])["web"]
+    db: Database[dict] = MongoClient(web.stack.env["PHOTCAL_MONGO_URL"])["web"]
     observatory = db.observatories.find_one({"name": "Web Observatory"})
+    assert observatory is not None
     followup_id = 990_001
     db.datapoints.insert_one(
         {
@@ -464,7 +466,7 @@ def test_a_page_on_another_port_cannot_use_the_login_cookie(page, web, event):
         assert "Web Observatory" in page.inner_text("header")  # still the victim, not the attacker's observatory
     finally:
         server.shutdown()
-    assert db.datapoints.find_one({"followup_id": followup_id})["deleted"] is False
+    assert (point := db.datapoints.find_one({"followup_id": followup_id})) is not None and point["deleted"] is False
     for ivorn in ("ivo://gaia/alerts#CsrfEvent1", "ivo://gaia/alerts#CsrfEvent2"):
         assert db.alerts.count_documents({"ivorn": ivorn}) == 0
     assert db.datapoints.count_documents({"mjd": 60201.5}) == 0

@@ -6,6 +6,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="module")
-def cluster_stack(tmp_path_factory) -> ClusterStack:
+def cluster_stack(tmp_path_factory) -> Iterator[ClusterStack]:
     tmp = tmp_path_factory.mktemp("cluster")
     # one block: each node's client, route and monitoring port, then the gateway's and the services' 4
     base = free_port_block(13)
@@ -107,7 +108,7 @@ def on_failure_attach_logs(request, cluster_stack):
     )
 
 
-def attach_logs(name: str, logs: list[Path | None]) -> None:
+def attach_logs(name: str, logs: Sequence[Path | None]) -> None:
     keep = ARTIFACTS / "cluster" / name
     keep.mkdir(parents=True, exist_ok=True)
     for path in logs:

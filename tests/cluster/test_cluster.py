@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 
 import nats
@@ -66,7 +67,8 @@ class Uploads:
 
 
 def stored(cs: ClusterStack, ivorn: str) -> list[dict]:
-    client = pymongo.MongoClient(cs.stack.env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=3000)
+    url = cs.stack.env["PHOTCAL_MONGO_URL"]
+    client: pymongo.MongoClient[dict] = pymongo.MongoClient(url, serverSelectionTimeoutMS=3000)
     try:
         db = client[cs.stack.env["PHOTCAL_MONGO_DB"]]
         return list(db.datapoints.find({"ivorn": ivorn, "deleted": False}, {"upload_id": 1, "dedupe_key": 1, "mjd": 1}))
@@ -129,16 +131,19 @@ def assert_caught_up(cs: ClusterStack, index: int, streams=(STREAM_UPLOADS, STRE
         wait_until(same, timeout=timeout, interval=0.5)
     except AssertionError as behind:
         seqs = {
-            s: [last_seq(cs, i, s) if cs.cluster.nodes[i].proc.poll() is None else None for i in range(3)]
-            for s in streams
+            s: [last_seq(cs, i, s) if _running(cs.cluster.nodes[i].proc) else None for i in range(3)] for s in streams
         }
         raise AssertionError(f"{cs.cluster.names[index]} did not catch up: last_seq per node {seqs}") from behind
 
 
-def stream_replicas(cs: ClusterStack) -> dict[str, int]:
+def _running(proc: subprocess.Popen | None) -> bool:
+    return proc is not None and proc.poll() is None
+
+
+def stream_replicas(cs: ClusterStack) -> dict[str | None, int | None]:
     """Replicas of every stream, the object-store buckets' (``OBJ_...``) included."""
 
-    async def ask() -> dict[str, int]:
+    async def ask() -> dict[str | None, int | None]:
         nc = await nats.connect(server_urls(cs.cluster.url))
         try:
             return {info.config.name: info.config.num_replicas for info in await nc.jetstream().streams_info()}

@@ -7,6 +7,7 @@ losing a node is met for sure (the node we are connected to; the stream's leader
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.integration]
 
 
 @pytest.fixture
-def cluster(tmp_path) -> NatsCluster:
+def cluster(tmp_path) -> Iterator[NatsCluster]:
     base = free_port_block(9)
     nodes = nats_cluster(
         tmp_path, [base, base + 1, base + 2], [base + 3, base + 4, base + 5], [base + 6, base + 7, base + 8]

@@ -44,7 +44,7 @@ def env(mongo_proc, tmp_path, fresh_db_name):
 
 
 def _alerts(env) -> dict[str, dict]:
-    client = MongoClient(env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=5000)
+    client: MongoClient[dict] = MongoClient(env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=5000)
     try:
         docs = list(client[env["PHOTCAL_MONGO_DB"]].alerts.find({}, {"_id": 0}))
     finally:

@@ -24,7 +24,8 @@ class FakeStore:
     """Answers ``n`` PS1-like stars, or raises what it is told to."""
 
     def __init__(self, n: int, raises: Exception | None = None) -> None:
-        self.n, self.raises, self.asked = n, raises, []
+        self.n, self.raises = n, raises
+        self.asked: list[dict] = []
 
     def cone(self, ra, dec, radius, surveys=None, **options) -> ConeReply:
         self.asked.append(options)

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 
 import nats
@@ -103,7 +104,9 @@ def field_stack(stack: Stack, ivorn: str, **env: str) -> tuple[str, bytes]:
 
 
 def database(stack: Stack):
-    client = pymongo.MongoClient(stack.env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=3000)
+    client: pymongo.MongoClient[dict] = pymongo.MongoClient(
+        stack.env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=3000
+    )
     return client, client[stack.env["PHOTCAL_MONGO_DB"]]
 
 
@@ -116,7 +119,7 @@ def stored_upload_ids(stack: Stack, ivorn: str) -> list[str]:
 
 
 def assert_exactly_once(
-    stack: Stack, ivorn: str, accepted: list[str], maybe: set[str] = frozenset(), timeout: float = 60
+    stack: Stack, ivorn: str, accepted: list[str], maybe: AbstractSet[str] = frozenset(), timeout: float = 60
 ) -> list[str]:
     """Wait until every accepted upload is stored, then check each is stored once and nothing else is."""
     wait_until(lambda: set(accepted) <= set(stored_upload_ids(stack, ivorn)), timeout=timeout, interval=0.5)
@@ -275,7 +278,7 @@ async def test_poison_messages_are_dead_lettered_with_the_reason(stack):
     async def dead_letters() -> list[dict]:
         info = await js.stream_info(STREAM_DEAD)
         return [
-            json.loads((await js.get_msg(STREAM_DEAD, seq)).data)
+            json.loads((await js.get_msg(STREAM_DEAD, seq)).data or b"")
             for seq in range(info.state.first_seq, info.state.last_seq + 1)
             if info.state.messages
         ]

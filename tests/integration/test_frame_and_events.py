@@ -190,7 +190,7 @@ def test_an_impostor_cannot_take_a_real_events_name_at_any_entry_point(site):
 
 def test_a_name_two_stored_events_answer_to_is_refused_on_read(site):
     """Two events stored under one name before it was checked: the read lists them and asks for the ivorn."""
-    client = pymongo.MongoClient(site.env["PHOTCAL_MONGO_URL"])
+    client: pymongo.MongoClient[dict] = pymongo.MongoClient(site.env["PHOTCAL_MONGO_URL"])
     try:
         alerts = client["frame"]["alerts"]
         for i, ivorn in enumerate(["ivo://evil/fake#old", "ivo://gaia/alerts#Gaia99zzz"]):

@@ -122,7 +122,9 @@ def log_in(stack: Stack, name: str = "Victim Observatory") -> str:
 def page_csrf(stack: Stack, cookie: str, path: str = "/upload") -> str:
     status, _, raw = call(stack, "GET", path, headers={"Cookie": f"photcal_session={cookie}"})
     assert status == 200, raw[:300]
-    return re.search(rb'name="csrf" value="([^"]+)"', raw).group(1).decode()
+    found = re.search(rb'name="csrf" value="([^"]+)"', raw)
+    assert found is not None, raw[:300]
+    return found.group(1).decode()
 
 
 def mongo(stack: Stack):
@@ -340,7 +342,9 @@ def test_the_login_form_token_logs_in_without_browser_headers(gw):
     status, headers, raw = call(gw, "GET", "/login")
     assert status == 200
     nonce = SimpleCookie(set_cookies(headers)["photcal_login"])["photcal_login"].value
-    token = re.search(rb'name="csrf" value="([^"]+)"', raw).group(1).decode()
+    found = re.search(rb'name="csrf" value="([^"]+)"', raw)
+    assert found is not None, raw[:300]
+    token = found.group(1).decode()
     body, form_headers = form({"hashtag": gw.hashtags["Victim Observatory"], "csrf": token})
     status, headers, raw = call(gw, "POST", "/login", body, form_headers | {"Cookie": f"photcal_login={nonce}"})
     assert status == 303 and "photcal_session" in set_cookies(headers), raw[:300]

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import time
 import urllib.parse
+from typing import Any
 
 import nats
 import pymongo
@@ -31,7 +32,7 @@ from tools.infra import free_port
 pytestmark = pytest.mark.integration
 
 IVORN = "ivo://gaia/alerts#SimHardening"
-LIMITS = dict(
+LIMITS: dict[str, Any] = dict(
     PHOTCAL_RATE_LIMIT_IP_PER_S="0.01",
     PHOTCAL_RATE_LIMIT_IP_BURST="30",
     PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0.01",
@@ -157,7 +158,7 @@ def test_new_events_by_get_count_against_the_hashtag(hard):
     body = refused(answers[20], 429, "rate_limited")
     assert "hashtag" in body["message"] and int(answers[20][1]["retry-after"]) >= 1
     assert len(answers[20][2].decode()) <= CPCS_BODY_LIMIT  # a CPCS path: BHTOM shows it (characters)
-    client = pymongo.MongoClient(hard.env["PHOTCAL_MONGO_URL"])
+    client: pymongo.MongoClient[dict] = pymongo.MongoClient(hard.env["PHOTCAL_MONGO_URL"])
     try:
         assert client["hardening"].alerts.count_documents({"ivorn": {"$regex": "^ivo://rt/flood#"}}) == 20
     finally:
@@ -230,7 +231,9 @@ def test_ivorns_with_percent_hash_slash_plus_unicode_are_decoded_once(hard, ivor
         hard, "/get_alert_lc_data", ip, alert_name=ivorn, format="html", hashtag=hard.hashtags["Reader"]
     )
     assert status == 200
-    link = html.unescape(re.search(r'href="(/lightcurve/[^"]+)"', page.decode()).group(1))
+    found = re.search(r'href="(/lightcurve/[^"]+)"', page.decode())
+    assert found is not None, page[:300]
+    link = html.unescape(found.group(1))
     status, _h, page = request(hard, "GET", link, ip)
     assert status == 200 and html.escape(ivorn) in page.decode()
 
@@ -474,7 +477,9 @@ def test_html_answers_send_csp_and_framing_headers(hard, path):
         import base64
         import hashlib
 
-        style = re.search(rb"<style>(.*?)</style>", raw, re.S).group(1)
+        found = re.search(rb"<style>(.*?)</style>", raw, re.S)
+        assert found is not None, raw[:300]
+        style = found.group(1)
         assert "'sha256-" + base64.b64encode(hashlib.sha256(style).digest()).decode() + "'" in csp
 
 

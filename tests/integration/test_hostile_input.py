@@ -14,6 +14,7 @@ import http.client
 import json
 import random
 import urllib.parse
+from collections.abc import Mapping
 
 import nats
 import pymongo
@@ -67,7 +68,7 @@ def assert_nothing_refused_was_queued_or_stored_and_no_hashtag_was_logged(hostil
             await nc.close()
 
     assert asyncio.run(uploads_published()) == hostile.accepted
-    client = pymongo.MongoClient(hostile.env["PHOTCAL_MONGO_URL"])
+    client: pymongo.MongoClient[dict] = pymongo.MongoClient(hostile.env["PHOTCAL_MONGO_URL"])
     try:
         db = client["hostile"]
         assert db.datapoints.count_documents({}) == 0  # every accepted upload was a dry run
@@ -93,7 +94,7 @@ def request(
 
 
 def multipart(
-    fields: dict[str, str | bytes], files: dict[str, tuple[str, bytes]] | None = None, part_headers: str = ""
+    fields: Mapping[str, str | bytes], files: dict[str, tuple[str, bytes]] | None = None, part_headers: str = ""
 ) -> tuple[bytes, str]:
     boundary = "----hostile" + str(random.randint(0, 10**9))
     out = []
@@ -111,7 +112,7 @@ def multipart(
 
 
 def good_fields(stack: Stack, **over: str | bytes | None) -> dict[str, str | bytes]:
-    fields = {
+    fields: dict[str, str | bytes | None] = {
         "hashtag": stack.hashtags["Test Observatory"],
         "EventID": IVORN,
         "MJD": "60100.5",
@@ -512,7 +513,7 @@ def test_rate_limits_per_hashtag_and_per_ip_answer_429_with_retry_after(stack):
 
 
 def test_the_hashtag_is_stored_only_as_a_hash(hostile):
-    client = pymongo.MongoClient(hostile.env["PHOTCAL_MONGO_URL"])
+    client: pymongo.MongoClient[dict] = pymongo.MongoClient(hostile.env["PHOTCAL_MONGO_URL"])
     try:
         docs = list(client["hostile"].observatories.find({}))
     finally:

@@ -16,7 +16,9 @@ FIELD = field_dir("north_V")
 
 def add_observatory(stack: Stack, name: str, filters: str) -> str:
     out = stack.cli("observatory", "add", "--name", name, "--lon", "20.0", "--lat", "50.0", "--filters", filters).stdout
-    return re.search(r"hashtag: (\S+)", out).group(1)
+    found = re.search(r"hashtag: (\S+)", out)
+    assert found is not None, out
+    return found.group(1)
 
 
 @pytest.fixture

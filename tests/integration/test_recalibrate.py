@@ -24,7 +24,7 @@ FIELD = field_dir("north_V")
 
 
 def _db(stack: Stack):
-    client = MongoClient(stack.env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=5000)
+    client: MongoClient[dict] = MongoClient(stack.env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=5000)
     return client, client[stack.env["PHOTCAL_MONGO_DB"]]
 
 

@@ -29,6 +29,7 @@ def _partition_of(ra: np.ndarray, dec: np.ndarray, pixels: list) -> np.ndarray:
 
 def test_sources_across_a_partition_edge_find_their_stars(tmp_path):
     import hats
+    from hats.catalog import Catalog
 
     rng = np.random.default_rng(11)
     n = 6000  # dense enough to split a 2-degree field into many small partitions
@@ -42,8 +43,11 @@ def test_sources_across_a_partition_edge_find_their_stars(tmp_path):
     data = tmp_path / "data"
     load_extracts("APASS", [tmp_path / "apass.csv"], data, partition_rows=400, row_group_rows=64)
     version = layout.read_pointer(layout.survey_dir(data, "APASS"))
+    assert version is not None
     assert (version / layout.MARGIN_NAME / "hats.properties").is_file()
-    pixels = hats.read_hats(version, read_moc=False).get_healpix_pixels()
+    catalog = hats.read_hats(version, read_moc=False)
+    assert isinstance(catalog, Catalog)
+    pixels = catalog.get_healpix_pixels()
     assert len(pixels) > 10
 
     # each star gets sources 1.5" away in 8 directions; keep those that land in another partition

@@ -7,6 +7,7 @@ same stars: the same set, no star missing or doubled.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from services.catalog.store import CatalogStore, cone_ranges
 from shared.errors import BadInput
 from shared.surveys import APASS, GAIA
 
-SMALL = {"partition_rows": 300, "row_group_rows": 40}
+SMALL: dict[str, Any] = {"partition_rows": 300, "row_group_rows": 40}
 
 #: (ra, dec) of the test cones' centres, each with a cluster of stars around it
 CENTRE = (150.0, 20.0)

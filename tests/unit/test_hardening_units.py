@@ -148,7 +148,9 @@ def test_an_honest_header_and_comments_are_still_read():
 
 
 def test_the_html_csp_allows_the_cpcs_pages_one_inline_style():
-    style = re.search(r"<style>(.*?)</style>", page("t", "<p>x</p>"), re.S).group(1)
+    found = re.search(r"<style>(.*?)</style>", page("t", "<p>x</p>"), re.S)
+    assert found is not None
+    style = found.group(1)
     assert f"'sha256-{base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()}'" in HTML_CSP
     assert "script-src" not in HTML_CSP and "default-src 'none'" in HTML_CSP and "frame-ancestors 'none'" in HTML_CSP
 

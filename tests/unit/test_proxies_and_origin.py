@@ -76,6 +76,7 @@ def test_login_token_is_bound_to_its_nonce():
 
 def test_each_login_has_its_own_session_id():
     a, b = session.read(session.encode(HASHTAG, SECRET), SECRET), session.read(session.encode(HASHTAG, SECRET), SECRET)
+    assert a is not None and b is not None
     assert a.hashtag == b.hashtag == HASHTAG and a.session_id != b.session_id
     assert a.expires > 0 and session.read("junk", SECRET) is None
 

@@ -275,12 +275,12 @@ def test_reference_errors_match_the_scatter(name):
         ref = pd.read_csv(FIELDS_DIR / name / f"ref_{survey}.csv")
         i, j = match_sky(ref[s.ra_column], ref[s.dec_column], stars.ra, stars.dec, 1.0)
         true = ps.survey_magnitudes(stars.V.to_numpy()[j], stars.BV.to_numpy()[j])
-        pulls = []
+        per_band = []
         for b in s.bands:
             m = true[(survey, b.name)]
             ok = m > (spec.saturation or -99) + 0.5
-            pulls.append(((ref[b.column].to_numpy()[i] - m) / ref[b.error_column].to_numpy()[i])[ok])
-        pulls = np.concatenate(pulls)
+            per_band.append(((ref[b.column].to_numpy()[i] - m) / ref[b.error_column].to_numpy()[i])[ok])
+        pulls = np.concatenate(per_band)
         pulls = pulls[np.isfinite(pulls)]
         assert len(pulls) > 50, survey
         assert abs(np.median(pulls)) < 0.2, survey
@@ -329,6 +329,7 @@ def test_committed_field_regenerates(name):
 def test_image_is_a_valid_ccd_frame():
     cam = sf.Camera(width=256, height=256)
     f = sf.simulate_field(7, 120.0, 20.0, "g", camera=cam)
+    assert f.image is not None
     assert f.image.dtype == np.float32 and f.image.shape == (256, 256)
     assert f.image.max() <= cam.saturation
     assert f.header["CTYPE1"] == "RA---TAN" and f.header["EXPTIME"] == f.truth["exptime"]
@@ -403,6 +404,7 @@ def test_dense_sky_realises_the_density_asked(density):
 
 
 def test_dense_sky_density_range_and_redder_stars():
+    assert sf.SKY_TYPES["dense"].density is not None
     lo, hi = sf.SKY_TYPES["dense"].density
     assert (lo, hi) == (50_000.0, 200_000.0)
     dense = realistic(seed=5)
@@ -546,5 +548,6 @@ def test_dense_field_end_to_end(tmp_path):
     m = f.truth["measured"]
     assert m["n_sources"] > 1000
     assert abs(m["mag_auto_minus_m_inst_median"]) < 0.1
+    assert f.image is not None
     assert f.image.shape == (500, 500) and f.image.max() <= cam.saturation
     assert "realism_version" in f.truth["generator"] and "--sky dense" in f.truth["generator"]["command"]
