@@ -20,9 +20,11 @@ COPY pyproject.toml README* ./
 COPY shared ./shared
 COPY services ./services
 COPY photcal_cli ./photcal_cli
-COPY tools ./tools
+COPY requirements.lock ./
+# no extras and no tools/: the embedded servers, the simulator and the linters
+# are development only ([dev], [test], [bench] in pyproject.toml)
 RUN pip install --upgrade pip \
- && pip install . \
+ && pip install -c requirements.lock . \
  && python -c "import services.ingest.app, services.calibrate.app, services.catalog.app, services.lightcurve.app"
 
 # ---- runtime: the venv only, no compilers, no sources, not root --------------

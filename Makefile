@@ -5,14 +5,16 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: run test test-cluster unit install system-deps bench fuzz clean
+.PHONY: run test test-cluster unit install system-deps bench fuzz clean lint lint-fix lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[test]'
+# the locked versions (requirements.lock) as constraints: every install resolves the same
+LOCK := requirements.lock
+$(STAMP): $(BIN)/python pyproject.toml $(LOCK)
+	$(BIN)/pip install -q -c $(LOCK) -e '.[test,dev]'
 	touch $(STAMP)
 
 # the numba kernels, compiled once into their on-disk cache (services and tests then load them)
@@ -45,12 +47,32 @@ unit: install
 
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP) $(COMPILED)
-	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip install -q -c $(LOCK) -e '.[test,dev,bench]'
 	touch $(BENCH_STAMP)
 
 ## benchmarks (accuracy vs truth and vs STDPipe, latency, throughput, catalogue): prints figures
 bench: $(BENCH_STAMP) system-deps
 	$(BIN)/python -m bench $(BENCH)
+
+## ruff (lint and format) and mypy (pydantic plugin), configured in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## the automatic fixes (ruff check --fix, ruff format), then what mypy still finds
+lint-fix: $(STAMP)
+	bash tools/lint-fix.sh
+
+## re-resolve requirements.lock (runtime + test + dev + bench) from pyproject.toml;
+## LOCK_FLAGS=--upgrade moves the unpinned ones to their newest releases.
+## Versions, not hashes: pip refuses hashes in a constraints file for an editable or local install.
+LOCK_FLAGS ?=
+lock: $(BIN)/python
+	$(BIN)/pip install -q -c $(LOCK) pip-tools
+	$(BIN)/pip-compile -q --strip-extras --extra test --extra dev --extra bench \
+		--allow-unsafe --no-emit-index-url --no-emit-find-links \
+		$(LOCK_FLAGS) -o $(LOCK) pyproject.toml
 
 FUZZ_SECONDS ?= 60
 ## fuzz the catalogue parser and the upload form for a fixed budget (atheris, else hypothesis)

@@ -123,7 +123,7 @@ async def _queries(nats_url: str, pid: int, n: int) -> dict:
 
 def _serve_and_ask(work: Path, data_dir: Path, nats_url: str, cache: int, n: int) -> tuple[int, dict]:
     """Start `python -m services.catalog` with this cache size, ask ``n`` cones; (RSS at start, results)."""
-    from shared.infra import free_port, terminate, wait_for_port
+    from tools.infra import free_port, terminate, wait_for_port
 
     port = free_port()
     env = dict(os.environ)
@@ -136,7 +136,9 @@ def _serve_and_ask(work: Path, data_dir: Path, nats_url: str, cache: int, n: int
         PHOTCAL_LOG_LEVEL="WARNING",
     )
     with open(work / f"catalog-{cache}.log", "ab") as log:
-        svc = subprocess.Popen([sys.executable, "-m", "services.catalog"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        svc = subprocess.Popen(
+            [sys.executable, "-m", "services.catalog"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         wait_for_port(port, timeout=60, proc=svc)
         rss_start = rss_kb(svc.pid)
@@ -147,7 +149,7 @@ def _serve_and_ask(work: Path, data_dir: Path, nats_url: str, cache: int, n: int
 
 def main() -> None:
     from services.catalog.loader import load_extracts
-    from shared.infra import free_port, nats_server
+    from tools.infra import free_port, nats_server
 
     extract = OUT / f"apass_{N_STARS}.csv.gz"
     if not extract.exists():

@@ -58,8 +58,13 @@ def make_fields(work: Path) -> dict[int, dict]:
         files = write_extracts(extracts, work / "extracts", prefix=f"f{n}")
         transient = (ra + 0.011, dec + 0.013, 16.5)
         cat = frame_catalogue(stars, ra, dec, FRAME_HALF_WIDTH, FRAME_LIMIT_V, transient=transient, seed=n)
-        fields[n] = {"files": files, "catalogue": cat, "transient": transient,
-                     "stars": sum(len(df) for df in extracts.values()), "sources": cat.count(b"\n") - 5}
+        fields[n] = {
+            "files": files,
+            "catalogue": cat,
+            "transient": transient,
+            "stars": sum(len(df) for df in extracts.values()),
+            "sources": cat.count(b"\n") - 5,
+        }
     return fields
 
 
@@ -92,28 +97,44 @@ async def measure_cone(nats_url: str, catalogue: bytes, transient) -> dict:
                 reply = await client.cone(ra, dec, radius, n_sources=n_sources)
                 times.append(client.last_seconds * 1000)
             wire = client.last_wire_bytes
+            assert reply is not None
             calib = []
             for _ in range(5):
                 started = time.perf_counter()
                 cal = calibrate_frame(sources, reply.stars, transient[0], transient[1], 2.0)
                 calib.append((time.perf_counter() - started) * 1000)
-            out[label] = {"cone_ms": statistics.median(times), "wire": wire,
-                          "parts": -(-wire // (nc.max_payload - PART_OVERHEAD)), "v1_bytes": len(reply.model_dump_json()),
-                          "stars": sum(len(s) for s in reply.stars.values()), "calibrate_ms": statistics.median(calib),
-                          "cal": cal, "core_ms": cal.durations_ms}
+            out[label] = {
+                "cone_ms": statistics.median(times),
+                "wire": wire,
+                "parts": -(-wire // (nc.max_payload - PART_OVERHEAD)),
+                "v1_bytes": len(reply.model_dump_json()),
+                "stars": sum(len(s) for s in reply.stars.values()),
+                "calibrate_ms": statistics.median(calib),
+                "cal": cal,
+                "core_ms": cal.durations_ms,
+            }
     finally:
         await nc.close()
     return out
 
 
 async def uploads(url: str, hashtag: str, n: int, catalogue: bytes, rounds: int) -> tuple[list[float], dict, dict]:
-    times, stages, last = [], {}, {}
+    times: list[float] = []
+    stages: dict[str, list[float]] = {}
+    last: dict = {}
     async with aiohttp.ClientSession() as session:
         for i in range(rounds + 2):
             form = aiohttp.FormData()
-            for key, value in {"hashtag": hashtag, "EventID": ivorn(n), "MJD": f"{61000 + n / 1000 + i:.6f}",
-                               "matchDist": "2", "noPlot": "1", "dryRun": "0", "outputFormat": "json",
-                               "forceFilter": "no"}.items():
+            for key, value in {
+                "hashtag": hashtag,
+                "EventID": ivorn(n),
+                "MJD": f"{61000 + n / 1000 + i:.6f}",
+                "matchDist": "2",
+                "noPlot": "1",
+                "dryRun": "0",
+                "outputFormat": "json",
+                "forceFilter": "no",
+            }.items():
                 form.add_field(key, value)
             form.add_field("sexCat", catalogue, filename="cat.txt", content_type="text/plain")
             started = time.perf_counter()
@@ -139,7 +160,10 @@ def main() -> None:
     fields = make_fields(work)
     print(f"simulated {len(fields)} fields in {time.perf_counter() - t0:.1f} s")
     stack, servers = standalone_stack(
-        workers=1, tmp=work / "stack", PHOTCAL_RATE_LIMIT_IP_PER_S="0", PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0",
+        workers=1,
+        tmp=work / "stack",
+        PHOTCAL_RATE_LIMIT_IP_PER_S="0",
+        PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0",
         PHOTCAL_CONE_CACHE_TTL="0",
     )
     try:
@@ -147,39 +171,58 @@ def main() -> None:
             stack.cli("catalog", "load", "--survey", survey, *(str(f["files"][survey]) for f in fields.values()))
         hashtag = stack.add_observatory("BenchDense")
         for n, f in fields.items():
-            stack.cli("alert", "add", "--ivorn", ivorn(n), "--ra", str(f["transient"][0]), "--dec", str(f["transient"][1]))
+            stack.cli(
+                "alert", "add", "--ivorn", ivorn(n), "--ra", str(f["transient"][0]), "--dec", str(f["transient"][1])
+            )
         stack.start()
         time.sleep(2.0)  # the services' start-up (imports, compiled kernels) done
         at_start = {svc: rss_mb(stack.service_pid(svc), "VmRSS") for svc in ("catalog", "calibrate")}
         nats_url = stack.env["PHOTCAL_NATS_URL"]
-        print(f"frame: the field's stars in a {2 * FRAME_HALF_WIDTH} deg square to V = {FRAME_LIMIT_V}; "
-              f"{ROUNDS} stored uploads per field (after 2 warm-up), every one asking its cone")
-        print(f"{'':>4} {'ref stars':>9} {'sources':>7} | {'cone p50':>8} {'wire MB':>7} {'parts':>5} {'v1 JSON MB':>10} | "
-              f"{'calibrate':>9} (match fit limit) | answer")
+        print(
+            f"frame: the field's stars in a {2 * FRAME_HALF_WIDTH} deg square to V = {FRAME_LIMIT_V}; "
+            f"{ROUNDS} stored uploads per field (after 2 warm-up), every one asking its cone"
+        )
+        print(
+            f"{'':>4} {'ref stars':>9} {'sources':>7} | {'cone p50':>8} {'wire MB':>7} {'parts':>5} "
+            f"{'v1 JSON MB':>10} | "
+            f"{'calibrate':>9} (match fit limit) | answer"
+        )
         summary = []
         for n, f in fields.items():
             cones = asyncio.run(measure_cone(nats_url, f["catalogue"], f["transient"]))
             for label, cone in cones.items():
                 core, t = cone["core_ms"], cone["cal"].target
-                print(f"{label:>4} {cone['stars']:>9,} {f['sources']:>7,} | {cone['cone_ms']:6.1f}ms "
-                      f"{cone['wire'] / 1e6:7.2f} {cone['parts']:>5} {cone['v1_bytes'] / 1e6:10.2f} | "
-                      f"{cone['calibrate_ms']:7.1f}ms ({core['match']:.0f} {core['fit']:.0f} {core['limit']:.0f}) | "
-                      f"{cone['cal'].survey} {cone['cal'].band} {t.mag:.4f} limit {t.limit_mag:.4f}")
+                print(
+                    f"{label:>4} {cone['stars']:>9,} {f['sources']:>7,} | {cone['cone_ms']:6.1f}ms "
+                    f"{cone['wire'] / 1e6:7.2f} {cone['parts']:>5} {cone['v1_bytes'] / 1e6:10.2f} | "
+                    f"{cone['calibrate_ms']:7.1f}ms ({core['match']:.0f} {core['fit']:.0f} {core['limit']:.0f}) | "
+                    f"{cone['cal'].survey} {cone['cal'].band} {t.mag:.4f} limit {t.limit_mag:.4f}"
+                )
             times, stages, last = asyncio.run(uploads(stack.url, hashtag, n, f["catalogue"], ROUNDS))
             summary.append((n, cones["all"]["stars"], cones["cut"]["stars"], times, stages, last))
-        print(f"stored uploads through /cgi/upload, {ROUNDS} per field (after 2 warm-up), each asking its cone "
-              "(the worker's cut):")
+        print(
+            f"stored uploads through /cgi/upload, {ROUNDS} per field (after 2 warm-up), each asking its cone "
+            "(the worker's cut):"
+        )
         for n, n_all, n_cut, times, stages, last in summary:
-            per_stage = " ".join(f"{k}={statistics.median(v):.1f}" for k, v in stages.items()
-                                 if k in ("parse", "publish", "cone", "calibrate", "write", "publish_to_result"))
+            per_stage = " ".join(
+                f"{k}={statistics.median(v):.1f}"
+                for k, v in stages.items()
+                if k in ("parse", "publish", "cone", "calibrate", "write", "publish_to_result")
+            )
             p50 = np.percentile(times, 50)
             verdict = f"  target p50 <= 150 ms: {'PASS' if p50 <= 150 else 'MISS'}" if n == 200_000 else ""
-            print(f"  {n_all:>9,} stars in the cone ({n_cut:,} asked): p50 {p50:.1f} ms  p99 {np.percentile(times, 99):.0f} ms"
-                  f"{verdict}\n      stage medians (ms): {per_stage}; answer {last['survey']} {last['filter']} "
-                  f"{last['mag']} (true V 16.5)")
+            print(
+                f"  {n_all:>9,} stars in the cone ({n_cut:,} asked): p50 {p50:.1f} ms  "
+                f"p99 {np.percentile(times, 99):.0f} ms"
+                f"{verdict}\n      stage medians (ms): {per_stage}; answer {last['survey']} {last['filter']} "
+                f"{last['mag']} (true V 16.5)"
+            )
         peak = {svc: rss_mb(stack.service_pid(svc)) for svc in ("catalog", "calibrate")}
-        print(f"peak RSS: catalog service {peak['catalog']:.0f} MB ({at_start['catalog']:.0f} MB after start), "
-              f"calibrate service {peak['calibrate']:.0f} MB ({at_start['calibrate']:.0f} MB after start)")
+        print(
+            f"peak RSS: catalog service {peak['catalog']:.0f} MB ({at_start['catalog']:.0f} MB after start), "
+            f"calibrate service {peak['calibrate']:.0f} MB ({at_start['calibrate']:.0f} MB after start)"
+        )
     finally:
         stop_all(stack, servers)
         import shutil

@@ -52,12 +52,28 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-async def upload(session: aiohttp.ClientSession, url: str, hashtag: str, cat: bytes, mjd: float,
-                 *, no_plot: int = 1, wait: bool = True) -> tuple[float, dict]:
+async def upload(
+    session: aiohttp.ClientSession,
+    url: str,
+    hashtag: str,
+    cat: bytes,
+    mjd: float,
+    *,
+    no_plot: int = 1,
+    wait: bool = True,
+) -> tuple[float, dict]:
     """One upload as curl sends it, stored (dryRun=0: the database write is part of the path); distinct MJDs."""
     form = aiohttp.FormData()
-    for key, value in {"hashtag": hashtag, "EventID": IVORN, "MJD": f"{mjd:.6f}", "matchDist": "2",
-                       "noPlot": str(no_plot), "dryRun": "0", "outputFormat": "json", "forceFilter": "no"}.items():
+    for key, value in {
+        "hashtag": hashtag,
+        "EventID": IVORN,
+        "MJD": f"{mjd:.6f}",
+        "matchDist": "2",
+        "noPlot": str(no_plot),
+        "dryRun": "0",
+        "outputFormat": "json",
+        "forceFilter": "no",
+    }.items():
         form.add_field(key, value)
     form.add_field("sexCat", cat, filename="cat.txt", content_type="text/plain")
     target = f"{url}/cgi/upload" if wait else f"{url}/api/v1/uploads?wait=0"
@@ -70,22 +86,36 @@ async def upload(session: aiohttp.ClientSession, url: str, hashtag: str, cat: by
 
 
 #: the stages of an upload's answer (``duration_ms``), in the order they happen
-STAGES = ("parse", "publish", "fetch", "cone", "match", "fit", "limit", "calibrate", "write",
-          "publish_to_result", "gateway_total")
+STAGES = (
+    "parse",
+    "publish",
+    "fetch",
+    "cone",
+    "match",
+    "fit",
+    "limit",
+    "calibrate",
+    "write",
+    "publish_to_result",
+    "gateway_total",
+)
 
 
 async def latency(url: str, hashtag: str) -> None:
     print(f"synchronous upload latency, stored, noPlot=1, {ROUNDS} uploads per size (after 3 warm-up)")
-    print(f"{'sources':>8} {'p50 ms':>8} {'p99 ms':>8}   median per stage (ms): "
-          "gateway parse, publish | worker fetch, cone, [match, fit, limit] = calibrate, write | "
-          "publish_to_result, gateway_total")
+    print(
+        f"{'sources':>8} {'p50 ms':>8} {'p99 ms':>8}   median per stage (ms): "
+        "gateway parse, publish | worker fetch, cone, [match, fit, limit] = calibrate, write | "
+        "publish_to_result, gateway_total"
+    )
     async with aiohttp.ClientSession() as session:
         for k, n in enumerate(SIZES):
             cat = catalogue_of(n)
             base = 59000 + 1000 * k
             for i in range(3):
                 await upload(session, url, hashtag, cat, base + i)
-            times, stages = [], {}
+            times: list[float] = []
+            stages: dict[str, list[float]] = {}
             for i in range(ROUNDS):
                 elapsed, body = await upload(session, url, hashtag, cat, base + 100 + i)
                 times.append(elapsed * 1000)
@@ -102,7 +132,10 @@ async def latency(url: str, hashtag: str) -> None:
             plain.append((await upload(session, url, hashtag, cat, 63000 + i, no_plot=1))[0] * 1000)
             plotted.append((await upload(session, url, hashtag, cat, 63100 + i, no_plot=0))[0] * 1000)
         extra = statistics.median(plotted) - statistics.median(plain)
-        print(f"plot adds {extra:.0f} ms median (target <= 150 ms: {'PASS' if extra <= 150 else 'MISS'}); rendered in a worker thread")
+        print(
+            f"plot adds {extra:.0f} ms median (target <= 150 ms: {'PASS' if extra <= 150 else 'MISS'}); "
+            "rendered in a worker thread"
+        )
 
 
 async def throughput(url: str, hashtag: str, nats_url: str, count: int) -> float:
@@ -143,8 +176,11 @@ async def throughput(url: str, hashtag: str, nats_url: str, count: int) -> float
 def start(workers: int):
     # the limits protect a public server from one client; here that one client is the benchmark
     stack, servers = standalone_stack(
-        workers=workers, PHOTCAL_RATE_LIMIT_IP_PER_S="0", PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0",
-        PHOTCAL_RATE_LIMIT_READ_PER_S="0", PHOTCAL_HTTP_MAX_CONNECTIONS_PER_IP="0"
+        workers=workers,
+        PHOTCAL_RATE_LIMIT_IP_PER_S="0",
+        PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0",
+        PHOTCAL_RATE_LIMIT_READ_PER_S="0",
+        PHOTCAL_HTTP_MAX_CONNECTIONS_PER_IP="0",
     )
     for survey in ("APASS", "PS1", "GAIA", "SDSS"):
         stack.cli("catalog", "load", "--survey", survey, str(FIELD / f"ref_{survey}.csv"))
@@ -162,7 +198,12 @@ def stop(stack, servers) -> None:
 
 
 #: one band per survey, with the colour STDPipe is given: (survey, band, (blue, red))
-CORE_BANDS = (("APASS", "V", ("B", "V")), ("PS1", "r", ("g", "r")), ("GAIA", "G", ("BP", "RP")), ("SDSS", "r", ("g", "r")))
+CORE_BANDS = (
+    ("APASS", "V", ("B", "V")),
+    ("PS1", "r", ("g", "r")),
+    ("GAIA", "G", ("BP", "RP")),
+    ("SDSS", "r", ("g", "r")),
+)
 
 
 def median_ms(fn, rounds: int = 30) -> float:
@@ -213,13 +254,30 @@ def core_vs_stdpipe() -> None:
         evaluate_candidates(sources, refs, 2.0, usable, source_quality(sources, settings), settings, only=band)
 
     parse_ms = median_ms(lambda: parse_catalogue(cat)) * per_1000
-    print(f"calibration core per 1,000 sources ({len(table)}-source catalogue of north_V; medians of 30), "
-          f"parsing alone {parse_ms:.3f} ms")
-    print(f"{'band':>8} {'stars':>6} {'STDPipe':>8} {'core':>7} {'ratio':>6} {'no parse':>9} "
-          f"{'frame':>7} {'ratio':>6}   (ms / 1,000 sources; frame = calibrate_frame + parsing)")
+    print(
+        f"calibration core per 1,000 sources ({len(table)}-source catalogue of north_V; medians of 30), "
+        f"parsing alone {parse_ms:.3f} ms"
+    )
+    print(
+        f"{'band':>8} {'stars':>6} {'STDPipe':>8} {'core':>7} {'ratio':>6} {'no parse':>9} "
+        f"{'frame':>7} {'ratio':>6}   (ms / 1,000 sources; frame = calibrate_frame + parsing)"
+    )
+
     def stdpipe_match(stars, band: str, colour) -> None:
-        photometry.match(table.ra, table.dec, table.mag, table.mag_err, table.flags, stars.ra, stars.dec,
-                         stars.mags[band], cat_magerr=stars.errs[band], cat_color=colour, sr=2 / 3600, verbose=False)
+        photometry.match(
+            table.ra,
+            table.dec,
+            table.mag,
+            table.mag_err,
+            table.flags,
+            stars.ra,
+            stars.dec,
+            stars.mags[band],
+            cat_magerr=stars.errs[band],
+            cat_color=colour,
+            sr=2 / 3600,
+            verbose=False,
+        )
 
     def frame_of(forced: tuple[str, str]) -> None:
         calibrate_frame(parse_catalogue(cat).table, refs, ra, dec, 2.0, forced)
@@ -235,15 +293,21 @@ def core_vs_stdpipe() -> None:
             colour = stars.mags[blue] - stars.mags[red]
             theirs = median_ms(functools.partial(stdpipe_match, stars, band, colour)) * per_1000
         ratios.append(theirs / ours)
-        print(f"{survey + ' ' + band:>8} {len(stars):>6} {theirs:8.2f} {ours:7.3f} {theirs / ours:5.1f}x "
-              f"{theirs / (ours - parse_ms):8.1f}x {frame:7.3f} {theirs / frame:5.1f}x")
+        print(
+            f"{survey + ' ' + band:>8} {len(stars):>6} {theirs:8.2f} {ours:7.3f} {theirs / ours:5.1f}x "
+            f"{theirs / (ours - parse_ms):8.1f}x {frame:7.3f} {theirs / frame:5.1f}x"
+        )
     worst = min(ratios)
-    print(f"core (parse + match + fit) against STDPipe photometry.match, worst band: {worst:.1f}x "
-          f"(target >= 10x: {'PASS' if worst >= 10 else 'MISS'})")
+    print(
+        f"core (parse + match + fit) against STDPipe photometry.match, worst band: {worst:.1f}x "
+        f"(target >= 10x: {'PASS' if worst >= 10 else 'MISS'})"
+    )
     n_bands = sum(len(s.mags) for s in refs.values())
     every = median_ms(lambda: calibrate_frame(parse_catalogue(cat).table, refs, ra, dec, 2.0)) * per_1000
-    print(f"default upload, all {n_bands} survey bands fitted + choice + limit + target, with parsing: "
-          f"{every:.2f} ms / 1,000 sources")
+    print(
+        f"default upload, all {n_bands} survey bands fitted + choice + limit + target, with parsing: "
+        f"{every:.2f} ms / 1,000 sources"
+    )
 
 
 def main() -> None:
@@ -260,5 +324,7 @@ def main() -> None:
         two = asyncio.run(throughput(stack.url, hashtag, stack.env["PHOTCAL_NATS_URL"], 300))
     finally:
         stop(stack, servers)
-    print(f"sustained throughput, 2,000-source uploads: 1 worker {one:.1f} uploads/s, 2 workers {two:.1f} uploads/s, "
-          f"scaling {two / one:.2f}x (target >= 40 uploads/s: {'PASS' if max(one, two) >= 40 else 'MISS'})")
+    print(
+        f"sustained throughput, 2,000-source uploads: 1 worker {one:.1f} uploads/s, 2 workers {two:.1f} uploads/s, "
+        f"scaling {two / one:.2f}x (target >= 40 uploads/s: {'PASS' if max(one, two) >= 40 else 'MISS'})"
+    )

@@ -32,11 +32,20 @@ PROBE_N = int(os.environ.get("PHOTCAL_BENCH_PROBE_N", "40"))
 LEVELS = (1, 2, 4, 8, 16, 32)
 
 
-async def one_upload(session: aiohttp.ClientSession, url: str, hashtag: str, cat: bytes, mjd: float,
-                     dry_run: bool, ivorn: str) -> tuple[float, int, dict]:
+async def one_upload(
+    session: aiohttp.ClientSession, url: str, hashtag: str, cat: bytes, mjd: float, dry_run: bool, ivorn: str
+) -> tuple[float, int, dict]:
     form = aiohttp.FormData()
-    for key, value in {"hashtag": hashtag, "EventID": ivorn, "MJD": f"{mjd:.6f}", "expTime": "60", "matchDist": "2",
-                       "noPlot": "1", "dryRun": "1" if dry_run else "0", "outputFormat": "json"}.items():
+    for key, value in {
+        "hashtag": hashtag,
+        "EventID": ivorn,
+        "MJD": f"{mjd:.6f}",
+        "expTime": "60",
+        "matchDist": "2",
+        "noPlot": "1",
+        "dryRun": "1" if dry_run else "0",
+        "outputFormat": "json",
+    }.items():
         form.add_field(key, value)
     form.add_field("sexCat", cat, filename="cat.txt", content_type="text/plain")
     started = time.perf_counter()
@@ -49,8 +58,9 @@ async def one_upload(session: aiohttp.ClientSession, url: str, hashtag: str, cat
     return time.perf_counter() - started, status, body
 
 
-async def run_batch(url: str, hashtag: str, cat: bytes, mjds: list[float], concurrency: int, dry_run: bool,
-                    ivorn: str = IVORN):
+async def run_batch(
+    url: str, hashtag: str, cat: bytes, mjds: list[float], concurrency: int, dry_run: bool, ivorn: str = IVORN
+):
     queue: asyncio.Queue[float] = asyncio.Queue()
     for mjd in mjds:
         queue.put_nowait(mjd)
@@ -91,27 +101,34 @@ def saturating_concurrency(url: str, hashtag: str, cat: bytes) -> int:
 def main() -> None:
     stack, servers = standalone_stack(
         # the limits are for hostile clients; this one is a friendly flood from one address with one hashtag
-        PHOTCAL_RATE_LIMIT_IP_PER_S="0", PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0", PHOTCAL_UPLOAD_TIMEOUT="60",
-        PHOTCAL_RATE_LIMIT_READ_PER_S="0", PHOTCAL_HTTP_MAX_CONNECTIONS_PER_IP="0",
+        PHOTCAL_RATE_LIMIT_IP_PER_S="0",
+        PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0",
+        PHOTCAL_UPLOAD_TIMEOUT="60",
+        PHOTCAL_RATE_LIMIT_READ_PER_S="0",
+        PHOTCAL_HTTP_MAX_CONNECTIONS_PER_IP="0",
         PHOTCAL_MONGO_DB="benchload",
     )
     try:
         truth = stack.load_field(FIELD)
         hashtag = stack.add_observatory("Bench Load")
         for ivorn in (IVORN, PROBE_IVORN):
-            stack.cli("alert", "add", "--ivorn", ivorn, "--ra", str(truth["alert"]["ra"]), "--dec", str(truth["alert"]["dec"]))
+            stack.cli(
+                "alert", "add", "--ivorn", ivorn, "--ra", str(truth["alert"]["ra"]), "--dec", str(truth["alert"]["dec"])
+            )
         stack.start()
         cat = (FIELD / "sex_cpcs.cat").read_bytes()
         asyncio.run(run_batch(stack.url, hashtag, cat, [58000.0 + i for i in range(5)], 1, dry_run=True))  # warm-up
         concurrency = saturating_concurrency(stack.url, hashtag, cat)
-        print(f"\nload: {N} stored uploads (CPCS /cgi/upload, synchronous, {len(cat)} B catalogue) "
-              f"at {concurrency} concurrent clients, {os.cpu_count()} cores")
+        print(
+            f"\nload: {N} stored uploads (CPCS /cgi/upload, synchronous, {len(cat)} B catalogue) "
+            f"at {concurrency} concurrent clients, {os.cpu_count()} cores"
+        )
         mjds = [60000.0 + i * 0.001 for i in range(N)]
         results, elapsed = asyncio.run(run_batch(stack.url, hashtag, cat, mjds, concurrency, dry_run=False))
         lat = np.array([r[0] * 1000 for r in results])
         accepted = [r[2]["upload_id"] for r in results if r[1] == 200 and r[2].get("stored")]
         errors = [r for r in results if r[1] != 200 or not r[2].get("stored")]
-        client = pymongo.MongoClient(stack.env["PHOTCAL_MONGO_URL"])
+        client: pymongo.MongoClient[dict] = pymongo.MongoClient(stack.env["PHOTCAL_MONGO_URL"])
         try:
             docs = list(client["benchload"].datapoints.find({"ivorn": IVORN}, {"upload_id": 1}))
         finally:

@@ -35,24 +35,48 @@ async def _fill(mongo_url: str) -> None:
         docs = []
         for i in range(N_POINTS):
             limit = i % 10 == 0
-            docs.append({
-                "followup_id": 10_000_000 + i, "upload_id": f"bench{i}", "ivorn": IVORN, "alert_name": "BenchPages",
-                "observatory_id": f"obs{i % 4}", "observatory": f"Observatory {i % 4}", "mjd": 59000 + i * 0.2,
-                "exptime": 120.0, "survey": "APASS", "filter": "VrB"[i % 3],
-                "mag": None if limit else 17 + (i % 50) / 25, "mag_err": None if limit else 0.04,
-                "limit_mag": 19.8 if limit else None, "detected": not limit, "zeropoint_err": 0.02,
-                "comment": "bench <point>", "calibration_id": f"bench{i}", "dedupe_key": f"bench|{i}", "deleted": False,
-            })
+            docs.append(
+                {
+                    "followup_id": 10_000_000 + i,
+                    "upload_id": f"bench{i}",
+                    "ivorn": IVORN,
+                    "alert_name": "BenchPages",
+                    "observatory_id": f"obs{i % 4}",
+                    "observatory": f"Observatory {i % 4}",
+                    "mjd": 59000 + i * 0.2,
+                    "exptime": 120.0,
+                    "survey": "APASS",
+                    "filter": "VrB"[i % 3],
+                    "mag": None if limit else 17 + (i % 50) / 25,
+                    "mag_err": None if limit else 0.04,
+                    "limit_mag": 19.8 if limit else None,
+                    "detected": not limit,
+                    "zeropoint_err": 0.02,
+                    "comment": "bench <point>",
+                    "calibration_id": f"bench{i}",
+                    "dedupe_key": f"bench|{i}",
+                    "deleted": False,
+                }
+            )
         await db.datapoints.insert_many(docs)
         # the ids the inserted points took: a datapoint stored later gets the next one, as in production
         await db.db["counters"].update_one(
             {"_id": "datapoints"}, {"$set": {"value": 10_000_000 + N_POINTS}}, upsert=True
         )
-        await db.alerts.insert_many([
-            {"ivorn": f"ivo://gaia/alerts#BenchBulk{i:05d}", "name": f"BenchBulk{i:05d}", "ra": (i * 0.036) % 360,
-             "dec": -60 + i * 0.01, "url": None, "alert_id": 1_000_000 + i, "extra": {}}
-            for i in range(N_ALERTS)
-        ])
+        await db.alerts.insert_many(
+            [
+                {
+                    "ivorn": f"ivo://gaia/alerts#BenchBulk{i:05d}",
+                    "name": f"BenchBulk{i:05d}",
+                    "ra": (i * 0.036) % 360,
+                    "dec": -60 + i * 0.01,
+                    "url": None,
+                    "alert_id": 1_000_000 + i,
+                    "extra": {},
+                }
+                for i in range(N_ALERTS)
+            ]
+        )
     finally:
         await db.close()
 
@@ -75,11 +99,22 @@ async def _another_alerts_datapoint(mongo_url: str, i: int) -> None:
     """What a busy network does between two page views: a datapoint of another alert is stored."""
     db = connect_database(mongo_url)
     try:
-        await store_datapoint(db, {
-            "upload_id": f"other{i}", "ivorn": "ivo://gaia/alerts#BenchBulk00001", "observatory_id": "obs0",
-            "observatory": "Observatory 0", "mjd": 60000 + i, "survey": "APASS", "filter": "V", "mag": 16.0,
-            "mag_err": 0.03, "limit_mag": 19.5, "detected": True,
-        })
+        await store_datapoint(
+            db,
+            {
+                "upload_id": f"other{i}",
+                "ivorn": "ivo://gaia/alerts#BenchBulk00001",
+                "observatory_id": "obs0",
+                "observatory": "Observatory 0",
+                "mjd": 60000 + i,
+                "survey": "APASS",
+                "filter": "V",
+                "mag": 16.0,
+                "mag_err": 0.03,
+                "limit_mag": 19.5,
+                "detected": True,
+            },
+        )
     finally:
         await db.close()
 
@@ -96,7 +131,9 @@ async def _after_another_upload(base: str, mongo_url: str, session: aiohttp.Clie
             async with session.get(url) as r:
                 await r.read()
             times.append((time.perf_counter() - t0) * 1000)
-        print(f"{label:62s} right after another alert's datapoint: median {statistics.median(times):6.1f} ms", flush=True)
+        print(
+            f"{label:62s} right after another alert's datapoint: median {statistics.median(times):6.1f} ms", flush=True
+        )
 
 
 async def _run(base: str, mongo_url: str) -> None:
@@ -116,8 +153,11 @@ async def _run(base: str, mongo_url: str) -> None:
             if "HTML" in label:
                 met = cold < TARGET_MS and p50 < TARGET_MS  # the first request (read from the database) too
                 verdict = f"  (target < {TARGET_MS:.0f} ms, first and p50: {'met' if met else 'NOT met'})"
-            print(f"{label:62s} first {cold:6.1f} ms, then p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  {size / 1024:5.0f} KiB{verdict}",
-                  flush=True)
+            print(
+                f"{label:62s} first {cold:6.1f} ms, then p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
+                f"{size / 1024:5.0f} KiB{verdict}",
+                flush=True,
+            )
         await _after_another_upload(base, mongo_url, session)
 
 

@@ -15,7 +15,10 @@ async def run(args, settings: CommonSettings) -> int:
     db = connect_database(settings.mongo_url, settings.mongo_db, timeout_s=settings.backend_timeout)
     try:
         if not await db.ping():
-            print(f"error: no database at {settings.mongo_url}: start it with `make run` or set PHOTCAL_MONGO_URL", file=sys.stderr)
+            print(
+                f"error: no database at {settings.mongo_url}: start it with `make run` or set PHOTCAL_MONGO_URL",
+                file=sys.stderr,
+            )
             return 2
         await db.ensure_indexes()
         handler = COMMANDS[(args.command, args.action)]

@@ -83,18 +83,16 @@ def run(args, settings: CommonSettings) -> int:
         column_map = parse_columns(args.columns)
         version = attach_catalogue(args.survey, args.source, settings.data_dir, column_map)
         spec = json.loads((version / "attached.json").read_text())
-        entry = next(
-            (e for e in CatalogStore(settings.data_dir).list_catalogs() if e["survey"] == args.survey), None
-        )
+        entry = next((e for e in CatalogStore(settings.data_dir).list_catalogs() if e["survey"] == args.survey), None)
         print(f"{args.survey}: now served from {spec['source']} ({version.name})")
         cols = spec["columns"]
         print(f"  position: {cols['ra']}, {cols['dec']}")
-        missing = set(spec.get("missing", []))
+        absent = set(spec.get("missing", []))
         for band, (mag, err) in cols["bands"].items():
-            if mag in missing:
+            if mag in absent:
                 print(f"  {band}: not in the catalogue (answers NaN; map it with --columns {mag}=COLUMN)")
             else:
-                print(f"  {band}: {mag} +/- {err if err not in missing else 'no error column (NaN)'}")
+                print(f"  {band}: {mag} +/- {err if err not in absent else 'no error column (NaN)'}")
         if entry is not None:
             print(format_table([entry]))
         return 0

@@ -34,9 +34,20 @@ def alert_from_row(row: dict[str, str]) -> Alert | None:
     name = row.get("Name", "")
     if not name or not (math.isfinite(ra) and math.isfinite(dec)):
         return None
-    extra = {k: row[k] for k in ("Date", "AlertMag", "HistoricMag", "HistoricStdDev", "Class", "Published", "Comment", "TNSid") if row.get(k)}
+    extra = {
+        k: row[k]
+        for k in ("Date", "AlertMag", "HistoricMag", "HistoricStdDev", "Class", "Published", "Comment", "TNSid")
+        if row.get(k)
+    }
     try:
-        return Alert(ivorn=f"ivo://gaia/alerts#{name}", name=name, ra=ra, dec=dec, url=GAIA_ALERTS_URL.format(name=name), extra=extra)
+        return Alert(
+            ivorn=f"ivo://gaia/alerts#{name}",
+            name=name,
+            ra=ra,
+            dec=dec,
+            url=GAIA_ALERTS_URL.format(name=name),
+            extra=extra,
+        )
     except ValueError:
         return None
 

@@ -21,13 +21,17 @@ def survey_name(value: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="photcal", description="photometric calibration server for transient follow-up")
+    parser = argparse.ArgumentParser(
+        prog="photcal", description="photometric calibration server for transient follow-up"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("run", help="start the whole stack in the foreground (embedded NATS and database by default)")
     sub.add_parser("compile", help="compile the calibration kernels into their on-disk cache (once per install)")
 
-    obs = sub.add_parser("observatory", help="manage observatories and their hashtags").add_subparsers(dest="action", required=True)
+    obs = sub.add_parser("observatory", help="manage observatories and their hashtags").add_subparsers(
+        dest="action", required=True
+    )
     add = obs.add_parser("add", help="add an observatory; prints its hashtag once")
     add.add_argument("--name", required=True)
     add.add_argument("--lon", type=float)
@@ -36,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--admin", action="store_true", help="may add observatories through /cgi/newuser")
     revoke = obs.add_parser("revoke", help="revoke an observatory's hashtag")
     revoke.add_argument("--name", required=True)
-    rotate = obs.add_parser("rotate", help="give an observatory a new hashtag (prints it once); the old one stops working")
+    rotate = obs.add_parser(
+        "rotate", help="give an observatory a new hashtag (prints it once); the old one stops working"
+    )
     rotate.add_argument("--name", required=True)
     obs.add_parser("list", help="list observatories")
 

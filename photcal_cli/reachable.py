@@ -67,7 +67,9 @@ def mongo_reachable(url: str, seconds: float = PROBE_SECONDS) -> bool:
     from pymongo.errors import PyMongoError
 
     try:
-        client = MongoClient(url, serverSelectionTimeoutMS=int(seconds * 1000), connectTimeoutMS=1000)
+        client: MongoClient[dict] = MongoClient(
+            url, serverSelectionTimeoutMS=int(seconds * 1000), connectTimeoutMS=1000
+        )
     except (PyMongoError, ValueError):
         return False
     try:
@@ -89,5 +91,7 @@ def mongo_warning(mongo_url: str | None) -> str | None:
     """What to tell the operator when the configured MongoDB does not answer (yet); None when it does."""
     if mongo_url is None or mongo_reachable(mongo_url):
         return None
-    return (f"cannot reach MongoDB at {redacted(mongo_url)} yet: the services keep trying and refuse writes "
-            "until it answers; start it or unset PHOTCAL_MONGO_URL")
+    return (
+        f"cannot reach MongoDB at {redacted(mongo_url)} yet: the services keep trying and refuse writes "
+        "until it answers; start it or unset PHOTCAL_MONGO_URL"
+    )

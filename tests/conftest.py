@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from shared.infra import ServerProcess, free_port, mongo_server, nats_server
 from tools.devstack import free_port_block  # noqa: F401  (re-exported for tests)
+from tools.infra import ServerProcess, free_port, mongo_server, nats_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -17,14 +18,14 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture
-def nats_proc(tmp_path) -> ServerProcess:
+def nats_proc(tmp_path) -> Iterator[ServerProcess]:
     server = nats_server(tmp_path / "natsdata", free_port()).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def mongo_proc(tmp_path) -> ServerProcess:
+def mongo_proc(tmp_path) -> Iterator[ServerProcess]:
     server = mongo_server(tmp_path / "mongodata", free_port()).start()
     yield server
     server.stop()

@@ -17,7 +17,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.infra import (
+from shared.contracts.surveys import SURVEYS
+from tools.infra import (
     ServerProcess,
     free_port,
     mongo_server,
@@ -25,7 +26,6 @@ from shared.infra import (
     terminate,
     wait_for_port,
 )
-from shared.contracts.surveys import SURVEYS
 
 
 def free_port_block(count: int) -> int:
@@ -56,6 +56,9 @@ class Stack:
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
     hashtags: dict[str, str] = field(default_factory=dict)
+    #: what a test module keeps beside its stack: uploads meant to go through, the loaded field's truth
+    accepted: int = 0
+    truth: dict = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -68,8 +71,12 @@ class Stack:
         return done
 
     def add_observatory(self, name: str = "Test Observatory") -> str:
-        out = self.cli("observatory", "add", "--name", name, "--lon", "20.0", "--lat", "50.0", "--filters", "V,r").stdout
-        hashtag = re.search(r"hashtag: (\S+)", out).group(1)
+        out = self.cli(
+            "observatory", "add", "--name", name, "--lon", "20.0", "--lat", "50.0", "--filters", "V,r"
+        ).stdout
+        found = re.search(r"hashtag: (\S+)", out)
+        assert found is not None, f"`photcal observatory add` printed no hashtag: {out!r}"
+        hashtag = found.group(1)
         self.hashtags[name] = hashtag
         return hashtag
 
@@ -81,7 +88,7 @@ class Stack:
                 self.cli("catalog", "load", "--survey", survey, str(extract))
         return truth
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         self.log_path = Path(self.env["PHOTCAL_DATA_DIR"]) / "stack.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
@@ -98,6 +105,7 @@ class Stack:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
     def service_pid(self, service: str) -> int:
+        assert self.proc is not None, "the stack is not running"
         children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
         for pid in children:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -106,9 +114,7 @@ class Stack:
         raise AssertionError(f"no {service} process under the supervisor")
 
 
-def standalone_stack(
-    workers: int = 1, tmp: Path | None = None, **env: str
-) -> tuple[Stack, list[ServerProcess]]:
+def standalone_stack(workers: int = 1, tmp: Path | None = None, **env: str) -> tuple[Stack, list[ServerProcess]]:
     """A stack (not started yet) with its own nats-server and nx-27017 in ``tmp``.
 
     The caller loads catalogues, adds observatories, then ``stack.start()``;
@@ -118,15 +124,19 @@ def standalone_stack(
     servers = [nats_server(tmp / "natsdata", free_port()).start(), mongo_server(tmp / "mongodata", free_port()).start()]
     # extra calibrate workers take health ports at +11, +12...
     port = free_port_block(12 + workers)
-    stack_env = dict(os.environ) | {
-        "PHOTCAL_NATS_URL": servers[0].url,
-        "PHOTCAL_MONGO_URL": servers[1].url,
-        "PHOTCAL_DATA_DIR": str(tmp / "data"),
-        "PHOTCAL_HASHTAG_PEPPER": "stack-pepper",
-        "PHOTCAL_HTTP_PORT": str(port),
-        "PHOTCAL_CALIBRATE_WORKERS": str(workers),
-        "PHOTCAL_LOG_LEVEL": "WARNING",
-    } | env
+    stack_env = (
+        dict(os.environ)
+        | {
+            "PHOTCAL_NATS_URL": servers[0].url,
+            "PHOTCAL_MONGO_URL": servers[1].url,
+            "PHOTCAL_DATA_DIR": str(tmp / "data"),
+            "PHOTCAL_HASHTAG_PEPPER": "stack-pepper",
+            "PHOTCAL_HTTP_PORT": str(port),
+            "PHOTCAL_CALIBRATE_WORKERS": str(workers),
+            "PHOTCAL_LOG_LEVEL": "WARNING",
+        }
+        | env
+    )
     return Stack(env=stack_env, port=port), servers
 
 

@@ -82,20 +82,25 @@ def true_completeness_limit(folder: str | Path, fraction: float = 0.5, radius_ar
     scale = truth["field"]["pixel_scale_arcsec"]
     w, h = truth["field"]["width_px"], truth["field"]["height_px"]
     obj = pd.read_csv(folder / "objects.csv")
-    st = obj[(obj.kind == "star") & ~obj.saturated.astype(bool)
-             & obj.x_image.between(0.5, w + 0.5) & obj.y_image.between(0.5, h + 0.5)]
+    st = obj[
+        (obj.kind == "star")
+        & ~obj.saturated.astype(bool)
+        & obj.x_image.between(0.5, w + 0.5)
+        & obj.y_image.between(0.5, h + 0.5)
+    ]
     cat = fits.getdata(folder / "sex_fits1.fits", 1)
     cx, cy = np.asarray(cat["X_IMAGE"], float), np.asarray(cat["Y_IMAGE"], float)
     x, y = st.x_image.to_numpy(), st.y_image.to_numpy()
     d = np.full(len(x), np.inf)
     for k in range(0, len(x), 2000):  # nearest catalogue source, in chunks
-        dd = np.hypot(x[k:k + 2000, None] - cx[None, :], y[k:k + 2000, None] - cy[None, :])
-        d[k:k + 2000] = dd.min(axis=1)
+        dd = np.hypot(x[k : k + 2000, None] - cx[None, :], y[k : k + 2000, None] - cy[None, :])
+        d[k : k + 2000] = dd.min(axis=1)
     det = d * scale <= radius_arcsec
     m = st.m_sys.to_numpy()
     centres = np.arange(truth["limit_mag_5sigma"] - 3.0, truth["limit_mag_5sigma"] + 1.5, 0.05)
-    frac = np.array([det[np.abs(m - c) <= 0.15].mean() if (np.abs(m - c) <= 0.15).sum() >= 5 else np.nan
-                     for c in centres])
+    frac = np.array(
+        [det[np.abs(m - c) <= 0.15].mean() if (np.abs(m - c) <= 0.15).sum() >= 5 else np.nan for c in centres]
+    )
     ok = np.isfinite(frac)
     centres, frac = centres[ok], frac[ok]
     above = np.flatnonzero(frac >= fraction)

@@ -57,7 +57,7 @@ class TrustedProxies:
 
     @classmethod
     @lru_cache(maxsize=8)
-    def from_text(cls, text: str) -> "TrustedProxies":
+    def from_text(cls, text: str) -> TrustedProxies:
         return cls(parse_networks(text))
 
     def __bool__(self) -> bool:

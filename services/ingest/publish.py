@@ -48,6 +48,14 @@ LEADERLESS = (
 )
 
 
+class UploadQueueUnavailable(BackendUnavailable):
+    """The upload queue did not answer; ``maybe_published``: an ack timed out, so it may be queued all the same."""
+
+    def __init__(self, maybe_published: bool) -> None:
+        super().__init__("the upload queue (NATS) is not answering; try again in a minute")
+        self.maybe_published = maybe_published
+
+
 async def publish_upload(
     js: JetStreamContext, upload: UploadRequested, inline_limit: int, replicas: int = 1, timeout: float = 2.0
 ) -> None:
@@ -73,9 +81,7 @@ async def publish_upload(
                 log.warning("upload_publish_retrying", upload_id=upload.upload_id, attempt=attempt, error=repr(exc))
                 await asyncio.sleep(ELECTION_RETRY_PAUSE_S)
                 continue
-            err = BackendUnavailable("the upload queue (NATS) is not answering; try again in a minute")
-            err.maybe_published = maybe_published
-            raise err from exc
+            raise UploadQueueUnavailable(maybe_published) from exc
 
 
 async def _connected(nc) -> bool:

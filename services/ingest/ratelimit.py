@@ -44,7 +44,9 @@ from shared.auth import ON_HASHTAG
 from shared.errors import PhotcalError, RateLimited
 
 REFUSED = Counter(
-    "photcal_gateway_rate_limited_total", "Requests refused with 429, by limit (ip, read, auth_failures, hashtag)", ["limit"]
+    "photcal_gateway_rate_limited_total",
+    "Requests refused with 429, by limit (ip, read, auth_failures, hashtag)",
+    ["limit"],
 )
 
 REQUEST_KEY = "photcal.ratelimit"

@@ -54,7 +54,7 @@ def _parse_number(buf, i, n):  # pragma: no cover - compiled
         d = np.uint8(buf[i] - _ZERO)  # wraps below '0': one comparison
         if d > 9:
             break
-        mantissa = mantissa * 10 + d
+        mantissa = mantissa * 10 + d  # type: ignore[assignment]  # int + uint8 stays an integer (int64 in numba)
         digits += 1
         i += 1
     if i < n and buf[i] == _DOT:
@@ -63,7 +63,7 @@ def _parse_number(buf, i, n):  # pragma: no cover - compiled
             d = np.uint8(buf[i] - _ZERO)
             if d > 9:
                 break
-            mantissa = mantissa * 10 + d
+            mantissa = mantissa * 10 + d  # type: ignore[assignment]  # int + uint8 stays an integer (int64 in numba)
             digits += 1
             exp10 -= 1
             i += 1
@@ -214,6 +214,8 @@ def read_plain_rows(body: bytes, ncols: int, columns: list[int], max_rows: int) 
 
 def warm_up() -> None:
     """Compile (or load from the cache) the reader before the first upload needs it."""
-    (mag, err, ra), dec = read_plain_rows(b"1 2.5e-1 3\n", 3, [0, 1, 2], 10), np.zeros(1)
+    columns = read_plain_rows(b"1 2.5e-1 3\n", 3, [0, 1, 2], 10)
+    assert columns is not None, "the compiled reader refused a plain row"
+    (mag, err, ra), dec = columns, np.zeros(1)
     sanitise_columns(mag, err, ra, dec, np.zeros(1), 90.0)
     sanitise_columns(mag, err, ra, dec, np.zeros(0), 90.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from nats.aio.client import Client as NATS
+from nats.aio.subscription import Subscription
 
 from shared.contracts.messages import CalibrationResult
 from shared.contracts.subjects import SUBJECT_CALIBRATED
@@ -16,7 +17,7 @@ log = get_logger(__name__)
 class ResultWaiter:
     def __init__(self) -> None:
         self._pending: dict[str, asyncio.Future[CalibrationResult]] = {}
-        self._sub = None
+        self._sub: Subscription | None = None
 
     async def start(self, nc: NATS) -> None:
         self._sub = await nc.subscribe(SUBJECT_CALIBRATED, cb=self._on_result)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,14 @@ CHROMIUM = os.environ.get("PHOTCAL_CHROMIUM", "/usr/bin/chromium")
 SHOTS = ARTIFACTS / "browser"
 #: flags that keep Chromium off the (closed) network: no component updates, sync, QUIC, first-run pings
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
 ]
 
 
@@ -58,12 +65,15 @@ class WebStack:
 
 
 @pytest.fixture(scope="module")
-def web(tmp_path_factory) -> WebStack:
+def web(tmp_path_factory) -> Iterator[WebStack]:
     reason = _why_no_browser()
     if reason:
         pytest.skip(reason)
     stack, servers = standalone_stack(
-        tmp=tmp_path_factory.mktemp("web"), PHOTCAL_MONGO_DB="web", PHOTCAL_UPLOAD_TIMEOUT="60", PHOTCAL_LOG_LEVEL="INFO"
+        tmp=tmp_path_factory.mktemp("web"),
+        PHOTCAL_MONGO_DB="web",
+        PHOTCAL_UPLOAD_TIMEOUT="60",
+        PHOTCAL_LOG_LEVEL="INFO",
     )
     try:
         truth = stack.load_field(FIELD)
@@ -92,7 +102,12 @@ def page(chromium, web):
     page = context.new_page()
     dialogs: list[str] = []
     errors: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def refuse(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", refuse)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.set_default_timeout(30_000)
     yield page

@@ -10,11 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import time
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
 import requests
 from pymongo import MongoClient
+from pymongo.database import Database
 
 from tests.browser.conftest import FIELD, login, shot
 
@@ -23,8 +25,13 @@ IVORN = "ivo://gaia/alerts#WebTest1"
 EVIL = '<script>alert("x")</script>'
 
 
-def _add_alert(web, ivorn: str, name: str | None = None, url: str = "https://gsaweb.ast.cam.ac.uk/alerts/alert/X/",
-               hashtag: str | None = None) -> requests.Response:
+def _add_alert(
+    web,
+    ivorn: str,
+    name: str | None = None,
+    url: str = "https://gsaweb.ast.cam.ac.uk/alerts/alert/X/",
+    hashtag: str | None = None,
+) -> requests.Response:
     a = web.truth["alert"]
     body = {"ivorn": ivorn, "ra": a["ra"], "dec": a["dec"], "url": url, "hashtag": hashtag or web.hashtag}
     if name:
@@ -36,8 +43,17 @@ def _upload(web, ivorn: str, mjd: float, hashtag: str, comment: str = "", dry_ru
     with open(FIELD / "sex_ascii_head.cat", "rb") as f:
         r = requests.post(
             f"{web.url}/cgi/upload",
-            data={"hashtag": hashtag, "EventID": ivorn, "MJD": str(mjd), "expTime": "180", "matchDist": "2",
-                  "dryRun": str(dry_run), "noPlot": "0", "outputFormat": "json", "comment": comment},
+            data={
+                "hashtag": hashtag,
+                "EventID": ivorn,
+                "MJD": str(mjd),
+                "expTime": "180",
+                "matchDist": "2",
+                "dryRun": str(dry_run),
+                "noPlot": "0",
+                "outputFormat": "json",
+                "comment": comment,
+            },
             files={"sexCat": ("field.cat", f)},
             timeout=120,
         )
@@ -85,7 +101,9 @@ def test_login_upload_answer_plot_lightcurve_csv(page, web, event):
     assert abs(mag - web.truth["transient"]["mag"]) < 0.15, table
     assert "Stored\tyes" in table or "Stored yes" in table.replace("\t", " ")
     # the calibration plot is shown, and it is a real image
-    page.wait_for_function("() => { const i = document.getElementById('result-plot'); return i && i.complete && i.naturalWidth > 100; }")
+    page.wait_for_function(
+        "() => { const i = document.getElementById('result-plot'); return i && i.complete && i.naturalWidth > 100; }"
+    )
     shot(page, "02_upload_answer_with_plot")
 
     # the light curve: plot canvas, the point in the table, the comment as text
@@ -102,7 +120,7 @@ def test_login_upload_answer_plot_lightcurve_csv(page, web, event):
     # CSV download: the same point
     with page.expect_download() as info:
         page.click("#csv-link")
-    rows = list(csv.DictReader(io.StringIO(open(info.value.path(), encoding="utf-8").read())))
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text(encoding="utf-8"))))
     assert len(rows) == 1 and rows[0]["filter"] == "V" and rows[0]["comment"] == EVIL
     assert abs(float(rows[0]["mag"]) - mag) < 0.001
     assert info.value.suggested_filename.endswith(".csv")
@@ -128,19 +146,32 @@ def test_upload_errors_and_dry_run_default(page, web, event):
 def test_lightcurve_many_observers_limits_zoom(page, web):
     ivorn = "ivo://gaia/alerts#WebCurve"
     assert _add_alert(web, ivorn).status_code == 201
-    db = MongoClient(web.stack.env["PHOTCAL_MONGO_URL"])["web"]
+    db: Database[dict] = MongoClient(web.stack.env["PHOTCAL_MONGO_URL"])["web"]
     docs = []
     for i in range(300):
         limit = i % 10 == 0
         band = "Vrg"[i % 3]
-        docs.append({
-            "followup_id": 900_000 + i, "upload_id": f"curve{i}", "ivorn": ivorn, "alert_name": "WebCurve",
-            "observatory_id": f"obs{i % 4}", "observatory": f"Observer {i % 4}", "mjd": 60000 + i * 0.37,
-            "exptime": 60.0, "survey": "APASS", "filter": band,
-            "mag": None if limit else 17 + (i % 30) / 20, "mag_err": None if limit else 0.05,
-            "limit_mag": 19.5 if limit else None, "detected": not limit, "comment": "",
-            "dedupe_key": f"curve|{i}", "deleted": False,
-        })
+        docs.append(
+            {
+                "followup_id": 900_000 + i,
+                "upload_id": f"curve{i}",
+                "ivorn": ivorn,
+                "alert_name": "WebCurve",
+                "observatory_id": f"obs{i % 4}",
+                "observatory": f"Observer {i % 4}",
+                "mjd": 60000 + i * 0.37,
+                "exptime": 60.0,
+                "survey": "APASS",
+                "filter": band,
+                "mag": None if limit else 17 + (i % 30) / 20,
+                "mag_err": None if limit else 0.05,
+                "limit_mag": 19.5 if limit else None,
+                "detected": not limit,
+                "comment": "",
+                "dedupe_key": f"curve|{i}",
+                "deleted": False,
+            }
+        )
     db.datapoints.insert_many(docs)
     page.goto("/lightcurve/" + quote(ivorn, safe=""))
     page.wait_for_selector("#chart canvas")
@@ -163,12 +194,21 @@ def test_lightcurve_many_observers_limits_zoom(page, web):
 
 
 def test_alert_list_10000_sortable_searchable_paginated(page, web):
-    db = MongoClient(web.stack.env["PHOTCAL_MONGO_URL"])["web"]
-    db.alerts.insert_many([
-        {"ivorn": f"ivo://gaia/alerts#Bulk{i:05d}", "name": f"Bulk{i:05d}", "ra": (i * 0.036) % 360, "dec": -60 + i * 0.01,
-         "url": f"https://example.org/alerts/{i}", "alert_id": 500_000 + i, "extra": {}}
-        for i in range(10_000)
-    ])
+    db: Database[dict] = MongoClient(web.stack.env["PHOTCAL_MONGO_URL"])["web"]
+    db.alerts.insert_many(
+        [
+            {
+                "ivorn": f"ivo://gaia/alerts#Bulk{i:05d}",
+                "name": f"Bulk{i:05d}",
+                "ra": (i * 0.036) % 360,
+                "dec": -60 + i * 0.01,
+                "url": f"https://example.org/alerts/{i}",
+                "alert_id": 500_000 + i,
+                "extra": {},
+            }
+            for i in range(10_000)
+        ]
+    )
     started = time.perf_counter()
     page.goto("/alerts")
     first = time.perf_counter() - started
@@ -298,8 +338,14 @@ def test_session_cookie_uploads_and_logout(page, web, event):
     csrf = page.locator("#upload-form input[name=csrf]").get_attribute("value")
     with open(FIELD / "sex_ascii_head.cat", "rb") as f:
         catalogue = f.read()
-    fields = {"EventID": event, "MJD": "60103.5", "dryRun": "1", "noPlot": "1", "outputFormat": "json",
-              "sexCat": {"name": "f.cat", "mimeType": "text/plain", "buffer": catalogue}}
+    fields = {
+        "EventID": event,
+        "MJD": "60103.5",
+        "dryRun": "1",
+        "noPlot": "1",
+        "outputFormat": "json",
+        "sexCat": {"name": "f.cat", "mimeType": "text/plain", "buffer": catalogue},
+    }
     answer = page.request.post("/cgi/upload", multipart=fields | {"csrf": csrf}, timeout=90_000)
     assert answer.status == 200, answer.text()
     assert answer.json()["observatory"] == "Web Observatory"
@@ -331,7 +377,7 @@ def _serve_attack_pages(pages: dict[str, str]):
     import threading
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             body = pages.get(self.path.split("?")[0], "").encode()
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "text/html")
@@ -348,29 +394,58 @@ def _serve_attack_pages(pages: dict[str, str]):
 
 
 def test_a_page_on_another_port_cannot_use_the_login_cookie(page, web, event):
-    db = MongoClient(web.stack.env["PHOTCAL_MONGO_URL"])["web"]
+    db: Database[dict] = MongoClient(web.stack.env["PHOTCAL_MONGO_URL"])["web"]
     observatory = db.observatories.find_one({"name": "Web Observatory"})
+    assert observatory is not None
     followup_id = 990_001
-    db.datapoints.insert_one({
-        "followup_id": followup_id, "upload_id": "csrf-victim", "ivorn": event, "alert_name": "WebTest1",
-        "observatory_id": observatory["observatory_id"], "observatory": "Web Observatory", "mjd": 60200.5,
-        "exptime": 60.0, "survey": "APASS", "filter": "V", "mag": 17.0, "mag_err": 0.05, "limit_mag": None,
-        "detected": True, "comment": "", "dedupe_key": "csrf|victim", "deleted": False,
-    })
+    db.datapoints.insert_one(
+        {
+            "followup_id": followup_id,
+            "upload_id": "csrf-victim",
+            "ivorn": event,
+            "alert_name": "WebTest1",
+            "observatory_id": observatory["observatory_id"],
+            "observatory": "Web Observatory",
+            "mjd": 60200.5,
+            "exptime": 60.0,
+            "survey": "APASS",
+            "filter": "V",
+            "mag": 17.0,
+            "mag_err": 0.05,
+            "limit_mag": None,
+            "detected": True,
+            "comment": "",
+            "dedupe_key": "csrf|victim",
+            "deleted": False,
+        }
+    )
     target = web.url
 
     def auto_submit(action: str, fields: dict[str, str], enctype: str = "application/x-www-form-urlencoded") -> str:
         inputs = "".join(f'<textarea name="{k}">{v}</textarea>' for k, v in fields.items())
-        return (f'<form id="f" method="post" action="{target}{action}" enctype="{enctype}">{inputs}</form>'
-                '<script>document.getElementById("f").submit()</script>')
+        return (
+            f'<form id="f" method="post" action="{target}{action}" enctype="{enctype}">{inputs}</form>'
+            '<script>document.getElementById("f").submit()</script>'
+        )
 
     catalogue = (FIELD / "sex_cpcs.cat").read_text()
     attacks = {
         "/delete": auto_submit("/cgi/delpoint", {"followupid": str(followup_id), "outputFormat": "json"}),
-        "/upload": auto_submit("/cgi/upload", {"EventID": event, "MJD": "60201.5", "dryRun": "0", "noPlot": "1",
-                                               "outputFormat": "json", "sexCat": catalogue}, "multipart/form-data"),
-        "/newevent": auto_submit("/cgi/newevent", {"EventID": "ivo://gaia/alerts#CsrfEvent1", "ra": "1", "dec": "2",
-                                                   "outputFormat": "json"}),
+        "/upload": auto_submit(
+            "/cgi/upload",
+            {
+                "EventID": event,
+                "MJD": "60201.5",
+                "dryRun": "0",
+                "noPlot": "1",
+                "outputFormat": "json",
+                "sexCat": catalogue,
+            },
+            "multipart/form-data",
+        ),
+        "/newevent": auto_submit(
+            "/cgi/newevent", {"EventID": "ivo://gaia/alerts#CsrfEvent1", "ra": "1", "dec": "2", "outputFormat": "json"}
+        ),
         "/alerts": auto_submit("/api/v1/alerts", {"ivorn": "ivo://gaia/alerts#CsrfEvent2", "ra": "1", "dec": "2"}),
         "/login": auto_submit("/login", {"hashtag": web.other_hashtag, "next": "/upload"}),
     }
@@ -391,7 +466,7 @@ def test_a_page_on_another_port_cannot_use_the_login_cookie(page, web, event):
         assert "Web Observatory" in page.inner_text("header")  # still the victim, not the attacker's observatory
     finally:
         server.shutdown()
-    assert db.datapoints.find_one({"followup_id": followup_id})["deleted"] is False
+    assert (point := db.datapoints.find_one({"followup_id": followup_id})) is not None and point["deleted"] is False
     for ivorn in ("ivo://gaia/alerts#CsrfEvent1", "ivo://gaia/alerts#CsrfEvent2"):
         assert db.alerts.count_documents({"ivorn": ivorn}) == 0
     assert db.datapoints.count_documents({"mjd": 60201.5}) == 0

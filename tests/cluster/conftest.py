@@ -6,13 +6,14 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from shared.infra import NatsCluster, free_port, mongo_server, nats_cluster
 from tests.conftest import ARTIFACTS, free_port_block
 from tools.devstack import Stack
+from tools.infra import NatsCluster, free_port, mongo_server, nats_cluster
 
 FIELD = Path(__file__).resolve().parents[1] / "data" / "fields" / "north_V"
 IVORN_NODES = "ivo://gaia/alerts#SimClusterNodes"
@@ -47,22 +48,28 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="module")
-def cluster_stack(tmp_path_factory) -> ClusterStack:
+def cluster_stack(tmp_path_factory) -> Iterator[ClusterStack]:
     tmp = tmp_path_factory.mktemp("cluster")
     # one block: each node's client, route and monitoring port, then the gateway's and the services' 4
     base = free_port_block(13)
-    cluster = nats_cluster(tmp / "nats", [base, base + 1, base + 2], [base + 3, base + 4, base + 5],
-                           [base + 6, base + 7, base + 8])
+    cluster = nats_cluster(
+        tmp / "nats", [base, base + 1, base + 2], [base + 3, base + 4, base + 5], [base + 6, base + 7, base + 8]
+    )
     mongo = mongo_server(tmp / "mongodata", free_port())
     port = base + 9
-    stack = Stack(env=dict(os.environ) | CLUSTER_ENV | {
-        "PHOTCAL_NATS_URL": cluster.url,  # all three nodes, comma-separated
-        "PHOTCAL_MONGO_URL": mongo.url,
-        "PHOTCAL_MONGO_DB": f"tcluster{random.randint(0, 10**6)}",
-        "PHOTCAL_DATA_DIR": str(tmp / "data"),
-        "PHOTCAL_HASHTAG_PEPPER": "cluster-pepper",
-        "PHOTCAL_HTTP_PORT": str(port),
-    }, port=port)
+    stack = Stack(
+        env=dict(os.environ)
+        | CLUSTER_ENV
+        | {
+            "PHOTCAL_NATS_URL": cluster.url,  # all three nodes, comma-separated
+            "PHOTCAL_MONGO_URL": mongo.url,
+            "PHOTCAL_MONGO_DB": f"tcluster{random.randint(0, 10**6)}",
+            "PHOTCAL_DATA_DIR": str(tmp / "data"),
+            "PHOTCAL_HASHTAG_PEPPER": "cluster-pepper",
+            "PHOTCAL_HTTP_PORT": str(port),
+        },
+        port=port,
+    )
     try:
         cluster.start()
         mongo.start()
@@ -71,8 +78,9 @@ def cluster_stack(tmp_path_factory) -> ClusterStack:
         truth = json.loads((FIELD / "truth.json").read_text())
         hashtag = stack.add_observatory()
         for ivorn in (IVORN_NODES, IVORN_CATALOG):
-            stack.cli("alert", "add", "--ivorn", ivorn, "--ra", str(truth["alert"]["ra"]),
-                      "--dec", str(truth["alert"]["dec"]))
+            stack.cli(
+                "alert", "add", "--ivorn", ivorn, "--ra", str(truth["alert"]["ra"]), "--dec", str(truth["alert"]["dec"])
+            )
         stack.start()
     except BaseException:
         attach_logs("setup", [node.log_path for node in cluster.nodes] + [stack.log_path])
@@ -95,11 +103,12 @@ def on_failure_attach_logs(request, cluster_stack):
     report = getattr(request.node, "rep_call", None)
     if report is None or not report.failed:
         return
-    attach_logs(request.node.name, [node.log_path for node in cluster_stack.cluster.nodes]
-                + [cluster_stack.stack.log_path])
+    attach_logs(
+        request.node.name, [node.log_path for node in cluster_stack.cluster.nodes] + [cluster_stack.stack.log_path]
+    )
 
 
-def attach_logs(name: str, logs: list[Path | None]) -> None:
+def attach_logs(name: str, logs: Sequence[Path | None]) -> None:
     keep = ARTIFACTS / "cluster" / name
     keep.mkdir(parents=True, exist_ok=True)
     for path in logs:

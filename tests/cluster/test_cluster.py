@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 
 import nats
@@ -49,8 +50,9 @@ class Uploads:
         # one in ten waits for its result (the gateway's result waiter, through the failover too)
         wait = self.sent % 10 == 5
         self.sent += 1
-        status, body, _ = post_upload(self.cs.stack.url, self.cs.hashtag, self.ivorn, mjd, self.cs.catalogue,
-                                      wait=wait, timeout=60)
+        status, body, _ = post_upload(
+            self.cs.stack.url, self.cs.hashtag, self.ivorn, mjd, self.cs.catalogue, wait=wait, timeout=60
+        )
         if status == 202 and not wait:
             self.accepted.append(body["upload_id"])
         elif status == 200 and wait:
@@ -65,7 +67,8 @@ class Uploads:
 
 
 def stored(cs: ClusterStack, ivorn: str) -> list[dict]:
-    client = pymongo.MongoClient(cs.stack.env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=3000)
+    url = cs.stack.env["PHOTCAL_MONGO_URL"]
+    client: pymongo.MongoClient[dict] = pymongo.MongoClient(url, serverSelectionTimeoutMS=3000)
     try:
         db = client[cs.stack.env["PHOTCAL_MONGO_DB"]]
         return list(db.datapoints.find({"ivorn": ivorn, "deleted": False}, {"upload_id": 1, "dedupe_key": 1, "mjd": 1}))
@@ -92,8 +95,10 @@ def assert_each_accepted_upload_stored_once(cs: ClusterStack, uploads: Uploads) 
 
     try:
         wait_until(all_final, timeout=FINAL_STATE_WITHIN_S, interval=1.0)
-    except AssertionError:
-        raise AssertionError(f"{len(waiting)} accepted uploads never reached a final state: {sorted(waiting)[:5]}")
+    except AssertionError as timed_out:
+        raise AssertionError(
+            f"{len(waiting)} accepted uploads never reached a final state: {sorted(waiting)[:5]}"
+        ) from timed_out
     time.sleep(1.0)  # let any stray redelivery land before counting
     points = stored(cs, uploads.ivorn)
     by_upload = [p["upload_id"] for p in points]
@@ -124,15 +129,21 @@ def assert_caught_up(cs: ClusterStack, index: int, streams=(STREAM_UPLOADS, STRE
 
     try:
         wait_until(same, timeout=timeout, interval=0.5)
-    except AssertionError:
-        seqs = {s: [last_seq(cs, i, s) if cs.cluster.nodes[i].proc.poll() is None else None
-                    for i in range(3)] for s in streams}
-        raise AssertionError(f"{cs.cluster.names[index]} did not catch up: last_seq per node {seqs}")
+    except AssertionError as behind:
+        seqs = {
+            s: [last_seq(cs, i, s) if _running(cs.cluster.nodes[i].proc) else None for i in range(3)] for s in streams
+        }
+        raise AssertionError(f"{cs.cluster.names[index]} did not catch up: last_seq per node {seqs}") from behind
 
 
-def stream_replicas(cs: ClusterStack) -> dict[str, int]:
+def _running(proc: subprocess.Popen | None) -> bool:
+    return proc is not None and proc.poll() is None
+
+
+def stream_replicas(cs: ClusterStack) -> dict[str | None, int | None]:
     """Replicas of every stream, the object-store buckets' (``OBJ_...``) included."""
-    async def ask() -> dict[str, int]:
+
+    async def ask() -> dict[str | None, int | None]:
         nc = await nats.connect(server_urls(cs.cluster.url))
         try:
             return {info.config.name: info.config.num_replicas for info in await nc.jetstream().streams_info()}
@@ -160,8 +171,9 @@ def test_a_node_killed_under_100_uploads_loses_and_doubles_nothing_and_catches_u
             leader = cs.cluster.stream_leader(STREAM_UPLOADS)
             # a follower that the worker (else the gateway) is connected to, so that a client fails over too
             clients = [cs.cluster.client_node(f"photcal-{service}") for service in ("calibrate", "ingest")]
-            follower = next((i for i in clients if i is not None and i != leader),
-                            next(i for i in range(3) if i != leader))
+            follower = next(
+                (i for i in clients if i is not None and i != leader), next(i for i in range(3) if i != leader)
+            )
             cs.cluster.kill(follower)
             killed.append(follower)
         elif uploads.sent == 85:

@@ -7,24 +7,26 @@ losing a node is met for sure (the node we are connected to; the stream's leader
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
 from services.ingest.publish import publish_upload
 from shared.contracts.messages import UploadRequested
 from shared.contracts.subjects import STREAM_UPLOADS
-from shared.infra import NatsCluster, nats_cluster
 from shared.natsio import connect, ensure_streams
 from tests.conftest import free_port_block
+from tools.infra import NatsCluster, nats_cluster
 
 pytestmark = [pytest.mark.integration]
 
 
 @pytest.fixture
-def cluster(tmp_path) -> NatsCluster:
+def cluster(tmp_path) -> Iterator[NatsCluster]:
     base = free_port_block(9)
-    nodes = nats_cluster(tmp_path, [base, base + 1, base + 2], [base + 3, base + 4, base + 5],
-                         [base + 6, base + 7, base + 8])
+    nodes = nats_cluster(
+        tmp_path, [base, base + 1, base + 2], [base + 3, base + 4, base + 5], [base + 6, base + 7, base + 8]
+    )
     try:
         yield nodes.start()
     finally:
@@ -32,8 +34,16 @@ def cluster(tmp_path) -> NatsCluster:
 
 
 def upload(i: int) -> UploadRequested:
-    return UploadRequested(upload_id=f"{i:032x}", ivorn="ivo://gaia/alerts#SimPublish", alert_ra=150.0,
-                           alert_dec=30.0, observatory_id="o1", observatory_name="Test", mjd=60000.0 + i, n_sources=0)
+    return UploadRequested(
+        upload_id=f"{i:032x}",
+        ivorn="ivo://gaia/alerts#SimPublish",
+        alert_ra=150.0,
+        alert_dec=30.0,
+        observatory_id="o1",
+        observatory_name="Test",
+        mjd=60000.0 + i,
+        n_sources=0,
+    )
 
 
 async def publish_all(js, ids: range) -> tuple[int, list[str]]:

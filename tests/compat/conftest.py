@@ -11,6 +11,7 @@ start costs seconds on a 2-core machine); each test uses its own event or MJD.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -35,13 +36,17 @@ class CompatStack:
 
 
 def _hashtag(out: str) -> str:
-    return re.search(r"hashtag: (\S+)", out).group(1)
+    found = re.search(r"hashtag: (\S+)", out)
+    assert found is not None, out
+    return found.group(1)
 
 
 @pytest.fixture(scope="module")
-def compat(tmp_path_factory) -> CompatStack:
+def compat(tmp_path_factory) -> Iterator[CompatStack]:
     stack, servers = standalone_stack(
-        tmp=tmp_path_factory.mktemp("compat"), PHOTCAL_MONGO_DB="compat", PHOTCAL_UPLOAD_TIMEOUT="60",
+        tmp=tmp_path_factory.mktemp("compat"),
+        PHOTCAL_MONGO_DB="compat",
+        PHOTCAL_UPLOAD_TIMEOUT="60",
         PHOTCAL_LOG_LEVEL="INFO",
     )
     try:

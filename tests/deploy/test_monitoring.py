@@ -112,15 +112,15 @@ def test_documented_metric_list_matches_readme():
 
 @needs_promtool
 def test_promtool_check_rules():
+    assert PROMTOOL is not None
     out = subprocess.run([PROMTOOL, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 @needs_promtool
 def test_promtool_test_rules():
-    out = subprocess.run(
-        [PROMTOOL, "test", "rules", "tests.yml"], cwd=PROM, capture_output=True, text=True, timeout=60
-    )
+    assert PROMTOOL is not None
+    out = subprocess.run([PROMTOOL, "test", "rules", "tests.yml"], cwd=PROM, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -129,7 +129,10 @@ def test_promtool_check_config(tmp_path):
     """The non-operator scrape config. Debian's promtool is built without the
     Kubernetes service discovery: then check the same file with a static target
     in its place, which still checks every relabelling rule and the rule file."""
-    out = subprocess.run([PROMTOOL, "check", "config", "prometheus.yml"], cwd=PROM, capture_output=True, text=True, timeout=60)
+    assert PROMTOOL is not None
+    out = subprocess.run(
+        [PROMTOOL, "check", "config", "prometheus.yml"], cwd=PROM, capture_output=True, text=True, timeout=60
+    )
     if out.returncode == 0:
         return
     assert "kubernetes_sd_configs" in out.stdout + out.stderr, out.stdout + out.stderr
@@ -139,7 +142,10 @@ def test_promtool_check_config(tmp_path):
         job["static_configs"] = [{"targets": ["localhost:8080"]}]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     shutil.copy(RULES, tmp_path / "rules.yml")
-    out = subprocess.run([PROMTOOL, "check", "config", "prometheus.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert PROMTOOL is not None
+    out = subprocess.run(
+        [PROMTOOL, "check", "config", "prometheus.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 

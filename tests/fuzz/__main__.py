@@ -18,9 +18,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "fuzz"
-SEEDS = [*(ROOT / "tests" / "data" / "parsing").iterdir(),
-         *(p for d in (ROOT / "tests" / "data" / "fields").iterdir() if d.is_dir()
-           for p in d.iterdir() if p.name.startswith("sex_"))]
+SEEDS = [
+    *(ROOT / "tests" / "data" / "parsing").iterdir(),
+    *(
+        p
+        for d in (ROOT / "tests" / "data" / "fields").iterdir()
+        if d.is_dir()
+        for p in d.iterdir()
+        if p.name.startswith("sex_")
+    ),
+]
 
 
 def main(argv: list[str]) -> int:
@@ -54,8 +61,15 @@ def _atheris(seconds: int) -> int:
     for seed in SEEDS:
         shutil.copy(seed, corpus / seed.name)
     print(f"fuzzing with atheris for {seconds} s ({len(SEEDS)} seeds); failures go to {ARTIFACTS}/", flush=True)
-    args = [sys.argv[0], f"-max_total_time={seconds}", f"-artifact_prefix={ARTIFACTS}/", "-rss_limit_mb=3072",
-            "-max_len=200000", "-timeout=20", str(corpus)]
+    args = [
+        sys.argv[0],
+        f"-max_total_time={seconds}",
+        f"-artifact_prefix={ARTIFACTS}/",
+        "-rss_limit_mb=3072",
+        "-max_len=200000",
+        "-timeout=20",
+        str(corpus),
+    ]
     atheris.Setup(args, targets.one_input)
     atheris.Fuzz()  # exits the process: 0 when the budget ran out without a failure
     return 0
@@ -75,13 +89,16 @@ def _hypothesis(seconds: int) -> int:
         data = bytearray(draw_seed)
         for pos, junk in cuts:
             pos = pos % (len(data) + 1)
-            data[pos:pos + len(junk)] = junk
+            data[pos : pos + len(junk)] = junk
         return bytes(data)
 
     inputs = st.one_of(
         st.binary(max_size=5000),
-        st.builds(mutated, st.sampled_from(seeds), st.lists(st.tuples(st.integers(0, 10**6), st.binary(max_size=16)),
-                                                            max_size=8)),
+        st.builds(
+            mutated,
+            st.sampled_from(seeds),
+            st.lists(st.tuples(st.integers(0, 10**6), st.binary(max_size=16)), max_size=8),
+        ),
     )
 
     # rounds of 200 until the budget is spent (a round past the deadline returns at once)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from tools.devstack import PHOTCAL, Stack  # noqa: F401  (re-exported for tests)
 
 
 @pytest.fixture
-def stack(test_env) -> Stack:
+def stack(test_env) -> Iterator[Stack]:
     port = free_port_block(4)
     s = Stack(env=test_env | {"PHOTCAL_HTTP_PORT": str(port), "PHOTCAL_UPLOAD_TIMEOUT": "30"}, port=port)
     yield s

@@ -44,7 +44,7 @@ def env(mongo_proc, tmp_path, fresh_db_name):
 
 
 def _alerts(env) -> dict[str, dict]:
-    client = MongoClient(env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=5000)
+    client: MongoClient[dict] = MongoClient(env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=5000)
     try:
         docs = list(client[env["PHOTCAL_MONGO_DB"]].alerts.find({}, {"_id": 0}))
     finally:
@@ -75,8 +75,10 @@ def test_alerts_import_is_idempotent(env, tmp_path):
     assert _alerts(env) == first
 
     # a later alerts.csv: one alert updated (new class), one new; ids and creation times kept
-    later = ROWS[0].replace('"unknown"', '"YSO"') + ROWS[1] + (
-        'Gaia21eer,2021-09-10 01:00:00,10.5,-5.25,16.0,17.0,0.2,"unknown",2021-09-11 00:00:00,"new one",\n'
+    later = (
+        ROWS[0].replace('"unknown"', '"YSO"')
+        + ROWS[1]
+        + ('Gaia21eer,2021-09-10 01:00:00,10.5,-5.25,16.0,17.0,0.2,"unknown",2021-09-11 00:00:00,"new one",\n')
     )
     csv.write_text(HEADER + later)
     out = _cli(env, "alerts", "import", str(csv))
@@ -93,7 +95,9 @@ def test_alerts_import_is_idempotent(env, tmp_path):
 def test_alerts_import_refuses_another_csv(env, tmp_path):
     bad = tmp_path / "other.csv"
     bad.write_text("a,b,c\n1,2,3\n")
-    done = subprocess.run([*PHOTCAL, "alerts", "import", str(bad)], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*PHOTCAL, "alerts", "import", str(bad)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2
     assert done.stderr.startswith("error: not a Gaia alerts.csv"), done.stderr
     assert _alerts(env) == {}

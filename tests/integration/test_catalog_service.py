@@ -23,7 +23,6 @@ from services.catalog import layout
 from shared.contracts.messages import ConeReply, ConeRequest
 from shared.contracts.subjects import SUBJECT_CONE
 from shared.contracts.surveys import APASS, GAIA, PS1
-from shared.infra import free_port, terminate, wait_for_port
 from tests.unit.test_catalog_store import (
     CENTRE,
     EDGE,
@@ -33,6 +32,7 @@ from tests.unit.test_catalog_store import (
     _brute,
     _stars,
 )
+from tools.infra import free_port, terminate, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ class CatalogService:
         self.log_path = self.data_dir.parent / f"catalog-service-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "CatalogService":
+    def start(self) -> CatalogService:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -116,9 +116,7 @@ def assert_same_stars(
     for band in survey.bands:
         if bands is None or band.name in bands:
             np.testing.assert_allclose(got.mags[band.name][og], expected[band.column].to_numpy()[oe], atol=1e-5)
-            np.testing.assert_allclose(
-                got.errs[band.name][og], expected[band.error_column].to_numpy()[oe], atol=1e-5
-            )
+            np.testing.assert_allclose(got.errs[band.name][og], expected[band.error_column].to_numpy()[oe], atol=1e-5)
     return len(keys)
 
 
@@ -206,7 +204,9 @@ async def test_coverage_south_of_minus_30_has_no_ps1(loaded, service):
         bad = ConeReply.model_validate_json(msg.data)
         assert not bad.ok and bad.error == "bad_request"
         msg = await nc.request(
-            SUBJECT_CONE, ConeRequest(ra=1, dec=1, radius_deg=1, surveys=["NOPE"]).model_dump_json().encode(), timeout=10
+            SUBJECT_CONE,
+            ConeRequest(ra=1, dec=1, radius_deg=1, surveys=["NOPE"]).model_dump_json().encode(),
+            timeout=10,
         )
         assert ConeReply.model_validate_json(msg.data).error == "unknown_survey"
     finally:
@@ -312,13 +312,13 @@ class StaticServer:
 
         asyncio.run(main())
 
-    def start(self) -> "StaticServer":
+    def start(self) -> StaticServer:
         self._thread.start()
         assert self._ready.wait(10)
         return self
 
     def stop(self) -> None:
-        if self._loop is not None:
+        if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(10)
 
@@ -352,7 +352,13 @@ async def test_remote_catalogue_over_http(nats_proc, tmp_path):
     try:
         url = f"{http.url}/gaia_dr3"
         out = svc.cli(
-            "catalog", "attach", "--survey", "GAIA", url, "--columns", "Gmag=phot_g_mean_mag,e_Gmag=phot_g_mean_mag_error"
+            "catalog",
+            "attach",
+            "--survey",
+            "GAIA",
+            url,
+            "--columns",
+            "Gmag=phot_g_mean_mag,e_Gmag=phot_g_mean_mag_error",
         ).stdout
         assert "now served from http://127.0.0.1" in out and "G: phot_g_mean_mag +/- phot_g_mean_mag_error" in out, out
         assert "BP: BPmag +/- e_BPmag" in out, out  # detected by name
@@ -376,7 +382,7 @@ async def test_remote_catalogue_over_http(nats_proc, tmp_path):
             await nc.close()
         fetched = http.partition_gets()
         assert fetched > 0
-        cached = [p for p in (data / "cache").rglob("Npix=*.parquet")]
+        cached = list((data / "cache").rglob("Npix=*.parquet"))
         assert len(cached) == fetched, (cached, http.requests)
     finally:
         svc.stop()

@@ -8,10 +8,10 @@ answer (services/calibrate/decisions.py).
 
 from __future__ import annotations
 
+import nats
 import numpy as np
 import pytest
 
-import nats
 from services.calibrate.cone import CatalogFailed, CatalogRefused, ConeClient
 from services.catalog.handlers import make_cone_handler, make_cone_v2_handler
 from shared.contracts.messages import ConeReply, ConeRequest, SurveyStars
@@ -25,7 +25,8 @@ class FakeStore:
     """Answers ``n`` PS1-like stars, or raises what it is told to."""
 
     def __init__(self, n: int, raises: Exception | None = None) -> None:
-        self.n, self.raises, self.asked = n, raises, []
+        self.n, self.raises = n, raises
+        self.asked: list[dict] = []
 
     def cone(self, ra, dec, radius, surveys=None, **options) -> ConeReply:
         self.asked.append(options)
@@ -33,9 +34,13 @@ class FakeStore:
             raise self.raises
         rng = np.random.default_rng(0)
         mags = {b: rng.uniform(12, 22, self.n).astype(np.float32) for b in "grizy"}
-        stars = SurveyStars(survey="PS1", ra=ra + rng.uniform(-radius, radius, self.n),
-                            dec=dec + rng.uniform(-radius, radius, self.n), mags=mags,
-                            errs={b: (m * 0.01).astype(np.float32) for b, m in mags.items()})
+        stars = SurveyStars(
+            survey="PS1",
+            ra=ra + rng.uniform(-radius, radius, self.n),
+            dec=dec + rng.uniform(-radius, radius, self.n),
+            mags=mags,
+            errs={b: (m * 0.01).astype(np.float32) for b, m in mags.items()},
+        )
         return ConeReply(covered=["PS1"], stars={"PS1": stars})
 
 
@@ -64,8 +69,9 @@ async def test_a_reply_of_any_size_arrives_whole(nats_proc):
         # the same field again comes from the worker's cache
         assert await client.cone(120.0, -5.0, 0.3, n_sources=4_000) is reply
         # v1 of the same cone: an error that says so, not silence
-        msg = await nc.request(SUBJECT_CONE, ConeRequest(ra=120.0, dec=-5.0, radius_deg=0.3).model_dump_json().encode(),
-                               timeout=20)
+        msg = await nc.request(
+            SUBJECT_CONE, ConeRequest(ra=120.0, dec=-5.0, radius_deg=0.3).model_dump_json().encode(), timeout=20
+        )
         v1 = ConeReply.model_validate_json(msg.data)
         assert (v1.ok, v1.error) == (False, "cone_too_large")
     finally:

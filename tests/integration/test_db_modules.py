@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from shared.db import connect_database
-from shared.db import alerts, calibrations, counters, datapoints, recalibrations, sessions, upload_sources, uploads
+from shared.contracts.messages import CalibrationResult
+from shared.db import (
+    alerts,
+    calibrations,
+    connect_database,
+    counters,
+    datapoints,
+    recalibrations,
+    sessions,
+    upload_sources,
+    uploads,
+)
 from shared.db.collections import COLLECTIONS
 from shared.errors import Forbidden, NotFound
-from shared.contracts.messages import CalibrationResult
 
 IVORN = "ivo://test/db#Modules1"
 

@@ -13,7 +13,6 @@ import nats
 import pytest
 
 from shared.contracts.messages import CalibrationResult
-
 from shared.contracts.subjects import SUBJECT_CALIBRATED
 from tests.integration.conftest import Stack, field_dir, wait_until
 
@@ -22,14 +21,43 @@ pytestmark = pytest.mark.integration
 FIELD = field_dir("north_V")
 
 
-def curl_upload(stack: Stack, catalogue, hashtag: str, event: str, *, dry_run: int = 1, mjd: str = "58000.5",
-                extra: tuple[str, ...] = ()) -> tuple[int, dict]:
+def curl_upload(
+    stack: Stack,
+    catalogue,
+    hashtag: str,
+    event: str,
+    *,
+    dry_run: int = 1,
+    mjd: str = "58000.5",
+    extra: tuple[str, ...] = (),
+) -> tuple[int, dict]:
     """The CPCS manual's curl command, unchanged but for the values."""
     cmd = [
-        "curl", "-s", "-w", "\n%{http_code}",
-        "-F", "matchDist=2", "-F", f"EventID={event}", "-F", f"sexCat=@{catalogue};", "-F", f"hashtag={hashtag}",
-        "-F", f"MJD={mjd}", "-F", "expTime=60", "-F", "noPlot=1", "-F", "forceFilter=no",
-        "-F", f"dryRun={dry_run}", "-F", "outputFormat=json", *extra,
+        "curl",
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "-F",
+        "matchDist=2",
+        "-F",
+        f"EventID={event}",
+        "-F",
+        f"sexCat=@{catalogue};",
+        "-F",
+        f"hashtag={hashtag}",
+        "-F",
+        f"MJD={mjd}",
+        "-F",
+        "expTime=60",
+        "-F",
+        "noPlot=1",
+        "-F",
+        "forceFilter=no",
+        "-F",
+        f"dryRun={dry_run}",
+        "-F",
+        "outputFormat=json",
+        *extra,
         f"{stack.url}/cgi/upload",
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
@@ -47,8 +75,20 @@ def field_stack(stack: Stack):
     truth = stack.load_field(FIELD)
     hashtag = stack.add_observatory()
     ivorn = "ivo://gaia/alerts#SimNorthV"
-    stack.cli("alert", "add", "--ivorn", ivorn, "--ra", str(truth["alert"]["ra"]), "--dec", str(truth["alert"]["dec"]),
-              "--name", "SimNorthV", "--url", "http://example.org/SimNorthV")
+    stack.cli(
+        "alert",
+        "add",
+        "--ivorn",
+        ivorn,
+        "--ra",
+        str(truth["alert"]["ra"]),
+        "--dec",
+        str(truth["alert"]["dec"]),
+        "--name",
+        "SimNorthV",
+        "--url",
+        "http://example.org/SimNorthV",
+    )
     stack.start()
     return stack, truth, hashtag, ivorn
 
@@ -165,10 +205,14 @@ def test_correlation_id_travels_from_http_through_nats_to_the_worker_log(field_s
     cid = "trace-me-0123456789"
     code, answer = curl_upload(stack, FIELD / "sex_cpcs.cat", hashtag, ivorn, extra=("-H", f"X-Correlation-ID: {cid}"))
     assert code == 200, answer
+
     def my_log_lines():
         # the worker logs after it acks, which may be just after the gateway answered
-        lines = [json.loads(line) for line in stack.log().splitlines()
-                 if line.startswith("{") and '"upload_calibrated"' in line]
+        lines = [
+            json.loads(line)
+            for line in stack.log().splitlines()
+            if line.startswith("{") and '"upload_calibrated"' in line
+        ]
         return [line for line in lines if line.get("upload_id") == answer["upload_id"]]
 
     mine = wait_until(my_log_lines, timeout=10)

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 
 import nats
@@ -23,7 +24,6 @@ import pymongo
 import pytest
 
 from shared.contracts.messages import UploadRequested
-
 from shared.contracts.subjects import STREAM_DEAD, SUBJECT_UPLOAD
 from tests.integration.conftest import Stack, field_dir, wait_until
 from tests.integration.test_end_to_end import get_json
@@ -43,18 +43,39 @@ FAULT_ENV = {
 
 def upload_body(hashtag: str, ivorn: str, mjd: float, catalogue: bytes, **extra: str) -> tuple[bytes, str]:
     boundary = "----photcaltest"
-    fields = {"hashtag": hashtag, "EventID": ivorn, "MJD": f"{mjd:.6f}", "expTime": "60", "noPlot": "1",
-              "dryRun": "0", "outputFormat": "json", "matchDist": "2"} | extra
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
+    fields = {
+        "hashtag": hashtag,
+        "EventID": ivorn,
+        "MJD": f"{mjd:.6f}",
+        "expTime": "60",
+        "noPlot": "1",
+        "dryRun": "0",
+        "outputFormat": "json",
+        "matchDist": "2",
+    } | extra
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
+    ]
     parts.append(
         f'--{boundary}\r\nContent-Disposition: form-data; name="sexCat"; filename="cat.txt"\r\n'
-        "Content-Type: text/plain\r\n\r\n".encode() + catalogue + b"\r\n"
+        "Content-Type: text/plain\r\n\r\n".encode()
+        + catalogue
+        + b"\r\n"
     )
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def post_upload(url: str, hashtag: str, ivorn: str, mjd: float, catalogue: bytes, *, wait: bool = False,
-                timeout: float = 60, **extra: str) -> tuple[int, dict, float]:
+def post_upload(
+    url: str,
+    hashtag: str,
+    ivorn: str,
+    mjd: float,
+    catalogue: bytes,
+    *,
+    wait: bool = False,
+    timeout: float = 60,
+    **extra: str,
+) -> tuple[int, dict, float]:
     """(HTTP status, JSON body, seconds) of one upload; never raises on an HTTP error status."""
     body, content_type = upload_body(hashtag, ivorn, mjd, catalogue, **extra)
     request = urllib.request.Request(
@@ -84,7 +105,9 @@ def field_stack(stack: Stack, ivorn: str, **env: str) -> tuple[str, bytes]:
 
 
 def database(stack: Stack):
-    client = pymongo.MongoClient(stack.env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=3000)
+    client: pymongo.MongoClient[dict] = pymongo.MongoClient(
+        stack.env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=3000
+    )
     return client, client[stack.env["PHOTCAL_MONGO_DB"]]
 
 
@@ -96,8 +119,9 @@ def stored_upload_ids(stack: Stack, ivorn: str) -> list[str]:
         client.close()
 
 
-def assert_exactly_once(stack: Stack, ivorn: str, accepted: list[str], maybe: set[str] = frozenset(),
-                        timeout: float = 60) -> list[str]:
+def assert_exactly_once(
+    stack: Stack, ivorn: str, accepted: list[str], maybe: AbstractSet[str] = frozenset(), timeout: float = 60
+) -> list[str]:
     """Wait until every accepted upload is stored, then check each is stored once and nothing else is."""
     wait_until(lambda: set(accepted) <= set(stored_upload_ids(stack, ivorn)), timeout=timeout, interval=0.5)
     time.sleep(1.0)  # let any stray redelivery land before counting
@@ -201,9 +225,11 @@ def test_a_burst_beyond_the_workers_waits_in_the_stream_and_504s_complete_later(
     os.kill(worker, signal.SIGSTOP)
     try:
         with ThreadPoolExecutor(10) as pool:
-            answers = list(pool.map(
-                lambda i: post_upload(stack.url, hashtag, ivorn, 61000.0 + i * 0.01, catalogue, wait=True), range(n)
-            ))
+            answers = list(
+                pool.map(
+                    lambda i: post_upload(stack.url, hashtag, ivorn, 61000.0 + i * 0.01, catalogue, wait=True), range(n)
+                )
+            )
         pending = asyncio.run(_consumer_pending(stack))
     finally:
         os.kill(worker, signal.SIGCONT)
@@ -238,15 +264,25 @@ async def test_poison_messages_are_dead_lettered_with_the_reason(stack):
     await js.publish(SUBJECT_UPLOAD, b"\x00\xffnot json at all", headers={"Nats-Msg-Id": "garbage-1"})
     # well-formed, but its table is said to be in the object store and is not: fails on every delivery
     missing = UploadRequested(
-        upload_id="deadbeef" * 4, ivorn="ivo://gaia/alerts#Nowhere", alert_ra=10.0, alert_dec=20.0,
-        observatory_id="x", observatory_name="X", mjd=60000.0, n_sources=10, sources_in_object_store=True,
+        upload_id="deadbeef" * 4,
+        ivorn="ivo://gaia/alerts#Nowhere",
+        alert_ra=10.0,
+        alert_dec=20.0,
+        observatory_id="x",
+        observatory_name="X",
+        mjd=60000.0,
+        n_sources=10,
+        sources_in_object_store=True,
     )
     await js.publish(SUBJECT_UPLOAD, missing.model_dump_json().encode(), headers={"Nats-Msg-Id": missing.upload_id})
 
     async def dead_letters() -> list[dict]:
         info = await js.stream_info(STREAM_DEAD)
-        return [json.loads((await js.get_msg(STREAM_DEAD, seq)).data)
-                for seq in range(info.state.first_seq, info.state.last_seq + 1) if info.state.messages]
+        return [
+            json.loads((await js.get_msg(STREAM_DEAD, seq)).data or b"")
+            for seq in range(info.state.first_seq, info.state.last_seq + 1)
+            if info.state.messages
+        ]
 
     deadline = time.monotonic() + 40
     letters: list[dict] = []
@@ -255,9 +291,9 @@ async def test_poison_messages_are_dead_lettered_with_the_reason(stack):
         letters = await dead_letters()
     await nc.close()
     assert len(letters) == 2, letters
-    garbage = next(l for l in letters if l["upload_id"] is None)
+    garbage = next(letter for letter in letters if letter["upload_id"] is None)
     assert "not an UploadRequested" in garbage["reason"] and garbage["deliveries"] == 1
-    crashed = next(l for l in letters if l["upload_id"] == missing.upload_id)
+    crashed = next(letter for letter in letters if letter["upload_id"] == missing.upload_id)
     assert crashed["deliveries"] == 3 and crashed["reason"]
     with urllib.request.urlopen(f"http://127.0.0.1:{stack.port + 1}/metrics", timeout=10) as r:
         metrics = r.read().decode()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import urllib.parse
-from pathlib import Path
 
 import pymongo
 import pytest
@@ -30,7 +29,9 @@ ELSEWHERE = "ivo://gaia/alerts#SimElsewhere"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     stack, servers = standalone_stack(
-        tmp=tmp_path_factory.mktemp("frame"), PHOTCAL_MONGO_DB="frame", PHOTCAL_UPLOAD_TIMEOUT="60",
+        tmp=tmp_path_factory.mktemp("frame"),
+        PHOTCAL_MONGO_DB="frame",
+        PHOTCAL_UPLOAD_TIMEOUT="60",
     )
     truth = stack.load_field(FIELD)
     stack.add_observatory()
@@ -51,8 +52,16 @@ def hashtag(stack: Stack) -> str:
 
 
 def upload(stack: Stack, catalogue: bytes, path: str = "/cgi/upload", **fields: str) -> tuple[int, dict, bytes]:
-    form = {"hashtag": hashtag(stack), "EventID": IVORN, "MJD": "60100.5", "expTime": "60", "noPlot": "1",
-            "dryRun": "0", "outputFormat": "json", "matchDist": "2"} | fields
+    form = {
+        "hashtag": hashtag(stack),
+        "EventID": IVORN,
+        "MJD": "60100.5",
+        "expTime": "60",
+        "noPlot": "1",
+        "dryRun": "0",
+        "outputFormat": "json",
+        "matchDist": "2",
+    } | fields
     body, content_type = multipart(form, {"sexCat": ("cat.txt", catalogue)})
     return request(stack, "POST", path, body, {"Content-Type": content_type})
 
@@ -130,8 +139,13 @@ def test_html_answer_of_a_detection_without_mag_err_is_a_page_and_the_point_is_s
 def test_html_answer_of_a_limit_is_a_page(site):
     lines = (FIELD / "sex_ascii_head.cat").read_text().splitlines()
     ra0, dec0 = site.truth["alert"]["ra"], site.truth["alert"]["dec"]
-    kept = [line for line in lines if line.startswith("#")
-            or math.hypot((float(line.split()[3]) - ra0) * math.cos(math.radians(dec0)), float(line.split()[4]) - dec0) > 3 / 3600]
+    kept = [
+        line
+        for line in lines
+        if line.startswith("#")
+        or math.hypot((float(line.split()[3]) - ra0) * math.cos(math.radians(dec0)), float(line.split()[4]) - dec0)
+        > 3 / 3600
+    ]
     status, _h, raw = upload(site, ("\n".join(kept) + "\n").encode(), dryRun="1", outputFormat="html")
     page = raw.decode()
     assert status == 200 and "not detected" in page and "Limiting magnitude</th><td>2" in page, page[:800]
@@ -147,30 +161,50 @@ def test_html_error_answers_are_pages(site):
 
 def test_an_impostor_cannot_take_a_real_events_name_at_any_entry_point(site):
     tag = hashtag(site)
-    status, body = post_json(site, "/api/v1/alerts", {"hashtag": tag, "ivorn": "ivo://evil/fake#1", "ra": 10, "dec": 20,
-                                                        "name": "SimFrame"})
+    status, body = post_json(
+        site, "/api/v1/alerts", {"hashtag": tag, "ivorn": "ivo://evil/fake#1", "ra": 10, "dec": 20, "name": "SimFrame"}
+    )
     assert status == 409 and body["error"] == "alert_name_taken" and IVORN in body["message"]
-    query = urllib.parse.urlencode({"hashtag": tag, "EventID": "ivo://evil/fake#2", "ra": "10", "dec": "20",
-                                    "name": "SimFrame", "outputFormat": "json"})
+    query = urllib.parse.urlencode(
+        {
+            "hashtag": tag,
+            "EventID": "ivo://evil/fake#2",
+            "ra": "10",
+            "dec": "20",
+            "name": "SimFrame",
+            "outputFormat": "json",
+        }
+    )
     status, _h, raw = request(site, "GET", f"/cgi/newevent?{query}")
     assert status == 409 and json.loads(raw)["error"] == "alert_name_taken"
     # the fragment of an ivorn is its name too
-    status, body = post_json(site, "/api/v1/alerts", {"hashtag": tag, "ivorn": "ivo://evil/fake#SimFrame", "ra": 10,
-                                                        "dec": 20})
+    status, body = post_json(
+        site, "/api/v1/alerts", {"hashtag": tag, "ivorn": "ivo://evil/fake#SimFrame", "ra": 10, "dec": 20}
+    )
     assert status == 409 and body["error"] == "alert_name_taken"
-    done = site.cli("alert", "add", "--ivorn", "ivo://evil/fake#3", "--ra", "10", "--dec", "20", "--name", "SimFrame",
-                    check=False)
+    done = site.cli(
+        "alert", "add", "--ivorn", "ivo://evil/fake#3", "--ra", "10", "--dec", "20", "--name", "SimFrame", check=False
+    )
     assert done.returncode != 0 and "is taken by" in done.stderr + done.stdout
 
 
 def test_a_name_two_stored_events_answer_to_is_refused_on_read(site):
     """Two events stored under one name before it was checked: the read lists them and asks for the ivorn."""
-    client = pymongo.MongoClient(site.env["PHOTCAL_MONGO_URL"])
+    client: pymongo.MongoClient[dict] = pymongo.MongoClient(site.env["PHOTCAL_MONGO_URL"])
     try:
         alerts = client["frame"]["alerts"]
         for i, ivorn in enumerate(["ivo://evil/fake#old", "ivo://gaia/alerts#Gaia99zzz"]):
-            alerts.insert_one({"ivorn": ivorn, "name": "Gaia99zzz", "ra": 10.0 + i, "dec": 20.0, "alert_id": 9000 + i,
-                               "extra": {}, "data_version": 0})
+            alerts.insert_one(
+                {
+                    "ivorn": ivorn,
+                    "name": "Gaia99zzz",
+                    "ra": 10.0 + i,
+                    "dec": 20.0,
+                    "alert_id": 9000 + i,
+                    "extra": {},
+                    "data_version": 0,
+                }
+            )
     finally:
         client.close()
     query = urllib.parse.urlencode({"alert_name": "Gaia99zzz", "hashtag": hashtag(site)})
@@ -186,23 +220,44 @@ def test_a_name_two_stored_events_answer_to_is_refused_on_read(site):
 
 @pytest.mark.parametrize("name", ["nul\x00name", "two\nlines", "rtl\u202eexe.txt", "x" * 2650])
 def test_unprintable_or_long_names_are_refused(site, name):
-    status, body = post_json(site, "/api/v1/alerts", {"hashtag": hashtag(site), "ivorn": "ivo://x/y#BadName", "ra": 10,
-                                                        "dec": 20, "name": name})
+    status, body = post_json(
+        site,
+        "/api/v1/alerts",
+        {"hashtag": hashtag(site), "ivorn": "ivo://x/y#BadName", "ra": 10, "dec": 20, "name": name},
+    )
     assert status == 400 and body["error"] == "bad_alert_name" and "printable" in body["message"], body
-    query = urllib.parse.urlencode({"hashtag": hashtag(site), "EventID": "ivo://x/y#BadName", "ra": "10", "dec": "20",
-                                    "name": name, "outputFormat": "json"})
+    query = urllib.parse.urlencode(
+        {
+            "hashtag": hashtag(site),
+            "EventID": "ivo://x/y#BadName",
+            "ra": "10",
+            "dec": "20",
+            "name": name,
+            "outputFormat": "json",
+        }
+    )
     status, _h, raw = request(site, "GET", f"/cgi/newevent?{query}")
     assert status == 400 and json.loads(raw)["error"] == "bad_alert_name"
 
 
 def test_an_event_at_an_existing_ones_position_warns_naming_it(site):
     ra, dec = site.truth["alert"]["ra"], site.truth["alert"]["dec"]
-    status, body = post_json(site, "/api/v1/alerts", {"hashtag": hashtag(site), "ivorn": "ivo://tns/objects#AT2099a",
-                                                        "ra": ra, "dec": dec + 0.4 / 3600})
+    status, body = post_json(
+        site,
+        "/api/v1/alerts",
+        {"hashtag": hashtag(site), "ivorn": "ivo://tns/objects#AT2099a", "ra": ra, "dec": dec + 0.4 / 3600},
+    )
     assert status == 201, body
     assert body["warnings"] == [f"{IVORN} is 0.4 arcsec away"]
-    query = urllib.parse.urlencode({"hashtag": hashtag(site), "EventID": "ivo://tns/objects#AT2099b", "ra": str(ra),
-                                    "dec": str(dec - 1.0 / 3600), "outputFormat": "json"})
+    query = urllib.parse.urlencode(
+        {
+            "hashtag": hashtag(site),
+            "EventID": "ivo://tns/objects#AT2099b",
+            "ra": str(ra),
+            "dec": str(dec - 1.0 / 3600),
+            "outputFormat": "json",
+        }
+    )
     status, _h, raw = request(site, "GET", f"/cgi/newevent?{query}")
     warnings = json.loads(raw)["warnings"]
     assert status == 200 and f"{IVORN} is 1.0 arcsec away" in warnings and len(warnings) == 2

@@ -18,10 +18,30 @@ FIELD = field_dir("south_R_gaiasp")
 def curl_forced(stack: Stack, hashtag: str, event: str, force: str) -> tuple[int, dict]:
     """The CPCS manual's curl command (dry run) with ``forceFilter`` set."""
     cmd = [
-        "curl", "-s", "-w", "\n%{http_code}",
-        "-F", "matchDist=2", "-F", f"EventID={event}", "-F", f"sexCat=@{FIELD / 'sex_ascii_head.cat'};",
-        "-F", f"hashtag={hashtag}", "-F", "MJD=58000.5", "-F", "expTime=60", "-F", "noPlot=1",
-        "-F", f"forceFilter={force}", "-F", "dryRun=1", "-F", "outputFormat=json",
+        "curl",
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "-F",
+        "matchDist=2",
+        "-F",
+        f"EventID={event}",
+        "-F",
+        f"sexCat=@{FIELD / 'sex_ascii_head.cat'};",
+        "-F",
+        f"hashtag={hashtag}",
+        "-F",
+        "MJD=58000.5",
+        "-F",
+        "expTime=60",
+        "-F",
+        "noPlot=1",
+        "-F",
+        f"forceFilter={force}",
+        "-F",
+        "dryRun=1",
+        "-F",
+        "outputFormat=json",
         f"{stack.url}/cgi/upload",
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
@@ -33,8 +53,20 @@ def test_force_filter_gaiasp_v_and_r_calibrate_end_to_end(stack):
     truth = stack.load_field(FIELD)
     hashtag = stack.add_observatory()
     ivorn = "ivo://gaia/alerts#SimSouthR"
-    stack.cli("alert", "add", "--ivorn", ivorn, "--ra", str(truth["alert"]["ra"]), "--dec", str(truth["alert"]["dec"]),
-              "--name", "SimSouthR", "--url", "http://example.org/SimSouthR")
+    stack.cli(
+        "alert",
+        "add",
+        "--ivorn",
+        ivorn,
+        "--ra",
+        str(truth["alert"]["ra"]),
+        "--dec",
+        str(truth["alert"]["dec"]),
+        "--name",
+        "SimSouthR",
+        "--url",
+        "http://example.org/SimSouthR",
+    )
     stack.start()
     for band in ("V", "R"):
         code, answer = curl_forced(stack, hashtag, ivorn, f"GaiaSP/{band}")

@@ -46,9 +46,12 @@ EVIL_ORIGIN = "http://127.0.0.1:1"
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
     stack, servers = standalone_stack(
-        tmp=tmp_path_factory.mktemp("hardening"), PHOTCAL_MONGO_DB="hardening",
-        PHOTCAL_RATE_LIMIT_HASHTAG_BURST="5000", PHOTCAL_RATE_LIMIT_IP_BURST="5000",
-        PHOTCAL_TRUSTED_PROXIES=PROXY, PHOTCAL_LOG_LEVEL="INFO",
+        tmp=tmp_path_factory.mktemp("hardening"),
+        PHOTCAL_MONGO_DB="hardening",
+        PHOTCAL_RATE_LIMIT_HASHTAG_BURST="5000",
+        PHOTCAL_RATE_LIMIT_IP_BURST="5000",
+        PHOTCAL_TRUSTED_PROXIES=PROXY,
+        PHOTCAL_LOG_LEVEL="INFO",
     )
     truth = stack.load_field(FIELD)
     stack.add_observatory("Victim Observatory")
@@ -61,8 +64,9 @@ def gw(tmp_path_factory):
         stop_all(stack, servers)
 
 
-def call(stack: Stack, method: str, path: str, body: bytes = b"", headers: dict | None = None,
-         source: str = "127.0.0.1") -> tuple[int, http.client.HTTPMessage, bytes]:
+def call(
+    stack: Stack, method: str, path: str, body: bytes = b"", headers: dict | None = None, source: str = "127.0.0.1"
+) -> tuple[int, http.client.HTTPMessage, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=60, source_address=(source, 0))
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -118,7 +122,9 @@ def log_in(stack: Stack, name: str = "Victim Observatory") -> str:
 def page_csrf(stack: Stack, cookie: str, path: str = "/upload") -> str:
     status, _, raw = call(stack, "GET", path, headers={"Cookie": f"photcal_session={cookie}"})
     assert status == 200, raw[:300]
-    return re.search(rb'name="csrf" value="([^"]+)"', raw).group(1).decode()
+    found = re.search(rb'name="csrf" value="([^"]+)"', raw)
+    assert found is not None, raw[:300]
+    return found.group(1).decode()
 
 
 def mongo(stack: Stack):
@@ -133,12 +139,27 @@ def stored_point(stack: Stack, name: str = "Victim Observatory") -> int:
     observatory = db.observatories.find_one({"name": name})
     _next_point[0] += 1
     followup_id = _next_point[0]
-    db.datapoints.insert_one({
-        "followup_id": followup_id, "upload_id": f"hard{followup_id}", "ivorn": IVORN, "alert_name": "SimHardening",
-        "observatory_id": observatory["observatory_id"], "observatory": name, "mjd": 60000 + followup_id / 1e6,
-        "exptime": 60.0, "survey": "APASS", "filter": "V", "mag": 17.0, "mag_err": 0.05, "limit_mag": None,
-        "detected": True, "comment": "", "dedupe_key": f"hard|{followup_id}", "deleted": False,
-    })
+    db.datapoints.insert_one(
+        {
+            "followup_id": followup_id,
+            "upload_id": f"hard{followup_id}",
+            "ivorn": IVORN,
+            "alert_name": "SimHardening",
+            "observatory_id": observatory["observatory_id"],
+            "observatory": name,
+            "mjd": 60000 + followup_id / 1e6,
+            "exptime": 60.0,
+            "survey": "APASS",
+            "filter": "V",
+            "mag": 17.0,
+            "mag_err": 0.05,
+            "limit_mag": None,
+            "detected": True,
+            "comment": "",
+            "dedupe_key": f"hard|{followup_id}",
+            "deleted": False,
+        }
+    )
     return followup_id
 
 
@@ -218,8 +239,15 @@ def test_forty_bombs_at_once_leave_the_gateways_memory_bounded(gw):
 
 def test_a_plain_small_form_still_passes_compressed(gw):
     """Compression itself stays accepted: it is the decompressed size that is limited."""
-    body, headers = form({"hashtag": gw.hashtags["Victim Observatory"], "EventID": "ivo://gaia/alerts#SimGzipOk",
-                          "ra": "10", "dec": "20", "outputFormat": "json"})
+    body, headers = form(
+        {
+            "hashtag": gw.hashtags["Victim Observatory"],
+            "EventID": "ivo://gaia/alerts#SimGzipOk",
+            "ra": "10",
+            "dec": "20",
+            "outputFormat": "json",
+        }
+    )
     status, _, raw = call(gw, "POST", "/cgi/newevent", gzip.compress(body), headers | {"Content-Encoding": "gzip"})
     assert status == 200, raw[:300]
 
@@ -237,10 +265,19 @@ def test_a_page_on_another_port_cannot_write_with_the_login_cookie(gw):
         body, headers = form({"EventID": "ivo://gaia/alerts#SimCsrf1", "ra": "1", "dec": "2"})
         json_error(call(gw, "POST", "/cgi/newevent", body, headers | cookie | origin_headers), 403, "csrf_failed")
         payload = json.dumps({"ivorn": "ivo://gaia/alerts#SimCsrf2", "ra": 1, "dec": 2}).encode()
-        answer = call(gw, "POST", "/api/v1/alerts", payload, {"Content-Type": "application/json"} | cookie | origin_headers)
+        answer = call(
+            gw, "POST", "/api/v1/alerts", payload, {"Content-Type": "application/json"} | cookie | origin_headers
+        )
         json_error(answer, 403, "csrf_failed")
-        body, headers = multipart({"EventID": IVORN, "MJD": "60001", "dryRun": "0", "outputFormat": "json",
-                                   "sexCat": (FIELD / "sex_cpcs.cat").read_bytes()})
+        body, headers = multipart(
+            {
+                "EventID": IVORN,
+                "MJD": "60001",
+                "dryRun": "0",
+                "outputFormat": "json",
+                "sexCat": (FIELD / "sex_cpcs.cat").read_bytes(),
+            }
+        )
         json_error(call(gw, "POST", "/cgi/upload", body, headers | cookie | origin_headers), 403, "csrf_failed")
         json_error(call(gw, "DELETE", f"/api/v1/datapoints/{point}", b"", cookie | origin_headers), 403, "csrf_failed")
     assert not deleted(gw, point)
@@ -305,12 +342,16 @@ def test_the_login_form_token_logs_in_without_browser_headers(gw):
     status, headers, raw = call(gw, "GET", "/login")
     assert status == 200
     nonce = SimpleCookie(set_cookies(headers)["photcal_login"])["photcal_login"].value
-    token = re.search(rb'name="csrf" value="([^"]+)"', raw).group(1).decode()
+    found = re.search(rb'name="csrf" value="([^"]+)"', raw)
+    assert found is not None, raw[:300]
+    token = found.group(1).decode()
     body, form_headers = form({"hashtag": gw.hashtags["Victim Observatory"], "csrf": token})
     status, headers, raw = call(gw, "POST", "/login", body, form_headers | {"Cookie": f"photcal_login={nonce}"})
     assert status == 303 and "photcal_session" in set_cookies(headers), raw[:300]
     # the token of another nonce is refused
-    status, headers, _ = call(gw, "POST", "/login", body, form_headers | {"Cookie": "photcal_login=AAAAAAAAAAAAAAAAAAAAAA"})
+    status, headers, _ = call(
+        gw, "POST", "/login", body, form_headers | {"Cookie": "photcal_login=AAAAAAAAAAAAAAAAAAAAAA"}
+    )
     assert status == 403 and "photcal_session" not in set_cookies(headers)
 
 
@@ -334,8 +375,11 @@ def test_logout_is_a_post_with_the_token_and_the_old_cookie_is_dead_afterwards(g
     # the saved copy of the cookie, replayed with everything a page of ours would send
     point = stored_point(gw)
     payload = json.dumps({"ivorn": "ivo://gaia/alerts#SimAfterLogout", "ra": 1, "dec": 2}).encode()
-    json_error(call(gw, "POST", "/api/v1/alerts", payload, json_headers | cookie | {"Origin": own_origin(gw)}),
-               401, "session_ended")
+    json_error(
+        call(gw, "POST", "/api/v1/alerts", payload, json_headers | cookie | {"Origin": own_origin(gw)}),
+        401,
+        "session_ended",
+    )
     body, form_headers = form({"followupid": str(point), "csrf": token, "outputFormat": "json"})
     json_error(call(gw, "POST", "/cgi/delpoint", body, form_headers | cookie), 401, "session_ended")
     assert not deleted(gw, point) and events_named(gw, "ivo://gaia/alerts#SimAfterLogout") == 0
@@ -358,6 +402,7 @@ def test_the_cookie_is_secure_behind_a_trusted_tls_proxy_only(gw):
     # the same headers from a client connecting directly are its own claims: not https, not our origin
     status, answer_headers, _ = call(gw, "POST", "/login", body, headers | behind_tls)
     assert status == 403 and "photcal_session" not in set_cookies(answer_headers)
-    status, answer_headers, _ = call(gw, "POST", "/login", body, headers | {"X-Forwarded-Proto": "https",
-                                                                           "Origin": own_origin(gw)})
+    status, answer_headers, _ = call(
+        gw, "POST", "/login", body, headers | {"X-Forwarded-Proto": "https", "Origin": own_origin(gw)}
+    )
     assert status == 303 and "Secure" not in set_cookies(answer_headers)["photcal_session"]

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import time
 import urllib.parse
+from typing import Any
 
 import nats
 import pymongo
@@ -24,19 +25,25 @@ import pytest
 
 from shared.hashtags import new_hashtag
 from shared.http_errors import CPCS_BODY_LIMIT
-from shared.infra import free_port
 from tests.integration.conftest import PHOTCAL, Stack, wait_until
 from tools.devstack import standalone_stack, stop_all
+from tools.infra import free_port
 
 pytestmark = pytest.mark.integration
 
 IVORN = "ivo://gaia/alerts#SimHardening"
-LIMITS = dict(
-    PHOTCAL_RATE_LIMIT_IP_PER_S="0.01", PHOTCAL_RATE_LIMIT_IP_BURST="30",
-    PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0.01", PHOTCAL_RATE_LIMIT_HASHTAG_BURST="20",
-    PHOTCAL_RATE_LIMIT_READ_PER_S="0.01", PHOTCAL_RATE_LIMIT_READ_BURST="40",
-    PHOTCAL_RATE_LIMIT_AUTH_FAILURES_PER_S="0.01", PHOTCAL_RATE_LIMIT_AUTH_FAILURES_BURST="10",
-    PHOTCAL_HTTP_HEADER_TIMEOUT="2", PHOTCAL_HTTP_BODY_GRACE="2", PHOTCAL_HTTP_MIN_BODY_RATE="20000",
+LIMITS: dict[str, Any] = dict(
+    PHOTCAL_RATE_LIMIT_IP_PER_S="0.01",
+    PHOTCAL_RATE_LIMIT_IP_BURST="30",
+    PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0.01",
+    PHOTCAL_RATE_LIMIT_HASHTAG_BURST="20",
+    PHOTCAL_RATE_LIMIT_READ_PER_S="0.01",
+    PHOTCAL_RATE_LIMIT_READ_BURST="40",
+    PHOTCAL_RATE_LIMIT_AUTH_FAILURES_PER_S="0.01",
+    PHOTCAL_RATE_LIMIT_AUTH_FAILURES_BURST="10",
+    PHOTCAL_HTTP_HEADER_TIMEOUT="2",
+    PHOTCAL_HTTP_BODY_GRACE="2",
+    PHOTCAL_HTTP_MIN_BODY_RATE="20000",
     PHOTCAL_HTTP_MAX_CONNECTIONS_PER_IP="5",
 )
 #: ivorns a link has to carry through unchanged: %, #, /, +, unicode (spaces are not valid ivorns)
@@ -96,12 +103,17 @@ def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
-def request(stack: Stack, method: str, path: str, source: str, body: bytes = b"",
-            headers: dict | None = None) -> tuple[int, dict[str, str], bytes]:
+def request(
+    stack: Stack, method: str, path: str, source: str, body: bytes = b"", headers: dict | None = None
+) -> tuple[int, dict[str, str], bytes]:
     head = {"Host": "photcal", "Connection": "close", "Content-Length": str(len(body))} | (headers or {})
     with connect(stack, source) as sock:
-        sock.sendall(f"{method} {path} HTTP/1.1\r\n".encode() + "".join(f"{k}: {v}\r\n" for k, v in head.items()).encode()
-                     + b"\r\n" + body)
+        sock.sendall(
+            f"{method} {path} HTTP/1.1\r\n".encode()
+            + "".join(f"{k}: {v}\r\n" for k, v in head.items()).encode()
+            + b"\r\n"
+            + body
+        )
         return read_answer(sock)
 
 
@@ -129,13 +141,24 @@ def quoted(ivorn: str) -> str:
 
 def test_new_events_by_get_count_against_the_hashtag(hard):
     hashtag, ip = hard.hashtags["Flood"], address()
-    answers = [get(hard, "/cgi/newevent", ip, hashtag=hashtag, EventID=f"ivo://rt/flood#e{i}", ra="1", dec="2",
-                   outputFormat="json") for i in range(25)]
+    answers = [
+        get(
+            hard,
+            "/cgi/newevent",
+            ip,
+            hashtag=hashtag,
+            EventID=f"ivo://rt/flood#e{i}",
+            ra="1",
+            dec="2",
+            outputFormat="json",
+        )
+        for i in range(25)
+    ]
     assert [a[0] for a in answers[:20]] == [200] * 20, [a[2][:200] for a in answers[:3]]
     body = refused(answers[20], 429, "rate_limited")
     assert "hashtag" in body["message"] and int(answers[20][1]["retry-after"]) >= 1
     assert len(answers[20][2].decode()) <= CPCS_BODY_LIMIT  # a CPCS path: BHTOM shows it (characters)
-    client = pymongo.MongoClient(hard.env["PHOTCAL_MONGO_URL"])
+    client: pymongo.MongoClient[dict] = pymongo.MongoClient(hard.env["PHOTCAL_MONGO_URL"])
     try:
         assert client["hardening"].alerts.count_documents({"ivorn": {"$regex": "^ivo://rt/flood#"}}) == 20
     finally:
@@ -157,8 +180,9 @@ def test_guessing_hashtags_is_refused_after_a_few_failures(hard):
 def test_writes_by_get_count_as_writes_per_address(hard):
     ip, tags = address(), [hard.hashtags["Delete A"], hard.hashtags["Delete B"]]
     # known hashtags (no failures), two of them (each under its own limit): only the address limit is left
-    answers = [get(hard, "/followup/cgi/delpoint", ip, hashtag=tags[i % 2], followupid=str(10**6 + i))
-               for i in range(32)]
+    answers = [
+        get(hard, "/followup/cgi/delpoint", ip, hashtag=tags[i % 2], followupid=str(10**6 + i)) for i in range(32)
+    ]
     assert [a[0] for a in answers[:30]] == [404] * 30, answers[0][2][:200]
     body = refused(answers[30], 429, "rate_limited")
     assert "address" in body["message"] and int(answers[30][1]["retry-after"]) >= 1
@@ -180,7 +204,7 @@ def test_reads_have_their_own_budget_per_address(hard, path):
 
 
 def _ivorn_on_page(page: bytes) -> str:
-    found = re.search(rb'<h1[^>]*>.*?</h1>', page, re.S)
+    found = re.search(rb"<h1[^>]*>.*?</h1>", page, re.S)
     return html.unescape(found.group(0).decode()) if found else ""
 
 
@@ -203,9 +227,13 @@ def test_ivorns_with_percent_hash_slash_plus_unicode_are_decoded_once(hard, ivor
         status, _h, raw = request(hard, "GET", link, ip)
         assert status == 200, (link, raw[:200])
         assert (json.loads(raw)["ivorn"] == ivorn) if "format=csv" not in link else raw.startswith(b"mjd") or raw
-    status, _h, page = get(hard, "/get_alert_lc_data", ip, alert_name=ivorn, format="html", hashtag=hard.hashtags["Reader"])
+    status, _h, page = get(
+        hard, "/get_alert_lc_data", ip, alert_name=ivorn, format="html", hashtag=hard.hashtags["Reader"]
+    )
     assert status == 200
-    link = html.unescape(re.search(r'href="(/lightcurve/[^"]+)"', page.decode()).group(1))
+    found = re.search(r'href="(/lightcurve/[^"]+)"', page.decode())
+    assert found is not None, page[:300]
+    link = html.unescape(found.group(1))
     status, _h, page = request(hard, "GET", link, ip)
     assert status == 200 and html.escape(ivorn) in page.decode()
 
@@ -217,19 +245,25 @@ def test_an_ivorn_with_a_space_is_a_404_not_another_event(hard):
 # -- 9. no 500s ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", [b"[" * 30_000, b'{"ivorn": "ivo://x/y#z", "ra": 1, "dec": 2, "name": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"[" * 30_000, b'{"ivorn": "ivo://x/y#z", "ra": 1, "dec": 2, "name": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"],
+)
 def test_deeply_nested_json_is_400(hard, raw):
     answer = request(hard, "POST", "/api/v1/alerts", address(), raw, {"Content-Type": "application/json"})
     assert answer[0] == 400, answer[2][:300]
     refused(answer, 400)
 
 
-@pytest.mark.parametrize("method,path", [
-    ("DELETE", "/api/v1/datapoints/{big}?hashtag={hashtag}"),
-    ("GET", "/cgi/delpoint?hashtag={hashtag}&followupid={big}"),
-    ("GET", "/followup/cgi/delpoint?hashtag={hashtag}&followupid={big}&outputFormat=json"),
-    ("GET", "/get_alert_lc_data?alert_id={big}&format=json&hashtag={hashtag}"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("DELETE", "/api/v1/datapoints/{big}?hashtag={hashtag}"),
+        ("GET", "/cgi/delpoint?hashtag={hashtag}&followupid={big}"),
+        ("GET", "/followup/cgi/delpoint?hashtag={hashtag}&followupid={big}&outputFormat=json"),
+        ("GET", "/get_alert_lc_data?alert_id={big}&format=json&hashtag={hashtag}"),
+    ],
+)
 @pytest.mark.parametrize("big", [str(2**63), str(2**64 + 5), "9" * 40, "-" + str(2**63 + 1)])
 def test_integer_ids_beyond_int64_are_400(hard, method, path, big):
     url = path.format(big=big, hashtag=hard.hashtags["Ids"])
@@ -240,20 +274,29 @@ def test_integer_ids_beyond_int64_are_400(hard, method, path, big):
 def test_an_aborted_upload_is_a_client_disconnect_not_a_500(hard):
     ip = address()
     boundary = "hardening"
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="hashtag"\r\n\r\n{hard.hashtags["Uploader"]}'
-            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="sexCat"; filename="c.cat"\r\n\r\n').encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="hashtag"\r\n\r\n{hard.hashtags["Uploader"]}'
+        f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="sexCat"; filename="c.cat"\r\n\r\n'
+    ).encode()
     for attempt in range(3):
         with connect(hard, ip) as sock:
-            sock.sendall(b"POST /cgi/upload HTTP/1.1\r\nHost: photcal\r\nContent-Length: 3000000\r\n"
-                         b"Content-Type: multipart/form-data; boundary=" + boundary.encode() + b"\r\n\r\n" + head
-                         + b"12.000 0.010 10.000 20.000\n" * 20_000)
+            sock.sendall(
+                b"POST /cgi/upload HTTP/1.1\r\nHost: photcal\r\nContent-Length: 3000000\r\n"
+                b"Content-Type: multipart/form-data; boundary="
+                + boundary.encode()
+                + b"\r\n\r\n"
+                + head
+                + b"12.000 0.010 10.000 20.000\n" * 20_000
+            )
             time.sleep(0.3)
             if attempt:  # the first one closes politely (FIN), the others reset (RST)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     wait_until(lambda: hard.log().count('"client_disconnected"') >= 3)
     status, _h, metrics = get(hard, "/metrics", address())
     text = metrics.decode()
-    upload_lines = [line for line in text.splitlines() if line.startswith("photcal_http_requests_total") and "/cgi/upload" in line]
+    upload_lines = [
+        line for line in text.splitlines() if line.startswith("photcal_http_requests_total") and "/cgi/upload" in line
+    ]
     assert any('status="client_disconnected"' in line for line in upload_lines), upload_lines
     assert not any('status="5' in line for line in upload_lines), upload_lines
     log = hard.log()
@@ -316,8 +359,10 @@ def test_headers_trickled_in_are_cut(hard):
 
 def test_a_body_trickled_in_is_408(hard):
     with connect(hard, address()) as sock:
-        sock.sendall(b"POST /api/v1/uploads HTTP/1.1\r\nHost: photcal\r\nContent-Length: 1000000\r\n"
-                     b"Content-Type: multipart/form-data; boundary=x\r\n\r\n--x\r\n")
+        sock.sendall(
+            b"POST /api/v1/uploads HTTP/1.1\r\nHost: photcal\r\nContent-Length: 1000000\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\n\r\n--x\r\n"
+        )
         got = _closed_by_server(sock, b"a" * 400)
     assert got and got != b"closed", "the server kept reading a body at a few bytes a second"
     head, _, body = got.partition(b"\r\n\r\n")
@@ -354,14 +399,24 @@ def _served(stack: Stack, ip: str) -> bool:
 def test_a_catalogue_of_millions_of_comment_lines_is_413_with_the_numbers(hard):
     boundary = "lines"
     catalogue = b"#   1 MAG_AUTO\n#   2 MAGERR_AUTO\n#   3 ALPHA_J2000\n#   4 DELTA_J2000\n" + b"#\n" * 9_400_000
-    fields = {"hashtag": hard.hashtags["Uploader"], "EventID": IVORN, "MJD": "60100.5", "dryRun": "1",
-              "outputFormat": "json"}
-    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-                    for k, v in fields.items())
-    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="sexCat"; filename="c.cat"\r\n\r\n'.encode()
-             + catalogue + f"\r\n--{boundary}--\r\n".encode())
-    answer = request(hard, "POST", "/api/v1/uploads", address(), body,
-                     {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    fields = {
+        "hashtag": hard.hashtags["Uploader"],
+        "EventID": IVORN,
+        "MJD": "60100.5",
+        "dryRun": "1",
+        "outputFormat": "json",
+    }
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
+    )
+    body += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="sexCat"; filename="c.cat"\r\n\r\n'.encode()
+        + catalogue
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    answer = request(
+        hard, "POST", "/api/v1/uploads", address(), body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     message = refused(answer, 413, "too_many_lines")["message"]
     assert "9,400,004 lines" in message and "200,000 rows" in message
 
@@ -369,10 +424,17 @@ def test_a_catalogue_of_millions_of_comment_lines_is_413_with_the_numbers(hard):
 # -- 12. smaller --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [
-    "/lightcurve/%2e%2e/%2e%2e/metrics", "/lightcurve/%2E%2E/%2e%2E/healthz", "/lightcurve/x/%2e%2e/%2e%2e/readyz",
-    "/api/v1/lightcurves/%2e%2e/%2e%2e/%2e%2e/metrics", "/static/%2e%2e/%2e%2e/metrics", "/lightcurve/./../metrics",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/lightcurve/%2e%2e/%2e%2e/metrics",
+        "/lightcurve/%2E%2E/%2e%2E/healthz",
+        "/lightcurve/x/%2e%2e/%2e%2e/readyz",
+        "/api/v1/lightcurves/%2e%2e/%2e%2e/%2e%2e/metrics",
+        "/static/%2e%2e/%2e%2e/metrics",
+        "/lightcurve/./../metrics",
+    ],
+)
 def test_dot_segments_never_reach_another_path_of_the_lightcurve_service(hard, path):
     status, headers, raw = request(hard, "GET", path, address())
     assert 400 <= status < 500, (status, raw[:200])
@@ -392,11 +454,18 @@ def test_the_server_header_names_no_versions(hard):
     assert b"Python" not in got and b"aiohttp" not in got, got[:300]
 
 
-@pytest.mark.parametrize("path", [
-    "/list_of_alerts?hashtag={h}", "/followup/list_of_alerts?format=html&hashtag={h}",
-    "/get_alert_lc_data?format=html&hashtag={h}&alert_name=" + quoted(IVORN),
-    "/cgi/newevent?outputFormat=html&hashtag=nosuchhashtag", "/alerts", "/login", "/lightcurve/" + quoted(IVORN),
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/list_of_alerts?hashtag={h}",
+        "/followup/list_of_alerts?format=html&hashtag={h}",
+        "/get_alert_lc_data?format=html&hashtag={h}&alert_name=" + quoted(IVORN),
+        "/cgi/newevent?outputFormat=html&hashtag=nosuchhashtag",
+        "/alerts",
+        "/login",
+        "/lightcurve/" + quoted(IVORN),
+    ],
+)
 def test_html_answers_send_csp_and_framing_headers(hard, path):
     status, headers, raw = request(hard, "GET", path.format(h=hard.hashtags["Reader"]), address())
     assert headers.get("content-type", "").startswith("text/html"), (path, status, headers)
@@ -408,7 +477,9 @@ def test_html_answers_send_csp_and_framing_headers(hard, path):
         import base64
         import hashlib
 
-        style = re.search(rb"<style>(.*?)</style>", raw, re.S).group(1)
+        found = re.search(rb"<style>(.*?)</style>", raw, re.S)
+        assert found is not None, raw[:300]
+        style = found.group(1)
         assert "'sha256-" + base64.b64encode(hashlib.sha256(style).digest()).decode() + "'" in csp
 
 
@@ -417,8 +488,12 @@ def test_photcal_run_fails_fast_when_nats_is_not_there(tmp_path):
     url = f"nats://127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTCAL_")}
     # a database URL too: nothing embedded is started, so nothing is left behind if this ever hangs
-    env |= {"PHOTCAL_NATS_URL": url, "PHOTCAL_MONGO_URL": f"mongodb://127.0.0.1:{free_port()}",
-            "PHOTCAL_DATA_DIR": str(tmp_path / "data"), "PHOTCAL_HTTP_PORT": str(free_port())}
+    env |= {
+        "PHOTCAL_NATS_URL": url,
+        "PHOTCAL_MONGO_URL": f"mongodb://127.0.0.1:{free_port()}",
+        "PHOTCAL_DATA_DIR": str(tmp_path / "data"),
+        "PHOTCAL_HTTP_PORT": str(free_port()),
+    }
     done = subprocess.run([*PHOTCAL, "run"], env=env, capture_output=True, text=True, timeout=45)
     assert done.returncode == 1, (done.returncode, done.stderr[-500:])
     assert f"cannot reach NATS at {url}: start it or unset PHOTCAL_NATS_URL" in done.stderr, done.stderr[-500:]

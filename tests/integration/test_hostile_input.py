@@ -14,6 +14,7 @@ import http.client
 import json
 import random
 import urllib.parse
+from collections.abc import Mapping
 
 import nats
 import pymongo
@@ -34,10 +35,14 @@ MB = 1024 * 1024
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
     stack, servers = standalone_stack(
-        tmp=tmp_path_factory.mktemp("hostile"), PHOTCAL_MONGO_DB="hostile", PHOTCAL_HASHTAG_PEPPER="test-pepper",
-        PHOTCAL_UPLOAD_TIMEOUT="30", PHOTCAL_LOG_LEVEL="DEBUG",
+        tmp=tmp_path_factory.mktemp("hostile"),
+        PHOTCAL_MONGO_DB="hostile",
+        PHOTCAL_HASHTAG_PEPPER="test-pepper",
+        PHOTCAL_UPLOAD_TIMEOUT="30",
+        PHOTCAL_LOG_LEVEL="DEBUG",
         # this module sends a few hundred requests at once; the limits have their own test
-        PHOTCAL_RATE_LIMIT_HASHTAG_BURST="5000", PHOTCAL_RATE_LIMIT_IP_BURST="5000",
+        PHOTCAL_RATE_LIMIT_HASHTAG_BURST="5000",
+        PHOTCAL_RATE_LIMIT_IP_BURST="5000",
     )
     truth = stack.load_field(FIELD)
     stack.add_observatory()
@@ -46,12 +51,39 @@ def hostile(tmp_path_factory):
     stack.accepted = 0  # uploads that were meant to go through (dry runs)
     try:
         yield stack
+        # in the teardown, so it runs after every test of the module whatever their order or selection
+        assert_nothing_refused_was_queued_or_stored_and_no_hashtag_was_logged(stack)
     finally:
         stop_all(stack, servers)
 
 
-def request(stack: Stack, method: str, path: str, body: bytes = b"", headers: dict | None = None,
-            source: str = "127.0.0.1") -> tuple[int, dict, bytes]:
+def assert_nothing_refused_was_queued_or_stored_and_no_hashtag_was_logged(hostile: Stack) -> None:
+    """The module's closing check, run by the ``hostile`` fixture's teardown after all its tests."""
+
+    async def uploads_published() -> int:
+        nc = await nats.connect(hostile.env["PHOTCAL_NATS_URL"])
+        try:
+            return (await nc.jetstream().stream_info("UPLOADS")).state.last_seq
+        finally:
+            await nc.close()
+
+    assert asyncio.run(uploads_published()) == hostile.accepted
+    client: pymongo.MongoClient[dict] = pymongo.MongoClient(hostile.env["PHOTCAL_MONGO_URL"])
+    try:
+        db = client["hostile"]
+        assert db.datapoints.count_documents({}) == 0  # every accepted upload was a dry run
+        assert db.uploads.count_documents({}) == hostile.accepted
+    finally:
+        client.close()
+    log = hostile.log()
+    assert '"unhandled_error"' not in log and "Traceback" not in log
+    for hashtag in hostile.hashtags.values():
+        assert hashtag not in log
+
+
+def request(
+    stack: Stack, method: str, path: str, body: bytes = b"", headers: dict | None = None, source: str = "127.0.0.1"
+) -> tuple[int, dict, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=60, source_address=(source, 0))
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -61,8 +93,9 @@ def request(stack: Stack, method: str, path: str, body: bytes = b"", headers: di
         conn.close()
 
 
-def multipart(fields: dict[str, str | bytes], files: dict[str, tuple[str, bytes]] | None = None,
-              part_headers: str = "") -> tuple[bytes, str]:
+def multipart(
+    fields: Mapping[str, str | bytes], files: dict[str, tuple[str, bytes]] | None = None, part_headers: str = ""
+) -> tuple[bytes, str]:
     boundary = "----hostile" + str(random.randint(0, 10**9))
     out = []
     for name, value in fields.items():
@@ -71,14 +104,24 @@ def multipart(fields: dict[str, str | bytes], files: dict[str, tuple[str, bytes]
     for name, (filename, data) in (files or {}).items():
         out.append(
             f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-            f"Content-Type: application/octet-stream\r\n{part_headers}\r\n".encode() + data + b"\r\n"
+            f"Content-Type: application/octet-stream\r\n{part_headers}\r\n".encode()
+            + data
+            + b"\r\n"
         )
     return b"".join(out) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def good_fields(stack: Stack, **over: str | bytes | None) -> dict[str, str | bytes]:
-    fields = {"hashtag": stack.hashtags["Test Observatory"], "EventID": IVORN, "MJD": "60100.5", "expTime": "60",
-              "noPlot": "1", "dryRun": "1", "outputFormat": "json", "matchDist": "2"}
+    fields: dict[str, str | bytes | None] = {
+        "hashtag": stack.hashtags["Test Observatory"],
+        "EventID": IVORN,
+        "MJD": "60100.5",
+        "expTime": "60",
+        "noPlot": "1",
+        "dryRun": "1",
+        "outputFormat": "json",
+        "matchDist": "2",
+    }
     fields.update(over)
     return {k: v for k, v in fields.items() if v is not None}
 
@@ -156,12 +199,24 @@ FITS_BOMB = b"".join(
     (b"".join(c.ljust(80).encode() for c in cards) + b"END".ljust(80)).ljust(2880 * ((len(cards) + 1) * 80 // 2880 + 1))
     for cards in (
         ["SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 0", "EXTEND  = T"],
-        ["XTENSION= 'BINTABLE'", "BITPIX  = 8", "NAXIS   = 2", "NAXIS1  = 1000000000", "NAXIS2  = 1000000000",
-         "PCOUNT  = 0", "GCOUNT  = 1", "TFIELDS = 1", "TTYPE1  = 'MAG_AUTO'", "TFORM1  = 'E'"],
+        [
+            "XTENSION= 'BINTABLE'",
+            "BITPIX  = 8",
+            "NAXIS   = 2",
+            "NAXIS1  = 1000000000",
+            "NAXIS2  = 1000000000",
+            "PCOUNT  = 0",
+            "GCOUNT  = 1",
+            "TFIELDS = 1",
+            "TTYPE1  = 'MAG_AUTO'",
+            "TFORM1  = 'E'",
+        ],
     )
 )
-HEADER_ONLY = b"#   1 MAG_AUTO  Kron-like elliptical aperture magnitude  [mag]\n" \
-              b"#   2 MAGERR_AUTO\n#   3 ALPHA_J2000\n#   4 DELTA_J2000\n"
+HEADER_ONLY = (
+    b"#   1 MAG_AUTO  Kron-like elliptical aperture magnitude  [mag]\n"
+    b"#   2 MAGERR_AUTO\n#   3 ALPHA_J2000\n#   4 DELTA_J2000\n"
+)
 BAD_CATALOGUES = {
     "empty": b"",
     "random_bytes": random.Random(1).randbytes(50_000),
@@ -189,14 +244,24 @@ def test_bad_catalogues_are_refused(hostile, name):
 
 def test_hundreds_of_thousands_of_rows_are_413(hostile):
     rng = random.Random(2)
-    rows = "".join(f"{rng.uniform(10, 20):.3f} 0.010 {rng.uniform(0, 1):.6f} {rng.uniform(0, 1):.6f}\n"
-                   for _ in range(300_000)).encode()
+    rows = "".join(
+        f"{rng.uniform(10, 20):.3f} 0.010 {rng.uniform(0, 1):.6f} {rng.uniform(0, 1):.6f}\n" for _ in range(300_000)
+    ).encode()
     assert len(rows) < 20 * MB
     assert_refused(upload(hostile, good_fields(hostile), files={"sexCat": ("big.cat", rows)}), 413)
 
 
-@pytest.mark.parametrize("filename", ["../../../../etc/passwd", "/etc/shadow", "..\\..\\windows\\win.ini",
-                                      "a\x00b.cat", "<img src=x onerror=alert(1)>.cat", "x" * 5000])
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "../../../../etc/passwd",
+        "/etc/shadow",
+        "..\\..\\windows\\win.ini",
+        "a\x00b.cat",
+        "<img src=x onerror=alert(1)>.cat",
+        "x" * 5000,
+    ],
+)
 def test_path_like_file_names_are_only_names(hostile, filename):
     # a valid catalogue under a hostile name is accepted (dry run); the name is never used as a path
     answer = upload(hostile, good_fields(hostile), files={"sexCat": (filename, catalogue())})
@@ -228,7 +293,8 @@ def test_a_chunked_body_over_20_mb_is_413(hostile):
     fields_body, content_type = multipart(good_fields(hostile))
     boundary = content_type.split("boundary=")[1]
     head = fields_body[: -len(f"--{boundary}--\r\n")] + (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="sexCat"; filename="c.cat"\r\n\r\n'.encode())
+        f'--{boundary}\r\nContent-Disposition: form-data; name="sexCat"; filename="c.cat"\r\n\r\n'.encode()
+    )
     conn = http.client.HTTPConnection("127.0.0.1", hostile.port, timeout=30)
     conn.putrequest("POST", "/api/v1/uploads")
     conn.putheader("Content-Type", content_type)
@@ -250,25 +316,34 @@ def test_a_gzip_bomb_request_body_is_413(hostile):
     fields_body, content_type = multipart(good_fields(hostile), {"sexCat": ("c.cat", bytes(40 * MB))})
     bomb = gzip.compress(fields_body, compresslevel=9)
     assert len(bomb) < MB
-    answer = request(hostile, "POST", "/api/v1/uploads", bomb, {"Content-Type": content_type, "Content-Encoding": "gzip"})
+    answer = request(
+        hostile, "POST", "/api/v1/uploads", bomb, {"Content-Type": content_type, "Content-Encoding": "gzip"}
+    )
     assert_refused(answer, 413, "too_large")
 
 
 def test_a_compressed_form_part_is_refused(hostile):
-    answer = upload(hostile, good_fields(hostile), files={"sexCat": ("c.cat", gzip.compress(bytes(10 * MB)))},
-                    part_headers="Content-Encoding: gzip\r\n")
+    answer = upload(
+        hostile,
+        good_fields(hostile),
+        files={"sexCat": ("c.cat", gzip.compress(bytes(10 * MB)))},
+        part_headers="Content-Encoding: gzip\r\n",
+    )
     assert_refused(answer, 400, "bad_form")
 
 
-@pytest.mark.parametrize("content_type,body", [
-    ("multipart/form-data", b"no boundary at all"),
-    ("multipart/form-data; boundary=abc", b"--abc\r\nContent-Disposition: form-data; name=\"MJD\"\r\n\r\n600"),
-    ("multipart/form-data; boundary=abc", b"garbage without any boundary line" * 100),
-    ("multipart/form-data; boundary=abc", b"--abc\r\n\xff\xfe: \x00\r\n\r\nx\r\n--abc--\r\n"),
-    ("application/json", b'{"hashtag": {"$ne": ""}, "EventID": {"$gt": ""}}'),
-    ("application/x-www-form-urlencoded", b"hashtag[$ne]=x&EventID[$gt]=&MJD=1"),
-    ("text/plain", b"\x00\x01\x02"),
-])
+@pytest.mark.parametrize(
+    "content_type,body",
+    [
+        ("multipart/form-data", b"no boundary at all"),
+        ("multipart/form-data; boundary=abc", b'--abc\r\nContent-Disposition: form-data; name="MJD"\r\n\r\n600'),
+        ("multipart/form-data; boundary=abc", b"garbage without any boundary line" * 100),
+        ("multipart/form-data; boundary=abc", b"--abc\r\n\xff\xfe: \x00\r\n\r\nx\r\n--abc--\r\n"),
+        ("application/json", b'{"hashtag": {"$ne": ""}, "EventID": {"$gt": ""}}'),
+        ("application/x-www-form-urlencoded", b"hashtag[$ne]=x&EventID[$gt]=&MJD=1"),
+        ("text/plain", b"\x00\x01\x02"),
+    ],
+)
 def test_malformed_requests_are_refused(hostile, content_type, body):
     assert_refused(request(hostile, "POST", "/cgi/upload?outputFormat=json", body, {"Content-Type": content_type}))
 
@@ -281,18 +356,21 @@ def test_too_many_form_parts_are_refused(hostile):
 # -- the other entry points ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("payload", [
-    {"ivorn": {"$ne": None}, "ra": 1, "dec": 2},
-    {"ivorn": "ivo://x/y#z", "ra": {"$gt": 0}, "dec": 2},
-    {"ivorn": "ivo://x/y#z", "ra": "nan", "dec": 2},
-    {"ivorn": "ivo://x/y#z", "ra": 1e400, "dec": 2},
-    {"ivorn": "ivo://x/y#z", "ra": -1, "dec": 2},
-    {"ivorn": "ivo://x/y#z", "ra": 1, "dec": 91},
-    {"ivorn": "ivo://x/y#z", "ra": [1], "dec": 2},
-    {"ivorn": "<b>x</b>", "ra": 1, "dec": 2},
-    {"ra": 1, "dec": 2},
-    {"ivorn": "ivo://x/y#z"},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"ivorn": {"$ne": None}, "ra": 1, "dec": 2},
+        {"ivorn": "ivo://x/y#z", "ra": {"$gt": 0}, "dec": 2},
+        {"ivorn": "ivo://x/y#z", "ra": "nan", "dec": 2},
+        {"ivorn": "ivo://x/y#z", "ra": 1e400, "dec": 2},
+        {"ivorn": "ivo://x/y#z", "ra": -1, "dec": 2},
+        {"ivorn": "ivo://x/y#z", "ra": 1, "dec": 91},
+        {"ivorn": "ivo://x/y#z", "ra": [1], "dec": 2},
+        {"ivorn": "<b>x</b>", "ra": 1, "dec": 2},
+        {"ra": 1, "dec": 2},
+        {"ivorn": "ivo://x/y#z"},
+    ],
+)
 def test_bad_new_events_are_refused(hostile, payload):
     payload = payload | {"hashtag": hostile.hashtags["Test Observatory"]}
     raw = json.dumps(payload).replace("Infinity", "1e400").encode()
@@ -320,11 +398,21 @@ def test_html_in_text_fields_comes_back_escaped(hostile):
     assert status == 200 and b"<script>alert(1)</script>" not in raw
     hostile.accepted += 1
     name = "<img src=x onerror=alert(1)>"
-    event = {"hashtag": hostile.hashtags["Test Observatory"], "ivorn": "ivo://gaia/alerts#HtmlName", "ra": 10, "dec": 20,
-             "name": name}
+    event = {
+        "hashtag": hostile.hashtags["Test Observatory"],
+        "ivorn": "ivo://gaia/alerts#HtmlName",
+        "ra": 10,
+        "dec": 20,
+        "name": name,
+    }
     # a javascript: link is refused outright; an http one with markup in it is stored and shown as text
-    status, _h, raw = request(hostile, "POST", "/api/v1/alerts", json.dumps(event | {"url": "javascript:alert(1)"}).encode(),
-                              {"Content-Type": "application/json"})
+    status, _h, raw = request(
+        hostile,
+        "POST",
+        "/api/v1/alerts",
+        json.dumps(event | {"url": "javascript:alert(1)"}).encode(),
+        {"Content-Type": "application/json"},
+    )
     assert status == 400 and b"http" in raw
     body = json.dumps(event | {"url": 'https://example.org/"><script>alert(1)</script>'}).encode()
     status, _h, raw = request(hostile, "POST", "/api/v1/alerts", body, {"Content-Type": "application/json"})
@@ -380,17 +468,28 @@ def test_a_rotated_hashtag_replaces_the_old_one(hostile):
 
 
 def test_rate_limits_per_hashtag_and_per_ip_answer_429_with_retry_after(stack):
-    stack.env.update(PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0.2", PHOTCAL_RATE_LIMIT_HASHTAG_BURST="5",
-                     PHOTCAL_RATE_LIMIT_IP_PER_S="0.5", PHOTCAL_RATE_LIMIT_IP_BURST="15",
-                     # the ingress: connections from 127.0.0.2 (the old setting alone now trusts nobody)
-                     PHOTCAL_TRUSTED_PROXIES="127.0.0.2", PHOTCAL_TRUST_FORWARDED_FOR="1")
+    stack.env.update(
+        PHOTCAL_RATE_LIMIT_HASHTAG_PER_S="0.2",
+        PHOTCAL_RATE_LIMIT_HASHTAG_BURST="5",
+        PHOTCAL_RATE_LIMIT_IP_PER_S="0.5",
+        PHOTCAL_RATE_LIMIT_IP_BURST="15",
+        # the ingress: connections from 127.0.0.2 (the old setting alone now trusts nobody)
+        PHOTCAL_TRUSTED_PROXIES="127.0.0.2",
+        PHOTCAL_TRUST_FORWARDED_FOR="1",
+    )
     stack.start()
     fields = {"EventID": IVORN, "MJD": "60000", "outputFormat": "json"}
 
     def post(hashtag: str, ip: str, source: str = "127.0.0.2"):
         body, content_type = multipart(fields | {"hashtag": hashtag})
-        return request(stack, "POST", "/api/v1/uploads", body,
-                       {"Content-Type": content_type, "X-Forwarded-For": f"6.6.6.6, {ip}"}, source=source)
+        return request(
+            stack,
+            "POST",
+            "/api/v1/uploads",
+            body,
+            {"Content-Type": content_type, "X-Forwarded-For": f"6.6.6.6, {ip}"},
+            source=source,
+        )
 
     guessed = new_hashtag()
     answers = [post(guessed, "10.0.0.1") for _ in range(7)]
@@ -414,7 +513,7 @@ def test_rate_limits_per_hashtag_and_per_ip_answer_429_with_retry_after(stack):
 
 
 def test_the_hashtag_is_stored_only_as_a_hash(hostile):
-    client = pymongo.MongoClient(hostile.env["PHOTCAL_MONGO_URL"])
+    client: pymongo.MongoClient[dict] = pymongo.MongoClient(hostile.env["PHOTCAL_MONGO_URL"])
     try:
         docs = list(client["hostile"].observatories.find({}))
     finally:
@@ -424,27 +523,3 @@ def test_the_hashtag_is_stored_only_as_a_hash(hostile):
         for hashtag in hostile.hashtags.values():
             assert hashtag not in dump
         assert len(doc["hashtag_hash"]) == 64
-
-
-def test_zz_nothing_refused_was_queued_or_stored_and_no_hashtag_was_logged(hostile):
-    """Runs last in the module (name order within the file is kept by pytest)."""
-
-    async def uploads_published() -> int:
-        nc = await nats.connect(hostile.env["PHOTCAL_NATS_URL"])
-        try:
-            return (await nc.jetstream().stream_info("UPLOADS")).state.last_seq
-        finally:
-            await nc.close()
-
-    assert asyncio.run(uploads_published()) == hostile.accepted
-    client = pymongo.MongoClient(hostile.env["PHOTCAL_MONGO_URL"])
-    try:
-        db = client["hostile"]
-        assert db.datapoints.count_documents({}) == 0  # every accepted upload was a dry run
-        assert db.uploads.count_documents({}) == hostile.accepted
-    finally:
-        client.close()
-    log = hostile.log()
-    assert '"unhandled_error"' not in log and "Traceback" not in log
-    for hashtag in hostile.hashtags.values():
-        assert hashtag not in log

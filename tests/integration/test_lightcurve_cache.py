@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import cast
 
 import pytest
+from aiohttp import web
 
 from services.lightcurve import summary
 from services.lightcurve.handlers import LIGHTCURVES, lightcurve_of
@@ -16,8 +18,19 @@ pytestmark = pytest.mark.integration
 
 
 def _point(ivorn: str, mjd: float, upload_id: str) -> dict:
-    return {"upload_id": upload_id, "ivorn": ivorn, "observatory_id": "obs1", "observatory": "Obs", "mjd": mjd,
-            "survey": "APASS", "filter": "V", "mag": 15.0, "mag_err": 0.05, "limit_mag": 19.0, "detected": True}
+    return {
+        "upload_id": upload_id,
+        "ivorn": ivorn,
+        "observatory_id": "obs1",
+        "observatory": "Obs",
+        "mjd": mjd,
+        "survey": "APASS",
+        "filter": "V",
+        "mag": 15.0,
+        "mag_err": 0.05,
+        "limit_mag": 19.0,
+        "detected": True,
+    }
 
 
 async def test_other_alerts_uploads_leave_a_light_curve_cached_its_own_change_it(mongo_proc, fresh_db_name):
@@ -28,7 +41,8 @@ async def test_other_alerts_uploads_leave_a_light_curve_cached_its_own_change_it
         for ivorn in (busy, quiet):
             await add_alert(db, Alert(ivorn=ivorn, ra=10.0, dec=20.0))
         await store_datapoint(db, _point(quiet, 60000.1, "q1"))
-        request = SimpleNamespace(app={"db": db, LIGHTCURVES: summary.LightcurveCache()})
+        # the handler reads only request.app: a namespace stands in for the aiohttp request
+        request = cast(web.Request, SimpleNamespace(app={"db": db, LIGHTCURVES: summary.LightcurveCache()}))
 
         first = await lightcurve_of(request, quiet)
         for i in range(3):  # a campaign on another alert
@@ -60,6 +74,7 @@ async def test_the_alert_list_adds_new_datapoints_without_rereading_all_and_agre
         await store_datapoint(db, _point(ivorns[0], 60000.0, "u0"))
         summaries = summary.AlertSummaries()
         before = await summaries.rows(db)
+        assert summaries._summary is not None
         built = summaries._summary.built
         # new datapoints, one a limit, one older than the alert's last
         await store_datapoint(db, _point(ivorns[0], 60002.0, "u1") | {"detected": False, "mag": None})
@@ -90,6 +105,7 @@ async def test_new_alerts_join_the_list_without_a_full_read(mongo_proc, fresh_db
         await store_datapoint(db, _point("ivo://test/alerts#Old", 60000.0, "o1"))
         summaries = summary.AlertSummaries()
         await summaries.rows(db)
+        assert summaries._summary is not None
         built = summaries._summary.built
         await add_alert(db, Alert(ivorn="ivo://test/alerts#New", ra=11.0, dec=21.0, name="New"))
         await store_datapoint(db, _point("ivo://test/alerts#New", 60001.0, "n1"))

@@ -7,7 +7,10 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_end_to_end import FIELD, curl_upload, field_stack  # noqa: F401  (fixture)
+from tests.integration import test_end_to_end
+from tests.integration.test_end_to_end import FIELD, curl_upload
+
+field_stack = test_end_to_end.field_stack  # the end-to-end module's stack, a fixture by that name here
 
 pytestmark = pytest.mark.integration
 
@@ -41,13 +44,28 @@ def test_an_upload_moves_the_counters_and_histograms(field_stack):
     for stage in ("cone", "calibrate", "match", "fit", "limit"):
         assert moved(calibrate, "photcal_calibration_stage_duration_seconds_count", stage=stage) == 1
     # and the answer says where the time went, gateway and worker stages together
-    stages = {"parse", "publish", "fetch", "cone", "match", "fit", "limit", "calibrate", "publish_to_result",
-              "gateway_total"}
+    stages = {
+        "parse",
+        "publish",
+        "fetch",
+        "cone",
+        "match",
+        "fit",
+        "limit",
+        "calibrate",
+        "publish_to_result",
+        "gateway_total",
+    }
     assert stages <= answer["duration_ms"].keys(), answer["duration_ms"]
     parts = sum(answer["duration_ms"][k] for k in ("match", "fit", "limit"))
     assert parts <= answer["duration_ms"]["calibrate"] + 0.1
     assert moved(gateway, "photcal_gateway_uploads_total", outcome="accepted") == 1
-    assert moved(gateway, "photcal_http_requests_total", service="ingest", route="/cgi/upload", method="POST", status="200") == 1
+    assert (
+        moved(
+            gateway, "photcal_http_requests_total", service="ingest", route="/cgi/upload", method="POST", status="200"
+        )
+        == 1
+    )
     assert moved(gateway, "photcal_http_request_duration_seconds_count", service="ingest", route="/cgi/upload") == 1
     assert moved(catalog, "photcal_catalog_cone_requests_total", outcome="ok") >= 1
     assert moved(calibrate, "photcal_db_operation_duration_seconds_count", service="calibrate", operation="update") >= 1

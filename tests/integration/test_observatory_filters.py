@@ -16,7 +16,9 @@ FIELD = field_dir("north_V")
 
 def add_observatory(stack: Stack, name: str, filters: str) -> str:
     out = stack.cli("observatory", "add", "--name", name, "--lon", "20.0", "--lat", "50.0", "--filters", filters).stdout
-    return re.search(r"hashtag: (\S+)", out).group(1)
+    found = re.search(r"hashtag: (\S+)", out)
+    assert found is not None, out
+    return found.group(1)
 
 
 @pytest.fixture
@@ -25,8 +27,18 @@ def filters_stack(stack: Stack):
     b_only = add_observatory(stack, "B only", "B")
     v_and_clear = add_observatory(stack, "V and clear", "V,C")
     ivorn = "ivo://gaia/alerts#SimFilters"
-    stack.cli("alert", "add", "--ivorn", ivorn, "--ra", str(truth["alert"]["ra"]), "--dec", str(truth["alert"]["dec"]),
-              "--name", "SimFilters")
+    stack.cli(
+        "alert",
+        "add",
+        "--ivorn",
+        ivorn,
+        "--ra",
+        str(truth["alert"]["ra"]),
+        "--dec",
+        str(truth["alert"]["dec"]),
+        "--name",
+        "SimFilters",
+    )
     stack.start()
     return stack, truth, {"B": b_only, "V,C": v_and_clear}, ivorn
 
@@ -44,8 +56,9 @@ def test_an_observatory_with_a_b_filter_is_answered_in_b_and_told_why(filters_st
 
 def test_forcefilter_overrides_the_filters_and_band_groups_are_a_choice(filters_stack):
     stack, truth, hashtags, ivorn = filters_stack
-    code, answer = curl_upload(stack, FIELD / "sex_ascii_head.cat", hashtags["B"], ivorn, mjd="58000.6",
-                               extra=("-F", "forceFilter=APASS/B,V"))
+    code, answer = curl_upload(
+        stack, FIELD / "sex_ascii_head.cat", hashtags["B"], ivorn, mjd="58000.6", extra=("-F", "forceFilter=APASS/B,V")
+    )
     assert code == 200, answer
     assert (answer["survey"], answer["filter"]) == ("APASS", "V")
 

@@ -14,9 +14,9 @@ import subprocess
 import pytest
 from pymongo import MongoClient
 
-from shared.infra import free_port, terminate, venv_binary, wait_for_port
 from tests.integration.conftest import PHOTCAL, Stack, field_dir
 from tests.integration.test_end_to_end import curl_upload
+from tools.infra import free_port, terminate, venv_binary, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ FIELD = field_dir("north_V")
 
 
 def _db(stack: Stack):
-    client = MongoClient(stack.env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=5000)
+    client: MongoClient[dict] = MongoClient(stack.env["PHOTCAL_MONGO_URL"], serverSelectionTimeoutMS=5000)
     return client, client[stack.env["PHOTCAL_MONGO_DB"]]
 
 
@@ -38,18 +38,32 @@ def dask_cluster(tmp_path):
         return
     port = free_port()
     dask = venv_binary("dask")
-    log = open(tmp_path / "dask.log", "ab")
+    log = open(tmp_path / "dask.log", "ab")  # noqa: SIM115 - scheduler and worker write to it until the finally
     scheduler = subprocess.Popen(
         [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     worker = None
     try:
         wait_for_port(port, timeout=60, proc=scheduler)
         worker = subprocess.Popen(
-            [dask, "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
-             "--local-directory", str(tmp_path / "dask-worker")],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                dask,
+                "worker",
+                f"tcp://127.0.0.1:{port}",
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+                "--local-directory",
+                str(tmp_path / "dask-worker"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         yield f"tcp://127.0.0.1:{port}"
     finally:
@@ -64,8 +78,20 @@ def test_recalibrate_against_a_new_catalogue(stack: Stack, dask_cluster):
     stack.cli("catalog", "load", "--survey", "APASS", str(FIELD / "ref_APASS.csv"))
     hashtag = stack.add_observatory()
     ivorn = "ivo://gaia/alerts#SimNorthV"
-    stack.cli("alert", "add", "--ivorn", ivorn, "--ra", str(truth["alert"]["ra"]), "--dec", str(truth["alert"]["dec"]),
-              "--name", "SimNorthV", "--url", "http://example.org/SimNorthV")
+    stack.cli(
+        "alert",
+        "add",
+        "--ivorn",
+        ivorn,
+        "--ra",
+        str(truth["alert"]["ra"]),
+        "--dec",
+        str(truth["alert"]["dec"]),
+        "--name",
+        "SimNorthV",
+        "--url",
+        "http://example.org/SimNorthV",
+    )
     stack.start()
 
     code, stored = curl_upload(stack, FIELD / "sex_fits1.fits", hashtag, ivorn, dry_run=0, mjd=str(truth["mjd"]))
@@ -111,7 +137,10 @@ def test_recalibrate_against_a_new_catalogue(stack: Stack, dask_cluster):
         env = stack.env | {"PHOTCAL_DASK_SCHEDULER": dask_cluster}
         done = subprocess.run(
             [*PHOTCAL, "recalibrate", "--survey", "GAIA"],
-            env=env, capture_output=True, text=True, timeout=300,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert dask_cluster in done.stdout and "1 recalibrated" in done.stdout, done.stdout

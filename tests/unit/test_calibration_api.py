@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
-from shared.arrays import SourceTable
-from shared.contracts.messages import CandidateFit, SurveyStars
-from shared.errors import BadInput, CalibrationFailed
 from services.calibrate.core import FitSettings, FrameCalibration, calibrate_frame
 from services.calibrate.core.results import CandidateSummary
 from services.calibrate.plot import render_plot
-from tests.unit.test_calibration_synth import gaia_from_apass, make_field
+from shared.arrays import SourceTable
+from shared.contracts.messages import SurveyStars
+from shared.errors import BadInput, CalibrationFailed
+from tools.datasets import gaia_from_apass, make_field
 
 
 def _run(fld, **kw):
@@ -27,6 +25,7 @@ def test_result_is_consistent():
     assert isinstance(cal, FrameCalibration)
     assert (cal.survey, cal.band, cal.colour) == ("APASS", "V", "B-V")
     assert abs(cal.zeropoint - fld.zp) < 3 * cal.zeropoint_err
+    assert cal.colour_term is not None and cal.colour_term_err is not None
     assert abs(cal.colour_term - fld.ct) < 3 * cal.colour_term_err
     assert cal.n_sources == len(fld.sources)
     assert cal.npoints <= cal.ncalibrators <= cal.nmatched <= cal.n_usable
@@ -120,8 +119,9 @@ def test_too_few_stars():
     assert e.value.code == "too_few_stars"
     assert "at least 5" in e.value.message
     # but with min_stars=3 it calibrates (zero point only)
-    cal = calibrate_frame(fld.sources, {"APASS": sub}, fld.target_ra, fld.target_dec, 2.0,
-                          settings=FitSettings(min_stars=3))
+    cal = calibrate_frame(
+        fld.sources, {"APASS": sub}, fld.target_ra, fld.target_dec, 2.0, settings=FitSettings(min_stars=3)
+    )
     assert cal.npoints >= 3 and not cal.fit_colour_term and cal.colour_term_err is None
 
 
@@ -143,22 +143,18 @@ def test_bad_radius_and_position():
         calibrate_frame(fld.sources, fld.references, float("nan"), fld.target_dec, 2.0)
 
 
-def test_fast_enough():
-    """~2,000 sources against 8 survey-bands (APASS 5 + Gaia 3), one match per survey."""
+def test_two_thousand_sources_against_eight_survey_bands():
+    """~2,000 sources against 8 survey-bands (APASS 5 + Gaia 3), one match per survey.
+
+    Its time (design goal < 5 ms) is a figure of ``python -m bench kernels``, not an assert here.
+    """
     rng = np.random.default_rng(67)
     fld = make_field(rng, n_stars=2600, inst_limit=18.5, v_range=(10.5, 20.0), half_size_deg=0.15)
     refs = dict(fld.references)
     refs["GAIA"] = gaia_from_apass(rng, refs["APASS"])
     assert 1500 < len(fld.sources) < 3000
-    calibrate_frame(fld.sources, refs, fld.target_ra, fld.target_dec, 2.0)
-    times = []
-    for _ in range(15):
-        t0 = time.perf_counter()
-        cal = calibrate_frame(fld.sources, refs, fld.target_ra, fld.target_dec, 2.0)
-        times.append(time.perf_counter() - t0)
+    cal = calibrate_frame(fld.sources, refs, fld.target_ra, fld.target_dec, 2.0)
     assert len(cal.candidates) == 8
-    # the design goal is < 5 ms (typically 3-4 ms here); generous for loaded CI machines
-    assert min(times) < 0.015, f"calibrate_frame took {min(times) * 1e3:.1f} ms"
 
 
 def test_plot_png(tmp_path):
@@ -166,6 +162,7 @@ def test_plot_png(tmp_path):
     fld = make_field(rng, n_outliers=8, sat_counts=2e5)
     cal = _run(fld)
     png = render_plot(cal)
+    assert png is not None
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     out = tmp_path / "cal.png"
     assert render_plot(cal, out) is None
@@ -174,10 +171,9 @@ def test_plot_png(tmp_path):
     fld2 = make_field(rng, target_v=None)
     cal2 = _run(fld2, settings=FitSettings(min_colour_spread=5.0))
     assert not cal2.target.detected and not cal2.fit_colour_term
-    t0 = time.perf_counter()
-    png2 = render_plot(cal2)
+    png2 = render_plot(cal2)  # its time (< 2 s): python -m bench kernels
+    assert png2 is not None
     assert png2[:4] == b"\x89PNG"
-    assert time.perf_counter() - t0 < 2.0
 
 
 def test_pipeline_errors_are_honest():

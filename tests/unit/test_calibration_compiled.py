@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.arrays import SourceTable
-from shared.contracts.messages import SurveyStars
-from services.calibrate.core import calibrators, fitting, footprint, limits, matching, target
+from services.calibrate.core import calibrators, choice, crowding, fitting, footprint, limits, matching, target
 from services.calibrate.core.api import calibrate_frame
 from services.calibrate.warmup import synthetic_frame, warm_up
+from shared.arrays import SourceTable
+from shared.contracts.messages import SurveyStars
 
 
 def _signatures() -> dict[str, int]:
     return {
         f"{mod.__name__}.{name}": len(obj.signatures)
-        for mod in (calibrators, fitting, footprint, limits, matching, target)
+        for mod in (calibrators, choice, crowding, fitting, footprint, limits, matching, target)
         for name, obj in vars(mod).items()
         if hasattr(obj, "signatures")
     }
@@ -30,8 +30,16 @@ def test_a_real_upload_after_warm_up_compiles_nothing():
     sources = SourceTable.model_validate_json(sources.model_dump_json())
     references = {k: SurveyStars.model_validate_json(v.model_dump_json()) for k, v in references.items()}
     # and arrays straight from a buffer are read-only, a different type for numba
-    for array in (sources.ra, sources.dec, sources.mag, sources.mag_err, references["APASS"].ra,
-                  references["APASS"].dec, *references["APASS"].mags.values(), *references["APASS"].errs.values()):
+    for array in (
+        sources.ra,
+        sources.dec,
+        sources.mag,
+        sources.mag_err,
+        references["APASS"].ra,
+        references["APASS"].dec,
+        *references["APASS"].mags.values(),
+        *references["APASS"].errs.values(),
+    ):
         array.flags.writeable = False
     calibrate_frame(sources, references, 150.0, 20.0, 2.0)
     calibrate_frame(sources, references, 150.0, 20.0, 2.0, ("APASS", "V"))

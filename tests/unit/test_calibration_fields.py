@@ -10,16 +10,16 @@ with its true magnitude in the band chosen (:mod:`tools.fieldio`).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from shared.arrays import SourceTable
-from shared.errors import CalibrationFailed
 from services.calibrate.core import calibrate_frame
 from services.ingest.parsing import parse_catalogue
+from shared.arrays import SourceTable
+from shared.errors import CalibrationFailed
 from tools import fieldio, photsystem
 
 FIELDS = Path(__file__).parents[1] / "data" / "fields"
@@ -28,13 +28,13 @@ FORMATS = ("sex_ascii_head.cat", "sex_cpcs.cat", "sex_fits1.fits", "sex_ldac.fit
 CASES = [(n, f) for n in NAMES for f in FORMATS]
 
 
-@lru_cache(maxsize=None)
+@cache
 def field(name: str):
     folder = FIELDS / name
     return folder, fieldio.load_truth(folder), fieldio.load_references(folder)
 
 
-@lru_cache(maxsize=None)
+@cache
 def calibrated(name: str, fmt: str, force: tuple[str, str] | None = None):
     folder, truth, refs = field(name)
     parsed = parse_catalogue((folder / fmt).read_bytes(), fmt)
@@ -84,8 +84,11 @@ def test_zero_point_and_colour_term_within_errors(name, fmt):
     assert cal.npoints >= 15 and cal.scatter < 0.2
 
 
-@pytest.mark.parametrize("name,fmt", [c for c in CASES if c[0] != "north_faint_target"],
-                         ids=[_ids(c) for c in CASES if c[0] != "north_faint_target"])
+@pytest.mark.parametrize(
+    "name,fmt",
+    [c for c in CASES if c[0] != "north_faint_target"],
+    ids=[_ids(c) for c in CASES if c[0] != "north_faint_target"],
+)
 def test_detected_target_magnitude_against_truth(name, fmt):
     folder, truth, _ = field(name)
     cal = calibrated(name, fmt)

@@ -63,7 +63,10 @@ def assert_same_hull_as_qhull(x, y) -> np.ndarray:
 @pytest.mark.parametrize("n", [5, 50, 2000])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_hull_of_uniform_random_points_matches_qhull(seed, n):
-    """A wrong hull of the sources is a wrong frame footprint: stars off the frame counted as missed, a too-bright limit."""
+    """A wrong hull of the sources is a wrong frame footprint.
+
+    Stars off the frame would be counted as missed, and the limit would be too bright.
+    """
     rng = np.random.default_rng(seed)
     # arcsec-sized coordinates off the origin, like a frame's sources in the tangent plane
     x = rng.uniform(-900.0, 1300.0, n)
@@ -112,7 +115,10 @@ def test_hull_of_an_exactly_rotated_grid_is_its_four_corners():
 
 @pytest.mark.parametrize("angle", [0.1, 0.3, math.pi / 6, 1.0, 2.0])
 def test_hull_of_a_rotated_grid_is_the_rectangle_up_to_rounding(angle):
-    """A rotated frame's footprint is its rectangle; edge points made non-collinear by rounding may stay, but change nothing."""
+    """A rotated frame's footprint is its rectangle.
+
+    Edge points made non-collinear by rounding may stay, but change nothing.
+    """
     gx, gy = np.meshgrid(np.linspace(0.0, 3.0, 31), np.linspace(0.0, 1.0, 11))
     gx, gy = gx.ravel() * 600.0, gy.ravel() * 600.0
     x = f64(gx * math.cos(angle) - gy * math.sin(angle) + 123.4)
@@ -244,7 +250,10 @@ def test_inside_hull_tolerance_is_a_distance_outside_the_edges(tol):
 
 
 def gnomonic_by_vectors(ra, dec, ra0, dec0):
-    """(xi, eta) in arcsec from unit vectors: the point's components along east and north over its component along the centre."""
+    """(xi, eta) in arcsec from unit vectors.
+
+    The point's components along east and north over its component along the centre.
+    """
     a, d = np.radians(ra), np.radians(dec)
     a0, d0 = math.radians(ra0), math.radians(dec0)
     p = np.stack([np.cos(d) * np.cos(a), np.cos(d) * np.sin(a), np.sin(d)])

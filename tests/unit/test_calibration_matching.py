@@ -17,7 +17,7 @@ AS = 1.0 / 3600.0
 
 def test_chord_round_trip():
     a = np.array([0.1, 1.0, 2.0, 60.0, 3600.0])
-    assert np.allclose(chord_to_arcsec(arcsec_to_chord(a)), a, rtol=1e-9)
+    assert np.allclose(chord_to_arcsec(np.asarray(arcsec_to_chord(a))), a, rtol=1e-9)
 
 
 def test_nearest_within_radius_and_separation():

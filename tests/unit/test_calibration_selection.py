@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from services.calibrate.core import FitSettings, calibrate_frame
+from services.calibrate.core.calibrators import bright_end_cut, reference_quality, source_quality
 from shared.arrays import SourceTable
 from shared.contracts.messages import SurveyStars
 from shared.errors import BadInput
-from services.calibrate.core import FitSettings, calibrate_frame
-from services.calibrate.core.calibrators import bright_end_cut, reference_quality, source_quality
-from tests.unit.test_calibration_synth import gaia_from_apass, make_field
+from tools.datasets import gaia_from_apass, make_field
 
 
 def test_source_quality_flags_and_bad_mags():
@@ -26,9 +26,8 @@ def test_source_quality_flags_and_bad_mags():
     )
     ok = source_quality(src, FitSettings())
     assert ok.tolist() == [True, True, True, False, False, False, False, False]
-    ok16 = source_quality(
-        SourceTable.from_columns([1.0], [1.0], [15.0], [0.01], [16]), FitSettings()
-    )
+    one = np.array([1.0])
+    ok16 = source_quality(SourceTable.from_columns(one, one, 15 * one, 0.01 * one, np.array([16])), FitSettings())
     assert not ok16[0]
 
 
@@ -79,8 +78,10 @@ def test_non_linear_bright_end_is_cut_and_zp_recovered():
     assert abs(cal.zeropoint - fld.zp) < 3 * cal.zeropoint_err + 0.01
     # without the bright-end cut and the clipping the bend would bias the fit
     loose = FitSettings(bright_max_fraction=0.0, clip_sigma=50.0)
-    cal2 = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0,
-                           force_filter=("APASS", "V"), settings=loose)
+    cal2 = calibrate_frame(
+        fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, force_filter=("APASS", "V"), settings=loose
+    )
+
     def offset(c):  # calibration error at a typical colour
         return abs(c.zeropoint + c.colour_term * 0.7 - (fld.zp + fld.ct * 0.7))
 
@@ -116,6 +117,7 @@ def test_best_band_is_the_instruments(band):
     assert (cal.survey, cal.band) == ("APASS", band)
     chosen = [c for c in cal.candidates if c.chosen]
     assert len(chosen) == 1 and chosen[0].filter == band
+    assert cal.colour_term_err is not None
     assert abs(cal.colour_term - 0.04) < 3 * cal.colour_term_err + 0.01
     # the winner has the lowest score of all fitted candidates
     scores = [c.score for c in cal.candidates if c.score is not None]
@@ -133,7 +135,7 @@ def test_apass_v_beats_gaia_g_for_a_v_instrument():
     surveys = {c.survey for c in cal.candidates}
     assert surveys == {"APASS", "GAIA"}
     g = next(c for c in cal.candidates if c.survey == "GAIA" and c.filter == "G")
-    assert g.score is not None and abs(g.colour_term) > 0.3
+    assert g.score is not None and g.colour_term is not None and abs(g.colour_term) > 0.3
 
 
 def test_score_formula():
@@ -141,7 +143,7 @@ def test_score_formula():
     calibration error budget, colour spread in the band's own colour index."""
     rng = np.random.default_rng(42)
     fld = make_field(rng)
-    cands = []
+    cands: list = []
     import services.calibrate.core.api as api
     from services.calibrate.core.choice import candidate_score
 
@@ -149,7 +151,12 @@ def test_score_formula():
     cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, settings=s)
     orig = api.choose_best
     try:
-        api.choose_best = lambda c, st=None: (cands.extend(c), orig(c, st))[1]
+
+        def spy(candidates, settings=None):
+            cands.extend(candidates)
+            return orig(candidates, settings)
+
+        api.choose_best = spy  # type: ignore[assignment]  # a spy taking the two arguments api passes
         calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, settings=s)
     finally:
         api.choose_best = orig
@@ -181,7 +188,7 @@ def test_twin_bands_go_to_the_preferred_survey():
     colour = rng.normal(0.5, 0.3, n)
     inst = rng.uniform(12, 16, n)
 
-    def cand(survey, band, colour_name, ct, score, noise=0.02):
+    def cand(survey, band, colour_name, ct, score, noise=0.02) -> BandCandidate:
         ref = inst + 2.0 + ct * colour + rng.normal(0, noise, n)
         fit = fit_zeropoint(ref, np.full(n, noise), inst, np.full(n, 0.005), colour)
         return BandCandidate(survey=survey, band=band, colour=colour_name, fit=fit, score=score)
@@ -204,12 +211,12 @@ def test_twin_bands_go_to_the_preferred_survey():
 def test_force_filter_is_honoured():
     rng = np.random.default_rng(43)
     fld = make_field(rng, band="V")
-    cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0,
-                          force_filter=("apass", "b"))
+    cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, force_filter=("apass", "b"))
     assert (cal.survey, cal.band, cal.colour) == ("APASS", "B", "B-V")
     assert cal.forced
     assert len(cal.candidates) == 1 and cal.candidates[0].chosen
     # B = V + (B-V) and inst = V - ZP - 0.05 (B-V): colour term 1.05
+    assert cal.colour_term_err is not None
     assert cal.colour_term == pytest.approx(1.05, abs=3 * cal.colour_term_err + 0.01)
 
 
@@ -235,4 +242,5 @@ def test_force_filter_without_data_is_bad_input():
     # the unforced run just notes the empty band
     cal = calibrate_frame(fld.sources, refs, fld.target_ra, fld.target_dec, 2.0)
     ip = next(c for c in cal.candidates if c.filter == "i'")
+    assert ip.note is not None
     assert ip.score is None and "no APASS i' magnitudes" in ip.note

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from shared.arrays import SourceTable
 from services.calibrate.core import calibrate_frame
 from services.calibrate.core.limits import completeness_limit_inst, frame_limit_inst
 from services.calibrate.core.target import nearest_source
-from tests.unit.test_calibration_synth import background_sigma_for_limit, make_field, observe
+from shared.arrays import SourceTable
+from tools.datasets import background_sigma_for_limit, make_field, observe
 
 
 def test_frame_limit_from_mag_error_relation():
@@ -25,6 +25,7 @@ def test_frame_limit_from_mag_error_relation():
         assert lim == pytest.approx(true_limit, abs=0.15)
         # a 3-sigma limit is fainter
         lim3 = frame_limit_inst(mag[det], err[det], np.ones(det.sum(), bool), nsigma=3.0)
+        assert lim3 is not None and lim is not None
         assert lim3 > lim + 0.3
 
 
@@ -74,9 +75,12 @@ def test_detected_target_magnitude():
     cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0)
     t = cal.target
     assert t.detected
+    assert t.separation_arcsec is not None
     assert t.separation_arcsec < 1.0
+    assert t.mag_err is not None and fld.target_true_mag is not None
     assert t.mag == pytest.approx(fld.target_true_mag, abs=4 * t.mag_err)
     # the stated formula
+    assert t.inst_mag is not None
     assert t.mag == pytest.approx(t.inst_mag + cal.zeropoint + cal.colour_term * cal.assumed_colour)
     assert cal.plot.target_inst_mag == t.inst_mag
     assert t.limit_mag is not None
@@ -98,6 +102,7 @@ def test_target_errors_are_honest():
         cal = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0)
         t = cal.target
         assert t.detected
+        assert t.mag is not None and t.mag_err is not None and fld.target_true_mag is not None
         inside += abs(t.mag - fld.target_true_mag) < t.mag_err
     assert 0.55 <= inside / n_real <= 0.80
 
@@ -125,5 +130,7 @@ def test_flagged_target_is_measured_with_a_note():
     src = SourceTable.from_columns(fld.sources.ra, fld.sources.dec, fld.sources.mag, fld.sources.mag_err, flags)
     cal = calibrate_frame(src, fld.references, fld.target_ra, fld.target_dec, 2.0)
     assert cal.target.detected and cal.target.flags == 4
+    assert cal.target.note is not None
     assert "FLAGS 4" in cal.target.note
+    assert cal.target.mag is not None
     assert math.isfinite(cal.target.mag)

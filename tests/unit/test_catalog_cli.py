@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import fsspec
 import pytest
@@ -28,8 +29,15 @@ def test_parse_columns():
 
 
 def test_attach_and_recalibrate_commands_parse():
-    args = build_parser().parse_args(["catalog", "attach", "--survey", "gaia", "https://example.org/gaia", "--columns", "Gmag=g"])
-    assert (args.action, args.survey, args.source, args.columns) == ("attach", "GAIA", "https://example.org/gaia", "Gmag=g")
+    args = build_parser().parse_args(
+        ["catalog", "attach", "--survey", "gaia", "https://example.org/gaia", "--columns", "Gmag=g"]
+    )
+    assert (args.action, args.survey, args.source, args.columns) == (
+        "attach",
+        "GAIA",
+        "https://example.org/gaia",
+        "Gmag=g",
+    )
     args = build_parser().parse_args(["recalibrate", "--survey", "ps1"])
     assert (args.command, args.survey, args.scheduler) == ("recalibrate", "PS1", None)
     assert build_parser().parse_args(["catalog", "list", "--json"]).json
@@ -38,10 +46,28 @@ def test_attach_and_recalibrate_commands_parse():
 def test_format_table():
     text = format_table(
         [
-            {"survey": "APASS", "source": "/d/catalogs/APASS/v2", "attached": False, "remote": False, "version": "v2",
-             "rows": 1234567, "bands": ["B", "V"], "partitions": 32, "area_deg2": 512.25},
-            {"survey": "GAIA", "source": "https://h/gaia", "attached": True, "remote": True, "version": "v1",
-             "rows": None, "bands": ["G"], "partitions": 3, "area_deg2": 41252.96},
+            {
+                "survey": "APASS",
+                "source": "/d/catalogs/APASS/v2",
+                "attached": False,
+                "remote": False,
+                "version": "v2",
+                "rows": 1234567,
+                "bands": ["B", "V"],
+                "partitions": 32,
+                "area_deg2": 512.25,
+            },
+            {
+                "survey": "GAIA",
+                "source": "https://h/gaia",
+                "attached": True,
+                "remote": True,
+                "version": "v1",
+                "rows": None,
+                "bands": ["G"],
+                "partitions": 3,
+                "area_deg2": 41252.96,
+            },
         ]
     )
     header, apass, gaia = text.splitlines()
@@ -59,7 +85,7 @@ def test_disk_cache_copies_once_and_stays_bounded(tmp_path):
     source = f"file://{remote_root}"
     cache = DiskCache(tmp_path / "cache", max_bytes=2500)
     first = cache.fetch(source, UPath(f"{source}/dataset/Npix=0.parquet"))
-    assert open(first, "rb").read() == bytes([0]) * 1000 and first.startswith(str(tmp_path / "cache"))
+    assert Path(first).read_bytes() == bytes([0]) * 1000 and first.startswith(str(tmp_path / "cache"))
     assert cache.fetch(source, UPath(f"{source}/dataset/Npix=0.parquet")) == first
     assert (cache.downloads, cache.hits) == (1, 1)
     old = time.time() - 100

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from photcal_cli.batch.recalibrate import StoredUpload, crossmatch
 from services.catalog import layout
 from services.catalog.loader import load_extracts
-from photcal_cli.batch.recalibrate import StoredUpload, crossmatch
 from shared.arrays import SourceTable
 from shared.contracts.surveys import APASS
 
@@ -29,6 +29,7 @@ def _partition_of(ra: np.ndarray, dec: np.ndarray, pixels: list) -> np.ndarray:
 
 def test_sources_across_a_partition_edge_find_their_stars(tmp_path):
     import hats
+    from hats.catalog import Catalog
 
     rng = np.random.default_rng(11)
     n = 6000  # dense enough to split a 2-degree field into many small partitions
@@ -42,8 +43,11 @@ def test_sources_across_a_partition_edge_find_their_stars(tmp_path):
     data = tmp_path / "data"
     load_extracts("APASS", [tmp_path / "apass.csv"], data, partition_rows=400, row_group_rows=64)
     version = layout.read_pointer(layout.survey_dir(data, "APASS"))
+    assert version is not None
     assert (version / layout.MARGIN_NAME / "hats.properties").is_file()
-    pixels = hats.read_hats(version, read_moc=False).get_healpix_pixels()
+    catalog = hats.read_hats(version, read_moc=False)
+    assert isinstance(catalog, Catalog)
+    pixels = catalog.get_healpix_pixels()
     assert len(pixels) > 10
 
     # each star gets sources 1.5" away in 8 directions; keep those that land in another partition
@@ -55,10 +59,16 @@ def test_sources_across_a_partition_edge_find_their_stars(tmp_path):
     across = _partition_of(src_ra, src_dec, pixels) != _partition_of(stars_ra, stars_dec, pixels)
     assert across.sum() >= 10, "the field has too few sources across a partition edge to test"
     upload = StoredUpload(
-        upload_id="u1", alert_ra=150.0, alert_dec=20.0, match_dist_arcsec=2.0,
+        upload_id="u1",
+        alert_ra=150.0,
+        alert_dec=20.0,
+        match_dist_arcsec=2.0,
         sources=SourceTable.from_columns(
-            ra=src_ra[across], dec=src_dec[across], mag=np.full(across.sum(), -8.0),
-            mag_err=np.full(across.sum(), 0.02), flags=np.zeros(across.sum(), dtype=np.int32),
+            ra=src_ra[across],
+            dec=src_dec[across],
+            mag=np.full(across.sum(), -8.0),
+            mag_err=np.full(across.sum(), 0.02),
+            flags=np.zeros(across.sum(), dtype=np.int32),
         ),
     )
     matched = crossmatch([upload], str(version), layout.Columns.for_survey(APASS), 2.0)[0]

@@ -16,7 +16,7 @@ from shared.conewire import (
 from shared.contracts.messages import ConeReply, SurveyStars
 
 
-def stars(survey: str, n: int, bands: str, seed: int = 0) -> SurveyStars:
+def stars(survey: str, n: int, bands: str | list[str], seed: int = 0) -> SurveyStars:
     rng = np.random.default_rng(seed)
 
     def f32(values):  # the catalogues store magnitudes as float32; the store hands them out as float64
@@ -48,14 +48,19 @@ def same(a: ConeReply, b: ConeReply) -> None:
 
 
 def test_round_trip_is_exact():
-    reply = ConeReply(covered=["APASS", "PS1"], stars={"APASS": stars("APASS", 7, ["B", "V", "g'"]),
-                                                       "PS1": stars("PS1", 1000, "grizy", 1)})
+    reply = ConeReply(
+        covered=["APASS", "PS1"],
+        stars={"APASS": stars("APASS", 7, ["B", "V", "g'"]), "PS1": stars("PS1", 1000, "grizy", 1)},
+    )
     same(reply, decode_reply(encode_reply(reply)))
 
 
 def test_error_and_empty_replies():
-    for reply in (ConeReply(ok=False, error="bad_cone", message="bad cone radius 9"), ConeReply(),
-                  ConeReply(covered=["GAIA"], stars={"GAIA": stars("GAIA", 0, ["G", "BP", "RP"])})):
+    for reply in (
+        ConeReply(ok=False, error="bad_cone", message="bad cone radius 9"),
+        ConeReply(),
+        ConeReply(covered=["GAIA"], stars={"GAIA": stars("GAIA", 0, ["G", "BP", "RP"])}),
+    ):
         same(reply, decode_reply(encode_reply(reply)))
 
 
@@ -88,8 +93,14 @@ def test_an_error_reply_after_a_broken_one_completes_first():
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"abc", b"\xff\xff\xff\x7f{}", b"\x02\x00\x00\x00{}", b"\x05\x00\x00\x00hello\x00\x00\x00",
-     b'{"ok": true, "stars": {}}'],
+    [
+        b"",
+        b"abc",
+        b"\xff\xff\xff\x7f{}",
+        b"\x02\x00\x00\x00{}",
+        b"\x05\x00\x00\x00hello\x00\x00\x00",
+        b'{"ok": true, "stars": {}}',
+    ],
 )
 def test_garbage_is_malformed(body):
     with pytest.raises(MalformedConeReply):
@@ -104,8 +115,16 @@ def test_truncated_columns_are_malformed():
         decode_reply(body + b"\0" * 8)
 
 
-@pytest.mark.parametrize("headers", [None, {}, {"Photcal-Reply": "x"}, {"Photcal-Reply": "x", "Photcal-Part": "3/2"},
-                                     {"Photcal-Reply": "x", "Photcal-Part": "a/b"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        None,
+        {},
+        {"Photcal-Reply": "x"},
+        {"Photcal-Reply": "x", "Photcal-Part": "3/2"},
+        {"Photcal-Reply": "x", "Photcal-Part": "a/b"},
+    ],
+)
 def test_parts_without_good_headers_are_malformed(headers):
     with pytest.raises(MalformedConeReply):
         PartAssembler().add(headers, b"data")

@@ -1,4 +1,7 @@
-"""Crowded frames: isolated calibrators, blended reference stars, blended targets (services/calibrate/core/crowding.py)."""
+"""Crowded frames: isolated calibrators, blended reference stars, blended targets.
+
+The code under test: services/calibrate/core/crowding.py.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,11 @@ import math
 
 import numpy as np
 
+from services.calibrate.core import FitSettings, calibrate_frame, crowding
 from shared.arrays import SourceTable
 from shared.contracts.messages import SurveyStars
 from shared.contracts.surveys import APASS, PS1
-from services.calibrate.core import FitSettings, calibrate_frame
-from services.calibrate.core import crowding
-from tests.unit.test_calibration_synth import gaia_from_apass, make_field
+from tools.datasets import gaia_from_apass, make_field
 
 ARCSEC = 1.0 / 3600.0
 
@@ -35,6 +37,7 @@ def test_neighbour_light_agrees_with_brute_force():
     dec = -20.0 + rng.uniform(0, 0.02, n)
     mag = rng.uniform(12, 19, n)
     fast = crowding.contamination(ra, dec, mag, ra, dec, mag, 4.0, self_index=np.arange(n))
+    assert isinstance(fast, np.ndarray)
     slow = _brute_contamination(ra, dec, mag, ra, dec, mag, 4.0, np.arange(n))
     # the tangent-plane distance and the flat one differ by far less than any pair's distance to 4"
     assert np.mean(np.isclose(fast, slow, rtol=1e-6, atol=1e-9)) > 0.99
@@ -44,14 +47,21 @@ def test_neighbour_light_agrees_with_brute_force():
 def test_a_survey_blends_what_it_cannot_resolve_and_gaia_shows_it():
     """One star with a Gaia neighbour 1 mag fainter 5" away: a blend in APASS (8"), not in PS1 (1.2")."""
     ra0, dec0 = 150.0, 20.0
-    star = SurveyStars(survey="X", ra=np.array([ra0, ra0 + 0.1]), dec=np.array([dec0, dec0]),
-                       mags={"V": np.array([14.0, 14.0]), "r": np.array([14.0, 14.0])},
-                       errs={"V": np.array([0.02, 0.02]), "r": np.array([0.02, 0.02])})
+    star = SurveyStars(
+        survey="X",
+        ra=np.array([ra0, ra0 + 0.1]),
+        dec=np.array([dec0, dec0]),
+        mags={"V": np.array([14.0, 14.0]), "r": np.array([14.0, 14.0])},
+        errs={"V": np.array([0.02, 0.02]), "r": np.array([0.02, 0.02])},
+    )
     cosd = math.cos(math.radians(dec0))
-    gaia = (np.array([ra0, ra0 + 5.0 * ARCSEC / cosd, ra0 + 0.1, ra0 + 0.1 + 12.0 * ARCSEC / cosd]),
-            np.array([dec0, dec0, dec0, dec0]), np.array([14.0, 15.0, 14.0, 14.0]))
+    gaia = (
+        np.array([ra0, ra0 + 5.0 * ARCSEC / cosd, ra0 + 0.1, ra0 + 0.1 + 12.0 * ARCSEC / cosd]),
+        np.array([dec0, dec0, dec0, dec0]),
+        np.array([14.0, 15.0, 14.0, 14.0]),
+    )
     apass = crowding.reference_blend(APASS, star.model_copy(update={"survey": "APASS"}), gaia)
-    assert math.isclose(apass[0], 10 ** -0.4, rel_tol=1e-6)  # 40 % more light: 0.37 mag too bright
+    assert math.isclose(apass[0], 10**-0.4, rel_tol=1e-6)  # 40 % more light: 0.37 mag too bright
     assert apass[1] == 0.0  # its neighbour is 12" away: resolved
     ps1 = crowding.reference_blend(PS1, star.model_copy(update={"survey": "PS1"}), gaia)
     assert ps1.tolist() == [0.0, 0.0]
@@ -71,7 +81,7 @@ def _crowded_field(seed: int, blended_fraction: float = 0.45, flagged_fraction: 
     gaia = gaia_from_apass(rng, apass)
     v = np.asarray(apass.mags["V"])
     blended = (v < 16.5) & (rng.uniform(0, 1, len(v)) < blended_fraction)
-    extra = 2.5 * math.log10(1.0 + 10 ** -0.4)
+    extra = 2.5 * math.log10(1.0 + 10**-0.4)
     mags = {k: np.where(blended, np.asarray(m) - extra, m) for k, m in apass.mags.items()}
     cosd = math.cos(math.radians(20.0))
     g = np.asarray(gaia.mags["G"])
@@ -89,8 +99,7 @@ def _crowded_field(seed: int, blended_fraction: float = 0.45, flagged_fraction: 
     flags[-1] = 0  # the target (last source) is not flagged here
     src = fld.sources
     sources = SourceTable.from_columns(src.ra, src.dec, src.mag, src.mag_err, flags)
-    refs = {"APASS": SurveyStars(survey="APASS", ra=apass.ra, dec=apass.dec, mags=mags, errs=apass.errs),
-            "GAIA": gaia}
+    refs = {"APASS": SurveyStars(survey="APASS", ra=apass.ra, dec=apass.dec, mags=mags, errs=apass.errs), "GAIA": gaia}
     return fld, sources, refs
 
 
@@ -102,8 +111,15 @@ def test_blended_reference_stars_do_not_bias_a_crowded_frame():
     assert abs(cal.target.mag - fld.target_true_mag) < 0.05 + 2 * (cal.target.inst_mag_err or 0)
     chosen = next(c for c in cal.candidates if c.chosen)
     assert "crowded field" in (chosen.note or "")
-    off = calibrate_frame(sources, refs, fld.target_ra, fld.target_dec, 2.0, force_filter=("APASS", "V"),
-                          settings=FitSettings(crowded_fraction=2.0))
+    off = calibrate_frame(
+        sources,
+        refs,
+        fld.target_ra,
+        fld.target_dec,
+        2.0,
+        force_filter=("APASS", "V"),
+        settings=FitSettings(crowded_fraction=2.0),
+    )
     assert off.target.mag - fld.target_true_mag < cal.target.mag - fld.target_true_mag - 0.05
 
 
@@ -111,8 +127,9 @@ def test_a_sparse_frame_is_calibrated_as_without_the_isolation_cut():
     """Few flagged sources: not crowded, every calibrator is kept and the answer is unchanged."""
     fld, sources, refs = _crowded_field(12, blended_fraction=0.0, flagged_fraction=0.03)
     on = calibrate_frame(sources, refs, fld.target_ra, fld.target_dec, 2.0)
-    off = calibrate_frame(sources, refs, fld.target_ra, fld.target_dec, 2.0,
-                          settings=FitSettings(crowded_fraction=2.0, blend_flags=0))
+    off = calibrate_frame(
+        sources, refs, fld.target_ra, fld.target_dec, 2.0, settings=FitSettings(crowded_fraction=2.0, blend_flags=0)
+    )
     assert (on.survey, on.band, on.npoints) == (off.survey, off.band, off.npoints)
     assert on.zeropoint == off.zeropoint and on.target.mag == off.target.mag
 
@@ -130,6 +147,7 @@ def test_a_blended_target_is_said_so_and_its_error_is_honest():
     assert any("blended" in w for w in cal.warnings)
     assert not any("blended" in w for w in plain.warnings)
     s = FitSettings()
+    assert cal.target.mag_err is not None and plain.target.mag_err is not None
     assert cal.target.mag_err >= math.hypot(plain.target.mag_err, s.target_blend_min_err) - 1e-9
     assert cal.target.mag == plain.target.mag  # the magnitude itself is what was measured
 
@@ -138,8 +156,10 @@ def test_target_blend_rule():
     s = FitSettings()
     assert crowding.target_blend(0, 0.0, s) == (0.0, None)
     extra, msg = crowding.target_blend(0, 1.0, s)  # an unflagged neighbour as bright as the target
+    assert msg is not None
     assert math.isclose(extra, s.target_blend_err_fraction * 2.5 * math.log10(2.0)) and "blended" in msg
     extra, msg = crowding.target_blend(2, 0.0, s)
+    assert msg is not None
     assert extra == s.target_blend_min_err and "FLAGS 2" in msg
 
 
@@ -154,8 +174,10 @@ def test_empirical_error_of_a_crowded_frame_at_the_targets_signal_to_noise():
     ref = inst + 1.0 + 0.1 * colour + resid
     s = FitSettings()
     faint = crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, 0.07, s)
+    assert faint is not None
     assert 0.1 < faint < 0.13
     bright = crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, 0.012, s)
+    assert bright is not None
     assert bright < 0.015
     assert crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, 0.5, s) is None  # nobody that faint
     assert crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, None, s) is None

@@ -16,7 +16,7 @@ from services.calibrate.core import calibrate_frame
 from services.ingest.forms import read_upload_form
 from shared.bands import parse_force_filter
 from shared.errors import BadInput
-from tests.unit.test_calibration_synth import make_field
+from tools.datasets import make_field
 
 FORM = {"EventID": "ivo://gaia/alerts#Gaia21eeo", "MJD": "60000.5"}
 

@@ -9,7 +9,7 @@ with a smaller colour term and the right truth.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +39,17 @@ def test_gaiasp_is_a_survey_in_any_case():
     assert sp.band("R").colour_name == "V-R" and sp.band("r").colour_name == "g-r"
 
 
-@pytest.mark.parametrize("sent,canonical", [("GaiaSP/V", "GaiaSP/V"), ("gaiasp/v", "GaiaSP/V"),
-                                            ("GaiaSP/R", "GaiaSP/R"), ("GaiaSP/r", "GaiaSP/r"),
-                                            ("GAIASP/I", "GaiaSP/I"), ("GaiaSP/B", "GaiaSP/B")])
+@pytest.mark.parametrize(
+    "sent,canonical",
+    [
+        ("GaiaSP/V", "GaiaSP/V"),
+        ("gaiasp/v", "GaiaSP/V"),
+        ("GaiaSP/R", "GaiaSP/R"),
+        ("GaiaSP/r", "GaiaSP/r"),
+        ("GAIASP/I", "GaiaSP/I"),
+        ("GaiaSP/B", "GaiaSP/B"),
+    ],
+)
 def test_force_filter_gaiasp_is_accepted(sent, canonical):
     assert canonical_force_filter(sent) == canonical
 
@@ -98,7 +106,7 @@ def test_simulated_gaiasp_extract_stops_at_the_gspc_limit():
     assert ref.Umag.isna().sum() > ref.Vmag.isna().sum()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _calibrate(fmt: str, force: tuple[str, str] | None):
     truth, refs = fieldio.load_truth(FIELD), fieldio.load_references(FIELD)
     parsed = parse_catalogue((FIELD / fmt).read_bytes(), fmt)

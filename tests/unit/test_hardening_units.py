@@ -19,7 +19,7 @@ from shared.bounds import INT64_MAX, json_depth, loads_json, parse_id
 from shared.cpcs_http import page
 from shared.errors import BadCatalogue, BadInput, NotFound, PayloadTooLarge
 from shared.http_server import HTML_CSP
-from shared.infra import free_port
+from tools.infra import free_port
 
 HEADER = b"#   1 MAG_AUTO\n#   2 MAGERR_AUTO\n#   3 ALPHA_J2000\n#   4 DELTA_J2000\n"
 ROWS = b"12.0 0.01 10.0 20.0\n13.0 0.02 10.1 20.1\n"
@@ -43,8 +43,15 @@ def test_json_depth_skips_brackets_inside_strings():
     assert json_depth("[" * 30_000) == 30_000
 
 
-@pytest.mark.parametrize("text,code", [("[" * 30_000, "bad_json"), ('{"a":' * 20 + "1" + "}" * 20, "bad_json"),
-                                       (" " * 70_000 + "{}", "too_large"), ("{", "bad_json")])
+@pytest.mark.parametrize(
+    "text,code",
+    [
+        ("[" * 30_000, "bad_json"),
+        ('{"a":' * 20 + "1" + "}" * 20, "bad_json"),
+        (" " * 70_000 + "{}", "too_large"),
+        ("{", "bad_json"),
+    ],
+)
 def test_deep_long_or_broken_json_is_refused_before_parsing(text, code):
     with pytest.raises(BadInput) as info:
         loads_json(text)
@@ -52,9 +59,13 @@ def test_deep_long_or_broken_json_is_refused_before_parsing(text, code):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
-                    max_leaves=60))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+        max_leaves=60,
+    )
+)
 def test_any_json_is_parsed_or_refused_with_our_error(value):
     text = json.dumps(value)
     try:
@@ -72,8 +83,17 @@ def test_any_text_is_json_or_bad_json(text):
         assert err.code in {"bad_json", "too_large"}
 
 
-@pytest.mark.parametrize("path", ["/lightcurve/%2e%2e/%2e%2e/metrics", "/lightcurve/%2E%2e/x", "/a/./b", "/a/../b",
-                                  "/static/%2e/app.css", "/lightcurve/x/%2e%2e?x=1"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/lightcurve/%2e%2e/%2e%2e/metrics",
+        "/lightcurve/%2E%2e/x",
+        "/a/./b",
+        "/a/../b",
+        "/static/%2e/app.css",
+        "/lightcurve/x/%2e%2e?x=1",
+    ],
+)
 def test_dot_segments_are_not_forwarded(path):
     with pytest.raises(BadInput) as info:
         upstream_path(path)
@@ -86,8 +106,16 @@ def test_internal_paths_are_not_forwarded(path):
         upstream_path(path)
 
 
-@pytest.mark.parametrize("path", ["/lightcurve/ivo%3A%2F%2Frt%2Fpct2%23b%2542", "/api/v1/lightcurves/a%2Bb%20c?format=csv",
-                                  "/lightcurve/..x", "/lightcurve/%2e%2e%2fmetrics", "/static/app.css"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/lightcurve/ivo%3A%2F%2Frt%2Fpct2%23b%2542",
+        "/api/v1/lightcurves/a%2Bb%20c?format=csv",
+        "/lightcurve/..x",
+        "/lightcurve/%2e%2e%2fmetrics",
+        "/static/app.css",
+    ],
+)
 def test_other_paths_are_forwarded_exactly_as_sent(path):
     assert upstream_path(path) == path
 
@@ -120,13 +148,18 @@ def test_an_honest_header_and_comments_are_still_read():
 
 
 def test_the_html_csp_allows_the_cpcs_pages_one_inline_style():
-    style = re.search(r"<style>(.*?)</style>", page("t", "<p>x</p>"), re.S).group(1)
+    found = re.search(r"<style>(.*?)</style>", page("t", "<p>x</p>"), re.S)
+    assert found is not None
+    style = found.group(1)
     assert f"'sha256-{base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()}'" in HTML_CSP
     assert "script-src" not in HTML_CSP and "default-src 'none'" in HTML_CSP and "frame-ancestors 'none'" in HTML_CSP
 
 
 def test_urls_are_printed_without_their_password():
-    assert redacted("mongodb://user:secret@db1:27017,db2/photcal?replicaSet=rs") == "mongodb://db1:27017,db2/photcal?replicaSet=rs"
+    assert (
+        redacted("mongodb://user:secret@db1:27017,db2/photcal?replicaSet=rs")
+        == "mongodb://db1:27017,db2/photcal?replicaSet=rs"
+    )
     assert redacted("nats://tok@n1:4222,nats://n2:4222") == "nats://n1:4222,nats://n2:4222"
     assert nats_addresses("nats://a:1,b:2, tls://c") == [("a", 1), ("b", 2), ("c", 4222)]
 

@@ -39,19 +39,22 @@ def test_a_bad_proxy_entry_is_named():
         parse_networks("10.0.0.0/8, not-an-ip")
 
 
-@pytest.mark.parametrize("headers,ok", [
-    ({"Origin": "http://photcal.test:8080"}, True),
-    ({"Origin": "HTTP://Photcal.test:8080"}, True),
-    ({"Origin": "http://photcal.test:8081"}, False),  # another port of the same host: same site, not us
-    ({"Origin": "https://photcal.test:8080"}, False),
-    ({"Origin": "http://evil.test:8080"}, False),
-    ({"Origin": "null"}, False),
-    ({"Origin": "http://photcal.test:8081", "Sec-Fetch-Site": "same-origin"}, False),  # Origin decides
-    ({"Sec-Fetch-Site": "same-origin"}, True),
-    ({"Sec-Fetch-Site": "same-site"}, False),
-    ({"Sec-Fetch-Site": "cross-site"}, False),
-    ({}, False),
-])
+@pytest.mark.parametrize(
+    "headers,ok",
+    [
+        ({"Origin": "http://photcal.test:8080"}, True),
+        ({"Origin": "HTTP://Photcal.test:8080"}, True),
+        ({"Origin": "http://photcal.test:8081"}, False),  # another port of the same host: same site, not us
+        ({"Origin": "https://photcal.test:8080"}, False),
+        ({"Origin": "http://evil.test:8080"}, False),
+        ({"Origin": "null"}, False),
+        ({"Origin": "http://photcal.test:8081", "Sec-Fetch-Site": "same-origin"}, False),  # Origin decides
+        ({"Sec-Fetch-Site": "same-origin"}, True),
+        ({"Sec-Fetch-Site": "same-site"}, False),
+        ({"Sec-Fetch-Site": "cross-site"}, False),
+        ({}, False),
+    ],
+)
 def test_same_origin(headers, ok):
     assert session.same_origin(headers, "http://photcal.test:8080") is ok
 
@@ -73,6 +76,7 @@ def test_login_token_is_bound_to_its_nonce():
 
 def test_each_login_has_its_own_session_id():
     a, b = session.read(session.encode(HASHTAG, SECRET), SECRET), session.read(session.encode(HASHTAG, SECRET), SECRET)
+    assert a is not None and b is not None
     assert a.hashtag == b.hashtag == HASHTAG and a.session_id != b.session_id
     assert a.expires > 0 and session.read("junk", SECRET) is None
 

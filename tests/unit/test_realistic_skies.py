@@ -37,8 +37,13 @@ FIELDS = [
 ]
 NAMES = [f[0] for f in FIELDS]
 #: the filter family an observatory taking such a frame registers (bench.bench_accuracy.OBSERVATORY_FILTERS)
-FILTERS = {"r": ["g'", "r'", "i'", "z'"], "i": ["g'", "r'", "i'", "z'"], "z": ["g'", "r'", "i'", "z'"],
-           "V": ["B", "V", "R", "I"], "R": ["B", "V", "R", "I"]}
+FILTERS = {
+    "r": ["g'", "r'", "i'", "z'"],
+    "i": ["g'", "r'", "i'", "z'"],
+    "z": ["g'", "r'", "i'", "z'"],
+    "V": ["B", "V", "R", "I"],
+    "R": ["B", "V", "R", "I"],
+}
 #: a generous bound on |calibrated - true| beyond the reported error (mag): crowded targets are blended
 GENEROUS = 0.15
 
@@ -48,8 +53,19 @@ def realistic_fields(tmp_path_factory):
     root = tmp_path_factory.mktemp("realistic")
     out = {}
     for name, seed, ra, dec, band, sky, density, camera in FIELDS:
-        sf.simulate_field(seed, ra, dec, band, name=name, sky=sky, density=density, camera=camera,
-                          out=root / name, keep_image=False, formats=())
+        sf.simulate_field(
+            seed,
+            ra,
+            dec,
+            band,
+            name=name,
+            sky=sky,
+            density=density,
+            camera=camera,
+            out=root / name,
+            keep_image=False,
+            formats=(),
+        )
         out[name] = root / name
     return out
 

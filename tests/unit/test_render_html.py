@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,13 +30,40 @@ HOSTILE = [
 
 
 def full_detection(**over) -> CalibrationResult:
-    fields = dict(
-        message="calibrated: V = 16.012 ± 0.021", status="ok", upload_id="u1", ivorn="ivo://gaia/alerts#Gaia21eeo",
-        alert_name="Gaia21eeo", observatory="Obs", mjd=59000.5, exptime=60.0, comment="fine night", survey="APASS",
-        filter="V", mag=16.012, mag_err=0.021, ra=150.0, dec=20.0, limit_mag=19.3, limit_method="completeness",
-        detected=True, zeropoint=2.3, zeropoint_err=0.004, colour_term=0.05, colour_term_err=0.01, colour="B-V",
-        npoints=120, nmatched=300, outlier_fraction=0.05, scatter=0.03, n_sources=900, dry_run=False, stored=True,
-        followup_id=7, calibration_id="u1", image_link="http://localhost/plots/u1.png",
+    fields: dict[str, Any] = dict(
+        message="calibrated: V = 16.012 ± 0.021",
+        status="ok",
+        upload_id="u1",
+        ivorn="ivo://gaia/alerts#Gaia21eeo",
+        alert_name="Gaia21eeo",
+        observatory="Obs",
+        mjd=59000.5,
+        exptime=60.0,
+        comment="fine night",
+        survey="APASS",
+        filter="V",
+        mag=16.012,
+        mag_err=0.021,
+        ra=150.0,
+        dec=20.0,
+        limit_mag=19.3,
+        limit_method="completeness",
+        detected=True,
+        zeropoint=2.3,
+        zeropoint_err=0.004,
+        colour_term=0.05,
+        colour_term_err=0.01,
+        colour="B-V",
+        npoints=120,
+        nmatched=300,
+        outlier_fraction=0.05,
+        scatter=0.03,
+        n_sources=900,
+        dry_run=False,
+        stored=True,
+        followup_id=7,
+        calibration_id="u1",
+        image_link="http://localhost/plots/u1.png",
     )
     return CalibrationResult(**(fields | over))
 
@@ -94,8 +122,16 @@ def test_every_optional_field_missing_at_once():
 def test_a_limit_and_an_error_answer():
     page = assert_page(full_detection(detected=False, mag=None, mag_err=None, limit_mag=19.55))
     assert "not detected" in page and "19.55 (completeness)" in page
-    page = assert_page(CalibrationResult(status="error", error="target_outside_frame", http_status=400,
-                                         message="the event is outside this frame", upload_id="u", ivorn="ivo://x/y#z"))
+    page = assert_page(
+        CalibrationResult(
+            status="error",
+            error="target_outside_frame",
+            http_status=400,
+            message="the event is outside this frame",
+            upload_id="u",
+            ivorn="ivo://x/y#z",
+        )
+    )
     assert "Calibration failed" in page and "target_outside_frame" in page
 
 
@@ -123,11 +159,26 @@ texts = st.none() | st.text(max_size=300) | st.sampled_from(HOSTILE)
     message=st.text(max_size=300) | st.sampled_from(HOSTILE),
     ivorn=st.text(max_size=100) | st.sampled_from(HOSTILE),
     comment=st.text(max_size=300) | st.sampled_from(HOSTILE),
-    observatory=texts, survey=texts, filter=texts, colour=texts, limit_method=texts, error=texts, image_link=texts,
-    mag=floats, mag_err=floats, limit_mag=floats, zeropoint=floats, zeropoint_err=floats, colour_term=floats,
-    scatter=floats, mjd=floats,
-    detected=st.none() | st.booleans(), stored=st.booleans(), dry_run=st.booleans(),
-    npoints=st.none() | st.integers(-10, 10**12), followup_id=st.none() | st.integers(0, 10**12),
+    observatory=texts,
+    survey=texts,
+    filter=texts,
+    colour=texts,
+    limit_method=texts,
+    error=texts,
+    image_link=texts,
+    mag=floats,
+    mag_err=floats,
+    limit_mag=floats,
+    zeropoint=floats,
+    zeropoint_err=floats,
+    colour_term=floats,
+    scatter=floats,
+    mjd=floats,
+    detected=st.none() | st.booleans(),
+    stored=st.booleans(),
+    dry_run=st.booleans(),
+    npoints=st.none() | st.integers(-10, 10**12),
+    followup_id=st.none() | st.integers(0, 10**12),
 )
 def test_any_calibration_result_renders(**fields):
     assert_page(CalibrationResult(upload_id="u", **fields))

@@ -101,8 +101,20 @@ def test_committed_fields_exist_and_are_small():
 def test_truth_schema(name):
     t = truth(name)
     assert t["schema"] == sf.SCHEMA and t["name"] == name
-    for key in ("field", "alert", "instrument_band", "best", "zeropoint", "colour_term", "transient",
-                "limit_mag_5sigma", "exptime", "mjd", "surveys", "generator"):
+    for key in (
+        "field",
+        "alert",
+        "instrument_band",
+        "best",
+        "zeropoint",
+        "colour_term",
+        "transient",
+        "limit_mag_5sigma",
+        "exptime",
+        "mjd",
+        "surveys",
+        "generator",
+    ):
         assert key in t
     band = ps.get_instrument_band(t["instrument_band"])
     assert t["best"] == {"survey": band.survey, "band": band.band, "colour": band.colour_name}
@@ -190,8 +202,7 @@ def test_best_survey_calibration_recovers_truth(name):
     ref, rows = ref[good], rows[good]
     colour = (ref[blue.column] - ref[red.column]).to_numpy()
     sigma2 = ref[band.error_column].to_numpy() ** 2 + rows.MAGERR_AUTO.to_numpy() ** 2 + 0.01**2
-    (zp, ct), (e_zp, e_ct) = fit_zeropoint(ref[band.column].to_numpy(), colour, rows.MAG_AUTO.to_numpy(),
-                                           1.0 / sigma2)
+    (zp, ct), (e_zp, e_ct) = fit_zeropoint(ref[band.column].to_numpy(), colour, rows.MAG_AUTO.to_numpy(), 1.0 / sigma2)
     assert len(ref) >= 20
     assert e_zp < 0.03 and e_ct < 0.05
     # MAG_AUTO's ~0.01 mag Kron flux loss goes into the fitted zero point
@@ -227,8 +238,11 @@ def test_reference_extracts_cover_the_right_sky(name):
         ref = pd.read_csv(FIELDS_DIR / name / f"ref_{survey}.csv")
         expected = [s.ra_column, s.dec_column] + [c for b in s.bands for c in (b.column, b.error_column)]
         assert list(ref.columns) == expected
-        sep = SkyCoord(ref[s.ra_column], ref[s.dec_column], unit="deg").separation(
-            SkyCoord(t["field"]["ra"], t["field"]["dec"], unit="deg")).deg
+        sep = (
+            SkyCoord(ref[s.ra_column], ref[s.dec_column], unit="deg")
+            .separation(SkyCoord(t["field"]["ra"], t["field"]["dec"], unit="deg"))
+            .deg
+        )
         assert sep.max() <= t["field"]["radius_deg"] + 1e-3
         assert ref.isna().any(axis=None)  # some empty values, as in VizieR
 
@@ -244,8 +258,9 @@ def test_apass_has_enough_stars_on_the_image(name):
     ref = pd.read_csv(FIELDS_DIR / name / "ref_APASS.csv")
     ref = ref[ref.Vmag.between(10.0, 17.0)]
     obj = objects(name)
-    inside = obj[obj.x_image.between(0.5, t["field"]["width_px"] + 0.5)
-                 & obj.y_image.between(0.5, t["field"]["height_px"] + 0.5)]
+    inside = obj[
+        obj.x_image.between(0.5, t["field"]["width_px"] + 0.5) & obj.y_image.between(0.5, t["field"]["height_px"] + 0.5)
+    ]
     i, _ = match_sky(ref.RAJ2000, ref.DEJ2000, inside.ra, inside.dec, 1.0)
     assert len(i) >= 30
 
@@ -260,12 +275,12 @@ def test_reference_errors_match_the_scatter(name):
         ref = pd.read_csv(FIELDS_DIR / name / f"ref_{survey}.csv")
         i, j = match_sky(ref[s.ra_column], ref[s.dec_column], stars.ra, stars.dec, 1.0)
         true = ps.survey_magnitudes(stars.V.to_numpy()[j], stars.BV.to_numpy()[j])
-        pulls = []
+        per_band = []
         for b in s.bands:
             m = true[(survey, b.name)]
             ok = m > (spec.saturation or -99) + 0.5
-            pulls.append(((ref[b.column].to_numpy()[i] - m) / ref[b.error_column].to_numpy()[i])[ok])
-        pulls = np.concatenate(pulls)
+            per_band.append(((ref[b.column].to_numpy()[i] - m) / ref[b.error_column].to_numpy()[i])[ok])
+        pulls = np.concatenate(per_band)
         pulls = pulls[np.isfinite(pulls)]
         assert len(pulls) > 50, survey
         assert abs(np.median(pulls)) < 0.2, survey
@@ -289,9 +304,17 @@ def test_committed_field_regenerates(name):
     """The simulator still makes the committed truth and reference extracts."""
     t = truth(name)
     g = t["generator"]
-    f = sf.simulate_field(g["seed"], g["ra"], g["dec"], g["instrument_band"], name=name, faint=g["faint"],
-                          transient_mag=g["transient_mag"], keep_image=False,
-                          surveys=g.get("surveys", sf.LEGACY_SURVEYS))
+    f = sf.simulate_field(
+        g["seed"],
+        g["ra"],
+        g["dec"],
+        g["instrument_band"],
+        name=name,
+        faint=g["faint"],
+        transient_mag=g["transient_mag"],
+        keep_image=False,
+        surveys=g.get("surveys", sf.LEGACY_SURVEYS),
+    )
     for key in ("zeropoint", "colour_term", "limit_mag_5sigma", "exptime", "mjd", "alert", "transient", "surveys"):
         assert f.truth[key] == pytest.approx(t[key], abs=1e-3), key
     for survey, ref in f.references.items():
@@ -306,12 +329,20 @@ def test_committed_field_regenerates(name):
 def test_image_is_a_valid_ccd_frame():
     cam = sf.Camera(width=256, height=256)
     f = sf.simulate_field(7, 120.0, 20.0, "g", camera=cam)
+    assert f.image is not None
     assert f.image.dtype == np.float32 and f.image.shape == (256, 256)
     assert f.image.max() <= cam.saturation
     assert f.header["CTYPE1"] == "RA---TAN" and f.header["EXPTIME"] == f.truth["exptime"]
     sky = np.median(f.image) - cam.bias
-    assert sky * cam.gain == pytest.approx(sf.sky_electrons(cam, sf.Observation(
-        f.truth["exptime"], 0, f.truth["fwhm_arcsec"], 0, f.truth["zp_1e_per_s"], f.truth["sky_mag_arcsec2"], 1)), rel=0.05)
+    assert sky * cam.gain == pytest.approx(
+        sf.sky_electrons(
+            cam,
+            sf.Observation(
+                f.truth["exptime"], 0, f.truth["fwhm_arcsec"], 0, f.truth["zp_1e_per_s"], f.truth["sky_mag_arcsec2"], 1
+            ),
+        ),
+        rel=0.05,
+    )
 
 
 def test_band_outside_its_survey_is_refused():
@@ -365,20 +396,22 @@ def test_dense_sky_realises_the_density_asked(density):
     assert sky["type"] == "dense" and sky["density_per_deg2_v21"] == pytest.approx(density)
     # stars brighter than V 21 per deg^2 over the extract cone: Poisson noise of ~5,000-20,000 stars
     assert sky["realised_per_deg2_v21"] == pytest.approx(density, rel=0.05)
-    in_image = f.objects[(f.objects.kind == "star") & f.objects.x_image.between(0.5, 400.5)
-                         & f.objects.y_image.between(0.5, 400.5)]
+    in_image = f.objects[
+        (f.objects.kind == "star") & f.objects.x_image.between(0.5, 400.5) & f.objects.y_image.between(0.5, 400.5)
+    ]
     area = (400 * 1.25 / 3600.0) ** 2
     assert (in_image.V < sf.DENSITY_DEPTH_V).sum() / area == pytest.approx(density, rel=0.1)
 
 
 def test_dense_sky_density_range_and_redder_stars():
+    assert sf.SKY_TYPES["dense"].density is not None
     lo, hi = sf.SKY_TYPES["dense"].density
     assert (lo, hi) == (50_000.0, 200_000.0)
     dense = realistic(seed=5)
     sparse = realistic(seed=5, ra=150.0, dec=40.0, sky="sparse")
     assert lo <= dense.truth["sky"]["density_per_deg2_v21"] <= hi
     assert dense.truth["sky"]["realised_per_deg2_v21"] > 10 * sparse.truth["sky"]["realised_per_deg2_v21"]
-    stars = lambda f: f.objects[f.objects.kind == "star"]  # noqa: E731
+    stars = lambda f: f.objects[f.objects.kind == "star"]
     assert np.median(stars(dense).BV) > np.median(stars(sparse).BV) + 0.3  # reddening
     assert stars(dense).BV.max() <= ps.REDDENED_COLOUR_RANGE[1]
 
@@ -433,7 +466,7 @@ def test_gaia_extracts_lack_bp_rp_for_10_to_30_percent(sky, ra, dec):
 def test_crowded_gaia_stars_lack_bp_rp_more_often():
     dense = bp_rp_lacking(realistic(seed=9, density=200_000.0))
     sparse = bp_rp_lacking(realistic(seed=9, ra=150.0, dec=40.0, sky="sparse", camera=sf.Camera()))
-    bright = lambda g: g.lack[g.Gmag.between(17.0, 19.5)].mean()  # noqa: E731
+    bright = lambda g: g.lack[g.Gmag.between(17.0, 19.5)].mean()
     assert bright(dense) > bright(sparse) + 0.02
 
 
@@ -448,8 +481,9 @@ def test_reference_photometry_is_blended_in_crowded_fields():
     offset = offset[np.isfinite(offset)]
     assert np.median(offset) < -0.01
     assert np.mean(offset < -0.1) > 0.05
-    legacy = sf.simulate_field(4, 280.0, -5.0, "V", camera=SMALL, keep_image=False, density=200_000.0,
-                               sky=sf.SkyType("legacy", "no blends"))
+    legacy = sf.simulate_field(
+        4, 280.0, -5.0, "V", camera=SMALL, keep_image=False, density=200_000.0, sky=sf.SkyType("legacy", "no blends")
+    )
     assert "sky" not in legacy.truth
 
 
@@ -507,11 +541,13 @@ def test_frame_size_is_the_cameras():
 def test_dense_field_end_to_end(tmp_path):
     """A crowded image: SExtractor finds thousands of sources, blends among them."""
     cam = sf.Camera(width=500, height=500, pixel_scale=1.0)
-    f = sf.simulate_field(31, 280.0, -5.0, "r", sky="dense", density=150_000.0, camera=cam, out=tmp_path,
-                          formats=("sex_cpcs.cat",))
+    f = sf.simulate_field(
+        31, 280.0, -5.0, "r", sky="dense", density=150_000.0, camera=cam, out=tmp_path, formats=("sex_cpcs.cat",)
+    )
     assert {p.name for p in tmp_path.glob("sex_*")} == {"sex_fits1.fits", "sex_cpcs.cat"}
     m = f.truth["measured"]
     assert m["n_sources"] > 1000
     assert abs(m["mag_auto_minus_m_inst_median"]) < 0.1
+    assert f.image is not None
     assert f.image.shape == (500, 500) and f.image.max() <= cam.saturation
     assert "realism_version" in f.truth["generator"] and "--sky dense" in f.truth["generator"]["command"]

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from bson import BSON
 
-from services.calibrate.core.api import calibrate_frame
-from services.catalog.store import CatalogStore
 from services.calibrate.cone import field_of
+from services.calibrate.core.api import calibrate_frame
 from services.catalog.loader import load_extracts
+from services.catalog.store import CatalogStore
 from services.ingest.parsing import parse_catalogue
 from shared.contracts.surveys import SURVEYS
 from shared.db.calibrations import plot_columns, read_plot_columns

@@ -12,17 +12,18 @@ import math
 
 import numpy as np
 import pytest
+from numpy.typing import ArrayLike
 
-from shared.arrays import SourceTable
-from shared.errors import CalibrationFailed
 from services.calibrate.core import FitSettings, calibrate_frame
 from services.calibrate.core.footprint import frame_footprint, require_target_in_frame
-from tests.unit.test_calibration_synth import make_field
+from shared.arrays import SourceTable
+from shared.errors import CalibrationFailed
+from tools.datasets import make_field
 
 MARGIN = FitSettings().target_margin_arcsec
 
 
-def offset(ra0: float, dec0: float, east_arcsec: np.ndarray, north_arcsec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def offset(ra0: float, dec0: float, east_arcsec: ArrayLike, north_arcsec: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Sky positions at tangent-plane offsets (xi, eta) about (ra0, dec0): the inverse gnomonic projection."""
     xi = np.radians(np.asarray(east_arcsec, dtype=float) / 3600.0)
     eta = np.radians(np.asarray(north_arcsec, dtype=float) / 3600.0)
@@ -79,7 +80,9 @@ def test_inside_the_hull_is_accepted(east):
     assert check(square_frame(150.0, 20.0), float(ra[0]), float(dec[0])) is None
 
 
-@pytest.mark.parametrize(("beyond", "accepted"), [(10.0, True), (MARGIN - 5.0, True), (MARGIN + 30.0, False), (1800.0, False)])
+@pytest.mark.parametrize(
+    ("beyond", "accepted"), [(10.0, True), (MARGIN - 5.0, True), (MARGIN + 30.0, False), (1800.0, False)]
+)
 def test_just_beyond_the_last_source_is_in_the_image_farther_is_not(beyond, accepted):
     frame = square_frame(150.0, 20.0)
     for east, north in [(540.0 + beyond, 0.0), (0.0, -540.0 - beyond), (-540.0 - beyond, 100.0)]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import nats.errors
 import pytest
 from pymongo.errors import ServerSelectionTimeoutError
-import nats.errors
 
 from services.calibrate.cone import CatalogFailed, CatalogRefused, CatalogReplyMalformed, CatalogUnavailable
 from services.calibrate.decisions import Action, Decision, Failure, Policy, decide
@@ -72,8 +72,15 @@ def test_classify(exc, expected):
 
 def upload(age_s: float = 0.0) -> UploadRequested:
     return UploadRequested(
-        upload_id="u1", ivorn="ivo://x#1", alert_ra=1.0, alert_dec=2.0, observatory_id="o", observatory_name="O",
-        mjd=60000.0, n_sources=10, received_at=utcnow() - timedelta(seconds=age_s),
+        upload_id="u1",
+        ivorn="ivo://x#1",
+        alert_ra=1.0,
+        alert_dec=2.0,
+        observatory_id="o",
+        observatory_name="O",
+        mjd=60000.0,
+        n_sources=10,
+        received_at=utcnow() - timedelta(seconds=age_s),
     )
 
 
@@ -87,10 +94,22 @@ def test_upload_age_counts_from_received_at():
     [
         (CatalogUnavailable("x"), Failure.OUTAGE, "catalog", "outage_limit", "catalog_unavailable", 503),
         (ServerSelectionTimeoutError("x"), Failure.OUTAGE, "database", "outage_limit", "database_unavailable", 503),
-        (CatalogReplyMalformed("unreadable"), Failure.PERMANENT, "catalog_reply_malformed", "permanent",
-         "catalog_reply_malformed", 502),
-        (CatalogRefused("big", code="cone_too_large"), Failure.PERMANENT, "cone_too_large", "permanent",
-         "cone_too_large", 502),
+        (
+            CatalogReplyMalformed("unreadable"),
+            Failure.PERMANENT,
+            "catalog_reply_malformed",
+            "permanent",
+            "catalog_reply_malformed",
+            502,
+        ),
+        (
+            CatalogRefused("big", code="cone_too_large"),
+            Failure.PERMANENT,
+            "cone_too_large",
+            "permanent",
+            "cone_too_large",
+            502,
+        ),
         (CatalogFailed("boom"), Failure.CRASH, "catalog_error", "crashes", "catalog_error", 502),
         (KeyError("bug"), Failure.CRASH, "KeyError", "crashes", "internal_error", 500),
     ],
@@ -102,8 +121,15 @@ def test_the_answer_names_what_failed(exc, failure, reason, why, code, status):
 
 
 def test_outage_answer_says_how_long():
-    result = failure_result(upload(301), CatalogUnavailable("x"), Failure.OUTAGE, "catalog",
-                            Decision(Action.DEAD_LETTER, why="outage_limit"), 301.0, POLICY)
+    result = failure_result(
+        upload(301),
+        CatalogUnavailable("x"),
+        Failure.OUTAGE,
+        "catalog",
+        Decision(Action.DEAD_LETTER, why="outage_limit"),
+        301.0,
+        POLICY,
+    )
     assert result.message.startswith("the reference catalogue service did not answer for 301 s")
 
 

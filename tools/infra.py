@@ -84,13 +84,12 @@ class ServerProcess:
         scheme = "nats" if self.name.startswith("nats") else "mongodb"
         return f"{scheme}://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> "ServerProcess":
+    def start(self, timeout: float = 20.0) -> ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         wait_for_port(self.port, timeout, self.proc)
         return self
 
@@ -117,12 +116,18 @@ def mongo_server(data_dir: Path, port: int) -> ServerProcess:
     store.mkdir(parents=True, exist_ok=True)
     argv = [
         venv_binary("nx-27017"),
-        "--data-dir", str(store),
-        "--host", "127.0.0.1",
-        "-p", str(port),
-        "--pid-file", str(store / "nx.pid"),
-        "--log-file", str(data_dir / "logs" / "nx-27017.log"),
-        "-j", "WAL",
+        "--data-dir",
+        str(store),
+        "--host",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--pid-file",
+        str(store / "nx.pid"),
+        "--log-file",
+        str(data_dir / "logs" / "nx-27017.log"),
+        "-j",
+        "WAL",
     ]
     return ServerProcess("mongo", port, argv, data_dir / "logs" / "nx-27017.out")
 
@@ -144,7 +149,7 @@ class NatsCluster:
         """Every node, comma-separated: the form ``PHOTCAL_NATS_URL`` takes for a cluster."""
         return ",".join(node.url for node in self.nodes)
 
-    def start(self, timeout: float = 30.0) -> "NatsCluster":
+    def start(self, timeout: float = 30.0) -> NatsCluster:
         for node in self.nodes:
             node.start(timeout)
         for i in range(len(self.nodes)):
@@ -222,19 +227,35 @@ class NatsCluster:
         return None
 
 
-def nats_cluster(data_dir: Path, ports: list[int], cluster_ports: list[int], monitor_ports: list[int],
-                 cluster_name: str = "photcal") -> NatsCluster:
+def nats_cluster(
+    data_dir: Path, ports: list[int], cluster_ports: list[int], monitor_ports: list[int], cluster_name: str = "photcal"
+) -> NatsCluster:
     """Nodes ``n1``..``nN``, each routing to all the others; not started yet (``.start()``)."""
     nodes, names = [], []
     routes = [f"nats://127.0.0.1:{port}" for port in cluster_ports]
-    for i, (port, cluster_port, monitor_port) in enumerate(zip(ports, cluster_ports, monitor_ports), start=1):
+    for i, (port, _cluster_port, monitor_port) in enumerate(zip(ports, cluster_ports, monitor_ports), start=1):
         name = f"n{i}"
         store = data_dir / name
         store.mkdir(parents=True, exist_ok=True)
         argv = [
-            venv_binary("nats-server"), "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port),
-            "-m", str(monitor_port), "--server_name", name, "--cluster_name", cluster_name,
-            "--cluster", routes[i - 1], "--routes", ",".join(r for r in routes if r != routes[i - 1]),
+            venv_binary("nats-server"),
+            "-js",
+            "-sd",
+            str(store),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            str(monitor_port),
+            "--server_name",
+            name,
+            "--cluster_name",
+            cluster_name,
+            "--cluster",
+            routes[i - 1],
+            "--routes",
+            ",".join(r for r in routes if r != routes[i - 1]),
         ]
         nodes.append(ServerProcess(f"nats-{name}", port, argv, data_dir / "logs" / f"nats-{name}.log"))
         names.append(name)
