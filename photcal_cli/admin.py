@@ -64,8 +64,9 @@ async def observatory_list(args, settings, db) -> int:
 
 
 async def alert_add(args, settings, db) -> int:
-    fields, problems = event_fields({"ivorn": args.ivorn, "ra": args.ra, "dec": args.dec, "url": args.url,
-                                     "name": args.name})
+    fields, problems = event_fields(
+        {"ivorn": args.ivorn, "ra": args.ra, "dec": args.dec, "url": args.url, "name": args.name}
+    )
     if fields is None:
         raise BadInput("; ".join(p.reason for p in problems))
     stored, warnings = await add_event(db, fields, created_by=None)

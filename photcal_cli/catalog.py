@@ -20,7 +20,8 @@ def parse_columns(text: str | None) -> dict[str, str]:
         ours, sep, theirs = item.partition("=")
         if not sep or not ours.strip() or not theirs.strip():
             raise BadInput(
-                f"--columns: {item!r} is not VizierName=column (e.g. Gmag=phot_g_mean_mag)", code=ErrorCode.BAD_COLUMN_MAP
+                f"--columns: {item!r} is not VizierName=column (e.g. Gmag=phot_g_mean_mag)",
+                code=ErrorCode.BAD_COLUMN_MAP,
             )
         out[ours.strip()] = theirs.strip()
     return out

@@ -21,7 +21,8 @@ def read_alert_rows(text: str) -> list[dict[str, str]]:
     header = [h.strip().lstrip("#").strip() for h in next(reader, [])]
     if not {"Name", "RaDeg", "DecDeg"} <= set(header):
         raise BadInput(
-            "not a Gaia alerts.csv: the header must start #Name, Date, RaDeg, DecDeg, ...", code=ErrorCode.BAD_ALERTS_CSV
+            "not a Gaia alerts.csv: the header must start #Name, Date, RaDeg, DecDeg, ...",
+            code=ErrorCode.BAD_ALERTS_CSV,
         )
     return [dict(zip(header, (c.strip() for c in row))) for row in reader if row and any(row)]
 

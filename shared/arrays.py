@@ -80,7 +80,7 @@ class SourceTable(ArrayModel):
         mag: np.ndarray,
         mag_err: np.ndarray,
         flags: np.ndarray | None = None,
-    ) -> "SourceTable":
+    ) -> SourceTable:
         n = len(ra)
         return cls(
             ra=np.asarray(ra, dtype="<f8"),

@@ -167,10 +167,27 @@ NEAR: dict[str, str] = {"R": "r", "r": "R", "I": "i", "i": "I"}
 CLEAR_BANDS: tuple[SurveyBand, ...] = (("GAIA", "G"),) + FAMILIES["r"]
 
 #: filter names (lower case, spaces/_/- removed) that mean no filter, or a clear/luminance one
-CLEAR_NAMES = frozenset({
-    "c", "cv", "cr", "cbb", "clear", "clr", "l", "lum", "luminance", "none", "no", "nofilter", "unfiltered",
-    "open", "empty", "w", "white",
-})
+CLEAR_NAMES = frozenset(
+    {
+        "c",
+        "cv",
+        "cr",
+        "cbb",
+        "clear",
+        "clr",
+        "l",
+        "lum",
+        "luminance",
+        "none",
+        "no",
+        "nofilter",
+        "unfiltered",
+        "open",
+        "empty",
+        "w",
+        "white",
+    }
+)
 _PREFIXES = ("johnson", "bessell", "bessel", "cousins", "sloan", "sdss", "ps1", "panstarrs", "gaia")
 
 
@@ -198,7 +215,7 @@ def filter_family(name: str) -> str | None:
     for prefix in _PREFIXES:
         if low.startswith(prefix) and len(low) > len(prefix):
             sloan = prefix in {"sloan", "sdss", "ps1", "panstarrs"}
-            squashed = squashed[len(prefix):]
+            squashed = squashed[len(prefix) :]
             break
     else:
         for suffix in ("sdss", "sloan", "ps1"):

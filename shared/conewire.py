@@ -68,9 +68,13 @@ def encode_reply(reply: ConeReply) -> bytearray:
             cols.append(ConeColumn(key=key, dtype=dtype))
             columns.append((np.asarray(values), dtype))
         layouts.append(ConeSurveyLayout(survey=stars.survey or name, key=name, n=len(stars), columns=cols))
-    header = ConeReplyHeader(
-        ok=reply.ok, error=reply.error, message=reply.message, covered=list(reply.covered), surveys=layouts
-    ).model_dump_json().encode()
+    header = (
+        ConeReplyHeader(
+            ok=reply.ok, error=reply.error, message=reply.message, covered=list(reply.covered), surveys=layouts
+        )
+        .model_dump_json()
+        .encode()
+    )
     start = 4 + len(header) + _pad(4 + len(header))
     sizes = [len(values) * np.dtype(dtype).itemsize for values, dtype in columns]
     body = bytearray(start + sum(size + _pad(size) for size in sizes))
@@ -169,4 +173,3 @@ class PartAssembler:
             return "no part"
         rid = max(self._parts, key=lambda r: len(self._parts[r]))
         return f"{len(self._parts[rid])} of {self._totals[rid]} parts"
-

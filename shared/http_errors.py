@@ -96,6 +96,10 @@ async def json_errors(request: web.Request, handler):
     except Exception:
         log.exception("unhandled_error", path=request.path)
         return web.json_response(
-            {"message": "internal error; the operators have been told", "status": "error", "error": ErrorCode.INTERNAL_ERROR},
+            {
+                "message": "internal error; the operators have been told",
+                "status": "error",
+                "error": ErrorCode.INTERNAL_ERROR,
+            },
             status=500,
         )

@@ -111,7 +111,10 @@ _object_stores: dict[tuple[int, str], object] = {}
 
 #: how long a bucket keeps an object: large parsed catalogues only until calibrated (and
 #: redelivered, if need be); plots for as long as a light curve links them (no limit)
-BUCKET_TTL_S: dict[str, float | None] = {subjects.OBJECT_BUCKET_UPLOADS: 7 * 24 * 3600.0, subjects.OBJECT_BUCKET_PLOTS: None}
+BUCKET_TTL_S: dict[str, float | None] = {
+    subjects.OBJECT_BUCKET_UPLOADS: 7 * 24 * 3600.0,
+    subjects.OBJECT_BUCKET_PLOTS: None,
+}
 
 
 async def ensure_object_store(js: JetStreamContext, bucket: str, replicas: int = 1):

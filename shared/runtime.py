@@ -109,7 +109,9 @@ async def start(spec: ServiceSpec) -> Runtime:
     app.on_response_prepare.append(security_headers)
     hide_server_version()
     rt = Runtime(name=spec.name, settings=settings, app=app, indexed=indexed)
-    routes.register(app.router, routes.Service.EVERY, {"healthz": _healthz(rt), "readyz": _readyz(rt), "metrics": _metrics})
+    routes.register(
+        app.router, routes.Service.EVERY, {"healthz": _healthz(rt), "readyz": _readyz(rt), "metrics": _metrics}
+    )
     if spec.uses_nats:
         rt.nc = await connect(settings.nats_url, f"photcal-{spec.name}")
         rt.js = rt.nc.jetstream(timeout=settings.backend_timeout)

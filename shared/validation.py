@@ -13,9 +13,7 @@ MAX_IVORN = 256
 def validate_ivorn(value: str) -> str:
     value = (value or "").strip()
     if len(value) > MAX_IVORN or not _IVORN.match(value):
-        raise ValueError(
-            "an event id (ivorn) looks like ivo://authority/path#name, e.g. ivo://gaia/alerts#Gaia21eeo"
-        )
+        raise ValueError("an event id (ivorn) looks like ivo://authority/path#name, e.g. ivo://gaia/alerts#Gaia21eeo")
     return value
 
 

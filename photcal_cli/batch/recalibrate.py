@@ -71,7 +71,7 @@ class StoredUpload:
     mjd: float | None = None
 
     @classmethod
-    def from_doc(cls, doc: dict) -> "StoredUpload":
+    def from_doc(cls, doc: dict) -> StoredUpload:
         return cls(
             upload_id=str(doc.get("upload_id") or doc["_id"]),
             alert_ra=float(doc["alert_ra"]),
@@ -86,8 +86,23 @@ class StoredUpload:
 
 #: the fields of a refit's result (all present in a stored record, None when the fit failed)
 RESULT_KEYS = (
-    "filter", "colour", "zeropoint", "zeropoint_err", "colour_term", "colour_term_err", "scatter", "npoints",
-    "nmatched", "outlier_fraction", "detected", "mag", "mag_err", "ra", "dec", "limit_mag", "candidates",
+    "filter",
+    "colour",
+    "zeropoint",
+    "zeropoint_err",
+    "colour_term",
+    "colour_term_err",
+    "scatter",
+    "npoints",
+    "nmatched",
+    "outlier_fraction",
+    "detected",
+    "mag",
+    "mag_err",
+    "ra",
+    "dec",
+    "limit_mag",
+    "candidates",
 )
 
 

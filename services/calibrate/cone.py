@@ -204,5 +204,5 @@ class ConeClient:
         finally:
             try:
                 await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection is gone; the subscription with it
+            except Exception:
                 pass

@@ -126,7 +126,11 @@ class Pipeline:
         return f"{self.settings.base_url}/plots/{upload_id}.png"
 
     async def _store(
-        self, upload: UploadRequested, cal: FrameCalibration, result: CalibrationResult, sources: SourceTable | None = None
+        self,
+        upload: UploadRequested,
+        cal: FrameCalibration,
+        result: CalibrationResult,
+        sources: SourceTable | None = None,
     ) -> None:
         calibration_id = upload.upload_id
 

@@ -73,15 +73,21 @@ def build_figure(cal: FrameCalibration) -> Figure:
     ax1.plot(xline, xline + cal.zeropoint, "-", c="k", lw=1.0, label="fit")
     if t.detected and t.inst_mag is not None and t.mag is not None:
         ax1.errorbar(
-            [t.inst_mag], [t.mag - cal.colour_term * cal.assumed_colour],
-            yerr=[t.mag_err or 0.0], fmt="*", ms=12, c="#2ca02c", label=f"target {t.mag:.2f}",
+            [t.inst_mag],
+            [t.mag - cal.colour_term * cal.assumed_colour],
+            yerr=[t.mag_err or 0.0],
+            fmt="*",
+            ms=12,
+            c="#2ca02c",
+            label=f"target {t.mag:.2f}",
         )
     if t.inst_limit_mag is not None and t.limit_mag is not None:
         ax1.axvline(t.inst_limit_mag, ls="--", c="#7f7f7f", lw=0.8)
         kind = "50% completeness" if t.limit_method == "completeness" else "5σ"
         label = f"{kind} limit {t.limit_mag:.2f}" if not t.detected else None
         ax1.annotate(
-            "", xy=(t.inst_limit_mag + 0.4, t.inst_limit_mag + shift - cal.colour_term * cal.assumed_colour),
+            "",
+            xy=(t.inst_limit_mag + 0.4, t.inst_limit_mag + shift - cal.colour_term * cal.assumed_colour),
             xytext=(t.inst_limit_mag, t.inst_limit_mag + shift - cal.colour_term * cal.assumed_colour),
             arrowprops=dict(arrowstyle="->", color="#7f7f7f"),
         )
@@ -108,11 +114,7 @@ def build_figure(cal: FrameCalibration) -> Figure:
     ax3.set_xlabel(f"{cal.survey} {cal.band} (mag)")
     ax3.set_ylabel("residual (mag)")
 
-    ct = (
-        f"CT={cal.colour_term:.3f}±{cal.colour_term_err:.3f}"
-        if cal.colour_term_err is not None
-        else "CT fixed 0"
-    )
+    ct = f"CT={cal.colour_term:.3f}±{cal.colour_term_err:.3f}" if cal.colour_term_err is not None else "CT fixed 0"
     fig.suptitle(
         f"{cal.survey} {cal.band} ({cal.colour}): ZP={cal.zeropoint:.3f}±{cal.zeropoint_err:.3f}  {ct}  "
         f"scatter={cal.scatter:.3f}  N={cal.npoints}/{cal.ncalibrators}",

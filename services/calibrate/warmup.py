@@ -30,7 +30,10 @@ def synthetic_frame(n_stars: int = 400, seed: int = 1) -> tuple[SourceTable, dic
     seen = rng.random(n_stars) < 1.0 / (1.0 + np.exp((v - 17.0) / 0.2))
     inst = v - 25.0 - 0.1 * bv + rng.normal(0.0, 0.02, n_stars)
     sources = SourceTable.from_columns(
-        ra=ra[seen], dec=dec[seen], mag=inst[seen], mag_err=np.full(int(seen.sum()), 0.03) * 10 ** (0.2 * (v[seen] - 14)),
+        ra=ra[seen],
+        dec=dec[seen],
+        mag=inst[seen],
+        mag_err=np.full(int(seen.sum()), 0.03) * 10 ** (0.2 * (v[seen] - 14)),
         flags=np.zeros(int(seen.sum()), dtype=np.int32),
     )
     stars = SurveyStars(survey="APASS", ra=ra, dec=dec, mags={"B": v + bv, "V": v}, errs={"B": err, "V": err})

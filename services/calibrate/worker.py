@@ -14,7 +14,7 @@ A message is acknowledged only after its result is stored and published.
 from __future__ import annotations
 
 import asyncio
-from datetime import timezone
+from datetime import UTC
 
 import nats.errors
 import nats.js.errors
@@ -89,7 +89,9 @@ class Worker:
         self._tasks: set[asyncio.Task] = set()
         self._sub = None
         self.policy = Policy(
-            max_crashes=settings.max_deliver, retry_delay=settings.retry_delay, outage_limit_s=settings.outage_retry_limit
+            max_crashes=settings.max_deliver,
+            retry_delay=settings.retry_delay,
+            outage_limit_s=settings.outage_retry_limit,
         )
         #: uploads answered with a failure whose database record is still to write (the database was away)
         self._given_up: dict[str, CalibrationResult] = {}
@@ -169,7 +171,9 @@ class Worker:
             if decision.action is Action.NAK:
                 if failure is Failure.OUTAGE:
                     RETRIES.labels(reason).inc()
-                    log_.warning("backend_unavailable_retrying", reason=reason, error=str(exc)[:200], age_s=round(age, 1))
+                    log_.warning(
+                        "backend_unavailable_retrying", reason=reason, error=str(exc)[:200], age_s=round(age, 1)
+                    )
                 else:
                     log_.exception("calibration_crashed", crashes=crashes)
                 await _settle(msg.nak(delay=decision.delay), log_)
@@ -262,8 +266,13 @@ class Worker:
         if announce:
             DEAD_LETTERS.inc()
             UPLOADS.labels("dead_letter").inc()
-            log.error("upload_dead_lettered", upload_id=upload.upload_id if upload else None, reason=reason[:500],
-                      error=failed.error if failed else None, deliveries=deliveries)
+            log.error(
+                "upload_dead_lettered",
+                upload_id=upload.upload_id if upload else None,
+                reason=reason[:500],
+                error=failed.error if failed else None,
+                deliveries=deliveries,
+            )
 
     async def _record_failure(self, failed: CalibrationResult) -> bool:
         """Record the failure unless a result is there already; False if the database is away."""
@@ -288,7 +297,9 @@ def classify(exc: Exception) -> tuple[Failure, str]:
         # NATS away (restarting): the message is redelivered once it is back
         return Failure.OUTAGE, "nats"
     if getattr(exc, "retryable", False):
-        return Failure.OUTAGE, "catalog" if exc.code == ErrorCode.CATALOG_UNAVAILABLE else getattr(exc, "code", "backend")
+        return Failure.OUTAGE, "catalog" if exc.code == ErrorCode.CATALOG_UNAVAILABLE else getattr(
+            exc, "code", "backend"
+        )
     if getattr(exc, "failure", None) == "permanent":
         return Failure.PERMANENT, exc.code
     return Failure.CRASH, getattr(exc, "code", type(exc).__name__)
@@ -303,7 +314,13 @@ _OUTAGE_ANSWERS = {
 
 
 def failure_result(
-    upload: UploadRequested, exc: Exception, failure: Failure, reason: str, decision: Decision, age_s: float, policy: Policy
+    upload: UploadRequested,
+    exc: Exception,
+    failure: Failure,
+    reason: str,
+    decision: Decision,
+    age_s: float,
+    policy: Policy,
 ) -> CalibrationResult:
     """The upload's answer when it is given up on: a stable code naming what failed."""
     if failure is Failure.OUTAGE:
@@ -316,7 +333,9 @@ def failure_result(
 
 
 def internal_failure(upload: UploadRequested) -> CalibrationResult:
-    return _failed(upload, ErrorCode.INTERNAL_ERROR, "the calibration failed on our side; the operators have been told", 500)
+    return _failed(
+        upload, ErrorCode.INTERNAL_ERROR, "the calibration failed on our side; the operators have been told", 500
+    )
 
 
 def _failed(upload: UploadRequested, code: str, message: str, http_status: int) -> CalibrationResult:
@@ -341,7 +360,7 @@ def upload_age_s(upload: UploadRequested) -> float:
     """Seconds since the gateway received the upload (0 if its clock is ahead of ours)."""
     received = upload.received_at
     if received.tzinfo is None:
-        received = received.replace(tzinfo=timezone.utc)
+        received = received.replace(tzinfo=UTC)
     return max((utcnow() - received).total_seconds(), 0.0)
 
 

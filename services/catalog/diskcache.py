@@ -39,7 +39,7 @@ class DiskCache:
         """Where the copy of ``remote`` (a UPath under ``source``) lives."""
         full = str(remote)
         base = source.rstrip("/")
-        rel = full[len(base):].lstrip("/") if full.startswith(base) else hashlib.sha1(full.encode()).hexdigest()
+        rel = full[len(base) :].lstrip("/") if full.startswith(base) else hashlib.sha1(full.encode()).hexdigest()
         parts = [p for p in rel.split("/") if p not in ("", ".", "..")]
         return self.catalogue_dir(source).joinpath(*parts)
 
@@ -75,7 +75,9 @@ class DiskCache:
                 with self._lock:
                     self._inflight.pop(key, None)
             self.downloads += 1
-            _log.info("cached %s (%d bytes, %.0f ms)", remote, local.stat().st_size, 1000 * (time.perf_counter() - started))
+            _log.info(
+                "cached %s (%d bytes, %.0f ms)", remote, local.stat().st_size, 1000 * (time.perf_counter() - started)
+            )
         self.evict()
         return str(local)
 

@@ -121,9 +121,7 @@ def _as_float(values, *, hours: bool | None = None) -> np.ndarray:
         if hours is None:
             import pandas as pd
 
-            return pd.to_numeric(pd.Series(strings).str.strip(), errors="coerce").to_numpy(
-                dtype=float, na_value=np.nan
-            )
+            return pd.to_numeric(pd.Series(strings).str.strip(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         return _sexagesimal(strings, hours)
     out = np.ma.asarray(arr, dtype=np.float64)
     return np.asarray(out.filled(np.nan), dtype=np.float64)
@@ -195,7 +193,9 @@ def _sniff(path: Path) -> tuple[int, str, list[str], int]:
             header_idx = i
             break
     if header_idx is None:
-        raise BadInput(f"{path.name}: no header line found (is it an empty or non-CSV file?)", code=ErrorCode.BAD_EXTRACT)
+        raise BadInput(
+            f"{path.name}: no header line found (is it an empty or non-CSV file?)", code=ErrorCode.BAD_EXTRACT
+        )
     header = head[header_idx]
     delim = max(["\t", ",", ";", "|"], key=header.count)
     if header.count(delim) == 0:
@@ -224,9 +224,7 @@ def _read_csv(path: Path, cols: Columns) -> Extract:
         with pa.input_stream(str(path), compression=compression) as stream:
             table = pacsv.read_csv(
                 stream,
-                read_options=pacsv.ReadOptions(
-                    skip_rows=header_idx, skip_rows_after_names=junk, block_size=8 << 20
-                ),
+                read_options=pacsv.ReadOptions(skip_rows=header_idx, skip_rows_after_names=junk, block_size=8 << 20),
                 parse_options=pacsv.ParseOptions(delimiter=delim),
                 convert_options=pacsv.ConvertOptions(
                     include_columns=wanted,
@@ -285,7 +283,7 @@ def _read_astropy(path: Path, cols: Columns, fmt: str) -> Extract:
                 table = Table.read(path, format=fmt, use_names_over_ids=True)
             else:
                 table = Table.read(path, format=fmt)
-    except Exception as exc:  # noqa: BLE001 - astropy raises many kinds
+    except Exception as exc:
         raise BadInput(f"{path.name}: cannot read as {fmt}: {exc}", code=ErrorCode.BAD_EXTRACT) from exc
     ra_name, dec_name, value_names = _resolve(list(table.colnames), cols, path)
     ra = _as_float(table[ra_name], hours=True)

@@ -58,7 +58,9 @@ async def _search(store, msg, model, max_stars: int) -> tuple[ConeReply, str]:
     n = _stars(reply)
     if n > max_stars:
         # a deterministic refusal (the same cone always has as many stars), named so the caller stops asking
-        return too_large(n, f"more than the {max_stars:,} a cone may hold (PHOTCAL_CATALOG_CONE_MAX_STARS)"), "too_large"
+        return too_large(
+            n, f"more than the {max_stars:,} a cone may hold (PHOTCAL_CATALOG_CONE_MAX_STARS)"
+        ), "too_large"
     return reply, "ok"
 
 
@@ -102,7 +104,9 @@ def make_cone_v2_handler(store, nc, max_stars: int = 1_000_000, part_bytes: int 
         except Exception as exc:  # the connection failed half way: tell the requester, if we still can
             log.exception("cone_reply_not_sent")
             outcome = "error"
-            failed = ConeReply(ok=False, error=ErrorCode.CATALOG_ERROR, message=f"the reply could not be sent: {exc!r}"[:300])
+            failed = ConeReply(
+                ok=False, error=ErrorCode.CATALOG_ERROR, message=f"the reply could not be sent: {exc!r}"[:300]
+            )
             try:
                 await send_parts(nc, msg.reply, encode_reply(failed), limit)
             except Exception:

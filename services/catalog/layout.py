@@ -129,7 +129,7 @@ class Columns:
     bands: dict[str, tuple[str, str]]
 
     @classmethod
-    def for_survey(cls, survey: Survey) -> "Columns":
+    def for_survey(cls, survey: Survey) -> Columns:
         return cls(
             ra=survey.ra_column,
             dec=survey.dec_column,
@@ -140,7 +140,7 @@ class Columns:
         return {"ra": self.ra, "dec": self.dec, "bands": {k: list(v) for k, v in self.bands.items()}}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Columns":
+    def from_json(cls, data: dict) -> Columns:
         return cls(ra=data["ra"], dec=data["dec"], bands={k: (v[0], v[1]) for k, v in data["bands"].items()})
 
     @property

@@ -194,7 +194,7 @@ def _write_version(
         healpix_order=layout.HEALPIX_ORDER,
         hats_max_rows=int(max((e - s for *_, s, e in parts), default=0)),
         hats_order=max_order,
-        moc_sky_fraction=float(sum(4.0 ** -o for o, *_ in parts) / 12.0),
+        moc_sky_fraction=float(sum(4.0**-o for o, *_ in parts) / 12.0),
     )
     props.to_properties_file(tmp_dir)
     _write_moc(tmp_dir, hp29)
@@ -204,7 +204,11 @@ def _write_version(
 
 
 def _write_margin(
-    margin_dir: Path, survey: str, cols: Columns, table: pa.Table, parts: list[tuple[int, int, int, int]],
+    margin_dir: Path,
+    survey: str,
+    cols: Columns,
+    table: pa.Table,
+    parts: list[tuple[int, int, int, int]],
     row_group_rows: int,
 ) -> None:
     """A HATS margin catalogue: per partition, the other partitions' stars in the pixels bordering it.
@@ -359,7 +363,9 @@ def load_extracts(
             data = {HEALPIX_COLUMN: hp29[order]}
             for c in [cols.ra, cols.dec, *cols.value_columns]:
                 dtype = np.float64 if c in (cols.ra, cols.dec) else np.float32
-                merged = np.concatenate([old[c].astype(dtype, copy=False), new_cols[c][added].astype(dtype, copy=False)])
+                merged = np.concatenate(
+                    [old[c].astype(dtype, copy=False), new_cols[c][added].astype(dtype, copy=False)]
+                )
                 data[c] = merged[order]
             report.rows_total = int(len(hp29))
 
@@ -425,7 +431,7 @@ def attach_catalogue(
         source_str = str(Path(source_str).resolve())
     try:
         catalog = hats.read_hats(source_str, read_moc=False)
-    except Exception as exc:  # noqa: BLE001 - hats raises many kinds
+    except Exception as exc:
         raise BadInput(f"{source}: not a readable HATS catalogue: {exc}", code=ErrorCode.BAD_CATALOGUE_SOURCE) from exc
     from hats.catalog.catalog_collection import CatalogCollection
 
@@ -457,7 +463,9 @@ def attach_catalogue(
     ra = pick(sv.ra_column, info.ra_column)
     dec = pick(sv.dec_column, info.dec_column)
     if not ra or not dec or (names and (ra not in names or dec not in names)):
-        raise BadInput(f"{source}: no RA/Dec columns; map {sv.ra_column!r} and {sv.dec_column!r}", code=ErrorCode.BAD_COLUMN_MAP)
+        raise BadInput(
+            f"{source}: no RA/Dec columns; map {sv.ra_column!r} and {sv.dec_column!r}", code=ErrorCode.BAD_COLUMN_MAP
+        )
     bands = {}
     for band in sv.bands:
         bands[band.name] = (pick(band.column) or band.column, pick(band.error_column) or band.error_column)

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +116,7 @@ class _Partition:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def open(cls, path, wanted: list[str]) -> "_Partition":
+    def open(cls, path, wanted: list[str]) -> _Partition:
         if isinstance(path, str):
             pf = pq.ParquetFile(path)
         else:  # a UPath of an attached remote catalogue
@@ -174,7 +174,7 @@ class _Version:
     _area: float | None = None
 
     @classmethod
-    def open(cls, survey: str, path: Path, columns: Columns) -> "_Version":
+    def open(cls, survey: str, path: Path, columns: Columns) -> _Version:
         import json
 
         from hats.catalog import PartitionInfo, TableProperties
@@ -234,7 +234,7 @@ class _Version:
                     from mocpy import MOC
 
                     area = float(MOC.from_fits(str(moc_path)).sky_fraction) * 4 * math.pi * (180 / math.pi) ** 2
-                except Exception:  # noqa: BLE001 - fall back to the partitions
+                except Exception:
                     area = None
             if area is None and self.source != str(self.path):
                 area = self._attached_moc_area()
@@ -242,7 +242,6 @@ class _Version:
                 area = float(sum(layout.pixel_area_deg2(o) for o, _ in self.pixels))
             self._area = area
         return self._area
-
 
     def _attached_moc_area(self) -> float | None:
         """Sky area of an attached catalogue from its own MOC, if it has one."""
@@ -254,7 +253,7 @@ class _Version:
             if moc is None:
                 return None
             return float(moc.sky_fraction) * 4 * math.pi * (180 / math.pi) ** 2
-        except Exception:  # noqa: BLE001 - no MOC: fall back to the partitions
+        except Exception:
             return None
 
 
@@ -324,7 +323,7 @@ class CatalogStore:
             elif old is None or old.path != path or force:
                 try:
                     state.version = _Version.open(survey, path, Columns.for_survey(get_survey(survey)))
-                except Exception:  # noqa: BLE001 - keep serving what we had; retry on the next check
+                except Exception:
                     _log.exception("cannot open catalogue %s; still serving %s", path, old.path if old else None)
                     return old
             state.pointer_stat = stat
@@ -507,7 +506,7 @@ class CatalogStore:
             if version is None:
                 continue
             try:
-                loaded = datetime.fromtimestamp(version.path.stat().st_mtime, tz=timezone.utc).isoformat()
+                loaded = datetime.fromtimestamp(version.path.stat().st_mtime, tz=UTC).isoformat()
             except OSError:
                 loaded = None
             out.append(

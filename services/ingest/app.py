@@ -19,6 +19,7 @@ from shared.runtime import Runtime, ServiceSpec
 
 log = get_logger(__name__)
 
+
 def spec(settings: IngestSettings) -> ServiceSpec:
     proxies = settings.proxies  # a bad PHOTCAL_TRUSTED_PROXIES entry stops the start, naming it
 

@@ -97,17 +97,24 @@ async def new_event(request: web.Request) -> web.Response:
     gw = _gateway(request)
     params = await _params(request)
     observatory = await authenticate(gw.db, gw.pepper, _hashtag(request, params))
-    fields, problems = event_fields({
-        "ivorn": params.get("EventID") or params.get("ivorn"),
-        "ra": _cpcs_ra(params.get("ra")),
-        "dec": params.get("dec"),
-        "url": params.get("url"),
-        "name": params.get("name"),
-    })
+    fields, problems = event_fields(
+        {
+            "ivorn": params.get("EventID") or params.get("ivorn"),
+            "ra": _cpcs_ra(params.get("ra")),
+            "dec": params.get("dec"),
+            "url": params.get("url"),
+            "name": params.get("name"),
+        }
+    )
     if fields is None:
         raise refusal(problems, _EVENT_PARAMS)
     stored, warnings = await add_event(gw.db, fields, created_by=observatory.name)
-    body = {"message": f"event {stored.ivorn} added", "ivorn": stored.ivorn, "id": stored.alert_id, "name": stored.display_name}
+    body = {
+        "message": f"event {stored.ivorn} added",
+        "ivorn": stored.ivorn,
+        "id": stored.alert_id,
+        "name": stored.display_name,
+    }
     if request[WANT_HTML]:
         return _ok(request, "Event added", body | {"warnings": "; ".join(warnings) or None})
     return _ok(request, "Event added", body | {"warnings": warnings})
@@ -173,5 +180,10 @@ async def delete_point(request: web.Request) -> web.Response:
     return _ok(
         request,
         "Datapoint deleted",
-        {"message": f"datapoint {followup_id} deleted", "followup_id": followup_id, "ivorn": point.ivorn, "mjd": point.mjd},
+        {
+            "message": f"datapoint {followup_id} deleted",
+            "followup_id": followup_id,
+            "ivorn": point.ivorn,
+            "mjd": point.mjd,
+        },
     )

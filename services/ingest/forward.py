@@ -24,13 +24,31 @@ from shared.contracts.routes import internal_paths
 from shared.errors import BackendUnavailable, BadInput, NotFound, PayloadTooLarge
 
 MAX_FORM_BYTES = SMALL_BODY_BYTES
-REQUEST_HEADERS = {"accept", "accept-language", "cookie", "content-type", "x-correlation-id", "if-none-match",
-                   "if-modified-since",
-                   # the pages' same-origin and CSRF checks (shared/session.py) are made behind us
-                   "origin", "sec-fetch-site", "x-csrf-token"}
+REQUEST_HEADERS = {
+    "accept",
+    "accept-language",
+    "cookie",
+    "content-type",
+    "x-correlation-id",
+    "if-none-match",
+    "if-modified-since",
+    # the pages' same-origin and CSRF checks (shared/session.py) are made behind us
+    "origin",
+    "sec-fetch-site",
+    "x-csrf-token",
+}
 RESPONSE_HEADERS = {
-    "content-type", "content-disposition", "location", "set-cookie", "cache-control", "etag", "last-modified",
-    "content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options",
+    "content-type",
+    "content-disposition",
+    "location",
+    "set-cookie",
+    "cache-control",
+    "etag",
+    "last-modified",
+    "content-security-policy",
+    "x-content-type-options",
+    "referrer-policy",
+    "x-frame-options",
 }
 
 
@@ -83,7 +101,11 @@ def forwarder(upstream: Callable[[web.Request], tuple[aiohttp.ClientSession, str
         headers["X-Forwarded-Host"] = request.host
         try:
             async with http.request(
-                request.method, target, data=body, headers=headers, allow_redirects=False,
+                request.method,
+                target,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=30),
             ) as answer:
                 payload = await answer.read()

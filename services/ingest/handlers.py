@@ -31,8 +31,13 @@ async def handle_new_alert(request: web.Request) -> web.Response:
         raise refusal(problems)
     stored, warnings = await add_event(gw.db, fields, created_by=observatory.name)
     return web.json_response(
-        {"status": "ok", "message": f"event {stored.ivorn} added", "ivorn": stored.ivorn, "id": stored.alert_id,
-         "warnings": warnings},
+        {
+            "status": "ok",
+            "message": f"event {stored.ivorn} added",
+            "ivorn": stored.ivorn,
+            "id": stored.alert_id,
+            "warnings": warnings,
+        },
         status=201,
     )
 
@@ -50,8 +55,13 @@ async def handle_delete_datapoint(request: web.Request) -> web.Response:
     reason = str(body.get("reason") or request.query.get("reason") or "deleted by its observatory")
     point = await delete_datapoint(gw.db, followup_id, observatory, reason)
     return web.json_response(
-        {"status": "ok", "message": f"datapoint {followup_id} deleted", "followup_id": followup_id,
-         "ivorn": point.ivorn, "mjd": point.mjd}
+        {
+            "status": "ok",
+            "message": f"datapoint {followup_id} deleted",
+            "followup_id": followup_id,
+            "ivorn": point.ivorn,
+            "mjd": point.mjd,
+        }
     )
 
 

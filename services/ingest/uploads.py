@@ -63,7 +63,9 @@ async def read_form(request: web.Request, max_bytes: int) -> tuple[dict[str, str
         raise
     except Exception as exc:  # a malformed body (no boundary, broken headers...): the client's fault
         log.info("unreadable_form", error=type(exc).__name__)
-        raise BadInput("the form could not be read: send multipart/form-data as curl -F does", code=ErrorCode.BAD_FORM) from exc
+        raise BadInput(
+            "the form could not be read: send multipart/form-data as curl -F does", code=ErrorCode.BAD_FORM
+        ) from exc
 
 
 MAX_FORM_PARTS = 100
@@ -118,16 +120,25 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
     request[WANT_HTML] = wants_html(request, fields, None)
     wait = request.query.get("wait", "1") != "0"
     # the cached lookups keep uploads coming while the database is down (services/ingest/cache.py)
-    observatory = await authenticate(gw.db, gw.pepper, hashtag_of(request, fields), upload=True, lookup=find_observatory)
+    observatory = await authenticate(
+        gw.db, gw.pepper, hashtag_of(request, fields), upload=True, lookup=find_observatory
+    )
     form = read_upload_form(fields)
     if data is None:
-        raise BadInput("sexCat is missing: attach your SExtractor catalogue as -F sexCat=@cat.txt", code=ErrorCode.MISSING_CATALOGUE)
+        raise BadInput(
+            "sexCat is missing: attach your SExtractor catalogue as -F sexCat=@cat.txt",
+            code=ErrorCode.MISSING_CATALOGUE,
+        )
     alert = await find_alert(gw.db, form.EventID)
     if alert is None:
-        raise NotFound(f"unknown event {form.EventID}: add it first (POST /api/v1/alerts)", code=ErrorCode.UNKNOWN_EVENT)
+        raise NotFound(
+            f"unknown event {form.EventID}: add it first (POST /api/v1/alerts)", code=ErrorCode.UNKNOWN_EVENT
+        )
     # without the database the worker's unique key still refuses a second copy (409 in the result)
-    duplicate = None if form.dryRun else await optional(
-        lambda: find_duplicate(gw.db, form.EventID, observatory.observatory_id, form.MJD), None
+    duplicate = (
+        None
+        if form.dryRun
+        else await optional(lambda: find_duplicate(gw.db, form.EventID, observatory.observatory_id, form.MJD), None)
     )
     if duplicate is not None:
         raise Conflict(
@@ -173,8 +184,12 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
     ACCEPTED.labels("accepted").inc()
     if result is None:
         return web.json_response(
-            {"status": "queued", "upload_id": upload.upload_id, "status_url": f"/api/v1/uploads/{upload.upload_id}",
-             "message": "accepted; calibration queued"},
+            {
+                "status": "queued",
+                "upload_id": upload.upload_id,
+                "status_url": f"/api/v1/uploads/{upload.upload_id}",
+                "message": "accepted; calibration queued",
+            },
             status=202,
         )
     return answer(result, form, parsed.warnings, full_errors=request.path.startswith("/api/"))
@@ -209,7 +224,7 @@ async def submit(
         return None
     try:
         return await asyncio.wait_for(future, gw.settings.upload_timeout)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         gw.waiter.forget(upload.upload_id)
         err = CalibrationTimeout(
             f"the calibration is taking longer than {gw.settings.upload_timeout:.0f} s; it continues: "
@@ -233,7 +248,9 @@ def _with_upload_id(err, upload_id: str):
     return err
 
 
-def answer(result: CalibrationResult, form: UploadForm, warnings: list[str], *, full_errors: bool = True) -> web.Response:
+def answer(
+    result: CalibrationResult, form: UploadForm, warnings: list[str], *, full_errors: bool = True
+) -> web.Response:
     status = 200 if result.status == "ok" else result.http_status
     headers = {"X-Upload-ID": result.upload_id}
     if form.outputFormat == "html":
@@ -243,7 +260,9 @@ def answer(result: CalibrationResult, form: UploadForm, warnings: list[str], *, 
         # the short form on the CPCS paths; everything is at /api/v1/uploads/{X-Upload-ID}
         return web.json_response(
             cpcs_error_body(result.message or "", result.error or ErrorCode.CALIBRATION_FAILED),
-            status=status, headers=headers, dumps=compact_json,
+            status=status,
+            headers=headers,
+            dumps=compact_json,
         )
     body = result.model_dump(mode="json")
     body["warnings"] = warnings

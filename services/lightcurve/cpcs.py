@@ -93,9 +93,8 @@ async def get_alert_lc_data(request: web.Request) -> web.Response:
         return web.json_response(cpcs_arrays(points))
     data = views.lightcurve(alert, points)
     link = quote(alert.ivorn, safe="")
-    content = (
-        f"<p>{escape(alert.ivorn)} · <a href=\"/lightcurve/{link}\">light curve</a></p>"
-        + pages.table(data["points"], views.POINT_COLUMNS)
+    content = f'<p>{escape(alert.ivorn)} · <a href="/lightcurve/{link}">light curve</a></p>' + pages.table(
+        data["points"], views.POINT_COLUMNS
     )
     return html_response(f"Follow-up of {alert.display_name}", content)
 
@@ -121,4 +120,3 @@ async def list_of_alerts(request: web.Request) -> web.Response:
         return web.json_response(rows)
     columns = ("id", "name", "ivorn", "ra", "dec", "n_datapoints", "last_mag", "last_mjd")
     return html_response("Alerts", pages.table(rows, columns, "name"))
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from html import escape
 from urllib.parse import quote, urlencode
 
@@ -26,7 +26,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
-MJD_EPOCH = datetime(1858, 11, 17, tzinfo=timezone.utc)
+MJD_EPOCH = datetime(1858, 11, 17, tzinfo=UTC)
 
 
 def attr(value) -> str:

@@ -120,7 +120,6 @@ async def _version(db: Database) -> tuple:
     )
 
 
-
 class LightcurveCache:
     """The last ``entries`` light curves read, each with the data version it was read at."""
 
@@ -200,10 +199,22 @@ def _alert_fields(doc: dict) -> tuple | None:
         ivorn = validate_ivorn(doc["ivorn"])
         ra, dec = doc["ra"], doc["dec"]
         name, url, alert_id = doc.get("name"), doc.get("url"), doc.get("alert_id")
-        if type(ra) is not float or type(dec) is not float or not isinstance(name, (str, type(None))) \
-                or not isinstance(url, (str, type(None))) or type(alert_id) not in (int, type(None)):
+        if (
+            type(ra) is not float
+            or type(dec) is not float
+            or not isinstance(name, (str, type(None)))
+            or not isinstance(url, (str, type(None)))
+            or type(alert_id) not in (int, type(None))
+        ):
             alert = Alert.model_validate(doc)  # unusual types (an int RA, a numeric string): the model decides
-            ivorn, ra, dec, name, url, alert_id = alert.ivorn, alert.ra, alert.dec, alert.name, alert.url, alert.alert_id
+            ivorn, ra, dec, name, url, alert_id = (
+                alert.ivorn,
+                alert.ra,
+                alert.dec,
+                alert.name,
+                alert.url,
+                alert.alert_id,
+            )
         elif not (0.0 <= ra < 360.0 and -90.0 <= dec <= 90.0):
             return None
     except (KeyError, TypeError, ValueError):

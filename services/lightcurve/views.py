@@ -10,7 +10,16 @@ from shared.db.datapoints import Datapoint
 from shared.validation import csv_safe_text
 
 POINT_COLUMNS = (
-    "mjd", "mag", "mag_err", "limit_mag", "filter", "survey", "observatory", "followup_id", "exptime", "comment",
+    "mjd",
+    "mag",
+    "mag_err",
+    "limit_mag",
+    "filter",
+    "survey",
+    "observatory",
+    "followup_id",
+    "exptime",
+    "comment",
 )
 
 
@@ -54,18 +63,20 @@ def lightcurve_of_docs(alert: Alert, docs: list[dict]) -> dict:
     append = points.append
     for doc in live:
         get = doc.get
-        append({
-            "mjd": doc["mjd"],
-            "mag": get("mag"),
-            "mag_err": get("mag_err") if get("detected", True) else None,
-            "limit_mag": get("limit_mag"),
-            "filter": get("filter"),
-            "survey": get("survey"),
-            "observatory": get("observatory"),
-            "followup_id": get("followup_id"),
-            "exptime": get("exptime"),
-            "comment": get("comment", ""),
-        })
+        append(
+            {
+                "mjd": doc["mjd"],
+                "mag": get("mag"),
+                "mag_err": get("mag_err") if get("detected", True) else None,
+                "limit_mag": get("limit_mag"),
+                "filter": get("filter"),
+                "survey": get("survey"),
+                "observatory": get("observatory"),
+                "followup_id": get("followup_id"),
+                "exptime": get("exptime"),
+                "comment": get("comment", ""),
+            }
+        )
     return {"ivorn": alert.ivorn, "name": alert.display_name, "ra": alert.ra, "dec": alert.dec, "points": points}
 
 
@@ -90,7 +101,11 @@ def to_csv(rows: list[dict], columns: tuple[str, ...]) -> str:
 
 
 def followup_row(point: Datapoint) -> dict:
-    return point_row(point) | {"ivorn": point.ivorn, "alert_name": point.alert_name, "calibration_id": point.calibration_id}
+    return point_row(point) | {
+        "ivorn": point.ivorn,
+        "alert_name": point.alert_name,
+        "calibration_id": point.calibration_id,
+    }
 
 
 def chart_data(points: list[dict]) -> dict:

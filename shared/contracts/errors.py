@@ -44,7 +44,9 @@ class ErrorCode(StrEnum):
     BAD_ALERT_NAME = "bad_alert_name", 400, "an event name is not 1-100 printable characters"
     BAD_FORCE_FILTER = "bad_force_filter", 400, "forceFilter is neither 'no' nor SURVEY/BAND"
     FORCE_FILTER_UNAVAILABLE = (
-        "force_filter_unavailable", 400, "the survey or band forceFilter asks for is not served, or not in this field"
+        "force_filter_unavailable",
+        400,
+        "the survey or band forceFilter asks for is not served, or not in this field",
     )
     MISSING_CATALOGUE = "missing_catalogue", 400, "the upload has no sexCat file"
     # -- the uploaded catalogue (400, shared.errors.BadCatalogue; services/ingest/parsing.py)

@@ -62,7 +62,11 @@ class Route:
 
 
 def _cpcs(method_paths: Iterable[tuple[str, str]], service: Service, handler: str, *, forwarded: bool) -> list[Route]:
-    return [Route(method, prefix + path, service, handler, forwarded) for prefix in CPCS_PREFIXES for method, path in method_paths]
+    return [
+        Route(method, prefix + path, service, handler, forwarded)
+        for prefix in CPCS_PREFIXES
+        for method, path in method_paths
+    ]
 
 
 def _get_post(path: str, *, slash: bool = False) -> list[tuple[str, str]]:

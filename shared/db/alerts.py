@@ -71,7 +71,7 @@ def _name_keys(alert: Alert) -> dict[str, str | None]:
 
 
 #: databases whose alerts all carry their name keys (see :func:`ensure_name_keys`)
-_KEYED: "weakref.WeakSet[Database]" = weakref.WeakSet()
+_KEYED: weakref.WeakSet[Database] = weakref.WeakSet()
 
 #: the counters document that says every alert has its name keys
 _KEYS_MARKER = "alert_name_keys"
@@ -87,10 +87,12 @@ async def ensure_name_keys(db: Database) -> None:
         return
     if not await is_marked(db, _KEYS_MARKER):
         # read them all first: no write while the cursor is open
-        docs = [d async for d in db.alerts.find({"fragment_key": {"$exists": False}}, {"_id": 1, "ivorn": 1, "name": 1})]
+        docs = [
+            d async for d in db.alerts.find({"fragment_key": {"$exists": False}}, {"_id": 1, "ivorn": 1, "name": 1})
+        ]
         for first in range(0, len(docs), 1000):
             updates = []
-            for doc in docs[first:first + 1000]:
+            for doc in docs[first : first + 1000]:
                 name = doc.get("name")
                 keys = {
                     "name_key": alert_name_key(name) if isinstance(name, str) and name else None,

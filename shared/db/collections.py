@@ -56,8 +56,12 @@ ALERTS = Collection(
 DATAPOINTS = Collection(
     "datapoints",
     "shared.db.datapoints",
-    (Index("dedupe_key", unique=True), Index("upload_id", unique=True), Index("followup_id", unique=True),
-     Index("ivorn")),
+    (
+        Index("dedupe_key", unique=True),
+        Index("upload_id", unique=True),
+        Index("followup_id", unique=True),
+        Index("ivorn"),
+    ),
     "one calibrated magnitude or limit of an alert by an observatory",
 )
 CALIBRATIONS = Collection(

@@ -141,7 +141,9 @@ async def delete_datapoint(db: Database, followup_id: int, observatory_id: str, 
 async def deleted_followup_ids(db: Database) -> list[int]:
     """The followup_ids of every soft-deleted datapoint: an index range (a delete is seen at once by readers
     that count them)."""
-    return [int(d.get("followup_id", 0)) async for d in db.datapoints.find(_DELETED_RANGE, {"_id": 0, "followup_id": 1})]
+    return [
+        int(d.get("followup_id", 0)) async for d in db.datapoints.find(_DELETED_RANGE, {"_id": 0, "followup_id": 1})
+    ]
 
 
 async def datapoint_docs_of_alert(db: Database, ivorn: str) -> list[dict[str, Any]]:

@@ -25,7 +25,11 @@ class RevokedSession(TypedDict):
 
 
 async def revoke(db: Database, session_id: str, expires: float) -> None:
-    doc: RevokedSession = {"_id": session_id, "expires_at": datetime.fromtimestamp(expires, UTC), "revoked_at": datetime.now(UTC)}
+    doc: RevokedSession = {
+        "_id": session_id,
+        "expires_at": datetime.fromtimestamp(expires, UTC),
+        "revoked_at": datetime.now(UTC),
+    }
     try:
         await db.revoked_sessions.insert_one(doc)
     except DuplicateKeyError:

@@ -82,7 +82,9 @@ class EventFields(BaseModel):
                 raise ValueError("not text")
             return validate_event_url(value)
         except ValueError:
-            raise ValueError(f"URL is the event's web page, starting http:// or https:// (at most {MAX_URL} characters)") from None
+            raise ValueError(
+                f"URL is the event's web page, starting http:// or https:// (at most {MAX_URL} characters)"
+            ) from None
 
     @field_validator("name", mode="before")
     @classmethod

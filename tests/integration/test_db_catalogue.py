@@ -65,8 +65,10 @@ async def test_start_up_makes_exactly_the_declared_indexes(mongo_proc):
         for spec in COLLECTIONS:
             info = await getattr(db, spec.name).index_information()
             # by what they index (the embedded server names indexes its own way)
-            made = {(tuple(tuple(k) for k in v["key"]), bool(v.get("unique")), v.get("expireAfterSeconds"))
-                    for v in info.values()} - {((("_id", 1),), False, None)}
+            made = {
+                (tuple(tuple(k) for k in v["key"]), bool(v.get("unique")), v.get("expireAfterSeconds"))
+                for v in info.values()
+            } - {((("_id", 1),), False, None)}
             declared = {(((i.field, 1),), i.unique, i.expire_after_s) for i in spec.indexes}
             assert made == declared, spec.name
     finally:

@@ -23,8 +23,17 @@ IVORN = "ivo://test/db#Modules1"
 
 
 def _point(upload_id: str, mjd: float, observatory_id: str = "obs1") -> dict:
-    return {"upload_id": upload_id, "ivorn": IVORN, "observatory_id": observatory_id, "observatory": "Obs",
-            "mjd": mjd, "mag": 15.0, "mag_err": 0.1, "filter": "V", "survey": "APASS"}
+    return {
+        "upload_id": upload_id,
+        "ivorn": IVORN,
+        "observatory_id": observatory_id,
+        "observatory": "Obs",
+        "mjd": mjd,
+        "mag": 15.0,
+        "mag_err": 0.1,
+        "filter": "V",
+        "survey": "APASS",
+    }
 
 
 pytestmark = pytest.mark.integration
@@ -57,7 +66,9 @@ async def test_a_soft_delete_is_seen_by_every_reader_and_frees_the_mjd(db):
     # an observatory's own list keeps its deleted points, with the reason
     mine = await datapoints.list_datapoints(db, observatory_id="obs1")
     assert [(p.followup_id, p.deleted, p.delete_reason) for p in mine] == [
-        (second.followup_id, False, None), (first.followup_id, True, "bad frame")]
+        (second.followup_id, False, None),
+        (first.followup_id, True, "bad frame"),
+    ]
     assert await datapoints.count_listed(db, observatory_id="obs1") == 2
     assert await datapoints.count_listed(db, ivorn="ivo://test/db#other") == 0
     assert not await datapoints.has_live_datapoint(db, "u1")
@@ -78,12 +89,16 @@ async def test_an_uploads_record_counts_crashes_and_keeps_its_result(db):
     assert [await uploads.count_crash(db, "u1") for _ in range(3)] == [1, 2, 3]
     done = CalibrationResult(upload_id="u1", ivorn=IVORN, status="ok", image_link="http://x/plots/u1.png")
     await uploads.record_result(db, done)
-    await uploads.record_failure(db, CalibrationResult(upload_id="u1", ivorn=IVORN, status="error", error="internal_error"))
+    await uploads.record_failure(
+        db, CalibrationResult(upload_id="u1", ivorn=IVORN, status="error", error="internal_error")
+    )
     record = await uploads.get_upload(db, "u1")
     assert record["state"] == "done" and record["result"]["status"] == "ok" and record["crashes"] == 3
     assert await uploads.image_link_of(db, "u1") == "http://x/plots/u1.png"
     assert await uploads.image_link_of(db, "nosuch") is None
-    await uploads.record_failure(db, CalibrationResult(upload_id="u2", ivorn=IVORN, status="error", error="internal_error"))
+    await uploads.record_failure(
+        db, CalibrationResult(upload_id="u2", ivorn=IVORN, status="error", error="internal_error")
+    )
     assert (await uploads.get_upload(db, "u2"))["state"] == "failed"
 
 
@@ -91,8 +106,12 @@ async def test_records_written_once_and_recalibrations_replaced(db):
     record = {"upload_id": "u1", "survey": "APASS", "filter": "V", "mag": 15.25, "zeropoint": 22.1, "stars": None}
     assert await calibrations.store_calibration(db, record) is True
     assert await calibrations.store_calibration(db, record | {"mag": 99.0}) is False
-    assert await calibrations.calibration_summary(db, "u1") == {"survey": "APASS", "filter": "V", "mag": 15.25,
-                                                               "zeropoint": 22.1}
+    assert await calibrations.calibration_summary(db, "u1") == {
+        "survey": "APASS",
+        "filter": "V",
+        "mag": 15.25,
+        "zeropoint": 22.1,
+    }
     sources = {"upload_id": "u1", "ivorn": IVORN, "alert_ra": 1.0, "alert_dec": 2.0, "n_sources": 3}
     assert await upload_sources.store_sources(db, sources) is True
     assert await upload_sources.store_sources(db, sources | {"n_sources": 4}) is False

@@ -22,10 +22,27 @@ PLOT = PlotData(EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY.astype(bool), EM
 
 def _cal(target: TargetMeasurement, **changes) -> FrameCalibration:
     fields = {
-        "survey": "APASS", "band": "V", "colour": "B-V", "zeropoint": 21.123456, "zeropoint_err": 0.012345,
-        "colour_term": 0.051234, "colour_term_err": 0.004321, "scatter": 0.034567, "intrinsic_scatter": 0.01, "npoints": np.int64(40),
-        "nmatched": np.int64(55), "ncalibrators": 48, "nbright": 2, "outlier_fraction": 0.0833333, "score": 0.02,
-        "fit_colour_term": True, "assumed_colour": 0.6, "n_sources": 300, "n_usable": 290, "target": target, "plot": PLOT,
+        "survey": "APASS",
+        "band": "V",
+        "colour": "B-V",
+        "zeropoint": 21.123456,
+        "zeropoint_err": 0.012345,
+        "colour_term": 0.051234,
+        "colour_term_err": 0.004321,
+        "scatter": 0.034567,
+        "intrinsic_scatter": 0.01,
+        "npoints": np.int64(40),
+        "nmatched": np.int64(55),
+        "ncalibrators": 48,
+        "nbright": 2,
+        "outlier_fraction": 0.0833333,
+        "score": 0.02,
+        "fit_colour_term": True,
+        "assumed_colour": 0.6,
+        "n_sources": 300,
+        "n_usable": 290,
+        "target": target,
+        "plot": PLOT,
         "candidates": [
             CandidateSummary("APASS", "V", "B-V", zeropoint=21.123456, score=0.0212345, npoints=40, chosen=True),
             CandidateSummary("GAIA", "G", "BP-RP", note="too few stars"),
@@ -38,8 +55,15 @@ def _answer(cal: FrameCalibration, match=2.0):
     return calibration_answer(cal, match, upload_id="u1", ivorn="ivo://gaia/alerts#X", mjd=60000.5, comment="c")
 
 
-DETECTED = TargetMeasurement(True, mag=17.123456, mag_err=0.023456, ra=10.1234567, dec=-5.7654321, limit_mag=19.87654,
-                             limit_method="completeness")
+DETECTED = TargetMeasurement(
+    True,
+    mag=17.123456,
+    mag_err=0.023456,
+    ra=10.1234567,
+    dec=-5.7654321,
+    limit_mag=19.87654,
+    limit_method="completeness",
+)
 
 
 def test_a_detection_answers_its_magnitude_rounded_and_its_position_as_measured():
@@ -62,8 +86,9 @@ def test_a_detection_without_an_error_says_so():
     ("method", "words"), [("completeness", "50% completeness"), ("mag_err", "5 sigma"), (None, "limit")]
 )
 def test_a_non_detection_answers_the_limit_and_never_a_magnitude(method, words):
-    a = _answer(_cal(TargetMeasurement(False, mag=17.5, mag_err=0.1, ra=1.0, dec=2.0, limit_mag=19.456,
-                                       limit_method=method)))
+    a = _answer(
+        _cal(TargetMeasurement(False, mag=17.5, mag_err=0.1, ra=1.0, dec=2.0, limit_mag=19.456, limit_method=method))
+    )
     assert a.message == f"not detected: APASS/V fainter than 19.46 ({words})"
     assert (a.detected, a.mag, a.mag_err, a.ra, a.dec) == (False, None, None, None, None)
     assert a.limit_mag == 19.456 and a.limit_method == method

@@ -54,7 +54,9 @@ def test_a_refit_answers_the_live_upload_fields_rounded_the_same_way():
     assert again.ok and again.nref == len(stars)
     live = calibration_answer(
         calibrate_frame(fld.sources, {"APASS": stars}, fld.target_ra, fld.target_dec, 2.0, ("APASS", "V")),
-        2.0, upload_id="u1", ivorn="ivo://x#y",
+        2.0,
+        upload_id="u1",
+        ivorn="ivo://x#y",
     ).model_dump(mode="json")
     assert again.result == {k: live[k] for k in ("survey", *RESULT_KEYS)}
     assert (again.result["survey"], again.result["filter"]) == ("APASS", "V")

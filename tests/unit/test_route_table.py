@@ -76,7 +76,7 @@ def test_the_gateway_forwards_every_read_and_page_of_the_lightcurve_service_and_
     assert {r.service for r in forwarded} == {Service.LIGHTCURVE}
     assert [r for r in routes_of(Service.LIGHTCURVE) if not r.forwarded] == []
     assert not {r.path for r in forwarded} & INTERNAL_PATHS
-    assert INTERNAL_PATHS == {"/healthz", "/readyz", "/metrics"}
+    assert {"/healthz", "/readyz", "/metrics"} == INTERNAL_PATHS
 
 
 def test_table_rows_are_unique():
@@ -96,5 +96,12 @@ def test_a_row_without_handler_or_a_handler_without_row_stops_the_start():
 
 def test_cpcs_paths_are_served_at_the_root_and_under_followup():
     paths = {r.path for r in ROUTES}
-    for name in ("/cgi/upload", "/cgi/newevent", "/cgi/newuser", "/cgi/delpoint", "/get_alert_lc_data", "/list_of_alerts"):
+    for name in (
+        "/cgi/upload",
+        "/cgi/newevent",
+        "/cgi/newuser",
+        "/cgi/delpoint",
+        "/get_alert_lc_data",
+        "/list_of_alerts",
+    ):
         assert name in paths and "/followup" + name in paths

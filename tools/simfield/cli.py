@@ -59,15 +59,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-image", action="store_true", help="do not keep image.fits")
     p.add_argument("--no-sextractor", action="store_true", help="do not run source-extractor")
     p.add_argument("--suite", type=int, metavar="N", help="write N varied fields under --out")
-    p.add_argument("--suite-kind", choices=sorted(SUITE_KINDS),
-                   help="write the realistic development or evaluation set under --out (--suite N: its first N)")
+    p.add_argument(
+        "--suite-kind",
+        choices=sorted(SUITE_KINDS),
+        help="write the realistic development or evaluation set under --out (--suite N: its first N)",
+    )
     p.add_argument("--sky", default="legacy", choices=sorted(SKY_TYPES), help="sky type (default legacy)")
     p.add_argument("--density", type=float, help="stars/deg^2 brighter than V 21 (default: the sky type's)")
     p.add_argument("--width", type=int, default=Camera.width, help="frame width (px)")
     p.add_argument("--height", type=int, default=Camera.height, help="frame height (px)")
     p.add_argument("--pixel-scale", type=float, default=Camera.pixel_scale, help="arcsec/px")
-    p.add_argument("--surveys", type=lambda v: [x for x in v.split(",") if x],
-                   help=f"comma-separated reference extracts to write (default all: {','.join(SURVEY_SPECS)})")
+    p.add_argument(
+        "--surveys",
+        type=lambda v: [x for x in v.split(",") if x],
+        help=f"comma-separated reference extracts to write (default all: {','.join(SURVEY_SPECS)})",
+    )
     return p.parse_args(argv)
 
 
@@ -85,9 +91,20 @@ def main(argv=None) -> int:
             print(f"{spec['name']}: {summary(f.truth)}")
         return 0
     camera = Camera(width=a.width, height=a.height, pixel_scale=a.pixel_scale)
-    f = simulate_field(a.seed, a.ra, a.dec, a.band, name=a.name, faint=a.faint,
-                       transient_mag=a.transient_mag, out=a.out, sky=a.sky, density=a.density, camera=camera,
-                       **common)
+    f = simulate_field(
+        a.seed,
+        a.ra,
+        a.dec,
+        a.band,
+        name=a.name,
+        faint=a.faint,
+        transient_mag=a.transient_mag,
+        out=a.out,
+        sky=a.sky,
+        density=a.density,
+        camera=camera,
+        **common,
+    )
     print(f"{f.name}: {summary(f.truth)}")
     return 0
 
@@ -95,6 +112,8 @@ def main(argv=None) -> int:
 def summary(truth: dict) -> str:
     t = truth["transient"]
     best = truth["best"]
-    return (f"{truth['instrument_band']} -> {best['survey']} {best['band']}, zp {truth['zeropoint']:.3f}, "
-            f"ct {truth['colour_term']:+.3f}, transient {t['mag']:.2f} (limit {truth['limit_mag_5sigma']:.2f}, "
-            f"{'detectable' if t['detectable'] else 'too faint'}), surveys {','.join(truth['surveys'])}")
+    return (
+        f"{truth['instrument_band']} -> {best['survey']} {best['band']}, zp {truth['zeropoint']:.3f}, "
+        f"ct {truth['colour_term']:+.3f}, transient {t['mag']:.2f} (limit {truth['limit_mag_5sigma']:.2f}, "
+        f"{'detectable' if t['detectable'] else 'too faint'}), surveys {','.join(truth['surveys'])}"
+    )

@@ -75,8 +75,7 @@ def zeropoint(obs: Observation, camera: Camera) -> float:
 def add_photometry(objects: pd.DataFrame, band: InstrumentBand, zp: float) -> pd.DataFrame:
     """Add ``m_ref``, ``colour``, ``m_sys``, ``m_inst`` and ``flux`` (ADU)."""
     mags = survey_magnitudes(objects.V.to_numpy(), objects.BV.to_numpy())
-    out = objects.assign(m_ref=band.reference(mags), colour=band.colour(mags),
-                         m_sys=band.system_magnitude(mags))
+    out = objects.assign(m_ref=band.reference(mags), colour=band.colour(mags), m_sys=band.system_magnitude(mags))
     out["m_inst"] = out.m_sys - zp
     out["flux"] = 10 ** (-0.4 * out.m_inst)
     return out
@@ -142,7 +141,7 @@ def add_stamp(image: np.ndarray, stamp: np.ndarray, x: float, y: float) -> None:
     ix1 = min(x0 + stamp.shape[1], image.shape[1])
     iy1 = min(y0 + stamp.shape[0], image.shape[0])
     if ix1 > ix0 and iy1 > iy0:
-        image[iy0:iy1, ix0:ix1] += stamp[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
+        image[iy0:iy1, ix0:ix1] += stamp[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
 
 
 def render_points(objects: pd.DataFrame, camera: Camera, fwhm: float, beta: float) -> tuple[np.ndarray, float]:
@@ -171,8 +170,9 @@ def render_points(objects: pd.DataFrame, camera: Camera, fwhm: float, beta: floa
     return np.clip(image, 0.0, None), float(psf.max())
 
 
-def render_objects(objects: pd.DataFrame, camera: Camera, obs: Observation,
-                   cheap_fainter_than: float | None = None) -> np.ndarray:
+def render_objects(
+    objects: pd.DataFrame, camera: Camera, obs: Observation, cheap_fainter_than: float | None = None
+) -> np.ndarray:
     """Noise-free source image (ADU above sky); adds ``peak`` (ADU) to objects.
 
     With ``cheap_fainter_than`` (m_sys), stars fainter than it are rendered

@@ -26,8 +26,9 @@ CATALOGUES = {
 BIG_FRAME_MEMORY = ("-MEMORY_OBJSTACK", "60000", "-MEMORY_PIXSTACK", "6000000", "-MEMORY_BUFSIZE", "4096")
 
 
-def run_sextractor(image: Path, out_dir: Path, seeing: float, aperture_px: float,
-                   extra_args: tuple[str, ...] = (), formats=None) -> dict[str, Path]:
+def run_sextractor(
+    image: Path, out_dir: Path, seeing: float, aperture_px: float, extra_args: tuple[str, ...] = (), formats=None
+) -> dict[str, Path]:
     """Run ``source-extractor`` once per catalogue format of :data:`CATALOGUES`
     (or of ``formats``, names from it).
 
@@ -42,12 +43,27 @@ def run_sextractor(image: Path, out_dir: Path, seeing: float, aperture_px: float
         if formats is not None and name not in formats:
             continue
         path = out_dir / name
-        cmd = [exe, str(image), "-c", str(SEXTRACTOR_DIR / "default.sex"),
-               "-CATALOG_NAME", str(path), "-CATALOG_TYPE", cat_type,
-               "-PARAMETERS_NAME", str(SEXTRACTOR_DIR / params),
-               "-FILTER_NAME", str(SEXTRACTOR_DIR / "default.conv"),
-               "-STARNNW_NAME", str(SEXTRACTOR_DIR / "default.nnw"),
-               "-SEEING_FWHM", f"{seeing:.3f}", "-PHOT_APERTURES", f"{aperture_px:.2f}", *extra_args]
+        cmd = [
+            exe,
+            str(image),
+            "-c",
+            str(SEXTRACTOR_DIR / "default.sex"),
+            "-CATALOG_NAME",
+            str(path),
+            "-CATALOG_TYPE",
+            cat_type,
+            "-PARAMETERS_NAME",
+            str(SEXTRACTOR_DIR / params),
+            "-FILTER_NAME",
+            str(SEXTRACTOR_DIR / "default.conv"),
+            "-STARNNW_NAME",
+            str(SEXTRACTOR_DIR / "default.nnw"),
+            "-SEEING_FWHM",
+            f"{seeing:.3f}",
+            "-PHOT_APERTURES",
+            f"{aperture_px:.2f}",
+            *extra_args,
+        ]
         subprocess.run(cmd, check=True, capture_output=True, cwd=out_dir)
         paths[name] = path
     return paths
@@ -70,8 +86,7 @@ def measure_catalogue(path: Path, objects: pd.DataFrame, truth: dict, pixel_scal
     """
     cat = fits.getdata(path, 1)
     x, y, mag = (np.asarray(cat[c]) for c in ("X_IMAGE", "Y_IMAGE", "MAG_AUTO"))
-    stars = objects[(objects.kind == "star") & ~objects.saturated
-                    & (objects.m_sys < truth["limit_mag_5sigma"] - 4.0)]
+    stars = objects[(objects.kind == "star") & ~objects.saturated & (objects.m_sys < truth["limit_mag_5sigma"] - 4.0)]
     d, j = nearest(stars.x_image.to_numpy(), stars.y_image.to_numpy(), x, y)
     ok = (d < 1.0) & (np.asarray(cat["FLAGS"])[j] == 0)
     offset = mag[j][ok] - stars.m_inst.to_numpy()[ok]
@@ -80,11 +95,14 @@ def measure_catalogue(path: Path, objects: pd.DataFrame, truth: dict, pixel_scal
     found = bool(dt[0] * pixel_scale < 1.5)
     median = float(np.median(offset)) if offset.size else np.nan
     mad = float(np.median(np.abs(offset - median))) if offset.size else np.nan
-    return {"n_sources": int(len(cat)), "n_bright_stars": int(ok.sum()),
-            "mag_auto_minus_m_inst_median": round_or_none(median),
-            "mag_auto_minus_m_inst_mad": round_or_none(mad),
-            "transient_detected": found,
-            "transient_mag_auto": round_or_none(float(mag[jt[0]]) if found else np.nan)}
+    return {
+        "n_sources": int(len(cat)),
+        "n_bright_stars": int(ok.sum()),
+        "mag_auto_minus_m_inst_median": round_or_none(median),
+        "mag_auto_minus_m_inst_mad": round_or_none(mad),
+        "transient_detected": found,
+        "transient_mag_auto": round_or_none(float(mag[jt[0]]) if found else np.nan),
+    }
 
 
 def round_or_none(value: float, decimals: int = 4) -> float | None:

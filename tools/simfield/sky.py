@@ -52,21 +52,47 @@ class SurveySpec:
 
 
 SURVEY_SPECS = {
-    "APASS": SurveySpec("V", (7.0, 17.0), {"B": 17.8, "V": 17.3, "g'": 17.6, "r'": 17.2, "i'": 16.8},
-                        floor=0.02, astrometry=0.15, missing=0.05),
-    "PS1": SurveySpec("r", (11.5, 22.3), {"g": 22.6, "r": 22.4, "i": 22.2, "z": 21.5, "y": 20.6},
-                      floor=0.01, astrometry=0.03, saturation=13.5),
-    "GAIA": SurveySpec("G", (5.0, 20.8), {"G": 22.8, "BP": 20.6, "RP": 20.1},
-                       floor=0.0005, astrometry=0.002, decimals=4, missing=0.02),
-    "SDSS": SurveySpec("r", (13.0, 22.5), {"u": 22.0, "g": 22.8, "r": 22.5, "i": 21.9, "z": 20.6},
-                       floor=0.015, astrometry=0.08, saturation=14.0),
+    "APASS": SurveySpec(
+        "V",
+        (7.0, 17.0),
+        {"B": 17.8, "V": 17.3, "g'": 17.6, "r'": 17.2, "i'": 16.8},
+        floor=0.02,
+        astrometry=0.15,
+        missing=0.05,
+    ),
+    "PS1": SurveySpec(
+        "r",
+        (11.5, 22.3),
+        {"g": 22.6, "r": 22.4, "i": 22.2, "z": 21.5, "y": 20.6},
+        floor=0.01,
+        astrometry=0.03,
+        saturation=13.5,
+    ),
+    "GAIA": SurveySpec(
+        "G", (5.0, 20.8), {"G": 22.8, "BP": 20.6, "RP": 20.1}, floor=0.0005, astrometry=0.002, decimals=4, missing=0.02
+    ),
+    "SDSS": SurveySpec(
+        "r",
+        (13.0, 22.5),
+        {"u": 22.0, "g": 22.8, "r": 22.5, "i": 21.9, "z": 20.6},
+        floor=0.015,
+        astrometry=0.08,
+        saturation=14.0,
+    ),
     # Gaia XP synthetic photometry (GSPC): stars with Gaia G < 17.65, all sky;
     # a band only where its flux S/N > 30 (error < 0.036 mag), which empties
     # U and u for most faint or red stars
-    "GaiaSP": SurveySpec("G", (5.0, 17.65), {"U": 17.6, "B": 19.6, "V": 20.2, "R": 20.6, "I": 20.4,
-                                              "u": 18.0, "g": 20.0, "r": 20.5, "i": 20.3, "z": 19.6},
-                         floor=0.006, astrometry=0.002, decimals=4, missing=0.0, select_survey="GAIA",
-                         max_err=0.0362),
+    "GaiaSP": SurveySpec(
+        "G",
+        (5.0, 17.65),
+        {"U": 17.6, "B": 19.6, "V": 20.2, "R": 20.6, "I": 20.4, "u": 18.0, "g": 20.0, "r": 20.5, "i": 20.3, "z": 19.6},
+        floor=0.006,
+        astrometry=0.002,
+        decimals=4,
+        missing=0.0,
+        select_survey="GAIA",
+        max_err=0.0362,
+    ),
 }
 
 
@@ -146,12 +172,26 @@ SKY_TYPES: dict[str, SkyType] = {
     t.name: t
     for t in (
         SkyType("legacy", "the simulator's first sky (committed fields): latitude law, no catalogue realism"),
-        SkyType("sparse", "high Galactic latitude: latitude-law density, DR3-like Gaia BP/RP gaps, blends",
-                blend_arcsec=REAL_BLENDS, gaia_bp_rp_missing=True, stamp_margin=3.0),
-        SkyType("dense", "Galactic plane: 50k-200k stars/deg^2 to V 21, reddened, crowded, blended",
-                density=(50_000.0, 200_000.0), count_slope=0.30, reddening=(0.3, 1.0),
-                blend_arcsec=REAL_BLENDS, gaia_bp_rp_missing=True, crowding_depth_loss=0.8,
-                stamp_margin=3.0, transient_clear_arcsec=4.0, sextractor_args=("-DEBLEND_MINCONT", "0.001")),
+        SkyType(
+            "sparse",
+            "high Galactic latitude: latitude-law density, DR3-like Gaia BP/RP gaps, blends",
+            blend_arcsec=REAL_BLENDS,
+            gaia_bp_rp_missing=True,
+            stamp_margin=3.0,
+        ),
+        SkyType(
+            "dense",
+            "Galactic plane: 50k-200k stars/deg^2 to V 21, reddened, crowded, blended",
+            density=(50_000.0, 200_000.0),
+            count_slope=0.30,
+            reddening=(0.3, 1.0),
+            blend_arcsec=REAL_BLENDS,
+            gaia_bp_rp_missing=True,
+            crowding_depth_loss=0.8,
+            stamp_margin=3.0,
+            transient_clear_arcsec=4.0,
+            sextractor_args=("-DEBLEND_MINCONT", "0.001"),
+        ),
     )
 }
 
@@ -183,8 +223,7 @@ def n17_for_density(density: float, slope: float) -> float:
     return density / 10 ** (slope * (DENSITY_DEPTH_V - 17.0))
 
 
-def draw_stars(rng, wcs: WCS, camera: Camera, radius: float, n17: float,
-               sky: SkyType | None = None) -> pd.DataFrame:
+def draw_stars(rng, wcs: WCS, camera: Camera, radius: float, n17: float, sky: SkyType | None = None) -> pd.DataFrame:
     """Stars uniform on the tangent plane within ``radius`` deg of the centre."""
     slope = COUNT_SLOPE if sky is None else sky.count_slope
     v = draw_magnitudes(rng, n17, np.pi * radius**2, slope)
@@ -205,10 +244,20 @@ def draw_galaxies(rng, wcs: WCS, camera: Camera, n: int) -> pd.DataFrame:
     x = rng.uniform(40, camera.width - 40, n)
     y = rng.uniform(40, camera.height - 40, n)
     ra, dec = wcs.all_pix2world(x, y, 1)
-    return pd.DataFrame({"kind": "galaxy", "ra": ra, "dec": dec, "x_image": x, "y_image": y,
-                         "V": rng.uniform(15.5, 19.0, n), "BV": rng.uniform(0.6, 1.1, n),
-                         "r_eff": rng.uniform(1.5, 4.0, n) / camera.pixel_scale,
-                         "axis_ratio": rng.uniform(0.35, 1.0, n), "pa": rng.uniform(0, 180, n)})
+    return pd.DataFrame(
+        {
+            "kind": "galaxy",
+            "ra": ra,
+            "dec": dec,
+            "x_image": x,
+            "y_image": y,
+            "V": rng.uniform(15.5, 19.0, n),
+            "BV": rng.uniform(0.6, 1.1, n),
+            "r_eff": rng.uniform(1.5, 4.0, n) / camera.pixel_scale,
+            "axis_ratio": rng.uniform(0.35, 1.0, n),
+            "pa": rng.uniform(0, 180, n),
+        }
+    )
 
 
 def covers(survey: str, dec: np.ndarray) -> np.ndarray:
@@ -230,12 +279,20 @@ def published_band(rng, true: np.ndarray, depth: float, spec: SurveySpec) -> tup
     quoted = sigma * np.exp(rng.normal(0.0, 0.1, true.size))
     too_faint = (true > depth + 0.3) if spec.max_err is None else (sigma > spec.max_err)
     empty = too_faint | (rng.random(true.size) < spec.missing)
-    step = 10.0 ** -spec.decimals
+    step = 10.0**-spec.decimals
     return np.where(empty, np.nan, mag), np.where(empty, np.nan, np.maximum(quoted, step))
 
 
-def reference_extract(rng, stars: pd.DataFrame, survey: str, *, mags=None, spec: SurveySpec | None = None,
-                      keep: np.ndarray | None = None, return_index: bool = False):
+def reference_extract(
+    rng,
+    stars: pd.DataFrame,
+    survey: str,
+    *,
+    mags=None,
+    spec: SurveySpec | None = None,
+    keep: np.ndarray | None = None,
+    return_index: bool = False,
+):
     """The survey's VizieR-style extract of ``stars`` (columns from shared.contracts.surveys).
 
     ``mags`` overrides the true magnitudes (the blended ones a survey
@@ -255,8 +312,10 @@ def reference_extract(rng, stars: pd.DataFrame, survey: str, *, mags=None, spec:
     idx = np.flatnonzero(chosen)
     dec = stars.dec.to_numpy()[idx]
     jitter = rng.normal(0.0, spec.astrometry / 3600.0, (2, idx.size))
-    out = {s.ra_column: np.round(stars.ra.to_numpy()[idx] + jitter[0] / np.cos(np.radians(dec)), 7),
-           s.dec_column: np.round(dec + jitter[1], 7)}
+    out = {
+        s.ra_column: np.round(stars.ra.to_numpy()[idx] + jitter[0] / np.cos(np.radians(dec)), 7),
+        s.dec_column: np.round(dec + jitter[1], 7),
+    }
     for band in s.bands:
         mag, err = published_band(rng, mags[(survey, band.name)][idx], spec.depth[band.name], spec)
         out[band.column] = np.round(mag, spec.decimals)
@@ -345,16 +404,21 @@ def realistic_extracts(rng, stars: pd.DataFrame, sky: SkyType, pixel_scale: floa
             mags = {**mags, ("GAIA", "BP"): xp_mags[("GAIA", "BP")], ("GAIA", "RP"): xp_mags[("GAIA", "RP")]}
         if survey == "GaiaSP" and "GAIA_XP" in blends:
             # the synthetic photometry comes from the blended XP spectra; the GSPC cut keeps the mildly blended
-            mags = {k: (-2.5 * np.log10(10 ** (-0.4 * m) * (1.0 + xp_excess)) if k[0] == "GaiaSP" else m)
-                    for k, m in mags.items()}
+            mags = {
+                k: (-2.5 * np.log10(10 ** (-0.4 * m) * (1.0 + xp_excess)) if k[0] == "GaiaSP" else m)
+                for k, m in mags.items()
+            }
             keep = (xp_excess <= sky.gaiasp_max_blend) & (True if keep is None else keep)
         if survey == "GAIA" and sky.gaia_bp_rp_missing:
             # DR3 quotes BP/RP mags to G ~21 (noisy); which ones are absent is gaia_missing_bp_rp's part
             spec = replace(spec, depth={**spec.depth, **GAIA_XP_DEPTH})
         if survey in ("PS1", "SDSS") and sky.crowding_depth_loss:
             loss = sky.crowding_depth_loss
-            spec = replace(spec, mag_range=(spec.mag_range[0], spec.mag_range[1] - loss),
-                           depth={b: d - loss for b, d in spec.depth.items()})
+            spec = replace(
+                spec,
+                mag_range=(spec.mag_range[0], spec.mag_range[1] - loss),
+                depth={b: d - loss for b, d in spec.depth.items()},
+            )
         df, idx = reference_extract(rng, stars, survey, mags=mags, spec=spec, keep=keep, return_index=True)
         if survey == "GAIA" and sky.gaia_bp_rp_missing and len(df):
             lack = gaia_missing_bp_rp(rng, true[("GAIA", "G")][idx], xp_excess[idx])

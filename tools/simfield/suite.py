@@ -41,7 +41,7 @@ def sky_position(rng, sky: str, hemisphere: str) -> tuple[float, float]:
             dec = float(rng.uniform(-80, -32) if hemisphere == "south" else rng.uniform(-25, 75))
             if abs(SkyCoord(ra, dec, unit="deg").galactic.b.deg) <= 25:
                 continue
-        if (dec < -32 if hemisphere == "south" else -25 < dec < 80):
+        if dec < -32 if hemisphere == "south" else -25 < dec < 80:
             return round(ra, 5), round(dec, 5)
     raise RuntimeError(f"no {sky} {hemisphere} position")
 
@@ -81,8 +81,19 @@ def realistic_suite_specs(kind: str, n: int | None = None, faint_every: int = 5)
         # one more format in turn, the bench parses that one; turning with i // 4 too, so that
         # every sky type gets every format
         fmt = list(CATALOGUES)[(i + i // len(SUITE_SKIES)) % len(CATALOGUES)]
-        specs.append(dict(seed=base + i, ra=ra, dec=dec, instrument_band=band, faint=faint, name=name,
-                          sky=sky, camera=camera, formats=(fmt,)))
+        specs.append(
+            dict(
+                seed=base + i,
+                ra=ra,
+                dec=dec,
+                instrument_band=band,
+                faint=faint,
+                name=name,
+                sky=sky,
+                camera=camera,
+                formats=(fmt,),
+            )
+        )
     return specs
 
 
@@ -112,6 +123,14 @@ def suite_specs(n: int | None = None, seed: int = 0, faint_every: int = 3, *, ki
                 break
         faint = i % faint_every == faint_every - 1
         label = f"{i:02d}_{band.name}_{'south' if south else 'north'}{'_faint' if faint else ''}"
-        specs.append(dict(seed=seed * 1000 + i, ra=round(ra, 5), dec=round(dec, 5),
-                          instrument_band=band.name, faint=faint, name=label))
+        specs.append(
+            dict(
+                seed=seed * 1000 + i,
+                ra=round(ra, 5),
+                dec=round(dec, 5),
+                instrument_band=band.name,
+                faint=faint,
+                name=label,
+            )
+        )
     return specs

@@ -300,8 +300,16 @@ def calibrate_frame(
         sources, usable, references, candidates, evaluation.detected, s.limit_completeness
     )
     target = measure_target(
-        sources, usable, limit_good, fit, target_ra, target_dec, match_radius_arcsec, s,
-        completeness_inst=completeness, neighbour_light=evaluation.neighbour_light,
+        sources,
+        usable,
+        limit_good,
+        fit,
+        target_ra,
+        target_dec,
+        match_radius_arcsec,
+        s,
+        completeness_inst=completeness,
+        neighbour_light=evaluation.neighbour_light,
     )
     if target.detected and target.note:
         warnings.extend(n for n in target.note.split("; ") if n.startswith("the target is blended"))
@@ -313,8 +321,14 @@ def calibrate_frame(
         err = math.hypot(target.mag_err, s.crowding_shift_fraction * shift)
         # how far sources measured as well as the target stray from the isolated calibration in this frame
         empirical = crowding.empirical_error(
-            chosen.ref_mag, chosen.inst_mag, chosen.inst_err, chosen.colour_values, fit.zeropoint, fit.colour_term,
-            target.inst_mag_err, s,
+            chosen.ref_mag,
+            chosen.inst_mag,
+            chosen.inst_err,
+            chosen.colour_values,
+            fit.zeropoint,
+            fit.colour_term,
+            target.inst_mag_err,
+            s,
         )
         if empirical is not None and empirical > err:
             warnings.append(
@@ -380,7 +394,9 @@ def calibrate_frame(
     )
 
 
-def _choose(candidates: list[BandCandidate], s: FitSettings, constraint: FilterConstraint | None) -> BandCandidate | None:
+def _choose(
+    candidates: list[BandCandidate], s: FitSettings, constraint: FilterConstraint | None
+) -> BandCandidate | None:
     """:func:`choice.choose_best`, among the bands of the observatory's filters when they constrain.
 
     A frame through one of them is never calibrated in another band: when

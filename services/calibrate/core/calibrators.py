@@ -104,7 +104,11 @@ def reference_quality(
         ``[0, max_ref_err]``, finite colour.
     """
     return _stars_usable(
-        kernel_array(mag), kernel_array(err), kernel_array(colour), float(mag_bright), float(mag_faint),
+        kernel_array(mag),
+        kernel_array(err),
+        kernel_array(colour),
+        float(mag_bright),
+        float(mag_faint),
         float(settings.max_ref_err),
     )
 
@@ -215,5 +219,8 @@ def bright_end_cut(
         kernel_array(inst_mag, dtype=float),
         kernel_array(residual, dtype=float),
         kernel_array(np.broadcast_to(np.asarray(sigma, dtype=float), (n,))),
-        w, max_cut, float(settings.bright_trend_sigma), float(settings.bright_trend_min),
+        w,
+        max_cut,
+        float(settings.bright_trend_sigma),
+        float(settings.bright_trend_min),
     )

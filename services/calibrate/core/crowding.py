@@ -170,8 +170,15 @@ def contamination(
         q_flux = np.zeros(n) if mag is None else np.nan_to_num(10.0 ** (-0.4 * np.asarray(mag, dtype=float)))
     selfs = np.full(n, -1, dtype=np.int64) if self_index is None else np.asarray(self_index, dtype=np.int64)
     ratio, own = _contamination(
-        kernel_array(qx), kernel_array(qy), kernel_array(q_flux), kernel_array(cx), kernel_array(cy),
-        kernel_array(c_flux), float(radius_arcsec), float(self_arcsec), kernel_array(selfs, dtype=np.int64),
+        kernel_array(qx),
+        kernel_array(qy),
+        kernel_array(q_flux),
+        kernel_array(cx),
+        kernel_array(cy),
+        kernel_array(c_flux),
+        float(radius_arcsec),
+        float(self_arcsec),
+        kernel_array(selfs, dtype=np.int64),
     )
     return (ratio, own) if counterpart_flux else ratio
 
@@ -194,8 +201,11 @@ def gaia_stars(references: dict[str, ReferenceStars]) -> tuple[np.ndarray, np.nd
     """Gaia's positions and G magnitudes (deg, deg, mag) among the references, or None."""
     for key, stars in references.items():
         if (stars.survey or key).upper() == GAIA.name and len(stars):
-            g = representative_mag(stars, GAIA) if "G" not in stars.mags and "Gmag" not in stars.mags else (
-                np.asarray(stars.mags.get("G", stars.mags.get("Gmag")), dtype=float))
+            g = (
+                representative_mag(stars, GAIA)
+                if "G" not in stars.mags and "Gmag" not in stars.mags
+                else (np.asarray(stars.mags.get("G", stars.mags.get("Gmag")), dtype=float))
+            )
             if g is None:
                 return None
             return np.asarray(stars.ra, dtype=float), np.asarray(stars.dec, dtype=float), g
@@ -322,8 +332,10 @@ def empirical_error(
     inst_err = np.asarray(inst_err, dtype=float)
     with np.errstate(invalid="ignore"):
         near = (inst_err >= 0.5 * target_inst_err) & (inst_err <= 2.0 * target_inst_err)
-    resid = (np.asarray(ref_mag, dtype=float) - (np.asarray(inst_mag, dtype=float) + zeropoint
-                                                  + colour_term * np.asarray(colour, dtype=float)))[near]
+    resid = (
+        np.asarray(ref_mag, dtype=float)
+        - (np.asarray(inst_mag, dtype=float) + zeropoint + colour_term * np.asarray(colour, dtype=float))
+    )[near]
     resid = resid[np.isfinite(resid)]
     if len(resid) < settings.isolation_min_stars:
         return None

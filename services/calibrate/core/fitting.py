@@ -418,8 +418,20 @@ def _robust_fit(
     sig2 = _noise2(e2_base, vc, cyc, ct, eiv) + s2
     cu = c[used]
     return (
-        zp, ct, v_zp, c_zc, v_ct, s2, used, r, sig2, iterations, fit_ct,
-        _robust_spread(r[used]), np.median(cu), _robust_spread(cu),
+        zp,
+        ct,
+        v_zp,
+        c_zc,
+        v_ct,
+        s2,
+        used,
+        r,
+        sig2,
+        iterations,
+        fit_ct,
+        _robust_spread(r[used]),
+        np.median(cu),
+        _robust_spread(cu),
     )
 
 
@@ -517,14 +529,30 @@ def fit_zeropoint(
 
     t_free, t_half, t_mean, inflate = _clip_constants(s.clip_sigma)
     min_keep = min(max(s.min_stars, n - int(math.floor(s.max_reject_fraction * n))), n)
-    k = RobustFitKernel(*_robust_fit(
-        y, e2_base, c, vc, cyc, ct_mode, float(s.min_colour_spread), eiv, float(s.clip_sigma), min_keep,
-        int(s.max_iterations), float(s.scatter_floor) ** 2, t_free, t_half, t_mean,
-    ))
+    k = RobustFitKernel(
+        *_robust_fit(
+            y,
+            e2_base,
+            c,
+            vc,
+            cyc,
+            ct_mode,
+            float(s.min_colour_spread),
+            eiv,
+            float(s.clip_sigma),
+            min_keep,
+            int(s.max_iterations),
+            float(s.scatter_floor) ** 2,
+            t_free,
+            t_half,
+            t_mean,
+        )
+    )
     npoints = int(np.count_nonzero(k.used))
-    cov = np.array(
-        [[k.var_zeropoint, k.cov_zeropoint_colour_term], [k.cov_zeropoint_colour_term, k.var_colour_term]]
-    ) * inflate
+    cov = (
+        np.array([[k.var_zeropoint, k.cov_zeropoint_colour_term], [k.cov_zeropoint_colour_term, k.var_colour_term]])
+        * inflate
+    )
     median_colour, colour_spread = (0.0, 0.0) if colour is None else (k.median_colour, k.colour_spread)
     return FitResult(
         zeropoint=float(k.zeropoint),

@@ -97,9 +97,7 @@ def _error_relation_limit(mag, err, good, nsigma):  # pragma: no cover - compile
     return (math.log10(MAGERR_AT_SNR1 / nsigma) - icept) / slope
 
 
-def frame_limit_inst(
-    mag: np.ndarray, mag_err: np.ndarray, good: np.ndarray, nsigma: float = 5.0
-) -> float | None:
+def frame_limit_inst(mag: np.ndarray, mag_err: np.ndarray, good: np.ndarray, nsigma: float = 5.0) -> float | None:
     """Instrumental ``nsigma`` limiting magnitude from the frame's own mag-error relation.
 
     ``log10(magerr)`` is fitted as a straight line in ``mag`` (robustly: two
@@ -125,8 +123,10 @@ def frame_limit_inst(
         relation make it impossible to determine honestly.
     """
     lim = _error_relation_limit(
-        kernel_array(mag, dtype=float), kernel_array(mag_err, dtype=float),
-        kernel_array(good, dtype=bool), float(nsigma),
+        kernel_array(mag, dtype=float),
+        kernel_array(mag_err, dtype=float),
+        kernel_array(good, dtype=bool),
+        float(nsigma),
     )
     return float(lim) if math.isfinite(lim) else None
 
@@ -247,9 +247,7 @@ def completeness_limit_inst(
     m = np.asarray(pred_inst, dtype=float)
     det = np.asarray(detected, dtype=bool)
     ok = np.isfinite(m)
-    lim, n = _logistic_limit(
-        kernel_array(m[ok]), kernel_array(det[ok]), float(fraction), int(min_each), _RUNAWAY_SLOPE
-    )
+    lim, n = _logistic_limit(kernel_array(m[ok]), kernel_array(det[ok]), float(fraction), int(min_each), _RUNAWAY_SLOPE)
     return (float(lim), int(n)) if math.isfinite(lim) else (None, 0)
 
 
@@ -316,9 +314,7 @@ def reference_completeness_inst(
         mags = _named_band_array(stars, survey, band.name)
         if mags is None:
             continue
-        rx, ry = _tangent_arcsec(
-            kernel_array(stars.ra, dtype=float), kernel_array(stars.dec, dtype=float), ra0, dec0
-        )
+        rx, ry = _tangent_arcsec(kernel_array(stars.ra, dtype=float), kernel_array(stars.dec, dtype=float), ra0, dec0)
         inside = np.flatnonzero(
             np.isfinite(mags) & (rx >= hx.min()) & (rx <= hx.max()) & (ry >= hy.min()) & (ry <= hy.max())
         )

@@ -157,7 +157,9 @@ def _build_grid(ra, dec, chord):  # pragma: no cover - compiled
 
 
 @njit(**JIT)
-def _match_grid(xyz, index, cell_start, basis, grid, chord, n_src, flagged, ref_ra, ref_dec):  # pragma: no cover - compiled
+def _match_grid(
+    xyz, index, cell_start, basis, grid, chord, n_src, flagged, ref_ra, ref_dec
+):  # pragma: no cover - compiled
     """Nearest star per source (ties: the lower star index), pairs within the radius, detected stars."""
     u0, v0, cell, nu, nv = grid[0], grid[1], grid[2], int(grid[3]), int(grid[4])
     chord2 = chord * chord
@@ -250,10 +252,20 @@ class SourceGrid:
         if self.empty or len(ref_ra) == 0:
             return _empty(self.n, len(ref_ra))
         ref_index, separation, ambiguous, detected = _match_grid(
-            self.xyz, self.index, self.cell_start, self.basis, self.grid, self.chord, self.n, self.flagged,
-            kernel_array(ref_ra, dtype=float), kernel_array(ref_dec, dtype=float),
+            self.xyz,
+            self.index,
+            self.cell_start,
+            self.basis,
+            self.grid,
+            self.chord,
+            self.n,
+            self.flagged,
+            kernel_array(ref_ra, dtype=float),
+            kernel_array(ref_dec, dtype=float),
         )
-        return MatchResult(ref_index=ref_index, separation_arcsec=separation, ambiguous=ambiguous, ref_detected=detected)
+        return MatchResult(
+            ref_index=ref_index, separation_arcsec=separation, ambiguous=ambiguous, ref_detected=detected
+        )
 
 
 def match_to_reference(

@@ -199,4 +199,3 @@ class FrameCalibration:
         for name in ("used", "clipped", "bright"):
             out[name] = [bool(v) for v in np.asarray(getattr(p, name))]
         return out
-

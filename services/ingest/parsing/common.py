@@ -87,7 +87,13 @@ def _too_many(n: int | None, max_rows: int) -> PayloadTooLarge:
 
 def _names(picked: dict[str, int | None], columns: dict[str, int]) -> dict[str, str]:
     if not columns:
-        return {"mag": "MAG_AUTO", "mag_err": "MAGERR_AUTO", "ra": "ALPHA_J2000", "dec": "DELTA_J2000", "flags": "FLAGS"}
+        return {
+            "mag": "MAG_AUTO",
+            "mag_err": "MAGERR_AUTO",
+            "ra": "ALPHA_J2000",
+            "dec": "DELTA_J2000",
+            "flags": "FLAGS",
+        }
     inv = {}
     for k, v in picked.items():
         inv[k] = next((n for n, c in columns.items() if c == v), k) if v is not None else k
@@ -126,7 +132,9 @@ def _pick_columns(columns: dict) -> tuple[dict, list[str]]:
     if mag != "MAG_AUTO":
         warn.append(f"no MAG_AUTO column: used {mag}" + (" (first aperture)" if mag == "MAG_APER" else ""))
     if radec not in ("ALPHA_J2000", "ALPHAWIN_J2000"):
-        warn.append(f"no ALPHA_J2000/DELTA_J2000 columns: used {radec}/{dict(POSITION_COLUMNS)[radec]} as J2000 degrees")
+        warn.append(
+            f"no ALPHA_J2000/DELTA_J2000 columns: used {radec}/{dict(POSITION_COLUMNS)[radec]} as J2000 degrees"
+        )
     picked["flags"] = columns.get(FLAGS_COLUMN)
     return picked, warn
 

@@ -64,7 +64,9 @@ def _read_header(data: bytes, pos: int, index: int) -> tuple[dict, int]:
     p = pos
     while True:
         if p + _BLOCK > len(data):
-            raise _bad(ErrorCode.BAD_FITS, f"FITS header of HDU {index} has no END card: the file is truncated or corrupt")
+            raise _bad(
+                ErrorCode.BAD_FITS, f"FITS header of HDU {index} has no END card: the file is truncated or corrupt"
+            )
         block = data[p : p + _BLOCK]
         p += _BLOCK
         for k in range(0, _BLOCK, 80):
@@ -199,7 +201,10 @@ def _parse_fits(data: bytes, max_rows: int) -> ParsedCatalogue:
             raise _too_many(nrows, max_rows)
     if not bintables:
         if any(str(u.header.get("XTENSION", "")).strip() == "TABLE" for u in ext):
-            raise _bad(ErrorCode.NOT_A_CATALOGUE, "FITS ASCII tables are not supported; use CATALOG_TYPE FITS_1.0, FITS_LDAC or ASCII_HEAD")
+            raise _bad(
+                ErrorCode.NOT_A_CATALOGUE,
+                "FITS ASCII tables are not supported; use CATALOG_TYPE FITS_1.0, FITS_LDAC or ASCII_HEAD",
+            )
         if any(u.size for u in hdus):
             raise _bad(
                 ErrorCode.NOT_A_CATALOGUE,
@@ -230,11 +235,15 @@ def _parse_fits(data: bytes, max_rows: int) -> ParsedCatalogue:
             raise _bad(ErrorCode.BAD_VALUES, "the LDAC_OBJECTS tables have different columns; upload one chip per file")
         picked, warn = p, warn + [x for x in w if x not in warn]
         parts.append({k: (_column(data, t, c) if c is not None else None) for k, c in p.items()})
-    values = {
-        k: (np.concatenate([p[k] for p in parts]) if parts[0][k] is not None else None) for k in parts[0]
-    }
+    values = {k: (np.concatenate([p[k] for p in parts]) if parts[0][k] is not None else None) for k in parts[0]}
     if len(values["mag"]) > max_rows:
         raise _too_many(len(values["mag"]), max_rows)
     if len(values["mag"]) == 0:
         raise _bad(ErrorCode.NO_ROWS, "the catalogue has no rows: SExtractor found no sources in the image")
-    return _finish(values, "fits_ldac" if ldac else "fits", warn, line_of=None, names={**picked, "flags": "FLAGS"} if picked else {})
+    return _finish(
+        values,
+        "fits_ldac" if ldac else "fits",
+        warn,
+        line_of=None,
+        names={**picked, "flags": "FLAGS"} if picked else {},
+    )

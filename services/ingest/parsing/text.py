@@ -117,8 +117,12 @@ def _parse_text(data: bytes, max_rows: int) -> ParsedCatalogue:
             )
     if not first:
         if any(_HEADER_LINE.match(c) for c in comments):
-            raise _bad(ErrorCode.NO_ROWS, "the catalogue has a header but no rows: SExtractor found no sources in the image")
-        raise _bad(ErrorCode.NO_ROWS, "the file has no rows, only comments or blank lines; upload the SExtractor catalogue")
+            raise _bad(
+                ErrorCode.NO_ROWS, "the catalogue has a header but no rows: SExtractor found no sources in the image"
+            )
+        raise _bad(
+            ErrorCode.NO_ROWS, "the file has no rows, only comments or blank lines; upload the SExtractor catalogue"
+        )
 
     columns: dict[str, int] = {}  # NAME -> 0-based column
     declared = 0  # columns the header accounts for (last header number)
@@ -157,12 +161,17 @@ def _parse_text(data: bytes, max_rows: int) -> ParsedCatalogue:
                 break
             pos, lineno = end + 1, lineno + 1
         if pos >= len(text):
-            raise _bad(ErrorCode.NO_ROWS, "the catalogue has a header but no rows: SExtractor found no sources in the image")
+            raise _bad(
+                ErrorCode.NO_ROWS, "the catalogue has a header but no rows: SExtractor found no sources in the image"
+            )
     elif comments:
         names = comments[-1].lstrip("#").split()
-        if names and not any(_is_number(t) for t in names) and {t.upper() for t in names} & _KNOWN and len(
+        if (
             names
-        ) == len(first):
+            and not any(_is_number(t) for t in names)
+            and {t.upper() for t in names} & _KNOWN
+            and len(names) == len(first)
+        ):
             for i, t in enumerate(names):
                 columns.setdefault(t.upper(), i)
             declared = len(names)
@@ -233,14 +242,20 @@ def _diagnose(body: str, first_lineno: int, ncols: int, used: list[int]) -> BadC
                         "rows must hold only numbers (use '.' as the decimal point)",
                     )
         lineno += 1
-    return _bad(ErrorCode.BAD_VALUES, "the rows could not be read as numbers; rows must hold only whitespace-separated numbers")
+    return _bad(
+        ErrorCode.BAD_VALUES, "the rows could not be read as numbers; rows must hold only whitespace-separated numbers"
+    )
 
 
 def _read_rows(body: str, first_lineno: int, ncols: int, picked: dict, max_rows: int) -> dict[str, np.ndarray]:
     used = sorted({c for c in picked.values() if c is not None} | {ncols - 1})  # last column catches short rows
     raw = body.encode("latin-1", errors="replace")
     plain = read_plain_rows(raw, ncols, used, max_rows)
-    out = dict(zip(used, plain)) if plain is not None else _read_rows_pandas(raw, body, first_lineno, ncols, used, max_rows)
+    out = (
+        dict(zip(used, plain))
+        if plain is not None
+        else _read_rows_pandas(raw, body, first_lineno, ncols, used, max_rows)
+    )
     return {k: (out[c] if c is not None else None) for k, c in picked.items()}
 
 
@@ -273,7 +288,9 @@ def _read_rows_pandas(
     if len(frame) > max_rows:
         raise _too_many(None, max_rows)
     if len(frame) == 0:
-        raise _bad(ErrorCode.NO_ROWS, "the file has no rows, only comments or blank lines; upload the SExtractor catalogue")
+        raise _bad(
+            ErrorCode.NO_ROWS, "the file has no rows, only comments or blank lines; upload the SExtractor catalogue"
+        )
     out: dict[str, np.ndarray] = {}
     for c in used:
         col = frame[c]

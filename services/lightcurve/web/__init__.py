@@ -15,6 +15,16 @@ from services.lightcurve.web.lightcurves import lightcurve_page
 from services.lightcurve.web.uploads import upload_page
 
 __all__ = [
-    "alerts_page", "delete_point", "followup_page", "home", "lightcurve_page", "login", "login_page",
-    "logout", "logout_page", "new_event", "new_event_page", "upload_page",
+    "alerts_page",
+    "delete_point",
+    "followup_page",
+    "home",
+    "lightcurve_page",
+    "login",
+    "login_page",
+    "logout",
+    "logout_page",
+    "new_event",
+    "new_event_page",
+    "upload_page",
 ]

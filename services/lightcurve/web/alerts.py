@@ -19,8 +19,14 @@ from services.lightcurve.pages import (
 from services.lightcurve.web.common import MAX_PER_PAGE, PER_PAGE, clamped_int, render
 
 COLUMN_TITLES = {
-    "name": "Name", "ivorn": "ivorn", "ra": "RA (°)", "dec": "Dec (°)", "url": "Link",
-    "n_datapoints": "Datapoints", "last_mag": "Last mag", "last_mjd": "Last update",
+    "name": "Name",
+    "ivorn": "ivorn",
+    "ra": "RA (°)",
+    "dec": "Dec (°)",
+    "url": "Link",
+    "n_datapoints": "Datapoints",
+    "last_mag": "Last mag",
+    "last_mjd": "Last update",
 }
 
 
@@ -37,19 +43,28 @@ async def alerts_page(request: web.Request) -> web.Response:
     total = len(selected)
     n_pages = max(1, math.ceil(total / per_page))
     page_no = clamped_int(request.query.get("page"), 1, 1, n_pages)
-    shown = selected[(page_no - 1) * per_page: page_no * per_page]
-    base = {"with_data": "1" if with_data else None, "q": q or None, "per_page": per_page if per_page != PER_PAGE else None}
+    shown = selected[(page_no - 1) * per_page : page_no * per_page]
+    base = {
+        "with_data": "1" if with_data else None,
+        "q": q or None,
+        "per_page": per_page if per_page != PER_PAGE else None,
+    }
     params = base | {"sort": sort, "dir": "desc" if descending else "asc"}
 
     def head(col: str) -> str:
         title = COLUMN_TITLES[col]
         if col == "url":
             return f"<th>{escape(title)}</th>"
-        new_dir = "asc" if (col == sort and descending) else "desc" if col == sort else (
-            "desc" if col in ("n_datapoints", "last_mjd") else "asc")
+        new_dir = (
+            "asc"
+            if (col == sort and descending)
+            else "desc"
+            if col == sort
+            else ("desc" if col in ("n_datapoints", "last_mjd") else "asc")
+        )
         mark = (" ▼" if descending else " ▲") if col == sort else ""
         aria = f' aria-sort="{"descending" if descending else "ascending"}"' if col == sort else ""
-        return f'<th{aria}>{link(query_href("/alerts", base | {"sort": col, "dir": new_dir}), title + mark, class_="sort", data_col=col)}</th>'
+        return f"<th{aria}>{link(query_href('/alerts', base | {'sort': col, 'dir': new_dir}), title + mark, class_='sort', data_col=col)}</th>"
 
     body = []
     for r in shown:
@@ -58,10 +73,12 @@ async def alerts_page(request: web.Request) -> web.Response:
         last = ""
         if r["last_mag"] is not None:
             last = (">" if r.get("last_is_limit") else "") + fmt(r["last_mag"], 2)
-        last_mjd = "" if r["last_mjd"] is None else f'{fmt(r["last_mjd"], 3)} <small>{escape(mjd_date(r["last_mjd"]))}</small>'
+        last_mjd = (
+            "" if r["last_mjd"] is None else f"{fmt(r['last_mjd'], 3)} <small>{escape(mjd_date(r['last_mjd']))}</small>"
+        )
         body.append(
             "<tr>"
-            f'<td>{link(lightcurve_href(r["ivorn"]), r["name"], class_="lc")}</td>'
+            f"<td>{link(lightcurve_href(r['ivorn']), r['name'], class_='lc')}</td>"
             f'<td class="ivorn">{escape(r["ivorn"])}</td>'
             f'<td class="num">{fmt(r["ra"], 5)}</td><td class="num">{fmt(r["dec"], 5)}</td>'
             f"<td>{url_cell}</td>"
@@ -71,7 +88,7 @@ async def alerts_page(request: web.Request) -> web.Response:
     columns = ("name", "ivorn", "ra", "dec", "url", "n_datapoints", "last_mag", "last_mjd")
     search = f"""<form method="get" action="/alerts" class="search" id="alert-search">
 <input type="search" name="q" value="{attr(q)}" placeholder="name or ivorn" aria-label="search alerts" id="q">
-{'<input type="hidden" name="with_data" value="1">' if with_data else ''}
+{'<input type="hidden" name="with_data" value="1">' if with_data else ""}
 <input type="hidden" name="sort" value="{attr(sort)}"><input type="hidden" name="dir" value="{"desc" if descending else "asc"}">
 <button type="submit">Search</button>
 <label class="check"><a href="{attr(query_href("/alerts", params | {"with_data": None if with_data else "1", "page": None}))}" id="toggle-with-data">{"show all alerts" if with_data else "only alerts with data"}</a></label>
@@ -79,7 +96,7 @@ async def alerts_page(request: web.Request) -> web.Response:
     pager = pages.pager("/alerts", params, page_no, n_pages, total, "alerts")
     table = (
         f'<table class="list" id="alerts-table"><thead><tr>{"".join(head(c) for c in columns)}</tr></thead>'
-        f'<tbody>{"".join(body)}</tbody></table>'
+        f"<tbody>{''.join(body)}</tbody></table>"
     )
     title = "Alerts with data" if with_data else "Alerts"
     return await render(request, title, search + pager + table + pager, active="with_data" if with_data else "alerts")

@@ -62,13 +62,19 @@ def _login_nonce(request: web.Request) -> tuple[str, bool]:
 def _with_login_nonce(request: web.Request, response: web.StreamResponse, nonce: str, new: bool) -> None:
     if new:
         response.set_cookie(
-            session.LOGIN_COOKIE, nonce, max_age=session.MAX_AGE, path="/login", httponly=True, samesite="Strict",
+            session.LOGIN_COOKIE,
+            nonce,
+            max_age=session.MAX_AGE,
+            path="/login",
+            httponly=True,
+            samesite="Strict",
             secure=session.cookie_secure(request),
         )
 
 
-async def _login_answer(request: web.Request, next_path: str, *, error: str | None = None,
-                        info: str | None = None, status: int = 200) -> web.Response:
+async def _login_answer(
+    request: web.Request, next_path: str, *, error: str | None = None, info: str | None = None, status: int = 200
+) -> web.Response:
     nonce, new = _login_nonce(request)
     token = session.login_token(nonce, secret(request))
     response = await render(request, "Log in", _login_form(next_path, error, info, token), status=status)
@@ -105,7 +111,9 @@ async def login(request: web.Request) -> web.Response:
     if not login_allowed(request, form):
         request[USER] = None
         return await _login_answer(
-            request, next_path, status=403,
+            request,
+            next_path,
+            status=403,
             error="This login did not come from photcal's own login page: log in here.",
         )
     hashtag = str(form.get("hashtag") or "").strip()
@@ -122,8 +130,13 @@ async def login(request: web.Request) -> web.Response:
     response = web.HTTPSeeOther(next_path)
     # Strict: not sent with requests other sites start; Secure behind TLS (the gateway's trusted proxy says so)
     response.set_cookie(
-        session.COOKIE, session.encode(hashtag, secret(request)), max_age=session.MAX_AGE, path="/",
-        httponly=True, samesite="Strict", secure=session.cookie_secure(request),
+        session.COOKIE,
+        session.encode(hashtag, secret(request)),
+        max_age=session.MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=session.cookie_secure(request),
     )
     raise response
 

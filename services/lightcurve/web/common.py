@@ -53,12 +53,23 @@ def csrf_ok(request: web.Request, form) -> bool:
 
 
 async def render(
-    request: web.Request, title: str, content: str, *, status: int = 200, active: str = "",
-    scripts: tuple[str, ...] = (), styles: tuple[str, ...] = (),
+    request: web.Request,
+    title: str,
+    content: str,
+    *,
+    status: int = 200,
+    active: str = "",
+    scripts: tuple[str, ...] = (),
+    styles: tuple[str, ...] = (),
 ) -> web.Response:
     user = await current_user(request)
     html = pages.page(
-        title, content, user=user.name if user else None, csrf=csrf_of(request), scripts=scripts, styles=styles,
+        title,
+        content,
+        user=user.name if user else None,
+        csrf=csrf_of(request),
+        scripts=scripts,
+        styles=styles,
         active=active,
     )
     headers = dict(pages.SECURITY_HEADERS) | {"Cache-Control": "no-store"}

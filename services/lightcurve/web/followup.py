@@ -73,8 +73,9 @@ async def followup_page(request: web.Request) -> web.Response:
         total = await count_listed(db, observatory_id=owner, ivorn=ivorn)
         n_pages = max(1, math.ceil(total / per_page))
         page_no = clamped_int(request.query.get("page"), 1, 1, n_pages)
-        points = await list_datapoints(db, observatory_id=owner, ivorn=ivorn, skip=(page_no - 1) * per_page,
-                                       limit=per_page)
+        points = await list_datapoints(
+            db, observatory_id=owner, ivorn=ivorn, skip=(page_no - 1) * per_page, limit=per_page
+        )
         plots = await _plot_links(db, points)
     except PyMongoError as exc:
         raise unavailable(exc) from exc
@@ -109,20 +110,33 @@ async def followup_page(request: web.Request) -> web.Response:
             f"<td>{link(plot, 'plot', class_='plot') if plot else ''}</td>"
             f"<td>{action}</td></tr>"
         )
-    heads = ("id", "Alert", "Observatory", "MJD (UTC date)", "Filter", "Mag ± err / limit", "Exp (s)", "Comment", "Plot", "")
+    heads = (
+        "id",
+        "Alert",
+        "Observatory",
+        "MJD (UTC date)",
+        "Filter",
+        "Mag ± err / limit",
+        "Exp (s)",
+        "Comment",
+        "Plot",
+        "",
+    )
     table = (
         f'<table class="list" id="followup-table"><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr></thead>'
-        f'<tbody>{"".join(body)}</tbody></table>'
+        f"<tbody>{''.join(body)}</tbody></table>"
     )
     params = {"mine": "1" if mine else None, "ivorn": ivorn, "per_page": per_page if per_page != PER_PAGE else None}
     pager = pages.pager("/followup", params, page_no, n_pages, total, "datapoints")
     notes = ""
     if request.query.get("deleted"):
-        notes += message_box(f"Datapoint {clamped_int(request.query.get('deleted'), 0)} deleted (kept in the history with its reason).")
+        notes += message_box(
+            f"Datapoint {clamped_int(request.query.get('deleted'), 0)} deleted (kept in the history with its reason)."
+        )
     if mine:
         notes += "<p>Your observatory's uploads, deleted ones included (with the reason).</p>"
     elif user is not None:
-        notes += f'<p>{link("/followup?mine=1", "Only my uploads")} (there you may delete your own datapoints).</p>'
+        notes += f"<p>{link('/followup?mine=1', 'Only my uploads')} (there you may delete your own datapoints).</p>"
     if ivorn:
         notes += f"<p>Event {escape(ivorn)} · {link(lightcurve_href(ivorn), 'light curve')}</p>"
     title = f"My uploads ({user.name})" if mine else "Follow-up data"
@@ -135,11 +149,18 @@ async def delete_point(request: web.Request) -> web.Response:
         return redirect_to_login(request)
     form = await read_form(request)
     if not csrf_ok(request, form):
-        return await render(request, "Not deleted", message_box("The form has expired: reload the page and try again.", "error"), status=403)
+        return await render(
+            request,
+            "Not deleted",
+            message_box("The form has expired: reload the page and try again.", "error"),
+            status=403,
+        )
     followup_id = clamped_int(request.match_info["followup_id"], 0, 0)
     reason = str(form.get("reason") or "").strip()[:500]
     if not reason:
-        return await render(request, "Not deleted", message_box("Give a reason for deleting the datapoint.", "error"), status=400)
+        return await render(
+            request, "Not deleted", message_box("Give a reason for deleting the datapoint.", "error"), status=400
+        )
     try:
         await delete_datapoint(request.app["db"], followup_id, user, reason, via="web")
     except BackendUnavailable:

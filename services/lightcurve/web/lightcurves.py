@@ -39,7 +39,7 @@ def _point_rows(points: list[dict]) -> str:
         band, survey, comment = p["filter"], p["survey"], p["comment"]
         append(
             f'<tr><td class="num">{num(p["mjd"], 5)}</td><td>{when}</td>'
-            f'<td>{escape(band) if band else ""}</td><td>{escape(survey) if survey else ""}</td>'
+            f"<td>{escape(band) if band else ''}</td><td>{escape(survey) if survey else ''}</td>"
             f'<td class="num">{mag}</td><td class="num">{err}</td><td class="num">{lim}</td>'
             f'<td>{escape(p["observatory"])}</td><td class="num">{num(p["exptime"], 1)}</td>'
             f'<td class="comment">{escape(comment) if comment else ""}</td><td class="num">{p["followup_id"]}</td></tr>'
@@ -48,7 +48,9 @@ def _point_rows(points: list[dict]) -> str:
 
 
 def _chart_island(data: dict) -> str:
-    return pages.json_island("lc-data", {"name": data["name"], "ivorn": data["ivorn"]} | views.chart_data(data["points"]))
+    return pages.json_island(
+        "lc-data", {"name": data["name"], "ivorn": data["ivorn"]} | views.chart_data(data["points"])
+    )
 
 
 #: ivorn -> (the light curve data it was rendered from, plot data island, table rows): reused while
@@ -80,8 +82,11 @@ async def lightcurve_page(request: web.Request) -> web.Response:
     n_limits = sum(1 for p in points if p["mag_err"] is None)
     heads = ("MJD", "UTC", "Filter", "Survey", "Mag", "Err", "Limit", "Observatory", "Exp (s)", "Comment", "id")
     island, table_rows = _rendered(data)
-    ext = f" · {link(url, 'event page', rel='noopener nofollow', id='event-url')}" if url else (
-        f" · <span id=\"event-url\">{escape(alert)}</span>" if alert else "")
+    ext = (
+        f" · {link(url, 'event page', rel='noopener nofollow', id='event-url')}"
+        if url
+        else (f' · <span id="event-url">{escape(alert)}</span>' if alert else "")
+    )
     content = f"""
 <p class="meta"><span class="ivorn" id="lc-ivorn">{escape(data["ivorn"])}</span> · RA {fmt(data["ra"], 5)}°, Dec {fmt(data["dec"], 5)}°
 ({escape(_sexagesimal(data["ra"], data["dec"]))}){ext}</p>
@@ -100,8 +105,11 @@ async def lightcurve_page(request: web.Request) -> web.Response:
 <table class="list" id="points-table"><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr></thead>
 <tbody>{table_rows}</tbody></table>"""
     return await render(
-        request, f"Light curve of {data['name']}", content,
-        scripts=("/static/vendor/uPlot.iife.min.js", "/static/lightcurve.js"), styles=("/static/vendor/uPlot.min.css",),
+        request,
+        f"Light curve of {data['name']}",
+        content,
+        scripts=("/static/vendor/uPlot.iife.min.js", "/static/lightcurve.js"),
+        styles=("/static/vendor/uPlot.min.css",),
     )
 
 
