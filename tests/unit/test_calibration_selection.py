@@ -253,10 +253,10 @@ def test_the_passband_the_colour_term_says_wins_over_a_better_score():
     def cand(survey, band, colour_name, ct, score):
         ref = inst + 2.0 + ct * colour + rng.normal(0, 0.02, n)
         fit = fit_zeropoint(ref, np.full(n, 0.02), inst, np.full(n, 0.005), colour)
-        return BandCandidate(survey=survey, band=band, colour=colour_name, fit=fit, score=score), ct
+        return BandCandidate(survey=survey, band=band, colour=colour_name, fit=fit, score=score)
 
-    sloan_r, ct_r = cand("APASS", "r'", "g'-r'", 0.22, 0.08)
-    cousins_r, ct_cr = cand("GaiaSP", "R", "B-V", -0.02, 0.15)
+    sloan_r = cand("APASS", "r'", "g'-r'", 0.22, 0.08)
+    cousins_r = cand("GaiaSP", "R", "B-V", -0.02, 0.15)
     chosen = choose_best([sloan_r, cousins_r])
     assert chosen is cousins_r
     assert "farther from it" in sloan_r.note
@@ -265,5 +265,5 @@ def test_the_passband_the_colour_term_says_wins_over_a_better_score():
     err = {c.band: abs(c.fit.colour_term * (target_colour - c.fit.median_colour)) for c in (sloan_r, cousins_r)}
     assert err["R"] < 0.05 < err["r'"]
     # colour terms equal within errors: the score decides, as before
-    sloan_close, _ = cand("APASS", "r'", "g'-r'", -0.021, 0.08)
-    assert choose_best([sloan_close, cand("GaiaSP", "R", "B-V", -0.02, 0.15)[0]]) is sloan_close
+    sloan_close = cand("APASS", "r'", "g'-r'", -0.021, 0.08)
+    assert choose_best([sloan_close, cand("GaiaSP", "R", "B-V", -0.02, 0.15)]) is sloan_close

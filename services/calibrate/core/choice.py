@@ -46,7 +46,7 @@ standard bands the same holds: a band of another nominal passband whose
 mismatch is smaller than the lowest-scoring band's by more than
 ``FitSettings.closer_band_sigma`` combined standard errors is the frame's
 band (a Cousins R frame in the reddened Galactic plane, first scored in
-Sloan r, mismatch 0.056 +- 0.003 mag against Cousins R's 0.037 +- 0.003): the
+Sloan r, mismatch 0.056 +- 0.003 mag against Cousins R's 0.037): the
 target's colour is unknown, and the closer band's answer depends least on
 it (bench/README.md, realistic skies). The same nominal band in two surveys
 is left to the score and the twin rule below.
@@ -619,18 +619,20 @@ def _closest_standard(best: BandCandidate, fitted: list[BandCandidate], s: FitSe
     mb, eb = colour_mismatch(best, s)
     closer = []
     for c in fitted:
-        if c.broad or c.colour_term_assumed or not c.fit.fit_colour_term or nominal_band(c.band) == nominal_band(best.band):
+        if c.broad or c.colour_term_assumed or not c.fit.fit_colour_term:
+            continue
+        if nominal_band(c.band) == nominal_band(best.band):
             continue
         mc, ec = colour_mismatch(c, s)
         if mb - mc > s.closer_band_sigma * math.hypot(eb, ec):
             closer.append((mc, c))
     if not closer:
         return best
-    alt = min(closer, key=lambda x: x[0])[1]
+    m_alt, alt = min(closer, key=lambda x: x[0])
     best.note = _add_note(
         best.note,
         f"not chosen: its colour term ({mb:.3f} +- {eb:.3f} mag over the field's colours) puts your filter "
-        f"farther from it than from {alt.survey} {alt.band} ({min(closer, key=lambda x: x[0])[0]:.3f})",
+        f"farther from it than from {alt.survey} {alt.band} ({m_alt:.3f})",
     )
     return alt
 
