@@ -51,7 +51,8 @@ asserted.
 Realistic skies (issue 15): then the same calibrations over the EVALUATION
 set of :func:`tools.simfield.suite_specs` (``kind="eval"``, 48 fields:
 north/south of Dec -30 x sparse/dense Galactic plane, every band, frames
-10'-60'; ``PHOTCAL_BENCH_SET=dev`` for the development set instead), cached
+10'-60'; ``PHOTCAL_BENCH_SET=dev`` for the development set instead,
+``PHOTCAL_BENCH_SET=eval2`` for the second, larger evaluation set, 96 fields), cached
 in ``bench/out/fields_<set>/``, once more with the observatory's filters
 registered (``calibrate_frame(..., observatory_filters=...)`` where the
 core has it: the frame's filter family, :data:`OBSERVATORY_FILTERS`), and a
@@ -787,7 +788,7 @@ def print_sky_report(runs: list[FieldRun], set_name: str, with_filters: bool) ->
     print()
     print(
         f"issue 15 targets on the {set_name} set"
-        + ("" if set_name == "eval" else " (set for tuning: the targets are judged on eval)")
+        + ("" if set_name.startswith("eval") else " (set for tuning: the targets are judged on eval)")
         + ":"
     )
     for label, value, ok in checks:

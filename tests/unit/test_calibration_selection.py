@@ -244,3 +244,34 @@ def test_force_filter_without_data_is_bad_input():
     ip = next(c for c in cal.candidates if c.filter == "i'")
     assert ip.note is not None
     assert ip.score is None and "no APASS i' magnitudes" in ip.note
+
+
+def test_the_passband_the_colour_term_says_wins_over_a_better_score():
+    """A frame in Cousins R first scored in Sloan r (more, brighter stars there): Cousins R's much
+    smaller colour term says the frame is in R, and its magnitude of a target bluer than the field
+    is right where Sloan r's is off by CT x the colour difference. Within errors it stays r."""
+    from services.calibrate.core.choice import BandCandidate, choose_best
+    from services.calibrate.core.fitting import fit_zeropoint
+
+    rng = np.random.default_rng(7)
+    n = 200
+    colour = rng.normal(1.4, 0.3, n)  # a reddened field
+    inst = rng.uniform(12, 16, n)
+
+    def cand(survey, band, colour_name, ct, score):
+        ref = inst + 2.0 + ct * colour + rng.normal(0, 0.02, n)
+        fit = fit_zeropoint(ref, np.full(n, 0.02), inst, np.full(n, 0.005), colour)
+        return BandCandidate(survey=survey, band=band, colour=colour_name, fit=fit, score=score)
+
+    sloan_r = cand("APASS", "r'", "g'-r'", 0.22, 0.08)
+    cousins_r = cand("GaiaSP", "R", "B-V", -0.02, 0.15)
+    chosen = choose_best([sloan_r, cousins_r])
+    assert chosen is cousins_r
+    assert "farther from it" in sloan_r.note
+    # the target, 0.8 mag bluer than the field: the error of the assumed colour is CT x 0.8
+    target_colour = float(np.median(colour)) - 0.8
+    err = {c.band: abs(c.fit.colour_term * (target_colour - c.fit.median_colour)) for c in (sloan_r, cousins_r)}
+    assert err["R"] < 0.05 < err["r'"]
+    # colour terms equal within errors: the score decides, as before
+    sloan_close = cand("APASS", "r'", "g'-r'", -0.021, 0.08)
+    assert choose_best([sloan_close, cand("GaiaSP", "R", "B-V", -0.02, 0.15)]) is sloan_close

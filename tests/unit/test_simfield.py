@@ -505,7 +505,7 @@ def test_cheap_rendering_keeps_flux_and_centroid():
     assert 0.05 < peak_fraction < 0.5
 
 
-@pytest.mark.parametrize("kind", ["dev", "eval"])
+@pytest.mark.parametrize("kind", ["dev", "eval", "eval2"])
 def test_realistic_sets(kind):
     specs = sf.suite_specs(kind=kind)
     assert len(specs) >= 40
@@ -527,6 +527,10 @@ def test_development_and_evaluation_sets_differ():
     assert not {s["seed"] for s in dev} & {s["seed"] for s in ev}
     assert not {(s["ra"], s["dec"]) for s in dev} & {(s["ra"], s["dec"]) for s in ev}
     assert sf.suite_specs(kind="dev") == dev  # anyone can regenerate them
+    ev2 = sf.suite_specs(kind="eval2")
+    for other in (dev, ev):
+        assert not {s["seed"] for s in other} & {s["seed"] for s in ev2}
+        assert not {(s["ra"], s["dec"]) for s in other} & {(s["ra"], s["dec"]) for s in ev2}
 
 
 def test_frame_size_is_the_cameras():

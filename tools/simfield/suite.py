@@ -13,7 +13,8 @@ from tools.simfield.sky import covers
 #: the realistic field sets: kind -> (base seed, number of fields). The
 #: development set is for tuning the calibration; the evaluation set is never
 #: tuned on (different seeds, so different skies and conditions)
-SUITE_KINDS = {"dev": (7100, 48), "eval": (9300, 48)}
+#: realistic sets: (first seed, fields); "eval2" is a second, larger evaluation set (never tuned on either)
+SUITE_KINDS = {"dev": (7100, 48), "eval": (9300, 48), "eval2": (11500, 96)}
 
 
 #: the sky types of a realistic set, as (sky type, hemisphere)
@@ -103,8 +104,8 @@ def suite_specs(n: int | None = None, seed: int = 0, faint_every: int = 3, *, ki
     too faint (the last of each group: field ``i`` with
     ``i % faint_every == faint_every - 1``).
 
-    With ``kind`` (``"dev"`` or ``"eval"``): the realistic development or
-    evaluation set instead (:func:`realistic_suite_specs`; ``seed`` unused).
+    With ``kind`` (``"dev"``, ``"eval"`` or ``"eval2"``): the realistic development or
+    an evaluation set instead (:func:`realistic_suite_specs`; ``seed`` unused).
     """
     if kind is not None:
         return realistic_suite_specs(kind, n) if faint_every == 3 else realistic_suite_specs(kind, n, faint_every)

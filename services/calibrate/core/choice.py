@@ -41,7 +41,15 @@ APASS i', mismatch 0.014 +- 0.015 mag, not Gaia RP, 0.033 +- 0.002 mag,
 whose 10 times more stars gave it the lower score). A clear frame against
 APASS B, V only still goes to Gaia G: V's mismatch is several times G's.
 Bands whose colour term was assumed (stars without colours, below) have
-no measured mismatch and never displace a broad band this way.
+no measured mismatch and never displace a broad band this way. Among the
+standard bands the same holds: a band of another nominal passband whose
+mismatch is smaller than the lowest-scoring band's by more than
+``FitSettings.closer_band_sigma`` combined standard errors is the frame's
+band (a Cousins R frame in the reddened Galactic plane, first scored in
+Sloan r, mismatch 0.056 +- 0.003 mag against Cousins R's 0.037): the
+target's colour is unknown, and the closer band's answer depends least on
+it (bench/README.md, realistic skies). The same nominal band in two surveys
+is left to the score and the twin rule below.
 
 The observer's filters. The observatory's registered filters
 (:func:`shared.bands.filter_constraint`) restrict the choice to their
@@ -614,6 +622,41 @@ def _broad_band_closer(broad: BandCandidate, standard: BandCandidate, s: FitSett
     return ms - mb > s.broad_band_sigma * math.hypot(eb, es)
 
 
+def _closest_standard(best: BandCandidate, fitted: list[BandCandidate], s: FitSettings) -> BandCandidate:
+    """The standard passband the frame is in by its colour term: ``best``, or one significantly closer.
+
+    The score weighs precision; which passband the frame is in is what its
+    colour terms say (see the module docstring). A candidate of another
+    nominal passband (Cousins R against Sloan r, Cousins I against Sloan i)
+    whose colour mismatch is smaller than ``best``'s by more than
+    ``FitSettings.closer_band_sigma`` combined standard errors is the frame's
+    band (the one with the smallest mismatch, if several): its answer
+    depends least on the target's colour, which is unknown. The same nominal
+    band in two surveys is left to the score and the twin rule.
+    """
+    if best.broad or best.colour_term_assumed or not best.fit.fit_colour_term:
+        return best
+    mb, eb = colour_mismatch(best, s)
+    closer = []
+    for c in fitted:
+        if c.broad or c.colour_term_assumed or not c.fit.fit_colour_term:
+            continue
+        if nominal_band(c.band) == nominal_band(best.band):
+            continue
+        mc, ec = colour_mismatch(c, s)
+        if mb - mc > s.closer_band_sigma * math.hypot(eb, ec):
+            closer.append((mc, c))
+    if not closer:
+        return best
+    m_alt, alt = min(closer, key=lambda x: x[0])
+    best.note = _add_note(
+        best.note,
+        f"not chosen: its colour term ({mb:.3f} +- {eb:.3f} mag over the field's colours) puts your filter "
+        f"farther from it than from {alt.survey} {alt.band} ({m_alt:.3f})",
+    )
+    return alt
+
+
 def _lowest(fitted: list[BandCandidate]) -> BandCandidate:
     return min(fitted, key=lambda c: (c.score, -c.fit.npoints))
 
@@ -668,6 +711,7 @@ def choose_best(
                     f"({ms:.3f} +- {es:.3f})",
                 )
                 best = alt
+    best = _closest_standard(best, fitted, s)
     twins = [best] + [c for c in fitted if _twins(best, c, s)]
 
     def rank(c: BandCandidate) -> tuple:

@@ -89,6 +89,12 @@ class FitSettings:
         A Gaia broad band (G, BP, RP) wins over the best standard band only
         if its colour mismatch is smaller by more than this many combined
         standard errors (:mod:`choice`); default 2.
+    closer_band_sigma : float
+        A standard band of another nominal passband (Cousins R for a frame
+        first scored in Sloan r) replaces the lowest-scoring one when its
+        colour mismatch is smaller by more than this many combined standard
+        errors: the frame is in that passband, and its answer depends least
+        on the target's unknown colour (:mod:`choice`); default 2.
     assumed_colour_term_err : float
         When too few calibrators have a colour, the zero point is fitted
         alone and the colour term taken as 0 with this 1-sigma error,
@@ -182,6 +188,7 @@ class FitSettings:
     transient_colour_scale: float = 1.0
     twin_ct_sigma: float = 3.0
     broad_band_sigma: float = 2.0
+    closer_band_sigma: float = 2.0
     assumed_colour_term_err: float = 0.1
     assumed_colour_spread: float = 0.4
     limit_completeness: float = 0.5
