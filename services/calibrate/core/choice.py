@@ -161,7 +161,7 @@ class BandCandidate:
     bright: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     #: in a crowded frame, the same band fitted over its isolated calibrators only (the final fit
     #: when this band is chosen; the choice is made on the fits of all calibrators), else None
-    isolated: "BandCandidate | None" = None
+    isolated: BandCandidate | None = None
 
     def summary(self, chosen: bool = False) -> CandidateSummary:
         f = self.fit
@@ -252,8 +252,21 @@ class Calibrators(NamedTuple):
 
 @njit(**JIT)
 def _select_calibrators(
-    m_idx, m_ref, m_cal, mags, errs, blue, red, blue_err, red_err, src_mag, src_err, mag_bright, mag_faint,
-    max_ref_err, sign,
+    m_idx,
+    m_ref,
+    m_cal,
+    mags,
+    errs,
+    blue,
+    red,
+    blue_err,
+    red_err,
+    src_mag,
+    src_err,
+    mag_bright,
+    mag_faint,
+    max_ref_err,
+    sign,
 ):  # pragma: no cover - compiled
     """One band's calibrators among a survey's matched sources, in one pass.
 
@@ -273,7 +286,13 @@ def _select_calibrators(
             k += 1
     idx = np.empty(k, dtype=np.int64)
     ref_mag, ref_err, colour, colour_var, colour_cov, inst, inst_err = (
-        np.empty(k), np.empty(k), np.empty(k), np.empty(k), np.empty(k), np.empty(k), np.empty(k)
+        np.empty(k),
+        np.empty(k),
+        np.empty(k),
+        np.empty(k),
+        np.empty(k),
+        np.empty(k),
+        np.empty(k),
     )
     big = np.finfo(np.float64).max
     for t in range(k):
@@ -291,10 +310,20 @@ def _select_calibrators(
 
 
 def _fit_with_bright_cut(
-    cand: BandCandidate, ref_mag, ref_err, inst, inst_err, colour, settings: FitSettings, colour_var=None, colour_cov=None
+    cand: BandCandidate,
+    ref_mag,
+    ref_err,
+    inst,
+    inst_err,
+    colour,
+    settings: FitSettings,
+    colour_var=None,
+    colour_cov=None,
 ) -> FitResult:
     """A first robust fit, the bright-end cut (:func:`calibrators.bright_end_cut`), the final fit without it."""
-    fit = fit_zeropoint(ref_mag, ref_err, inst, inst_err, colour, settings, colour_var=colour_var, colour_cov=colour_cov)
+    fit = fit_zeropoint(
+        ref_mag, ref_err, inst, inst_err, colour, settings, colour_var=colour_var, colour_cov=colour_cov
+    )
     bright = bright_end_cut(inst, fit.residuals, fit.sigma, settings)
     if bright.any() and (~bright).sum() >= settings.min_stars:
         keep = ~bright
@@ -303,8 +332,14 @@ def _fit_with_bright_cut(
             return None if a is None else a[keep]
 
         fit = fit_zeropoint(
-            ref_mag[keep], ref_err[keep], inst[keep], inst_err[keep], part(colour), settings,
-            colour_var=part(colour_var), colour_cov=part(colour_cov),
+            ref_mag[keep],
+            ref_err[keep],
+            inst[keep],
+            inst_err[keep],
+            part(colour),
+            settings,
+            colour_var=part(colour_var),
+            colour_cov=part(colour_cov),
         )
         cand.bright = bright
         cand.nbright = int(bright.sum())
@@ -382,13 +417,26 @@ def fit_band(
     sign = 1.0 if band.name == band.colour[0] else (-1.0 if band.name == band.colour[1] else 0.0)
 
     def select(mask) -> Calibrators:
-        return Calibrators(*_select_calibrators(
-            pre.m_idx, pre.m_ref, mask, kernel_array(mags), kernel_array(errs), kernel_array(blue), kernel_array(red),
-            _errors_or_zero(blue_err, len(mags)), _errors_or_zero(red_err, len(mags)), pre.src_mag, pre.src_err,
-            float(survey.mag_bright), float(survey.mag_faint), float(settings.max_ref_err),
-            # covariance of the band's noise with the colour's: + if it is the colour's blue band, - if the red
-            sign,
-        ))
+        return Calibrators(
+            *_select_calibrators(
+                pre.m_idx,
+                pre.m_ref,
+                mask,
+                kernel_array(mags),
+                kernel_array(errs),
+                kernel_array(blue),
+                kernel_array(red),
+                _errors_or_zero(blue_err, len(mags)),
+                _errors_or_zero(red_err, len(mags)),
+                pre.src_mag,
+                pre.src_err,
+                float(survey.mag_bright),
+                float(survey.mag_faint),
+                float(settings.max_ref_err),
+                # covariance of the band's noise with the colour's: + if it is the colour's blue band, - if the red
+                sign,
+            )
+        )
 
     m_cal = pre.m_cal
     idx, ref_mag, ref_err, colour, colour_var, colour_cov, inst, inst_err = select(m_cal)
@@ -400,18 +448,30 @@ def fit_band(
     if len(idx) < settings.min_stars:
         # too few stars with a colour: the same selection without the colour (stars with a magnitude only)
         no_colour = np.zeros(len(mags))
-        magnitude_only = Calibrators(*_select_calibrators(
-            pre.m_idx, pre.m_ref, m_cal, kernel_array(mags), kernel_array(errs), no_colour, no_colour,
-            no_colour, no_colour, pre.src_mag, pre.src_err,
-            float(survey.mag_bright), float(survey.mag_faint), float(settings.max_ref_err), 0.0,
-        ))
+        magnitude_only = Calibrators(
+            *_select_calibrators(
+                pre.m_idx,
+                pre.m_ref,
+                m_cal,
+                kernel_array(mags),
+                kernel_array(errs),
+                no_colour,
+                no_colour,
+                no_colour,
+                no_colour,
+                pre.src_mag,
+                pre.src_err,
+                float(survey.mag_bright),
+                float(survey.mag_faint),
+                float(settings.max_ref_err),
+                0.0,
+            )
+        )
         q_idx, q_ref, q_err = magnitude_only.source_index, magnitude_only.ref_mag, magnitude_only.ref_err
         q_inst, q_inst_err = magnitude_only.inst_mag, magnitude_only.inst_err
         cand.nquality = len(q_idx)
         if len(q_idx) < settings.min_stars:
-            cand.note = (
-                f"{len(q_idx)} usable calibration stars of {cand.nmatched} matched (need {settings.min_stars})"
-            )
+            cand.note = f"{len(q_idx)} usable calibration stars of {cand.nmatched} matched (need {settings.min_stars})"
             return cand
         # the colours of these stars where known (for the spread the transient's colour may have)
         q_star = pre.m_ref[np.searchsorted(pre.m_idx, q_idx)]  # m_idx is ascending
@@ -459,12 +519,24 @@ def fit_band(
     cand.note = "; ".join(notes) or None
     if pre.m_iso is not None:
         # a crowded frame: the same band over its isolated calibrators, for the final fit if it is chosen
-        iso = fit_band(survey, band, stars, match, src_usable, src_good, sources, settings,
-                       pre=replace(pre, m_cal=pre.m_iso, m_iso=None))
+        iso = fit_band(
+            survey,
+            band,
+            stars,
+            match,
+            src_usable,
+            src_good,
+            sources,
+            settings,
+            pre=replace(pre, m_cal=pre.m_iso, m_iso=None),
+        )
         if iso.fit is not None and iso.ncalibrators >= settings.isolation_min_stars:
             n_left_out = int(np.count_nonzero(pre.m_cal & ~pre.m_iso & np.isfinite(mags[pre.m_ref])))
-            iso.note = _add_note(iso.note, f"crowded field: {n_left_out} blended or faint stars left out "
-                                 "(neighbours within the survey's resolution or the seeing)")
+            iso.note = _add_note(
+                iso.note,
+                f"crowded field: {n_left_out} blended or faint stars left out "
+                "(neighbours within the survey's resolution or the seeing)",
+            )
             cand.isolated = iso
     return cand
 
@@ -567,9 +639,7 @@ def evaluate_candidates(
             bright = np.asarray(sources.mag_err, dtype=float)[m_idx] <= settings.crowded_max_inst_err
             pre.m_iso = pre.m_cal & frame_isolated[m_idx] & ref_isolated[pre.m_ref] & bright
         for band in bands:
-            candidates.append(
-                fit_band(survey, band, stars, match, src_usable, src_good, sources, settings, pre=pre)
-            )
+            candidates.append(fit_band(survey, band, stars, match, src_usable, src_good, sources, settings, pre=pre))
     return Evaluation(
         candidates, int((matched_any & src_usable).sum()), detected, match_seconds, neighbour_light, crowded
     )
