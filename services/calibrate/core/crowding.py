@@ -26,6 +26,7 @@ arrays out. Fluxes are relative, ``10**(-0.4 mag)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 from numba import njit
@@ -197,7 +198,7 @@ def representative_mag(stars: ReferenceStars, survey: Survey) -> np.ndarray | No
     return best
 
 
-def gaia_stars(references: dict[str, ReferenceStars]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def gaia_stars(references: Mapping[str, ReferenceStars]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Gaia's positions and G magnitudes (deg, deg, mag) among the references, or None."""
     for key, stars in references.items():
         if (stars.survey or key).upper() == GAIA.name and len(stars):
