@@ -28,7 +28,7 @@ def served(app: web.Application) -> list[tuple[str, str, str]]:
     """(method, path, handler kind) of every route on the app's router; HEAD, which every GET also answers, left out."""
     out = []
     for route in app.router.routes():
-        if route.method == "HEAD":
+        if route.method == "HEAD" or route.resource is None:  # every route added by register has one
             continue
         if isinstance(route.resource, web.StaticResource):
             out.append((route.method, shape(route.resource), "static"))

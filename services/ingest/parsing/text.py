@@ -308,7 +308,7 @@ def _read_rows_pandas(
     return out
 
 
-def _check_headerless(v: dict[str, np.ndarray]) -> None:
+def _check_headerless(v: dict[str, np.ndarray | None]) -> None:
     """Headerless rows must look like MAG_AUTO MAGERR_AUTO ALPHA_J2000 DELTA_J2000."""
     checks = (
         ("ra", 3, lambda a: (a >= 0) & (a <= 360), "an RA in degrees"),
@@ -318,6 +318,7 @@ def _check_headerless(v: dict[str, np.ndarray]) -> None:
     )
     for key, col, ok, what in checks:
         a = v[key]
+        assert a is not None  # headerless: the four columns are taken by their positions
         bad = np.isfinite(a) & ~ok(a)
         if bad.any():
             raise _bad(
