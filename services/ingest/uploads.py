@@ -144,7 +144,7 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
         raise Conflict(
             (
                 f"this datapoint is already stored (followup_id {duplicate['followup_id']}): same event, observatory "
-                f"and MJD"
+                "and MJD"
             ),
             code=ErrorCode.DUPLICATE_DATAPOINT,
         )

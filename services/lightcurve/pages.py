@@ -165,10 +165,10 @@ def page(
     if user:
         who = (
             f'<span class="who">Observatory: <b>{escape(user)}</b></span> '
-            f'<a href="/followup?mine=1">my uploads</a> '
-            f'<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" '
+            '<a href="/followup?mine=1">my uploads</a> '
+            '<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" '
             f'value="{attr(csrf)}">'
-            f'<button type="submit" class="linklike" id="logout">log out</button></form>'
+            '<button type="submit" class="linklike" id="logout">log out</button></form>'
         )
     else:
         who = '<a href="/login" id="login-link">log in</a>'

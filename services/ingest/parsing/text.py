@@ -233,7 +233,7 @@ def _diagnose(body: str, first_lineno: int, ncols: int, used: list[int]) -> BadC
                     ErrorCode.BAD_VALUES,
                     (
                         f"line {lineno} has {len(f)} values but the first row has {ncols}; every row needs the same "
-                        f"columns"
+                        "columns"
                     ),
                 )
             for c in used:

@@ -35,12 +35,12 @@ def _event_form(values: dict, errors: list[str], info: str = "", csrf: str | Non
 <label for="dec">Dec (decimal °, −90 … 90)</label><input type="text" id="dec" name="dec" required """
         f"""inputmode="decimal" value="{attr(values.get("dec"))}">
 <label for="url">URL</label><input type="url" id="url" name="url" size="50" value="{attr(values.get("url"))}" """
-        f"""placeholder="https://...">
+        """placeholder="https://...">
 </div>
 <button type="submit" id="event-submit">Add the event</button>
 </form>
 <p class="hint">Scripts may use the API: <code>POST /api/v1/alerts</code> with <code>ivorn</code>, <code>ra</code>, """
-        f"""<code>dec</code>, <code>url</code>, <code>name</code> and the hashtag.</p>"""
+        """<code>dec</code>, <code>url</code>, <code>name</code> and the hashtag.</p>"""
     )
 
 

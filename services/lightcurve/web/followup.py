@@ -91,9 +91,9 @@ async def followup_page(request: web.Request) -> web.Response:
             action = (
                 f'<form method="post" action="/datapoints/{p.followup_id}/delete" class="delete inline">'
                 f'<input type="hidden" name="csrf" value="{attr(csrf)}">'
-                f'<input type="text" name="reason" required maxlength="500" placeholder="reason" aria-label="reason '
+                '<input type="text" name="reason" required maxlength="500" placeholder="reason" aria-label="reason '
                 f'for deleting {p.followup_id}">'
-                f'<button type="submit">delete</button></form>'
+                '<button type="submit">delete</button></form>'
             )
         else:
             action = ""
@@ -125,7 +125,7 @@ async def followup_page(request: web.Request) -> web.Response:
     )
     table = (
         f'<table class="list" id="followup-table"><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr>'
-        f"</thead>"
+        "</thead>"
         f"<tbody>{''.join(body)}</tbody></table>"
     )
     params = {"mine": "1" if mine else None, "ivorn": ivorn, "per_page": per_page if per_page != PER_PAGE else None}

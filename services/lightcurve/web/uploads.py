@@ -44,28 +44,28 @@ and answers the target's magnitude (or limit) with a plot. With <b>dry run</b> o
 <input type="text" id="EventID" name="EventID" list="alerts-list" required value="{attr(event)}"
  placeholder="ivo://gaia/alerts#Gaia21eeo" size="50"><datalist id="alerts-list">{datalist}</datalist>
 <label for="MJD">MJD (mid-exposure)</label><input type="number" id="MJD" name="MJD" step="any" min="0" max="100000" """
-        f"""required placeholder="60000.12345">
+        """required placeholder="60000.12345">
 <label for="expTime">Exposure (s)</label><input type="number" id="expTime" name="expTime" step="any" min="0">
 <label for="matchDist">Match distance (arcsec)</label><input type="number" id="matchDist" name="matchDist" """
         f"""step="any" min="0.1" max="60" value="2">
 <label for="forceFilter">Force filter</label><select id="forceFilter" name="forceFilter">{_force_filter_options()}"""
-        f"""</select>
+        """</select>
 <label for="comment">Comment</label><input type="text" id="comment" name="comment" maxlength="2000" size="50">
 <span>Options</span>
 <span><input type="hidden" name="dryRun" value="0"><label class="check"><input type="checkbox" id="dryRun" """
-        f"""name="dryRun" value="1" checked> dry run (do not store)</label>
+        """name="dryRun" value="1" checked> dry run (do not store)</label>
 <input type="hidden" name="noPlot" value="0"><label class="check"><input type="checkbox" id="noPlot" name="noPlot" """
-        f"""value="1"> no plot</label></span>
+        """value="1"> no plot</label></span>
 </div>
 <button type="submit" id="upload-submit">Calibrate</button> <span id="upload-state" class="state" aria-live="polite">"""
-        f"""</span>
+        """</span>
 </form>
 <section id="result" hidden>
 <p id="result-message" class="msg"></p>
 <table id="result-table" class="kv"></table>
 <p id="result-links"></p>
 <figure id="result-plot-box" hidden><img id="result-plot" alt="calibration plot"><figcaption>Calibration plot"""
-        f"""</figcaption></figure>
+        """</figcaption></figure>
 </section>"""
     )
     return await render(request, "Upload a frame", content, active="upload", scripts=("/static/upload.js",))
