@@ -69,7 +69,10 @@ class _SessionHashtag:
 async def authenticate(
     db: Database, pepper: bytes, hashtag: str | None, *, upload: bool = False, admin: bool = False, lookup=None
 ) -> Observatory:
-    """``lookup(db, pepper, hashtag)`` replaces the database lookup (the gateway's, which survives a database outage)."""
+    """``lookup(db, pepper, hashtag)`` replaces the database lookup.
+
+    (The gateway's, which survives a database outage.)
+    """
     if not hashtag:
         raise Unauthorized("no hashtag: send the 'hashtag' field", code=ErrorCode.MISSING_HASHTAG)
     if not looks_like_hashtag(hashtag):

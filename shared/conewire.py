@@ -27,6 +27,7 @@ new id, which completes first: an error is always answered, never silence.
 from __future__ import annotations
 
 import struct
+from typing import Literal
 
 import numpy as np
 
@@ -42,8 +43,11 @@ from shared.contracts.subjects import HEADER_PART, HEADER_REPLY
 #: room left in each part for the NATS headers and protocol line
 PART_OVERHEAD = 4096
 
-_POSITION_DTYPE = "<f8"
-_VALUE_DTYPE = "<f4"
+#: what NATS hands out and what the encoder builds: any of them is a body
+BytesLike = bytes | bytearray | memoryview
+
+_POSITION_DTYPE: Literal["<f8"] = "<f8"
+_VALUE_DTYPE: Literal["<f4"] = "<f4"
 _ALLOWED = {_POSITION_DTYPE, _VALUE_DTYPE}
 
 
@@ -58,10 +62,13 @@ def _pad(n: int) -> int:
 def encode_reply(reply: ConeReply) -> bytearray:
     """The reply as one binary body (see the module docstring); each column is copied once, into place."""
     layouts: list[ConeSurveyLayout] = []
-    columns: list[tuple[np.ndarray, str]] = []
+    columns: list[tuple[np.ndarray, Literal["<f8", "<f4"]]] = []
     for name, stars in reply.stars.items():
         cols: list[ConeColumn] = []
-        arrays = [("ra", stars.ra, _POSITION_DTYPE), ("dec", stars.dec, _POSITION_DTYPE)]
+        arrays: list[tuple[str, np.ndarray, Literal["<f8", "<f4"]]] = [
+            ("ra", stars.ra, _POSITION_DTYPE),
+            ("dec", stars.dec, _POSITION_DTYPE),
+        ]
         arrays += [(f"mag:{band}", values, _VALUE_DTYPE) for band, values in stars.mags.items()]
         arrays += [(f"err:{band}", values, _VALUE_DTYPE) for band, values in stars.errs.items()]
         for key, values, dtype in arrays:
@@ -87,7 +94,7 @@ def encode_reply(reply: ConeReply) -> bytearray:
     return body
 
 
-def decode_reply(body: bytes) -> ConeReply:
+def decode_reply(body: BytesLike) -> ConeReply:
     """A :class:`ConeReply` from a whole body; :class:`MalformedConeReply` if it is not one."""
     if len(body) < 4:
         raise MalformedConeReply(f"a cone reply of {len(body)} bytes has no header")
@@ -95,7 +102,7 @@ def decode_reply(body: bytes) -> ConeReply:
     if n > len(body) - 4:
         raise MalformedConeReply(f"the header says {n} bytes but the reply has {len(body) - 4}")
     try:
-        header = ConeReplyHeader.model_validate_json(body[4 : 4 + n])
+        header = ConeReplyHeader.model_validate_json(bytes(body[4 : 4 + n]))
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise MalformedConeReply(f"unreadable cone reply header: {str(exc)[:200]}") from exc
     pos = 4 + n + _pad(4 + n)
@@ -125,7 +132,7 @@ def decode_reply(body: bytes) -> ConeReply:
     return reply
 
 
-def split_parts(body: bytes, part_bytes: int) -> list[memoryview]:
+def split_parts(body: BytesLike, part_bytes: int) -> list[memoryview]:
     """The body cut into parts of at most ``part_bytes`` (at least one part, even if empty); views, not copies."""
     if part_bytes <= 0:
         raise ValueError("part_bytes must be positive")
@@ -141,11 +148,11 @@ class PartAssembler:
     """Collects the parts of replies to one inbox; :meth:`add` returns the body once one is whole."""
 
     def __init__(self) -> None:
-        self._parts: dict[str, dict[int, bytes]] = {}
+        self._parts: dict[str, dict[int, BytesLike]] = {}
         self._totals: dict[str, int] = {}
         self.bytes_received = 0
 
-    def add(self, headers: dict[str, str] | None, data: bytes) -> bytes | None:
+    def add(self, headers: dict[str, str] | None, data: BytesLike) -> bytes | None:
         headers = headers or {}
         self.bytes_received += len(data)
         reply_id = headers.get(HEADER_REPLY)

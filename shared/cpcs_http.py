@@ -43,7 +43,7 @@ def parse_flag(value: object) -> bool:
 
 async def request_params(request: web.Request) -> dict[str, str]:
     """Query parameters, overridden by form fields (urlencoded or multipart); files are ignored."""
-    params = {k: v for k, v in request.query.items()}
+    params = dict(request.query.items())
     if request.method == "POST" and request.can_read_body:
         if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
             raise BadInput("the form is too large for this endpoint", code=ErrorCode.TOO_LARGE)
@@ -66,10 +66,13 @@ def wants_html(request: web.Request, params: dict[str, str], default: bool | Non
 
 
 def page(title: str, content: str) -> str:
-    return f"""<!doctype html>
+    return (
+        f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)} · photcal</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}</style>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid """
+        f"""#ccc;padding:2px 6px}}</style>
 </head><body><h1>{escape(title)}</h1>{content}</body></html>"""
+    )
 
 
 def html_response(title: str, content: str, status: int = 200) -> web.Response:

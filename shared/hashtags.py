@@ -24,4 +24,4 @@ def hash_hashtag(hashtag: str, pepper: bytes) -> str:
 
 
 def looks_like_hashtag(value: str | None) -> bool:
-    return bool(value) and 8 <= len(value) <= 128 and value.isprintable()
+    return value is not None and 8 <= len(value) <= 128 and value.isprintable()

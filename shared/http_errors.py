@@ -27,7 +27,7 @@ CPCS_BODY_LIMIT = 100
 #: what fits that limit, for the codes whose full message does not (the full one stays at
 #: /api/v1/uploads/{X-Upload-ID} and on the /api/v1 paths); other long messages are cut,
 #: so they say what is wrong first
-SHORT_MESSAGES = {
+SHORT_MESSAGES: dict[str, str] = {  # ErrorCode keys; looked up by the code string a body carries
     ErrorCode.DUPLICATE_DATAPOINT: "this datapoint is already stored",
     ErrorCode.TOO_FEW_STARS: "too few calibration stars in the field",
     ErrorCode.NO_STARS_MATCHED: "no star matched: check WCS, matchDist",

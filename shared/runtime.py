@@ -68,6 +68,22 @@ class Runtime:
     def on_cleanup(self, callback: Callable[[], Awaitable[None]]) -> None:
         self.cleanups.append(callback)
 
+    # a service's setup runs after start() connected what its spec uses: these name the one it needs
+    def nats(self) -> NATS:
+        if self.nc is None:
+            raise RuntimeError(f"{self.name} was started without NATS (ServiceSpec.uses_nats)")
+        return self.nc
+
+    def jetstream(self) -> JetStreamContext:
+        if self.js is None:
+            raise RuntimeError(f"{self.name} was started without NATS (ServiceSpec.uses_nats)")
+        return self.js
+
+    def database(self) -> Database:
+        if self.db is None:
+            raise RuntimeError(f"{self.name} was started without the database (ServiceSpec.uses_db)")
+        return self.db
+
 
 @dataclass
 class ServiceSpec:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 #: arcseconds in one radian
 ARCSEC_PER_RAD = 180.0 / np.pi * 3600.0
 
 
-def radec_to_xyz(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+def radec_to_xyz(ra: ArrayLike, dec: ArrayLike) -> np.ndarray:
     """Unit vectors of sky positions.
 
     Parameters
@@ -36,14 +37,14 @@ def radec_to_xyz(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     numpy.ndarray
         Shape ``(N, 3)``, dimensionless.
     """
-    ra = np.radians(np.asarray(ra, dtype=float))
-    dec = np.radians(np.asarray(dec, dtype=float))
-    shape = np.broadcast_shapes(ra.shape, dec.shape)
+    ra_rad = np.radians(np.asarray(ra, dtype=float))
+    dec_rad = np.radians(np.asarray(dec, dtype=float))
+    shape = np.broadcast_shapes(ra_rad.shape, dec_rad.shape)
     out = np.empty(shape + (3,))
-    cos_dec = np.cos(dec)
-    np.multiply(cos_dec, np.cos(ra), out=out[..., 0])
-    np.multiply(cos_dec, np.sin(ra), out=out[..., 1])
-    np.sin(dec, out=out[..., 2])
+    cos_dec = np.cos(dec_rad)
+    np.multiply(cos_dec, np.cos(ra_rad), out=out[..., 0])
+    np.multiply(cos_dec, np.sin(ra_rad), out=out[..., 1])
+    np.sin(dec_rad, out=out[..., 2])
     return out
 
 
@@ -52,7 +53,7 @@ def arcsec_to_chord(radius_arcsec: float | np.ndarray) -> float | np.ndarray:
     return 2.0 * np.sin(np.asarray(radius_arcsec, dtype=float) / ARCSEC_PER_RAD / 2.0)
 
 
-def chord_to_arcsec(chord: np.ndarray) -> np.ndarray:
+def chord_to_arcsec(chord: ArrayLike) -> np.ndarray:
     """Angle in arcsec of a chord length on the unit sphere."""
     return 2.0 * np.arcsin(np.clip(np.asarray(chord, dtype=float) / 2.0, 0.0, 1.0)) * ARCSEC_PER_RAD
 

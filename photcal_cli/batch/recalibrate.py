@@ -42,6 +42,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -175,6 +176,7 @@ def crossmatch(
     present = [c for c in dict.fromkeys(wanted) if c in right.columns]
     margin = _margin_of(catalogue, radius_arcsec)
     right = lsdb.read_hats(catalogue, columns=present, margin_cache=margin)
+    assert isinstance(right, lsdb.Catalog)  # the store attaches object/source catalogues only
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no margin cache" for an attached catalogue: see the module docstring
         matched = left.crossmatch(
@@ -185,11 +187,12 @@ def crossmatch(
             suffix_method="overlapping_columns",
         )
         table = matched.compute()
-    table = pd.DataFrame(table).reset_index(drop=True)
+    frame = pd.DataFrame(table).reset_index(drop=True)
     out: dict[int, pd.DataFrame] = {}
-    for i, rows in table.groupby(_UPLOAD, sort=False):
+    for upload_index, rows in frame.groupby(_UPLOAD, sort=False):
         refs = rows[present].drop_duplicates(subset=[columns.ra, columns.dec])
-        out[int(i)] = refs.reset_index(drop=True)
+        # pandas-stubs type a group key as any scalar; _UPLOAD is the integer column written above
+        out[int(cast(int, upload_index))] = refs.reset_index(drop=True)
     return out
 
 

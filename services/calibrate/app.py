@@ -17,7 +17,7 @@ def spec(settings: CalibrateSettings) -> ServiceSpec:
         # compiled (or loaded from the cache) before the first upload, not during it
         await asyncio.to_thread(warm_up)
         cones = ConeClient(
-            rt.nc,
+            rt.nats(),
             settings.backend_timeout,
             settings.cone_cache_ttl,
             settings.cone_cache_size,
@@ -25,7 +25,8 @@ def spec(settings: CalibrateSettings) -> ServiceSpec:
             settings.cone_stars_per_source,
             settings.cone_min_stars,
         )
-        worker = Worker(settings, rt.js, rt.db, Pipeline(settings, rt.js, rt.db, cones))
+        js, db = rt.jetstream(), rt.database()
+        worker = Worker(settings, js, db, Pipeline(settings, js, db, cones))
 
         async def run_when_indexed() -> None:
             await rt.indexed.wait()  # no datapoint is stored before its unique index exists

@@ -18,6 +18,7 @@ upload is answered with the reason and dead-lettered instead of retried forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import OrderedDict
@@ -202,7 +203,5 @@ class ConeClient:
         except NoRespondersError as exc:
             raise CatalogUnavailable("the reference catalogue service is not running (no responders)") from exc
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-            except Exception:
-                pass

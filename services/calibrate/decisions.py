@@ -22,14 +22,14 @@ import enum
 from dataclasses import dataclass
 
 
-class Failure(str, enum.Enum):
+class Failure(enum.StrEnum):
     OUTAGE = "outage"
     PERMANENT = "permanent"
     CRASH = "crash"
     POISON = "poison"
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     ACK = "ack"
     NAK = "nak"
     DEAD_LETTER = "dead_letter"

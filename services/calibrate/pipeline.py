@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Coroutine
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from nats.js import JetStreamContext
 from prometheus_client import Histogram
@@ -136,7 +138,8 @@ class Pipeline:
 
         async def datapoint_then_sources():
             stored = await store_datapoint(self.db, _datapoint_fields(upload, result, calibration_id), bump=False)
-            after = [bump_data_version(self.db, upload.ivorn)]  # the light curve's cache sees the new point
+            # the light curve's cache sees the new point
+            after: list[Coroutine[Any, Any, object]] = [bump_data_version(self.db, upload.ivorn)]
             if sources is not None:
                 # the parsed sources of every stored upload, for `photcal recalibrate` (keyed by _id: always indexed)
                 after.append(store_sources(self.db, _sources_record(upload, sources)))

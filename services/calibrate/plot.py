@@ -139,10 +139,10 @@ def render_plot(cal: FrameCalibration, path_or_buffer: str | os.PathLike | Binar
         The PNG if ``path_or_buffer`` is None, else None.
     """
     fig = build_figure(cal)
-    opts = dict(format="png", pil_kwargs={"compress_level": 1})
+    pil_kwargs = {"compress_level": 1}
     if path_or_buffer is None:
         buf = io.BytesIO()
-        fig.savefig(buf, **opts)
+        fig.savefig(buf, format="png", pil_kwargs=pil_kwargs)
         return buf.getvalue()
-    fig.savefig(path_or_buffer, **opts)
+    fig.savefig(path_or_buffer, format="png", pil_kwargs=pil_kwargs)
     return None

@@ -14,6 +14,7 @@ A message is acknowledged only after its result is stored and published.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC
 
 import nats.errors
@@ -87,7 +88,7 @@ class Worker:
         self.settings, self.js, self.db, self.pipeline = settings, js, db, pipeline
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
-        self._sub = None
+        self._sub: JetStreamContext.PullSubscription | None = None
         self.policy = Policy(
             max_crashes=settings.max_deliver,
             retry_delay=settings.retry_delay,
@@ -120,7 +121,16 @@ class Worker:
             for msg in msgs:
                 task = asyncio.create_task(self._handle(msg))
                 self._tasks.add(task)
-                task.add_done_callback(lambda t: (self._tasks.discard(t), slots.release()))
+                task.add_done_callback(self._task_done(slots))
+
+    def _task_done(self, slots: asyncio.Semaphore) -> Callable[[asyncio.Task], None]:
+        """The callback that forgets a finished upload task and frees its slot."""
+
+        def done(task: asyncio.Task) -> None:
+            self._tasks.discard(task)
+            slots.release()
+
+        return done
 
     async def stop(self) -> None:
         """Stop fetching and let the uploads in hand finish (their acks included)."""
@@ -296,12 +306,12 @@ def classify(exc: Exception) -> tuple[Failure, str]:
     if isinstance(exc, NATS_AWAY):
         # NATS away (restarting): the message is redelivered once it is back
         return Failure.OUTAGE, "nats"
+    # the project's errors carry a code; anything else is judged without one
+    code: str = getattr(exc, "code", "")
     if getattr(exc, "retryable", False):
-        return Failure.OUTAGE, "catalog" if exc.code == ErrorCode.CATALOG_UNAVAILABLE else getattr(
-            exc, "code", "backend"
-        )
+        return Failure.OUTAGE, "catalog" if code == ErrorCode.CATALOG_UNAVAILABLE else getattr(exc, "code", "backend")
     if getattr(exc, "failure", None) == "permanent":
-        return Failure.PERMANENT, exc.code
+        return Failure.PERMANENT, code
     return Failure.CRASH, getattr(exc, "code", type(exc).__name__)
 
 

@@ -20,10 +20,10 @@ def spec(settings: CatalogSettings) -> ServiceSpec:
             disk_cache_bytes=settings.catalog_disk_cache_mb << 20,
         )
         max_stars = settings.catalog_cone_max_stars
-        sub = await rt.nc.subscribe(SUBJECT_CONE, queue=QUEUE_CATALOG, cb=make_cone_handler(store, max_stars))
+        sub = await rt.nats().subscribe(SUBJECT_CONE, queue=QUEUE_CATALOG, cb=make_cone_handler(store, max_stars))
         rt.on_cleanup(sub.drain)
-        sub_v2 = await rt.nc.subscribe(
-            SUBJECT_CONE_V2, queue=QUEUE_CATALOG, cb=make_cone_v2_handler(store, rt.nc, max_stars)
+        sub_v2 = await rt.nats().subscribe(
+            SUBJECT_CONE_V2, queue=QUEUE_CATALOG, cb=make_cone_v2_handler(store, rt.nats(), max_stars)
         )
         rt.on_cleanup(sub_v2.drain)
 

@@ -12,6 +12,7 @@ file's mtime is refreshed on every use).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -107,7 +108,5 @@ class DiskCache:
 
 
 def _touch(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.utime(path)
-    except OSError:
-        pass

@@ -219,7 +219,8 @@ def _read_csv(path: Path, cols: Columns) -> Extract:
     header_idx, delim, names, junk = _sniff(path)
     ra_name, dec_name, value_names = _resolve(names, cols, path)
     wanted = [ra_name, dec_name, *value_names.values()]
-    compression = "gzip" if open(path, "rb").read(2) == b"\x1f\x8b" else None
+    with open(path, "rb") as fh:
+        compression = "gzip" if fh.read(2) == b"\x1f\x8b" else None
     try:
         with pa.input_stream(str(path), compression=compression) as stream:
             table = pacsv.read_csv(
@@ -302,7 +303,8 @@ def detect_format(path: Path) -> str:
         start = fh.read(512)
     if start[:2] == b"\x1f\x8b":
         try:
-            start = gzip.open(path, "rb").read(512)
+            with gzip.open(path, "rb") as unzipped:
+                start = unzipped.read(512)
         except OSError:
             return "csv"
     if start.startswith(b"SIMPLE  ="):

@@ -18,7 +18,7 @@ from nats.errors import MaxPayloadError
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
-from shared.conewire import PART_OVERHEAD, encode_reply, part_headers, split_parts
+from shared.conewire import PART_OVERHEAD, BytesLike, encode_reply, part_headers, split_parts
 from shared.contracts.errors import ErrorCode
 from shared.contracts.messages import ConeReply, ConeRequest, ConeRequestV2
 from shared.errors import PhotcalError
@@ -117,7 +117,7 @@ def make_cone_v2_handler(store, nc, max_stars: int = 1_000_000, part_bytes: int 
     return handle
 
 
-async def send_parts(nc, inbox: str, body: bytes, part_bytes: int) -> int:
+async def send_parts(nc, inbox: str, body: BytesLike, part_bytes: int) -> int:
     """Publish ``body`` to ``inbox`` in parts under a fresh reply id; the number of parts."""
     reply_id = uuid.uuid4().hex[:16]
     parts = split_parts(body, part_bytes)

@@ -103,7 +103,10 @@ def _read_version(version_dir: Path, cols: Columns) -> dict[str, np.ndarray]:
     import hats
 
     wanted = [HEALPIX_COLUMN, cols.ra, cols.dec, *cols.value_columns]
+    from hats.catalog.healpix_dataset.healpix_dataset import HealpixDataset
+
     catalog = hats.read_hats(version_dir, read_moc=False)
+    assert isinstance(catalog, HealpixDataset)  # a stored version is the object catalogue build() wrote
     tables = []
     for pixel in catalog.get_healpix_pixels():
         path = hats.io.paths.pixel_catalog_file(version_dir, pixel)
@@ -153,7 +156,7 @@ def _write_version(
 ) -> int:
     """Write sorted rows as a HATS catalogue in ``tmp_dir``; returns the partition count."""
     import hats
-    from hats.catalog import PartitionInfo, TableProperties
+    from hats.catalog import CatalogType, PartitionInfo, TableProperties
     from hats.pixel_math.healpix_pixel import HealpixPixel
 
     hp29 = data[HEALPIX_COLUMN]
@@ -184,9 +187,11 @@ def _write_version(
     hats.io.parquet_metadata.write_parquet_metadata(tmp_dir)
     PartitionInfo(pixels).write_to_file(catalog_path=tmp_dir)
     max_order = max((o for o, *_ in parts), default=0)
-    props = TableProperties(
+    # TableProperties allows extra keys (hats_order is one of the HATS properties it has no field for)
+    # and defaults its optional lists: hats' model config is more than pydantic's mypy plugin reads
+    props = TableProperties(  # type: ignore[call-arg]
         catalog_name=survey,
-        catalog_type="object",
+        catalog_type=CatalogType.OBJECT,
         total_rows=int(len(hp29)),
         ra_column=cols.ra,
         dec_column=cols.dec,
@@ -221,7 +226,7 @@ def _write_margin(
     is written for a catalogue of one partition.
     """
     import hats
-    from hats.catalog import PartitionInfo, TableProperties
+    from hats.catalog import CatalogType, PartitionInfo, TableProperties
     from hats.pixel_math.healpix_pixel import HealpixPixel
     from hats.pixel_math.pixel_margins import get_margin
 
@@ -244,9 +249,10 @@ def _write_margin(
         return  # one partition, no edge inside the catalogue: nothing to add
     hats.io.parquet_metadata.write_parquet_metadata(margin_dir)
     PartitionInfo(pixels).write_to_file(catalog_path=margin_dir)
-    TableProperties(
+    # its optional lists have defaults the pydantic mypy plugin does not see through hats' aliases
+    TableProperties(  # type: ignore[call-arg]
         catalog_name=f"{survey}_margin",
-        catalog_type="margin",
+        catalog_type=CatalogType.MARGIN,
         total_rows=total,
         ra_column=cols.ra,
         dec_column=cols.dec,
@@ -434,12 +440,13 @@ def attach_catalogue(
     except Exception as exc:
         raise BadInput(f"{source}: not a readable HATS catalogue: {exc}", code=ErrorCode.BAD_CATALOGUE_SOURCE) from exc
     from hats.catalog.catalog_collection import CatalogCollection
+    from hats.catalog.healpix_dataset.healpix_dataset import HealpixDataset
 
     if isinstance(catalog, CatalogCollection):
         # a collection (catalogue + margins/indexes): serve its main catalogue
         source_str = str(catalog.main_catalog_dir)
         catalog = hats.read_hats(source_str, read_moc=False)
-    if not hasattr(catalog, "get_healpix_pixels") or catalog.catalog_info.catalog_type not in ("object", "source"):
+    if not isinstance(catalog, HealpixDataset) or catalog.catalog_info.catalog_type not in ("object", "source"):
         raise BadInput(f"{source}: not an object/source HATS catalogue", code=ErrorCode.BAD_CATALOGUE_SOURCE)
     names = list(catalog.schema.names) if catalog.schema is not None else []
     lower = {n.lower(): n for n in names}

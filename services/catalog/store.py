@@ -31,6 +31,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -42,6 +43,9 @@ from shared.contracts.messages import ConeReply, SurveyStars
 from shared.contracts.surveys import SURVEYS, get_survey
 from shared.errors import BadInput
 from shared.sky import within_radius
+
+if TYPE_CHECKING:  # only for the annotation of hats' paths
+    from upath import UPath
 
 _I64_MAX = np.iinfo(np.int64).max
 _log = logging.getLogger(__name__)
@@ -200,13 +204,13 @@ class _Version:
         lo = np.array([p.pixel << (2 * (layout.HEALPIX_ORDER - p.order)) for p in pixels], dtype=np.int64)
         hi = np.array([(p.pixel + 1) << (2 * (layout.HEALPIX_ORDER - p.order)) for p in pixels], dtype=np.int64)
         files = [pixel_catalog_file(base, p, npix_suffix=props.npix_suffix) for p in pixels]
-        files = files if remote else [str(f) for f in files]
+        opened: list[UPath] | list[str] = files if remote else [str(f) for f in files]
         return cls(
             survey=survey,
             path=path,
             columns=columns,
             pixels=[(p.order, p.pixel) for p in pixels],
-            files=files,
+            files=opened,
             part_lo=lo,
             part_hi=hi,
             rows=props.total_rows,

@@ -31,14 +31,14 @@ def spec(settings: IngestSettings) -> ServiceSpec:
             )
         await asyncio.to_thread(rows.warm_up)  # the catalogue reader, compiled before the first upload
         waiter = ResultWaiter()
-        await waiter.start(rt.nc)
+        await waiter.start(rt.nats())
         # no cookie jar: forwarded requests carry their client's cookies (a hashtag), never keep them
         # idle connections dropped before the lightcurve service's own header timeout closes them under a request
         idle = max(0.5, settings.http_header_timeout / 2)
         http = aiohttp.ClientSession(
             cookie_jar=aiohttp.DummyCookieJar(), connector=aiohttp.TCPConnector(keepalive_timeout=idle)
         )
-        rt.app["gateway"] = Gateway(settings, rt.js, rt.db, waiter, http, settings.pepper())
+        rt.app["gateway"] = Gateway(settings, rt.jetstream(), rt.database(), waiter, http, settings.pepper())
         add_routes(rt.app)
         rt.on_cleanup(http.close)
         rt.on_cleanup(waiter.stop)

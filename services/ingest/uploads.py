@@ -142,7 +142,10 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
     )
     if duplicate is not None:
         raise Conflict(
-            f"this datapoint is already stored (followup_id {duplicate['followup_id']}): same event, observatory and MJD",
+            (
+                f"this datapoint is already stored (followup_id {duplicate['followup_id']}): same event, observatory "
+                "and MJD"
+            ),
             code=ErrorCode.DUPLICATE_DATAPOINT,
         )
     parse_started = time.perf_counter()
@@ -213,7 +216,9 @@ async def submit(
     except BackendUnavailable as exc:
         gw.waiter.forget(upload.upload_id)
         # a publish that timed out may still have been stored: the id lets the client look
-        raise _with_upload_id(exc, upload.upload_id) if getattr(exc, "maybe_published", False) else exc
+        if getattr(exc, "maybe_published", False):
+            _with_upload_id(exc, upload.upload_id)
+        raise
     except Exception:
         gw.waiter.forget(upload.upload_id)
         raise

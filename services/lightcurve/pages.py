@@ -68,8 +68,11 @@ _DAY_CACHE: dict[int, str] = {}
 
 
 def mjd_datetimes(mjds) -> list[str]:
-    """``mjd_date(mjd, True)`` of many MJDs at once (a light curve's table): the same text, without strftime per point."""
-    out = []
+    """``mjd_date(mjd, True)`` of many MJDs at once (a light curve's table).
+
+    The same text, without strftime per point.
+    """
+    out: list[str] = []
     append = append_out = out.append
     days = _DAY_CACHE
     for mjd in mjds:
@@ -162,9 +165,10 @@ def page(
     if user:
         who = (
             f'<span class="who">Observatory: <b>{escape(user)}</b></span> '
-            f'<a href="/followup?mine=1">my uploads</a> '
-            f'<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{attr(csrf)}">'
-            f'<button type="submit" class="linklike" id="logout">log out</button></form>'
+            '<a href="/followup?mine=1">my uploads</a> '
+            '<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" '
+            f'value="{attr(csrf)}">'
+            '<button type="submit" class="linklike" id="logout">log out</button></form>'
         )
     else:
         who = '<a href="/login" id="login-link">log in</a>'

@@ -70,12 +70,12 @@ class AlertSummaries:
             return current.rows
         async with self._lock:
             current = self._summary
-            fresh = current is not None and time.monotonic() - current.built < MAX_AGE
-            if fresh and current.version == version:
-                return current.rows
-            if fresh and _only_additions(current.version, version):
+            fresh = current if current is not None and time.monotonic() - current.built < MAX_AGE else None
+            if fresh is not None and fresh.version == version:
+                return fresh.rows
+            if fresh is not None and _only_additions(fresh.version, version):
                 # the common changes on a busy server: read only the new alerts and datapoints
-                self._summary = await _with_additions(db, current, version)
+                self._summary = await _with_additions(db, fresh, version)
             else:
                 self._summary = Summary(version, time.monotonic(), await _build(db))
             return self._summary.rows
@@ -99,7 +99,7 @@ async def _with_additions(db: Database, current: Summary, version: tuple) -> Sum
     if not added:
         rows = list(rows)
     async for p in live_summaries(db, after_followup_id=current.version[1] or 0):
-        i = row_of.get(p.get("ivorn"))
+        i = row_of.get(p.get("ivorn", ""))  # "" as None was: no alert has it
         if i is None:
             continue
         row = dict(rows[i])
@@ -148,7 +148,7 @@ async def _build(db: Database) -> list[dict]:
     last: dict[str, dict] = {}
     counts: dict[str, int] = {}
     async for p in live_summaries(db):
-        ivorn = p.get("ivorn")
+        ivorn = p.get("ivorn", "")  # "" as None was: no alert has it
         counts[ivorn] = counts.get(ivorn, 0) + 1
         best = last.get(ivorn)
         if best is None or p.get("mjd", 0) >= best.get("mjd", 0):
@@ -193,8 +193,10 @@ def _last_fields(point: dict | None) -> dict:
 
 
 def _alert_fields(doc: dict) -> tuple | None:
-    """(ivorn, display name, ra, dec, url, alert_id) of an alert document as ``Alert`` would validate it, without the model
-    (10,000 alerts); None if ``Alert.model_validate`` would refuse it."""
+    """(ivorn, display name, ra, dec, url, alert_id) of an alert document as ``Alert`` would validate it.
+
+    Without the model (10,000 alerts); None if ``Alert.model_validate`` would refuse it.
+    """
     try:
         ivorn = validate_ivorn(doc["ivorn"])
         ra, dec = doc["ra"], doc["dec"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 from shared.db.alerts import Alert
 from shared.db.datapoints import Datapoint
@@ -59,7 +60,7 @@ def lightcurve_of_docs(alert: Alert, docs: list[dict]) -> dict:
     """:func:`lightcurve` of raw documents (live ones, by MJD then followup_id), one dict per point, no model."""
     live = [d for d in docs if not d.get("deleted")]
     live.sort(key=lambda d: (d["mjd"], d.get("followup_id", 0)))
-    points = []
+    points: list[dict[str, Any]] = []
     append = points.append
     for doc in live:
         get = doc.get
@@ -91,7 +92,10 @@ def lightcurve(alert: Alert, points: list[Datapoint]) -> dict:
 
 
 def to_csv(rows: list[dict], columns: tuple[str, ...]) -> str:
-    """CSV of the rows; text cells that a spreadsheet would run as a formula get a leading ``'`` (numbers stay numbers)."""
+    """CSV of the rows.
+
+    Text cells that a spreadsheet would run as a formula get a leading ``'`` (numbers stay numbers).
+    """
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -142,7 +142,9 @@ def register(
     *,
     forward: Handler | None = None,
 ) -> None:
-    """Add ``service``'s rows to ``router``, each with ``handlers[row.handler]``; with ``forward``, every forwarded row too.
+    """Add ``service``'s rows to ``router``, each with ``handlers[row.handler]``.
+
+    With ``forward``, every forwarded row too.
 
     Raises :class:`RouteTableMismatch` naming the rows without a handler and the handlers without a row.
     A GET answers HEAD as well.
@@ -152,7 +154,8 @@ def register(
     unused = sorted(set(handlers) - {route.handler for route in own})
     if missing or unused:
         raise RouteTableMismatch(
-            f"{service} route table and handlers disagree: rows without a handler {missing}, handlers without a row {unused}"
+            f"{service} route table and handlers disagree: rows without a handler {missing}, handlers without a "
+            f"row {unused}"
         )
     for route in own:
         target = handlers[route.handler]

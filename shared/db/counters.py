@@ -29,6 +29,7 @@ async def next_id(db: Database, counter: str) -> int:
         upsert=True,
         return_document=ReturnDocument.AFTER,
     )
+    assert doc is not None  # an upsert that returns the document AFTER it always has one
     return int(doc["value"])
 
 

@@ -8,6 +8,7 @@ record once its cookie has expired anyway (the cookie's own expiry then refuses 
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import TypedDict
 
@@ -30,10 +31,8 @@ async def revoke(db: Database, session_id: str, expires: float) -> None:
         "expires_at": datetime.fromtimestamp(expires, UTC),
         "revoked_at": datetime.now(UTC),
     }
-    try:
+    with contextlib.suppress(DuplicateKeyError):  # logged out twice: already revoked
         await db.revoked_sessions.insert_one(doc)
-    except DuplicateKeyError:
-        pass  # logged out twice: already revoked
 
 
 async def is_revoked(db: Database, session_id: str) -> bool:

@@ -136,7 +136,8 @@ async def test_events_stored_before_the_name_keys_get_them_at_start(mongo_proc, 
             Alert(ivorn="ivo://tns/objects#2023old", ra=10.0, dec=20.0, alert_id=1).model_dump()
         )
         await database.ensure_indexes()
-        assert (await database.alerts.find_one({"ivorn": "ivo://tns/objects#2023old"}))["fragment_key"] == "2023old"
+        old = await database.alerts.find_one({"ivorn": "ivo://tns/objects#2023old"})
+        assert old is not None and old["fragment_key"] == "2023old"
         with pytest.raises(Conflict) as e:
             await add_alert(database, Alert(ivorn=FAKE, name="2023old", ra=50.0, dec=20.0))
         assert e.value.code == "alert_name_taken"

@@ -79,7 +79,8 @@ async def test_a_soft_delete_is_seen_by_every_reader_and_frees_the_mjd(db):
     # the deleted datapoint's MJD can be uploaded again (corrected)
     again = await datapoints.store_datapoint(db, _point("u4", 60000.1))
     assert again.followup_id > other.followup_id
-    assert (await alerts.get_alert(db, IVORN)).data_version == 5  # 4 stored, 1 deleted
+    alert = await alerts.get_alert(db, IVORN)
+    assert alert is not None and alert.data_version == 5  # 4 stored, 1 deleted
     assert await alerts.get_alert_url(db, IVORN) == "https://example.org/e"
     assert await alerts.newest_alert_id(db) == 1
 
@@ -93,13 +94,15 @@ async def test_an_uploads_record_counts_crashes_and_keeps_its_result(db):
         db, CalibrationResult(upload_id="u1", ivorn=IVORN, status="error", error="internal_error")
     )
     record = await uploads.get_upload(db, "u1")
+    assert record is not None
     assert record["state"] == "done" and record["result"]["status"] == "ok" and record["crashes"] == 3
     assert await uploads.image_link_of(db, "u1") == "http://x/plots/u1.png"
     assert await uploads.image_link_of(db, "nosuch") is None
     await uploads.record_failure(
         db, CalibrationResult(upload_id="u2", ivorn=IVORN, status="error", error="internal_error")
     )
-    assert (await uploads.get_upload(db, "u2"))["state"] == "failed"
+    failed = await uploads.get_upload(db, "u2")
+    assert failed is not None and failed["state"] == "failed"
 
 
 async def test_records_written_once_and_recalibrations_replaced(db):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ PLOT = PlotData(EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY.astype(bool), EM
 
 
 def _cal(target: TargetMeasurement, **changes) -> FrameCalibration:
-    fields = {
+    fields: dict[str, Any] = {  # FrameCalibration keyword arguments, of many types
         "survey": "APASS",
         "band": "V",
         "colour": "B-V",

@@ -79,7 +79,9 @@ def test_parts_in_any_order_make_the_reply(part_bytes):
     assembler = PartAssembler()
     got = [assembler.add(part_headers("r1", int(i), len(parts)), parts[i]) for i in order]
     assert all(g is None for g in got[:-1])
-    same(reply, decode_reply(got[-1]))
+    whole = got[-1]
+    assert whole is not None
+    same(reply, decode_reply(whole))
 
 
 def test_an_error_reply_after_a_broken_one_completes_first():
@@ -88,6 +90,7 @@ def test_an_error_reply_after_a_broken_one_completes_first():
     assert assembler.add(part_headers("a", 0, len(broken)), broken[0]) is None
     error = encode_reply(ConeReply(ok=False, error="catalog_error", message="could not be sent"))
     body = assembler.add(part_headers("b", 0, 1), error)
+    assert body is not None
     assert decode_reply(body).error == "catalog_error"
 
 

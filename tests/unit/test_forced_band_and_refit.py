@@ -38,11 +38,12 @@ def test_a_band_not_served_is_refused_by_the_form():
 
 
 def test_a_forced_band_holds_within_its_survey_only():
-    assert forced_within("APASS/V", "APASS").bands == [("APASS", "V")]
+    single = forced_within("APASS/V", "APASS")
+    assert single is not None and single.bands == [("APASS", "V")]
     assert forced_within("APASS/V", "GAIA") is None
     assert forced_within(None, "APASS") is None
     group = forced_within("GaiaSP/any", "GaiaSP")
-    assert group.group and {s for s, _ in group.bands} == {"GaiaSP"}
+    assert group is not None and group.group and {s for s, _ in group.bands} == {"GaiaSP"}
 
 
 def test_a_refit_answers_the_live_upload_fields_rounded_the_same_way():

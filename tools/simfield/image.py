@@ -189,17 +189,20 @@ def render_objects(
             image += points
             peaks[cheap] = objects.flux.to_numpy()[cheap] * peak_fraction
             stamped = ~cheap
+    # the numbers as float arrays: a row's attributes are typed as any pandas scalar
+    x_image, y_image = objects.x_image.to_numpy(dtype=float), objects.y_image.to_numpy(dtype=float)
+    flux = objects.flux.to_numpy(dtype=float)
     for i, row in enumerate(objects.itertuples()):
         if not stamped[i]:
             continue
         if row.kind == "galaxy":
             stamp = galaxy_stamp(row, fwhm, camera.psf_beta)
         else:
-            half = 30 if row.flux > 1e6 else 15
-            stamp = moffat_stamp(subpixel(row.x_image), subpixel(row.y_image), fwhm, camera.psf_beta, half)
-        stamp = stamp * row.flux
+            half = 30 if flux[i] > 1e6 else 15
+            stamp = moffat_stamp(subpixel(x_image[i]), subpixel(y_image[i]), fwhm, camera.psf_beta, half)
+        stamp = stamp * flux[i]
         peaks[i] = stamp.max()
-        add_stamp(image, stamp, row.x_image, row.y_image)
+        add_stamp(image, stamp, x_image[i], y_image[i])
     objects["peak"] = peaks
     return image
 

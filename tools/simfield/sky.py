@@ -306,7 +306,7 @@ def reference_extract(
     if mags is None:
         mags = survey_magnitudes(stars.V.to_numpy(), stars.BV.to_numpy())
     sel_mag = mags[(spec.select_survey or survey, spec.select)]
-    chosen = (sel_mag >= spec.mag_range[0]) & (sel_mag <= spec.mag_range[1]) & covers(survey, stars.dec)
+    chosen = (sel_mag >= spec.mag_range[0]) & (sel_mag <= spec.mag_range[1]) & covers(survey, stars.dec.to_numpy())
     if keep is not None:
         chosen &= keep
     idx = np.flatnonzero(chosen)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -68,7 +69,7 @@ from shared.contracts.surveys import get_survey
 from shared.errors import BadInput, CalibrationFailed
 
 
-def _stars_of(survey_name: str, references: dict[str, ReferenceStars]) -> ReferenceStars | None:
+def _stars_of(survey_name: str, references: Mapping[str, ReferenceStars]) -> ReferenceStars | None:
     for key, s in references.items():
         if (s.survey or key).lower() == survey_name.lower() or key.lower() == survey_name.lower():
             return s
@@ -76,7 +77,7 @@ def _stars_of(survey_name: str, references: dict[str, ReferenceStars]) -> Refere
 
 
 def _resolve_forced(
-    force_filter: ForcedBand | tuple[str, str] | str, references: dict[str, ReferenceStars]
+    force_filter: ForcedBand | tuple[str, str] | str, references: Mapping[str, ReferenceStars]
 ) -> ForcedBand:
     """The forced band or band group, keeping the bands with data here; BadInput if none can be used."""
     forced = parse_force_filter(force_filter)
@@ -175,7 +176,7 @@ def _sanity_check(best: BandCandidate, n_matched: int, n_usable: int, radius: fl
 
 def calibrate_frame(
     sources: SourceColumns,
-    references: dict[str, ReferenceStars],
+    references: Mapping[str, ReferenceStars],
     target_ra: float,
     target_dec: float,
     match_radius_arcsec: float,
@@ -283,6 +284,7 @@ def calibrate_frame(
         best = best.isolated
     fit = best.fit
     assert fit is not None
+    assert best.score is not None  # fit_band scores every candidate it fits
     _sanity_check(best, n_matched_any, n_usable, match_radius_arcsec, s)
     warnings = []
     if best.colour_term_assumed:

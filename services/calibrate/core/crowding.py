@@ -26,6 +26,8 @@ arrays out. Fluxes are relative, ``10**(-0.4 mag)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Literal, overload
 
 import numpy as np
 from numba import njit
@@ -110,6 +112,35 @@ def _contamination(qx, qy, q_flux, cx, cy, c_flux, radius, self_radius, q_self):
     return out, own_flux
 
 
+@overload
+def contamination(
+    ra: np.ndarray,
+    dec: np.ndarray,
+    mag: np.ndarray | None,
+    cat_ra: np.ndarray,
+    cat_dec: np.ndarray,
+    cat_mag: np.ndarray,
+    radius_arcsec: float,
+    self_arcsec: float = ...,
+    self_index: np.ndarray | None = ...,
+    centre: tuple[float, float] | None = ...,
+    counterpart_flux: Literal[False] = ...,
+) -> np.ndarray: ...
+@overload
+def contamination(
+    ra: np.ndarray,
+    dec: np.ndarray,
+    mag: np.ndarray | None,
+    cat_ra: np.ndarray,
+    cat_dec: np.ndarray,
+    cat_mag: np.ndarray,
+    radius_arcsec: float,
+    self_arcsec: float = ...,
+    self_index: np.ndarray | None = ...,
+    centre: tuple[float, float] | None = ...,
+    *,
+    counterpart_flux: Literal[True],
+) -> tuple[np.ndarray, np.ndarray]: ...
 def contamination(
     ra: np.ndarray,
     dec: np.ndarray,
@@ -197,7 +228,7 @@ def representative_mag(stars: ReferenceStars, survey: Survey) -> np.ndarray | No
     return best
 
 
-def gaia_stars(references: dict[str, ReferenceStars]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def gaia_stars(references: Mapping[str, ReferenceStars]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Gaia's positions and G magnitudes (deg, deg, mag) among the references, or None."""
     for key, stars in references.items():
         if (stars.survey or key).upper() == GAIA.name and len(stars):
@@ -296,7 +327,7 @@ def target_blend(flags: int | None, neighbour_light: float, settings: FitSetting
     extra = settings.target_blend_err_fraction * 2.5 * math.log10(1.0 + max(light, 0.0))
     if flagged:
         extra = max(extra, settings.target_blend_min_err)
-    why = f"SExtractor FLAGS {int(flags)}" if flagged else "close neighbours"
+    why = f"SExtractor FLAGS {int(flags)}" if flagged and flags is not None else "close neighbours"
     msg = (
         f"the target is blended ({why}, neighbours within {settings.isolation_frame_arcsec:g} arcsec add "
         f"{100 * light:.0f} % of its light): its magnitude may be too bright and its error includes {extra:.2f} mag "

@@ -520,7 +520,7 @@ def fit_zeropoint(
     c = np.zeros(n) if colour is None else kernel_array(colour, dtype=float)
     eiv = colour is not None and colour_var is not None
     zeros = None if eiv and colour_cov is not None else np.zeros(n)
-    vc = kernel_array(finite_or_zero(colour_var)) if eiv else zeros
+    vc = kernel_array(finite_or_zero(colour_var)) if eiv and colour_var is not None else zeros
     cyc = kernel_array(finite_or_zero(colour_cov)) if eiv and colour_cov is not None else zeros
     if colour is None or (fit_colour_term is None and n < s.min_stars_colour_term):
         ct_mode = 0

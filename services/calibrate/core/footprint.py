@@ -93,16 +93,16 @@ def _convex_hull(x, y):  # pragma: no cover - compiled
     cand = cand[np.argsort(x[cand], kind="mergesort")]
     hull = np.empty(2 * cand.size + 1, dtype=np.int64)
     k = 0
-    for i in cand:  # lower chain
-        while k >= 2 and _cross(x[hull[k - 2]], y[hull[k - 2]], x[hull[k - 1]], y[hull[k - 1]], x[i], y[i]) <= 0:
+    for p in cand:  # lower chain
+        while k >= 2 and _cross(x[hull[k - 2]], y[hull[k - 2]], x[hull[k - 1]], y[hull[k - 1]], x[p], y[p]) <= 0:
             k -= 1
-        hull[k] = i
+        hull[k] = p
         k += 1
     lower = k + 1
-    for i in cand[::-1][1:]:  # upper chain
-        while k >= lower and _cross(x[hull[k - 2]], y[hull[k - 2]], x[hull[k - 1]], y[hull[k - 1]], x[i], y[i]) <= 0:
+    for p in cand[::-1][1:]:  # upper chain
+        while k >= lower and _cross(x[hull[k - 2]], y[hull[k - 2]], x[hull[k - 1]], y[hull[k - 1]], x[p], y[p]) <= 0:
             k -= 1
-        hull[k] = i
+        hull[k] = p
         k += 1
     return hull[: max(k - 1, 0)]
 

@@ -21,22 +21,38 @@ class SourceColumns(Protocol):
     mag (NaN where unusable); ``flags`` SExtractor's FLAGS (0 when none).
     """
 
-    ra: np.ndarray
-    dec: np.ndarray
-    mag: np.ndarray
-    mag_err: np.ndarray
-    flags: np.ndarray
+    # read-only members: a plain attribute in a Protocol is settable, so mypy would demand the
+    # exact declared type; properties accept the pydantic models' fields as they are
+    @property
+    def ra(self) -> np.ndarray: ...
+    @property
+    def dec(self) -> np.ndarray: ...
+    @property
+    def mag(self) -> np.ndarray: ...
+    @property
+    def mag_err(self) -> np.ndarray: ...
+    @property
+    def flags(self) -> np.ndarray: ...
 
     def __len__(self) -> int: ...
 
 
 class ReferenceStars(Protocol):
-    """One survey's stars in the field: positions (deg) and, per band name, magnitude and error (mag, NaN if missing)."""
+    """One survey's stars in the field: positions (deg) and, per band name, magnitude and error.
 
-    survey: str
-    ra: np.ndarray
-    dec: np.ndarray
-    mags: Mapping[str, np.ndarray]
-    errs: Mapping[str, np.ndarray]
+    Magnitudes and errors in mag, NaN where missing.
+    """
+
+    # read-only, so that a ``dict[str, ndarray]`` field satisfies ``Mapping`` (see SourceColumns)
+    @property
+    def survey(self) -> str: ...
+    @property
+    def ra(self) -> np.ndarray: ...
+    @property
+    def dec(self) -> np.ndarray: ...
+    @property
+    def mags(self) -> Mapping[str, np.ndarray]: ...
+    @property
+    def errs(self) -> Mapping[str, np.ndarray]: ...
 
     def __len__(self) -> int: ...

@@ -27,6 +27,8 @@ have been done on the image.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
@@ -37,9 +39,12 @@ from services.calibrate.core.footprint import (
     _inside_hull,
     _tangent_arcsec,
 )
-from services.calibrate.core.inputs import SourceColumns
+from services.calibrate.core.inputs import ReferenceStars, SourceColumns
 from shared.jit import JIT, kernel_array
 from shared.sky import mean_direction
+
+if TYPE_CHECKING:  # choice.py already imports this module (indirectly): a runtime import back would be circular
+    from services.calibrate.core.choice import BandCandidate
 
 #: magnitude error of a detection at signal-to-noise 1: 2.5 / ln(10)
 MAGERR_AT_SNR1 = 2.5 / math.log(10.0)
@@ -147,9 +152,9 @@ def _logistic_limit(m, det, fraction, min_each, runaway):  # pragma: no cover - 
         n_bin[which[i]] += 1.0
         n_bin_det[which[i]] += det[i]
     last = -1
-    for b in range(n_bin.shape[0]):
-        if n_bin[b] >= 5 and n_bin_det[b] >= 0.5 * n_bin[b]:
-            last = b
+    for bin_index in range(n_bin.shape[0]):
+        if n_bin[bin_index] >= 5 and n_bin_det[bin_index] >= 0.5 * n_bin[bin_index]:
+            last = bin_index
     if last < 0:
         return math.nan, 0
     guess = lo + 0.25 * (last + 1)
@@ -254,8 +259,8 @@ def completeness_limit_inst(
 def reference_completeness_inst(
     sources: SourceColumns,
     src_usable: np.ndarray,
-    references: dict,
-    candidates: list,
+    references: Mapping[str, ReferenceStars],
+    candidates: list[BandCandidate],
     detected: dict[str, np.ndarray],
     fraction: float = 0.5,
 ) -> float | None:
@@ -298,11 +303,12 @@ def reference_completeness_inst(
     if hull.size < 3:
         return None
     hx, hy = sx[hull], sy[hull]
-    best_by_survey: dict[str, object] = {}
+    best_by_survey: dict[str, BandCandidate] = {}
     for c in candidates:
         if c.fit is None or c.score is None:
             continue
-        if c.survey not in best_by_survey or c.score < best_by_survey[c.survey].score:
+        best = best_by_survey.get(c.survey)
+        if best is None or best.score is None or c.score < best.score:
             best_by_survey[c.survey] = c
     answer, answer_n = None, 0
     for name, cand in best_by_survey.items():
@@ -324,6 +330,7 @@ def reference_completeness_inst(
         blue = _named_band_array(stars, survey, band.colour[0])
         red = _named_band_array(stars, survey, band.colour[1])
         fit = cand.fit
+        assert fit is not None  # only candidates with a fit were kept above
         if blue is None or red is None:
             colour = np.full(inside.size, fit.median_colour)
         else:

@@ -176,9 +176,10 @@ def _column(data: bytes, t: _Table, name: str) -> np.ndarray:
     out = cell.astype(np.float64)
     k = _column_number(t, name)
     scale, zero = t.hdu.header.get(f"TSCAL{k}", 1), t.hdu.header.get(f"TZERO{k}", 0)
-    if isinstance(scale, (int, float)) and isinstance(zero, (int, float)) and (scale != 1 or zero != 0):
-        if not isinstance(scale, bool) and not isinstance(zero, bool):
-            out = out * scale + zero
+    numeric = isinstance(scale, (int, float)) and isinstance(zero, (int, float))
+    booleans = isinstance(scale, bool) or isinstance(zero, bool)
+    if numeric and not booleans and (scale != 1 or zero != 0):
+        out = out * scale + zero
     return out
 
 
@@ -193,7 +194,7 @@ def _column_number(t: _Table, name: str) -> int:
 
 def _parse_fits(data: bytes, max_rows: int) -> ParsedCatalogue:
     hdus = _walk_fits(data, max_rows)
-    ext = [u for u in hdus[1:]]
+    ext = list(hdus[1:])
     bintables = [u for u in ext if str(u.header.get("XTENSION", "")).strip() == "BINTABLE"]
     for u in bintables:
         nrows = u.header.get("NAXIS2", 0)
@@ -236,9 +237,11 @@ def _parse_fits(data: bytes, max_rows: int) -> ParsedCatalogue:
         picked, warn = p, warn + [x for x in w if x not in warn]
         parts.append({k: (_column(data, t, c) if c is not None else None) for k, c in p.items()})
     values = {k: (np.concatenate([p[k] for p in parts]) if parts[0][k] is not None else None) for k in parts[0]}
-    if len(values["mag"]) > max_rows:
-        raise _too_many(len(values["mag"]), max_rows)
-    if len(values["mag"]) == 0:
+    mag = values["mag"]
+    assert mag is not None  # _pick_columns refuses a table without a magnitude
+    if len(mag) > max_rows:
+        raise _too_many(len(mag), max_rows)
+    if len(mag) == 0:
         raise _bad(ErrorCode.NO_ROWS, "the catalogue has no rows: SExtractor found no sources in the image")
     return _finish(
         values,

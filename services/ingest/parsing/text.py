@@ -231,7 +231,10 @@ def _diagnose(body: str, first_lineno: int, ncols: int, used: list[int]) -> BadC
             if len(f) != ncols:
                 return _bad(
                     ErrorCode.BAD_VALUES,
-                    f"line {lineno} has {len(f)} values but the first row has {ncols}; every row needs the same columns",
+                    (
+                        f"line {lineno} has {len(f)} values but the first row has {ncols}; every row needs the same "
+                        "columns"
+                    ),
                 )
             for c in used:
                 if not _is_number(f[c]):
@@ -247,7 +250,7 @@ def _diagnose(body: str, first_lineno: int, ncols: int, used: list[int]) -> BadC
     )
 
 
-def _read_rows(body: str, first_lineno: int, ncols: int, picked: dict, max_rows: int) -> dict[str, np.ndarray]:
+def _read_rows(body: str, first_lineno: int, ncols: int, picked: dict, max_rows: int) -> dict[str, np.ndarray | None]:
     used = sorted({c for c in picked.values() if c is not None} | {ncols - 1})  # last column catches short rows
     raw = body.encode("latin-1", errors="replace")
     plain = read_plain_rows(raw, ncols, used, max_rows)
@@ -291,7 +294,7 @@ def _read_rows_pandas(
         raise _bad(
             ErrorCode.NO_ROWS, "the file has no rows, only comments or blank lines; upload the SExtractor catalogue"
         )
-    out: dict[str, np.ndarray] = {}
+    out: dict[int, np.ndarray] = {}
     for c in used:
         col = frame[c]
         if col.dtype.kind in "iufb":
@@ -305,7 +308,7 @@ def _read_rows_pandas(
     return out
 
 
-def _check_headerless(v: dict[str, np.ndarray]) -> None:
+def _check_headerless(v: dict[str, np.ndarray | None]) -> None:
     """Headerless rows must look like MAG_AUTO MAGERR_AUTO ALPHA_J2000 DELTA_J2000."""
     checks = (
         ("ra", 3, lambda a: (a >= 0) & (a <= 360), "an RA in degrees"),
@@ -315,6 +318,7 @@ def _check_headerless(v: dict[str, np.ndarray]) -> None:
     )
     for key, col, ok, what in checks:
         a = v[key]
+        assert a is not None  # headerless: the four columns are taken by their positions
         bad = np.isfinite(a) & ~ok(a)
         if bad.any():
             raise _bad(

@@ -64,7 +64,10 @@ async def alerts_page(request: web.Request) -> web.Response:
         )
         mark = (" ▼" if descending else " ▲") if col == sort else ""
         aria = f' aria-sort="{"descending" if descending else "ascending"}"' if col == sort else ""
-        return f"<th{aria}>{link(query_href('/alerts', base | {'sort': col, 'dir': new_dir}), title + mark, class_='sort', data_col=col)}</th>"
+        sort_link = link(
+            query_href("/alerts", base | {"sort": col, "dir": new_dir}), title + mark, class_="sort", data_col=col
+        )
+        return f"<th{aria}>{sort_link}</th>"
 
     body = []
     for r in shown:
@@ -86,13 +89,18 @@ async def alerts_page(request: web.Request) -> web.Response:
             "</tr>"
         )
     columns = ("name", "ivorn", "ra", "dec", "url", "n_datapoints", "last_mag", "last_mjd")
-    search = f"""<form method="get" action="/alerts" class="search" id="alert-search">
+    search = (
+        f"""<form method="get" action="/alerts" class="search" id="alert-search">
 <input type="search" name="q" value="{attr(q)}" placeholder="name or ivorn" aria-label="search alerts" id="q">
 {'<input type="hidden" name="with_data" value="1">' if with_data else ""}
-<input type="hidden" name="sort" value="{attr(sort)}"><input type="hidden" name="dir" value="{"desc" if descending else "asc"}">
+<input type="hidden" name="sort" value="{attr(sort)}"><input type="hidden" name="dir" """
+        f"""value="{"desc" if descending else "asc"}">
 <button type="submit">Search</button>
-<label class="check"><a href="{attr(query_href("/alerts", params | {"with_data": None if with_data else "1", "page": None}))}" id="toggle-with-data">{"show all alerts" if with_data else "only alerts with data"}</a></label>
+<label class="check"><a """
+        f"""href="{attr(query_href("/alerts", params | {"with_data": None if with_data else "1", "page": None}))}" """
+        f"""id="toggle-with-data">{"show all alerts" if with_data else "only alerts with data"}</a></label>
 </form>"""
+    )
     pager = pages.pager("/alerts", params, page_no, n_pages, total, "alerts")
     table = (
         f'<table class="list" id="alerts-table"><thead><tr>{"".join(head(c) for c in columns)}</tr></thead>'

@@ -21,19 +21,27 @@ from shared.usecases.events import add_event, event_fields
 
 def _event_form(values: dict, errors: list[str], info: str = "", csrf: str | None = None) -> str:
     errs = "".join(message_box(e, "error") for e in errors)
-    return f"""{errs}{info}
+    return (
+        f"""{errs}{info}
 <form method="post" action="/events/new" class="card" id="event-form">
 <input type="hidden" name="csrf" value="{attr(csrf)}">
 <div class="grid">
-<label for="ivorn">ivorn</label><input type="text" id="ivorn" name="ivorn" required size="50" value="{attr(values.get("ivorn"))}" placeholder="ivo://authority/path#name">
-<label for="name">Name (optional)</label><input type="text" id="name" name="name" maxlength="100" value="{attr(values.get("name"))}" placeholder="Gaia21eeo">
-<label for="ra">RA (decimal °, 0 ≤ RA &lt; 360)</label><input type="text" id="ra" name="ra" required inputmode="decimal" value="{attr(values.get("ra"))}">
-<label for="dec">Dec (decimal °, −90 … 90)</label><input type="text" id="dec" name="dec" required inputmode="decimal" value="{attr(values.get("dec"))}">
-<label for="url">URL</label><input type="url" id="url" name="url" size="50" value="{attr(values.get("url"))}" placeholder="https://...">
+<label for="ivorn">ivorn</label><input type="text" id="ivorn" name="ivorn" required size="50" """
+        f"""value="{attr(values.get("ivorn"))}" placeholder="ivo://authority/path#name">
+<label for="name">Name (optional)</label><input type="text" id="name" name="name" maxlength="100" """
+        f"""value="{attr(values.get("name"))}" placeholder="Gaia21eeo">
+<label for="ra">RA (decimal °, 0 ≤ RA &lt; 360)</label><input type="text" id="ra" name="ra" required """
+        f"""inputmode="decimal" value="{attr(values.get("ra"))}">
+<label for="dec">Dec (decimal °, −90 … 90)</label><input type="text" id="dec" name="dec" required """
+        f"""inputmode="decimal" value="{attr(values.get("dec"))}">
+<label for="url">URL</label><input type="url" id="url" name="url" size="50" value="{attr(values.get("url"))}" """
+        """placeholder="https://...">
 </div>
 <button type="submit" id="event-submit">Add the event</button>
 </form>
-<p class="hint">Scripts may use the API: <code>POST /api/v1/alerts</code> with <code>ivorn</code>, <code>ra</code>, <code>dec</code>, <code>url</code>, <code>name</code> and the hashtag.</p>"""
+<p class="hint">Scripts may use the API: <code>POST /api/v1/alerts</code> with <code>ivorn</code>, <code>ra</code>, """
+        """<code>dec</code>, <code>url</code>, <code>name</code> and the hashtag.</p>"""
+    )
 
 
 def _sentence(text: str) -> str:
@@ -75,7 +83,8 @@ async def new_event(request: web.Request) -> web.Response:
             handlers.invalidate(request.app)
             info = (
                 f'<p class="msg ok" role="status" id="msg-ok">Event {escape(stored.display_name)} added '
-                f"(id {stored.alert_id}): {link(lightcurve_href(stored.ivorn), 'its light curve', id='new-event-link')}.</p>"
+                f"(id {stored.alert_id}): "
+                f"{link(lightcurve_href(stored.ivorn), 'its light curve', id='new-event-link')}.</p>"
             )
             info += "".join(
                 f'<p class="msg warning" role="status">Another event is near: {escape(w)}.</p>' for w in warnings

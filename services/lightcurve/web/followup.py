@@ -91,8 +91,9 @@ async def followup_page(request: web.Request) -> web.Response:
             action = (
                 f'<form method="post" action="/datapoints/{p.followup_id}/delete" class="delete inline">'
                 f'<input type="hidden" name="csrf" value="{attr(csrf)}">'
-                f'<input type="text" name="reason" required maxlength="500" placeholder="reason" aria-label="reason for deleting {p.followup_id}">'
-                f'<button type="submit">delete</button></form>'
+                '<input type="text" name="reason" required maxlength="500" placeholder="reason" aria-label="reason '
+                f'for deleting {p.followup_id}">'
+                '<button type="submit">delete</button></form>'
             )
         else:
             action = ""
@@ -123,7 +124,8 @@ async def followup_page(request: web.Request) -> web.Response:
         "",
     )
     table = (
-        f'<table class="list" id="followup-table"><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr></thead>'
+        f'<table class="list" id="followup-table"><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr>'
+        "</thead>"
         f"<tbody>{''.join(body)}</tbody></table>"
     )
     params = {"mine": "1" if mine else None, "ivorn": ivorn, "per_page": per_page if per_page != PER_PAGE else None}
@@ -139,7 +141,7 @@ async def followup_page(request: web.Request) -> web.Response:
         notes += f"<p>{link('/followup?mine=1', 'Only my uploads')} (there you may delete your own datapoints).</p>"
     if ivorn:
         notes += f"<p>Event {escape(ivorn)} · {link(lightcurve_href(ivorn), 'light curve')}</p>"
-    title = f"My uploads ({user.name})" if mine else "Follow-up data"
+    title = f"My uploads ({user.name})" if mine and user is not None else "Follow-up data"
     return await render(request, title, notes + pager + table + pager, active="followup")
 
 

@@ -28,7 +28,7 @@ def _sexagesimal(ra: float, dec: float) -> str:
 def _point_rows(points: list[dict]) -> str:
     """The light curve's table body, one string (thousands of rows: per-point work kept to string formatting)."""
     num = fmt
-    out = []
+    out: list[str] = []
     append = out.append
     for p, when in zip(points, pages.mjd_datetimes(p["mjd"] for p in points)):
         mag_value, err_value, limit = p["mag"], p["mag_err"], p["limit_mag"]
@@ -87,16 +87,20 @@ async def lightcurve_page(request: web.Request) -> web.Response:
         if url
         else (f' · <span id="event-url">{escape(alert)}</span>' if alert else "")
     )
-    content = f"""
-<p class="meta"><span class="ivorn" id="lc-ivorn">{escape(data["ivorn"])}</span> · RA {fmt(data["ra"], 5)}°, Dec {fmt(data["dec"], 5)}°
+    content = (
+        f"""
+<p class="meta"><span class="ivorn" id="lc-ivorn">{escape(data["ivorn"])}</span> · RA {fmt(data["ra"], 5)}°, Dec """
+        f"""{fmt(data["dec"], 5)}°
 ({escape(_sexagesimal(data["ra"], data["dec"]))}){ext}</p>
-<p class="meta"><span id="lc-count">{len(points)} point{"" if len(points) == 1 else "s"}</span> ({n_limits} limits) in {len(filters)} filter(s): {escape(", ".join(filters))} ·
+<p class="meta"><span id="lc-count">{len(points)} point{"" if len(points) == 1 else "s"}</span> ({n_limits} limits) """
+        f"""in {len(filters)} filter(s): {escape(", ".join(filters))} ·
 {link(csv_href, "download CSV", id="csv-link", download="")} · {link(json_href, "JSON", id="json-link")} ·
 {link("/upload?" + urlencode({"ivorn": data["ivorn"]}), "upload a frame of this event")} ·
 {link(query_href("/followup", {"ivorn": data["ivorn"]}), "follow-up list")}</p>
 <div class="chart-box">
 <div class="chart-tools"><button type="button" id="reset-zoom">reset zoom</button>
-<span class="hint">drag: zoom to a box · wheel: zoom · shift+drag: pan · double-click: reset · click a filter in the legend to hide it</span></div>
+<span class="hint">drag: zoom to a box · wheel: zoom · shift+drag: pan · double-click: reset · click a filter in the """
+        f"""legend to hide it</span></div>
 <div id="chart" aria-label="light curve plot"></div>
 <noscript><p>The plot needs JavaScript; every point is in the table below.</p></noscript>
 </div>
@@ -104,6 +108,7 @@ async def lightcurve_page(request: web.Request) -> web.Response:
 <h2>Datapoints</h2>
 <table class="list" id="points-table"><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr></thead>
 <tbody>{table_rows}</tbody></table>"""
+    )
     return await render(
         request,
         f"Light curve of {data['name']}",

@@ -31,7 +31,8 @@ async def upload_page(request: web.Request) -> web.Response:
     rows = (await handlers.summary_rows(request))[:300]
     datalist = "".join(f'<option value="{attr(r["ivorn"])}">{escape(r["name"])}</option>' for r in rows)
     event = request.query.get("ivorn", "")
-    content = f"""
+    content = (
+        f"""
 <p>Send a SExtractor catalogue of your frame; photcal matches it with the reference surveys, fits the zero point
 and answers the target's magnitude (or limit) with a plot. With <b>dry run</b> on, nothing is stored.</p>
 <form method="post" action="/cgi/upload" enctype="multipart/form-data" class="card" id="upload-form">
@@ -42,21 +43,29 @@ and answers the target's magnitude (or limit) with a plot. With <b>dry run</b> o
 <label for="EventID">Event (ivorn)</label>
 <input type="text" id="EventID" name="EventID" list="alerts-list" required value="{attr(event)}"
  placeholder="ivo://gaia/alerts#Gaia21eeo" size="50"><datalist id="alerts-list">{datalist}</datalist>
-<label for="MJD">MJD (mid-exposure)</label><input type="number" id="MJD" name="MJD" step="any" min="0" max="100000" required placeholder="60000.12345">
+<label for="MJD">MJD (mid-exposure)</label><input type="number" id="MJD" name="MJD" step="any" min="0" max="100000" """
+        """required placeholder="60000.12345">
 <label for="expTime">Exposure (s)</label><input type="number" id="expTime" name="expTime" step="any" min="0">
-<label for="matchDist">Match distance (arcsec)</label><input type="number" id="matchDist" name="matchDist" step="any" min="0.1" max="60" value="2">
-<label for="forceFilter">Force filter</label><select id="forceFilter" name="forceFilter">{_force_filter_options()}</select>
+<label for="matchDist">Match distance (arcsec)</label><input type="number" id="matchDist" name="matchDist" """
+        f"""step="any" min="0.1" max="60" value="2">
+<label for="forceFilter">Force filter</label><select id="forceFilter" name="forceFilter">{_force_filter_options()}"""
+        """</select>
 <label for="comment">Comment</label><input type="text" id="comment" name="comment" maxlength="2000" size="50">
 <span>Options</span>
-<span><input type="hidden" name="dryRun" value="0"><label class="check"><input type="checkbox" id="dryRun" name="dryRun" value="1" checked> dry run (do not store)</label>
-<input type="hidden" name="noPlot" value="0"><label class="check"><input type="checkbox" id="noPlot" name="noPlot" value="1"> no plot</label></span>
+<span><input type="hidden" name="dryRun" value="0"><label class="check"><input type="checkbox" id="dryRun" """
+        """name="dryRun" value="1" checked> dry run (do not store)</label>
+<input type="hidden" name="noPlot" value="0"><label class="check"><input type="checkbox" id="noPlot" name="noPlot" """
+        """value="1"> no plot</label></span>
 </div>
-<button type="submit" id="upload-submit">Calibrate</button> <span id="upload-state" class="state" aria-live="polite"></span>
+<button type="submit" id="upload-submit">Calibrate</button> <span id="upload-state" class="state" aria-live="polite">"""
+        """</span>
 </form>
 <section id="result" hidden>
 <p id="result-message" class="msg"></p>
 <table id="result-table" class="kv"></table>
 <p id="result-links"></p>
-<figure id="result-plot-box" hidden><img id="result-plot" alt="calibration plot"><figcaption>Calibration plot</figcaption></figure>
+<figure id="result-plot-box" hidden><img id="result-plot" alt="calibration plot"><figcaption>Calibration plot"""
+        """</figcaption></figure>
 </section>"""
+    )
     return await render(request, "Upload a frame", content, active="upload", scripts=("/static/upload.js",))
