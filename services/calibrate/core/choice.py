@@ -104,7 +104,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -413,6 +413,7 @@ def fit_band(
     if no_colour_column:
         # no colour at all: the stars' magnitudes may still give a zero point (see _assume_colour_term)
         blue = red = np.full(len(mags), np.nan)
+    assert blue is not None and red is not None  # both columns, or both NaN just above
 
     sign = 1.0 if band.name == band.colour[0] else (-1.0 if band.name == band.colour[1] else 0.0)
 
@@ -562,7 +563,7 @@ class Evaluation:
 
 def evaluate_candidates(
     sources: SourceColumns,
-    references: dict[str, ReferenceStars],
+    references: Mapping[str, ReferenceStars],
     radius_arcsec: float,
     src_usable: np.ndarray,
     src_good: np.ndarray,
@@ -589,7 +590,7 @@ def evaluate_candidates(
     Evaluation
     """
     if only is not None and len(only) == 2 and all(isinstance(x, str) for x in only):
-        only = [only]  # one (survey, band)
+        only = [only]  # type: ignore[list-item]  # one (survey, band): a pair of names, not a list of pairs
     wanted = None if only is None else {tuple(x) for x in only}
     candidates: list[BandCandidate] = []
     matched_any = np.zeros(len(sources), dtype=bool)
@@ -666,13 +667,19 @@ def nominal_band(band: str) -> str:
     return band.replace("'", "")
 
 
+def _fit(c: BandCandidate) -> FitResult:
+    """``c.fit`` of a candidate that was fitted (every candidate these rules compare)."""
+    assert c.fit is not None
+    return c.fit
+
+
 def _twins(a: BandCandidate, b: BandCandidate, settings: FitSettings) -> bool:
     """Same nominal band and colour in two surveys, colour terms equal within errors."""
     if a.survey == b.survey or nominal_band(a.band) != nominal_band(b.band):
         return False
     if nominal_band(a.colour) != nominal_band(b.colour):
         return False
-    fa, fb = a.fit, b.fit
+    fa, fb = _fit(a), _fit(b)
     var = (fa.covariance[1, 1] if fa.fit_colour_term else 0.0) + (fb.covariance[1, 1] if fb.fit_colour_term else 0.0)
     return abs(fa.colour_term - fb.colour_term) <= settings.twin_ct_sigma * math.sqrt(max(var, 0.0))
 
@@ -704,12 +711,12 @@ def _closest_standard(best: BandCandidate, fitted: list[BandCandidate], s: FitSe
     depends least on the target's colour, which is unknown. The same nominal
     band in two surveys is left to the score and the twin rule.
     """
-    if best.broad or best.colour_term_assumed or not best.fit.fit_colour_term:
+    if best.broad or best.colour_term_assumed or not _fit(best).fit_colour_term:
         return best
     mb, eb = colour_mismatch(best, s)
     closer = []
     for c in fitted:
-        if c.broad or c.colour_term_assumed or not c.fit.fit_colour_term:
+        if c.broad or c.colour_term_assumed or not _fit(c).fit_colour_term:
             continue
         if nominal_band(c.band) == nominal_band(best.band):
             continue
@@ -728,7 +735,7 @@ def _closest_standard(best: BandCandidate, fitted: list[BandCandidate], s: FitSe
 
 
 def _lowest(fitted: list[BandCandidate]) -> BandCandidate:
-    return min(fitted, key=lambda c: (c.score, -c.fit.npoints))
+    return min(fitted, key=lambda c: (c.score, -_fit(c).npoints))
 
 
 def choose_best(
@@ -786,7 +793,7 @@ def choose_best(
 
     def rank(c: BandCandidate) -> tuple:
         pref = SURVEY_PREFERENCE.index(c.survey) if c.survey in SURVEY_PREFERENCE else len(SURVEY_PREFERENCE)
-        return (pref, c.score, -c.fit.npoints)
+        return (pref, c.score, -_fit(c).npoints)
 
     chosen = min(twins, key=rank)
     if why:
