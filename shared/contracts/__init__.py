@@ -17,9 +17,11 @@ relies on is declared here once and imported from here:
 - :mod:`shared.contracts.routes` -- every HTTP route: method, path, the service
   that serves it, whether the gateway forwards it; each service registers its
   routes from this table.
+- :mod:`shared.contracts.collections` -- every MongoDB collection with its
+  indexes and the ``shared/db`` module that owns it (its document model and
+  every query on it; nothing else touches a collection).
 
-Not here: the database collections (``shared/db``, a module per collection)
-and the band-choice rules (``shared/bands.py``). ``docs/design.md`` is the
+Not here: the band-choice rules (``shared/bands.py``). ``docs/design.md`` is the
 design these contracts implement; ``docs/architecture.md`` is the layout.
 
 Nothing in this package imports a service: every service may import it.

@@ -1,6 +1,6 @@
 """MongoDB access: one module per collection, all on pymongo's native async API.
 
-``shared.db.collections`` lists every collection with its indexes and the
+``shared.contracts.collections`` lists every collection with its indexes and the
 module that owns it (its document model and every query on it); nothing
 outside this package touches a collection.
 

@@ -1,6 +1,6 @@
 """Alerts (events): the transients observers follow up, keyed by ivorn.
 
-The collection ``alerts`` (``shared.db.collections.ALERTS``); one document is an
+The collection ``alerts`` (``shared.contracts.collections.ALERTS``); one document is an
 :class:`Alert` plus its name keys (``name_key``, ``fragment_key``, indexed).
 """
 

@@ -7,7 +7,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from shared.db.collections import (
+from shared.contracts.collections import (
     ALERTS,
     BY_NAME,
     CALIBRATIONS,
@@ -26,7 +26,7 @@ from shared.metrics import DB_LATENCY
 
 
 class Database:
-    """A connected database; its collections are the ones ``shared.db.collections`` names, by name
+    """A connected database; its collections are the ones ``shared.contracts.collections`` names, by name
     (``db.alerts``...). Only the collection's own module (``shared.db.<module>``) queries it."""
 
     def __init__(self, client: AsyncMongoClient, name: str) -> None:
@@ -35,7 +35,7 @@ class Database:
 
     def collection(self, spec: Collection) -> AsyncCollection:
         if BY_NAME.get(spec.name) is not spec:
-            raise KeyError(f"{spec.name!r} is not in shared.db.collections")
+            raise KeyError(f"{spec.name!r} is not in shared.contracts.collections")
         return self.db[spec.name]
 
     @property
@@ -82,7 +82,7 @@ class Database:
             return False
 
     async def ensure_indexes(self) -> None:
-        """Every index ``shared.db.collections`` declares (present ones are left as they are)."""
+        """Every index ``shared.contracts.collections`` declares (present ones are left as they are)."""
         for spec in COLLECTIONS:
             for index in spec.indexes:
                 options: dict = {"unique": True} if index.unique else {}

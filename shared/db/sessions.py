@@ -20,7 +20,7 @@ from shared.db.client import Database
 class RevokedSession(TypedDict):
     #: the session id the cookie carries
     _id: str
-    #: when the cookie would have expired (the TTL index's field, shared.db.collections.REVOKED_SESSIONS)
+    #: when the cookie would have expired (the TTL index's field, shared.contracts.collections.REVOKED_SESSIONS)
     expires_at: datetime
     revoked_at: datetime
 

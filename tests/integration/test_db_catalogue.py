@@ -1,4 +1,4 @@
-"""Every collection photcal uses is in shared/db/collections.py with its indexes; no other can be reached.
+"""Every collection photcal uses is in shared/contracts/collections.py with its indexes; no other can be reached.
 
 On the MongoDB-protocol server the tests use: the indexes the catalogue declares are the ones made at
 start-up, and the writes of every shared/db module land only in catalogued collections.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.contracts.collections import COLLECTIONS
 from shared.db import Database, connect_database
-from shared.db.collections import COLLECTIONS
 
 pytestmark = pytest.mark.integration
 

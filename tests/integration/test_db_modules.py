@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.contracts.collections import COLLECTIONS
 from shared.contracts.messages import CalibrationResult
 from shared.db import (
     alerts,
@@ -16,7 +17,6 @@ from shared.db import (
     upload_sources,
     uploads,
 )
-from shared.db.collections import COLLECTIONS
 from shared.errors import Forbidden, NotFound
 
 IVORN = "ivo://test/db#Modules1"

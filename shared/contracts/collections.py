@@ -1,4 +1,4 @@
-"""Every MongoDB collection photcal keeps, with its indexes: the one list.
+"""Every MongoDB collection photcal keeps, with its indexes: the one list (a contract: the data outlives the code).
 
 Each collection's documents and the functions that read and write them live in
 its own module (``shared.db.<module>``, named here); nothing else touches a
