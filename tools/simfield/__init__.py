@@ -25,7 +25,7 @@ CLI::
 
     python -m tools.simfield --out DIR --seed N --ra R --dec D --band V
     python -m tools.simfield --suite N --out DIR
-    python -m tools.simfield --suite-kind dev --out DIR   # or eval: the realistic sets
+    python -m tools.simfield --suite-kind dev --out DIR   # or eval, eval2: the realistic sets
     python -m tools.simfield --out DIR --seed N --ra R --dec D --band i --sky dense --width 1500 --pixel-scale 0.8
 
 Sky types (:data:`SKY_TYPES`): ``legacy`` (the default, the committed

@@ -1,38 +1,4 @@
-"""Synthetic CCD fields with known truth, to prove the calibration accuracy.
-
-One call of :func:`simulate_field` draws a star field around (ra, dec), renders
-a CCD image of it through one of the instrument bands of
-:mod:`tools.photsystem`, runs the real ``source-extractor`` on it (four
-catalogue formats) and writes VizieR-style reference extracts plus a
-``truth.json``. Everything is reproducible from the seed.
-
-Conventions (all magnitudes in mag, fluxes in ADU unless said otherwise):
-
-* ``m_ref`` - magnitude in the instrument band's *true best* survey band;
-* ``colour`` - that survey band's colour (e.g. APASS ``B-V``);
-* ``m_sys = m_ref - colour_term * colour`` - the instrument's own system;
-* ``m_inst = m_sys - zeropoint = -2.5 log10(total flux in ADU)`` - what
-  SExtractor reports as ``MAG_AUTO`` with ``MAG_ZEROPOINT 0`` (up to the Kron
-  aperture's flux loss, a few hundredths).
-
-Hence the calibration a server should recover is
-``m_ref = m_inst + zeropoint + colour_term * colour``.
-
-Pixel coordinates written out (``x_image``, ``y_image``) follow the FITS /
-SExtractor convention: the centre of the first pixel is (1, 1).
-
-CLI::
-
-    python -m tools.simfield --out DIR --seed N --ra R --dec D --band V
-    python -m tools.simfield --suite N --out DIR
-    python -m tools.simfield --suite-kind dev --out DIR   # or eval: the realistic sets
-    python -m tools.simfield --out DIR --seed N --ra R --dec D --band i --sky dense --width 1500 --pixel-scale 0.8
-
-Sky types (:data:`SKY_TYPES`): ``legacy`` (the default, the committed
-fields), ``sparse`` (high latitude) and ``dense`` (Galactic plane, 50k-200k
-stars/deg^2 to V 21), the realistic ones with blended reference photometry
-and DR3-like Gaia BP/RP gaps.
-"""
+"""The simulator's command line (``python -m tools.simfield``); what it simulates is the package's docstring."""
 
 from __future__ import annotations
 
