@@ -36,10 +36,15 @@ counts (acceptable set, exact band) are printed.
 
 Target brightness: the raw error is printed for all detected targets and
 binned by the target's own signal-to-noise (1.0857 / MAGERR_AUTO), beside
-the "calibration alone" error (raw minus the target's own MAG_AUTO error
-against its true instrumental magnitude), which is what issue 3's 10/45
-mmag targets are compared with (the target's photon noise is the same
-whichever calibrator is used).
+the "calibration alone" error (:func:`calibration_alone`: raw minus the
+target's own deviation from what an isolated star of its frame measures, i.e.
+its MAG_AUTO - true instrumental magnitude less the frame's isolated-star
+aperture loss, :func:`tools.fieldio.isolated_aperture_loss`), which is what
+issue 3's 10/45 mmag targets are compared with (the target's photon noise and
+its neighbours' light are the same whichever calibrator is used; the
+calibrators' aperture loss, which the zero point absorbs, is not the
+calibration's error, their contamination by neighbours is). STDPipe's
+calibration-alone error is computed the same way.
 
 Limit: the truth is the magnitude at which half the field's stars are in
 its catalogue (:func:`tools.fieldio.true_completeness_limit`); the ideal
@@ -65,6 +70,7 @@ whole set. The error targets are compared with the calibration-alone error
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
@@ -357,6 +363,31 @@ class Figures:
 ScoredTarget = tuple[FieldRun, float, float | None, float, float | None]
 
 
+@functools.cache
+def ideal_loss(folder: Path) -> float:
+    """The field's aperture loss of an isolated, well-measured star (mag, MAG_AUTO - m_inst):
+    :func:`tools.fieldio.isolated_aperture_loss`."""
+    return fieldio.isolated_aperture_loss(folder)[0]
+
+
+def calibration_alone(raw: float, inst_mag: float, true_inst_mag: float, isolated_loss: float) -> float:
+    """The calibration's own part of a target's error, mag.
+
+    ``raw`` = calibrated - true. MAG_AUTO misses light for every star (the
+    Kron aperture loss, ``isolated_loss`` for an isolated one) and the fitted
+    zero point absorbs the calibrators' share of it, so ``raw`` = (target's
+    MAG_AUTO error - calibrators' loss) + zero-point and colour error.
+    Subtracting the target's whole MAG_AUTO error (``inst_mag -
+    true_inst_mag``) would leave the calibrators' common-mode loss counted as
+    calibration error; subtracting only the target's deviation from an
+    isolated star of the frame (``inst_mag - true_inst_mag - isolated_loss``:
+    its photon noise and its neighbours' light) leaves the zero point's and
+    colour's error, including what calibrators contaminated by neighbours
+    do to it, which the calibration owns.
+    """
+    return raw - ((inst_mag - true_inst_mag) - isolated_loss)
+
+
 def score(runs: list[FieldRun], which: str) -> tuple[Figures, list[ScoredTarget]]:
     """Errors of detected, detectable targets: (run, calibrated - true, reported error, ...)."""
     errs: list[ScoredTarget] = []
@@ -376,9 +407,7 @@ def score(runs: list[FieldRun], which: str) -> tuple[Figures, list[ScoredTarget]
             continue
         assert o.survey and o.band and o.mag is not None and o.inst_mag is not None, "a detection has its band"
         true, _ = fieldio.true_magnitude(r.folder, o.survey, o.band)
-        # the part the calibration adds: calibrated - true minus the catalogue's own
-        # photometric error of the target (MAG_AUTO - true instrumental magnitude)
-        cal_part = (o.mag - true) - (o.inst_mag - r.truth["transient"]["m_inst"])
+        cal_part = calibration_alone(o.mag - true, o.inst_mag, r.truth["transient"]["m_inst"], ideal_loss(r.folder))
         errs.append((r, o.mag - true, o.mag_err, cal_part, o.inst_err))
     d = np.array([abs(x[1]) for x in errs]) * 1000.0
     z = np.array([abs(x[1]) / x[2] if x[2] else np.inf for x in errs])
@@ -756,7 +785,8 @@ def print_sky_report(runs: list[FieldRun], set_name: str, with_filters: bool) ->
             f"{f.within1:4.0%}  {bp:10.0%}"
         )
     print(
-        "(mmag; 'cal.' = calibration alone: calibrated - true minus the target's own MAG_AUTO error;"
+        "(mmag; 'cal.' = calibration alone: calibrated - true minus the target's MAG_AUTO error beyond"
+        " an isolated star's aperture loss;"
         " STDPipe told the true best band; scored = detected targets, ours/STDPipe)"
     )
     f = sky_figures(runs, with_filters)

@@ -13,6 +13,7 @@ true best one can still be scored against the truth in the band it chose.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,111 @@ def true_completeness_limit(folder: str | Path, fraction: float = 0.5, radius_ar
         return float(centres[i])
     f0, f1 = frac[i], frac[i + 1]
     return float(centres[i] + (f0 - fraction) / (f0 - f1) * (centres[i + 1] - centres[i]))
+
+
+#: an isolated star: no other true object within this many FWHM ...
+ISOLATION_FWHM = 4.0
+#: ... brighter than the star + this (mag): a neighbour adding >= 1 % of its light
+ISOLATION_DELTA_MAG = 5.0
+#: stars this far above the 5-sigma limit (mag) are "well measured" (photon noise << 10 mmag)
+WELL_MEASURED_MARGIN = 4.0
+#: fewest isolated stars a median is taken over
+MIN_ISOLATED = 5
+
+
+def isolated_aperture_loss_of(
+    star_x: np.ndarray,
+    star_y: np.ndarray,
+    star_m_inst: np.ndarray,
+    cat_x: np.ndarray,
+    cat_y: np.ndarray,
+    cat_mag: np.ndarray,
+    cat_flags: np.ndarray,
+    neighbour_x: np.ndarray,
+    neighbour_y: np.ndarray,
+    neighbour_m_inst: np.ndarray,
+    fwhm_px: float,
+    delta_mag: float = ISOLATION_DELTA_MAG,
+) -> tuple[float, int]:
+    """Median ``MAG_AUTO - m_inst`` (mag) of the isolated candidate stars, and how many.
+
+    Pure arrays (positions in pixels, magnitudes in the instrumental system
+    ``-2.5 log10 ADU``): a candidate star counts when the catalogue has an
+    unflagged (``FLAGS == 0``) source within 1 px of its true position and no
+    other true object (``neighbour_*``, which may include the star itself at
+    distance 0) lies within :data:`ISOLATION_FWHM` x ``fwhm_px`` while being
+    less than ``delta_mag`` (default :data:`ISOLATION_DELTA_MAG`) fainter than the
+    star. NaN, 0 when none counts.
+    """
+    from scipy.spatial import cKDTree
+
+    star_x, star_y, star_m_inst = (np.asarray(a, float) for a in (star_x, star_y, star_m_inst))
+    cat_x, cat_y, cat_mag = (np.asarray(a, float) for a in (cat_x, cat_y, cat_mag))
+    nx, ny, nm = (np.asarray(a, float) for a in (neighbour_x, neighbour_y, neighbour_m_inst))
+    if not len(star_x) or not len(cat_x):
+        return math.nan, 0
+    stars = np.column_stack([star_x, star_y])
+    around = cKDTree(np.column_stack([nx, ny])).query_ball_point(stars, ISOLATION_FWHM * fwhm_px)
+    dc, j = cKDTree(np.column_stack([cat_x, cat_y])).query(stars)
+    losses = []
+    for k, idx in enumerate(around):
+        idx = np.asarray(idx, int)
+        dn = np.hypot(nx[idx] - star_x[k], ny[idx] - star_y[k])
+        if ((dn > 0.5) & (nm[idx] < star_m_inst[k] + delta_mag)).any():
+            continue
+        if dc[k] < 1.0 and int(cat_flags[j[k]]) == 0 and np.isfinite(cat_mag[j[k]]):
+            losses.append(cat_mag[j[k]] - star_m_inst[k])
+    if not losses:
+        return math.nan, 0
+    return float(np.median(losses)), len(losses)
+
+
+def isolated_aperture_loss(folder: str | Path) -> tuple[float, int]:
+    """The aperture loss of an isolated, well-measured star in the field's frame, mag, and
+    the number of stars it is the median of.
+
+    ``MAG_AUTO`` (``sex_fits1.fits``, zero point 0, so in ``m_inst``) minus
+    the true instrumental magnitude, median over unsaturated stars of
+    ``objects.csv`` inside the image and :data:`WELL_MEASURED_MARGIN` mag
+    above the 5-sigma limit with no true neighbour (star, galaxy or the
+    transient; ``objects.csv`` holds stars to limit + 2 mag) adding 1 % or
+    more of their light within :data:`ISOLATION_FWHM` FWHM
+    (:func:`isolated_aperture_loss_of`). Positive: the Kron aperture misses
+    light. If fewer than :data:`MIN_ISOLATED` stars qualify the margin is
+    relaxed to 2 mag; then NaN.
+    """
+    from astropy.io import fits
+
+    folder = Path(folder)
+    truth = load_truth(folder)
+    w, h = truth["field"]["width_px"], truth["field"]["height_px"]
+    fwhm_px = truth["fwhm_arcsec"] / truth["field"]["pixel_scale_arcsec"]
+    obj = pd.read_csv(folder / "objects.csv")
+    cat = fits.getdata(folder / "sex_fits1.fits", 1)
+    inside = obj.x_image.between(0.5, w + 0.5) & obj.y_image.between(0.5, h + 0.5)
+    loss, n = math.nan, 0
+    # crowded frames have few isolated bright stars: then fainter ones, never less isolated
+    # (a neighbour's light would bias the loss low)
+    for margin in (WELL_MEASURED_MARGIN, 2.0):
+        st = obj[
+            (obj.kind == "star")
+            & ~obj.saturated.astype(bool)
+            & inside
+            & (obj.m_sys < truth["limit_mag_5sigma"] - margin)
+        ]
+        loss, n = isolated_aperture_loss_of(
+            st.x_image.to_numpy(),
+            st.y_image.to_numpy(),
+            st.m_inst.to_numpy(),
+            np.asarray(cat["X_IMAGE"], float),
+            np.asarray(cat["Y_IMAGE"], float),
+            np.asarray(cat["MAG_AUTO"], float),
+            np.asarray(cat["FLAGS"], int),
+            obj.x_image.to_numpy(),
+            obj.y_image.to_numpy(),
+            obj.m_inst.to_numpy(),
+            fwhm_px,
+        )
+        if n >= MIN_ISOLATED:
+            break
+    return loss, n
