@@ -155,7 +155,8 @@ def isolated_aperture_loss_of(
         return math.nan, 0
     stars = np.column_stack([star_x, star_y])
     around = cKDTree(np.column_stack([nx, ny])).query_ball_point(stars, ISOLATION_FWHM * fwhm_px)
-    dc, j = cKDTree(np.column_stack([cat_x, cat_y])).query(stars)
+    dist, nearest = cKDTree(np.column_stack([cat_x, cat_y])).query(stars)
+    dc, j = np.atleast_1d(dist).astype(float), np.atleast_1d(nearest).astype(int)  # per star, as an array
     losses = []
     for k, idx in enumerate(around):
         idx = np.asarray(idx, int)
