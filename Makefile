@@ -37,7 +37,7 @@ run: install
 test: install system-deps
 	$(PYTEST) -q --ignore=tests/cluster
 
-## the distributed deployment: 3 clustered nats-servers (R3 streams), nodes and services killed (1-3 min)
+## the distributed deployment: 3 clustered nats-servers (R3 streams), nodes and services killed (about 1 min)
 test-cluster: install
 	$(PYTEST) -q tests/cluster
 
