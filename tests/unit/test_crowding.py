@@ -181,3 +181,46 @@ def test_empirical_error_of_a_crowded_frame_at_the_targets_signal_to_noise():
     assert bright < 0.015
     assert crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, 0.5, s) is None  # nobody that faint
     assert crowding.empirical_error(ref, inst, inst_err, colour, 1.0, 0.1, None, s) is None
+
+
+def test_gaia_density_is_the_count_per_square_arcmin_in_the_frame():
+    """2,000 Gaia stars spread evenly over a 10' x 10' frame, and as many again outside it: 20 per arcmin2."""
+    rng = np.random.default_rng(21)
+    dec0 = 40.0
+    cosd = math.cos(math.radians(dec0))
+    half = 5.0 / 60.0
+    src_ra = 100.0 + rng.uniform(-half, half, 500) / cosd
+    src_dec = dec0 + rng.uniform(-half, half, 500)
+    inside_ra = 100.0 + rng.uniform(-half, half, 2000) / cosd
+    inside_dec = dec0 + rng.uniform(-half, half, 2000)
+    outside_ra = 100.0 + rng.uniform(2 * half, 4 * half, 2000) / cosd
+    outside_dec = dec0 + rng.uniform(-half, half, 2000)
+    sources = SourceTable.from_columns(
+        src_ra, src_dec, np.full(500, 15.0), np.full(500, 0.01), np.zeros(500, dtype=np.int64)
+    )
+    gaia = (
+        np.concatenate([inside_ra, outside_ra]),
+        np.concatenate([inside_dec, outside_dec]),
+        np.full(4000, 18.0),
+    )
+    density = crowding.gaia_density(sources, np.ones(500, dtype=bool), gaia)
+    # the sources' box is a little smaller than the frame (500 random corners), so slightly fewer, on a smaller area
+    assert 19.0 < density < 21.0
+    assert crowding.gaia_density(sources, np.zeros(500, dtype=bool), gaia) == 0.0
+
+
+def test_a_dense_sky_makes_a_frame_crowded_though_few_sources_are_flagged():
+    """3 % flagged, no blends (not crowded by its flags), 7 Gaia stars per arcmin2: crowded only with a
+    density threshold below that, and then its final fit says so."""
+    fld, sources, refs = _crowded_field(12, blended_fraction=0.0, flagged_fraction=0.03)
+    gaia = refs["GAIA"]
+    usable = np.ones(len(sources), dtype=bool)
+    density = crowding.gaia_density(sources, usable, (gaia.ra, gaia.dec, np.asarray(gaia.mags["G"])))
+    assert 5.0 < density < 10.0
+    default = calibrate_frame(sources, refs, fld.target_ra, fld.target_dec, 2.0)
+    dense = calibrate_frame(
+        sources, refs, fld.target_ra, fld.target_dec, 2.0, settings=FitSettings(crowded_gaia_per_arcmin2=5.0)
+    )
+    assert "crowded field" not in (next(c for c in default.candidates if c.chosen).note or "")
+    assert "crowded field" in (next(c for c in dense.candidates if c.chosen).note or "")
+    assert abs(dense.target.mag - fld.target_true_mag) < 0.05 + 2 * (dense.target.inst_mag_err or 0)

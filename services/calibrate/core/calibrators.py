@@ -10,8 +10,11 @@ Crowded frames (:mod:`crowding`). A frame is crowded when more than
 ``crowded_max_inst_err`` (0.02 mag) are not isolated: SExtractor flagged
 them blended (FLAGS 1|2, ``blend_flags``), or frame sources and Gaia stars
 within ``isolation_frame_arcsec`` (3") add more than ``isolation_max_blend``
-(5 %) to their light. The legacy and sparse fields of the bench have at
-most 8 %; the dense Galactic-plane ones 5-95 %, mostly over 20 %. In a
+(5 %) to their light, or when more than ``crowded_gaia_per_arcmin2`` (10)
+Gaia stars per square arcmin lie in it (the sky is crowded even where few
+sources are flagged). The legacy and sparse fields of the bench have at
+most 12 % blends and 1.75 Gaia stars per arcmin2; the dense Galactic-plane
+ones 3-96 %, mostly over 20 %, and 17-64 Gaia stars per arcmin2. In a
 crowded frame the chosen band's final fit (``choice.BandCandidate.isolated``)
 keeps only calibrators that are
 

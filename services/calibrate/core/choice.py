@@ -651,7 +651,8 @@ def _frame_isolated(
 ) -> tuple[np.ndarray, bool, np.ndarray]:
     """Per source: no blend flag and no neighbour sharing its light in the frame (:mod:`crowding`);
     whether the frame is crowded: more than ``settings.crowded_fraction`` of its good sources
-    measured to ``crowded_max_inst_err`` or better are not isolated; and the neighbours' light."""
+    measured to ``crowded_max_inst_err`` or better are not isolated, or more than
+    ``settings.crowded_gaia_per_arcmin2`` Gaia stars per arcmin2 lie in it; and the neighbours' light."""
     flags = np.asarray(sources.flags).astype(np.int64, copy=False)
     blend = crowding.frame_blend(sources, usable, gaia, settings.isolation_frame_arcsec)
     isolated = ((flags & settings.blend_flags) == 0) & (blend <= settings.isolation_max_blend)
@@ -659,6 +660,8 @@ def _frame_isolated(
         measured = good & (np.asarray(sources.mag_err, dtype=float) <= settings.crowded_max_inst_err)
     n = int(measured.sum())
     crowded = n > 0 and float(np.count_nonzero(measured & ~isolated)) / n > settings.crowded_fraction
+    if not crowded and gaia is not None:
+        crowded = crowding.gaia_density(sources, usable, gaia) > settings.crowded_gaia_per_arcmin2
     return isolated, crowded, blend
 
 

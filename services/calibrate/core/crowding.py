@@ -373,3 +373,31 @@ def empirical_error(
     med = float(np.median(resid))
     mad = 1.482602218505602 * float(np.median(np.abs(resid - med)))
     return math.hypot(med, mad)
+
+
+def gaia_density(
+    sources: SourceColumns,
+    usable: np.ndarray,
+    gaia: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> float:
+    """Gaia stars per square arcmin inside the box the frame's usable sources span (0 with fewer than 2).
+
+    The box is taken on the tangent plane at the sources' median position.
+    How crowded the sky of a frame is, independent of how well SExtractor
+    deblended it: Galactic-plane frames have tens of Gaia stars per arcmin2,
+    high latitudes 1-2 (``FitSettings.crowded_gaia_per_arcmin2``).
+    """
+    ra = np.asarray(sources.ra, dtype=float)[usable]
+    dec = np.asarray(sources.dec, dtype=float)[usable]
+    if ra.size < 2:
+        return 0.0
+    x, y = tangent_arcsec(ra, dec, float(np.median(ra)), float(np.median(dec)))
+    gx, gy = tangent_arcsec(
+        np.asarray(gaia[0], dtype=float), np.asarray(gaia[1], dtype=float), float(np.median(ra)), float(np.median(dec))
+    )
+    area = float(x.max() - x.min()) * float(y.max() - y.min()) / 3600.0
+    if not area > 0:
+        return 0.0
+    with np.errstate(invalid="ignore"):
+        inside = (gx >= x.min()) & (gx <= x.max()) & (gy >= y.min()) & (gy <= y.max())
+    return float(np.count_nonzero(inside)) / area

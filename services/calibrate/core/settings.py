@@ -155,6 +155,16 @@ class FitSettings:
         there includes the unresolved stars' light, so its MAG_AUTO is too
         faint, by ~0.01 mag at an error of 0.01 and ~0.2 mag at 0.1 (dev
         set); default 0.02.
+    crowded_gaia_per_arcmin2 : float
+        A frame is also crowded when more Gaia stars than this per square
+        arcmin lie in the box its sources span, whatever its blend fraction:
+        in a Galactic-plane field (tens of Gaia stars per arcmin2) the
+        light of stars too faint or too close to be sources, unresolved in
+        the frame and in the surveys, biases the calibrators without any one
+        of them being flagged, and some such frames have only 10-11 %
+        flagged blends, no more than sparse ones (up to 12 %); high-latitude
+        fields have 1-2 per arcmin2 (legacy and sparse bench fields at most
+        1.75, the dense ones at least 17.6); default 10 (36,000 per deg2).
     crowding_shift_fraction : float
         In a crowded frame the target's error adds, in quadrature, this
         fraction of the shift between the calibrations over all and over the
@@ -202,6 +212,7 @@ class FitSettings:
     isolation_min_stars: int = 20
     crowded_fraction: float = 0.15
     crowded_max_inst_err: float = 0.02
+    crowded_gaia_per_arcmin2: float = 10.0
     crowding_shift_fraction: float = 1.0
     target_blend_err_fraction: float = 1.0
     target_blend_min_err: float = 0.3
