@@ -88,11 +88,14 @@ async def _connected(nc) -> bool:
     """Connected; or, on a cluster, reconnecting to another node (that takes milliseconds, measured up
     to 0.1 s): an upload arriving meanwhile waits for it, up to :data:`RECONNECT_WAIT_S`, not refused.
 
-    One server and it is away: no wait, the caller answers 503 at once.
+    One server and it is away: no wait, the caller answers 503 at once. Moving is
+    ``RECONNECTING`` or ``CONNECTING``: nats-py's reconnect loop marks the handshake with
+    the next node ``CONNECTING`` (``_process_connect_init``), so an upload arriving during
+    that handshake is moving too, not refused.
     """
     if nc.is_connected:
         return True
-    if not nc.is_reconnecting or len(nc.servers) < 2:
+    if not (nc.is_reconnecting or nc.is_connecting) or len(nc.servers) < 2:
         return False
     loop = asyncio.get_running_loop()
     deadline = loop.time() + RECONNECT_WAIT_S
@@ -100,6 +103,8 @@ async def _connected(nc) -> bool:
         await asyncio.sleep(0.02)
         if nc.is_connected:
             return True
+        if nc.is_closed:
+            return False
     return False
 
 
