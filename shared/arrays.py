@@ -61,6 +61,9 @@ class SourceTable(ArrayModel):
     in degrees (ICRS/J2000), ``flags`` SExtractor's FLAGS (0 when the file
     had none). Rows whose magnitude was unusable (99, NaN) are kept with NaN
     so that the frame's source count stays honest; the fit skips them.
+    ``mag_aper``/``mag_aper_err`` are the first fixed aperture's magnitude
+    (``MAG_APER``) when the catalogue has it beside ``mag``, else None: a
+    crowded frame's target is measured in it (:mod:`services.calibrate.core.aperture`).
     """
 
     ra: NDArray
@@ -68,6 +71,8 @@ class SourceTable(ArrayModel):
     mag: NDArray
     mag_err: NDArray
     flags: NDArray
+    mag_aper: NDArray | None = None
+    mag_aper_err: NDArray | None = None
 
     def __len__(self) -> int:
         return int(len(self.ra))
@@ -80,12 +85,17 @@ class SourceTable(ArrayModel):
         mag: np.ndarray,
         mag_err: np.ndarray,
         flags: np.ndarray | None = None,
+        mag_aper: np.ndarray | None = None,
+        mag_aper_err: np.ndarray | None = None,
     ) -> SourceTable:
         n = len(ra)
+        with_aperture = mag_aper is not None and mag_aper_err is not None
         return cls(
             ra=np.asarray(ra, dtype="<f8"),
             dec=np.asarray(dec, dtype="<f8"),
             mag=np.asarray(mag, dtype="<f4"),
             mag_err=np.asarray(mag_err, dtype="<f4"),
             flags=np.zeros(n, dtype="<i4") if flags is None else np.asarray(flags, dtype="<i4"),
+            mag_aper=np.asarray(mag_aper, dtype="<f4") if with_aperture else None,
+            mag_aper_err=np.asarray(mag_aper_err, dtype="<f4") if with_aperture else None,
         )

@@ -45,6 +45,7 @@ from dataclasses import replace
 import numpy as np
 
 from services.calibrate.core import crowding
+from services.calibrate.core.aperture import aperture_columns, aperture_correction
 from services.calibrate.core.calibrators import source_quality, usable_mags
 from services.calibrate.core.choice import (
     BandCandidate,
@@ -57,7 +58,7 @@ from services.calibrate.core.inputs import ReferenceStars, SourceColumns
 from services.calibrate.core.limits import reference_completeness_inst
 from services.calibrate.core.results import FrameCalibration, PlotData
 from services.calibrate.core.settings import FitSettings
-from services.calibrate.core.target import measure_target
+from services.calibrate.core.target import ApertureInput, measure_target
 from shared.bands import (
     FilterConstraint,
     ForcedBand,
@@ -301,6 +302,7 @@ def calibrate_frame(
     completeness = reference_completeness_inst(
         sources, usable, references, candidates, evaluation.detected, s.limit_completeness
     )
+    aperture = _aperture_input(sources, good, evaluation.neighbour_light, s)
     target = measure_target(
         sources,
         usable,
@@ -312,6 +314,8 @@ def calibrate_frame(
         s,
         completeness_inst=completeness,
         neighbour_light=evaluation.neighbour_light,
+        aperture=aperture,
+        crowded=evaluation.crowded,
     )
     if target.detected and target.note:
         warnings.extend(n for n in target.note.split("; ") if n.startswith("the target is blended"))
@@ -322,10 +326,16 @@ def calibrate_frame(
         shift = abs((fit.zeropoint + fit.colour_term * c0) - (chosen.fit.zeropoint + chosen.fit.colour_term * c0))
         err = math.hypot(target.mag_err, s.crowding_shift_fraction * shift)
         # how far sources measured as well as the target stray from the isolated calibration in this frame
+        # measured the same way as the target: in the aperture, when it was (aperture.py)
+        inst_mag, inst_err = chosen.inst_mag, chosen.inst_err
+        if aperture is not None and target.photometry == "aperture":
+            mag_aper, mag_aper_err, apc = aperture
+            inst_mag = mag_aper[chosen.source_index] + apc.correction
+            inst_err = mag_aper_err[chosen.source_index]
         empirical = crowding.empirical_error(
             chosen.ref_mag,
-            chosen.inst_mag,
-            chosen.inst_err,
+            inst_mag,
+            inst_err,
             chosen.colour_values,
             fit.zeropoint,
             fit.colour_term,
@@ -394,6 +404,27 @@ def calibrate_frame(
         warnings=warnings,
         colour_term_assumed=best.colour_term_assumed,
     )
+
+
+def _aperture_input(
+    sources: SourceColumns, good: np.ndarray, neighbour_light: np.ndarray | None, s: FitSettings
+) -> ApertureInput | None:
+    """The sources' fixed-aperture magnitudes and the frame's aperture correction, if the catalogue has them
+    and enough isolated stars give the correction (:mod:`aperture`)."""
+    columns = aperture_columns(sources)
+    if columns is None:
+        return None
+    mag_aper, mag_aper_err = columns
+    correction = aperture_correction(
+        np.asarray(sources.mag, dtype=float),
+        np.asarray(sources.mag_err, dtype=float),
+        mag_aper,
+        np.asarray(sources.flags),
+        good,
+        neighbour_light,
+        s,
+    )
+    return None if correction is None else (mag_aper, mag_aper_err, correction)
 
 
 def _choose(

@@ -308,7 +308,9 @@ def reference_blend(
     return out
 
 
-def target_blend(flags: int | None, neighbour_light: float, settings: FitSettings) -> tuple[float, str | None]:
+def target_blend(
+    flags: int | None, neighbour_light: float, settings: FitSettings, aperture: bool = False
+) -> tuple[float, str | None]:
     """What a blend at the target adds to its error (mag), and the warning that says so (None: no blend).
 
     The target is blended when SExtractor flags it (``settings.blend_flags``)
@@ -318,7 +320,9 @@ def target_blend(flags: int | None, neighbour_light: float, settings: FitSetting
     unknown (deblending takes part of it away), so the error adds
     ``target_blend_err_fraction * 2.5 log10(1 + light)`` and, when flagged, at
     least ``target_blend_min_err`` (blended targets of the crowded dev fields
-    come back 0.2-0.5 mag too bright), in quadrature.
+    come back 0.2-0.5 mag too bright), in quadrature; a target measured in a
+    small fixed aperture (``aperture``, :mod:`aperture`) takes less of their
+    light, so at least ``target_blend_min_err_aperture``.
     """
     flagged = flags is not None and bool(int(flags) & settings.blend_flags)
     light = float(neighbour_light) if math.isfinite(neighbour_light) else 0.0
@@ -326,7 +330,7 @@ def target_blend(flags: int | None, neighbour_light: float, settings: FitSetting
         return 0.0, None
     extra = settings.target_blend_err_fraction * 2.5 * math.log10(1.0 + max(light, 0.0))
     if flagged:
-        extra = max(extra, settings.target_blend_min_err)
+        extra = max(extra, settings.target_blend_min_err_aperture if aperture else settings.target_blend_min_err)
     why = f"SExtractor FLAGS {int(flags)}" if flagged and flags is not None else "close neighbours"
     msg = (
         f"the target is blended ({why}, neighbours within {settings.isolation_frame_arcsec:g} arcsec add "

@@ -67,6 +67,13 @@ class TargetMeasurement:
         SExtractor FLAGS of the target source.
     note : str or None
         Caveats (e.g. the target is flagged saturated).
+    photometry : str
+        Which of the observer's measurements of the target was used:
+        ``"catalogue"`` (the catalogue's magnitude column, e.g. MAG_AUTO) or
+        ``"aperture"`` (its first fixed aperture plus the frame's aperture
+        correction, in crowded frames: :mod:`aperture`).
+    aperture_correction : float or None
+        That correction, mag (``"aperture"`` only).
     """
 
     detected: bool
@@ -83,6 +90,8 @@ class TargetMeasurement:
     assumed_colour: float | None = None
     flags: int | None = None
     note: str | None = None
+    photometry: str = "catalogue"
+    aperture_correction: float | None = None
 
 
 @dataclass(frozen=True)

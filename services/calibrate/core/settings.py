@@ -179,6 +179,11 @@ class FitSettings:
     target_blend_min_err : float
         ... and at least this when SExtractor flags it blended, mag; default 0.3
         (blended targets of crowded frames come back 0.2-0.5 mag too bright).
+    target_blend_min_err_aperture : float
+        ... and at least this when the target is measured in the catalogue's
+        fixed aperture (:mod:`aperture`), mag; default 0.1 (the flagged
+        targets of the dense development fields measured so: 8-90 mag
+        thousandths too bright, one 0.23).
     """
 
     clip_sigma: float = 2.5
@@ -216,6 +221,7 @@ class FitSettings:
     crowding_shift_fraction: float = 1.0
     target_blend_err_fraction: float = 1.0
     target_blend_min_err: float = 0.3
+    target_blend_min_err_aperture: float = 0.1
 
     def __post_init__(self) -> None:
         if not self.clip_sigma > 0:

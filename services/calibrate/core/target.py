@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from services.calibrate.core.aperture import ApertureCorrection, wants_aperture
 from services.calibrate.core.crowding import target_blend
 from services.calibrate.core.fitting import FitResult
 from services.calibrate.core.inputs import SourceColumns
@@ -19,6 +20,9 @@ from services.calibrate.core.limits import frame_limit_inst
 from services.calibrate.core.results import TargetMeasurement
 from services.calibrate.core.settings import FitSettings
 from shared.sky import angular_separation_arcsec
+
+#: the sources' MAG_APER, its error (mag) and the frame's aperture correction
+ApertureInput = tuple[np.ndarray, np.ndarray, ApertureCorrection]
 
 
 def nearest_source(
@@ -71,6 +75,8 @@ def measure_target(
     reject_flags: int | None = None,
     completeness_inst: float | None = None,
     neighbour_light: np.ndarray | None = None,
+    aperture: ApertureInput | None = None,
+    crowded: bool = False,
 ) -> TargetMeasurement:
     """Calibrate the transient, or give the frame's limit if it is not there.
 
@@ -107,6 +113,13 @@ def measure_target(
     source the neighbours' light over its own from :func:`crowding.frame_blend`,
     above ``isolation_max_blend``) has the blend's share of the error added
     in quadrature and a note saying so (:func:`crowding.target_blend`).
+
+    In a crowded frame (``crowded``), or for a blended target, when the
+    catalogue has a fixed aperture (``aperture``: the sources' ``MAG_APER``,
+    its error and the frame's :class:`aperture.ApertureCorrection`), the
+    target's instrumental magnitude is its aperture magnitude plus the
+    correction (error: both in quadrature), ``photometry == "aperture"``
+    (:mod:`aperture` says why).
     """
     colour = fit.median_colour
     cal_shift = fit.zeropoint + fit.colour_term * colour
@@ -139,7 +152,22 @@ def measure_target(
         mag_err = None
         notes.append("the target's instrumental error is missing")
     light = 0.0 if neighbour_light is None else float(neighbour_light[j])
-    blend_err, blend_msg = target_blend(flags, light, settings)
+    photometry, correction = "catalogue", None
+    if aperture is not None and wants_aperture(crowded, flags, light, settings):
+        mag_aper, mag_aper_err, apc = aperture
+        if math.isfinite(mag_aper[j]) and math.isfinite(mag_aper_err[j]):
+            photometry, correction = "aperture", apc.correction
+            inst = float(mag_aper[j]) + apc.correction
+            inst_err = math.hypot(float(mag_aper_err[j]), apc.error)
+            why = "a crowded frame" if crowded else "a blended target"
+            notes.append(
+                f"{why}: the target is measured in the catalogue's first fixed aperture (MAG_APER), "
+                f"{apc.correction:+.3f} +- {apc.error:.3f} mag aperture correction over {apc.n_stars} isolated stars"
+            )
+            if math.isfinite(inst_err):
+                col_err = fit.unknown_colour_err(settings.transient_colour_scale * fit.colour_spread)
+                mag_err = math.sqrt(inst_err**2 + cal_err**2 + fit.intrinsic_scatter**2 + col_err**2)
+    blend_err, blend_msg = target_blend(flags, light, settings, aperture=photometry == "aperture")
     if blend_msg:
         notes.append(blend_msg)
         if mag_err is not None:
@@ -162,4 +190,6 @@ def measure_target(
         assumed_colour=colour,
         flags=flags,
         note="; ".join(notes) or None,
+        photometry=photometry,
+        aperture_correction=correction,
     )

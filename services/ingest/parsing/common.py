@@ -41,6 +41,9 @@ POSITION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("RA", "DEC"),
 )
 FLAGS_COLUMN = "FLAGS"
+#: the first fixed aperture, kept beside the chosen magnitude when present: a crowded frame's target is
+#: measured in it (services/calibrate/core/aperture.py)
+APERTURE_COLUMNS = ("MAG_APER", "MAGERR_APER")
 _KNOWN = {n for pair in MAG_COLUMNS + POSITION_COLUMNS for n in pair} | {FLAGS_COLUMN}
 
 #: Every code parse_catalogue raises (BadCatalogue unless noted).
@@ -136,6 +139,9 @@ def _pick_columns(columns: dict) -> tuple[dict, list[str]]:
             f"no ALPHA_J2000/DELTA_J2000 columns: used {radec}/{dict(POSITION_COLUMNS)[radec]} as J2000 degrees"
         )
     picked["flags"] = columns.get(FLAGS_COLUMN)
+    aper, aper_err = APERTURE_COLUMNS
+    if mag != aper and aper in have and aper_err in have:
+        picked["mag_aper"], picked["mag_aper_err"] = columns[aper], columns[aper_err]
     return picked, warn
 
 
@@ -171,7 +177,17 @@ def _finish(v: dict, fmt: str, warn: list[str], line_of, names: dict[str, str]) 
         )
     if n_usable < n:
         warn.append(f"{n - n_usable} of {n} sources have no usable magnitude or position and are skipped")
-    table = SourceTable.from_columns(ra=ra, dec=dec, mag=mag, mag_err=err, flags=flags)
+    aper = aper_err = None
+    if v.get("mag_aper") is not None and v.get("mag_aper_err") is not None:
+        aper, aper_err = (np.array(v[k], dtype=np.float64) for k in ("mag_aper", "mag_aper_err"))
+        with np.errstate(invalid="ignore"):
+            unusable = ~(np.isfinite(aper) & (np.abs(aper) < _UNUSABLE_MAG) & np.isfinite(aper_err))
+            unusable |= ~(aper_err >= 0) | (aper_err >= _UNUSABLE_MAG)
+        aper[unusable] = np.nan
+        aper_err[unusable] = np.nan
+    table = SourceTable.from_columns(
+        ra=ra, dec=dec, mag=mag, mag_err=err, flags=flags, mag_aper=aper, mag_aper_err=aper_err
+    )
     return ParsedCatalogue(table=table, format=fmt, n_rows=n, n_usable=n_usable, warnings=warn)
 
 
