@@ -207,9 +207,7 @@ def frame_header(header: Header, shape: tuple[int, ...] | None = None) -> FrameH
     rows, cols = (shape[-2], shape[-1]) if shape is not None and len(shape) >= 2 else (0, 0)
     naxis1 = cols or _int(header.get("NAXIS1"))
     naxis2 = rows or _int(header.get("NAXIS2"))
-    return FrameHeader(
-        **values, has_wcs=_has_celestial_wcs(header), naxis1=naxis1, naxis2=naxis2, from_header=sources
-    )
+    return FrameHeader(**values, has_wcs=_has_celestial_wcs(header), naxis1=naxis1, naxis2=naxis2, from_header=sources)
 
 
 def _int(value: Any) -> int:
