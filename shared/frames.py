@@ -178,11 +178,11 @@ def frame_header(header: Header, shape: tuple[int, ...] | None = None) -> FrameH
     values: dict[str, Any] = {}
     exptime, key = _number(header, "EXPTIME", "EXPOSURE", "ITIME", "EXP_TIME")
     if exptime is not None and exptime >= 0:
-        values["exptime"], sources["exptime"] = exptime, key
+        values["exptime"], sources["exptime"] = exptime, str(key)
     start, key, is_mid = _start_mjd(header)
     if start is not None:
         if is_mid or exptime is None:
-            values["mjd"], sources["mjd"] = start, key
+            values["mjd"], sources["mjd"] = start, str(key)
         else:
             values["mjd"], sources["mjd"] = start + exptime / 2.0 / _DAY_S, f"{key}+{sources['exptime']}/2"
     for name, keys, positive in (
@@ -192,10 +192,10 @@ def frame_header(header: Header, shape: tuple[int, ...] | None = None) -> FrameH
     ):
         number, key = _number(header, *keys, positive=positive)
         if number is not None:
-            values[name], sources[name] = number, key
+            values[name], sources[name] = number, str(key)
     band, key = _text(header, "FILTER", "FILTER1", "FILTNAME", "BAND")
     if band is not None:
-        values["filter"], sources["filter"] = band, key
+        values["filter"], sources["filter"] = band, str(key)
     site_name, name_key = _text(header, "OBSERVAT", "TELESCOP")
     lat, lat_key = _angle(header, ("SITELAT", "LAT-OBS", "OBSLAT", "LATITUDE"), "deg")
     lon, lon_key = _angle(header, ("SITELONG", "LONG-OBS", "OBSLONG", "LONGITUD"), "deg")

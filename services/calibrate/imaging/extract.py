@@ -121,7 +121,7 @@ def isolated(x: np.ndarray, y: np.ndarray, radius_px: float) -> np.ndarray:
         return np.ones(len(x), dtype=bool)
     tree = cKDTree(np.column_stack([x, y]))
     distance, _ = tree.query(np.column_stack([x, y]), k=2)
-    return distance[:, 1] > radius_px
+    return np.asarray(distance)[:, 1] > radius_px
 
 
 def _moffat_pixels(params: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
