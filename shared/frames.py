@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from astropy.coordinates import Angle
-from astropy.io.fits import Header
-from astropy.time import Time
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:  # astropy is imported where a header is read: the message contract imports this module
+    from astropy.io.fits import Header
 
 #: seconds in a day
 _DAY_S = 86400.0
@@ -89,6 +89,8 @@ def _text(header: Header, *keys: str) -> tuple[str | None, str | None]:
 
 def _angle(header: Header, keys: tuple[str, ...], unit: str) -> tuple[float | None, str | None]:
     """Degrees from a number or a sexagesimal string (``unit``: how a sexagesimal one is read)."""
+    from astropy.coordinates import Angle
+
     for key in keys:
         value = header.get(key)
         if value is None or isinstance(value, bool):
@@ -116,6 +118,8 @@ def _is_float(text: str) -> bool:
 
 def _start_mjd(header: Header) -> tuple[float | None, str | None, bool]:
     """(MJD, the keyword(s) it came from, whether it is already mid-exposure)."""
+    from astropy.time import Time
+
     mid, key = _number(header, "MJD-MID")
     if mid is not None and _MJD_RANGE[0] < mid < _MJD_RANGE[1]:
         return mid, key, True
