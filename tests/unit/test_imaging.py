@@ -38,7 +38,7 @@ def _matched_truth(field, phot):
     tree = cKDTree(np.column_stack([objects.x_image - 1.0, objects.y_image - 1.0]))  # FITS 1-based -> 0-based
     distance, index = tree.query(np.column_stack([phot.x, phot.y]))
     near = distance < 1.0
-    rows = objects.iloc[index[near]]
+    rows = objects.iloc[np.asarray(index)[near]]
     return phot.sources.mag[near], phot.sources.mag_err[near], phot.sources.flags[near], rows
 
 
