@@ -60,6 +60,13 @@ class ErrorCode(StrEnum):
     NO_ROWS = "no_rows", 400, "the catalogue has no rows"
     BAD_VALUES = "bad_values", 400, "the rows cannot be read as numbers"
     NO_USABLE_SOURCES = "no_usable_sources", 400, "no source has a usable magnitude and position"
+    # -- the uploaded FITS frame (400; services/ingest/parsing/image.py, services/calibrate/imaging)
+    NOT_AN_IMAGE = "not_an_image", 400, "the FITS file's image is not 2-D (NAXIS is not 2)"
+    IMAGE_CUBE = "image_cube", 400, "the FITS image is a cube (NAXIS3 > 1): upload one plane, a 2-D frame"
+    NO_MJD = "no_mjd", 400, "neither the form (MJD) nor the frame's header (MJD-OBS, DATE-OBS) gives the date"
+    BAD_IMAGE = "bad_image", 400, "the frame's pixels cannot be photometered (all NaN, blank, no stars, unreadable)"
+    IMAGE_NOT_SOLVED = "image_not_solved", 400, "the frame has no celestial WCS and could not be plate-solved"
+    WRONG_WCS = "wrong_wcs", 400, "the frame's WCS puts its stars away from the reference stars"
     # -- the calibration (400, shared.errors.CalibrationFailed; services/calibrate/core)
     CALIBRATION_FAILED = "calibration_failed", 400, "no honest calibration can be made from this catalogue"
     FIELD_NOT_COVERED = "field_not_covered", 400, "no reference survey covers the field"
@@ -95,6 +102,7 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large", 413, "the upload or body is larger than the server accepts"
     TOO_MANY_ROWS = "too_many_rows", 413, "the catalogue has more rows than the server accepts"
     TOO_MANY_LINES = "too_many_lines", 413, "the file has far more lines than rows plus a header"
+    IMAGE_TOO_LARGE = "image_too_large", 413, "the FITS frame is larger (decompressed) than the server accepts"
     RATE_LIMITED = "rate_limited", 429, "too many requests: wait Retry-After seconds"
     # -- what is already there (409)
     CONFLICT = "conflict", 409, "the request conflicts with what is stored"

@@ -14,10 +14,29 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.arrays import ArrayModel, NDArray, SourceTable
 from shared.bands import ForcedBand
+from shared.frames import FrameHeader
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UploadedImage(BaseModel):
+    """A FITS frame to photometer on the server, as it was sent, in the object store.
+
+    ``object_name`` in bucket ``photcal-uploads`` (``<upload_id>.fits``, with
+    ``.gz`` / ``.fz`` as ``compression`` says); ``header`` what the gateway
+    read from the frame's header (the form's MJD and exposure time merged in:
+    the form wins); ``hdu``: the index of the image HDU;
+    ``decompressed_bytes``: the FITS file's size once gunzipped (the worker's bound).
+    """
+
+    object_name: str
+    compression: Literal["none", "gzip", "tile"] = "none"
+    hdu: int = Field(0, ge=0)
+    size_bytes: int = Field(ge=0)
+    decompressed_bytes: int = Field(ge=0)
+    header: FrameHeader
 
 
 class UploadRequested(BaseModel):
@@ -55,6 +74,8 @@ class UploadRequested(BaseModel):
     observatory_filters: list[str] = Field(default_factory=list)
     #: ``force_filter`` parsed once by the gateway (shared.bands.parse_force_filter); null: choose
     forced_band: ForcedBand | None = None
+    #: a FITS frame instead of a catalogue: its sources are measured by the worker (``n_sources`` 0, ``sources`` null)
+    image: UploadedImage | None = None
 
 
 class ConeRequest(BaseModel):
@@ -133,6 +154,27 @@ class ConeReplyHeader(BaseModel):
     surveys: list[ConeSurveyLayout] = Field(default_factory=list)
 
 
+class ImagePhotometry(BaseModel):
+    """How the target was measured on an uploaded frame.
+
+    ``method`` ``"forced_aperture"``: the frame's aperture at the alert's
+    position; ``radius_px`` that aperture, ``fwhm_px`` the frame's FWHM (px);
+    ``snr`` the target's signal-to-noise there, ``snr_limit`` the S/N below
+    which the answer is a limit; ``n_detected`` objects found on the frame;
+    ``wcs`` ``"header"`` or ``"solved"``; ``x``, ``y`` the alert's pixel (FITS, 1-based).
+    """
+
+    method: Literal["forced_aperture"] = "forced_aperture"
+    radius_px: float
+    fwhm_px: float
+    snr: float | None = None
+    snr_limit: float
+    n_detected: int
+    wcs: Literal["header", "solved"] = "header"
+    x: float | None = None
+    y: float | None = None
+
+
 class CandidateFit(BaseModel):
     """One survey/band tried, with its fit quality."""
 
@@ -205,6 +247,12 @@ class CalibrationResult(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     #: the colour term is an assumed 0, not fitted (too few calibrators with a colour)
     colour_term_assumed: bool = False
+    #: an uploaded frame: how the target was measured on it
+    photometry: ImagePhotometry | None = None
+    #: an uploaded frame: what was read from its header (field -> keyword, e.g. "mjd": "DATE-OBS+EXPTIME/2")
+    from_header: dict[str, str] | None = None
+    #: an uploaded frame's filter, airmass, gain and site as its header gives them
+    frame: FrameHeader | None = None
 
 
 class DeadLetter(BaseModel):
