@@ -32,6 +32,12 @@ FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="photcal" \
       org.opencontainers.image.description="Photometric calibration server (ingest, calibrate, catalog, lightcurve)" \
       org.opencontainers.image.licenses="BSD-3-Clause"
+# plate solving of uploaded frames (services/calibrate/imaging/astrometry.py): astrometry.net's
+# solve-field and the Tycho-2 index files for fields from 22' to 2000' (about 290 MB)
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends astrometry.net astrometry-data-tycho2-07 \
+    astrometry-data-tycho2-08 astrometry-data-tycho2-09 astrometry-data-tycho2-10-19 \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 photcal \
  && useradd --system --uid 10001 --gid 10001 --home-dir /home/photcal --create-home \
             --shell /usr/sbin/nologin photcal \

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Debian packages some tests use: source-extractor (real SExtractor runs), promtool
-# (Prometheus rule checks). Installed when missing and we may (root + apt-get);
-# otherwise the tests that need them skip and say why. Never fails the build.
+# (Prometheus rule checks), astrometry.net with the Tycho-2 index files for fields from
+# 22' to 2000' (plate solving of uploaded frames; the Dockerfile installs the same ones).
+# Installed when missing and we may (root + apt-get); otherwise the tests that need
+# source-extractor or promtool skip and say why, and the plate-solving tests fail saying
+# what is missing (the server needs it). Never fails the build.
 set -u
 need=()
 command -v source-extractor >/dev/null 2>&1 || need+=(source-extractor)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v solve-field >/dev/null 2>&1 || need+=(astrometry.net)
+for scale in 07 08 09 10-19; do
+  [ -e "/usr/share/astrometry/index-tycho2-${scale%%-*}.littleendian.fits" ] || need+=("astrometry-data-tycho2-$scale")
+done
 for pkg in "$@"; do
   case "$pkg" in
     chromium) command -v chromium >/dev/null 2>&1 || need+=(chromium) ;;
