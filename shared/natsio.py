@@ -74,7 +74,7 @@ def _log_event(event: str):
 STREAMS = (
     StreamConfig(
         name=subjects.STREAM_UPLOADS,
-        subjects=[subjects.SUBJECT_UPLOAD],
+        subjects=[subjects.SUBJECT_UPLOAD, subjects.SUBJECT_FRAME],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=DEDUPE_WINDOW_S,

@@ -39,6 +39,46 @@ class UploadedImage(BaseModel):
     header: FrameHeader
 
 
+class ImagePhotometry(BaseModel):
+    """How the target was measured on an uploaded frame.
+
+    ``method`` ``"forced_aperture"``: the frame's aperture at the alert's
+    position; ``radius_px`` that aperture, ``fwhm_px`` the frame's FWHM (px);
+    ``snr`` the target's signal-to-noise there, ``snr_limit`` the S/N below
+    which the answer is a limit; ``n_detected`` objects found on the frame;
+    ``wcs`` ``"header"`` or ``"solved"``; ``x``, ``y`` the alert's pixel (FITS, 1-based).
+    """
+
+    method: Literal["forced_aperture"] = "forced_aperture"
+    radius_px: float
+    fwhm_px: float
+    snr: float | None = None
+    snr_limit: float
+    n_detected: int
+    wcs: Literal["header", "solved"] = "header"
+    x: float | None = None
+    y: float | None = None
+
+
+class ForcedTarget(BaseModel):
+    """The aperture at the alert's position on an uploaded frame, instrumental (services/photometry).
+
+    Magnitudes are ``-2.5 log10(ADU)`` in the frame's aperture, the scale of
+    the sources it measured, so the calibration's zero point applies to them
+    unchanged. ``inst_mag``/``inst_mag_err`` when ``snr >= photometry.snr_limit``
+    (else null: a non-detection); ``inst_limit`` always: the ``snr_limit``-sigma
+    flux from the local background noise at that position; ``inside``: the
+    aperture lies wholly on the frame.
+    """
+
+    inst_mag: float | None = None
+    inst_mag_err: float | None = None
+    inst_limit: float
+    snr: float
+    inside: bool = True
+    photometry: ImagePhotometry
+
+
 class UploadRequested(BaseModel):
     """An accepted upload, published by the gateway on ``photcal.upload.v1``.
 
@@ -74,8 +114,12 @@ class UploadRequested(BaseModel):
     observatory_filters: list[str] = Field(default_factory=list)
     #: ``force_filter`` parsed once by the gateway (shared.bands.parse_force_filter); null: choose
     forced_band: ForcedBand | None = None
-    #: a FITS frame instead of a catalogue: its sources are measured by the worker (``n_sources`` 0, ``sources`` null)
+    #: a FITS frame instead of a catalogue. On ``photcal.frame.v1`` (gateway -> photometry): ``n_sources`` 0,
+    #: ``sources`` null. On ``photcal.upload.v1`` (photometry -> calibrate): still set, with the frame's
+    #: measured sources (inline or in the object store, as for a catalogue) and ``forced_target``
     image: UploadedImage | None = None
+    #: the target measured on the frame at the alert's position (services/photometry); null for a catalogue
+    forced_target: ForcedTarget | None = None
 
 
 class ConeRequest(BaseModel):
@@ -152,27 +196,6 @@ class ConeReplyHeader(BaseModel):
     message: str | None = None
     covered: list[str] = Field(default_factory=list)
     surveys: list[ConeSurveyLayout] = Field(default_factory=list)
-
-
-class ImagePhotometry(BaseModel):
-    """How the target was measured on an uploaded frame.
-
-    ``method`` ``"forced_aperture"``: the frame's aperture at the alert's
-    position; ``radius_px`` that aperture, ``fwhm_px`` the frame's FWHM (px);
-    ``snr`` the target's signal-to-noise there, ``snr_limit`` the S/N below
-    which the answer is a limit; ``n_detected`` objects found on the frame;
-    ``wcs`` ``"header"`` or ``"solved"``; ``x``, ``y`` the alert's pixel (FITS, 1-based).
-    """
-
-    method: Literal["forced_aperture"] = "forced_aperture"
-    radius_px: float
-    fwhm_px: float
-    snr: float | None = None
-    snr_limit: float
-    n_detected: int
-    wcs: Literal["header", "solved"] = "header"
-    x: float | None = None
-    y: float | None = None
 
 
 class CandidateFit(BaseModel):

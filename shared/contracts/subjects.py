@@ -6,7 +6,8 @@ and its version: a breaking change is a new subject, never an edit in place.
 =============================  ===============================  ==========================================
 subject                        message                          from -> to
 =============================  ===============================  ==========================================
-``photcal.upload.v1``          ``UploadRequested``              ingest -> calibrate (stream UPLOADS)
+``photcal.upload.v1``          ``UploadRequested``              ingest, photometry -> calibrate (UPLOADS)
+``photcal.frame.v1``           ``UploadRequested`` (``image``)  ingest -> photometry (stream UPLOADS)
 ``photcal.calibrated.v1``      ``CalibrationResult``            calibrate -> ingest (stream RESULTS)
 ``photcal.catalog.cone.v1``    ``ConeRequest`` / ``ConeReply``  request/reply, JSON (older clients)
 ``photcal.catalog.cone.v2``    ``ConeRequestV2`` / binary       calibrate <-> catalog (shared/conewire.py)
@@ -17,6 +18,9 @@ subject                        message                          from -> to
 from __future__ import annotations
 
 SUBJECT_UPLOAD = "photcal.upload.v1"
+#: a FITS frame to photometer: ``UploadRequested`` with ``image`` set; the photometry service measures it
+#: and publishes the same upload on SUBJECT_UPLOAD with its sources and ``forced_target``
+SUBJECT_FRAME = "photcal.frame.v1"
 SUBJECT_CALIBRATED = "photcal.calibrated.v1"
 SUBJECT_CONE = "photcal.catalog.cone.v1"
 #: v2: the reply is binary columns in parts (shared/conewire.py), so a cone of any density can be sent
@@ -27,6 +31,7 @@ STREAM_UPLOADS = "UPLOADS"
 STREAM_RESULTS = "RESULTS"
 STREAM_DEAD = "DEADLETTERS"
 CONSUMER_CALIBRATE = "calibrate"
+CONSUMER_PHOTOMETRY = "photometry"
 QUEUE_CATALOG = "catalog"
 OBJECT_BUCKET_UPLOADS = "photcal-uploads"
 OBJECT_BUCKET_PLOTS = "photcal-plots"
