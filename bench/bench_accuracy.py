@@ -87,7 +87,7 @@ from services.calibrate.core.calibrators import usable_mags
 from services.ingest.parsing import parse_catalogue
 from shared.contracts.surveys import get_survey
 from shared.errors import CalibrationFailed
-from tools import fieldio, photsystem
+from tools import fieldio
 from tools import simfield as sf
 
 OUT = Path(__file__).parent / "out" / "fields"
@@ -461,8 +461,7 @@ def limit_errors(runs: list[FieldRun]) -> dict[str, np.ndarray]:
 
 def acceptable(r: FieldRun) -> list[tuple[str, str]]:
     """Survey bands that identify the field's instrument band right (see the module docstring)."""
-    band = photsystem.get_instrument_band(r.truth["instrument_band"])
-    return photsystem.acceptable_bands(band, r.truth["surveys"])
+    return fieldio.right_bands(r.truth)
 
 
 def snr_bins(errs) -> list[tuple[str, int, float, float, float, float, float]]:

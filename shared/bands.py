@@ -162,9 +162,11 @@ FAMILIES: dict[str, tuple[SurveyBand, ...]] = {
 #: (Cousins R and Sloan r, Cousins I and Sloan i overlap; no survey but GaiaSP has Cousins R, I)
 NEAR: dict[str, str] = {"R": "r", "r": "R", "I": "i", "i": "I"}
 
-#: what unfiltered (clear) photometry is reduced to: Gaia G (a thinned CCD's own response) and Sloan r
-#: (KAIT, MASTER, AAVSO's "CR" reduce it to R; tools/photsystem.py, the clear band)
-CLEAR_BANDS: tuple[SurveyBand, ...] = (("GAIA", "G"),) + FAMILIES["r"]
+#: what unfiltered (clear) photometry is reduced to: Gaia G (a thinned CCD's own response), Sloan r and
+#: Cousins R (KAIT, MASTER, AAVSO's "CR" reduce it to R; tools/photsystem.py, the clear band). Cousins R
+#: since issue 15: behind the Galactic plane's dust (E(B-V) 0.3-1) a clear frame is calibrated to 36 mmag
+#: by Cousins R and to 95 by Sloan r, so holding a clear-only observatory to G and r forced the worse band
+CLEAR_BANDS: tuple[SurveyBand, ...] = (("GAIA", "G"),) + FAMILIES["r"] + FAMILIES["R"]
 
 #: filter names (lower case, spaces/_/- removed) that mean no filter, or a clear/luminance one
 CLEAR_NAMES = frozenset(
@@ -267,7 +269,7 @@ def filter_constraint(filters: list[str] | None) -> FilterConstraint | None:
     standard ones: None too (the frame may be the clear one, which no
     standard band describes). Only clear filters (an unfiltered
     observatory): the bands unfiltered photometry is reduced to
-    (:data:`CLEAR_BANDS`: Gaia G and Sloan r), so that its light curve stays
+    (:data:`CLEAR_BANDS`: Gaia G, Sloan r and Cousins R), so that its light curve stays
     in them rather than moving to whatever band fits one frame best.
     """
     names = [f.strip() for f in (filters or []) if f and f.strip()]

@@ -21,12 +21,24 @@ import pandas as pd
 
 from shared.contracts.messages import SurveyStars
 from shared.contracts.surveys import SURVEYS, get_survey
-from tools.photsystem import survey_colour, survey_magnitudes
+from tools.photsystem import acceptable_bands, get_instrument_band, survey_colour, survey_magnitudes
 
 
 def load_truth(folder: str | Path) -> dict:
     """The field's ``truth.json``."""
     return json.loads((Path(folder) / "truth.json").read_text())
+
+
+def right_bands(truth: dict) -> list[tuple[str, str]]:
+    """The survey bands that identify a field's instrument band right, for that field's surveys and sky.
+
+    :func:`tools.photsystem.acceptable_bands` with the surveys that have data
+    there and the sky's reddening (``truth["sky"]["reddening_ebv"]``; fields
+    made before skies had types have none: high latitude).
+    """
+    reddening = (truth.get("sky") or {}).get("reddening_ebv")
+    band = get_instrument_band(truth["instrument_band"])
+    return acceptable_bands(band, truth["surveys"], reddening=None if reddening is None else tuple(reddening))
 
 
 def load_references(folder: str | Path) -> dict[str, SurveyStars]:

@@ -58,6 +58,7 @@ typical colour (:func:`transfer_systematic`, :func:`acceptable_bands`):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,8 @@ CLEAR_TOLERANCE = 0.05
 #: a GaiaSP band identifies a filtered band right if it calibrates it no worse
 #: than the band the filter is built from, give or take this (mag)
 SAME_BAND_SLACK = 0.001
+#: surveys whose bands are far broader than a filter's: never a filtered band's right identification
+BROAD_SURVEYS = frozenset({"GAIA"})
 
 
 def r_minus_i_johnson(bv: np.ndarray) -> np.ndarray:
@@ -241,20 +244,46 @@ def get_instrument_band(name: str) -> InstrumentBand:
         raise KeyError(f"unknown instrument band {name!r}; known: {', '.join(INSTRUMENT_BANDS)}") from None
 
 
-def transfer_systematic(band: InstrumentBand, survey: str, name: str, n_stars: int = 20000) -> float:
+def _colour_samples(reddening: tuple[float, float] | None, n_stars: int) -> tuple[np.ndarray, np.ndarray]:
+    """``B-V`` (mag) of a field's stars and of its transients, unreddened or behind ``E(B-V)`` in ``reddening``.
+
+    The stars as the simulator draws them (:func:`draw_colours`, or
+    :func:`draw_reddened_colours` for a Galactic-plane sky; fixed seed);
+    the targets' intrinsic ``B-V`` uniform in :data:`TARGET_COLOUR_RANGE`
+    plus a reddening uniform in ``reddening``, as
+    :func:`tools.simfield.field.make_transient` draws them.
+    """
+    rng = np.random.default_rng(0)
+    bv_t = np.linspace(*TARGET_COLOUR_RANGE, 81)
+    if reddening is None:
+        return draw_colours(rng, n_stars), bv_t
+    dust = np.linspace(reddening[0], reddening[1], 21)
+    bv_t = np.minimum((bv_t[:, None] + dust[None, :]).ravel(), REDDENED_COLOUR_RANGE[1])
+    return draw_reddened_colours(rng, n_stars, reddening), bv_t
+
+
+@functools.lru_cache(maxsize=4096)
+def transfer_systematic(
+    band: InstrumentBand,
+    survey: str,
+    name: str,
+    n_stars: int = 20000,
+    reddening: tuple[float, float] | None = None,
+) -> float:
     """Systematic error (mag, rms) of calibrating ``band`` with survey band ``name``.
 
     The ideal calibration (infinitely many stars, no noise) fits
-    ``m_ref - m_sys = ZP + CT * colour`` over field stars
-    (:func:`draw_colours`, fixed seed) in that survey band's own colour; a
-    target of unknown colour is calibrated at the stars' median colour.
-    The rms over targets with ``B-V`` uniform in :data:`TARGET_COLOUR_RANGE`
-    of (calibrated - true magnitude in that band) is returned: the colour
-    term times the target's colour offset plus what a straight line in
-    colour cannot describe.
+    ``m_ref - m_sys = ZP + CT * colour`` over field stars in that survey
+    band's own colour; a target of unknown colour is calibrated at the
+    stars' median colour. The rms over targets (:func:`_colour_samples`) of
+    (calibrated - true magnitude in that band) is returned: the colour term
+    times the target's colour offset plus what a straight line in colour
+    cannot describe. ``reddening``: the ``E(B-V)`` range (mag) of the
+    field's sky, for stars and targets seen through the Galactic plane's
+    dust (None: high latitude), where the same filter may be calibrated
+    best by another band than at high latitude.
     """
-    bv_s = draw_colours(np.random.default_rng(0), n_stars)
-    bv_t = np.linspace(*TARGET_COLOUR_RANGE, 81)
+    bv_s, bv_t = _colour_samples(reddening, n_stars)
     ms = survey_magnitudes(np.zeros_like(bv_s), bv_s)
     mt = survey_magnitudes(np.zeros_like(bv_t), bv_t)
     c_s = survey_colour(ms, survey, name)
@@ -295,27 +324,42 @@ def ideal_transfer(band: InstrumentBand, survey: str, name: str, n_stars: int = 
     return float(zp), float(ct)
 
 
-def acceptable_bands(band: InstrumentBand, surveys=None, tolerance: float = CLEAR_TOLERANCE) -> list[tuple[str, str]]:
+def acceptable_bands(
+    band: InstrumentBand,
+    surveys=None,
+    tolerance: float = CLEAR_TOLERANCE,
+    reddening: tuple[float, float] | None = None,
+) -> list[tuple[str, str]]:
     """Survey bands that count as a right identification of ``band``.
 
-    A standard (filtered) band: the band it is built from, plus a GaiaSP band
-    that calibrates it at least as well (:func:`transfer_systematic` no more
-    than the own band's + :data:`SAME_BAND_SLACK`): GaiaSP's B, V are APASS's
-    (the same Johnson passbands), its g, r, i differ from APASS g' r' i' by
-    constants, and its Cousins R, I are what the "R" and "I" filters realise
-    more closely than the APASS r', i' they were built on. (Only GaiaSP: the
-    older survey twins, APASS g' vs SDSS g, keep the bench's earlier rule.)
+    A standard (filtered) band: the band it is built from, plus any band of
+    the same width (not Gaia's broad G, BP, RP) that calibrates it at least
+    as well (:func:`transfer_systematic` no more than the own band's +
+    :data:`SAME_BAND_SLACK`): GaiaSP's B, V are APASS's (the same Johnson
+    passbands), its g, r, i differ from APASS g' r' i' by constants, Cousins
+    R, I are what the "R" and "I" filters realise more closely than the
+    APASS r', i' they were built on, and PS1 i describes an i' filter
+    better than the APASS i' it is built from.
     The clear band: every band of ``surveys`` (default: all) whose
     :func:`transfer_systematic` is at most ``tolerance``, plus its own.
     Where the band's own survey is not among ``surveys``, its
     :func:`best_available` fallback stands in for "its own".
+    ``reddening``: the field sky's ``E(B-V)`` range (mag; the field's truth
+    ``sky.reddening_ebv``), so that the answer is the one for that sky's
+    colours: behind the plane's dust a clear frame is calibrated to 36 mmag
+    by Cousins R and to 95 by Sloan r (19 and 64 at high latitude).
     """
+    key = None if reddening is None else (float(reddening[0]), float(reddening[1]))
     own = best_available(band, surveys)
     keys = [k for k in survey_magnitudes(np.zeros(1), np.zeros(1)) if surveys is None or k[0] in surveys]
+
+    def systematic(k: tuple[str, str]) -> float:
+        return transfer_systematic(band, *k, reddening=key)
+
     if band.standard:
-        limit = transfer_systematic(band, *own) + SAME_BAND_SLACK
-        return [own] + [k for k in keys if k[0] == "GaiaSP" and k != own and transfer_systematic(band, *k) <= limit]
-    return [k for k in keys if k == own or transfer_systematic(band, *k) <= tolerance]
+        limit = systematic(own) + SAME_BAND_SLACK
+        return [own] + [k for k in keys if k[0] not in BROAD_SURVEYS and k != own and systematic(k) <= limit]
+    return [k for k in keys if k == own or systematic(k) <= tolerance]
 
 
 #: B-V range of reddened Galactic-plane stars (:func:`draw_reddened_colours`);

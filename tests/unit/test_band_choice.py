@@ -313,7 +313,9 @@ def test_filter_constraint_bands():
     assert filter_constraint(["V", "clear"]) is None and filter_constraint([]) is None
     clear = filter_constraint(["C", "L"])  # an unfiltered observatory: what clear photometry is reduced to
     assert clear is not None
-    assert ("GAIA", "G") in clear.bands and ("APASS", "r'") in clear.bands and ("GaiaSP", "R") not in clear.bands
+    # Cousins R too: behind the plane's dust it calibrates a clear frame best (issue 15)
+    assert ("GAIA", "G") in clear.bands and ("APASS", "r'") in clear.bands and ("GaiaSP", "R") in clear.bands
+    assert ("GaiaSP", "V") not in clear.bands and ("GAIA", "RP") not in clear.bands
     assert filter_constraint(["V", "mystery"]) is None
     v_and_b = filter_constraint(["V", "B"])
     assert v_and_b is not None

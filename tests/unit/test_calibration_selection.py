@@ -196,9 +196,12 @@ def test_twin_bands_go_to_the_preferred_survey():
     apass = cand("APASS", "g'", "g'-r'", -0.06, 0.030)
     sdss = cand("SDSS", "g", "g-r", -0.06, 0.020, noise=0.01)
     assert choose_best([sdss, apass]) is apass
-    # a significantly different colour term: not the same band, the lower score wins
+    # a significantly different colour term: not the same band; the frame is the band its colour term
+    # says it is closest to, though the other scores lower (issue 15: PS1 z, not GaiaSP z's bright few)
     sdss_other = cand("SDSS", "g", "g-r", -0.40, 0.020, noise=0.01)
-    assert choose_best([sdss_other, apass]) is sdss_other
+    assert choose_best([sdss_other, apass]) is apass
+    apass_other = cand("APASS", "g'", "g'-r'", -0.40, 0.020)
+    assert choose_best([apass_other, sdss]) is sdss
     # another band of a preferred survey is no twin either
     gaia = cand("GAIA", "BP", "BP-RP", -0.06, 0.025)
     assert choose_best([sdss, gaia]) is sdss

@@ -49,7 +49,10 @@ band (a Cousins R frame in the reddened Galactic plane, first scored in
 Sloan r, mismatch 0.056 +- 0.003 mag against Cousins R's 0.037): the
 target's colour is unknown, and the closer band's answer depends least on
 it (bench/README.md, realistic skies). The same nominal band in two surveys
-is left to the score and the twin rule below.
+competes the same way when their colour terms differ beyond
+``FitSettings.twin_ct_sigma`` (a northern z frame: PS1 z, CT -0.03, not
+GaiaSP z, CT -0.13, whose few bright stars gave it the lower score); when
+they agree, the score and the twin rule below decide.
 
 The observer's filters. The observatory's registered filters
 (:func:`shared.bands.filter_constraint`) restrict the choice to their
@@ -712,7 +715,8 @@ def _closest_standard(best: BandCandidate, fitted: list[BandCandidate], s: FitSe
     ``FitSettings.closer_band_sigma`` combined standard errors is the frame's
     band (the one with the smallest mismatch, if several): its answer
     depends least on the target's colour, which is unknown. The same nominal
-    band in two surveys is left to the score and the twin rule.
+    band in two surveys competes the same way when their colour terms differ
+    (not :func:`_twins`); twins are left to the score and the twin rule.
     """
     if best.broad or best.colour_term_assumed or not _fit(best).fit_colour_term:
         return best
@@ -721,8 +725,8 @@ def _closest_standard(best: BandCandidate, fitted: list[BandCandidate], s: FitSe
     for c in fitted:
         if c.broad or c.colour_term_assumed or not _fit(c).fit_colour_term:
             continue
-        if nominal_band(c.band) == nominal_band(best.band):
-            continue
+        if nominal_band(c.band) == nominal_band(best.band) and _twins(best, c, s):
+            continue  # the same band in another survey, and the data cannot tell them apart
         mc, ec = colour_mismatch(c, s)
         if mb - mc > s.closer_band_sigma * math.hypot(eb, ec):
             closer.append((mc, c))
