@@ -325,18 +325,21 @@ def calibrate_frame(
         c0 = fit.median_colour
         shift = abs((fit.zeropoint + fit.colour_term * c0) - (chosen.fit.zeropoint + chosen.fit.colour_term * c0))
         err = math.hypot(target.mag_err, s.crowding_shift_fraction * shift)
-        # how far sources measured as well as the target stray from the isolated calibration in this frame
-        # measured the same way as the target: in the aperture, when it was (aperture.py)
-        inst_mag, inst_err = chosen.inst_mag, chosen.inst_err
+        # how far isolated sources measured as well as the target stray from the isolated calibration in
+        # this frame, measured the same way as the target: in the aperture, when it was (aperture.py). Not
+        # all calibrators: a blended star's residual is mostly the reference catalogue's own blend (APASS's
+        # 2.6"-pixels merge the plane's stars), not the target's error, and the target's own blend is
+        # counted by crowding.target_blend
+        inst_mag, inst_err = best.inst_mag, best.inst_err
         if aperture is not None and target.photometry == "aperture":
             mag_aper, mag_aper_err, apc = aperture
-            inst_mag = mag_aper[chosen.source_index] + apc.correction
-            inst_err = mag_aper_err[chosen.source_index]
+            inst_mag = mag_aper[best.source_index] + apc.correction
+            inst_err = mag_aper_err[best.source_index]
         empirical = crowding.empirical_error(
-            chosen.ref_mag,
+            best.ref_mag,
             inst_mag,
             inst_err,
-            chosen.colour_values,
+            best.colour_values,
             fit.zeropoint,
             fit.colour_term,
             target.inst_mag_err,

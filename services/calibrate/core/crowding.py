@@ -318,7 +318,8 @@ def target_blend(
     (frame sources and Gaia stars, :func:`frame_blend`), over its own, exceeds
     ``isolation_max_blend``. How much of that light is in its MAG_AUTO is
     unknown (deblending takes part of it away), so the error adds
-    ``target_blend_err_fraction * 2.5 log10(1 + light)`` and, when flagged, at
+    ``target_blend_err_fraction * 2.5 log10(1 + light)`` (the rms of a bias
+    uniform between none and all of it) and, when flagged, at
     least ``target_blend_min_err`` (blended targets of the crowded dev fields
     come back 0.2-0.5 mag too bright), in quadrature; a target measured in a
     small fixed aperture (``aperture``, :mod:`aperture`) takes less of their
@@ -354,8 +355,10 @@ def empirical_error(
 
     In a crowded frame a source's MAG_AUTO error does not include the
     neighbours and the background of unresolved stars, which make faint
-    sources too faint (or too bright) by much more than it. The matched
-    stars of the chosen band (all of them, blended ones too) with an
+    sources too faint (or too bright) by much more than it. The isolated
+    calibrators of the chosen band (the final fit's; a blended star's
+    residual is mostly the reference catalogue's own blend, and the target's
+    blend is :func:`target_blend`'s) with an
     instrumental error within a factor 2 of the target's show it:
     ``sqrt(median**2 + (1.4826 MAD)**2)`` of their residuals about the
     calibration (``ref - (inst + zeropoint + colour_term * colour)``). None
