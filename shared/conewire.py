@@ -77,7 +77,12 @@ def encode_reply(reply: ConeReply) -> bytearray:
         layouts.append(ConeSurveyLayout(survey=stars.survey or name, key=name, n=len(stars), columns=cols))
     header = (
         ConeReplyHeader(
-            ok=reply.ok, error=reply.error, message=reply.message, covered=list(reply.covered), surveys=layouts
+            ok=reply.ok,
+            error=reply.error,
+            message=reply.message,
+            covered=list(reply.covered),
+            surveys=layouts,
+            versions=dict(reply.versions),
         )
         .model_dump_json()
         .encode()
@@ -106,7 +111,13 @@ def decode_reply(body: BytesLike) -> ConeReply:
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise MalformedConeReply(f"unreadable cone reply header: {str(exc)[:200]}") from exc
     pos = 4 + n + _pad(4 + n)
-    reply = ConeReply(ok=header.ok, error=header.error, message=header.message, covered=list(header.covered))
+    reply = ConeReply(
+        ok=header.ok,
+        error=header.error,
+        message=header.message,
+        covered=list(header.covered),
+        versions=dict(header.versions),
+    )
     for layout in header.surveys:
         arrays: dict[str, np.ndarray] = {}
         for column in layout.columns:

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Coroutine
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -20,11 +20,12 @@ from prometheus_client import Histogram
 from services.calibrate.answer import calibration_answer
 from services.calibrate.cone import ConeClient, field_of
 from services.calibrate.core.api import FrameCalibration, calibrate_frame
+from services.calibrate.core.settings import FitSettings
 from services.calibrate.plot import render_plot
 from services.calibrate.settings import CalibrateSettings
 from shared.arrays import SourceTable
 from shared.bands import ForcedBand, parse_force_filter
-from shared.contracts.messages import CalibrationResult, UploadRequested, utcnow
+from shared.contracts.messages import CalibrationResult, Provenance, UploadRequested, utcnow
 from shared.contracts.subjects import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS
 from shared.db import Database
 from shared.db.alerts import bump_data_version
@@ -33,6 +34,7 @@ from shared.db.datapoints import store_datapoint
 from shared.db.upload_sources import store_sources
 from shared.errors import PhotcalError
 from shared.natsio import ensure_object_store
+from shared.provenance import calibration_provenance
 
 STAGE_DURATION = Histogram(
     "photcal_calibration_stage_duration_seconds",
@@ -47,6 +49,9 @@ class Stages:
     durations: dict[str, float]
     #: the upload's parsed sources, kept for `_store` (photcal recalibrate re-fits them later)
     sources: SourceTable | None = None
+    #: the surveys the cone served and the catalogue version of each, for the provenance
+    covered: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
 
     @contextmanager
     def time(self, stage: str):
@@ -79,6 +84,7 @@ class Pipeline:
                 raise
             return _error_result(upload, exc, stages)
         result = _ok_result(upload, cal, stages)
+        result.provenance = _provenance(upload, stages)
         if not upload.no_plot:
             with stages.time("plot"):
                 result.image_link = await self._store_plot(upload.upload_id, cal)
@@ -99,6 +105,7 @@ class Pipeline:
         with stages.time("cone"):
             ra, dec, radius = field_of(sources, self.settings.max_field_radius_deg)
             reply = await self.cones.cone(ra, dec, radius, n_sources=len(sources))
+        stages.covered, stages.versions = list(reply.covered), dict(reply.versions)
         force = _parse_force_filter(upload)
         with stages.time("calibrate"):
             cal = await asyncio.to_thread(
@@ -174,6 +181,21 @@ def _datapoint_fields(upload: UploadRequested, result: CalibrationResult, calibr
         "comment": upload.comment,
         "calibration_id": calibration_id,
     }
+
+
+def _provenance(upload: UploadRequested, stages: Stages) -> Provenance:
+    """What produced this calibration (shared/provenance.py); the worker's fit settings are the defaults."""
+    forced = _parse_force_filter(upload)
+    return calibration_provenance(
+        input_sha256=upload.input_sha256,
+        covered=stages.covered,
+        versions=stages.versions,
+        fit_settings=FitSettings(),
+        match_radius_arcsec=upload.match_dist_arcsec,
+        force_filter=upload.force_filter,
+        forced_bands=forced.bands if forced is not None else (),
+        observatory_filters=upload.observatory_filters,
+    )
 
 
 def _parse_force_filter(upload: UploadRequested) -> ForcedBand | None:

@@ -460,6 +460,7 @@ class CatalogStore:
                 keep = np.flatnonzero(brightest_mask([arrays[m] for m, _ in cols.bands.values()], brightest))
                 arrays = {c: a.take(keep) for c, a in arrays.items()}  # take: ~5x a boolean mask here
             reply.covered.append(name)
+            reply.versions[name] = version.path.name
             reply.stars[name] = SurveyStars(
                 survey=name,
                 ra=arrays[cols.ra],

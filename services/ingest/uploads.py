@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 
@@ -173,6 +174,7 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
         sources=parsed.table,
         observatory_filters=list(observatory.filters),
         forced_band=form.forced_band,
+        input_sha256=hashlib.sha256(data).hexdigest(),
     )
     submit_started = time.perf_counter()
     timings: dict[str, float] = {}

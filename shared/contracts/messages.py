@@ -8,7 +8,7 @@ subject, never an edit in place.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -120,6 +120,8 @@ class UploadRequested(BaseModel):
     image: UploadedImage | None = None
     #: the target measured on the frame at the alert's position (services/photometry); null for a catalogue
     forced_target: ForcedTarget | None = None
+    #: sha256 of the uploaded file's bytes as received (hex), for provenance; null from older gateways
+    input_sha256: str | None = None
 
 
 class ConeRequest(BaseModel):
@@ -153,6 +155,8 @@ class ConeReply(BaseModel):
     #: surveys with stars in this cone, in the order they were asked
     covered: list[str] = Field(default_factory=list)
     stars: dict[str, SurveyStars] = Field(default_factory=dict)
+    #: the catalogue version each covered survey was read from (services/catalog/layout.py: "v7"), for provenance
+    versions: dict[str, str] = Field(default_factory=dict)
 
 
 class ConeRequestV2(BaseModel):
@@ -196,6 +200,8 @@ class ConeReplyHeader(BaseModel):
     message: str | None = None
     covered: list[str] = Field(default_factory=list)
     surveys: list[ConeSurveyLayout] = Field(default_factory=list)
+    #: as ConeReply.versions (absent from replies of services older than it: empty)
+    versions: dict[str, str] = Field(default_factory=dict)
 
 
 class CandidateFit(BaseModel):
@@ -216,6 +222,45 @@ class CandidateFit(BaseModel):
     note: str | None = None
     #: zero point only over stars without colours, colour term assumed 0 (see CalibrationResult.warnings)
     colour_term_assumed: bool = False
+
+
+class CatalogueUsed(BaseModel):
+    """One reference catalogue a calibration read: the survey, its release, the loaded version."""
+
+    survey: str
+    #: the survey's data release (shared/contracts/surveys.py: "DR9", "DR3"...)
+    release: str
+    #: the catalogue version the catalog service served (services/catalog/layout.py: "v7"); null if not told
+    version: str | None = None
+
+
+class SoftwareVersion(BaseModel):
+    """The code that calibrated: the package's version and the git commit it was built from (null: unknown)."""
+
+    package: str
+    commit: str | None = None
+    #: the working tree had changes beyond that commit
+    dirty: bool = False
+
+
+class Provenance(BaseModel):
+    """What produced a calibration, enough to re-do it and to know when it would change (issue 19).
+
+    ``input_sha256``: the uploaded file's bytes as received; ``catalogues``
+    every survey the cone served (the chosen one among them);
+    ``fit_settings`` every :class:`FitSettings` value; ``match_radius_arcsec``,
+    ``force_filter`` (as sent), ``forced_bands`` (as parsed: the bands the
+    choice was restricted to) and ``observatory_filters`` the choice's inputs.
+    """
+
+    input_sha256: str | None = None
+    software: SoftwareVersion
+    catalogues: list[CatalogueUsed] = Field(default_factory=list)
+    fit_settings: dict[str, Any] = Field(default_factory=dict)
+    match_radius_arcsec: float
+    force_filter: str | None = None
+    forced_bands: list[tuple[str, str]] = Field(default_factory=list)
+    observatory_filters: list[str] = Field(default_factory=list)
 
 
 class CalibrationResult(BaseModel):
@@ -276,6 +321,8 @@ class CalibrationResult(BaseModel):
     from_header: dict[str, str] | None = None
     #: an uploaded frame's filter, airmass, gain and site as its header gives them
     frame: FrameHeader | None = None
+    #: what produced this calibration: input checksum, catalogue versions, code, settings (issue 19)
+    provenance: Provenance | None = None
 
 
 class DeadLetter(BaseModel):

@@ -237,3 +237,33 @@ def test_a_target_below_the_frame_limit_answers_a_limit_not_a_magnitude(stack):
     lc = get_json(f"{stack.url}/api/v1/lightcurves/{urllib.parse.quote(ivorn, safe='')}")
     [point] = lc["points"]
     assert point["mag"] is None and point["mag_err"] is None and point["limit_mag"] == answer["limit_mag"]
+
+
+def test_a_stored_calibration_says_what_produced_it_and_rerunning_it_gives_the_same_bits(field_stack):
+    """Issue 19's provenance: the input's checksum, each catalogue's release and loaded version, the code's
+    version and every fit setting, at GET /api/v1/uploads/{id}; the same upload again, the same numbers."""
+    import hashlib
+
+    stack, truth, hashtag, ivorn = field_stack
+    catalogue = FIELD / "sex_fits1.fits"
+    code, stored = curl_upload(stack, catalogue, hashtag, ivorn, dry_run=0, mjd=str(truth["mjd"]))
+    assert code == 200 and stored["stored"] is True, stored
+    record = get_json(f"{stack.url}/api/v1/uploads/{stored['upload_id']}")
+    prov = (record.get("result") or record)["provenance"]
+    assert prov["input_sha256"] == hashlib.sha256(catalogue.read_bytes()).hexdigest()
+    used = {c["survey"]: c for c in prov["catalogues"]}
+    assert stored["survey"] in used
+    assert used["APASS"]["release"] == "DR9" and used["APASS"]["version"] == "v1"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    if head:  # a checkout without git (an sdist) has no commit to compare with
+        assert prov["software"]["commit"] == head
+    assert prov["software"]["package"]
+    assert prov["fit_settings"]["twin_ct_sigma"] == 3.0 and prov["match_radius_arcsec"] == 2.0
+    assert prov["observatory_filters"] == ["V", "r"]
+
+    # the same file again (a dry run: the datapoint exists), against the same catalogue versions and code
+    code, again = curl_upload(stack, catalogue, hashtag, ivorn, dry_run=1, mjd=str(truth["mjd"]))
+    assert code == 200, again
+    for key in ("survey", "filter", "mag", "mag_err", "limit_mag", "zeropoint", "zeropoint_err", "colour_term"):
+        assert again[key] == stored[key], key  # bit-identical: == on floats, not approx
+    assert again["candidates"] == stored["candidates"]

@@ -51,8 +51,11 @@ def test_round_trip_is_exact():
     reply = ConeReply(
         covered=["APASS", "PS1"],
         stars={"APASS": stars("APASS", 7, ["B", "V", "g'"]), "PS1": stars("PS1", 1000, "grizy", 1)},
+        versions={"APASS": "v3", "PS1": "v12"},
     )
-    same(reply, decode_reply(encode_reply(reply)))
+    back = decode_reply(encode_reply(reply))
+    same(reply, back)
+    assert back.versions == {"APASS": "v3", "PS1": "v12"}  # the provenance of every calibration (issue 19)
 
 
 def test_error_and_empty_replies():
