@@ -7,9 +7,9 @@ import pytest
 from astropy.wcs import WCS
 from scipy.spatial import cKDTree
 
-from services.calibrate.imaging.extract import FLAG_SATURATED
-from services.calibrate.imaging.frame import UnusableFrame, photometer_frame
-from services.calibrate.imaging.wcscheck import matched_fraction
+from services.photometry.imaging.extract import FLAG_SATURATED
+from services.photometry.imaging.frame import UnusableFrame, photometer_frame
+from services.photometry.imaging.wcscheck import matched_fraction
 from shared.frames import frame_header
 from tools.datasets import simulate_field
 
