@@ -16,6 +16,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
+from prometheus_client import Counter
 from pymongo.errors import PyMongoError
 
 from shared.contracts.errors import ErrorCode
@@ -29,6 +30,8 @@ from shared.logging import get_logger
 from shared.natsio import headers
 
 log = get_logger(__name__)
+
+DEAD_LETTERS = Counter("photcal_dead_letters_total", "Uploads given up on and dead-lettered")
 
 #: NATS or JetStream away or restarting: the message is redelivered once it is back, never dead-lettered for it
 NATS_AWAY = (
@@ -216,6 +219,7 @@ class DeadLetters:
         if not await settle(msg.term(), log):
             return False  # NATS away: redelivered after ack_wait, and judged again
         if announce:
+            DEAD_LETTERS.inc()
             log.error(
                 "upload_dead_lettered",
                 upload_id=upload.upload_id if upload else None,

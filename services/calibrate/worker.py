@@ -44,7 +44,6 @@ log = get_logger(__name__)
 
 UPLOADS = Counter("photcal_uploads_total", "Uploads calibrated, by outcome", ["outcome"])
 REDELIVERIES = Counter("photcal_calibrate_redeliveries_total", "Messages seen more than once")
-DEAD_LETTERS = Counter("photcal_dead_letters_total", "Uploads given up on and dead-lettered")
 RETRIES = Counter("photcal_calibrate_retries_total", "NAKs because a backend was down", ["reason"])
 IN_FLIGHT = Gauge("photcal_calibrate_in_flight", "Uploads being calibrated now")
 PENDING = Gauge("photcal_calibrate_consumer_pending", "Messages waiting in the calibrate consumer")
@@ -206,5 +205,4 @@ class Worker:
     ) -> None:
         """Dead letter, the upload's failure recorded and published, then TERM (shared/dead_letters.py)."""
         if await self.dead_letters.dead_letter(msg, deliveries, reason, upload, failed, announce=announce):
-            DEAD_LETTERS.inc()
             UPLOADS.labels("dead_letter").inc()
