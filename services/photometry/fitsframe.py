@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
+import zlib
 
 import numpy as np
 from astropy.io import fits
@@ -20,6 +21,11 @@ from shared.contracts.errors import ErrorCode
 from shared.contracts.messages import UploadedImage
 from shared.errors import BadInput
 
+GZIP_MAGIC = b"\x1f\x8b"
+#: bytes a gunzipped frame may have beyond what the gateway counted (none, in truth: a margin for rounding)
+_GUNZIP_SLACK = 2880
+
+
 #: header keywords giving a frame's pixel scale (arcsec/px) without a WCS, as cameras write them
 PIXEL_SCALE_KEYWORDS = ("PIXSCALE", "PIXSCAL1", "SECPIX", "SECPIX1", "SCALE")
 
@@ -28,13 +34,29 @@ def _bad_image(message: str) -> BadInput:
     return BadInput(message, code=ErrorCode.BAD_IMAGE)
 
 
+def gunzip_bounded(raw: bytes, limit: int) -> bytes:
+    """``raw`` gunzipped, refusing (``bad_image``) more than ``limit`` bytes: a file that inflates
+    beyond what the gateway counted is not the file it checked."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise _bad_image(f"the gzipped frame cannot be decompressed ({exc}): is the file complete?") from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise _bad_image(f"the gzipped frame inflates to more than the {limit:,} bytes the upload was checked for")
+    return out
+
+
 def read_frame(raw: bytes, image: UploadedImage, max_pixels: int) -> tuple[np.ndarray, fits.Header]:
     """(pixels as float32 ADU, the image HDU's header) of an uploaded FITS file.
 
-    ``raw`` as uploaded: plain, gzipped or tile-compressed (astropy reads all three from
-    the bytes); the image is HDU ``image.hdu``. Raises ``BadInput`` (``bad_image``) for a
-    file that does not read as the 2-D image of at most ``max_pixels`` the gateway saw.
+    ``raw`` as uploaded: plain, gzipped (inflated here, bounded by the size the gateway
+    counted) or tile-compressed (astropy decompresses the CompImageHDU); the image is HDU
+    ``image.hdu``. Raises ``BadInput`` (``bad_image``) for a file that does not read as the
+    2-D image of at most ``max_pixels`` the gateway saw.
     """
+    if raw[:2] == GZIP_MAGIC:
+        raw = gunzip_bounded(raw, max(image.decompressed_bytes, 0) + _GUNZIP_SLACK)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # non-standard keywords of real cameras are read as they are
