@@ -24,7 +24,8 @@ Error codes (``shared.errors.CalibrationFailed.code``), stable:
 ``wrong_wcs``
     (an uploaded frame with its header's WCS, ``check_wcs``) almost none of
     its sources lands on a reference star (:func:`wcs_matches_nothing`), or
-    the matches show no photometric relation: the WCS is wrong.
+    under 5 % do and too few calibrators are left, or the matches show no
+    photometric relation: the WCS is wrong.
 ``target_outside_frame``
     The alert position is outside the frame's footprint (the convex hull
     of its usable sources, plus ``FitSettings.target_margin_arcsec``): the
@@ -321,6 +322,9 @@ def calibrate_frame(
             code=ErrorCode.NO_STARS_MATCHED,
         )
     best = _choose(candidates, s, constraint)
+    if best is None and check_wcs and n_matched_any < WRONG_WCS_MAX_FRACTION * n_usable:
+        # too few calibrators because too few sources matched at all: the frame's WCS, not the field
+        raise _wrong_wcs(n_matched_any, n_usable, match_radius_arcsec)
     if best is None:
         n_flagged = int((usable & ((np.asarray(sources.flags).astype(np.int64) & s.reject_flags) != 0)).sum())
         raise CalibrationFailed(
