@@ -40,6 +40,7 @@ def test_a_detected_forced_target_is_its_instrumental_magnitude_through_the_fit(
     )
     target = cal.target
     assert target.detected and target.photometry == "forced_aperture"
+    assert target.assumed_colour is not None and target.mag is not None
     shift = cal.zeropoint + cal.colour_term * target.assumed_colour
     assert target.mag == pytest.approx(inst + shift, abs=1e-9)
     assert target.mag == pytest.approx(16.0, abs=0.05)
@@ -63,7 +64,7 @@ def test_a_forced_target_below_the_snr_limit_is_the_limit_at_that_position(field
         forced_target=_forced(None, None, inst_limit=-3.2, snr=1.3),
     )
     target = cal.target
-    assert not target.detected and target.mag is None
+    assert not target.detected and target.mag is None and target.assumed_colour is not None
     assert target.limit_mag == pytest.approx(-3.2 + cal.zeropoint + cal.colour_term * target.assumed_colour)
     assert target.limit_method == "forced_aperture"
     answer = calibration_answer(cal, 2.0, upload_id="u", ivorn="ivo://x")
@@ -75,6 +76,7 @@ def test_the_forced_target_replaces_the_nearest_source(field):
     """A source sits at the alert (the transient, 16 mag); a forced measurement 1 mag fainter wins."""
     plain = calibrate_frame(field.sources, field.references, field.target_ra, field.target_dec, 2.0)
     assert plain.target.detected and plain.target.photometry != "forced_aperture"
+    assert plain.target.inst_mag is not None and plain.target.mag is not None
     inst = plain.target.inst_mag + 1.0
     forced = calibrate_frame(
         field.sources, field.references, field.target_ra, field.target_dec, 2.0, forced_target=_forced(inst)
