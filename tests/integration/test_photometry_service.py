@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import os
 import signal
+import time
+import urllib.request
 import uuid
 
 import nats
@@ -234,30 +237,49 @@ def _datapoints(stack, upload_id: str) -> int:
         client.close()
 
 
-def test_a_frame_measured_twice_and_a_worker_killed_mid_frame_store_one_datapoint(stack, field):
+def _in_flight(stack) -> float:
+    port = int(stack.env["PHOTCAL_HTTP_PORT"]) + 4
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("photcal_photometry_in_flight "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def test_a_worker_killed_mid_frame_and_a_frame_measured_twice_store_one_datapoint(stack, field):
     sim, _ = field
     _, alert = truth_of(sim)
     raw, hdu = fits_bytes(sim.image, sim.header)
     upload = frame_upload(sim.image, sim.header, raw, hdu, "none", alert["ra"], alert["dec"], dry_run=False)
     pid = stack.service_pid("photometry")
 
-    async def kill_the_worker():
-        # mid-frame: the first delivery is in hand (measuring, or handed over but not acked)
-        await asyncio.sleep(0.3)
+    async def kill_the_worker_mid_frame():
+        # the frame fetched and being measured, not acked: killed there, it is redelivered after ack_wait
+        deadline = time.monotonic() + 30
+        while await asyncio.to_thread(_in_flight, stack) < 1:
+            assert time.monotonic() < deadline, "the photometry worker never took the frame"
+            await asyncio.sleep(0.02)
         os.kill(pid, signal.SIGKILL)
 
-    result, more, handed = submit(stack, upload, raw, times=2, timeout=120, on_published=kill_the_worker)
+    # published twice as well: both deliveries measured and handed over, calibrate sees one
+    result, more, handed = submit(stack, upload, raw, times=2, timeout=120, on_published=kill_the_worker_mid_frame)
     assert result.status == "ok" and result.stored, result.message
     assert more == 0
-    # the supervisor restarts the worker; both deliveries are measured in the end, calibrate saw one
-    wait_until(lambda: _restarted(stack, pid), timeout=30)
+    assert _restarted(stack, pid)
     assert _datapoints(stack, upload.upload_id) == 1
-    assert len({m.upload_id for m in handed}) == 1
+    # the killed worker's delivery came back after ack_wait and was measured again
+    measured = wait_until(lambda: [r for r in redelivered_of(stack, upload.upload_id) if r["deliveries"] >= 2], 30)
+    assert measured
+    assert _datapoints(stack, upload.upload_id) == 1
+
+
+def redelivered_of(stack, upload_id: str) -> list[dict]:
+    """The photometry worker's log lines of this upload's measured frames."""
+    lines = (line for line in stack.log().splitlines() if upload_id in line and '"frame_measured"' in line)
+    return [json.loads(line) for line in lines]
 
 
 def test_the_service_answers_health_and_metrics(stack):
-    import urllib.request
-
     port = int(stack.env["PHOTCAL_HTTP_PORT"]) + 4
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
         assert response.status == 200
