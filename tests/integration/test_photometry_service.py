@@ -90,8 +90,9 @@ def frame_upload(
     )
 
 
-async def _submit(url: str, upload: UploadRequested, raw: bytes, times: int, timeout: float, on_published=None):
-    """Put the frame and publish it ``times`` (as redeliveries would); the answer, and the hand-overs seen."""
+async def _submit(url: str, upload: UploadRequested, raw: bytes | None, times: int, timeout: float, on_published=None):
+    """Put the frame (unless None) and publish it ``times`` (as redeliveries would); the answer, and the
+    hand-overs seen."""
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
@@ -116,7 +117,8 @@ async def _submit(url: str, upload: UploadRequested, raw: bytes, times: int, tim
         except Exception:
             store = await js.create_object_store(OBJECT_BUCKET_UPLOADS)
         assert upload.image is not None
-        await store.put(upload.image.object_name, raw)
+        if raw is not None:
+            await store.put(upload.image.object_name, raw)
         for i in range(times):
             # each a different message id: JetStream stores both, as a frame redelivered to the worker
             msg_id = {"Nats-Msg-Id": f"f{i}-{upload.upload_id}"}
@@ -286,3 +288,21 @@ def test_the_service_answers_health_and_metrics(stack):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         body = response.read().decode()
     assert "photcal_photometry_frames_total" in body and "photcal_photometry_extraction_seconds" in body
+
+
+def test_a_frame_that_keeps_crashing_the_worker_is_dead_lettered_with_a_specific_answer(stack, field):
+    """The frame's object is gone from the store (its bucket's 7 days passed, or a bug): retried
+    max_deliver times, then dead-lettered and answered; the worker lives on."""
+    sim, _ = field
+    _, alert = truth_of(sim)
+    raw, hdu = fits_bytes(sim.image, sim.header)
+    upload = frame_upload(sim.image, sim.header, raw, hdu, "none", alert["ra"], alert["dec"], dry_run=True)
+    assert upload.image is not None
+    lost = upload.model_copy(update={"image": upload.image.model_copy(update={"object_name": "no-such-frame.fits"})})
+    pid = stack.service_pid("photometry")
+    result, more, handed = submit(stack, lost, None, timeout=60)
+    assert (result.status, result.error, result.http_status) == ("error", "internal_error", 500)
+    assert result.message == "the photometry of the frame failed on our side; the operators have been told"
+    assert handed == [] and more == 0
+    assert stack.service_pid("photometry") == pid
+    assert f'"upload_id": "{lost.upload_id}"' in stack.log() and '"upload_dead_lettered"' in stack.log()
