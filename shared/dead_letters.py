@@ -78,15 +78,17 @@ def failure_result(
     decision: Decision,
     age_s: float,
     policy: Policy,
+    stage: str = "calibration",
 ) -> CalibrationResult:
-    """The upload's answer when it is given up on: a stable code naming what failed."""
+    """The upload's answer when it is given up on: a stable code naming what failed (``stage``: the
+    worker's part, named in an internal failure's message)."""
     if failure is Failure.OUTAGE:
         code, what = _OUTAGE_ANSWERS.get(reason, (getattr(exc, "code", ErrorCode.BACKEND_UNAVAILABLE), "a backend"))
         message = f"{what} did not answer for {age_s:.0f} s (limit {policy.outage_limit_s:.0f} s); upload again later"
         return failed_result(upload, code, message, 503)
     if isinstance(exc, PhotcalError) and getattr(exc, "failure", None):
         return failed_result(upload, exc.code, exc.message, exc.http_status)
-    return internal_failure(upload)
+    return internal_failure(upload, stage)
 
 
 def internal_failure(upload: UploadRequested, stage: str = "calibration") -> CalibrationResult:

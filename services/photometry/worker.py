@@ -208,11 +208,7 @@ class Worker:
             return
         if failure is Failure.CRASH:
             log_.error("photometry_crashed", crashes=crashes, error=repr(exc)[:500], exc_info=exc)
-        failed = failure_result(upload, exc, failure, reason, decision, age, self.policy)
-        if failed.error == "internal_error":
-            failed = failed.model_copy(
-                update={"message": "the photometry of the frame failed on our side; the operators have been told"}
-            )
+        failed = failure_result(upload, exc, failure, reason, decision, age, self.policy, self.dead_letters.stage)
         why = f"{decision.why}: {type(exc).__name__}: {exc}"
         if await self.dead_letters.dead_letter(msg, deliveries, why, upload, failed):
             FRAMES.labels("dead_letter").inc()
