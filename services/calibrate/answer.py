@@ -71,10 +71,12 @@ def answer_message(cal: FrameCalibration, match_dist_arcsec: float) -> str:
     if target.detected:
         # a target without an instrumental error (MAGERR missing) has no error: say so, not crash on None
         error = "(error unknown)" if target.mag_err is None else f"+/- {target.mag_err:.3f}"
-        how = f" ({target.note})" if forced else ""
+        how = f"; {target.note}" if forced else ""
         return f"{cal.survey}/{cal.band} = {target.mag:.3f} {error}{how}"
+    if target.limit_mag is not None and forced:
+        return f"not detected: {cal.survey}/{cal.band} fainter than {target.limit_mag:.2f}; {target.note}"
     if target.limit_mag is not None:
-        limit_kind = target.note if forced else LIMIT_WORDS[target.limit_method]
+        limit_kind = LIMIT_WORDS[target.limit_method]
         return f"not detected: {cal.survey}/{cal.band} fainter than {target.limit_mag:.2f} ({limit_kind})"
     return f"not detected within {match_dist_arcsec:g} arcsec; no limit could be estimated"
 
