@@ -50,9 +50,14 @@ class InspectedFrame:
     header: FrameHeader
 
 
-def _too_large(what: str, limit: str) -> PayloadTooLarge:
+#: the settings that bound a frame (services/ingest/settings.py), named in the 413 so an operator knows which
+BYTES_SETTING = "PHOTCAL_MAX_IMAGE_BYTES"
+PIXELS_SETTING = "PHOTCAL_MAX_IMAGE_PIXELS"
+
+
+def _too_large(what: str, limit: str, setting: str = BYTES_SETTING) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"the FITS frame is {what}; at most {limit} are accepted: bin or crop it, or upload its catalogue",
+        f"the FITS frame is {what}; at most {limit} are accepted ({setting}): bin or crop it, or upload its catalogue",
         code=ErrorCode.IMAGE_TOO_LARGE,
     )
 
@@ -171,7 +176,7 @@ def _check_shape(dims: list[int], bitpix: int, max_bytes: int, max_pixels: int) 
         raise _bad(ErrorCode.NOT_AN_IMAGE, f"the FITS image is {width} x {height} pixels: too small to be a frame")
     pixels = width * height
     if pixels > max_pixels:
-        raise _too_large(f"{width} x {height} pixels", f"{max_pixels:,} pixels")
+        raise _too_large(f"{width} x {height} pixels", f"{max_pixels:,} pixels", PIXELS_SETTING)
     if pixels * abs(bitpix) // 8 > max_bytes:
         mb = max_bytes // (1024 * 1024)
         raise _too_large(f"{pixels * abs(bitpix) // 8 // (1024 * 1024)} MB of pixels", f"{mb} MB")
@@ -186,6 +191,26 @@ def _astropy_header(raw: bytes, hdu: _Hdu, tiled: bool, data: bytes) -> fits.Hea
         # the image header a tile-compressed HDU stands for (astropy reads no tile for it)
         with fits.open(io.BytesIO(data), lazy_load_hdus=True, memmap=False) as hdul:
             return hdul[1].header.copy()
+
+
+#: bytes of a file's start that :func:`looks_like_fits` needs (a gzip header and a deflate block's start)
+SNIFF_BYTES = 512
+
+
+def looks_like_fits(prefix: bytes) -> bool:
+    """Whether a file starting with ``prefix`` is FITS, plain or gzipped: it may be a frame.
+
+    Decided on the first bytes alone (``SIMPLE``, or a gzip stream inflating to it), so
+    the multipart reader can choose a part's size limit before reading the part.
+    """
+    if prefix[:6] == b"SIMPLE":
+        return True
+    if prefix[:2] != GZIP_MAGIC:
+        return False
+    try:
+        return zlib.decompressobj(wbits=31).decompress(prefix, 6)[:6] == b"SIMPLE"
+    except zlib.error:
+        return False
 
 
 def inspect_frame(data: bytes, max_image_bytes: int, max_image_pixels: int) -> InspectedFrame | None:
