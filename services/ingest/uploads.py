@@ -14,7 +14,7 @@ from services.ingest.auth import authenticate, hashtag_of
 from services.ingest.cache import find_alert, find_observatory, optional, required
 from services.ingest.forms import FIELD_HINTS, UploadForm, read_upload_form, resolve_frame_exposure
 from services.ingest.parsing import parse_catalogue
-from services.ingest.parsing.image import SNIFF_BYTES, InspectedFrame, inspect_frame, looks_like_fits
+from services.ingest.parsing.image import SNIFF_BYTES, InspectedFrame, inspect_frame, looks_like_fits, size_text
 from services.ingest.publish import forget_frame, publish_upload, store_frame
 from services.ingest.render import render_result_html
 from services.ingest.settings import IngestSettings
@@ -119,7 +119,7 @@ async def _read_multipart(
                     frame_seen = True
                     limit = max(max_bytes, cast(int, max_image_bytes)) + FORM_FIELDS_SLACK
             if total > limit:
-                raise _too_large(max_bytes, max_image_bytes if frame_seen else None)
+                raise _too_large(max_bytes, max_image_bytes if frame_seen else None, frame=frame_seen)
         if not part.name:
             continue
         chunk = bytes(buf)
@@ -131,22 +131,24 @@ async def _read_multipart(
     return fields, data, filename
 
 
-def _too_large(max_bytes: int, max_image_bytes: int | None = None) -> PayloadTooLarge:
-    if max_image_bytes is not None:
+def _too_large(max_bytes: int, max_image_bytes: int | None = None, *, frame: bool = False) -> PayloadTooLarge:
+    """413: ``frame`` the file is FITS and over the frame limit; else over the catalogue's (or, with
+    ``max_image_bytes``, a declared body over both, whatever it holds)."""
+    if frame and max_image_bytes is not None:
         return PayloadTooLarge(
-            f"the upload is larger than {_mb(max_image_bytes)} MB for a FITS frame (PHOTCAL_MAX_IMAGE_BYTES) "
-            f"or {_mb(max_bytes)} MB for a catalogue (PHOTCAL_MAX_UPLOAD_BYTES): bin or crop the frame, "
+            f"the FITS frame is over {size_text(max_image_bytes)} (PHOTCAL_MAX_IMAGE_BYTES): bin or crop it, "
             "or send its catalogue",
             code=ErrorCode.IMAGE_TOO_LARGE,
         )
+    if max_image_bytes is not None:
+        return PayloadTooLarge(
+            f"the upload is larger than {size_text(max_image_bytes)} for a FITS frame (PHOTCAL_MAX_IMAGE_BYTES) "
+            f"and {size_text(max_bytes)} for a catalogue (PHOTCAL_MAX_UPLOAD_BYTES)"
+        )
     return PayloadTooLarge(
-        f"the upload is larger than {_mb(max_bytes)} MB: send only the catalogue, "
+        f"the upload is larger than {size_text(max_bytes)}: send only the catalogue, "
         "with the columns MAG_AUTO MAGERR_AUTO ALPHA_J2000 DELTA_J2000"
     )
-
-
-def _mb(size: int) -> int:
-    return size // (1024 * 1024)
 
 
 @html_errors

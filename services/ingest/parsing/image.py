@@ -55,6 +55,14 @@ BYTES_SETTING = "PHOTCAL_MAX_IMAGE_BYTES"
 PIXELS_SETTING = "PHOTCAL_MAX_IMAGE_PIXELS"
 
 
+def size_text(size: int) -> str:
+    """A byte count as people say it: ``200 MB``, ``64 KB``, ``1.5 GB``."""
+    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
+
+
 def _too_large(what: str, limit: str, setting: str = BYTES_SETTING) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"the FITS frame is {what}; at most {limit} are accepted ({setting}): bin or crop it, or upload its catalogue",
@@ -83,9 +91,7 @@ def _gunzip_prefix(data: bytes, keep: int, limit: int | None) -> tuple[bytes, in
                 if limit is None and len(kept) >= keep:
                     return bytes(kept), total
                 if limit is not None and total > limit:
-                    raise _too_large(
-                        f"over {limit // (1024 * 1024)} MB once decompressed", f"{limit // (1024 * 1024)} MB"
-                    )
+                    raise _too_large(f"over {size_text(limit)} once decompressed", size_text(limit))
                 if inflater.eof:
                     break
             if not inflater.eof:
@@ -178,8 +184,7 @@ def _check_shape(dims: list[int], bitpix: int, max_bytes: int, max_pixels: int) 
     if pixels > max_pixels:
         raise _too_large(f"{width} x {height} pixels", f"{max_pixels:,} pixels", PIXELS_SETTING)
     if pixels * abs(bitpix) // 8 > max_bytes:
-        mb = max_bytes // (1024 * 1024)
-        raise _too_large(f"{pixels * abs(bitpix) // 8 // (1024 * 1024)} MB of pixels", f"{mb} MB")
+        raise _too_large(f"{size_text(pixels * abs(bitpix) // 8)} of pixels", size_text(max_bytes))
     return width, height
 
 
