@@ -101,19 +101,17 @@ def read_upload_form(fields: dict[str, str], *, require_mjd: bool = True) -> Upl
         known["MJD"] = fields["mjd"]  # the lower-case spelling a frame's curl may use
     if "EventID" not in known:
         raise BadInput("EventID is missing: " + FIELD_HINTS["EventID"], code=ErrorCode.MISSING_FIELD)
-    if require_mjd and not _given(known.get("MJD")):
+    if require_mjd and "MJD" not in known:
         raise BadInput("MJD is missing: " + FIELD_HINTS["MJD"], code=ErrorCode.MISSING_FIELD)
     try:
         form = UploadForm.model_validate(known)
     except ValidationError as exc:
         raise BadInput(describe(exc), code=ErrorCode.BAD_FIELD) from exc
+    if require_mjd and form.MJD is None:  # sent empty: with a catalogue nothing else can give the date
+        raise BadInput("MJD: is empty (" + FIELD_HINTS["MJD"] + ")", code=ErrorCode.BAD_FIELD)
     form._forced_band = parse_force_filter(form.forceFilter)
     form.forceFilter = _canonical_text(form._forced_band)
     return form
-
-
-def _given(value: str | None) -> bool:
-    return value is not None and bool(str(value).strip())
 
 
 def resolve_frame_exposure(form: UploadForm, header: FrameHeader) -> tuple[FrameHeader, dict[str, str]]:
