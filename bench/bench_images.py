@@ -60,7 +60,7 @@ def index_stars(ra: float, dec: float, radius_deg: float) -> pd.DataFrame:
     Read with astrometry.net's ``query-starkd``; the finest-scale index (tycho2-07) keeps
     nearly all of Tycho-2's 2.5 million stars.
     """
-    from services.calibrate.imaging.astrometry import installed_indexes
+    from services.photometry.imaging.astrometry import installed_indexes
 
     indexes = installed_indexes()
     query = shutil.which("query-starkd")
@@ -172,7 +172,7 @@ def _separation(a: WCS, b: WCS, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     """Plate solving only so far: solve time and WCS error per simulated frame (extractor comparison to come)."""
-    from services.calibrate.imaging.astrometry import solve_frame
+    from services.photometry.imaging.astrometry import solve_frame
 
     print("frame | px | arcsec/px | solve s | median err arcsec | worst corner arcsec")
     for seed, ra, dec, pixels, scale, rotation in (

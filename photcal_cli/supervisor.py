@@ -38,7 +38,7 @@ except ModuleNotFoundError as missing:  # the production image ships neither too
 
 log = get_logger("photcal.run")
 
-SERVICES = ("catalog", "calibrate", "lightcurve", "ingest")
+SERVICES = ("catalog", "calibrate", "photometry", "lightcurve", "ingest")
 
 
 @dataclass

@@ -94,7 +94,8 @@ class Stack:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([*PHOTCAL, "run"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, timeout=60, proc=self.proc)
-        for offset in (1, 2, 3):
+        # the services' own health ports: calibrate +1, catalog +2, lightcurve +3, photometry +4
+        for offset in (1, 2, 3, 4):
             wait_for_port(self.port + offset, timeout=60, proc=self.proc)
         return self
 

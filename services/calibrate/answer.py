@@ -24,7 +24,12 @@ from shared.contracts.messages import CalibrationResult, CandidateFit
 ANSWER_DIGITS = 4
 
 #: what the limit_method of a non-detection is called in the answer's message
-LIMIT_WORDS = {"completeness": "50% completeness", "mag_err": "5 sigma", None: "limit"}
+LIMIT_WORDS = {
+    "completeness": "50% completeness",
+    "mag_err": "5 sigma",
+    "forced_aperture": "forced aperture at the alert position",
+    None: "limit",
+}
 
 
 def rounded(value: Any, digits: int = ANSWER_DIGITS) -> float | None:
@@ -61,10 +66,15 @@ def candidate_fit(candidate: CandidateSummary) -> CandidateFit:
 def answer_message(cal: FrameCalibration, match_dist_arcsec: float) -> str:
     """The one line the observer reads first: the magnitude, the limit, or why there is neither."""
     target = cal.target
+    # measured on the frame by the server: the note says how ("forced aperture at the alert position (S/N ...)")
+    forced = target.photometry == "forced_aperture" and target.note
     if target.detected:
         # a target without an instrumental error (MAGERR missing) has no error: say so, not crash on None
         error = "(error unknown)" if target.mag_err is None else f"+/- {target.mag_err:.3f}"
-        return f"{cal.survey}/{cal.band} = {target.mag:.3f} {error}"
+        how = f"; {target.note}" if forced else ""
+        return f"{cal.survey}/{cal.band} = {target.mag:.3f} {error}{how}"
+    if target.limit_mag is not None and forced:
+        return f"not detected: {cal.survey}/{cal.band} fainter than {target.limit_mag:.2f}; {target.note}"
     if target.limit_mag is not None:
         limit_kind = LIMIT_WORDS[target.limit_method]
         return f"not detected: {cal.survey}/{cal.band} fainter than {target.limit_mag:.2f} ({limit_kind})"

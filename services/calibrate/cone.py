@@ -2,7 +2,7 @@
 
 The question goes to ``photcal.catalog.cone.v2``; the answer comes back in
 parts to a fresh inbox and is put together here (shared/conewire.py). What
-can go wrong, and what the worker does with it (services/calibrate/decisions.py):
+can go wrong, and what the worker does with it (shared/decisions.py):
 
 - no answer, no responders, or the answer stops half way: the service is
   down or restarting -> :class:`CatalogUnavailable`, retried (bounded in time);
@@ -52,7 +52,7 @@ class CatalogReplyProblem(PhotcalError):
     """The catalogue service answered, and asking again would get the same answer: no retry."""
 
     http_status = 502
-    #: not an error result of the upload: the worker dead-letters it at once (services/calibrate/decisions.py)
+    #: not an error result of the upload: the worker dead-letters it at once (shared/decisions.py)
     failure = "permanent"
 
 
@@ -69,7 +69,7 @@ class CatalogFailed(PhotcalError):
 
     code = ErrorCode.CATALOG_ERROR
     http_status = 502
-    #: the worker retries it up to max_deliver times, then dead-letters it (services/calibrate/decisions.py)
+    #: the worker retries it up to max_deliver times, then dead-letters it (shared/decisions.py)
     failure = "crash"
 
 

@@ -20,6 +20,7 @@ from prometheus_client import Histogram
 from services.calibrate.answer import calibration_answer
 from services.calibrate.cone import ConeClient, field_of
 from services.calibrate.core.api import FrameCalibration, calibrate_frame
+from services.calibrate.core.inputs import ForcedAperture
 from services.calibrate.plot import render_plot
 from services.calibrate.settings import CalibrateSettings
 from shared.arrays import SourceTable
@@ -100,6 +101,9 @@ class Pipeline:
             ra, dec, radius = field_of(sources, self.settings.max_field_radius_deg)
             reply = await self.cones.cone(ra, dec, radius, n_sources=len(sources))
         force = _parse_force_filter(upload)
+        forced_target = _forced_aperture(upload)
+        # a frame's own WCS is checked (wrong_wcs); one the server solved was checked by the solver
+        check_wcs = upload.forced_target is not None and upload.forced_target.photometry.wcs == "header"
         with stages.time("calibrate"):
             cal = await asyncio.to_thread(
                 calibrate_frame,
@@ -110,6 +114,8 @@ class Pipeline:
                 upload.match_dist_arcsec,
                 force,
                 observatory_filters=upload.observatory_filters,
+                forced_target=forced_target,
+                check_wcs=check_wcs,
             )
         stages.record(cal.durations_ms)  # its parts: match, fit, limit
         return cal
@@ -176,6 +182,20 @@ def _datapoint_fields(upload: UploadRequested, result: CalibrationResult, calibr
     }
 
 
+def _forced_aperture(upload: UploadRequested) -> ForcedAperture | None:
+    """The target the photometry service measured on an uploaded frame, as the core takes it."""
+    forced = upload.forced_target
+    if forced is None:
+        return None
+    return ForcedAperture(
+        inst_mag=forced.inst_mag,
+        inst_mag_err=forced.inst_mag_err,
+        inst_limit=forced.inst_limit,
+        snr=forced.snr,
+        snr_limit=forced.photometry.snr_limit,
+    )
+
+
 def _parse_force_filter(upload: UploadRequested) -> ForcedBand | None:
     """The gateway's parsed forceFilter; the text parsed the same way for messages from before it was carried."""
     if upload.forced_band is not None:
@@ -209,7 +229,13 @@ def _error_result(upload: UploadRequested, exc: PhotcalError, stages: Stages) ->
 
 
 def _ok_result(upload: UploadRequested, cal: FrameCalibration, stages: Stages) -> CalibrationResult:
-    return calibration_answer(cal, upload.match_dist_arcsec, duration_ms=stages.durations, **_base(upload))
+    result = calibration_answer(cal, upload.match_dist_arcsec, duration_ms=stages.durations, **_base(upload))
+    if upload.image is not None:
+        # what the frame adds to the answer: how the target was measured, what its header said
+        result.photometry = upload.forced_target.photometry if upload.forced_target else None
+        result.frame = upload.image.header
+        result.from_header = dict(upload.image.header.from_header) or None
+    return result
 
 
 def _calibration_record(upload: UploadRequested, cal: FrameCalibration, result: CalibrationResult) -> dict:

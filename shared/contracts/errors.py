@@ -60,7 +60,7 @@ class ErrorCode(StrEnum):
     NO_ROWS = "no_rows", 400, "the catalogue has no rows"
     BAD_VALUES = "bad_values", 400, "the rows cannot be read as numbers"
     NO_USABLE_SOURCES = "no_usable_sources", 400, "no source has a usable magnitude and position"
-    # -- the uploaded FITS frame (400; services/ingest/parsing/image.py, services/calibrate/imaging)
+    # -- the uploaded FITS frame (400; services/ingest/parsing/image.py, services/photometry/imaging)
     NOT_AN_IMAGE = "not_an_image", 400, "the FITS file's image is not 2-D (NAXIS is not 2)"
     IMAGE_CUBE = "image_cube", 400, "the FITS image is a cube (NAXIS3 > 1): upload one plane, a 2-D frame"
     NO_MJD = "no_mjd", 400, "neither the form (MJD) nor the frame's header (MJD-OBS, DATE-OBS) gives the date"

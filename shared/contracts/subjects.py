@@ -8,10 +8,10 @@ subject                        message                          from -> to
 =============================  ===============================  ==========================================
 ``photcal.upload.v1``          ``UploadRequested``              ingest, photometry -> calibrate (UPLOADS)
 ``photcal.frame.v1``           ``UploadRequested`` (``image``)  ingest -> photometry (stream UPLOADS)
-``photcal.calibrated.v1``      ``CalibrationResult``            calibrate -> ingest (stream RESULTS)
+``photcal.calibrated.v1``      ``CalibrationResult``            calibrate, photometry -> ingest (RESULTS)
 ``photcal.catalog.cone.v1``    ``ConeRequest`` / ``ConeReply``  request/reply, JSON (older clients)
 ``photcal.catalog.cone.v2``    ``ConeRequestV2`` / binary       calibrate <-> catalog (shared/conewire.py)
-``photcal.upload.dead.v1``     ``DeadLetter``                   calibrate -> operators (stream DEADLETTERS)
+``photcal.upload.dead.v1``     ``DeadLetter``                   calibrate, photometry -> operators (DEADLETTERS)
 =============================  ===============================  ==========================================
 """
 

@@ -50,8 +50,8 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="module")
 def cluster_stack(tmp_path_factory) -> Iterator[ClusterStack]:
     tmp = tmp_path_factory.mktemp("cluster")
-    # one block: each node's client, route and monitoring port, then the gateway's and the services' 4
-    base = free_port_block(13)
+    # one block: each node's client, route and monitoring port, then the gateway's and the services' 5
+    base = free_port_block(14)
     cluster = nats_cluster(
         tmp / "nats", [base, base + 1, base + 2], [base + 3, base + 4, base + 5], [base + 6, base + 7, base + 8]
     )

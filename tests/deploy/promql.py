@@ -24,6 +24,12 @@ PHOTCAL_METRICS = {
     "photcal_gateway_parse_duration_seconds": "histogram",
     "photcal_gateway_rate_limited": "counter",
     "photcal_gateway_db_fallbacks": "counter",
+    "photcal_photometry_frames": "counter",
+    "photcal_photometry_in_flight": "gauge",
+    "photcal_photometry_consumer_pending": "gauge",
+    "photcal_photometry_frame_pixels": "histogram",
+    "photcal_photometry_extraction_seconds": "histogram",
+    "photcal_photometry_solve_seconds": "histogram",
 }
 
 #: not ours, documented in deploy/README.md: Prometheus' own `up`, and the

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = {"dev": "photcal-dev", "prod": "photcal"}
 K8S_VERSION = "1.37.0"
-SERVICES = {"ingest": 8080, "calibrate": 8081, "catalog": 8082, "lightcurve": 8083}
+SERVICES = {"ingest": 8080, "calibrate": 8081, "catalog": 8082, "lightcurve": 8083, "photometry": 8084}
 GATEWAY = "photcal-ingest"
 #: Secrets production creates out of git (deploy/README.md, "Secrets")
 EXTERNAL_SECRETS = {"photcal-secrets", "mongodb-auth"}
@@ -167,9 +167,19 @@ def test_namespaces(overlay):
 # ---- custom resources: structural checks ------------------------------------
 
 
+#: each JetStream worker scales on its own consumer's lag: Deployment -> consumer
+SCALED_WORKERS = {"photcal-calibrate": "calibrate", "photcal-photometry": "photometry"}
+
+
 def test_keda_scaled_object():
     docs = build("prod")
-    [so] = of_kind(docs, "ScaledObject")
+    scaled = of_kind(docs, "ScaledObject")
+    assert {so["spec"]["scaleTargetRef"]["name"] for so in scaled} == set(SCALED_WORKERS)
+    for so in scaled:
+        _check_scaled_object(docs, so)
+
+
+def _check_scaled_object(docs, so):
     assert so["apiVersion"] == "keda.sh/v1alpha1"
     spec = so["spec"]
     assert set(spec) <= {
@@ -185,14 +195,14 @@ def test_keda_scaled_object():
         "triggers",
     }
     target = spec["scaleTargetRef"]
-    assert target.get("kind", "Deployment") == "Deployment" and target["name"] == "photcal-calibrate"
+    assert target.get("kind", "Deployment") == "Deployment" and target["name"] in SCALED_WORKERS
     named(docs, "Deployment", target["name"])
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
     assert spec["fallback"]["replicas"] >= spec["minReplicaCount"] and spec["fallback"]["failureThreshold"] > 0
     triggers = {t["type"]: t for t in spec["triggers"]}
     assert set(triggers) == {"nats-jetstream", "cpu"}
     js = triggers["nats-jetstream"]["metadata"]
-    assert js["stream"] == "UPLOADS" and js["consumer"] == "calibrate"
+    assert js["stream"] == "UPLOADS" and js["consumer"] == SCALED_WORKERS[target["name"]]
     assert js["lagThreshold"].isdigit() and int(js["lagThreshold"]) > 0
     assert all(isinstance(v, str) for v in js.values()), "KEDA trigger metadata values are strings"
     # KEDA runs in its own namespace: the endpoint must name ours, and the port must exist
@@ -357,7 +367,7 @@ def test_config_matches_services(overlay):
     cfg = _config(docs)
     assert cfg["PHOTCAL_HTTP_HOST"] == "0.0.0.0"
     assert int(cfg["PHOTCAL_HTTP_PORT"]) == SERVICES["ingest"]
-    for service in ("calibrate", "catalog", "lightcurve"):
+    for service in ("calibrate", "catalog", "lightcurve", "photometry"):
         assert int(cfg[f"PHOTCAL_{service.upper()}_PORT"]) == SERVICES[service]
     assert "PHOTCAL_HASHTAG_PEPPER" not in cfg and "PHOTCAL_MONGO_URL" not in cfg, "secrets belong in a Secret"
 
@@ -374,9 +384,10 @@ def test_config_matches_services(overlay):
     from services.catalog.settings import CatalogSettings
     from services.ingest.settings import IngestSettings
     from services.lightcurve.settings import LightcurveSettings
+    from services.photometry.settings import PhotometrySettings
 
     known = set()
-    for settings in (CalibrateSettings, CatalogSettings, IngestSettings, LightcurveSettings):
+    for settings in (CalibrateSettings, CatalogSettings, IngestSettings, LightcurveSettings, PhotometrySettings):
         known |= set(settings.model_fields)
     for key in cfg:
         if key.startswith("PHOTCAL_"):

@@ -16,6 +16,7 @@ from tests.deploy.promql import PHOTCAL_METRICS, sample_names
 MODULES = {
     "shared": "shared.metrics",
     "calibrate": ["services.calibrate.worker", "services.calibrate.pipeline"],
+    "photometry": ["services.photometry.worker", "services.photometry.measure"],
     "catalog": "services.catalog.handlers",
     "ingest": "services.ingest.uploads",
 }
@@ -29,12 +30,22 @@ BY_MODULE = {
     "services.calibrate.worker": {
         "photcal_uploads",
         "photcal_calibrate_redeliveries",
-        "photcal_dead_letters",
         "photcal_calibrate_retries",
         "photcal_calibrate_in_flight",
         "photcal_calibrate_consumer_pending",
     },
     "services.calibrate.pipeline": {"photcal_calibration_stage_duration_seconds"},
+    "shared.dead_letters": {"photcal_dead_letters"},
+    "services.photometry.worker": {
+        "photcal_photometry_frames",
+        "photcal_photometry_in_flight",
+        "photcal_photometry_consumer_pending",
+    },
+    "services.photometry.measure": {
+        "photcal_photometry_frame_pixels",
+        "photcal_photometry_extraction_seconds",
+        "photcal_photometry_solve_seconds",
+    },
     "services.catalog.handlers": {"photcal_catalog_cone_duration_seconds", "photcal_catalog_cone_requests"},
     "services.ingest.uploads": {"photcal_gateway_uploads", "photcal_gateway_parse_duration_seconds"},
     "services.ingest.ratelimit": {"photcal_gateway_rate_limited"},
@@ -85,7 +96,8 @@ def test_metrics_with_samples_parse_and_use_documented_names(modules):
     worker.UPLOADS.labels("ok").inc(0)
     worker.RETRIES.labels("database").inc(0)
     worker.REDELIVERIES.inc(0)
-    worker.DEAD_LETTERS.inc(0)
+    m["shared.dead_letters"].DEAD_LETTERS.inc(0)
+    m["services.photometry.worker"].FRAMES.labels("measured").inc(0)
     pipeline.STAGE_DURATION.labels("fit").observe(0.01)
     catalog.CONE_LATENCY.observe(0.02)
     catalog.CONE_REQUESTS.labels("ok").inc(0)
@@ -101,6 +113,7 @@ def test_metrics_with_samples_parse_and_use_documented_names(modules):
         "photcal_db_operation_duration_seconds": {"service", "operation"},
         "photcal_uploads": {"outcome"},
         "photcal_calibrate_retries": {"reason"},
+        "photcal_photometry_frames": {"outcome"},
         "photcal_calibration_stage_duration_seconds": {"stage"},
         "photcal_catalog_cone_requests": {"outcome"},
         "photcal_gateway_uploads": {"outcome"},

@@ -3,7 +3,7 @@
 A reply of any size arrives whole (in parts below max_payload); a cone over
 the service's star limit, or one the store refuses, is answered with the
 reason, and the client raises the error the worker turns into the upload's
-answer (services/calibrate/decisions.py).
+answer (shared/decisions.py).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ import time
 import pytest
 
 from bench.bench_images import simulate_sky_frame, wcs_error_arcsec
-from services.calibrate.imaging import astrometry
-from services.calibrate.imaging.astrometry import solve_frame
+from services.photometry.imaging import astrometry
+from services.photometry.imaging.astrometry import solve_frame
 
 #: name -> (seed, ra, dec, pixels, arcsec/px, rotation deg, scale hint given)
 FRAMES = {

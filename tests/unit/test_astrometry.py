@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.calibrate.imaging import astrometry
-from services.calibrate.imaging.astrometry import FrameNotSolved, solve_frame
+from services.photometry.imaging import astrometry
+from services.photometry.imaging.astrometry import FrameNotSolved, solve_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_INSTALLED = "astrometry.net is not installed here: run tools/system-deps.sh as root (make test does)"

@@ -7,17 +7,14 @@ import pytest
 from astropy.wcs import WCS
 from scipy.spatial import cKDTree
 
-from services.calibrate.imaging.extract import FLAG_SATURATED
-from services.calibrate.imaging.frame import UnusableFrame, photometer_frame
-from services.calibrate.imaging.wcscheck import matched_fraction
+from services.photometry.imaging.extract import FLAG_SATURATED
+from services.photometry.imaging.frame import UnusableFrame, photometer_frame
+from services.photometry.imaging.wcscheck import matched_fraction
 from shared.frames import frame_header
+from tests.frames import photometer_field
 from tools.datasets import simulate_field
 
-
-def _photometer(field):
-    info = frame_header(field.header, field.image.shape)
-    t = field.truth["transient"]
-    return photometer_frame(field.image, info, WCS(field.header), t["ra"], t["dec"])
+_photometer = photometer_field
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The worker's decision for an upload that did not calibrate, as a whole table.
 
 (failure kind, crashes, age) -> ack / NAK after a delay / dead letter
-(services/calibrate/decisions.py), and which exceptions are which kind.
+(shared/decisions.py), and which exceptions are which kind.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 from pymongo.errors import ServerSelectionTimeoutError
 
 from services.calibrate.cone import CatalogFailed, CatalogRefused, CatalogReplyMalformed, CatalogUnavailable
-from services.calibrate.decisions import Action, Decision, Failure, Policy, decide
 from services.calibrate.worker import classify, failure_result, upload_age_s
 from shared.contracts.messages import UploadRequested, utcnow
+from shared.decisions import Action, Decision, Failure, Policy, decide
 from shared.errors import BackendUnavailable, CalibrationFailed
 
 POLICY = Policy(max_crashes=5, retry_delay=2.0, outage_limit_s=300.0)

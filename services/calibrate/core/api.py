@@ -21,6 +21,11 @@ Error codes (``shared.errors.CalibrationFailed.code``), stable:
     The best fit's robust scatter is above ``FitSettings.max_scatter``
     although many sources matched (wrong magnitude column, blended or
     corrupted photometry): no honest magnitude can come out of it.
+``wrong_wcs``
+    (an uploaded frame with its header's WCS, ``check_wcs``) almost none of
+    its sources lands on a reference star (:func:`wcs_matches_nothing`), or
+    under 5 % do and too few calibrators are left, or the matches show no
+    photometric relation: the WCS is wrong.
 ``target_outside_frame``
     The alert position is outside the frame's footprint (the convex hull
     of its usable sources, plus ``FitSettings.target_margin_arcsec``): the
@@ -54,11 +59,11 @@ from services.calibrate.core.choice import (
     evaluate_candidates,
 )
 from services.calibrate.core.footprint import require_target_in_frame
-from services.calibrate.core.inputs import ReferenceStars, SourceColumns
+from services.calibrate.core.inputs import ForcedAperture, ReferenceStars, SourceColumns
 from services.calibrate.core.limits import reference_completeness_inst
 from services.calibrate.core.results import FrameCalibration, PlotData
 from services.calibrate.core.settings import FitSettings
-from services.calibrate.core.target import ApertureInput, measure_target
+from services.calibrate.core.target import ApertureInput, measure_forced_target, measure_target
 from shared.bands import (
     FilterConstraint,
     ForcedBand,
@@ -153,7 +158,35 @@ def _too_few_message(
     return msg
 
 
-def _sanity_check(best: BandCandidate, n_matched: int, n_usable: int, radius: float, s: FitSettings) -> None:
+#: an uploaded frame's WCS is wrong when fewer than this fraction of its usable sources ...
+WRONG_WCS_MAX_FRACTION = 0.05
+#: ... and fewer than this many sources land on a reference star (chance coincidences)
+WRONG_WCS_MAX_MATCHED = 5
+
+WRONG_WCS_MESSAGE = (
+    "the frame's WCS puts its stars away from the reference stars ({detail}): re-solve it "
+    "(or send it without WCS and the server will solve it)"
+)
+
+
+def wcs_matches_nothing(n_matched: int, n_usable: int) -> bool:
+    """Whether a frame's WCS put almost none of its sources on a reference star.
+
+    A right WCS matches most of a frame's bright stars; a faint frame over a shallow survey
+    still matches tens. Below 5 % of the usable sources *and* fewer than 5 stars, the matches
+    are chance coincidences: the frame is elsewhere than its WCS says.
+    """
+    return n_matched < WRONG_WCS_MAX_MATCHED and n_matched < WRONG_WCS_MAX_FRACTION * max(n_usable, 1)
+
+
+def _wrong_wcs(n_matched: int, n_usable: int, radius: float) -> CalibrationFailed:
+    detail = f"{n_matched} of its {n_usable} sources within {radius:g} arcsec of one"
+    return CalibrationFailed(WRONG_WCS_MESSAGE.format(detail=detail), code=ErrorCode.WRONG_WCS)
+
+
+def _sanity_check(
+    best: BandCandidate, n_matched: int, n_usable: int, radius: float, s: FitSettings, check_wcs: bool = False
+) -> None:
     """Refuse a "calibration" that is no relation at all (see ``bad_astrometry``, ``poor_fit``)."""
     fit = best.fit
     assert fit is not None
@@ -161,6 +194,8 @@ def _sanity_check(best: BandCandidate, n_matched: int, n_usable: int, radius: fl
         return
     frac = n_matched / max(n_usable, 1)
     if frac < s.min_match_fraction:
+        if check_wcs:
+            raise _wrong_wcs(n_matched, n_usable, radius)
         raise CalibrationFailed(
             f"no photometric relation with the reference stars (scatter {fit.scatter:.2f} mag; "
             f"{n_matched} of {n_usable} sources matched within {radius:g} arcsec, by chance): "
@@ -184,6 +219,8 @@ def calibrate_frame(
     force_filter: ForcedBand | tuple[str, str] | str | None = None,
     settings: FitSettings | None = None,
     observatory_filters: list[str] | None = None,
+    forced_target: ForcedAperture | None = None,
+    check_wcs: bool = False,
 ) -> FrameCalibration:
     """Calibrate a frame's photometry and measure the transient.
 
@@ -209,6 +246,15 @@ def calibrate_frame(
         The observatory's registered filters (``V``, ``r'``, ``Ic``...): the
         choice is made among their bands (:func:`shared.bands.filter_constraint`;
         a clear or unknown name does not constrain). A forced band overrides them.
+    forced_target : ForcedAperture, optional
+        An uploaded frame's aperture at the alert's position, measured by the
+        server: the target is that measurement, not the nearest source
+        (:func:`target.measure_forced_target`); the frame itself said the
+        alert is on it, so the footprint check is not made.
+    check_wcs : bool
+        The sources' positions come from an uploaded frame's own WCS: when
+        almost none matches a reference star (:func:`wcs_matches_nothing`),
+        or the matches show no relation, the answer is ``wrong_wcs``.
 
     Returns
     -------
@@ -248,7 +294,8 @@ def calibrate_frame(
             "check the magnitude column of your catalogue",
             code=ErrorCode.NO_USABLE_SOURCES,
         )
-    require_target_in_frame(sources, usable, target_ra, target_dec, s.target_margin_arcsec)
+    if forced_target is None:
+        require_target_in_frame(sources, usable, target_ra, target_dec, s.target_margin_arcsec)
     if sum(len(st) for st in references.values()) == 0:
         raise CalibrationFailed(
             f"no reference stars from any survey cover this field (RA {target_ra:.5f}, Dec {target_dec:.5f}): "
@@ -266,6 +313,8 @@ def calibrate_frame(
     evaluation = evaluate_candidates(sources, references, match_radius_arcsec, usable, good, s, only=only)
     candidates, n_matched_any = evaluation.candidates, evaluation.n_matched_any
     fitted = time.perf_counter()
+    if check_wcs and wcs_matches_nothing(n_matched_any, n_usable):
+        raise _wrong_wcs(n_matched_any, n_usable, match_radius_arcsec)
     if n_matched_any == 0:
         raise CalibrationFailed(
             f"none of your {n_usable} sources matched a reference star within {match_radius_arcsec:g} arcsec: "
@@ -273,6 +322,9 @@ def calibrate_frame(
             code=ErrorCode.NO_STARS_MATCHED,
         )
     best = _choose(candidates, s, constraint)
+    if best is None and check_wcs and n_matched_any < WRONG_WCS_MAX_FRACTION * n_usable:
+        # too few calibrators because too few sources matched at all: the frame's WCS, not the field
+        raise _wrong_wcs(n_matched_any, n_usable, match_radius_arcsec)
     if best is None:
         n_flagged = int((usable & ((np.asarray(sources.flags).astype(np.int64) & s.reject_flags) != 0)).sum())
         raise CalibrationFailed(
@@ -286,7 +338,7 @@ def calibrate_frame(
     fit = best.fit
     assert fit is not None
     assert best.score is not None  # fit_band scores every candidate it fits
-    _sanity_check(best, n_matched_any, n_usable, match_radius_arcsec, s)
+    _sanity_check(best, n_matched_any, n_usable, match_radius_arcsec, s, check_wcs)
     warnings = []
     if best.colour_term_assumed:
         cost = fit.unknown_colour_err(s.transient_colour_scale * fit.colour_spread)
@@ -303,19 +355,23 @@ def calibrate_frame(
         sources, usable, references, candidates, evaluation.detected, s.limit_completeness
     )
     aperture = _aperture_input(sources, good, evaluation.neighbour_light, s)
-    target = measure_target(
-        sources,
-        usable,
-        limit_good,
-        fit,
-        target_ra,
-        target_dec,
-        match_radius_arcsec,
-        s,
-        completeness_inst=completeness,
-        neighbour_light=evaluation.neighbour_light,
-        aperture=aperture,
-        crowded=evaluation.crowded,
+    target = (
+        measure_forced_target(forced_target, fit, target_ra, target_dec, s)
+        if forced_target is not None
+        else measure_target(
+            sources,
+            usable,
+            limit_good,
+            fit,
+            target_ra,
+            target_dec,
+            match_radius_arcsec,
+            s,
+            completeness_inst=completeness,
+            neighbour_light=evaluation.neighbour_light,
+            aperture=aperture,
+            crowded=evaluation.crowded,
+        )
     )
     if target.detected and target.note:
         warnings.extend(n for n in target.note.split("; ") if n.startswith("the target is blended"))

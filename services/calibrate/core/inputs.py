@@ -9,6 +9,7 @@ imports the message contract.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -56,3 +57,23 @@ class ReferenceStars(Protocol):
     def errs(self) -> Mapping[str, np.ndarray]: ...
 
     def __len__(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class ForcedAperture:
+    """The target measured on the frame itself: an aperture at the alert's position (instrumental).
+
+    ``inst_mag``, ``inst_mag_err`` (mag, ``-2.5 log10(ADU)`` on the scale of the frame's sources)
+    when ``snr >= snr_limit``, else None; ``inst_limit`` (mag) the ``snr_limit``-sigma flux from
+    the local noise at that position.
+    """
+
+    inst_mag: float | None
+    inst_mag_err: float | None
+    inst_limit: float
+    snr: float
+    snr_limit: float
+
+    @property
+    def detected(self) -> bool:
+        return self.inst_mag is not None

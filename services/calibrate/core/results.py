@@ -56,6 +56,8 @@ class TargetMeasurement:
         reference stars are detected (``limit_method == "completeness"``),
         or, with no reference survey deeper than the frame, the 5-sigma
         point of the catalogue's magnitude-error relation (``"mag_err"``);
+        on an uploaded frame, the forced aperture's S/N limit at the alert's
+        position (``"forced_aperture"``);
         None if neither could be determined.
     inst_limit_mag : float or None
         The same limit in instrumental magnitudes.
@@ -71,7 +73,9 @@ class TargetMeasurement:
         Which of the observer's measurements of the target was used:
         ``"catalogue"`` (the catalogue's magnitude column, e.g. MAG_AUTO) or
         ``"aperture"`` (its first fixed aperture plus the frame's aperture
-        correction, in crowded frames: :mod:`aperture`).
+        correction, in crowded frames: :mod:`aperture`), or ``"forced_aperture"``
+        (an uploaded frame measured at the alert's position by the server,
+        :func:`target.measure_forced_target`).
     aperture_correction : float or None
         That correction, mag (``"aperture"`` only).
     """

@@ -15,7 +15,7 @@ import numpy as np
 from services.calibrate.core.aperture import ApertureCorrection, wants_aperture
 from services.calibrate.core.crowding import target_blend
 from services.calibrate.core.fitting import FitResult
-from services.calibrate.core.inputs import SourceColumns
+from services.calibrate.core.inputs import ForcedAperture, SourceColumns
 from services.calibrate.core.limits import frame_limit_inst
 from services.calibrate.core.results import TargetMeasurement
 from services.calibrate.core.settings import FitSettings
@@ -192,4 +192,55 @@ def measure_target(
         note="; ".join(notes) or None,
         photometry=photometry,
         aperture_correction=correction,
+    )
+
+
+def measure_forced_target(
+    forced: ForcedAperture, fit: FitResult, target_ra: float, target_dec: float, settings: FitSettings
+) -> TargetMeasurement:
+    """The transient measured on the frame at the alert's position, calibrated through the chosen fit.
+
+    As :func:`measure_target` for a source, at the calibrators' median colour::
+
+        mag = inst_mag + ZP + CT * colour_assumed
+        mag_err = sqrt(inst_mag_err**2 + err(ZP + CT c0)**2 + s_int**2 + (CT**2 + var(CT)) * spread**2)
+
+    Below the forced S/N limit it is no magnitude but the limit at that very position,
+    ``inst_limit + ZP + CT * colour_assumed`` (``limit_method`` ``"forced_aperture"``).
+    ``photometry`` is ``"forced_aperture"``; ``ra``, ``dec`` the alert's (deg).
+    """
+    colour = fit.median_colour
+    cal_shift = fit.zeropoint + fit.colour_term * colour
+    limit = forced.inst_limit + cal_shift
+    how = f"forced aperture at the alert position (S/N {forced.snr:.1f}, limit at S/N {forced.snr_limit:g})"
+    if forced.inst_mag is None:
+        return TargetMeasurement(
+            detected=False,
+            limit_mag=limit,
+            inst_limit_mag=forced.inst_limit,
+            limit_method="forced_aperture",
+            assumed_colour=colour,
+            note=how,
+            photometry="forced_aperture",
+        )
+    mag_err: float | None = None
+    inst_err = forced.inst_mag_err
+    if inst_err is not None and math.isfinite(inst_err) and inst_err >= 0:
+        col_err = fit.unknown_colour_err(settings.transient_colour_scale * fit.colour_spread)
+        mag_err = math.sqrt(inst_err**2 + fit.calibration_err(colour) ** 2 + fit.intrinsic_scatter**2 + col_err**2)
+    return TargetMeasurement(
+        detected=True,
+        mag=forced.inst_mag + cal_shift,
+        mag_err=mag_err,
+        ra=target_ra,
+        dec=target_dec,
+        inst_mag=forced.inst_mag,
+        inst_mag_err=inst_err,
+        separation_arcsec=0.0,
+        limit_mag=limit,
+        inst_limit_mag=forced.inst_limit,
+        limit_method="forced_aperture",
+        assumed_colour=colour,
+        note=how,
+        photometry="forced_aperture",
     )

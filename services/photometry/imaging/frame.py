@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.wcs import WCS
 
-from services.calibrate.imaging.aperture import Aperture, aperture_for, measure
-from services.calibrate.imaging.background import measure_background
-from services.calibrate.imaging.extract import DETECT_SIGMA, FLAG_TRUNCATED, detect, frame_fwhm
-from services.calibrate.imaging.forced import SNR_LIMIT, ForcedMeasurement, forced_photometry
+from services.photometry.imaging.aperture import Aperture, aperture_for, measure
+from services.photometry.imaging.background import measure_background
+from services.photometry.imaging.extract import DETECT_SIGMA, FLAG_TRUNCATED, detect, frame_fwhm
+from services.photometry.imaging.forced import SNR_LIMIT, ForcedMeasurement, forced_photometry
 from shared.arrays import SourceTable
 from shared.frames import FrameHeader
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.calibrate.imaging.aperture import Aperture, measure
+from services.photometry.imaging.aperture import Aperture, measure
 
 #: signal-to-noise below which the forced measurement is a limit, not a magnitude
 SNR_LIMIT = 5.0
