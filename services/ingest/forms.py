@@ -11,6 +11,7 @@ from shared.bands import ForcedBand, parse_force_filter
 from shared.contracts.errors import ErrorCode
 from shared.cpcs_http import parse_flag
 from shared.errors import BadInput
+from shared.frames import FrameHeader, merge_form
 from shared.validation import clean_comment, validate_ivorn
 
 
@@ -18,7 +19,8 @@ class UploadForm(BaseModel):
     """What the CPCS manual lists; an absent field takes CPCS's default."""
 
     EventID: str
-    MJD: float = Field(gt=0, lt=100_000, description="modified Julian date of mid-exposure")
+    #: required with a catalogue (read_upload_form); a FITS frame's header may give it instead
+    MJD: float | None = Field(None, gt=0, lt=100_000, description="modified Julian date of mid-exposure")
     expTime: float | None = Field(None, ge=0, le=1e6)
     matchDist: float = Field(2.0, gt=0, le=60, description="arcsec")
     comment: str = Field("", max_length=2000)
@@ -84,20 +86,44 @@ FIELD_HINTS = {
 }
 
 
-def read_upload_form(fields: dict[str, str]) -> UploadForm:
-    """Validate the text fields; unknown fields (e.g. fits_id) are ignored, as CPCS did."""
+#: what a frame upload without a date is told (the form's MJD or the header's, read by shared.frames)
+NO_MJD_HINT = "give mjd= (MJD=) or a header with DATE-OBS/MJD-OBS (+EXPTIME)"
+
+
+def read_upload_form(fields: dict[str, str], *, require_mjd: bool = True) -> UploadForm:
+    """Validate the text fields; unknown fields (e.g. fits_id) are ignored, as CPCS did.
+
+    ``require_mjd`` False when the file may be a FITS frame, whose header can give
+    the date: the caller then resolves the MJD (:func:`resolve_frame_exposure`).
+    """
     known = {k: v for k, v in fields.items() if k in UploadForm.model_fields and v is not None}
+    if "mjd" in fields and "MJD" not in known:
+        known["MJD"] = fields["mjd"]  # the lower-case spelling a frame's curl may use
     if "EventID" not in known:
         raise BadInput("EventID is missing: " + FIELD_HINTS["EventID"], code=ErrorCode.MISSING_FIELD)
-    if "MJD" not in known:
+    if require_mjd and "MJD" not in known:
         raise BadInput("MJD is missing: " + FIELD_HINTS["MJD"], code=ErrorCode.MISSING_FIELD)
     try:
         form = UploadForm.model_validate(known)
     except ValidationError as exc:
         raise BadInput(describe(exc), code=ErrorCode.BAD_FIELD) from exc
+    if require_mjd and form.MJD is None:  # sent empty: with a catalogue nothing else can give the date
+        raise BadInput("MJD: is empty (" + FIELD_HINTS["MJD"] + ")", code=ErrorCode.BAD_FIELD)
     form._forced_band = parse_force_filter(form.forceFilter)
     form.forceFilter = _canonical_text(form._forced_band)
     return form
+
+
+def resolve_frame_exposure(form: UploadForm, header: FrameHeader) -> tuple[FrameHeader, dict[str, str]]:
+    """A frame's exposure: the form's MJD and expTime where given (the form wins), else the header's.
+
+    Returns the merged header and what was taken from the header (field -> keyword).
+    Neither the form nor the header gives a date: 400 ``no_mjd``.
+    """
+    merged, from_header = merge_form(header, mjd=form.MJD, exptime=form.expTime)
+    if merged.mjd is None:
+        raise BadInput(f"the frame's date is unknown: {NO_MJD_HINT}; e.g. -F MJD=60100.5", code=ErrorCode.NO_MJD)
+    return merged, from_header
 
 
 def _canonical_text(forced: ForcedBand | None) -> str:

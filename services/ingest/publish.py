@@ -25,7 +25,7 @@ import nats.js.errors
 from nats.js import JetStreamContext
 
 from shared.contracts.messages import UploadRequested
-from shared.contracts.subjects import OBJECT_BUCKET_UPLOADS, SUBJECT_UPLOAD
+from shared.contracts.subjects import OBJECT_BUCKET_UPLOADS, SUBJECT_FRAME, SUBJECT_UPLOAD
 from shared.errors import BackendUnavailable
 from shared.logging import get_logger
 from shared.natsio import ensure_object_store, headers
@@ -56,10 +56,37 @@ class UploadQueueUnavailable(BackendUnavailable):
         self.maybe_published = maybe_published
 
 
+async def store_frame(js: JetStreamContext, object_name: str, data: bytes, replicas: int = 1) -> None:
+    """Put an uploaded frame's bytes, as sent, in the uploads bucket before its message is published.
+
+    The photometry service reads it there (``UploadedImage.object_name``): a frame never
+    travels in a message. NATS not answering: 503, nothing published.
+    """
+    try:
+        store = await ensure_object_store(js, OBJECT_BUCKET_UPLOADS, replicas)
+        await store.put(object_name, data)
+    except Exception as exc:
+        log.warning("frame_not_stored", object_name=object_name, error=repr(exc))
+        raise BackendUnavailable("the frame store (NATS) is not answering; try again in a minute") from exc
+
+
+async def forget_frame(js: JetStreamContext, object_name: str, replicas: int = 1) -> None:
+    """Best effort: a stored frame whose upload was never published is deleted (the bucket's TTL otherwise)."""
+    try:
+        store = await ensure_object_store(js, OBJECT_BUCKET_UPLOADS, replicas)
+        await store.delete(object_name)
+    except Exception as exc:
+        log.info("frame_not_deleted", object_name=object_name, error=repr(exc))
+
+
 async def publish_upload(
     js: JetStreamContext, upload: UploadRequested, inline_limit: int, replicas: int = 1, timeout: float = 2.0
 ) -> None:
-    """Small tables travel in the message; larger ones in the object store first."""
+    """Small tables travel in the message; larger ones in the object store first.
+
+    An upload with a frame (``image``, its bytes already stored: :func:`store_frame`) goes to
+    the photometry service on ``photcal.frame.v1``; a catalogue to calibrate on ``photcal.upload.v1``.
+    """
     nc = getattr(js, "_nc", None)  # nats-py keeps the connection there; no public accessor
     if nc is not None and not await _connected(nc):
         raise BackendUnavailable("the upload queue (NATS) is down; try again in a minute")
@@ -117,4 +144,5 @@ async def _publish_once(
         await store.put(upload.upload_id, upload.sources.model_dump_json().encode())
         upload = upload.model_copy(update={"sources": None, "sources_in_object_store": True})
         payload = upload.model_dump_json().encode()
-    await js.publish(SUBJECT_UPLOAD, payload, timeout=timeout, headers=headers(msg_id=upload.upload_id))
+    subject = SUBJECT_FRAME if upload.image is not None else SUBJECT_UPLOAD
+    await js.publish(subject, payload, timeout=timeout, headers=headers(msg_id=upload.upload_id))

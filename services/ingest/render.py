@@ -76,6 +76,35 @@ def _plot_link(link: str | None) -> str:
     return f'<p><img src="{escape(link, quote=True)}" alt="calibration plot"></p>'
 
 
+def _frame_rows(result: CalibrationResult) -> list[tuple[str, object]]:
+    """An uploaded frame's rows: how the target was measured, and what its header gave (each may be missing)."""
+    rows: list[tuple[str, object]] = []
+    phot = result.photometry
+    if phot is not None:
+        method = phot.method.replace("_", " ")
+        aperture = f"radius {_text(phot.radius_px, 1)} px, FWHM {_text(phot.fwhm_px, 1)} px"
+        rows += [
+            ("Photometry", f"{method} at the alert's position ({aperture})"),
+            ("S/N", f"{_text(phot.snr, 1)} (a limit below {_text(phot.snr_limit, 1)})"),
+            ("Astrometry", "the frame's WCS" if phot.wcs == "header" else "plate-solved"),
+            ("Objects detected", phot.n_detected),
+        ]
+    frame = result.frame
+    if frame is not None:
+        site = frame.site
+        rows += [
+            ("Filter (header)", frame.filter),
+            ("Airmass", frame.airmass),
+            ("Gain (e-/ADU)", frame.gain),
+            ("Saturation (ADU)", frame.saturate),
+            ("Site", None if site is None else " ".join(_text(v, 4) for v in (site.name, site.lat, site.lon))),
+        ]
+    if result.from_header:
+        taken = ", ".join(f"{field} from {keyword}" for field, keyword in sorted(result.from_header.items()))
+        rows.append(("From the header", taken))
+    return rows
+
+
 def render_result_html(result: CalibrationResult, warnings: Sequence[str] = ()) -> str:
     """The page for one upload's answer (a success, a limit or an error), never raising on its values."""
     ok = result.status == "ok"
@@ -99,6 +128,7 @@ def render_result_html(result: CalibrationResult, warnings: Sequence[str] = ()) 
         ("Stored", _stored(result)),
         ("Followup id", result.followup_id),
     ]
+    rows.extend(_frame_rows(result))
     if not ok:
         rows.insert(0, ("Error", result.error))
     if result.comment:

@@ -9,6 +9,11 @@ class IngestSettings(RateLimitSettings, CacheSettings, HttpServerSettings, Commo
 
     #: largest upload accepted (bytes); CPCS users send catalogues of a few MB
     max_upload_bytes: int = 20 * 1024 * 1024
+    #: largest FITS frame accepted (bytes, as sent and once decompressed): frames are larger than catalogues;
+    #: the multipart reader lets a file part grow to this only when its first bytes are FITS
+    max_image_bytes: int = 200 * 1024 * 1024
+    #: largest FITS frame accepted (pixels, NAXIS1 x NAXIS2): 16k x 16k
+    max_image_pixels: int = 16384 * 16384
     max_catalogue_rows: int = 200_000
     #: seconds the synchronous upload waits for its calibration before 504
     upload_timeout: float = 30.0

@@ -6,19 +6,22 @@ import asyncio
 import hashlib
 import time
 import uuid
+from typing import cast
 
 from aiohttp import BodyPartReader, web
 from prometheus_client import Counter, Histogram
 
 from services.ingest.auth import authenticate, hashtag_of
 from services.ingest.cache import find_alert, find_observatory, optional, required
-from services.ingest.forms import UploadForm, read_upload_form
+from services.ingest.forms import FIELD_HINTS, UploadForm, read_upload_form, resolve_frame_exposure
 from services.ingest.parsing import parse_catalogue
-from services.ingest.publish import publish_upload
+from services.ingest.parsing.image import SNIFF_BYTES, InspectedFrame, inspect_frame, looks_like_fits, size_text
+from services.ingest.publish import forget_frame, publish_upload, store_frame
 from services.ingest.render import render_result_html
+from services.ingest.settings import IngestSettings
 from services.ingest.state import Gateway
 from shared.contracts.errors import ErrorCode
-from shared.contracts.messages import CalibrationResult, UploadRequested
+from shared.contracts.messages import CalibrationResult, UploadedImage, UploadRequested
 from shared.cpcs_http import WANT_HTML, html_errors, wants_html
 from shared.db.datapoints import find_duplicate
 from shared.db.uploads import get_upload, record_queued
@@ -42,13 +45,24 @@ PARSE_TIME = Histogram(
     "Time to parse an uploaded catalogue",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
 )
-CATALOGUE_FIELDS = ("sexCat", "file", "catalog", "catalogue")
+#: the form fields a file may come in: CPCS's catalogue names, and ``image`` for a FITS frame
+CATALOGUE_FIELDS = ("sexCat", "file", "catalog", "catalogue", "image")
+#: the text fields beside the file (hashtag, EventID, MJD...) are small; what the form may hold beyond the file
+FORM_FIELDS_SLACK = 64 * 1024
 
 
-async def read_form(request: web.Request, max_bytes: int) -> tuple[dict[str, str], bytes | None, str]:
-    """The multipart (or urlencoded) form: text fields, the catalogue's bytes and file name."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise _too_large(max_bytes)
+async def read_form(
+    request: web.Request, max_bytes: int, max_image_bytes: int | None = None
+) -> tuple[dict[str, str], bytes | None, str]:
+    """The multipart (or urlencoded) form: text fields, the uploaded file's bytes and file name.
+
+    ``max_bytes`` bounds a catalogue and the whole form; a file whose first bytes are FITS
+    (plain or gzipped: it may be a frame) may grow to ``max_image_bytes`` instead. Read chunk
+    by chunk, nothing beyond the limit is read into memory.
+    """
+    bound = max_bytes if max_image_bytes is None else max(max_bytes, max_image_bytes) + FORM_FIELDS_SLACK
+    if request.content_length is not None and request.content_length > bound:
+        raise _too_large(max_bytes, max_image_bytes)
     if not request.content_type.startswith("multipart/"):
         # no catalogue can come this way: read only a small form (the app's limit), for its hashtag and errors
         try:
@@ -59,7 +73,7 @@ async def read_form(request: web.Request, max_bytes: int) -> tuple[dict[str, str
             ) from exc
         return {k: str(v) for k, v in posted.items()}, None, ""
     try:
-        return await _read_multipart(request, max_bytes)
+        return await _read_multipart(request, max_bytes, max_image_bytes)
     except (PhotcalError, ConnectionError, asyncio.CancelledError):
         raise
     except Exception as exc:  # a malformed body (no boundary, broken headers...): the client's fault
@@ -73,12 +87,17 @@ MAX_FORM_PARTS = 100
 _PLAIN = {"", "identity", "binary", "8bit", "7bit"}
 
 
-async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[dict[str, str], bytes | None, str]:
+async def _read_multipart(
+    request: web.Request, max_bytes: int, max_image_bytes: int | None
+) -> tuple[dict[str, str], bytes | None, str]:
     # read chunk by chunk: the limit holds also without Content-Length (chunked, compressed bodies)
     fields: dict[str, str] = {}
     data, filename = None, ""
     reader = await request.multipart()
     total, parts = 0, 0
+    # the whole form's bound: a catalogue's, raised once to a frame's when a file part starts as FITS
+    limit = max_bytes
+    frame_seen = False
     async for part in reader:
         parts += 1
         if parts > MAX_FORM_PARTS:
@@ -88,16 +107,24 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[dict[st
         for header in ("Content-Encoding", "Content-Transfer-Encoding"):
             if part.headers.get(header, "").strip().lower() not in _PLAIN:
                 raise BadInput(f"form parts are sent as they are, without {header}", code=ErrorCode.BAD_FORM)
+        is_file = part.filename is not None or part.name in CATALOGUE_FIELDS
+        # a file part's kind is decided on its first bytes, before the rest is read
+        sniffing = is_file and max_image_bytes is not None and not frame_seen
         buf = bytearray()
         while chunk := await part.read_chunk(256 * 1024):
             total += len(chunk)
-            if total > max_bytes:
-                raise _too_large(max_bytes)
             buf.extend(chunk)
+            if sniffing and len(buf) >= SNIFF_BYTES:
+                sniffing = False
+                if looks_like_fits(bytes(buf[:SNIFF_BYTES])):
+                    frame_seen = True
+                    limit = max(max_bytes, cast(int, max_image_bytes)) + FORM_FIELDS_SLACK
+            if total > limit:
+                raise _too_large(max_bytes, max_image_bytes if frame_seen else None, frame=frame_seen)
         if not part.name:
             continue
         chunk = bytes(buf)
-        if part.filename is not None or part.name in CATALOGUE_FIELDS:
+        if is_file:
             if part.name in CATALOGUE_FIELDS or data is None:
                 data, filename = bytes(chunk), part.filename or ""
         else:
@@ -105,9 +132,22 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[dict[st
     return fields, data, filename
 
 
-def _too_large(max_bytes: int) -> PayloadTooLarge:
+def _too_large(max_bytes: int, max_image_bytes: int | None = None, *, frame: bool = False) -> PayloadTooLarge:
+    """413: ``frame`` the file is FITS and over the frame limit; else over the catalogue's (or, with
+    ``max_image_bytes``, a declared body over both, whatever it holds)."""
+    if frame and max_image_bytes is not None:
+        return PayloadTooLarge(
+            f"the FITS frame is over {size_text(max_image_bytes)} (PHOTCAL_MAX_IMAGE_BYTES): bin or crop it, "
+            "or send its catalogue",
+            code=ErrorCode.IMAGE_TOO_LARGE,
+        )
+    if max_image_bytes is not None:
+        return PayloadTooLarge(
+            f"the upload is larger than {size_text(max_image_bytes)} for a FITS frame (PHOTCAL_MAX_IMAGE_BYTES) "
+            f"and {size_text(max_bytes)} for a catalogue (PHOTCAL_MAX_UPLOAD_BYTES)"
+        )
     return PayloadTooLarge(
-        f"the upload is larger than {max_bytes // (1024 * 1024)} MB: send only the catalogue, "
+        f"the upload is larger than {size_text(max_bytes)}: send only the catalogue, "
         "with the columns MAG_AUTO MAGERR_AUTO ALPHA_J2000 DELTA_J2000"
     )
 
@@ -116,7 +156,8 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
 async def handle_upload(request: web.Request) -> web.StreamResponse:
     request_started = time.perf_counter()
     gw: Gateway = request.app["gateway"]
-    fields, data, filename = await read_form(request, gw.settings.max_upload_bytes)
+    settings = gw.settings
+    fields, data, filename = await read_form(request, settings.max_upload_bytes, settings.max_image_bytes)
     # errors answer HTML when outputFormat=html was asked (or, absent, when a browser asks)
     request[WANT_HTML] = wants_html(request, fields, None)
     wait = request.query.get("wait", "1") != "0"
@@ -124,10 +165,13 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
     observatory = await authenticate(
         gw.db, gw.pepper, hashtag_of(request, fields), upload=True, lookup=find_observatory
     )
-    form = read_upload_form(fields)
+    # a FITS file may be a frame, whose header can give the date; any other file needs the form's MJD
+    maybe_frame = data is not None and looks_like_fits(data[:SNIFF_BYTES])
+    form = read_upload_form(fields, require_mjd=not maybe_frame)
     if data is None:
         raise BadInput(
-            "sexCat is missing: attach your SExtractor catalogue as -F sexCat=@cat.txt",
+            "sexCat is missing: attach your SExtractor catalogue (-F sexCat=@cat.txt) or FITS frame "
+            "(-F sexCat=@frame.fits)",
             code=ErrorCode.MISSING_CATALOGUE,
         )
     alert = await find_alert(gw.db, form.EventID)
@@ -135,11 +179,19 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
         raise NotFound(
             f"unknown event {form.EventID}: add it first (POST /api/v1/alerts)", code=ErrorCode.UNKNOWN_EVENT
         )
+    parse_started = time.perf_counter()
+    frame = await _inspect(data, settings) if maybe_frame else None
+    if frame is None:
+        mjd, exptime = _catalogue_mjd(form, len(data), settings.max_upload_bytes), form.expTime
+        header, from_header = None, None
+    else:
+        header, from_header = resolve_frame_exposure(form, frame.header)
+        mjd, exptime = cast(float, header.mjd), header.exptime
     # without the database the worker's unique key still refuses a second copy (409 in the result)
     duplicate = (
         None
         if form.dryRun
-        else await optional(lambda: find_duplicate(gw.db, form.EventID, observatory.observatory_id, form.MJD), None)
+        else await optional(lambda: find_duplicate(gw.db, form.EventID, observatory.observatory_id, mjd), None)
     )
     if duplicate is not None:
         raise Conflict(
@@ -149,36 +201,60 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
             ),
             code=ErrorCode.DUPLICATE_DATAPOINT,
         )
-    parse_started = time.perf_counter()
-    parsed = await asyncio.to_thread(parse_catalogue, data, filename, gw.settings.max_catalogue_rows)
+    upload_id = uuid.uuid4().hex
+    warnings: list[str] = []
+    image: UploadedImage | None = None
+    if frame is None or header is None:
+        parsed = await asyncio.to_thread(parse_catalogue, data, filename, settings.max_catalogue_rows)
+        catalogue_format, n_sources, sources, warnings = parsed.format, parsed.n_rows, parsed.table, parsed.warnings
+    else:
+        # the frame is photometered by the photometry service; it goes there as sent, through the object store
+        image = UploadedImage(
+            object_name=frame_object_name(upload_id, frame.compression),
+            compression=frame.compression,
+            hdu=frame.hdu,
+            size_bytes=len(data),
+            decompressed_bytes=frame.decompressed_bytes,
+            header=header,
+        )
+        catalogue_format, n_sources, sources = FRAME_FORMAT, 0, None
     parse_s = time.perf_counter() - parse_started
     PARSE_TIME.observe(parse_s)
     upload = UploadRequested(
-        upload_id=uuid.uuid4().hex,
+        upload_id=upload_id,
         ivorn=alert.ivorn,
         alert_name=alert.name,
         alert_ra=alert.ra,
         alert_dec=alert.dec,
         observatory_id=observatory.observatory_id,
         observatory_name=observatory.name,
-        mjd=form.MJD,
-        exptime=form.expTime,
+        mjd=mjd,
+        exptime=exptime,
         match_dist_arcsec=form.matchDist,
         force_filter=None if form.forced_band is None else form.forced_band.text,
         dry_run=form.dryRun,
         no_plot=form.noPlot,
         comment=form.comment,
         filename=_safe_name(filename),
-        catalogue_format=parsed.format,
-        n_sources=parsed.n_rows,
-        sources=parsed.table,
+        catalogue_format=catalogue_format,
+        n_sources=n_sources,
+        sources=sources,
         observatory_filters=list(observatory.filters),
         forced_band=form.forced_band,
+        image=image,
         input_sha256=hashlib.sha256(data).hexdigest(),
     )
     submit_started = time.perf_counter()
     timings: dict[str, float] = {}
-    result = await submit(gw, upload, wait, timings)
+    if image is not None:
+        await store_frame(gw.js, image.object_name, data, settings.nats_replicas)
+        timings["store_frame"] = round((time.perf_counter() - submit_started) * 1000, 2)
+    try:
+        result = await submit(gw, upload, wait, timings)
+    except BackendUnavailable as exc:
+        if image is not None and not getattr(exc, "maybe_published", False):
+            await forget_frame(gw.js, image.object_name, settings.nats_replicas)
+        raise
     if result is not None:
         # the worker's stages plus the gateway's own, so a slow answer says where the time went
         result.duration_ms |= timings | {
@@ -186,6 +262,10 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
             "publish_to_result": round((time.perf_counter() - submit_started) * 1000, 2),
             "gateway_total": round((time.perf_counter() - request_started) * 1000, 2),
         }
+        if header is not None:
+            # the gateway read the header: the answer says what came from it, whether or not the worker echoes it
+            result.from_header = result.from_header if result.from_header is not None else from_header
+            result.frame = result.frame or header
     ACCEPTED.labels("accepted").inc()
     if result is None:
         return web.json_response(
@@ -193,11 +273,35 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
                 "status": "queued",
                 "upload_id": upload.upload_id,
                 "status_url": f"/api/v1/uploads/{upload.upload_id}",
-                "message": "accepted; calibration queued",
+                "message": "accepted; photometry and calibration queued" if image else "accepted; calibration queued",
             },
             status=202,
         )
-    return answer(result, form, parsed.warnings, full_errors=request.path.startswith("/api/"))
+    return answer(result, form, warnings, full_errors=request.path.startswith("/api/"))
+
+
+#: ``catalogue_format`` of an upload that is a FITS frame (its sources are measured by the photometry service)
+FRAME_FORMAT = "fits_frame"
+_FRAME_SUFFIX = {"none": ".fits", "gzip": ".fits.gz", "tile": ".fits.fz"}
+
+
+def frame_object_name(upload_id: str, compression: str) -> str:
+    """The frame's name in the uploads bucket: ``<upload_id>.fits``, ``.fits.gz`` or ``.fits.fz`` as sent."""
+    return upload_id + _FRAME_SUFFIX[compression]
+
+
+async def _inspect(data: bytes, settings: IngestSettings) -> InspectedFrame | None:
+    """The frame in a FITS file, its headers checked against the limits; None for a FITS table (a catalogue)."""
+    return await asyncio.to_thread(inspect_frame, data, settings.max_image_bytes, settings.max_image_pixels)
+
+
+def _catalogue_mjd(form: UploadForm, size: int, max_bytes: int) -> float:
+    """A catalogue's MJD, from the form alone; a FITS catalogue is held to the catalogue's size limit too."""
+    if size > max_bytes:
+        raise _too_large(max_bytes)
+    if form.MJD is None:
+        raise BadInput("MJD is missing: " + FIELD_HINTS["MJD"], code=ErrorCode.MISSING_FIELD)
+    return form.MJD
 
 
 async def submit(

@@ -44,7 +44,7 @@ def form(data: bytes) -> None:
     except BadInput as err:
         assert err.http_status == 400 and err.code and err.message, err
         return
-    assert math.isfinite(f.MJD) and 0 < f.MJD < 100_000
+    assert f.MJD is not None and math.isfinite(f.MJD) and 0 < f.MJD < 100_000
     assert f.expTime is None or math.isfinite(f.expTime)
     assert math.isfinite(f.matchDist) and f.outputFormat in ("json", "html")
 

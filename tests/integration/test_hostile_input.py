@@ -277,11 +277,12 @@ def test_path_like_file_names_are_only_names(hostile, filename):
 # -- size and encoding of the request itself ------------------------------------------------------------------
 
 
-def test_a_declared_body_over_20_mb_is_413_before_it_is_read(hostile):
+def test_a_declared_body_over_the_frame_limit_is_413_before_it_is_read(hostile):
+    # a body up to PHOTCAL_MAX_IMAGE_BYTES (200 MB) may be a FITS frame: only past that is it refused unread
     conn = http.client.HTTPConnection("127.0.0.1", hostile.port, timeout=30)
     conn.putrequest("POST", "/cgi/upload")
     conn.putheader("Content-Type", "multipart/form-data; boundary=xyz")
-    conn.putheader("Content-Length", str(21 * MB))
+    conn.putheader("Content-Length", str(201 * MB))
     conn.endheaders()
     conn.send(b"--xyz\r\n" + bytes(64 * 1024))
     response = conn.getresponse()

@@ -69,7 +69,7 @@ def test_any_form_is_a_form_or_a_400(fields):
     except BadInput as err:
         assert err.http_status == 400 and err.code and err.message and len(err.message) < 300
         return
-    assert 0 < form.MJD < 100_000 and math.isfinite(form.MJD)
+    assert form.MJD is not None and 0 < form.MJD < 100_000 and math.isfinite(form.MJD)
     assert form.expTime is None or (0 <= form.expTime <= 1e6)
     assert 0 < form.matchDist <= 60
     assert len(form.comment) <= 2000 and form.outputFormat in ("json", "html")

@@ -50,9 +50,22 @@ class InspectedFrame:
     header: FrameHeader
 
 
-def _too_large(what: str, limit: str) -> PayloadTooLarge:
+#: the settings that bound a frame (services/ingest/settings.py), named in the 413 so an operator knows which
+BYTES_SETTING = "PHOTCAL_MAX_IMAGE_BYTES"
+PIXELS_SETTING = "PHOTCAL_MAX_IMAGE_PIXELS"
+
+
+def size_text(size: int) -> str:
+    """A byte count as people say it: ``200 MB``, ``64 KB``, ``1.5 GB``."""
+    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
+
+
+def _too_large(what: str, limit: str, setting: str = BYTES_SETTING) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"the FITS frame is {what}; at most {limit} are accepted: bin or crop it, or upload its catalogue",
+        f"the FITS frame is {what}; at most {limit} are accepted ({setting}): bin or crop it, or upload its catalogue",
         code=ErrorCode.IMAGE_TOO_LARGE,
     )
 
@@ -78,9 +91,7 @@ def _gunzip_prefix(data: bytes, keep: int, limit: int | None) -> tuple[bytes, in
                 if limit is None and len(kept) >= keep:
                     return bytes(kept), total
                 if limit is not None and total > limit:
-                    raise _too_large(
-                        f"over {limit // (1024 * 1024)} MB once decompressed", f"{limit // (1024 * 1024)} MB"
-                    )
+                    raise _too_large(f"over {size_text(limit)} once decompressed", size_text(limit))
                 if inflater.eof:
                     break
             if not inflater.eof:
@@ -171,10 +182,9 @@ def _check_shape(dims: list[int], bitpix: int, max_bytes: int, max_pixels: int) 
         raise _bad(ErrorCode.NOT_AN_IMAGE, f"the FITS image is {width} x {height} pixels: too small to be a frame")
     pixels = width * height
     if pixels > max_pixels:
-        raise _too_large(f"{width} x {height} pixels", f"{max_pixels:,} pixels")
+        raise _too_large(f"{width} x {height} pixels", f"{max_pixels:,} pixels", PIXELS_SETTING)
     if pixels * abs(bitpix) // 8 > max_bytes:
-        mb = max_bytes // (1024 * 1024)
-        raise _too_large(f"{pixels * abs(bitpix) // 8 // (1024 * 1024)} MB of pixels", f"{mb} MB")
+        raise _too_large(f"{size_text(pixels * abs(bitpix) // 8)} of pixels", size_text(max_bytes))
     return width, height
 
 
@@ -186,6 +196,26 @@ def _astropy_header(raw: bytes, hdu: _Hdu, tiled: bool, data: bytes) -> fits.Hea
         # the image header a tile-compressed HDU stands for (astropy reads no tile for it)
         with fits.open(io.BytesIO(data), lazy_load_hdus=True, memmap=False) as hdul:
             return hdul[1].header.copy()
+
+
+#: bytes of a file's start that :func:`looks_like_fits` needs (a gzip header and a deflate block's start)
+SNIFF_BYTES = 512
+
+
+def looks_like_fits(prefix: bytes) -> bool:
+    """Whether a file starting with ``prefix`` is FITS, plain or gzipped: it may be a frame.
+
+    Decided on the first bytes alone (``SIMPLE``, or a gzip stream inflating to it), so
+    the multipart reader can choose a part's size limit before reading the part.
+    """
+    if prefix[:6] == b"SIMPLE":
+        return True
+    if prefix[:2] != GZIP_MAGIC:
+        return False
+    try:
+        return zlib.decompressobj(wbits=31).decompress(prefix, 6)[:6] == b"SIMPLE"
+    except zlib.error:
+        return False
 
 
 def inspect_frame(data: bytes, max_image_bytes: int, max_image_pixels: int) -> InspectedFrame | None:

@@ -1,4 +1,5 @@
-// The upload form: sends the frame's catalogue to /cgi/upload (outputFormat=json) and shows the answer with its plot.
+// The upload form: sends a FITS frame or its catalogue to /cgi/upload (outputFormat=json) and shows the answer with
+// its plot.
 // Every value from the server is put in the page as text (textContent), never as HTML.
 "use strict";
 (function () {
@@ -12,6 +13,17 @@
   const plotBox = document.getElementById("result-plot-box");
   const plot = document.getElementById("result-plot");
   const button = document.getElementById("upload-submit");
+  const file = document.getElementById("sexCat");
+  const mjd = document.getElementById("MJD");
+
+  // a hint only (the server decides by the file's bytes): a FITS frame's header may give the date, a catalogue's not
+  function looksLikeFrame(name) {
+    return /\.(fits?|fts|fz)(\.gz)?$/i.test(name);
+  }
+  file.addEventListener("change", function () {
+    const name = file.files && file.files.length ? file.files[0].name : "";
+    mjd.required = name !== "" && !looksLikeFrame(name);
+  });
 
   function num(v, digits) {
     return typeof v === "number" && isFinite(v) ? v.toFixed(digits) : null;
@@ -69,6 +81,16 @@
     row("Zero point", num(body.zeropoint, 3) === null ? null :
       num(body.zeropoint, 3) + (num(body.zeropoint_err, 3) !== null ? " ± " + num(body.zeropoint_err, 3) : ""));
     if (num(body.colour_term, 3) !== null) row("Colour term", num(body.colour_term, 3) + (body.colour ? " (" + body.colour + ")" : ""));
+    const phot = body.photometry;
+    if (phot && typeof phot === "object") {
+      row("Photometry", String(phot.method || "").replace(/_/g, " ") +
+        (num(phot.fwhm_px, 1) !== null ? " (FWHM " + num(phot.fwhm_px, 1) + " px)" : ""));
+      if (num(phot.snr, 1) !== null) row("S/N", num(phot.snr, 1) + " (a limit below " + num(phot.snr_limit, 1) + ")");
+    }
+    if (body.from_header && typeof body.from_header === "object") {
+      const taken = Object.keys(body.from_header).sort().map(function (k) { return k + " from " + body.from_header[k]; });
+      row("From the header", taken.join(", "));
+    }
     row("Stars used", body.npoints);
     row("Outlier fraction", num(body.outlier_fraction, 3));
     row("Scatter (mag)", num(body.scatter, 3));

@@ -14,6 +14,10 @@ from services.lightcurve.web.common import (
 )
 from shared.contracts.surveys import SURVEYS
 
+#: what the file input offers: FITS frames (plain, gzipped, tile-compressed) and catalogues (text, FITS, LDAC).
+#: A hint for the browser's file chooser only: the gateway tells a frame from a catalogue by its bytes
+FILE_TYPES = ".fits,.fit,.fts,.fz,.gz,.cat,.txt,.ascii,.ldac,.tsv,.csv,text/plain"
+
 
 def _force_filter_options() -> str:
     options = ['<option value="no" selected>no (the best survey and band)</option>']
@@ -33,18 +37,23 @@ async def upload_page(request: web.Request) -> web.Response:
     event = request.query.get("ivorn", "")
     content = (
         f"""
-<p>Send a SExtractor catalogue of your frame; photcal matches it with the reference surveys, fits the zero point
-and answers the target's magnitude (or limit) with a plot. With <b>dry run</b> on, nothing is stored.</p>
+<p>Send your FITS frame (plain, <code>.fits.gz</code> or tile-compressed <code>.fz</code>) or its SExtractor
+catalogue; photcal measures the frame at the event's position (or reads the catalogue), matches it with the reference
+surveys, fits the zero point and answers the target's magnitude (or limit) with a plot. A frame's date, exposure and
+filter are read from its header (DATE-OBS or MJD-OBS, EXPTIME) when the form leaves them empty; what you type wins.
+With <b>dry run</b> on, nothing is stored.</p>
 <form method="post" action="/cgi/upload" enctype="multipart/form-data" class="card" id="upload-form">
 <input type="hidden" name="outputFormat" value="html">
 <input type="hidden" name="csrf" value="{attr(csrf_of(request))}">
 <div class="grid">
-<label for="sexCat">Catalogue (SExtractor)</label><input type="file" id="sexCat" name="sexCat" required>
+<label for="sexCat">FITS frame or catalogue</label><input type="file" id="sexCat" name="sexCat" required """
+        f"""accept="{FILE_TYPES}">
 <label for="EventID">Event (ivorn)</label>
 <input type="text" id="EventID" name="EventID" list="alerts-list" required value="{attr(event)}"
  placeholder="ivo://gaia/alerts#Gaia21eeo" size="50"><datalist id="alerts-list">{datalist}</datalist>
 <label for="MJD">MJD (mid-exposure)</label><input type="number" id="MJD" name="MJD" step="any" min="0" max="100000" """
-        """required placeholder="60000.12345">
+        """placeholder="60000.12345" aria-describedby="MJD-hint">
+<span></span><small id="MJD-hint">needed with a catalogue; with a FITS frame, empty takes the header's</small>
 <label for="expTime">Exposure (s)</label><input type="number" id="expTime" name="expTime" step="any" min="0">
 <label for="matchDist">Match distance (arcsec)</label><input type="number" id="matchDist" name="matchDist" """
         f"""step="any" min="0.1" max="60" value="2">
