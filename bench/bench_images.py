@@ -511,17 +511,40 @@ def _forced_band(truth: dict) -> tuple[str, str]:
     return truth["best"]["survey"], truth["best"]["band"]
 
 
-def true_aperture_limit(truth: dict, radius_px: float, annulus_area_px: float, assumed_colour: float) -> float:
+def point_source_loss(truth: dict, radius_px: float, annulus: tuple[float, float]) -> float:
+    """How much fainter (mag) the forced aperture measures a point source than its total: the simulator's
+    Moffat PSF (the frame's FWHM and beta) summed in the aperture, less the annulus's mean (its wings)
+    over the aperture's area. Oversampled 5 x 5 per pixel."""
+    from tools.simfield.image import moffat_stamp
+
+    fwhm = truth["fwhm_arcsec"] / truth["field"]["pixel_scale_arcsec"]
+    half = int(math.ceil(annulus[1])) + 2
+    psf = moffat_stamp(0.0, 0.0, fwhm, truth["camera"]["psf_beta"], half, oversample=5)
+    sub = 5
+    fine = np.kron(psf, np.ones((sub, sub))) / sub**2
+    coords = (np.arange(fine.shape[0]) + 0.5) / sub - (half + 0.5)
+    r = np.hypot(*np.meshgrid(coords, coords))
+    inside = fine[r <= radius_px].sum()
+    ring = (r >= annulus[0]) & (r <= annulus[1])
+    wing_per_px = fine[ring].sum() / (ring.sum() / sub**2)
+    measured = inside - wing_per_px * math.pi * radius_px**2
+    return -2.5 * math.log10(measured)
+
+
+def true_aperture_limit(truth: dict, radius_px: float, annulus: tuple[float, float], assumed_colour: float) -> float:
     """The true 5-sigma limit of the forced aperture (mag, in the reference band of a star of the
-    assumed colour): sky and read noise of the simulator over the aperture and the annulus mean's
-    error, through the true zero point and colour term."""
+    assumed colour): the total magnitude of a point source whose aperture flux is 5 times the
+    simulator's sky and read noise over the aperture (with the annulus mean's error), through the
+    true zero point and colour term. Confusion noise of unresolved stars is not in it."""
     cam = truth["camera"]
     scale = truth["field"]["pixel_scale_arcsec"]
     sky_e = truth["exptime"] * scale**2 * 10 ** (-0.4 * (truth["sky_mag_arcsec2"] - truth["zp_1e_per_s"]))
     area = math.pi * radius_px**2
-    sigma_adu = math.sqrt(area * (1.0 + area / annulus_area_px) * (sky_e + cam["read_noise"] ** 2)) / cam["gain"]
+    annulus_area = math.pi * (annulus[1] ** 2 - annulus[0] ** 2)
+    sigma_adu = math.sqrt(area * (1.0 + area / annulus_area) * (sky_e + cam["read_noise"] ** 2)) / cam["gain"]
     colour_term = truth.get("colour_term") or 0.0
-    return -2.5 * math.log10(5.0 * sigma_adu) + truth["zeropoint"] + colour_term * assumed_colour
+    inst_limit = -2.5 * math.log10(5.0 * sigma_adu) - point_source_loss(truth, radius_px, annulus)
+    return inst_limit + truth["zeropoint"] + colour_term * assumed_colour
 
 
 def run_image_path(frame: TruthFrame, refs) -> Any:
@@ -565,7 +588,9 @@ def run_image_path(frame: TruthFrame, refs) -> Any:
         out.limit = forced.inst_limit + shift
         out.limit_method = f"forced S/N {forced.snr_limit:g}"
     out.extra = {  # type: ignore[attr-defined]
-        "true_limit": true_aperture_limit(frame.truth, phot.aperture.radius, phot.aperture.annulus_area, colour),
+        "true_limit": true_aperture_limit(
+            frame.truth, phot.aperture.radius, (phot.aperture.annulus_in, phot.aperture.annulus_out), colour
+        ),
         "timings_ms": phot.timings_ms,
     }
     return out
@@ -686,8 +711,28 @@ def accuracy_bench(frames: list[TruthFrame]) -> dict:
             f"{label} | {figures['n']} | {figures['median_mmag']:.1f} | {figures['p95_mmag']:.1f} | "
             f"{figures['within1']:.2f} | {failed}"
         )
-    ok = summary["image"]["median_mmag"] <= summary["catalogue"]["median_mmag"]
-    print(f"target: the image path at least as accurate as the catalogue path (median): {'PASS' if ok else 'FAIL'}")
+    # the same targets for all: those every path measured (a path that detects more is not penalised)
+    common = [
+        r
+        for r in results
+        if r["frame"].truth["transient"]["detectable"]
+        and all(r[k].ok and r[k].detected and r[k].mag is not None for k in ("image", "catalogue", "stdpipe"))
+    ]
+    print(f"on the {len(common)} targets all three measured: median / p95 |err| mmag, within 1 sigma")
+    for key in ("image", "catalogue", "stdpipe"):
+        e = np.abs(np.array([r[key].mag - r["frame"].truth["transient"]["mag"] for r in common]))
+        s1 = np.array([r[key].mag_err or math.nan for r in common])
+        fig = {
+            "n": len(e),
+            "median_mmag": 1000.0 * float(np.median(e)) if len(e) else math.nan,
+            "p95_mmag": 1000.0 * float(np.percentile(e, 95)) if len(e) else math.nan,
+            "within1": float(np.mean(e <= s1)) if len(e) else math.nan,
+        }
+        summary[f"{key}_common"] = fig
+        print(f"  {key} | {fig['median_mmag']:.1f} | {fig['p95_mmag']:.1f} | {fig['within1']:.2f}")
+    ok = summary["image_common"]["median_mmag"] <= summary["catalogue_common"]["median_mmag"]
+    verdict = "PASS" if ok else "FAIL"
+    print(f"target: the image path at least as accurate as the catalogue path (median, common targets): {verdict}")
     print("\nfaint targets (too faint to detect): the forced limit at the position vs its truth")
     print("frame | true mag | image limit | true aperture limit | limit - truth | catalogue path's frame limit")
     diffs = []
