@@ -1,20 +1,34 @@
-"""Issue 18: which extractor for uploaded frames -- sep, photutils or the source-extractor binary --
-by speed and accuracy against the simulator's truth; and the time astrometry.net takes to plate-solve.
+"""Issue 18, frames uploaded instead of catalogues: ``python -m bench images`` (``make bench BENCH=images``).
 
-Frames are simulated with tools/simfield's camera, PSF and noise (``simulate_sky_frame``), but
-their bright stars are the real sky's: the Tycho-2 stars of the installed astrometry.net index
-files at their true positions and V_T magnitudes, replacing the simulator's random stars brighter
-than Tycho-2's depth, so that plate solving works on them as on a real frame. Fainter stars,
-galaxies, sky, noise, hot pixels and saturation are the simulator's.
+On frames simulated with truth by :mod:`tools.simfield` (:func:`frame_specs`: sparse and dense Galactic
+plane, north and south of Dec -30, bands V, r', i', 1k x 1k and 2k x 2k, every fifth target too faint to
+detect; written to ``bench/out/images/frames/``):
 
-Per frame (sparse and dense, 1k x 1k and 2k x 2k; a 4k x 4k for speed only), each extractor runs
-background + detection + fixed-aperture photometry (the same aperture diameter, 2 x FWHM):
-1. wall time per frame (median of ``BENCH_IMAGES_ROUNDS``);
-2. completeness: the fraction of the true stars detected within 1.5 px, per magnitude bin
-   (m_sys, relative to the frame's 5-sigma limit);
-3. the scatter (robust sigma, 1.4826 MAD) of aperture magnitude - true m_inst for bright
-   unsaturated isolated stars, after removing the median offset (the aperture correction).
-Then ``solve_frame`` on each frame (WCS stripped): its wall time and the solved WCS's error.
+1. **Extractor choice** (:func:`extractor_bench`, the first :data:`N_EXTRACTOR_FRAMES` frames, half 1k
+   half 2k): sep (our ``photometer_frame``: background, detection, FWHM, aperture at 1.25 FWHM and its
+   annulus), the ``source-extractor`` binary on the FITS (MAG_APER, the same aperture) and photutils
+   (Background2D, detect_sources, aperture_photometry with the same aperture and annulus): wall time
+   per frame (median of ``BENCH_IMAGES_ROUNDS``), completeness against the true stars (within 1.5 px)
+   1 mag above the 5-sigma limit and in the last magnitude before it, and the robust scatter of aperture
+   mag - true m_inst for bright isolated unsaturated stars after the median offset; a sentence says what
+   the figures support.
+2. **Image-path accuracy** (:func:`accuracy_bench`, ``BENCH_IMAGES_FRAMES`` = 32 frames):
+   ``photometer_frame`` -> ``calibrate_frame`` on its sources, told the band -> the target as the forced
+   aperture (zero point and colour term at the calibrators' median colour applied to ``forced.inst_mag``,
+   or to ``forced.inst_limit`` below S/N 5), beside (a) the frame's source-extractor catalogue through the
+   parser and ``calibrate_frame`` (the catalogue path: nearest source within matchDist) and (b) STDPipe's
+   ``get_objects_sep`` + ``photometry.match`` on the image, told the band (as bench_accuracy runs it).
+   Truth: the target's true magnitude in that band. Median / p95 |error|, fraction within 1 sigma, on
+   every target each path measured and on the targets all three measured; for the faint targets, the
+   forced limit against the true 5-sigma limit of that aperture (:func:`true_aperture_limit`).
+3. **Speed** (:func:`speed_bench`, ``BENCH_IMAGES_SIZES`` = 2048,4096): on one sparse frame per size,
+   our ``photometer_frame`` + ``calibrate_frame`` beside STDPipe's extraction + calibration, p50 of
+   ROUNDS and the peak traced memory, plate solving excluded.
+4. **Plate solving** (:func:`solve_bench`; ``BENCH_IMAGES_SOLVE=0`` skips it): frames whose bright stars
+   are the real Tycho-2 stars of the installed astrometry.net index files (:func:`simulate_sky_frame`),
+   the WCS stripped; ``solve_frame``'s wall time and the solved WCS's error.
+
+Figures are printed with issue 18's targets beside them and written to ``bench/out/images/results.json``.
 """
 
 from __future__ import annotations
