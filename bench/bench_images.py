@@ -339,13 +339,13 @@ def extract_photutils(frame: TruthFrame) -> Extracted:
     frame's FWHM at 3 sigma (5 px), centroids from SourceCatalog, aperture_photometry at 1.25 FWHM
     radius with the annulus's mean subtracted (3-5 FWHM)."""
     from astropy.convolution import convolve
-    from photutils.aperture import (  # type: ignore[import-untyped]
+    from photutils.aperture import (
         CircularAnnulus,
         CircularAperture,
         aperture_photometry,
     )
-    from photutils.background import Background2D  # type: ignore[import-untyped]
-    from photutils.segmentation import (  # type: ignore[import-untyped]
+    from photutils.background import Background2D
+    from photutils.segmentation import (
         SourceCatalog,
         detect_sources,
         make_2dgaussian_kernel,
@@ -437,7 +437,7 @@ def extractor_bench(frames: list[TruthFrame]) -> dict:
     else:
         skipped["source-extractor"] = "the binary is not installed (tools/system-deps.sh)"
     try:
-        import photutils  # type: ignore[import-untyped]  # noqa: F401
+        import photutils  # noqa: F401
 
         extractors["photutils"] = extract_photutils
     except ImportError:

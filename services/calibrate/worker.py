@@ -13,10 +13,6 @@ A message is acknowledged only after its result is stored and published.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Gauge
@@ -39,6 +35,7 @@ from shared.dead_letters import (
 from shared.decisions import Action, Failure, Policy, decide
 from shared.logging import correlation_id, get_logger
 from shared.natsio import correlation_from, headers
+from shared.pull_consumer import PullConsumerLoop
 
 log = get_logger(__name__)
 
@@ -64,66 +61,28 @@ def consumer_config(settings: CalibrateSettings) -> ConsumerConfig:
 class Worker:
     def __init__(self, settings: CalibrateSettings, js: JetStreamContext, db: Database, pipeline: Pipeline) -> None:
         self.settings, self.js, self.db, self.pipeline = settings, js, db, pipeline
-        self._stopping = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
-        self._sub: JetStreamContext.PullSubscription | None = None
         self.policy = Policy(
             max_crashes=settings.max_deliver,
             retry_delay=settings.retry_delay,
             outage_limit_s=settings.outage_retry_limit,
         )
         self.dead_letters = DeadLetters(js, db, settings.retry_delay, stage="calibration")
+        self.consumer = PullConsumerLoop(
+            js,
+            stream=STREAM_UPLOADS,
+            config=consumer_config(settings),
+            concurrency=settings.calibrate_concurrency,
+            shutdown_grace=settings.shutdown_grace,
+            pending=PENDING,
+            handle=self._handle,
+        )
 
     async def run(self) -> None:
-        self._sub = sub = await self.js.pull_subscribe(
-            SUBJECT_UPLOAD, durable=CONSUMER_CALIBRATE, stream=STREAM_UPLOADS, config=consumer_config(self.settings)
-        )
-        slots = asyncio.Semaphore(self.settings.calibrate_concurrency)
-        while not self._stopping.is_set():
-            await slots.acquire()
-            if self._stopping.is_set():
-                slots.release()
-                break
-            try:
-                msgs = await sub.fetch(1, timeout=1.0)
-            except NatsTimeout:
-                slots.release()
-                await self._update_pending(sub)
-                continue
-            except Exception as exc:  # NATS reconnecting: wait and fetch again
-                slots.release()
-                log.warning("fetch_failed", error=repr(exc))
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                task = asyncio.create_task(self._handle(msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done(slots))
-
-    def _task_done(self, slots: asyncio.Semaphore) -> Callable[[asyncio.Task], None]:
-        """The callback that forgets a finished upload task and frees its slot."""
-
-        def done(task: asyncio.Task) -> None:
-            self._tasks.discard(task)
-            slots.release()
-
-        return done
+        await self.consumer.run()
 
     async def stop(self) -> None:
-        """Stop fetching and let the uploads in hand finish (their acks included)."""
-        self._stopping.set()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=self.settings.shutdown_grace)
-        if self._sub is not None:
-            # unfetched messages stay in the stream for the next worker; a drain would wait on them
-            await self._sub.unsubscribe()
-
-    async def _update_pending(self, sub) -> None:
-        try:
-            info = await sub.consumer_info()
-            PENDING.set(info.num_pending)
-        except Exception:
-            pass
+        """Stop fetching and let the messages in hand finish (their acks included)."""
+        await self.consumer.stop()
 
     async def _handle(self, msg) -> None:
         correlation_id.set(correlation_from(msg))
