@@ -89,6 +89,9 @@ class Pipeline:
         if not upload.no_plot:
             with stages.time("plot"):
                 result.image_link = await self._store_plot(upload.upload_id, cal)
+            if upload.forced_target is not None and upload.forced_target.cutout_object:
+                # drawn by the photometry service, which had the pixels; served beside the plot
+                result.cutout_link = f"{self.settings.base_url}/plots/{upload.forced_target.cutout_object}"
         if not upload.dry_run:
             try:
                 with stages.time("write"):

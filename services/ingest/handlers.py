@@ -83,7 +83,8 @@ async def _body(request: web.Request) -> dict:
 async def handle_plot(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
     name = request.match_info["name"]
-    if not name.endswith(".png") or not name[:-4].isalnum():
+    stem = name[:-4].removesuffix("-cutout")  # <upload_id>.png, the calibration plot; <upload_id>-cutout.png
+    if not name.endswith(".png") or not stem.isalnum():
         raise NotFound("no such plot", code=ErrorCode.UNKNOWN_PLOT)
     try:
         store = await ensure_object_store(gw.js, OBJECT_BUCKET_PLOTS, gw.settings.nats_replicas)

@@ -69,11 +69,11 @@ def _stored(result: CalibrationResult) -> str:
     return "no (dry run)" if result.dry_run else "no"
 
 
-def _plot_link(link: str | None) -> str:
+def _plot_link(link: str | None, alt: str = "calibration plot") -> str:
     # an http(s) address only: the page never carries a javascript: or data: source
     if not link or not link.lower().startswith(("http://", "https://")):
         return ""
-    return f'<p><img src="{escape(link, quote=True)}" alt="calibration plot"></p>'
+    return f'<p><img src="{escape(link, quote=True)}" alt="{escape(alt, quote=True)}"></p>'
 
 
 def _frame_rows(result: CalibrationResult) -> list[tuple[str, object]]:
@@ -140,5 +140,5 @@ def render_result_html(result: CalibrationResult, warnings: Sequence[str] = ()) 
 <body><h1>{title}</h1>
 <p class="message">{escape(_text(result.message))}</p>
 {notes}<table>{table}</table>
-{_plot_link(result.image_link)}
+{_plot_link(result.image_link)}{_plot_link(result.cutout_link, "the frame around the target, aperture drawn")}
 </body></html>"""

@@ -18,12 +18,14 @@ from prometheus_client import Histogram
 
 from services.photometry.fitsframe import header_wcs, pixel_scale_hint, read_frame, solve_radius_deg
 from services.photometry.imaging.astrometry import FrameNotSolved, solve_frame
+from services.photometry.imaging.cutout import render_cutout
 from services.photometry.imaging.frame import FramePhotometry, UnusableFrame, photometer_frame
 from services.photometry.settings import PhotometrySettings
 from shared.contracts.errors import ErrorCode
 from shared.contracts.messages import ForcedTarget, ImagePhotometry, UploadRequested
-from shared.contracts.subjects import OBJECT_BUCKET_UPLOADS
+from shared.contracts.subjects import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS
 from shared.errors import BadInput
+from shared.logging import get_logger
 from shared.natsio import ensure_object_store
 
 FRAME_PIXELS = Histogram(
@@ -41,6 +43,9 @@ SOLVE_SECONDS = Histogram(
     "Time astrometry.net took on a frame without a WCS (solved or not)",
     buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120),
 )
+
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -97,9 +102,13 @@ class FrameMeasurer:
             raise BadInput(f"the frame cannot be photometered: {exc.reason}", code=ErrorCode.BAD_IMAGE) from exc
         EXTRACTION_SECONDS.observe(lap("photometry"))
         durations.update({f"photometry_{step}": ms for step, ms in phot.timings_ms.items()})
+        target = forced_target(phot, wcs_from, pixels.shape, upload)
+        if not upload.no_plot:  # made with the calibration plot, when the observer asks for plots
+            target.cutout_object = await self._store_cutout(pixels, phot, upload)
+            lap("cutout")
         measured = upload.model_copy(
             update={
-                "forced_target": forced_target(phot, wcs_from, pixels.shape, upload),
+                "forced_target": target,
                 "sources": phot.sources,
                 "n_sources": len(phot.sources),
                 "sources_in_object_store": False,
@@ -108,6 +117,31 @@ class FrameMeasurer:
         measured = await self._sources_aside_if_large(measured)
         lap("hand_over")
         return Measured(measured, durations)
+
+    async def _store_cutout(self, pixels: np.ndarray, phot: FramePhotometry, upload: UploadRequested) -> str | None:
+        """The PNG around the target, in the plots bucket as ``<upload_id>-cutout.png``; None if it cannot be drawn."""
+        forced = phot.forced
+        assert forced is not None  # forced_target refused the frame otherwise
+        aperture = phot.aperture
+        title = f"{upload.alert_name or upload.ivorn}  MJD {upload.mjd:.4f}  {upload.observatory_name}"
+
+        def draw() -> bytes:
+            # the frame's median is sky enough here: the cut-out's stretch is set on its own noise
+            finite = pixels[np.isfinite(pixels)]
+            sky = float(np.median(finite)) if finite.size else 0.0
+            return render_cutout(
+                pixels - sky, forced.x, forced.y, aperture.radius, (aperture.annulus_in, aperture.annulus_out), title
+            )
+
+        try:
+            png = await asyncio.to_thread(draw)
+        except ValueError as exc:  # off the frame or a degenerate image: the answer goes without its cut-out
+            log.warning("cutout_not_drawn", upload_id=upload.upload_id, error=str(exc))
+            return None
+        name = f"{upload.upload_id}-cutout.png"
+        store = await ensure_object_store(self.js, OBJECT_BUCKET_PLOTS, self.settings.nats_replicas)
+        await store.put(name, png)
+        return name
 
     async def _solve(self, pixels: np.ndarray, header, upload: UploadRequested) -> WCS:
         """Plate-solve near the alert, in a thread, bounded in time; ``BadInput`` (image_not_solved) if it fails."""

@@ -77,6 +77,8 @@ class ForcedTarget(BaseModel):
     snr: float
     inside: bool = True
     photometry: ImagePhotometry
+    #: the cut-out of the frame around the target (PNG, aperture drawn) in bucket ``photcal-plots``; null: none made
+    cutout_object: str | None = None
 
 
 class UploadRequested(BaseModel):
@@ -321,6 +323,8 @@ class CalibrationResult(BaseModel):
     from_header: dict[str, str] | None = None
     #: an uploaded frame's filter, airmass, gain and site as its header gives them
     frame: FrameHeader | None = None
+    #: an uploaded frame: the cut-out around the target, the aperture and annulus drawn (PNG), beside ``image_link``
+    cutout_link: str | None = None
     #: what produced this calibration: input checksum, catalogue versions, code, settings (issue 19)
     provenance: Provenance | None = None
 

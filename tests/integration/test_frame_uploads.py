@@ -108,6 +108,18 @@ def test_a_frame_is_answered_with_the_targets_magnitude_by_forced_photometry(sit
     assert "mjd" not in body["from_header"] and body["from_header"]["exptime"] == "EXPTIME"
 
 
+def test_a_frame_asked_with_plots_has_its_cut_out_beside_the_calibration_plot(site, fields):
+    """noPlot=0: the calibration plot, and the frame around the target with the aperture drawn, both served."""
+    sim, _ = fields["bright"]
+    status, body = upload(site, fits_file(sim.image, sim.header), noPlot="0")
+    assert status == 200, body
+    for link in (body["image_link"], body["cutout_link"]):
+        path = "/" + link.split("/", 3)[3]
+        code, headers, png = request(site, "GET", path)
+        assert code == 200 and png.startswith(b"\x89PNG"), (link, code)
+    assert body["cutout_link"].endswith(f"/plots/{body['upload_id']}-cutout.png")
+
+
 def test_a_frame_with_the_headers_date_only(site, fields):
     sim, _ = fields["bright"]
     status, body = upload(site, fits_file(sim.image, sim.header))
