@@ -112,3 +112,34 @@ def test_blank_frames_are_refused_with_the_reason(bright_field, pixels, words):
     field, _ = bright_field
     with pytest.raises(UnusableFrame, match=words):
         photometer_frame(pixels, frame_header(field.header), WCS(field.header), 150.0, 30.0)
+
+
+def test_a_neighbour_in_the_background_annulus_is_not_taken_for_sky():
+    """The annulus leaves out the detected objects' pixels: a bright star 8 px away (inside a 5.9-9.8 px
+    annulus) made the plain mean's flux too faint; with its pixels masked the flux is the star's."""
+    import numpy as np
+
+    from services.photometry.imaging.aperture import aperture_for, measure
+    from services.photometry.imaging.extract import detect
+
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:128, 0:128]
+    fwhm = 2.35
+    sigma = fwhm / 2.3548
+
+    def star(x0: float, y0: float, flux: float) -> np.ndarray:
+        return flux / (2 * np.pi * sigma**2) * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * sigma**2))
+
+    target_flux = 5000.0
+    image = star(64.0, 64.0, target_flux) + star(72.0, 64.0, 200_000.0) + rng.normal(0, 5.0, (128, 128))
+    data = image.astype(np.float32)
+    rms = np.full_like(data, 5.0)
+    aperture = aperture_for(fwhm)
+    found = detect(data, data, rms, saturate=None)
+    assert found.objects_mask is not None and found.objects_mask[64, 72]
+    x, y = np.array([64.0]), np.array([64.0])
+    plain = measure(data, x, y, aperture, rms, None).flux[0]
+    masked = measure(data, x, y, aperture, rms, None, found.objects_mask).flux[0]
+    in_aperture = target_flux * (1 - np.exp(-(aperture.radius**2) / (2 * sigma**2)))
+    assert plain < 0.8 * in_aperture  # the neighbour's wings taken for sky
+    assert abs(masked - in_aperture) < 0.05 * in_aperture

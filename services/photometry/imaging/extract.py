@@ -47,6 +47,8 @@ class Detections:
     b: np.ndarray
     flags: np.ndarray
     npix: np.ndarray
+    #: the pixels of every object found (sep's segmentation map > 0): not sky, for the background annuli
+    objects_mask: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(len(self.x))
@@ -70,7 +72,7 @@ def detect(
     """
     sep.set_extract_pixstack(max(300_000, min(max_objects * 20, 20_000_000)))
     sep.set_sub_object_limit(4096)
-    objects = sep.extract(
+    objects, segmap = sep.extract(
         data_sub,
         threshold_sigma,
         err=rms,
@@ -78,6 +80,7 @@ def detect(
         deblend_nthresh=DEBLEND_THRESHOLDS,
         deblend_cont=DEBLEND_CONTRAST,
         clean=True,
+        segmentation_map=True,
     )
     x = objects["x"].astype(float)
     y = objects["y"].astype(float)
@@ -98,6 +101,7 @@ def detect(
         b=objects["b"].astype(float),
         flags=flags,
         npix=objects["npix"].astype(np.int64),
+        objects_mask=segmap > 0,
     )
 
 

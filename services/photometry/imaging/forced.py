@@ -68,12 +68,13 @@ def forced_photometry(
     aperture: Aperture,
     gain: float | None,
     snr_limit: float = SNR_LIMIT,
+    not_sky: np.ndarray | None = None,
 ) -> ForcedMeasurement:
     """Measure the aperture at (x, y) (px, 0-based) of ``data_sub`` (sky-subtracted ADU; ``rms`` ADU per pixel)."""
     height, width = data_sub.shape
     r = aperture.radius
     inside = bool(r - 0.5 <= x <= width - 0.5 - r and r - 0.5 <= y <= height - 0.5 - r)
-    fluxes = measure(data_sub, np.array([x]), np.array([y]), aperture, rms, gain)
+    fluxes = measure(data_sub, np.array([x]), np.array([y]), aperture, rms, gain, not_sky)
     flux, flux_err = float(fluxes.flux[0]), float(fluxes.flux_err[0])
     sigma = background_noise(rms, x, y, aperture)
     noise = max(flux_err, sigma) if math.isfinite(flux_err) else sigma

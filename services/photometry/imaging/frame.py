@@ -134,7 +134,7 @@ def photometer_frame(
     lap("fwhm")
     aperture = aperture_for(fwhm)
     gain = header_info.gain
-    fluxes = measure(data_sub, found.x, found.y, aperture, rms, gain)
+    fluxes = measure(data_sub, found.x, found.y, aperture, rms, gain, found.objects_mask)
     mag, mag_err = fluxes.magnitudes()
     flags = found.flags.copy()
     flags[(fluxes.flags & _APER_INCOMPLETE) != 0] |= FLAG_APERTURE_INCOMPLETE
@@ -150,7 +150,7 @@ def photometer_frame(
     forced = None
     height, width = pixels.shape
     if math.isfinite(tx) and math.isfinite(ty) and 0 <= tx < width and 0 <= ty < height:
-        forced = forced_photometry(data_sub, rms, tx, ty, aperture, gain, snr_limit)
+        forced = forced_photometry(data_sub, rms, tx, ty, aperture, gain, snr_limit, found.objects_mask)
     lap("forced")
     table = SourceTable.from_columns(ra=ra, dec=dec, mag=mag, mag_err=mag_err, flags=flags)
     return FramePhotometry(
