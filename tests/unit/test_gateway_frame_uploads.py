@@ -6,12 +6,10 @@ as a client sends: a catalogue keeps its limit, a FITS file may grow to the fram
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import http.client
 import io
 import json
-import threading
 
 import numpy as np
 import pytest
@@ -26,7 +24,7 @@ from shared.contracts.messages import CalibrationResult, ImagePhotometry
 from shared.errors import BadInput, PayloadTooLarge
 from shared.frames import FrameHeader, FrameSite
 from shared.http_errors import json_errors
-from tools.infra import free_port
+from tests.threaded_app import serve_in_thread
 
 CATALOGUE_LIMIT = 8 * 1024
 FRAME_LIMIT = 64 * 1024
@@ -123,25 +121,8 @@ def form_server():
 
     app = web.Application(middlewares=[json_errors])
     app.router.add_post("/api/v1/uploads", handler)  # the API path: errors keep their whole message
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    port = free_port()
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    ready.wait(10)
-    yield port
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with serve_in_thread(app) as port:
+        yield port
 
 
 def _post(port: int, name: str, data: bytes, *, chunked: bool = False) -> tuple[int, dict]:

@@ -6,11 +6,9 @@ our 4xx errors, never anything else; valid values round-trip.
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import math
-import threading
 
 import pytest
 from aiohttp import web
@@ -24,7 +22,7 @@ from services.ingest.uploads import read_form
 from shared.errors import BadInput, PayloadTooLarge, PhotcalError
 from shared.http_errors import json_errors
 from shared.validation import clean_comment
-from tools.infra import free_port
+from tests.threaded_app import serve_in_thread
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -140,25 +138,8 @@ def form_server():
 
     app = web.Application(middlewares=[json_errors])
     app.router.add_post("/", handler)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    port = free_port()
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    ready.wait(10)
-    yield port
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with serve_in_thread(app) as port:
+        yield port
 
 
 # what a form field is called in practice (aiohttp drops names it cannot parse; that is not ours to test)
