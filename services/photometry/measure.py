@@ -47,6 +47,9 @@ SOLVE_SECONDS = Histogram(
 
 log = get_logger(__name__)
 
+#: the cut-out's image, px a side (the calibration plot beside it is 990 px wide)
+CUTOUT_PX = 320
+
 
 @dataclass
 class Measured:
@@ -130,7 +133,13 @@ class FrameMeasurer:
             finite = pixels[np.isfinite(pixels)]
             sky = float(np.median(finite)) if finite.size else 0.0
             return render_cutout(
-                pixels - sky, forced.x, forced.y, aperture.radius, (aperture.annulus_in, aperture.annulus_out), title
+                pixels - sky,
+                forced.x,
+                forced.y,
+                aperture.radius,
+                (aperture.annulus_in, aperture.annulus_out),
+                title,
+                size_px=CUTOUT_PX,
             )
 
         try:

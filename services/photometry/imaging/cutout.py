@@ -104,7 +104,8 @@ def render_cutout(
     shown = _stretch(window)
 
     dpi = 100.0
-    title_px = 12
+    # the title line grows with the image, so a slide-sized cut-out is readable
+    title_px = max(12, round(size_px * 0.07))
     fig = Figure(figsize=(size_px / dpi, (size_px + title_px) / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.0, 0.0, 1.0, size_px / (size_px + title_px)))
@@ -124,11 +125,22 @@ def render_cutout(
         zorder=1,
     )
     for r, colour, style in ((radius_px, "#ff4040", "-"), (inner, "#40c0ff", "--"), (outer, "#40c0ff", "--")):
-        ax.add_patch(Circle((x, y), r, fill=False, edgecolor=colour, linestyle=style, linewidth=0.8, zorder=2))
+        ax.add_patch(
+            Circle(
+                (x, y), r, fill=False, edgecolor=colour, linestyle=style, linewidth=max(0.8, size_px / 256), zorder=2
+            )
+        )
     view = half - 0.5
     ax.set_xlim(x - view, x + view)
     ax.set_ylim(y - view, y + view)
-    fig.text(0.5, 1.0 - 0.5 * title_px / (size_px + title_px), title, ha="center", va="center", fontsize=6)
+    fig.text(
+        0.5,
+        1.0 - 0.5 * title_px / (size_px + title_px),
+        title,
+        ha="center",
+        va="center",
+        fontsize=0.5 * title_px * 72.0 / dpi,
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
