@@ -68,6 +68,21 @@ class Runtime:
     def on_cleanup(self, callback: Callable[[], Awaitable[None]]) -> None:
         self.cleanups.append(callback)
 
+    def run_worker(self, run: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
+        """Run a consumer once the database's indexes exist (it writes), and stop it on shutdown."""
+
+        async def run_when_indexed() -> None:
+            await self.indexed.wait()  # no record is written before its unique index exists
+            await run()
+
+        task = asyncio.create_task(run_when_indexed())
+
+        async def stop_worker() -> None:
+            await stop()
+            task.cancel()
+
+        self.on_cleanup(stop_worker)
+
     # a service's setup runs after start() connected what its spec uses: these name the one it needs
     def nats(self) -> NATS:
         if self.nc is None:

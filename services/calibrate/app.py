@@ -28,16 +28,6 @@ def spec(settings: CalibrateSettings) -> ServiceSpec:
         js, db = rt.jetstream(), rt.database()
         worker = Worker(settings, js, db, Pipeline(settings, js, db, cones))
 
-        async def run_when_indexed() -> None:
-            await rt.indexed.wait()  # no datapoint is stored before its unique index exists
-            await worker.run()
-
-        task = asyncio.create_task(run_when_indexed())
-
-        async def stop_worker() -> None:
-            await worker.stop()
-            task.cancel()
-
-        rt.on_cleanup(stop_worker)
+        rt.run_worker(worker.run, worker.stop)
 
     return ServiceSpec("calibrate", settings, settings.port, setup)

@@ -63,6 +63,13 @@ def nearest_source(
     return int(idx[j]), float(sep[j])
 
 
+def calibrated_error(fit: FitResult, inst_err: float, colour: float, settings: FitSettings) -> float:
+    """The target's error, mag: its instrumental error, the fit's at ``colour``, the relation's intrinsic
+    scatter and the cost of its unknown colour (see :func:`measure_target`), in quadrature."""
+    col_err = fit.unknown_colour_err(settings.transient_colour_scale * fit.colour_spread)
+    return math.sqrt(inst_err**2 + fit.calibration_err(colour) ** 2 + fit.intrinsic_scatter**2 + col_err**2)
+
+
 def measure_target(
     sources: SourceColumns,
     src_usable: np.ndarray,
@@ -143,11 +150,9 @@ def measure_target(
     inst = float(sources.mag[j])
     inst_err = float(sources.mag_err[j])
     flags = int(sources.flags[j])
-    cal_err = fit.calibration_err(colour)
     notes = []
     if math.isfinite(inst_err) and inst_err >= 0:
-        col_err = fit.unknown_colour_err(settings.transient_colour_scale * fit.colour_spread)
-        mag_err: float | None = math.sqrt(inst_err**2 + cal_err**2 + fit.intrinsic_scatter**2 + col_err**2)
+        mag_err: float | None = calibrated_error(fit, inst_err, colour, settings)
     else:
         mag_err = None
         notes.append("the target's instrumental error is missing")
@@ -165,8 +170,7 @@ def measure_target(
                 f"{apc.correction:+.3f} +- {apc.error:.3f} mag aperture correction over {apc.n_stars} isolated stars"
             )
             if math.isfinite(inst_err):
-                col_err = fit.unknown_colour_err(settings.transient_colour_scale * fit.colour_spread)
-                mag_err = math.sqrt(inst_err**2 + cal_err**2 + fit.intrinsic_scatter**2 + col_err**2)
+                mag_err = calibrated_error(fit, inst_err, colour, settings)
     blend_err, blend_msg = target_blend(flags, light, settings, aperture=photometry == "aperture")
     if blend_msg:
         notes.append(blend_msg)
@@ -226,8 +230,7 @@ def measure_forced_target(
     mag_err: float | None = None
     inst_err = forced.inst_mag_err
     if inst_err is not None and math.isfinite(inst_err) and inst_err >= 0:
-        col_err = fit.unknown_colour_err(settings.transient_colour_scale * fit.colour_spread)
-        mag_err = math.sqrt(inst_err**2 + fit.calibration_err(colour) ** 2 + fit.intrinsic_scatter**2 + col_err**2)
+        mag_err = calibrated_error(fit, inst_err, colour, settings)
     return TargetMeasurement(
         detected=True,
         mag=forced.inst_mag + cal_shift,
