@@ -9,6 +9,7 @@ then counts, in the database itself, that every upload the gateway accepted
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -129,8 +130,15 @@ def assert_exactly_once(
     assert len(stored) == len(set(stored)), "an upload was stored twice"
     assert set(accepted) <= set(stored)
     assert set(stored) <= set(accepted) | set(maybe), "a refused upload was stored"
-    states = {get_json(f"{stack.url}/api/v1/uploads/{uid}")["state"] for uid in accepted}
-    assert states == {"done"}
+
+    def states() -> set[str]:
+        return {get_json(f"{stack.url}/api/v1/uploads/{uid}")["state"] for uid in accepted}
+
+    # an upload whose datapoint the killed worker wrote is recorded done only when its redelivery (after
+    # ack_wait) finds that datapoint: wait for the records too, within the same bound
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: states() == {"done"}, timeout=timeout, interval=0.5)
+    assert states() == {"done"}
     return stored
 
 
