@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pymongo.errors import DuplicateKeyError
 
 from shared.contracts.errors import ErrorCode
@@ -25,6 +25,23 @@ from shared.db.alerts import bump_data_version
 from shared.db.client import Database
 from shared.db.counters import next_id
 from shared.errors import Conflict, Forbidden, NotFound
+
+
+class DatapointVersion(BaseModel):
+    """A calibration a datapoint had before a recalibration replaced it (``Datapoint.history``, oldest first)."""
+
+    version: int
+    survey: str | None = None
+    filter: str | None = None
+    mag: float | None = None
+    mag_err: float | None = None
+    limit_mag: float | None = None
+    detected: bool = True
+    zeropoint_err: float | None = None
+    calibration_id: str | None = None
+    #: when the next version replaced this one, and by which recalibration job
+    replaced_at: datetime | None = None
+    replaced_by_job: str | None = None
 
 
 class Datapoint(BaseModel):
@@ -48,6 +65,13 @@ class Datapoint(BaseModel):
     created: datetime | None = None
     deleted: bool = False
     delete_reason: str | None = None
+    #: the current calibration's version: 1 as uploaded, +1 per applied recalibration
+    version: int = 1
+    #: the versions it replaced, oldest first (the current one is the datapoint's own fields)
+    history: list[DatapointVersion] = Field(default_factory=list)
+    #: where a datapoint without instrumental data came from (e.g. "cpcs": the CPCS archive); such a
+    #: point has no stored sources and cannot be recalibrated
+    imported: str | None = None
 
 
 #: a soft-deleted datapoint's dedupe key starts so; the unique index keeps them together, a range
