@@ -82,11 +82,18 @@ STREAMS = (
     ),
     StreamConfig(
         name=subjects.STREAM_RESULTS,
-        subjects=[subjects.SUBJECT_CALIBRATED],
+        subjects=[subjects.SUBJECT_CALIBRATED, subjects.SUBJECT_RECALIBRATED],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         duplicate_window=DEDUPE_WINDOW_S,
         max_age=30 * 24 * 3600,
+    ),
+    StreamConfig(
+        name=subjects.STREAM_RECALIBRATIONS,
+        subjects=[subjects.SUBJECT_RECALIBRATE],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=DEDUPE_WINDOW_S,
     ),
     StreamConfig(
         name=subjects.STREAM_DEAD,

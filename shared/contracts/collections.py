@@ -82,11 +82,18 @@ UPLOAD_SOURCES = Collection(
     (),  # keyed by _id (the upload_id), always indexed
     "the parsed source table of a stored upload, for recalibration",
 )
+RECALIBRATION_JOBS = Collection(
+    "recalibration_jobs",
+    "shared.db.recalibrations",
+    (),  # keyed by _id, the job id
+    "a recalibration job: its selection, change, state and summary",
+)
 RECALIBRATIONS = Collection(
     "recalibrations",
     "shared.db.recalibrations",
-    (),  # keyed by _id "<upload_id>|<SURVEY>|<catalogue version>"
-    "an upload recalibrated against one survey catalogue version",
+    # keyed by _id "<job_id>|<followup_id>"; job_state_key "<job_id>|<state>" counts a job's progress
+    (Index("job_id"), Index("job_state_key"), Index("followup_id")),
+    "one datapoint of a recalibration job: its old and new calibration, the diff, its state",
 )
 OBSERVATORIES = Collection(
     "observatories",
@@ -113,6 +120,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     CALIBRATIONS,
     UPLOADS,
     UPLOAD_SOURCES,
+    RECALIBRATION_JOBS,
     RECALIBRATIONS,
     OBSERVATORIES,
     REVOKED_SESSIONS,

@@ -337,3 +337,108 @@ class DeadLetter(BaseModel):
     subject: str
     payload: str
     dead_at: datetime = Field(default_factory=utcnow)
+
+
+# --- recalibration (issue 19): a job over stored datapoints, through the work queue ---------------------
+
+
+class RecalibrationSelection(BaseModel):
+    """Which stored datapoints a recalibration takes: every criterion given must hold (an empty one: all).
+
+    ``alerts``: ivorns or names; ``observatories``: observatory ids or names; ``mjd_min``/``mjd_max``
+    (MJD UTC, inclusive); ``survey``/``filter``: the datapoint's current band (``filter`` alone: any
+    survey's band of that name); ``followup_ids``: these datapoints; ``state``: ``live`` (the default)
+    or ``any`` (deleted ones too: they are listed and skipped, never changed).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    alerts: list[str] = Field(default_factory=list, max_length=10_000)
+    observatories: list[str] = Field(default_factory=list, max_length=1_000)
+    mjd_min: float | None = None
+    mjd_max: float | None = None
+    survey: str | None = None
+    filter: str | None = None
+    followup_ids: list[int] = Field(default_factory=list, max_length=100_000)
+    state: Literal["live", "any"] = "live"
+
+
+class RecalibrationChange(BaseModel):
+    """What a recalibration changes; nothing set: the current code against the current catalogues.
+
+    ``force_filter``: a band or band group as the upload's ``forceFilter`` takes it (``APASS/V``,
+    ``GaiaSP/any``), replacing the upload's own; ``""`` removes the upload's own (the automatic choice).
+    ``match_dist_arcsec``: the match radius, arcsec. ``catalogue_versions``: survey -> the catalogue
+    version to read (``photcal catalog list`` names them), instead of the live one.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    force_filter: str | None = None
+    match_dist_arcsec: float | None = Field(None, gt=0.0, le=60.0)
+    catalogue_versions: dict[str, str] = Field(default_factory=dict)
+
+
+class RecalibrationRequest(BaseModel):
+    """``POST /api/v1/recalibrations`` (administrators): the selection, the change, dry run or apply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    selection: RecalibrationSelection = Field(default_factory=RecalibrationSelection)
+    change: RecalibrationChange = Field(default_factory=RecalibrationChange)
+    #: True (the default): compute the diff only; False: compute, then apply what changed
+    dry_run: bool = True
+    #: why, in a sentence: kept with the job and in every changed point's history
+    reason: str = Field("", max_length=500)
+
+
+class PointCalibration(BaseModel):
+    """A datapoint's calibration as a recalibration compares it: band, magnitude or limit, zero point."""
+
+    survey: str | None = None
+    filter: str | None = None
+    mag: float | None = None
+    mag_err: float | None = None
+    limit_mag: float | None = None
+    detected: bool = True
+    zeropoint: float | None = None
+    zeropoint_err: float | None = None
+    #: the datapoint's version this is (1: as uploaded); null for a new, not yet applied calibration
+    version: int | None = None
+
+
+class RecalibrationTask(BaseModel):
+    """``photcal.recalibrate.v1`` (stream RECALIBRATIONS, work queue): one datapoint of one job.
+
+    ``compute``: fit the point's stored sources again with the job's change and record the diff;
+    ``apply``: make the computed calibration the datapoint's current one (if it is still the version
+    the diff was computed from). Nats-Msg-Id ``<job_id>:<followup_id>:<action>``.
+    """
+
+    version: Literal[1] = 1
+    job_id: str
+    action: Literal["compute", "apply"]
+    followup_id: int
+    upload_id: str
+    change: RecalibrationChange = Field(default_factory=RecalibrationChange)
+
+
+class RecalibratedEvent(BaseModel):
+    """``photcal.recalibrated.v1`` (stream RESULTS): a datapoint's current calibration was replaced.
+
+    One per changed point and job (Nats-Msg-Id ``<job_id>:<followup_id>``); ``old`` is now in the
+    point's history, ``new`` is what the light curve serves.
+    """
+
+    version: Literal[1] = 1
+    job_id: str
+    followup_id: int
+    upload_id: str
+    ivorn: str
+    alert_name: str | None = None
+    observatory: str | None = None
+    mjd: float
+    old: PointCalibration
+    new: PointCalibration
+    reason: str = ""
+    recalibrated_at: datetime = Field(default_factory=utcnow)

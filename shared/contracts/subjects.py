@@ -12,6 +12,8 @@ subject                        message                          from -> to
 ``photcal.catalog.cone.v1``    ``ConeRequest`` / ``ConeReply``  request/reply, JSON (older clients)
 ``photcal.catalog.cone.v2``    ``ConeRequestV2`` / binary       calibrate <-> catalog (shared/conewire.py)
 ``photcal.upload.dead.v1``     ``DeadLetter``                   calibrate, photometry -> operators (DEADLETTERS)
+``photcal.recalibrate.v1``     ``RecalibrationTask``            ingest, photcal CLI -> calibrate (RECALIBRATIONS)
+``photcal.recalibrated.v1``    ``RecalibratedEvent``            calibrate -> subscribers (RESULTS)
 =============================  ===============================  ==========================================
 """
 
@@ -26,12 +28,19 @@ SUBJECT_CONE = "photcal.catalog.cone.v1"
 #: v2: the reply is binary columns in parts (shared/conewire.py), so a cone of any density can be sent
 SUBJECT_CONE_V2 = "photcal.catalog.cone.v2"
 SUBJECT_DEAD = "photcal.upload.dead.v1"
+#: one datapoint of a recalibration job to compute or apply (work queue, its own stream: a job of
+#: 100,000 points must not delay the uploads' queue)
+SUBJECT_RECALIBRATE = "photcal.recalibrate.v1"
+#: a datapoint's current calibration was replaced by a recalibration
+SUBJECT_RECALIBRATED = "photcal.recalibrated.v1"
 
 STREAM_UPLOADS = "UPLOADS"
 STREAM_RESULTS = "RESULTS"
 STREAM_DEAD = "DEADLETTERS"
+STREAM_RECALIBRATIONS = "RECALIBRATIONS"
 CONSUMER_CALIBRATE = "calibrate"
 CONSUMER_PHOTOMETRY = "photometry"
+CONSUMER_RECALIBRATE = "recalibrate"
 QUEUE_CATALOG = "catalog"
 OBJECT_BUCKET_UPLOADS = "photcal-uploads"
 OBJECT_BUCKET_PLOTS = "photcal-plots"

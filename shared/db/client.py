@@ -15,6 +15,7 @@ from shared.contracts.collections import (
     COUNTERS,
     DATAPOINTS,
     OBSERVATORIES,
+    RECALIBRATION_JOBS,
     RECALIBRATIONS,
     REVOKED_SESSIONS,
     UPLOAD_SOURCES,
@@ -61,6 +62,10 @@ class Database:
     @property
     def recalibrations(self) -> AsyncCollection:
         return self.collection(RECALIBRATIONS)
+
+    @property
+    def recalibration_jobs(self) -> AsyncCollection:
+        return self.collection(RECALIBRATION_JOBS)
 
     @property
     def observatories(self) -> AsyncCollection:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pymongo.errors import DuplicateKeyError
@@ -103,7 +103,13 @@ async def store_datapoint(db: Database, fields: dict[str, Any], *, bump: bool = 
     existing = await db.datapoints.find_one({"dedupe_key": key})
     if existing is None:
         followup_id = await next_id(db, "datapoints")
-        doc = fields | {"followup_id": followup_id, "dedupe_key": key, "created": utcnow(), "deleted": False}
+        doc = fields | {
+            "followup_id": followup_id,
+            "dedupe_key": key,
+            "created": utcnow(),
+            "deleted": False,
+            "version": 1,
+        }
         try:
             await db.datapoints.insert_one(doc)
             if bump:
@@ -229,3 +235,55 @@ async def has_live_datapoint(db: Database, upload_id: str) -> bool:
     """The upload stored a datapoint and its observatory has not deleted it."""
     doc = await db.datapoints.find_one({"upload_id": upload_id}, {"_id": 0, "deleted": 1})
     return doc is not None and not doc.get("deleted")
+
+
+#: the fields of a datapoint a recalibration replaces (the rest: who, when, which alert, stays)
+CALIBRATION_FIELDS = ("survey", "filter", "mag", "mag_err", "limit_mag", "detected", "zeropoint_err", "calibration_id")
+
+ApplyOutcome = Literal["applied", "already_applied", "deleted", "unknown", "moved"]
+
+
+async def apply_recalibration(
+    db: Database, followup_id: int, *, from_version: int, new: dict[str, Any], job_id: str
+) -> tuple[ApplyOutcome, Datapoint | None]:
+    """Make ``new`` (the :data:`CALIBRATION_FIELDS`) the datapoint's current calibration, keeping the old one in
+    its ``history``, if the datapoint is live and still at ``from_version`` (the version the job's diff
+    was computed from).
+
+    Outcomes: ``applied`` (now at ``from_version + 1``); ``already_applied`` (this job applied it before:
+    nothing changes); ``deleted``; ``unknown``; ``moved`` (another recalibration changed it since: not applied).
+    A compare-and-set on ``version``: two jobs applying at once cannot both win.
+    """
+    doc = await db.datapoints.find_one({"followup_id": followup_id})
+    if doc is None:
+        return "unknown", None
+    if any(h.get("replaced_by_job") == job_id for h in doc.get("history") or []):
+        return "already_applied", Datapoint.model_validate(doc)
+    if doc.get("deleted"):
+        return "deleted", Datapoint.model_validate(doc)
+    current = int(doc.get("version") or 1)
+    if current != from_version:
+        return "moved", Datapoint.model_validate(doc)
+    now = utcnow()
+    old = DatapointVersion.model_validate(
+        {k: doc.get(k) for k in CALIBRATION_FIELDS}
+        | {"version": current, "replaced_at": now, "replaced_by_job": job_id}
+    )
+    # datapoints stored before versions had no "version" field: theirs is 1
+    guard: dict[str, Any] = {"version": current} if "version" in doc else {"version": {"$exists": False}}
+    history = [*(doc.get("history") or []), old.model_dump(mode="python")]
+    values = {k: new.get(k) for k in CALIBRATION_FIELDS} | {"version": current + 1, "recalibrated_at": now}
+    # the whole history $set, not $push: nx-27017 stores a $push-ed document as its JSON text; the version
+    # guard makes the read-modify-write safe
+    result = await db.datapoints.update_one(
+        {"followup_id": followup_id, "deleted": False, **guard}, {"$set": values | {"history": history}}
+    )
+    if result.matched_count == 0:  # changed between the read and the write: decide again from what is there now
+        return await apply_recalibration(db, followup_id, from_version=from_version, new=new, job_id=job_id)
+    await bump_data_version(db, doc["ivorn"])
+    return "applied", Datapoint.model_validate(doc | values | {"history": history})
+
+
+async def datapoint_by_id(db: Database, followup_id: int) -> Datapoint | None:
+    doc = await db.datapoints.find_one({"followup_id": followup_id})
+    return None if doc is None else Datapoint.model_validate(doc)
