@@ -83,6 +83,11 @@ class ErrorCode(StrEnum):
     BAD_COLUMN_MAP = "bad_column_map", 400, "a catalogue column mapping is not valid"
     NO_CATALOGUE = "no_catalogue", 400, "no catalogue of that survey is loaded or attached"
     BAD_ALERTS_CSV = "bad_alerts_csv", 400, "the Gaia alerts CSV cannot be read"
+    BAD_SELECTION = (
+        "bad_selection",
+        400,
+        "a recalibration's selection names an unknown event or observatory",
+    )
     # -- who is asking (401, 403)
     BAD_HASHTAG = "bad_hashtag", 401, "the hashtag is not an observatory's"
     MISSING_HASHTAG = "missing_hashtag", 401, "no hashtag (field, query or cookie) and no login"
@@ -96,6 +101,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_UPLOAD = "unknown_upload", 404, "no upload has that id"
     UNKNOWN_DATAPOINT = "unknown_datapoint", 404, "no datapoint has that followup_id (or it is not this observatory's)"
     UNKNOWN_PLOT = "unknown_plot", 404, "no plot has that name"
+    UNKNOWN_RECALIBRATION = "unknown_recalibration", 404, "no recalibration job has that id"
     # -- method, body, time (405, 408, 413, 429)
     METHOD_NOT_ALLOWED = "method_not_allowed", 405, "this path does not take that method"
     SLOW_BODY = "slow_body", 408, "the request body arrived too slowly"

@@ -287,3 +287,39 @@ async def apply_recalibration(
 async def datapoint_by_id(db: Database, followup_id: int) -> Datapoint | None:
     doc = await db.datapoints.find_one({"followup_id": followup_id})
     return None if doc is None else Datapoint.model_validate(doc)
+
+
+async def select_datapoints(
+    db: Database,
+    *,
+    ivorns: list[str] | None = None,
+    observatory_ids: list[str] | None = None,
+    mjd_min: float | None = None,
+    mjd_max: float | None = None,
+    survey: str | None = None,
+    band: str | None = None,
+    followup_ids: list[int] | None = None,
+    include_deleted: bool = False,
+) -> AsyncIterator[dict[str, Any]]:
+    """The datapoint documents every given criterion holds for (None: no criterion), in followup_id order;
+    ``survey``/``band`` compare case-insensitively (``band`` alone: that band in any survey)."""
+    query: dict[str, Any] = {} if include_deleted else {"deleted": False}
+    if ivorns is not None:
+        query["ivorn"] = {"$in": ivorns}
+    if observatory_ids is not None:
+        query["observatory_id"] = {"$in": observatory_ids}
+    if followup_ids is not None:
+        query["followup_id"] = {"$in": followup_ids}
+    mjd: dict[str, float] = {}
+    if mjd_min is not None:
+        mjd["$gte"] = mjd_min
+    if mjd_max is not None:
+        mjd["$lte"] = mjd_max
+    if mjd:
+        query["mjd"] = mjd
+    async for doc in db.datapoints.find(query).sort("followup_id", 1).batch_size(10_000):
+        if survey is not None and str(doc.get("survey") or "").lower() != survey.lower():
+            continue
+        if band is not None and str(doc.get("filter") or "").lower() != band.lower():
+            continue
+        yield doc
