@@ -26,7 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("run", help="start the whole stack in the foreground (embedded NATS and database by default)")
+    run = sub.add_parser("run", help="start the whole stack in the foreground (embedded NATS and database by default)")
+    run.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="SERVICE",
+        help="do not start this service (repeatable; e.g. photometry: frames then wait in their queue)",
+    )
     sub.add_parser("compile", help="compile the calibration kernels into their on-disk cache (once per install)")
 
     obs = sub.add_parser("observatory", help="manage observatories and their hashtags").add_subparsers(
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             from shared.logging import configure_logging
 
             configure_logging("supervisor", settings.log_level)
-            return run_stack(settings)
+            return run_stack(settings, tuple(args.without))
         if args.command == "compile":
             from photcal_cli.compile import compile_kernels
 
