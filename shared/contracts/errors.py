@@ -110,6 +110,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_LINES = "too_many_lines", 413, "the file has far more lines than rows plus a header"
     IMAGE_TOO_LARGE = "image_too_large", 413, "the FITS frame is larger (decompressed) than the server accepts"
     RATE_LIMITED = "rate_limited", 429, "too many requests: wait Retry-After seconds"
+    FRAMES_BUSY = "frames_busy", 429, "the server holds as many FITS frames as it can: send again after Retry-After"
     # -- what is already there (409)
     CONFLICT = "conflict", 409, "the request conflicts with what is stored"
     ALERT_EXISTS = "alert_exists", 409, "that ivorn is already an event"

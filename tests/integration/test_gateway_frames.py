@@ -105,6 +105,7 @@ def site(tmp_path_factory) -> Iterator[tuple[Stack, FrameTap]]:
         PHOTCAL_MAX_IMAGE_BYTES=str(MAX_IMAGE_BYTES),
         PHOTCAL_MAX_IMAGE_PIXELS=str(MAX_IMAGE_PIXELS),
         PHOTCAL_MAX_UPLOAD_BYTES=str(MAX_CATALOGUE_BYTES),
+        PHOTCAL_MAX_FRAMES_IN_FLIGHT="1",
     )
     truth = stack.load_field(FIELD)
     stack.add_observatory()
@@ -285,6 +286,26 @@ def test_a_frame_waited_for_without_a_photometry_service_times_out_saying_where_
     assert status == 504, body
     assert body["error"] == "timeout" and body["upload_id"] == headers["X-Upload-ID"]
     assert f"{body['upload_id']}.fits" in stored_objects(tap)
+
+
+def test_a_frame_beyond_the_frames_in_flight_is_429_with_retry_after_and_a_catalogue_is_not(site):
+    stack, _tap = site
+    # the stack holds one frame at a time: the first, waited for, keeps its slot until its 504 (3 s)
+    first: dict = {}
+    waiting = threading.Thread(target=lambda: first.update(answer=send(stack, frame(), wait=True)))
+    waiting.start()
+    threading.Event().wait(1.0)
+    status, headers, body = send(stack, frame(cards={"DATE-OBS": "2024-03-02T20:00:00"}))
+    assert (status, body["error"]) == (429, "frames_busy"), body
+    assert int(headers["Retry-After"]) > 0 and "PHOTCAL_MAX_FRAMES_IN_FLIGHT" in body["message"]
+    # a catalogue meanwhile takes no slot
+    got, _h, answer = send(stack, (FIELD / "sex_cpcs.cat").read_bytes(), filename="field.cat", MJD="60100.6")
+    assert got == 202, answer
+    waiting.join(30)
+    assert first["answer"][0] == 504
+    # the slot is free again
+    status, _h, body = send(stack, frame(cards={"DATE-OBS": "2024-03-03T20:00:00"}))
+    assert status == 202, body
 
 
 # -- refused frames: the specific 4xx, nothing stored ------------------------------------------------------------
