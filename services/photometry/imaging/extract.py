@@ -175,6 +175,32 @@ def star_fwhm(stamp: np.ndarray, guess_fwhm: float) -> float | None:
     return fwhm if math.isfinite(fwhm) and 0.5 < fwhm < 2.0 * half else None
 
 
+#: an object that is surely a star, not a noise peak nor a hot pixel or cosmic-ray hit: this S/N, and its
+#: brightest pixel less than this fraction of its flux (a hot pixel is all in one pixel: ~1; a star of
+#: 1 px FWHM ~0.5; of 2-3 px ~0.1-0.2)
+STAR_MIN_SNR = 10.0
+STAR_MAX_PEAK_FRACTION = 0.7
+
+
+def signal_to_noise(found: Detections, rms: np.ndarray) -> np.ndarray:
+    """Each object's isophotal S/N: its flux over the sky noise (``rms``, ADU per pixel) of its pixels."""
+    height, width = rms.shape
+    xi = np.clip(np.rint(found.x).astype(int), 0, width - 1)
+    yi = np.clip(np.rint(found.y).astype(int), 0, height - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return found.flux / (rms[yi, xi] * np.sqrt(found.npix))
+
+
+def count_stars(found: Detections, rms: np.ndarray) -> int:
+    """How many objects are surely stars (S/N >= :data:`STAR_MIN_SNR`, their light spread over pixels):
+    a frame of pure noise has none, though sep finds noise peaks at 3 sigma and hot pixels in it."""
+    if len(found) == 0:
+        return 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = found.peak < STAR_MAX_PEAK_FRACTION * found.flux
+    return int(np.count_nonzero((signal_to_noise(found, rms) >= STAR_MIN_SNR) & spread))
+
+
 def frame_fwhm(data_sub: np.ndarray, found: Detections, rms: np.ndarray) -> tuple[float, int]:
     """(FWHM px, stars used): the median of isolated, unsaturated, untruncated stars of S/N >= 30.
 
@@ -188,8 +214,7 @@ def frame_fwhm(data_sub: np.ndarray, found: Detections, rms: np.ndarray) -> tupl
         return FALLBACK_FWHM_PX, 0
     xi = np.rint(found.x).astype(int)
     yi = np.rint(found.y).astype(int)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        snr = found.flux / (rms[np.clip(yi, 0, height - 1), np.clip(xi, 0, width - 1)] * np.sqrt(found.npix))
+    snr = signal_to_noise(found, rms)
     inside = (xi >= half) & (xi < width - half) & (yi >= half) & (yi < height - half)
     round_ = found.b / np.maximum(found.a, 1e-9) > 0.7
     good = inside & round_ & (found.flags == 0) & (snr >= FWHM_MIN_SNR) & isolated(found.x, found.y, 4.0 * half)
