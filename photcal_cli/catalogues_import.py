@@ -10,7 +10,8 @@ file come from a manifest in DIR, ``manifest.csv`` (``--manifest`` for another):
     2019/gaia19abc_0412.cat,ivo://gaia/alerts#Gaia19abc,58612.91234,APASS/V,,120,
     2019/gaia19abc_0413.cat,ivo://gaia/alerts#Gaia19abc,58613.90110,,,120,
 
-``file`` (relative to DIR), ``event`` (ivorn or name) and ``mjd`` are required;
+``file`` (relative to DIR), ``event`` (the alert's ivorn, as the upload's EventID) and ``mjd``
+are required;
 ``filter`` is the upload's forceFilter (``SURVEY/BAND`` or a band group;
 empty: the automatic choice within the observatory's filters); ``hashtag`` the
 observatory's (empty: ``--hashtag``, one for every row); ``exptime`` seconds;
