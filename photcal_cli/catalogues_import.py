@@ -122,9 +122,7 @@ def outcome_of(row: ManifestRow, status: int, body: dict) -> Outcome:
     return Outcome(row, "refused", f"refused: {code}: {message or body}")
 
 
-async def upload_row(
-    session: aiohttp.ClientSession, url: str, row: ManifestRow, *, plots: bool
-) -> Outcome:
+async def upload_row(session: aiohttp.ClientSession, url: str, row: ManifestRow, *, plots: bool) -> Outcome:
     if not row.event or not row.mjd:
         return Outcome(row, "refused", "refused: the manifest row needs event and mjd")
     try:
@@ -159,7 +157,7 @@ async def upload_row(
             if response.status == 504:
                 body.setdefault("upload_id", response.headers.get("X-Upload-ID", ""))
             return outcome_of(row, response.status, body)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         return Outcome(row, "refused", f"refused: the gateway at {url} did not answer ({type(exc).__name__})")
 
 
@@ -195,7 +193,8 @@ async def run(args, settings: CommonSettings) -> int:
     for outcome in outcomes:
         counts[outcome.kind] += 1
         stream = sys.stderr if outcome.kind == "refused" else sys.stdout
-        print(f"{outcome.row.file.relative_to(directory) if outcome.row.file.is_relative_to(directory) else outcome.row.file}"
-              f" (line {outcome.row.line}): {outcome.text}", file=stream)  # fmt: skip
+        path = outcome.row.file
+        shown = path.relative_to(directory) if path.is_relative_to(directory) else path
+        print(f"{shown} (line {outcome.row.line}): {outcome.text}", file=stream)
     print(f"total: {counts['added']} added, {counts['already']} already there, {counts['refused']} refused")
     return 1 if counts["refused"] else 0

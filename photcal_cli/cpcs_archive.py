@@ -34,6 +34,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from shared.contracts.surveys import SURVEYS, get_survey
 
@@ -223,8 +224,20 @@ def cpcs_alert_id_of(name: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _point(i: int, *, mjd: Any, mag: Any, magerr: Any, caliberr: Any, band: Any, catalog: Any,
-           observatory: Any, ident: Any, limit_flag: bool, limit_mag: Any = None) -> ArchivePoint:
+def _point(
+    i: int,
+    *,
+    mjd: Any,
+    mag: Any,
+    magerr: Any,
+    caliberr: Any,
+    band: Any,
+    catalog: Any,
+    observatory: Any,
+    ident: Any,
+    limit_flag: bool,
+    limit_mag: Any = None,
+) -> ArchivePoint:
     """One point; raises ValueError saying what is wrong with it."""
     day = _number(mjd)
     if day is None or not MJD_RANGE[0] < day < MJD_RANGE[1]:
@@ -287,8 +300,18 @@ def _parallel(doc: dict[str, Any], source: str) -> ArchiveLightcurve:
     for i, (mjd, mag, magerr, caliberr, band, catalog, obs, ident, flag) in enumerate(rows):
         try:
             lc.points.append(
-                _point(i, mjd=mjd, mag=mag, magerr=magerr, caliberr=caliberr, band=band, catalog=catalog,
-                       observatory=obs, ident=ident, limit_flag=flag)  # fmt: skip
+                _point(
+                    i,
+                    mjd=mjd,
+                    mag=mag,
+                    magerr=magerr,
+                    caliberr=caliberr,
+                    band=band,
+                    catalog=catalog,
+                    observatory=obs,
+                    ident=ident,
+                    limit_flag=flag,
+                )  # fmt: skip
             )
         except ValueError as exc:
             lc.refused.append(f"{source}: {exc}")
@@ -309,11 +332,19 @@ def _rows(doc: dict[str, Any], source: str) -> ArchiveLightcurve:
         limit = p.get("detected") is False or (err is None and p.get("limit_mag") is not None)
         try:
             lc.points.append(
-                _point(i, mjd=p.get("mjd"), mag=p.get("mag"), magerr=err,
-                       caliberr=p.get("caliberr", p.get("zeropoint_err")), band=p.get("filter"),
-                       catalog=p.get("catalog", p.get("survey")), observatory=p.get("observatory"),
-                       ident=p.get("id", p.get("followup_id")), limit_flag=limit,
-                       limit_mag=p.get("limit_mag"))  # fmt: skip
+                _point(
+                    i,
+                    mjd=p.get("mjd"),
+                    mag=p.get("mag"),
+                    magerr=err,
+                    caliberr=p.get("caliberr", p.get("zeropoint_err")),
+                    band=p.get("filter"),
+                    catalog=p.get("catalog", p.get("survey")),
+                    observatory=p.get("observatory"),
+                    ident=p.get("id", p.get("followup_id")),
+                    limit_flag=limit,
+                    limit_mag=p.get("limit_mag"),
+                )  # fmt: skip
             )
         except ValueError as exc:
             lc.refused.append(f"{source}: {exc}")
@@ -389,13 +420,11 @@ def read_document(data: bytes | str, source: str) -> ArchiveDocument:
 
 def _hints(source: str) -> tuple[str | None, int | None]:
     """(alert name, CPCS alert id) a URL's query (``alert_name=``, ``alert_id=``) or a file's name gives."""
-    from urllib.parse import parse_qs, urlsplit
-
     if "://" in source:
         query = parse_qs(urlsplit(source).query)
-        name = (query.get("alert_name") or [None])[0]
-        ident = (query.get("alert_id") or [None])[0]
-        return _text(name), int(ident) if ident and ident.strip().isdigit() else None
+        name = query.get("alert_name", [""])[0]
+        ident = query.get("alert_id", [""])[0].strip()
+        return _text(name), int(ident) if ident.isdigit() else None
     return None, cpcs_alert_id_of(source)
 
 

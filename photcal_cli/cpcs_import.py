@@ -52,6 +52,10 @@ URL_TIMEOUT_S = 120.0
 SHOWN_REFUSALS = 50
 
 
+def _points(n: int) -> str:
+    return f"{n} point" if n == 1 else f"{n} points"
+
+
 class ImportSetupError(Exception):
     """The import cannot start (a bad observatory map, an unknown --unmapped-to): exit code 2."""
 
@@ -102,7 +106,7 @@ class ImportReport:
         for ivorn in self.created_alerts:
             out.append(f"alert {ivorn} created from the file's position")
         if self.unknown_bands:
-            told = ", ".join(f"{band} ({n} points)" for band, n in sorted(self.unknown_bands.items()))
+            told = ", ".join(f"{band} ({_points(n)})" for band, n in sorted(self.unknown_bands.items()))
             out.append(f"bands photcal does not know, kept as written: {told}")
         err = [f"refused: {line}" for line in self.refusals[:SHOWN_REFUSALS]]
         if len(self.refusals) > SHOWN_REFUSALS:
@@ -112,10 +116,10 @@ class ImportReport:
                 "observatories not in the map (nothing stored for them; add them to the map "
                 "or give --unmapped-to NAME):"
             )
-            err.extend(f"  {name!r}: {n} points" for name, n in sorted(self.unmapped.items()))
+            err.extend(f"  {name!r}: {_points(n)}" for name, n in sorted(self.unmapped.items()))
         if self.missing_alerts:
             err.append("alerts not in photcal (nothing stored for them):")
-            err.extend(f"  {key}: {n} points; {how}" for key, (how, n) in sorted(self.missing_alerts.items()))
+            err.extend(f"  {key}: {_points(n)}; {how}" for key, (how, n) in sorted(self.missing_alerts.items()))
         out.append(f"total: {self.added} added, {self.already} already there, {self.refused} refused")
         return out, err
 
@@ -131,7 +135,7 @@ def _is_url(source: str) -> bool:
 
 def _fetch(url: str) -> bytes:
     request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "photcal-import"})
-    with urllib.request.urlopen(request, timeout=URL_TIMEOUT_S) as response:  # noqa: S310 (http(s) only: _is_url)
+    with urllib.request.urlopen(request, timeout=URL_TIMEOUT_S) as response:
         data = response.read(MAX_URL_BYTES + 1)
     if len(data) > MAX_URL_BYTES:
         raise ArchiveError(f"{url}: more than {MAX_URL_BYTES // 2**20} MB")

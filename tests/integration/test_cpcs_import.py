@@ -91,7 +91,7 @@ def test_import_cpcs_from_a_url_is_idempotent_and_shows_in_the_light_curve(stack
     assert asked and asked[0].startswith("/followup/get_alert_lc_data?alert_name=")
     assert "total: 8 added, 0 already there, 2 refused" in first.stdout, first.stdout
     assert "'Loiano-1.52': 2 points" in first.stderr and "--unmapped-to" in first.stderr, first.stderr
-    assert "R(USNO) (1 points)" in first.stdout  # a band photcal does not serve: kept as written, said so
+    assert "R(USNO) (1 point)" in first.stdout  # a band photcal does not serve: kept as written, said so
 
     lc = _lightcurve(stack)
     points = lc["points"]
@@ -99,7 +99,10 @@ def test_import_cpcs_from_a_url_is_idempotent_and_shows_in_the_light_curve(stack
     assert [p["mjd"] for p in points] == sorted(p["mjd"] for p in points)
     assert {p["observatory"] for p in points} == {"Ondrejov 0.5m", "LCO 1m SSO"}
     limits = [p for p in points if p["mag_err"] is None]
-    assert [(p["mjd"], p["limit_mag"], p["mag"]) for p in limits] == [(58613.11021, 18.9, None), (58616.1024, 19.2, None)]
+    assert [(p["mjd"], p["limit_mag"], p["mag"]) for p in limits] == [
+        (58613.11021, 18.9, None),
+        (58616.1024, 19.2, None),
+    ]
     by_mjd = {p["mjd"]: p for p in points}
     assert (by_mjd[58610.91234]["mag"], by_mjd[58610.91234]["mag_err"]) == (15.642, 0.021)
     assert (by_mjd[58612.0885]["survey"], by_mjd[58612.0885]["filter"]) == ("APASS", "r'")  # CPCS's APASS r
