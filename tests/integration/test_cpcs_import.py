@@ -148,6 +148,22 @@ def test_import_cpcs_from_a_url_is_idempotent_and_shows_in_the_light_curve(stack
     finally:
         client.close()
 
+    # the pages and the other reads take imported points (no calibration, no plot) like any other
+    csv_text = (
+        urllib.request.urlopen(
+            f"{stack.url}/api/v1/lightcurves/{urllib.parse.quote(IVORN, safe='')}?format=csv", timeout=30
+        )
+        .read()
+        .decode()
+    )
+    header, *rows = csv_text.splitlines()
+    assert header.endswith(",comment,imported") and len(rows) == 10 and all(r.endswith(",cpcs") for r in rows)
+    followup = _get_json(f"{stack.url}/api/v1/followup")
+    assert isinstance(followup, list) and len(followup) == 10 and all(p["calibration_id"] is None for p in followup)
+    for page in (f"/lightcurve/{urllib.parse.quote(IVORN, safe='')}", "/followup", "/alerts"):
+        with urllib.request.urlopen(stack.url + page, timeout=30) as response:
+            assert response.status == 200 and "Gaia19bld" in response.read().decode(), page
+
     # a file of an alert photcal does not have: refused, saying how to add it
     local = tmp_path / "alert-12.json"
     shutil.copy(LC_FILE, local)
@@ -203,3 +219,38 @@ def test_import_catalogues_recalibrates_old_catalogues_through_the_gateway(stack
     assert "already there" in again.stdout
     lc_again = _get_json(f"{stack.url}/api/v1/lightcurves/{urllib.parse.quote(ivorn, safe='')}")
     assert lc_again == lc
+
+
+def test_harvested_alert_files_resolve_through_list_of_alerts_and_may_create_the_alert(stack: Stack, tmp_path):
+    stack.add_observatory("Ondrejov 0.5m")
+    stack.add_observatory("LCO 1m SSO")
+    stack.add_observatory("Loiano 1.52m")
+    # the harvesters' cache: list_of_alerts as index.json, get_alert_lc_data?alert_id=12 as alert-12.json
+    harvest = tmp_path / "CPCS"
+    harvest.mkdir()
+    ivorn = "ivo://gaia/alerts#Gaia19dxx"
+    (harvest / "index.json").write_text(
+        json.dumps([{"id": 12, "ivorn": ivorn, "name": "Gaia19dxx", "ra": 10.125, "dec": -20.5, "n_datapoints": 10}])
+    )
+    arrays = json.loads(LC_FILE.read_text())
+    arrays["id"] = [i + 100_000 for i in arrays["id"]]
+    (harvest / "alert-12.json").write_text(json.dumps(arrays))
+    args = ("import", "cpcs", str(harvest), "--observatory-map", str(MAP_FILE), "--unmapped-to", "Loiano 1.52m")
+
+    refused = stack.cli(*args, check=False)
+    assert refused.returncode == 1
+    assert f"{ivorn}: 10 points" in refused.stderr and "--create-missing-alerts" in refused.stderr, refused.stderr
+
+    created = stack.cli(*args, "--create-missing-alerts")
+    assert f"alert {ivorn} created" in created.stdout
+    assert "total: 10 added, 0 already there, 0 refused" in created.stdout, created.stdout
+    again = stack.cli(*args, "--create-missing-alerts")
+    assert "total: 0 added, 10 already there, 0 refused" in again.stdout and "created" not in again.stdout
+    client, db = _db(stack)
+    try:
+        alert = db.alerts.find_one({"ivorn": ivorn})
+        assert alert is not None and (alert["ra"], alert["dec"], alert["name"]) == (10.125, -20.5, "Gaia19dxx")
+        assert db.datapoints.count_documents({"ivorn": ivorn, "imported": "cpcs"}) == 10
+        assert db.datapoints.find_one({"cpcs_id": 141211})["upload_id"] == "cpcs:141211"
+    finally:
+        client.close()
