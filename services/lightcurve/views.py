@@ -21,6 +21,7 @@ POINT_COLUMNS = (
     "followup_id",
     "exptime",
     "comment",
+    "imported",
 )
 
 
@@ -36,6 +37,8 @@ def point_row(point: Datapoint) -> dict:
         "followup_id": point.followup_id,
         "exptime": point.exptime,
         "comment": point.comment,
+        # "cpcs": imported from the CPCS archive (no instrumental data, not recalibrated); None: uploaded here
+        "imported": point.imported,
     }
 
 
@@ -53,6 +56,7 @@ def point_row_doc(doc: dict) -> dict:
         "followup_id": doc.get("followup_id"),
         "exptime": doc.get("exptime"),
         "comment": doc.get("comment", ""),
+        "imported": doc.get("imported"),
     }
 
 
@@ -76,6 +80,7 @@ def lightcurve_of_docs(alert: Alert, docs: list[dict]) -> dict:
                 "followup_id": get("followup_id"),
                 "exptime": get("exptime"),
                 "comment": get("comment", ""),
+                "imported": get("imported"),
             }
         )
     return {"ivorn": alert.ivorn, "name": alert.display_name, "ra": alert.ra, "dec": alert.dec, "points": points}
