@@ -20,8 +20,8 @@ from prometheus_client import Histogram
 from services.calibrate.answer import calibration_answer, candidate_fit
 from services.calibrate.cone import ConeClient, field_of
 from services.calibrate.core.api import FrameCalibration, calibrate_frame
-from services.calibrate.core.results import CalibrationRefused
 from services.calibrate.core.inputs import ForcedAperture
+from services.calibrate.core.results import CalibrationRefused
 from services.calibrate.core.settings import FitSettings
 from services.calibrate.plot import render_failure_plot, render_plot
 from services.calibrate.settings import CalibrateSettings

@@ -143,7 +143,8 @@ def failure_title(failed: FailedCalibration, code: str, message: str) -> str:
             else "CT fixed 0"
         )
         fit = (
-            f"{failed.survey} {failed.band} ({failed.colour}): ZP={failed.zeropoint:.3f}±{failed.zeropoint_err or 0:.3f}"
+            f"{failed.survey} {failed.band} ({failed.colour}): "
+            f"ZP={failed.zeropoint:.3f}±{failed.zeropoint_err or 0:.3f}"
             f"  {ct}  scatter={failed.scatter or 0:.3f}  N={failed.npoints}/{failed.ncalibrators}"
         )
     else:

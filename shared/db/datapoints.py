@@ -229,3 +229,8 @@ async def has_live_datapoint(db: Database, upload_id: str) -> bool:
     """The upload stored a datapoint and its observatory has not deleted it."""
     doc = await db.datapoints.find_one({"upload_id": upload_id}, {"_id": 0, "deleted": 1})
     return doc is not None and not doc.get("deleted")
+
+
+async def get_datapoint_doc(db: Database, followup_id: int) -> dict[str, Any] | None:
+    """A datapoint's document by its followup_id, deleted or not (with ``deleted_at`` when deleted); None if none."""
+    return await db.datapoints.find_one({"followup_id": followup_id}, {"_id": 0, "dedupe_key": 0})

@@ -26,7 +26,7 @@ def _field():
 
 
 def _subset(table: SourceTable, idx: np.ndarray, mag: np.ndarray | None = None, shift_deg: float = 0.0):
-    column = lambda name: np.asarray(getattr(table, name))[idx]  # noqa: E731
+    column = lambda name: np.asarray(getattr(table, name))[idx]
     return SourceTable.from_columns(
         column("ra") + shift_deg,
         column("dec"),

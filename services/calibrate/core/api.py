@@ -552,9 +552,7 @@ def _failed_calibration(candidate: BandCandidate, candidates: list[BandCandidate
         kept = ~candidate.bright
         used[kept] = fit.used
         clipped[kept] = fit.clipped
-        residual = candidate.ref_mag - (
-            candidate.inst_mag + fit.zeropoint + fit.colour_term * candidate.colour_values
-        )
+        residual = candidate.ref_mag - (candidate.inst_mag + fit.zeropoint + fit.colour_term * candidate.colour_values)
     else:
         offset = candidate.ref_mag - candidate.inst_mag
         finite = np.isfinite(offset)
@@ -626,7 +624,7 @@ def _best_effort(
             best = _choose(candidates, s, constraint)
         except CalibrationFailed:
             best = None
-    except Exception:  # noqa: BLE001 - only a plot depends on it: the refusal is raised whatever happens here
+    except Exception:
         return None, []
     if best is not None and best.isolated is not None:
         best = best.isolated
