@@ -81,15 +81,17 @@ def summary_of(record: dict[str, Any]) -> UploadSummary:
         if mine.get(k) is None and result.get(k) is not None:
             mine[k] = result[k]  # records written before the gateway recorded these: the answer has them
     state = record.get("state") or "queued"
-    return UploadSummary(
-        upload_id=str(record["upload_id"]),
-        state=state,
-        queued_at=record.get("queued_at"),
-        finished_at=record.get("finished_at"),
-        message=(result.get("message") or None) if state == "failed" else None,
-        stored=bool(result.get("stored")),
-        **mine,
-        **answered,
+    return UploadSummary.model_validate(
+        {
+            "upload_id": str(record["upload_id"]),
+            "state": state,
+            "queued_at": record.get("queued_at"),
+            "finished_at": record.get("finished_at"),
+            "message": (result.get("message") or None) if state == "failed" else None,
+            "stored": bool(result.get("stored")),
+        }
+        | mine
+        | answered
     )
 
 

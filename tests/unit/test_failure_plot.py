@@ -60,7 +60,7 @@ def test_too_few_stars_hands_over_its_best_candidate_and_the_title_says_why():
         f"{best.ncalibrators} calibration stars of {best.nmatched} matched"
     )
     fig = build_failure_figure(best, exc.code, exc.message)
-    assert fig._suptitle is not None and fig._suptitle.get_text() == title
+    assert fig.get_suptitle() == title
     assert render_failure_plot(best, exc.code, exc.message).startswith(b"\x89PNG\r\n\x1a\n")
 
 
