@@ -184,7 +184,7 @@ def build_failure_figure(failed: FailedCalibration, code: str, message: str) -> 
     ax1.set_ylabel(f"{failed.survey} {ylabel}")
     ax1.invert_xaxis()
     ax1.invert_yaxis()
-    ax1.legend(fontsize=7, loc="lower right")
+    ax1.legend(fontsize=7, loc="best")  # a few stars may sit in any corner: the legend keeps off them
     residual_label = "residual (mag)" if failed.fitted else "offset from the median (mag)"
     _scatter_sets(ax2, p.colour, p.residual, failed)
     ax2.axhline(0.0, c="k", lw=0.8)
