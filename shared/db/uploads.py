@@ -9,7 +9,7 @@ everyone's through ``queued_at``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
 from pymongo import ReturnDocument
@@ -92,6 +92,9 @@ async def image_link_of(db: Database, upload_id: str) -> str | None:
     return ((doc or {}).get("result") or {}).get("image_link")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _listing(observatory_id: str | None, state: str | None) -> tuple[dict[str, Any], str]:
     """The query and its sort key (an indexed one) of :func:`list_uploads`."""
     query: dict[str, Any]
@@ -100,7 +103,7 @@ def _listing(observatory_id: str | None, state: str | None) -> tuple[dict[str, A
         query = {"observatory_queued_key": {"$gte": f"{observatory_id}|", "$lt": f"{observatory_id}}}"}}
         key = "observatory_queued_key"
     else:
-        query, key = {"queued_at": {"$exists": True}}, "queued_at"
+        query, key = {"queued_at": {"$gte": _EPOCH}}, "queued_at"  # a range: served by the index
     if state is not None:
         query["state"] = state
     return query, key

@@ -65,6 +65,10 @@ def uploaded(tmp_path_factory):
         truth = stack.load_field(FIELD)
         hashtag = stack.add_observatory("Failing Observatory")
         other = stack.add_observatory("Other Observatory")
+        added = stack.cli("observatory", "add", "--name", "Admin", "--lon", "0", "--lat", "0", "--admin").stdout
+        found = re.search(r"hashtag: (\S+)", added)
+        assert found is not None, added
+        stack.hashtags["Admin"] = found.group(1)
         a = truth["alert"]
         stack.cli(
             "alert", "add", "--ivorn", IVORN, "--ra", str(a["ra"]), "--dec", str(a["dec"]), "--name", "SimFailures"
@@ -200,3 +204,14 @@ def test_a_deleted_point_is_shown_marked_and_an_unknown_one_is_a_404(uploaded):
     assert status == 404 and headers["Content-Type"].startswith("text/html") and "987654" in raw.decode()
     status, body = _json(stack, "/api/v1/datapoints/x1")
     assert status == 400 and body["error"] == "bad_field"
+
+
+def test_an_administrator_lists_every_observatory_s_uploads(uploaded):
+    stack = uploaded[0]
+    status, mine = _json(stack, f"/api/v1/uploads?mine=1&hashtag={stack.hashtags['Admin']}")
+    assert status == 200 and mine["total"] == 0  # the administrator's own: none
+    status, everyone = _json(stack, f"/api/v1/uploads?state=any&hashtag={stack.hashtags['Admin']}")
+    assert status == 200 and everyone["observatory"] is None and everyone["total"] == 3
+    assert {r["observatory"] for r in everyone["uploads"]} == {"Failing Observatory"}
+    queued = [r["queued_at"] for r in everyone["uploads"]]
+    assert queued == sorted(queued, reverse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from functools import cache
 from pathlib import Path
 
@@ -62,6 +63,8 @@ def test_too_few_stars_hands_over_its_best_candidate_and_the_title_says_why():
     fig = build_failure_figure(best, exc.code, exc.message)
     assert fig.get_suptitle() == title
     assert render_failure_plot(best, exc.code, exc.message).startswith(b"\x89PNG\r\n\x1a\n")
+    again = pickle.loads(pickle.dumps(exc))  # as from a Dask worker
+    assert (again.code, again.message, again.best.ncalibrators) == (exc.code, exc.message, best.ncalibrators)
 
 
 def test_a_fit_refused_for_its_scatter_shows_that_fit_in_the_title():

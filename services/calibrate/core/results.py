@@ -257,3 +257,11 @@ class CalibrationRefused(CalibrationFailed):
     def __init__(self, message: str, *, code: str, best: FailedCalibration) -> None:
         super().__init__(message, code=code)
         self.best = best
+
+    def __reduce__(self):
+        # picklable (a Dask worker's exception crosses processes): its arguments are keyword-only
+        return _refused, (self.message, str(self.code), self.best)
+
+
+def _refused(message: str, code: str, best: FailedCalibration) -> CalibrationRefused:
+    return CalibrationRefused(message, code=code, best=best)
