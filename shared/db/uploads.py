@@ -4,12 +4,13 @@ Every upload that reached the queue has a record, dry runs and refusals too: the
 knows when it queues one (the observatory, event, file name, MJD, dry run), the worker its answer.
 An observatory's uploads are listed newest first through ``observatory_queued_key``
 (``<observatory_id>|<queued_at, ISO>``, indexed: the embedded database serves single-field keys only),
-everyone's through ``queued_at``.
+everyone's through ``queued_key`` (``queued_at``, ISO). Keys as text, not the date itself: the embedded
+database's ``$set`` of a date (a record the worker wrote first) stores it as text, which sorts apart.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, TypedDict
 
 from pymongo import ReturnDocument
@@ -32,6 +33,7 @@ class UploadRecord(TypedDict, total=False):
     dry_run: bool
     mjd: float
     observatory_queued_key: str
+    queued_key: str
     #: the answer (CalibrationResult as JSON) once done or failed
     result: dict[str, Any]
     finished_at: datetime
@@ -39,8 +41,8 @@ class UploadRecord(TypedDict, total=False):
     crashes: int
 
 
-def _queued_key(observatory_id: str, queued_at: datetime) -> str:
-    return f"{observatory_id}|{queued_at.strftime('%Y-%m-%dT%H:%M:%S.%f')}"
+def _iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 async def record_queued(db: Database, upload_id: str, fields: dict[str, Any]) -> None:
@@ -50,9 +52,9 @@ async def record_queued(db: Database, upload_id: str, fields: dict[str, Any]) ->
     and only ``fields`` are added, so that the upload is listed with its observatory all the same.
     """
     queued_at = utcnow()
-    own = dict(fields) | {"queued_at": queued_at}
+    own = dict(fields) | {"queued_at": queued_at, "queued_key": _iso(queued_at)}
     if fields.get("observatory_id"):
-        own["observatory_queued_key"] = _queued_key(str(fields["observatory_id"]), queued_at)
+        own["observatory_queued_key"] = f"{fields['observatory_id']}|{_iso(queued_at)}"
     if not await insert_once(db.uploads, own | {"upload_id": upload_id, "state": "queued"}):
         await db.uploads.update_one({"upload_id": upload_id}, {"$set": own})
 
@@ -92,9 +94,6 @@ async def image_link_of(db: Database, upload_id: str) -> str | None:
     return ((doc or {}).get("result") or {}).get("image_link")
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def _listing(observatory_id: str | None, state: str | None) -> tuple[dict[str, Any], str]:
     """The query and its sort key (an indexed one) of :func:`list_uploads`."""
     query: dict[str, Any]
@@ -103,7 +102,7 @@ def _listing(observatory_id: str | None, state: str | None) -> tuple[dict[str, A
         query = {"observatory_queued_key": {"$gte": f"{observatory_id}|", "$lt": f"{observatory_id}}}"}}
         key = "observatory_queued_key"
     else:
-        query, key = {"queued_at": {"$gte": _EPOCH}}, "queued_at"  # a range: served by the index
+        query, key = {"queued_key": {"$gte": ""}}, "queued_key"  # a range: served by the index
     if state is not None:
         query["state"] = state
     return query, key

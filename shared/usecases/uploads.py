@@ -9,7 +9,7 @@ never queued and is not.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -69,6 +69,18 @@ class UploadList(BaseModel):
     uploads: list[UploadSummary]
 
 
+def _utc(value: Any) -> datetime | None:
+    """A stored date as UTC: the embedded database returns one written by ``$set`` as naive text."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return None
+
+
 def summary_of(record: dict[str, Any]) -> UploadSummary:
     """A stored upload record (shared/db/uploads.py) as its list row."""
     result = record.get("result") or {}
@@ -85,8 +97,8 @@ def summary_of(record: dict[str, Any]) -> UploadSummary:
         {
             "upload_id": str(record["upload_id"]),
             "state": state,
-            "queued_at": record.get("queued_at"),
-            "finished_at": record.get("finished_at"),
+            "queued_at": _utc(record.get("queued_at")),
+            "finished_at": _utc(record.get("finished_at")),
             "message": (result.get("message") or None) if state == "failed" else None,
             "stored": bool(result.get("stored")),
         }

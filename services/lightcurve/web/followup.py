@@ -134,12 +134,16 @@ async def followup_page(request: web.Request) -> web.Response:
             f"Datapoint {clamped_int(request.query.get('deleted'), 0)} deleted (kept in the history with its reason)."
         )
     if mine:
-        notes += "<p>Your observatory's uploads, deleted ones included (with the reason).</p>"
+        notes += (
+            "<p>Your observatory's datapoints, deleted ones included (with the reason); every upload, refused "
+            f"ones too: {link('/uploads', 'my uploads')}.</p>"
+        )
     elif user is not None:
         notes += f"<p>{link('/followup?mine=1', 'Only my uploads')} (there you may delete your own datapoints).</p>"
     if ivorn:
         notes += f"<p>Event {escape(ivorn)} · {link(lightcurve_href(ivorn), 'light curve')}</p>"
-    title = f"My uploads ({user.name})" if mine and user is not None else "Follow-up data"
+    # "my uploads" (/uploads) lists every upload, refused ones too; this is the stored datapoints
+    title = f"My datapoints ({user.name})" if mine and user is not None else "Follow-up data"
     return await render(request, title, notes + pager + table + pager, active="followup")
 
 
