@@ -8,14 +8,18 @@ candidates, plot and provenance, a deleted point is shown marked deleted, an unk
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import urllib.parse
+from datetime import UTC, datetime
 from http.cookies import SimpleCookie
 from pathlib import Path
 
 import pytest
 
+from shared.db import connect_database
+from shared.db.datapoints import store_datapoint
 from tests.integration.conftest import Stack, field_dir
 from tests.integration.test_end_to_end import curl_upload
 from tests.integration.test_gateway_hardening import call, form, own_origin, set_cookies
@@ -215,3 +219,50 @@ def test_an_administrator_lists_every_observatory_s_uploads(uploaded):
     assert {r["observatory"] for r in everyone["uploads"]} == {"Failing Observatory"}
     queued = [r["queued_at"] for r in everyone["uploads"]]
     assert queued == sorted(queued, reverse=True)
+
+
+def test_an_imported_recalibrated_point_shows_its_origin_and_history(uploaded):
+    """Points the CPCS import and recalibrations write (their own helpers): no calibration, each older version."""
+    stack = uploaded[0]
+
+    async def store() -> int:
+        db = connect_database(stack.env["PHOTCAL_MONGO_URL"], stack.env["PHOTCAL_MONGO_DB"])
+        try:
+            fields = {
+                "upload_id": "cpcs0001",
+                "ivorn": IVORN,
+                "observatory_id": "old",
+                "observatory": "Old CPCS Site",
+                "mjd": 59000.5,
+                "survey": "GAIA",
+                "filter": "G",
+                "mag": 17.25,
+                "mag_err": 0.05,
+                "imported": "cpcs",
+                "version": 2,
+                "history": [
+                    {
+                        "version": 1,
+                        "survey": "APASS",
+                        "filter": "V",
+                        "mag": 17.5,
+                        "mag_err": 0.06,
+                        "replaced_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+                        "replaced_by_job": "job42",
+                    }
+                ],
+            }
+            return (await store_datapoint(db, fields)).followup_id
+        finally:
+            await db.close()
+
+    followup_id = asyncio.run(store())
+    status, detail = _json(stack, f"/api/v1/datapoints/{followup_id}")
+    assert status == 200 and detail["imported"] == "cpcs" and detail["calibration"] is None
+    assert [(v["version"], v["filter"], v["replaced_by_job"]) for v in detail["history"]] == [(1, "V", "job42")]
+    status, _, raw = _get(stack, f"/datapoints/{followup_id}")
+    html = raw.decode()
+    assert status == 200 and "imported from cpcs, no instrumental data" in html and 'id="dp-calibration"' not in html
+    history = html.split('id="dp-history"', 1)[1]
+    assert "17.500 ± 0.060" in history and "job42" in history and "2026-01-02 03:04:05 UTC" in history
+    assert "17.250 ± 0.050" in history and "current" in history
