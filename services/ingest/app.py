@@ -71,6 +71,7 @@ def spec(settings: IngestSettings) -> ServiceSpec:
 HANDLERS = {
     "upload": uploads.handle_upload,
     "upload_status": uploads.handle_upload_status,
+    "upload_list": uploads.handle_upload_list,
     "new_alert": handlers.handle_new_alert,
     "delete_datapoint": handlers.handle_delete_datapoint,
     "plot": handlers.handle_plot,

@@ -37,6 +37,7 @@ from shared.errors import (
 )
 from shared.http_errors import compact_json, cpcs_error_body
 from shared.logging import get_logger
+from shared.usecases.uploads import list_uploads, parse_paging
 
 log = get_logger(__name__)
 
@@ -345,7 +346,16 @@ async def submit(
     except Exception:
         gw.waiter.forget(upload.upload_id)
         raise
-    fields = {"ivorn": upload.ivorn, "observatory_id": upload.observatory_id}
+    # what the observatory's upload list shows before (or without) an answer: shared/db/uploads.py
+    fields = {
+        "ivorn": upload.ivorn,
+        "alert_name": upload.alert_name,
+        "observatory_id": upload.observatory_id,
+        "observatory": upload.observatory_name,
+        "filename": upload.filename,
+        "dry_run": upload.dry_run,
+        "mjd": upload.mjd,
+    }
     if not await optional(lambda: _record_queued(gw, upload.upload_id, fields), False):
         log.warning("upload_state_not_recorded", upload_id=upload.upload_id)  # the worker records it later
     if future is None:
@@ -408,6 +418,17 @@ async def handle_upload_status(request: web.Request) -> web.Response:
     return web.json_response(
         {"upload_id": upload_id, "state": doc.get("state"), "result": doc.get("result")}, dumps=_dumps
     )
+
+
+async def handle_upload_list(request: web.Request) -> web.Response:
+    """GET /api/v1/uploads?mine=1&state=failed|done|queued|any&limit=&skip=: the caller's observatory's
+    uploads newest first (shared/usecases/uploads.py); without ``mine=1``, every observatory's (administrators)."""
+    gw: Gateway = request.app["gateway"]
+    caller = await authenticate(gw.db, gw.pepper, hashtag_of(request))
+    state, limit, skip = parse_paging(dict(request.query))
+    mine = request.query.get("mine", "").strip().lower() in {"1", "true", "yes"}
+    listing = await list_uploads(gw.db, caller, mine=mine, state=state, skip=skip, limit=limit)
+    return web.Response(text=listing.model_dump_json(), content_type="application/json")
 
 
 def _dumps(obj) -> str:

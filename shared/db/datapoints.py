@@ -361,3 +361,8 @@ async def select_datapoints(
         if band is not None and str(doc.get("filter") or "").lower() != band.lower():
             continue
         yield doc
+
+
+async def get_datapoint_doc(db: Database, followup_id: int) -> dict[str, Any] | None:
+    """A datapoint's document by its followup_id, deleted or not (with ``deleted_at`` when deleted); None if none."""
+    return await db.datapoints.find_one({"followup_id": followup_id}, {"_id": 0, "dedupe_key": 0})

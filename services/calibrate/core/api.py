@@ -32,6 +32,14 @@ Error codes (``shared.errors.CalibrationFailed.code``), stable:
     image is of another part of the sky (wrong EventID or image); checked
     before any fit, so no limit is ever given for it.
 
+A failure after the sources matched reference stars (``too_few_stars``,
+``bad_astrometry``, ``poor_fit``, ``wrong_wcs``, and ``target_outside_frame``
+when the frame's stars can still be fitted) is raised as
+:class:`results.CalibrationRefused`, the same code and message with the best
+failing candidate's stars and fit (:class:`results.FailedCalibration`), so
+that the service can plot what was refused. The failures before any match
+(``no_usable_sources``, ``field_not_covered``, ``no_stars_matched``) have none.
+
 A forced survey/band that is unknown or has no data in the field raises
 ``shared.errors.BadInput`` with code ``force_filter_unavailable``.
 
@@ -61,7 +69,7 @@ from services.calibrate.core.choice import (
 from services.calibrate.core.footprint import require_target_in_frame
 from services.calibrate.core.inputs import ForcedAperture, ReferenceStars, SourceColumns
 from services.calibrate.core.limits import reference_completeness_inst
-from services.calibrate.core.results import FrameCalibration, PlotData
+from services.calibrate.core.results import CalibrationRefused, FailedCalibration, FrameCalibration, PlotData
 from services.calibrate.core.settings import FitSettings
 from services.calibrate.core.target import ApertureInput, measure_forced_target, measure_target
 from shared.bands import (
@@ -295,7 +303,12 @@ def calibrate_frame(
             code=ErrorCode.NO_USABLE_SOURCES,
         )
     if forced_target is None:
-        require_target_in_frame(sources, usable, target_ra, target_dec, s.target_margin_arcsec)
+        try:
+            require_target_in_frame(sources, usable, target_ra, target_dec, s.target_margin_arcsec)
+        except CalibrationFailed as outside:
+            # the refusal stands; the fit the frame's own stars give is only for its plot
+            shown, tried = _best_effort(sources, references, match_radius_arcsec, force_filter, s, observatory_filters)
+            raise _refused(outside, shown, tried) from None
     if sum(len(st) for st in references.values()) == 0:
         raise CalibrationFailed(
             f"no reference stars from any survey cover this field (RA {target_ra:.5f}, Dec {target_dec:.5f}): "
@@ -314,23 +327,31 @@ def calibrate_frame(
     candidates, n_matched_any = evaluation.candidates, evaluation.n_matched_any
     fitted = time.perf_counter()
     if check_wcs and wcs_matches_nothing(n_matched_any, n_usable):
-        raise _wrong_wcs(n_matched_any, n_usable, match_radius_arcsec)
+        raise _refused(
+            _wrong_wcs(n_matched_any, n_usable, match_radius_arcsec), _most_calibrators(candidates), candidates
+        )
     if n_matched_any == 0:
         raise CalibrationFailed(
             f"none of your {n_usable} sources matched a reference star within {match_radius_arcsec:g} arcsec: "
             "check the astrometric solution (WCS) of your image or try a larger matchDist",
             code=ErrorCode.NO_STARS_MATCHED,
         )
-    best = _choose(candidates, s, constraint)
+    try:
+        best = _choose(candidates, s, constraint)
+    except CalibrationFailed as exc:  # none of the observatory's bands can be fitted
+        raise _refused(exc, _most_calibrators(candidates), candidates) from None
     if best is None and check_wcs and n_matched_any < WRONG_WCS_MAX_FRACTION * n_usable:
         # too few calibrators because too few sources matched at all: the frame's WCS, not the field
-        raise _wrong_wcs(n_matched_any, n_usable, match_radius_arcsec)
+        raise _refused(
+            _wrong_wcs(n_matched_any, n_usable, match_radius_arcsec), _most_calibrators(candidates), candidates
+        )
     if best is None:
         n_flagged = int((usable & ((np.asarray(sources.flags).astype(np.int64) & s.reject_flags) != 0)).sum())
-        raise CalibrationFailed(
+        too_few = CalibrationFailed(
             _too_few_message(candidates, s, n_flagged, n_matched_any, n_usable, match_radius_arcsec),
             code=ErrorCode.TOO_FEW_STARS,
         )
+        raise _refused(too_few, _most_calibrators(candidates), candidates)
     chosen = best
     if best.isolated is not None:
         # a crowded frame: the chosen band's final fit over its isolated calibrators (choice.fit_band)
@@ -338,7 +359,10 @@ def calibrate_frame(
     fit = best.fit
     assert fit is not None
     assert best.score is not None  # fit_band scores every candidate it fits
-    _sanity_check(best, n_matched_any, n_usable, match_radius_arcsec, s, check_wcs)
+    try:
+        _sanity_check(best, n_matched_any, n_usable, match_radius_arcsec, s, check_wcs)
+    except CalibrationFailed as exc:
+        raise _refused(exc, best, candidates) from None
     warnings = []
     if best.colour_term_assumed:
         cost = fit.unknown_colour_err(s.transient_colour_scale * fit.colour_spread)
@@ -509,3 +533,99 @@ def _choose(
                 code=ErrorCode.TOO_FEW_STARS,
             )
     return best
+
+
+def _most_calibrators(candidates: list[BandCandidate]) -> BandCandidate | None:
+    """The candidate closest to a calibration when none could be made: the most calibration stars (None when
+    no source matched a star of any: nothing to plot)."""
+    tried = [c for c in candidates if c.band and c.nmatched > 0]
+    return max(tried, key=lambda c: (c.fit is not None, c.ncalibrators, c.nquality, c.nmatched), default=None)
+
+
+def _failed_calibration(candidate: BandCandidate, candidates: list[BandCandidate]) -> FailedCalibration:
+    """A candidate's stars and fit (if any) as the plot takes them (the same arrays as a success's)."""
+    n_cal = len(candidate.ref_mag)
+    used = np.zeros(n_cal, dtype=bool)
+    clipped = np.zeros(n_cal, dtype=bool)
+    fit = candidate.fit
+    if fit is not None:
+        kept = ~candidate.bright
+        used[kept] = fit.used
+        clipped[kept] = fit.clipped
+        residual = candidate.ref_mag - (candidate.inst_mag + fit.zeropoint + fit.colour_term * candidate.colour_values)
+    else:
+        offset = candidate.ref_mag - candidate.inst_mag
+        finite = np.isfinite(offset)
+        residual = offset - (float(np.median(offset[finite])) if finite.any() else 0.0)
+    plot = PlotData(
+        ref_mag=candidate.ref_mag,
+        ref_err=candidate.ref_err,
+        inst_mag=candidate.inst_mag,
+        inst_err=candidate.inst_err,
+        colour=candidate.colour_values,
+        residual=residual,
+        used=used,
+        clipped=clipped,
+        bright=np.asarray(candidate.bright, dtype=bool).copy(),
+    )
+    return FailedCalibration(
+        survey=candidate.survey,
+        band=candidate.band,
+        colour=candidate.colour,
+        npoints=0 if fit is None else fit.npoints,
+        nmatched=candidate.nmatched,
+        ncalibrators=candidate.ncalibrators,
+        plot=plot,
+        zeropoint=None if fit is None else fit.zeropoint,
+        zeropoint_err=None if fit is None else fit.zeropoint_err,
+        colour_term=0.0 if fit is None else fit.colour_term,
+        colour_term_err=fit.colour_term_err if fit is not None and fit.fit_colour_term else None,
+        scatter=None if fit is None else fit.scatter,
+        fit_colour_term=fit is not None and fit.fit_colour_term,
+        candidates=[c.summary() for c in candidates],
+    )
+
+
+def _refused(
+    exc: CalibrationFailed, candidate: BandCandidate | None, candidates: list[BandCandidate]
+) -> CalibrationFailed:
+    """``exc`` with the candidate to plot (:class:`CalibrationRefused`); as it is without one (no star matched).
+
+    A candidate whose matched stars all failed the quality cuts has no star to show: its plot is the reason."""
+    if candidate is None:
+        return exc
+    return CalibrationRefused(exc.message, code=exc.code, best=_failed_calibration(candidate, candidates))
+
+
+def _best_effort(
+    sources: SourceColumns,
+    references: Mapping[str, ReferenceStars],
+    match_radius_arcsec: float,
+    force_filter: ForcedBand | tuple[str, str] | str | None,
+    s: FitSettings,
+    observatory_filters: list[str] | None,
+) -> tuple[BandCandidate | None, list[BandCandidate]]:
+    """The candidate a frame refused before its fit would have been calibrated in (for the plot of a
+    ``target_outside_frame``): the choice's band, else the one with the most stars; (None, []) if none."""
+    try:
+        usable = usable_mags(sources.mag) & np.isfinite(np.asarray(sources.ra, dtype=float))
+        usable &= np.isfinite(np.asarray(sources.dec, dtype=float))
+        forced = parse_force_filter(force_filter)
+        if forced is not None:
+            forced = _resolve_forced(forced, references)
+        constraint = filter_constraint(observatory_filters) if forced is None else None
+        only = None if forced is None else forced.bands
+        good = source_quality(sources, s)
+        evaluation = evaluate_candidates(sources, references, match_radius_arcsec, usable, good, s, only=only)
+        if evaluation.n_matched_any == 0:
+            return None, []
+        candidates = evaluation.candidates
+        try:
+            best = _choose(candidates, s, constraint)
+        except CalibrationFailed:
+            best = None
+    except Exception:
+        return None, []
+    if best is not None and best.isolated is not None:
+        best = best.isolated
+    return (best if best is not None else _most_calibrators(candidates)), candidates

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from shared.errors import CalibrationFailed
+
 
 @dataclass(frozen=True)
 class CandidateSummary:
@@ -212,3 +214,54 @@ class FrameCalibration:
         for name in ("used", "clipped", "bright"):
             out[name] = [bool(v) for v in np.asarray(getattr(p, name))]
         return out
+
+
+@dataclass(frozen=True)
+class FailedCalibration:
+    """The best candidate of a calibration refused after its sources matched reference stars, for its plot.
+
+    Which one: the fitted candidate a sanity check refused (``poor_fit``,
+    ``bad_astrometry``, ``wrong_wcs``), the band the choice would have made
+    for a frame whose alert is outside it (``target_outside_frame``), or the
+    band with the most calibration stars when none could be fitted
+    (``too_few_stars``). ``zeropoint``, ``zeropoint_err``, ``scatter`` in mag,
+    ``colour_term`` in mag/mag; None without a fit (then ``plot.used`` and
+    ``plot.clipped`` are all False and ``plot.residual`` is about the median
+    offset of the stars).
+    """
+
+    survey: str
+    band: str
+    colour: str
+    npoints: int
+    nmatched: int
+    ncalibrators: int
+    plot: PlotData
+    zeropoint: float | None = None
+    zeropoint_err: float | None = None
+    colour_term: float = 0.0
+    colour_term_err: float | None = None
+    scatter: float | None = None
+    fit_colour_term: bool = False
+    candidates: list[CandidateSummary] = field(default_factory=list)
+
+    @property
+    def fitted(self) -> bool:
+        return self.zeropoint is not None
+
+
+class CalibrationRefused(CalibrationFailed):
+    """A :class:`CalibrationFailed` raised after matching: it carries the best failing candidate
+    (:class:`FailedCalibration`) so that the service can draw the plot of what was refused."""
+
+    def __init__(self, message: str, *, code: str, best: FailedCalibration) -> None:
+        super().__init__(message, code=code)
+        self.best = best
+
+    def __reduce__(self):
+        # picklable (a Dask worker's exception crosses processes): its arguments are keyword-only
+        return _refused, (self.message, str(self.code), self.best)
+
+
+def _refused(message: str, code: str, best: FailedCalibration) -> CalibrationRefused:
+    return CalibrationRefused(message, code=code, best=best)
