@@ -25,7 +25,7 @@ from shared.contracts.errors import ErrorCode
 from shared.contracts.messages import CalibrationResult, UploadedImage, UploadRequested
 from shared.cpcs_http import WANT_HTML, html_errors, wants_html
 from shared.db.datapoints import find_duplicate
-from shared.db.uploads import get_upload, record_queued
+from shared.db.uploads import get_upload, queued_fields, record_queued
 from shared.errors import (
     BackendUnavailable,
     BadInput,
@@ -346,16 +346,7 @@ async def submit(
     except Exception:
         gw.waiter.forget(upload.upload_id)
         raise
-    # what the observatory's upload list shows before (or without) an answer: shared/db/uploads.py
-    fields = {
-        "ivorn": upload.ivorn,
-        "alert_name": upload.alert_name,
-        "observatory_id": upload.observatory_id,
-        "observatory": upload.observatory_name,
-        "filename": upload.filename,
-        "dry_run": upload.dry_run,
-        "mjd": upload.mjd,
-    }
+    fields = queued_fields(upload)
     if not await optional(lambda: _record_queued(gw, upload.upload_id, fields), False):
         log.warning("upload_state_not_recorded", upload_id=upload.upload_id)  # the worker records it later
     if future is None:

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypedDict
 
 from pymongo import ReturnDocument
 
-from shared.contracts.messages import CalibrationResult, utcnow
+from shared.contracts.messages import CalibrationResult, UploadRequested, utcnow
 from shared.db.client import Database, insert_once
 
 UploadState = Literal["queued", "done", "failed"]
@@ -45,6 +45,26 @@ def _iso(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
+def queued_fields(upload: UploadRequested) -> dict[str, Any]:
+    """What the observatory's upload list shows before (or without) an answer, from the queued message."""
+    return {
+        "ivorn": upload.ivorn,
+        "alert_name": upload.alert_name,
+        "observatory_id": upload.observatory_id,
+        "observatory": upload.observatory_name,
+        "filename": upload.filename,
+        "dry_run": upload.dry_run,
+        "mjd": upload.mjd,
+    }
+
+
+def _listing_keys(fields: dict[str, Any], queued_at: datetime) -> dict[str, Any]:
+    keys = {"queued_key": _iso(queued_at)}
+    if fields.get("observatory_id"):
+        keys["observatory_queued_key"] = f"{fields['observatory_id']}|{_iso(queued_at)}"
+    return keys
+
+
 async def record_queued(db: Database, upload_id: str, fields: dict[str, Any]) -> None:
     """The upload is queued: ``fields`` (observatory_id, ivorn, filename, dry_run, mjd) with its state.
 
@@ -52,20 +72,22 @@ async def record_queued(db: Database, upload_id: str, fields: dict[str, Any]) ->
     and only ``fields`` are added, so that the upload is listed with its observatory all the same.
     """
     queued_at = utcnow()
-    own = dict(fields) | {"queued_at": queued_at, "queued_key": _iso(queued_at)}
-    if fields.get("observatory_id"):
-        own["observatory_queued_key"] = f"{fields['observatory_id']}|{_iso(queued_at)}"
+    own = dict(fields) | {"queued_at": queued_at} | _listing_keys(fields, queued_at)
     if not await insert_once(db.uploads, own | {"upload_id": upload_id, "state": "queued"}):
         await db.uploads.update_one({"upload_id": upload_id}, {"$set": own})
 
 
-async def record_result(db: Database, result: CalibrationResult) -> None:
+async def record_result(db: Database, result: CalibrationResult, upload: UploadRequested | None = None) -> None:
+    """The upload's answer; with ``upload``, a record the gateway could not write (the database was away
+    then) gets its :func:`queued_fields` too, so that the observatory's list shows it."""
     state = "done" if result.status == "ok" else "failed"
-    await db.uploads.update_one(
-        {"upload_id": result.upload_id},
-        {"$set": {"state": state, "result": result.model_dump(mode="json"), "finished_at": utcnow()}},
-        upsert=True,
-    )
+    update: dict[str, Any] = {
+        "$set": {"state": state, "result": result.model_dump(mode="json"), "finished_at": utcnow()}
+    }
+    if upload is not None:
+        fields = queued_fields(upload)
+        update["$setOnInsert"] = fields | _listing_keys(fields, upload.received_at)
+    await db.uploads.update_one({"upload_id": result.upload_id}, update, upsert=True)
 
 
 async def get_upload(db: Database, upload_id: str) -> dict[str, Any] | None:

@@ -53,3 +53,25 @@ async def test_an_observatory_lists_its_own_uploads_newest_first_by_state(db):
     everyone = await list_uploads(db, Observatory(observatory_id="adm", name="Admin", is_admin=True), mine=False)
     assert [u.upload_id for u in everyone.uploads] == ["u4", "u3", "u2", "u1"]
     assert all(u.queued_at is not None and u.queued_at.tzinfo is not None for u in everyone.uploads)
+
+
+async def test_an_upload_the_gateway_could_not_record_is_listed_from_the_workers_answer(db):
+    from shared.contracts.messages import UploadRequested
+
+    upload = UploadRequested(
+        upload_id="w1",
+        ivorn=IVORN,
+        alert_ra=10.0,
+        alert_dec=20.0,
+        observatory_id="obs",
+        observatory_name="OBS",
+        mjd=5.0,
+        filename="never-queued.cat",
+        n_sources=10,
+    )
+    refused = CalibrationResult(status="error", error="too_few_stars", message="too few", upload_id="w1", ivorn=IVORN)
+    await uploads.record_result(db, refused, upload)  # the database was away when the gateway queued it
+    listing = await list_uploads(db, Observatory(observatory_id="obs", name="OBS"), mine=True)
+    assert [(u.upload_id, u.state, u.filename, u.error) for u in listing.uploads] == [
+        ("w1", "failed", "never-queued.cat", "too_few_stars")
+    ]
