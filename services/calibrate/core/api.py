@@ -399,7 +399,7 @@ def calibrate_frame(
         warnings.extend(
             n
             for n in target.note.split("; ")
-            if n.startswith("the target is blended") or n.startswith("the target's colour")
+            if n.startswith("the target is blended") or n.startswith("the target's colour") or n.startswith("the colour of")
         )
     target_colour = fit.median_colour if target.assumed_colour is None else target.assumed_colour
     if best is not chosen and chosen.fit is not None and target.mag_err is not None:

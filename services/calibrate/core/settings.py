@@ -200,6 +200,12 @@ class FitSettings:
         it (a microlensing event does not, unless the source is blended; an
         outburst turns a star bluer), so its error adds this in quadrature,
         mag; default 0.15.
+    counterpart_max_spreads : float
+        ... and it is used only within this many robust spreads of the
+        calibrators' median colour: a straight colour term is not trusted
+        far beyond the stars it was fitted over; dimensionless, default 1.5
+        (chosen on the development set: 1, 1.5, 2, 3 gave a 95th percentile
+        of 43, 33, 42, 42 mmag with every target given its counterpart).
     """
 
     clip_sigma: float = 2.5
@@ -240,6 +246,7 @@ class FitSettings:
     target_blend_min_err_aperture: float = 0.1
     counterpart_radius_arcsec: float = 0.5
     counterpart_colour_err: float = 0.15
+    counterpart_max_spreads: float = 1.5
 
     def __post_init__(self) -> None:
         if not self.clip_sigma > 0:

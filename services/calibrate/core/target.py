@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -139,17 +140,56 @@ def calibrated_error(
     return math.sqrt(inst_err**2 + fit.calibration_err(colour) ** 2 + fit.intrinsic_scatter**2 + col_err**2)
 
 
-def usable_colour(fit: FitResult, known: TargetColour | None) -> TargetColour | None:
-    """``known`` if the fit can use it: a fitted colour term, and the colour within the calibrators'.
+def usable_colour(fit: FitResult, known: TargetColour | None, settings: FitSettings) -> TargetColour | None:
+    """``known`` if the fit can use it: a fitted colour term, and the colour among the calibrators'.
 
     A straight colour term is trusted over the calibrators' colours only: a counterpart farther than
-    three robust spreads from their median colour (or with none fitted) is not used.
+    ``settings.counterpart_max_spreads`` robust spreads from their median colour (or with no colour
+    term fitted) is not used.
     """
     if known is None or not fit.fit_colour_term or not math.isfinite(known.value):
         return None
-    if abs(known.value - fit.median_colour) > 3.0 * fit.colour_spread:
+    if abs(known.value - fit.median_colour) > settings.counterpart_max_spreads * fit.colour_spread:
         return None
     return known
+
+
+class ColourChoice(NamedTuple):
+    """The colour a target is calibrated at (mag), the spread its error is costed with (mag; None: the
+    calibrators' own), the known colour's source (None: their median) and the answer's note."""
+
+    colour: float
+    cost_spread: float | None
+    source: str | None
+    note: str | None
+
+
+def choose_colour(fit: FitResult, known: TargetColour | None, settings: FitSettings) -> ColourChoice:
+    """At which colour to calibrate the target, and what its colour costs.
+
+    Its counterpart's colour when :func:`usable_colour` accepts it (cost: that colour's error).
+    A counterpart too far from the calibrators' colours for the colour term to be trusted there is
+    not used, but its colour says how far the target is from their median: the target is calibrated
+    at the median and the cost is at least that offset, not the calibrators' spread alone. Without a
+    counterpart: the median and the spread (``transient_colour_scale`` times theirs).
+    """
+    c0 = fit.median_colour
+    use = usable_colour(fit, known, settings)
+    if use is not None:
+        note = (
+            f"the target's colour {use.value:.3f} +- {use.err:.3f} mag is {use.source} "
+            "(taken as unchanged by the event), not the calibrators' median"
+        )
+        return ColourChoice(use.value, use.err, use.source, note)
+    if known is not None and fit.fit_colour_term and math.isfinite(known.value):
+        offset = abs(known.value - c0)
+        note = (
+            f"the colour of {known.source}, {known.value:.3f} mag, is beyond the calibrators' "
+            f"({c0:.3f} +- {fit.colour_spread:.3f}): the target is calibrated at their median colour "
+            f"and its error counts the {offset:.3f} mag offset"
+        )
+        return ColourChoice(c0, max(settings.transient_colour_scale * fit.colour_spread, offset), None, note)
+    return ColourChoice(c0, None, None, None)
 
 
 def measure_target(
@@ -241,16 +281,11 @@ def measure_target(
     inst_err = float(sources.mag_err[j])
     flags = int(sources.flags[j])
     notes = []
-    known = usable_colour(fit, known_colour)
-    colour_err: float | None = None
-    colour_source: str | None = None
-    if known is not None:
-        colour, colour_err, colour_source = known.value, known.err, known.source
-        cal_shift = fit.zeropoint + fit.colour_term * colour
-        notes.append(
-            f"the target's colour {colour:.3f} +- {colour_err:.3f} mag is {known.source} "
-            "(taken as unchanged by the event), not the calibrators' median"
-        )
+    choice = choose_colour(fit, known_colour, settings)
+    colour, colour_err, colour_source = choice.colour, choice.cost_spread, choice.source
+    cal_shift = fit.zeropoint + fit.colour_term * colour
+    if choice.note:
+        notes.append(choice.note)
     if math.isfinite(inst_err) and inst_err >= 0:
         mag_err: float | None = calibrated_error(fit, inst_err, colour, settings, colour_err)
     else:
@@ -292,7 +327,7 @@ def measure_target(
         inst_limit_mag=inst_limit,
         limit_method=method,
         assumed_colour=colour,
-        colour_err=colour_err,
+        colour_err=colour_err if colour_source else None,
         colour_source=colour_source,
         flags=flags,
         note="; ".join(notes) or None,
@@ -336,15 +371,11 @@ def measure_forced_target(
             photometry="forced_aperture",
         )
     mag_err: float | None = None
-    known = usable_colour(fit, known_colour)
-    colour_err: float | None = None
-    if known is not None:
-        colour, colour_err = known.value, known.err
-        cal_shift = fit.zeropoint + fit.colour_term * colour
-        how += (
-            f"; the target's colour {colour:.3f} +- {colour_err:.3f} mag is {known.source} "
-            "(taken as unchanged by the event), not the calibrators' median"
-        )
+    choice = choose_colour(fit, known_colour, settings)
+    colour, colour_err = choice.colour, choice.cost_spread
+    cal_shift = fit.zeropoint + fit.colour_term * colour
+    if choice.note:
+        how += "; " + choice.note
     inst_err = forced.inst_mag_err
     if inst_err is not None and math.isfinite(inst_err) and inst_err >= 0:
         mag_err = calibrated_error(fit, inst_err, colour, settings, colour_err)
@@ -361,8 +392,8 @@ def measure_forced_target(
         inst_limit_mag=forced.inst_limit,
         limit_method="forced_aperture",
         assumed_colour=colour,
-        colour_err=colour_err,
-        colour_source=None if known is None else known.source,
+        colour_err=colour_err if choice.source else None,
+        colour_source=choice.source,
         note=how,
         photometry="forced_aperture",
     )
