@@ -18,6 +18,9 @@ band chosen) and splits each detected target's calibration-alone error
     true instrumental magnitudes), ``crowding`` (the frame's MAG_AUTO of the calibrators: neighbours,
     noise; true reference magnitudes) and ``other`` (what the real fit's clipping and
     errors-in-variables do beyond that).
+``target`` (``own``)
+    Not part of the calibration-alone error: the target's own deviation from what an isolated star of
+    its frame measures (photon noise, neighbours' light in its aperture), raw = total + own.
 ``known colour``
     The calibration-alone error had the target's true colour been used with the fitted colour term
     (what a colour from a counterpart in a catalogue could give at best).
@@ -69,6 +72,9 @@ class Budget:
     #: error with the target's own deviation taken in that aperture (see :func:`aperture_consistent`)
     photometry: str = "catalogue"
     total_aperture: float = math.nan
+    #: the target's own deviation from an isolated star of its frame (its photon noise, its neighbours'
+    #: light, the aperture correction when measured so), mag: raw error = total + own
+    own: float = math.nan
 
 
 def _transfer(truth: dict, survey: str, band: str, bv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,6 +188,7 @@ def budget_of(folder: Path, fmt: str) -> Budget | None:
         reported_err=float(t.mag_err or math.nan),
         npoints=len(wa),
         photometry=t.photometry,
+        own=(t.mag - true_mag) - total,
         total_aperture=aperture_consistent(folder, table, t, truth, t.mag - true_mag)
         if t.photometry == "aperture"
         else total,
@@ -203,7 +210,7 @@ def run(set_name: str = "dev", worst_fraction: float = 0.10) -> list[Budget]:
             f"{b.name:<24} {b.band:<12} {1e3 * b.total:+6.0f} {1e3 * b.colour:+6.0f} {1e3 * b.zero_point:+6.0f} | "
             f"{1e3 * b.relation:+6.0f} {1e3 * b.reference:+6.0f} {1e3 * b.crowding:+6.0f} {1e3 * b.other:+6.0f} | "
             f"{1e3 * b.known_colour:+7.0f} {b.colour_term:+6.3f} {b.assumed_colour:6.2f} {b.true_colour:6.2f} "
-            f"{1e3 * b.reported_err:6.0f} {b.npoints:4d} "
+            f"{1e3 * b.reported_err:6.0f} {b.npoints:4d} {1e3 * b.own:+6.0f} "
             + (f"{1e3 * b.total_aperture:+6.0f}" if b.photometry == "aperture" else "")
         )
     n = max(1, round(worst_fraction * len(rows)))
@@ -212,7 +219,7 @@ def run(set_name: str = "dev", worst_fraction: float = 0.10) -> list[Budget]:
     def rms(attr: str, group: list[Budget]) -> float:
         return 1e3 * math.sqrt(float(np.mean([getattr(b, attr) ** 2 for b in group])))
 
-    parts = ("total", "colour", "zero_point", "relation", "reference", "crowding", "other", "known_colour")
+    parts = ("total", "colour", "zero_point", "relation", "reference", "crowding", "other", "known_colour", "own")
     for label, group in ((f"worst {n}", worst), (f"all {len(rows)}", rows)):
         print(f"rms, {label}: " + ", ".join(f"{p} {rms(p, group):.1f}" for p in parts))
     p95 = lambda attr: float(np.percentile(np.abs([getattr(b, attr) for b in rows]) * 1e3, 95))  # noqa: E731
