@@ -908,7 +908,8 @@ def run_counterpart_whatif(set_name: str = "dev") -> None:
     """
     specs = sf.suite_specs(kind=set_name)
     folders = ensure_fields(specs, OUT.parent / f"fields_{set_name}")
-    plain, known = [], []
+    plain: list[FieldRun] = []
+    known: list[FieldRun] = []
     n_used = 0
     for i, (spec, folder) in enumerate(zip(specs, folders)):
         truth = fieldio.load_truth(folder)

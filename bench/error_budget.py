@@ -222,7 +222,7 @@ def run(set_name: str = "dev", worst_fraction: float = 0.10) -> list[Budget]:
     parts = ("total", "colour", "zero_point", "relation", "reference", "crowding", "other", "known_colour", "own")
     for label, group in ((f"worst {n}", worst), (f"all {len(rows)}", rows)):
         print(f"rms, {label}: " + ", ".join(f"{p} {rms(p, group):.1f}" for p in parts))
-    p95 = lambda attr: float(np.percentile(np.abs([getattr(b, attr) for b in rows]) * 1e3, 95))  # noqa: E731
+    p95 = lambda attr: float(np.percentile(np.abs([getattr(b, attr) for b in rows]) * 1e3, 95))
     print(
         f"p95 |total| {p95('total'):.1f} mmag; colour part alone {p95('colour'):.1f}; zero-point part alone "
         f"{p95('zero_point'):.1f}; with the target's true colour {p95('known_colour'):.1f}; aperture targets' "

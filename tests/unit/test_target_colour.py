@@ -128,9 +128,7 @@ def test_a_known_source_is_calibrated_at_its_own_colour_and_is_not_its_own_calib
     rng = np.random.default_rng(61)
     fld = make_field(rng, target_v=15.5, target_bv=1.05, ct=0.15)
     plain = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0)
-    known = calibrate_frame(
-        fld.sources, _with_counterpart(fld, 16.5, 1.05), fld.target_ra, fld.target_dec, 2.0
-    )
+    known = calibrate_frame(fld.sources, _with_counterpart(fld, 16.5, 1.05), fld.target_ra, fld.target_dec, 2.0)
     assert fld.target_true_mag is not None
     t0, t1 = plain.target, known.target
     assert t0.colour_source is None and t1.colour_source is not None and "APASS" in t1.colour_source

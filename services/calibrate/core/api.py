@@ -169,6 +169,9 @@ WRONG_WCS_MAX_FRACTION = 0.05
 #: ... and fewer than this many sources land on a reference star (chance coincidences)
 WRONG_WCS_MAX_MATCHED = 5
 
+#: the target's notes that are also the answer's warnings: its blend, and where its colour came from
+WARNING_NOTES = ("the target is blended", "the target's colour", "the colour of")
+
 WRONG_WCS_MESSAGE = (
     "the frame's WCS puts its stars away from the reference stars ({detail}): re-solve it "
     "(or send it without WCS and the server will solve it)"
@@ -396,11 +399,7 @@ def calibrate_frame(
         )
     )
     if target.detected and target.note:
-        warnings.extend(
-            n
-            for n in target.note.split("; ")
-            if n.startswith("the target is blended") or n.startswith("the target's colour") or n.startswith("the colour of")
-        )
+        warnings.extend(n for n in target.note.split("; ") if n.startswith(WARNING_NOTES))
     target_colour = fit.median_colour if target.assumed_colour is None else target.assumed_colour
     if best is not chosen and chosen.fit is not None and target.mag_err is not None:
         # how far leaving the blended stars out moved the calibration: crowding the cut may not have
