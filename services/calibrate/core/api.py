@@ -317,13 +317,13 @@ def calibrate_frame(
     constraint = filter_constraint(observatory_filters) if forced is None else None
 
     good = source_quality(sources, s)
-    if forced_target is None:
-        # the target is variable by definition: never one of its own calibrators (a known source
-        # brightening matches its catalogue counterpart and, unclipped, would pull the zero point)
-        j_target, _ = nearest_source(sources, usable, target_ra, target_dec, match_radius_arcsec)
-        if j_target is not None and good[j_target]:
-            good = good.copy()
-            good[j_target] = False
+    # the target is variable by definition: never one of its own calibrators (a known source
+    # brightening matches its catalogue counterpart and, unclipped, would pull the zero point; on an
+    # uploaded frame it is among the frame's own sources too)
+    j_target, _ = nearest_source(sources, usable, target_ra, target_dec, match_radius_arcsec)
+    if j_target is not None and good[j_target]:
+        good = good.copy()
+        good[j_target] = False
     started = time.perf_counter()
     only = None if forced is None else forced.bands
     evaluation = evaluate_candidates(sources, references, match_radius_arcsec, usable, good, s, only=only)
