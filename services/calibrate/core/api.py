@@ -71,7 +71,13 @@ from services.calibrate.core.inputs import ForcedAperture, ReferenceStars, Sourc
 from services.calibrate.core.limits import reference_completeness_inst
 from services.calibrate.core.results import CalibrationRefused, FailedCalibration, FrameCalibration, PlotData
 from services.calibrate.core.settings import FitSettings
-from services.calibrate.core.target import ApertureInput, measure_forced_target, measure_target
+from services.calibrate.core.target import (
+    ApertureInput,
+    counterpart_colour,
+    measure_forced_target,
+    measure_target,
+    nearest_source,
+)
 from shared.bands import (
     FilterConstraint,
     ForcedBand,
@@ -170,6 +176,9 @@ def _too_few_message(
 WRONG_WCS_MAX_FRACTION = 0.05
 #: ... and fewer than this many sources land on a reference star (chance coincidences)
 WRONG_WCS_MAX_MATCHED = 5
+
+#: the target's notes that are also the answer's warnings: its blend, and where its colour came from
+WARNING_NOTES = ("the target is blended", "the target's colour", "the colour of")
 
 WRONG_WCS_MESSAGE = (
     "the frame's WCS puts its stars away from the reference stars ({detail}): re-solve it "
@@ -321,6 +330,13 @@ def calibrate_frame(
     constraint = filter_constraint(observatory_filters) if forced is None else None
 
     good = source_quality(sources, s)
+    # the target is variable by definition: never one of its own calibrators (a known source
+    # brightening matches its catalogue counterpart and, unclipped, would pull the zero point; on an
+    # uploaded frame it is among the frame's own sources too)
+    j_target, _ = nearest_source(sources, usable, target_ra, target_dec, match_radius_arcsec)
+    if j_target is not None and good[j_target]:
+        good = good.copy()
+        good[j_target] = False
     started = time.perf_counter()
     only = None if forced is None else forced.bands
     evaluation = evaluate_candidates(sources, references, match_radius_arcsec, usable, good, s, only=only)
@@ -379,8 +395,16 @@ def calibrate_frame(
         sources, usable, references, candidates, evaluation.detected, s.limit_completeness
     )
     aperture = _aperture_input(sources, good, evaluation.neighbour_light, s)
+    known_colour = counterpart_colour(
+        _stars_of(best.survey, references),
+        best.survey,
+        get_survey(best.survey).band(best.band).colour,
+        target_ra,
+        target_dec,
+        s,
+    )
     target = (
-        measure_forced_target(forced_target, fit, target_ra, target_dec, s)
+        measure_forced_target(forced_target, fit, target_ra, target_dec, s, known_colour=known_colour)
         if forced_target is not None
         else measure_target(
             sources,
@@ -395,14 +419,16 @@ def calibrate_frame(
             neighbour_light=evaluation.neighbour_light,
             aperture=aperture,
             crowded=evaluation.crowded,
+            known_colour=known_colour,
         )
     )
     if target.detected and target.note:
-        warnings.extend(n for n in target.note.split("; ") if n.startswith("the target is blended"))
+        warnings.extend(n for n in target.note.split("; ") if n.startswith(WARNING_NOTES))
+    target_colour = fit.median_colour if target.assumed_colour is None else target.assumed_colour
     if best is not chosen and chosen.fit is not None and target.mag_err is not None:
         # how far leaving the blended stars out moved the calibration: crowding the cut may not have
-        # removed moves it as much again, so that shift is part of the error (at the assumed colour)
-        c0 = fit.median_colour
+        # removed moves it as much again, so that shift is part of the error (at the target's colour)
+        c0 = target_colour
         shift = abs((fit.zeropoint + fit.colour_term * c0) - (chosen.fit.zeropoint + chosen.fit.colour_term * c0))
         err = math.hypot(target.mag_err, s.crowding_shift_fraction * shift)
         # how far isolated sources measured as well as the target stray from the isolated calibration in
@@ -476,7 +502,7 @@ def calibrate_frame(
         outlier_fraction=fit.outlier_fraction,
         score=float(best.score),
         fit_colour_term=fit.fit_colour_term,
-        assumed_colour=fit.median_colour,
+        assumed_colour=target_colour,
         n_sources=n_sources,
         n_usable=n_usable,
         target=target,

@@ -66,7 +66,14 @@ class TargetMeasurement:
     limit_method : str or None
         ``"completeness"`` or ``"mag_err"`` (see :mod:`limits`).
     assumed_colour : float or None
-        Colour assumed for the target, mag (median of the calibrators).
+        Colour the target was calibrated at, mag: the median of the
+        calibrators, or its counterpart's (``colour_source``).
+    colour_err : float or None
+        That colour's 1-sigma error when it is known (a counterpart's), mag;
+        None when it is the calibrators' median (its cost is then their spread).
+    colour_source : str or None
+        Where a known colour came from (``"its APASS counterpart at 0.12
+        arcsec"``); None: the calibrators' median colour was assumed.
     flags : int or None
         SExtractor FLAGS of the target source.
     note : str or None
@@ -94,6 +101,8 @@ class TargetMeasurement:
     inst_limit_mag: float | None = None
     limit_method: str | None = None
     assumed_colour: float | None = None
+    colour_err: float | None = None
+    colour_source: str | None = None
     flags: int | None = None
     note: str | None = None
     photometry: str = "catalogue"
@@ -156,7 +165,9 @@ class FrameCalibration:
     fit_colour_term : bool
         False when the colour spread or star count allowed only a ZP fit.
     assumed_colour : float
-        Colour assumed for the target (median of the used calibrators), mag.
+        Colour the target was calibrated at, mag: the median of the used
+        calibrators, or its counterpart's catalogue colour
+        (``target.colour_source``).
     n_sources, n_usable : int
         Sources in the catalogue / with a usable magnitude.
     candidates : list of CandidateSummary
