@@ -156,3 +156,13 @@ def test_a_neighbour_in_the_background_annulus_is_not_taken_for_sky():
     in_aperture = target_flux * (1 - np.exp(-(aperture.radius**2) / (2 * sigma**2)))
     assert plain < 0.8 * in_aperture  # the neighbour's wings taken for sky
     assert abs(masked - in_aperture) < 0.05 * in_aperture
+
+
+def test_a_crowded_frame_that_fills_seps_pixel_stack_is_extracted_again_with_more_room(bright_field, monkeypatch):
+    from services.photometry.imaging import extract
+
+    field, phot = bright_field
+    monkeypatch.setattr(extract, "PIXSTACK_START", 20)  # full at once: sep refuses, detect grows it
+    again = photometer_frame(field.image, frame_header(field.header), WCS(field.header), 150.0, 30.0)
+    assert again.n_detected == phot.n_detected
+    assert np.array_equal(again.sources.mag, phot.sources.mag, equal_nan=True)
