@@ -34,6 +34,20 @@ _UNFITTED = dict(s=12, c="#7f7f7f", lw=0, label="not fitted")
 _REASON_WIDTH, _REASON_LINES = 150, 3
 
 
+
+def _three_panels(height: float):
+    """The plot's figure (11 in wide, ``height`` in) and its three panels, the last two sharing y."""
+    fig = Figure(figsize=(11.0, height), dpi=90)
+    FigureCanvasAgg(fig)
+    ax1 = fig.add_subplot(1, 3, 1)
+    ax2 = fig.add_subplot(1, 3, 2)
+    ax3 = fig.add_subplot(1, 3, 3, sharey=ax2)
+    for ax in (ax1, ax2, ax3):
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
+    ax1.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
+    ax2.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
+    return fig, (ax1, ax2, ax3)
+
 def _scatter_sets(ax, x: np.ndarray, y: np.ndarray, cal: FrameCalibration | FailedCalibration) -> None:
     p = cal.plot
     unfitted = ~(p.used | p.clipped | p.bright)
@@ -57,15 +71,7 @@ def build_figure(cal: FrameCalibration) -> Figure:
     reference magnitude.
     """
     p = cal.plot
-    fig = Figure(figsize=(11.0, 3.8), dpi=90)
-    FigureCanvasAgg(fig)
-    ax1 = fig.add_subplot(1, 3, 1)
-    ax2 = fig.add_subplot(1, 3, 2)
-    ax3 = fig.add_subplot(1, 3, 3, sharey=ax2)
-    for ax in (ax1, ax2, ax3):
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
-    ax1.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
-    ax2.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
+    fig, (ax1, ax2, ax3) = _three_panels(height=3.8)
 
     y_corr = p.ref_mag - cal.colour_term * p.colour
     _scatter_sets(ax1, p.inst_mag, y_corr, cal)
@@ -164,15 +170,7 @@ def build_failure_figure(failed: FailedCalibration, code: str, message: str) -> 
     reference magnitude. The title is :func:`failure_title`.
     """
     p: PlotData = failed.plot
-    fig = Figure(figsize=(11.0, 4.4), dpi=90)
-    FigureCanvasAgg(fig)
-    ax1 = fig.add_subplot(1, 3, 1)
-    ax2 = fig.add_subplot(1, 3, 2)
-    ax3 = fig.add_subplot(1, 3, 3, sharey=ax2)
-    for ax in (ax1, ax2, ax3):
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
-    ax1.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
-    ax2.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
+    fig, (ax1, ax2, ax3) = _three_panels(height=4.4)
     y_corr = p.ref_mag - failed.colour_term * p.colour
     _scatter_sets(ax1, p.inst_mag, y_corr, failed)
     finite = p.inst_mag[np.isfinite(p.inst_mag)]

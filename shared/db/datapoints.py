@@ -20,24 +20,17 @@ from pydantic import BaseModel, Field
 from pymongo.errors import DuplicateKeyError
 
 from shared.contracts.errors import ErrorCode
-from shared.contracts.messages import utcnow
+from shared.contracts.messages import PointCalibration, utcnow
 from shared.db.alerts import bump_data_version
 from shared.db.client import Database
 from shared.db.counters import next_id
 from shared.errors import Conflict, Forbidden, NotFound
 
 
-class DatapointVersion(BaseModel):
+class DatapointVersion(PointCalibration):
     """A calibration a datapoint had before a recalibration replaced it (``Datapoint.history``, oldest first)."""
 
     version: int
-    survey: str | None = None
-    filter: str | None = None
-    mag: float | None = None
-    mag_err: float | None = None
-    limit_mag: float | None = None
-    detected: bool = True
-    zeropoint_err: float | None = None
     calibration_id: str | None = None
     #: when the next version replaced this one, and by which recalibration job
     replaced_at: datetime | None = None
