@@ -34,7 +34,6 @@ _UNFITTED = dict(s=12, c="#7f7f7f", lw=0, label="not fitted")
 _REASON_WIDTH, _REASON_LINES = 150, 3
 
 
-
 def _three_panels(height: float):
     """The plot's figure (11 in wide, ``height`` in) and its three panels, the last two sharing y."""
     fig = Figure(figsize=(11.0, height), dpi=90)
@@ -47,6 +46,7 @@ def _three_panels(height: float):
     ax1.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
     ax2.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
     return fig, (ax1, ax2, ax3)
+
 
 def _scatter_sets(ax, x: np.ndarray, y: np.ndarray, cal: FrameCalibration | FailedCalibration) -> None:
     p = cal.plot
