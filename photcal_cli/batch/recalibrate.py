@@ -14,8 +14,18 @@
    science as a live upload, restricted to that survey - as Dask tasks too,
    and answered with the live upload's fields and rounding
    (:func:`services.calibrate.answer.calibration_answer`);
-4. the caller writes one ``recalibrations`` record per upload and survey
-   release; the original calibration and datapoint are left as they were.
+4. the caller (photcal_cli/recalibrate.py) moves each of the job's items
+   (shared/db/recalibrations.py) to ``computed`` with the new calibration
+   or to ``failed`` with the reason; the datapoint and its calibration are
+   left as they were until an administrator applies the job.
+
+Which band: the refit is restricted to the one survey, and otherwise takes
+the inputs the live upload took (:func:`refit_force`): the job's forced
+band or band group when it names one (``--force-filter``); else the
+upload's own forceFilter restricted to that survey; else the automatic
+choice among the survey's bands, constrained by the observatory's filters
+as the live upload's was. The same core (``calibrate_frame``) with the same
+stars, force and radius gives the same answer as a queue recompute.
 
 A batch job, not part of a service: it stands above the catalogue's layout
 (``services.catalog.layout``) and the calibration core at once, and services
@@ -38,6 +48,7 @@ fit loses that star, nothing else.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -51,9 +62,11 @@ from services.catalog import layout
 from services.catalog.layout import Columns
 from shared.arrays import SourceTable
 from shared.bands import ForcedBand, parse_force_filter
+from shared.contracts.errors import ErrorCode
 from shared.contracts.messages import SurveyStars
 from shared.contracts.surveys import get_survey
-from shared.errors import PhotcalError
+from shared.errors import BadInput, PhotcalError
+from shared.provenance import calibration_provenance
 
 _RA, _DEC, _UPLOAD, _ROW = "_src_ra", "_src_dec", "_src_upload", "_src_row"
 
@@ -70,9 +83,16 @@ class StoredUpload:
     force_filter: str | None = None
     ivorn: str = ""
     mjd: float | None = None
+    #: the datapoint this upload made (the job's item), when known
+    followup_id: int | None = None
+    #: the observatory's filters the live upload's band choice was constrained by
+    observatory_filters: list[str] = field(default_factory=list)
+    #: the uploaded file's sha256 (the live calibration's provenance), carried into the new one
+    input_sha256: str | None = None
 
     @classmethod
-    def from_doc(cls, doc: dict) -> StoredUpload:
+    def from_doc(cls, doc: dict, **extra) -> StoredUpload:
+        """From an ``upload_sources`` record; ``extra``: followup_id, observatory_filters, input_sha256."""
         return cls(
             upload_id=str(doc.get("upload_id") or doc["_id"]),
             alert_ra=float(doc["alert_ra"]),
@@ -82,34 +102,16 @@ class StoredUpload:
             force_filter=doc.get("force_filter"),
             ivorn=doc.get("ivorn", ""),
             mjd=doc.get("mjd"),
+            **extra,
         )
-
-
-#: the fields of a refit's result (all present in a stored record, None when the fit failed)
-RESULT_KEYS = (
-    "filter",
-    "colour",
-    "zeropoint",
-    "zeropoint_err",
-    "colour_term",
-    "colour_term_err",
-    "scatter",
-    "npoints",
-    "nmatched",
-    "outlier_fraction",
-    "detected",
-    "mag",
-    "mag_err",
-    "ra",
-    "dec",
-    "limit_mag",
-    "candidates",
-)
 
 
 @dataclass
 class Refit:
-    """The outcome for one upload: a new calibration, or why there is none."""
+    """The outcome for one upload: a new calibration, or why there is none.
+
+    ``result``: the whole answer (CalibrationResult as JSON, its provenance included) when ``ok``.
+    """
 
     upload_id: str
     survey: str
@@ -118,6 +120,15 @@ class Refit:
     result: dict = field(default_factory=dict)
     error: str | None = None
     message: str | None = None
+    followup_id: int | None = None
+
+
+@dataclass
+class BatchTimes:
+    """Wall time of one batch's parts, seconds: the lsdb cross-match and the refits (Dask tasks)."""
+
+    crossmatch_s: float = 0.0
+    refit_s: float = 0.0
 
 
 @contextmanager
@@ -233,19 +244,69 @@ def forced_within(force_filter: str | None, survey: str) -> ForcedBand | None:
     return replace(forced, bands=bands)
 
 
-def refit(up: StoredUpload, survey: str, stars: SurveyStars) -> Refit:
+def refit_force(own: str | None, survey: str, forced: str | None = None) -> ForcedBand | None:
+    """The band constraint of a refit against ``survey`` alone (see the module docstring).
+
+    ``forced``: the job's band or band group (it must be within ``survey``); else the upload's own
+    forceFilter ``own`` restricted to ``survey``; else None (the automatic choice among its bands).
+    """
+    if forced:
+        band = parse_force_filter(forced)
+        if band is not None and any(s.lower() != survey.lower() for s in band.surveys):
+            raise BadInput(
+                f"--force-filter {band.text} is not a band of {survey}: the refit reads {survey}'s catalogue only",
+                code=ErrorCode.BAD_FORCE_FILTER,
+            )
+        return band
+    return forced_within(own, survey)
+
+
+def refit(
+    up: StoredUpload,
+    survey: str,
+    stars: SurveyStars,
+    forced: str | None = None,
+    catalogue_version: str | None = None,
+) -> Refit:
     """Fit one upload against ``survey``'s matched stars (the calibration core, as for a live upload)."""
     from services.calibrate.answer import calibration_answer
     from services.calibrate.core.api import calibrate_frame
+    from services.calibrate.core.settings import FitSettings
+
+    def failed(exc: PhotcalError) -> Refit:
+        return Refit(
+            up.upload_id, survey, False, len(stars), error=exc.code, message=exc.message, followup_id=up.followup_id
+        )
 
     try:
-        force = forced_within(up.force_filter, survey)
-        cal = calibrate_frame(up.sources, {survey: stars}, up.alert_ra, up.alert_dec, up.match_dist_arcsec, force)
+        force = refit_force(up.force_filter, survey, forced)
     except PhotcalError as exc:
-        return Refit(up.upload_id, survey, ok=False, nref=len(stars), error=exc.code, message=exc.message)
-    answer = calibration_answer(cal, up.match_dist_arcsec, upload_id=up.upload_id, ivorn=up.ivorn)
-    result = answer.model_dump(mode="json", include={"survey", *RESULT_KEYS})
-    return Refit(up.upload_id, survey, ok=True, nref=len(stars), result=result)
+        return failed(exc)
+    try:
+        cal = calibrate_frame(
+            up.sources,
+            {survey: stars},
+            up.alert_ra,
+            up.alert_dec,
+            up.match_dist_arcsec,
+            force,
+            observatory_filters=up.observatory_filters or None,
+        )
+    except PhotcalError as exc:
+        return failed(exc)
+    answer = calibration_answer(cal, up.match_dist_arcsec, upload_id=up.upload_id, ivorn=up.ivorn, mjd=up.mjd)
+    answer.provenance = calibration_provenance(
+        input_sha256=up.input_sha256,
+        covered=[survey],
+        versions={survey: catalogue_version} if catalogue_version else {},
+        fit_settings=FitSettings(),
+        match_radius_arcsec=up.match_dist_arcsec,
+        force_filter=force.text if force is not None else None,
+        forced_bands=force.bands if force is not None else (),
+        observatory_filters=up.observatory_filters,
+    )
+    result = answer.model_dump(mode="json", exclude={"duration_ms"})
+    return Refit(up.upload_id, survey, ok=True, nref=len(stars), result=result, followup_id=up.followup_id)
 
 
 def recalibrate(
@@ -254,8 +315,16 @@ def recalibrate(
     catalogue: str,
     columns: Columns,
     scheduler: str | None = None,
+    *,
+    forced: str | None = None,
+    catalogue_version: str | None = None,
+    times: BatchTimes | None = None,
 ) -> list[Refit]:
-    """Cross-match every upload with ``catalogue`` and fit each again; one Refit per upload, in order."""
+    """Cross-match every upload with ``catalogue`` and fit each again; one Refit per upload, in order.
+
+    ``forced``: the job's band or band group (:func:`refit_force`); ``times``, if given, gets the
+    cross-match and refit wall times added.
+    """
     import dask
 
     name = get_survey(survey).name
@@ -263,6 +332,15 @@ def recalibrate(
         return []
     radius = max(up.match_dist_arcsec for up in uploads if math.isfinite(up.match_dist_arcsec))
     with dask_client(scheduler):
+        started = time.perf_counter()
         matched = crossmatch(uploads, catalogue, columns, radius)
-        tasks = [dask.delayed(refit)(up, name, _stars(name, matched.get(i), columns)) for i, up in enumerate(uploads)]
-        return list(dask.compute(*tasks))
+        crossed = time.perf_counter()
+        tasks = [
+            dask.delayed(refit)(up, name, _stars(name, matched.get(i), columns), forced, catalogue_version)
+            for i, up in enumerate(uploads)
+        ]
+        refits = list(dask.compute(*tasks))
+        if times is not None:
+            times.crossmatch_s += crossed - started
+            times.refit_s += time.perf_counter() - crossed
+        return refits
