@@ -123,7 +123,9 @@ def _band(text: str | None) -> tuple[str | None, str | None]:
     try:
         return get_survey(survey.strip()).name, band.strip() or None
     except KeyError:
-        raise BadInput(f"--band {text}: no survey {survey} ({', '.join(SURVEYS)})", code=ErrorCode.BAD_SELECTION) from None
+        raise BadInput(
+            f"--band {text}: no survey {survey} ({', '.join(SURVEYS)})", code=ErrorCode.BAD_SELECTION
+        ) from None
 
 
 def survey_of(request: RecalibrationRequest) -> tuple[str, str | None]:
@@ -312,7 +314,9 @@ async def compute_job(
             if r.ok:
                 new = new_calibration(r.result)
                 changed, dmag = compare(item.old, new)
-                moves.append((item.followup_id, "computed", {"new": new, "changed": changed, "dmag": dmag, "result": r.result}))
+                moves.append(
+                    (item.followup_id, "computed", {"new": new, "changed": changed, "dmag": dmag, "result": r.result})
+                )
                 if not args.quiet:
                     print(f"  {_point_line(item, new, changed, dmag)}")
             else:
@@ -375,7 +379,8 @@ async def report(db: Database, job_id: str, settings: CommonSettings, timing: Ti
     print(f"peak memory {peak_rss_mb():.0f} MB")
     counts = timing.counts or await count_items(db, job_id)
     if job.state != "ready" or job.summary is None:
-        print(f"job {job_id} is {job.state}: {counts['pending']} point(s) pending; `photcal recalibrate --resume {job_id}`")
+        pending = counts["pending"]
+        print(f"job {job_id} is {job.state}: {pending} point(s) pending: `photcal recalibrate --resume {job_id}`")
         return
     s = job.summary
     moves = (

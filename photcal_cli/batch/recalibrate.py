@@ -24,7 +24,8 @@ the inputs the live upload took (:func:`refit_force`): the job's forced
 band or band group when it names one (``--force-filter``); else the
 upload's own forceFilter restricted to that survey; else the automatic
 choice among the survey's bands, constrained by the observatory's filters
-as the live upload's was. The same core (``calibrate_frame``) with the same
+as the live upload's was; and when those filters allow none of the
+survey's bands, any of its bands (``S/any``). The same core (``calibrate_frame``) with the same
 stars, force and radius gives the same answer as a queue recompute.
 
 A batch job, not part of a service: it stands above the catalogue's layout
@@ -53,7 +54,6 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,7 @@ import pandas as pd
 from services.catalog import layout
 from services.catalog.layout import Columns
 from shared.arrays import SourceTable
-from shared.bands import ForcedBand, parse_force_filter
+from shared.bands import ForcedBand, filter_constraint, parse_force_filter
 from shared.contracts.errors import ErrorCode
 from shared.contracts.messages import SurveyStars
 from shared.contracts.surveys import get_survey
@@ -148,30 +148,31 @@ def dask_client(scheduler: str | None):
 
 def crossmatch(
     uploads: list[StoredUpload], catalogue: str, columns: Columns, radius_arcsec: float
-) -> dict[int, pd.DataFrame]:
+) -> dict[int, dict[str, np.ndarray]]:
     """Nearest reference star (within ``radius_arcsec``) of every source, per upload index.
 
-    Returns {upload index: DataFrame of the matched reference rows (ra, dec, mag and
-    error columns under the catalogue's names)}, unique per reference star.
+    Returns {upload index: the matched reference rows as columns (ra, dec, mag and error
+    columns under the catalogue's names, float64)}, each reference star once.
     """
     import lsdb
 
-    frames = []
+    upload_index, rows, ras, decs = [], [], [], []
     for i, up in enumerate(uploads):
         ra = np.asarray(up.sources.ra, dtype=np.float64)
         dec = np.asarray(up.sources.dec, dtype=np.float64)
-        ok = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90)
-        frames.append(
-            pd.DataFrame(
-                {
-                    _UPLOAD: np.full(int(ok.sum()), i, dtype=np.int32),
-                    _ROW: np.flatnonzero(ok).astype(np.int32),
-                    _RA: np.mod(ra[ok], 360.0),
-                    _DEC: dec[ok],
-                }
-            )
-        )
-    sources = pd.concat(frames, ignore_index=True)
+        ok = np.flatnonzero(np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90))
+        upload_index.append(np.full(len(ok), i, dtype=np.int32))
+        rows.append(ok.astype(np.int32))
+        ras.append(np.mod(ra[ok], 360.0))
+        decs.append(dec[ok])
+    sources = pd.DataFrame(
+        {
+            _UPLOAD: np.concatenate(upload_index),
+            _ROW: np.concatenate(rows),
+            _RA: np.concatenate(ras),
+            _DEC: np.concatenate(decs),
+        }
+    )
     if sources.empty:
         return {}
     left = lsdb.from_dataframe(
@@ -197,14 +198,23 @@ def crossmatch(
             suffixes=("", ""),
             suffix_method="overlapping_columns",
         )
-        table = matched.compute()
-    frame = pd.DataFrame(table).reset_index(drop=True)
-    out: dict[int, pd.DataFrame] = {}
-    for upload_index, rows in frame.groupby(_UPLOAD, sort=False):
-        refs = rows[present].drop_duplicates(subset=[columns.ra, columns.dec])
-        # pandas-stubs type a group key as any scalar; _UPLOAD is the integer column written above
-        out[int(cast(int, upload_index))] = refs.reset_index(drop=True)
-    return out
+        table = matched.compute(progress_bar=False)
+    frame = pd.DataFrame(table)
+    if frame.empty:
+        return {}
+    upload = frame[_UPLOAD].to_numpy(dtype=np.int64)
+    arrays = {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) for c in present}
+    # one reference star once per upload (two sources can share their nearest star); numpy, not a pandas
+    # groupby: the per-upload frames cost ~10x the cross-match itself
+    first = np.flatnonzero(~frame.duplicated(subset=[_UPLOAD, columns.ra, columns.dec]).to_numpy())
+    upload = upload[first]
+    order = np.argsort(upload, kind="stable")
+    upload = upload[order]
+    arrays = {c: a[first][order] for c, a in arrays.items()}
+    bounds = np.flatnonzero(np.diff(upload)) + 1
+    starts = np.concatenate([[0], bounds])
+    stops = np.concatenate([bounds, [len(upload)]])
+    return {int(upload[a]): {c: v[a:b] for c, v in arrays.items()} for a, b in zip(starts, stops)}
 
 
 def _margin_of(catalogue: str, radius_arcsec: float) -> str | None:
@@ -215,13 +225,13 @@ def _margin_of(catalogue: str, radius_arcsec: float) -> str | None:
     return None
 
 
-def _stars(survey: str, refs: pd.DataFrame | None, columns: Columns) -> SurveyStars:
-    n = 0 if refs is None else len(refs)
+def _stars(survey: str, refs: dict[str, np.ndarray] | None, columns: Columns) -> SurveyStars:
+    n = 0 if refs is None else len(refs[columns.ra])
 
     def col(name: str) -> np.ndarray:
         if refs is None or name not in refs:
             return np.full(n, np.nan)
-        return pd.to_numeric(refs[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        return refs[name]
 
     return SurveyStars(
         survey=survey,
@@ -244,11 +254,16 @@ def forced_within(force_filter: str | None, survey: str) -> ForcedBand | None:
     return replace(forced, bands=bands)
 
 
-def refit_force(own: str | None, survey: str, forced: str | None = None) -> ForcedBand | None:
+def refit_force(
+    own: str | None, survey: str, forced: str | None = None, observatory_filters: list[str] | None = None
+) -> ForcedBand | None:
     """The band constraint of a refit against ``survey`` alone (see the module docstring).
 
     ``forced``: the job's band or band group (it must be within ``survey``); else the upload's own
-    forceFilter ``own`` restricted to ``survey``; else None (the automatic choice among its bands).
+    forceFilter ``own`` restricted to ``survey``; else None (the automatic choice among the survey's
+    bands, constrained by ``observatory_filters`` as the live upload's was) when those filters allow
+    one of its bands or do not constrain; else ``S/any``, what the core's refusal would advise
+    ("send forceFilter=S/any"): recalibrating against S asks for S's bands.
     """
     if forced:
         band = parse_force_filter(forced)
@@ -258,7 +273,13 @@ def refit_force(own: str | None, survey: str, forced: str | None = None) -> Forc
                 code=ErrorCode.BAD_FORCE_FILTER,
             )
         return band
-    return forced_within(own, survey)
+    within = forced_within(own, survey)
+    if within is not None:
+        return within
+    constraint = filter_constraint(observatory_filters)
+    if constraint is None or any(s.lower() == survey.lower() for s, _ in [*constraint.bands, *constraint.near]):
+        return None
+    return parse_force_filter(f"{survey}/any")
 
 
 def refit(
@@ -279,7 +300,7 @@ def refit(
         )
 
     try:
-        force = refit_force(up.force_filter, survey, forced)
+        force = refit_force(up.force_filter, survey, forced, up.observatory_filters)
     except PhotcalError as exc:
         return failed(exc)
     try:

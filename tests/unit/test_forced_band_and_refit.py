@@ -66,7 +66,9 @@ def test_a_refit_answers_the_live_upload_fields_rounded_the_same_way():
     assert (again.result["survey"], again.result["filter"]) == ("APASS", "V")
     # the new calibration says what produced it: the one survey's version, the band forced within it
     provenance = again.result["provenance"]
-    assert provenance["catalogues"] == [{"survey": "APASS", "release": provenance["catalogues"][0]["release"], "version": "v3"}]
+    assert provenance["catalogues"] == [
+        {"survey": "APASS", "release": provenance["catalogues"][0]["release"], "version": "v3"}
+    ]
     assert provenance["force_filter"] == "APASS/V" and provenance["forced_bands"] == [["APASS", "V"]]
 
 
@@ -76,6 +78,11 @@ def test_the_refit_band_the_job_forces_else_the_uploads_own_within_the_survey():
     own = refit_force("APASS/V", "APASS")
     assert own is not None and own.bands == [("APASS", "V")]
     assert refit_force("GAIA/G", "APASS") is None  # another survey's band: the automatic choice within APASS
+    # the observatory's V, r filters constrain the choice within APASS as they did the live upload's...
+    assert refit_force(None, "APASS", None, ["V", "r"]) is None
+    # ...and allow no Gaia band: against Gaia, any of its bands
+    group = refit_force(None, "GAIA", None, ["V", "r"])
+    assert group is not None and group.group and group.surveys == ["GAIA"]
     with pytest.raises(BadInput):
         refit_force(None, "APASS", "GAIA/G")
 
