@@ -172,6 +172,18 @@ def test_recalibrate_writes_a_ready_job_and_changes_nothing(stack: Stack, dask_c
         assert summary["max_abs_dmag"] == pytest.approx(abs(gaia["dmag"]), abs=1e-4)
         assert "1 change (1 change band)" in out, out
 
+        # a job interrupted with a point still pending (as a crash would leave it) is resumed, not redone
+        db.recalibration_jobs.update_one({"_id": gaia_job}, {"$set": {"state": "computing", "summary": None}})
+        db.recalibrations.update_one(
+            {"_id": f"{gaia_job}|{first}"},
+            {"$set": {"state": "pending", "job_state_key": f"{gaia_job}|pending", "new": None}},
+        )
+        out = stack.cli("recalibrate", "--resume", gaia_job).stdout
+        assert _job_of(out) == gaia_job and "recalibrating 1 point(s)" in out, out
+        (resumed,) = _items(db, gaia_job).values()
+        assert resumed["state"] == "computed" and resumed["new"] == gaia["new"]
+        assert "nothing to compute" in stack.cli("recalibrate", "--resume", gaia_job).stdout
+
         # one datapoint by id, a band forced within the survey
         out = stack.cli(
             "recalibrate", "--survey", "GAIA", "--followup-id", str(second), "--force-filter", "GAIA/BP"
