@@ -45,6 +45,7 @@ from shared.db.recalibrations import (
     count_items,
     create_job,
     get_job,
+    items_for_summary,
     items_of_job,
     move_items,
     set_job,
@@ -234,7 +235,7 @@ async def compute_job(
     db: Database, job: RecalibrationJob, settings: CommonSettings, args: argparse.Namespace
 ) -> Timing:
     """Cross-match and fit the job's pending items in batches; each moves to computed, failed or skipped."""
-    from photcal_cli.batch.recalibrate import BatchTimes, StoredUpload, recalibrate
+    from photcal_cli.batch.recalibrate import dask_client
     from services.catalog.store import CatalogStore
 
     survey, forced = survey_of(job.request)
@@ -261,80 +262,99 @@ async def compute_job(
         flush=True,
     )
     filters_of = {o.observatory_id: list(o.filters) for o in await list_observatories(db)}
-    done = 0
     started = time.perf_counter()
-    for start in range(0, len(pending), batch_size):
-        batch = pending[start : start + batch_size]
-        t0 = time.perf_counter()
-        ids = [i.upload_id for i in batch]
-        stored, provenances = await asyncio.gather(sources_of(db, ids), provenances_of(db, ids))
-        uploads, without = [], []
-        for item in batch:
-            doc = stored.get(item.upload_id)
-            if doc is None:
-                without.append(item)
-                continue
-            up = StoredUpload.from_doc(
-                doc,
-                followup_id=item.followup_id,
-                observatory_filters=_observatory_filters(provenances.get(item.upload_id), filters_of, item),
-                input_sha256=(provenances.get(item.upload_id) or {}).get("input_sha256"),
-            )
-            if match_dist is not None:
-                up.match_dist_arcsec = match_dist
-            uploads.append(up)
-        timing.load_s += time.perf_counter() - t0
-        times = BatchTimes()
-        refits = await asyncio.to_thread(
-            recalibrate,
-            uploads,
-            survey,
-            source,
-            columns,
-            scheduler,
-            forced=forced,
-            catalogue_version=version,
-            times=times,
-        )
-        timing.crossmatch_s += times.crossmatch_s
-        timing.refit_s += times.refit_s
-        t0 = time.perf_counter()
-        by_id = {item.followup_id: item for item in batch}
-        moves: list[tuple[int, Any, dict[str, Any]]] = [
-            (
-                item.followup_id,
-                "skipped",
-                {"reason": "no_instrumental_data", "message": "no stored sources: the upload predates them"},
-            )
-            for item in without
-        ]
-        for r in refits:
-            assert r.followup_id is not None
-            item = by_id[r.followup_id]
-            if r.ok:
-                new = new_calibration(r.result)
-                changed, dmag = compare(item.old, new)
-                moves.append(
-                    (item.followup_id, "computed", {"new": new, "changed": changed, "dmag": dmag, "result": r.result})
-                )
-                if not args.quiet:
-                    print(f"  {_point_line(item, new, changed, dmag)}")
-            else:
-                moves.append((item.followup_id, "failed", {"reason": r.error, "message": r.message}))
-                if not args.quiet:
-                    print(f"  #{item.followup_id} ({item.upload_id}): not recalibrated: {r.error}: {r.message}")
-        await move_items(db, job.job_id, moves)
-        timing.write_s += time.perf_counter() - t0
-        done += len(batch)
-        elapsed = time.perf_counter() - started
-        print(f"{done}/{len(pending)} points ({done / elapsed:.0f} points/s)", flush=True)
-    timing.points = done
+    # one Client for the whole job (the default scheduler of every batch's graphs meanwhile)
+    with dask_client(scheduler):
+        for start in range(0, len(pending), batch_size):
+            batch = pending[start : start + batch_size]
+            await _compute_batch(db, job.job_id, batch, survey, forced, live, match_dist, filters_of, timing, args)
+            done = start + len(batch)
+            print(f"{done}/{len(pending)} points ({done / (time.perf_counter() - started):.0f} points/s)", flush=True)
+    timing.points = len(pending)
     counts = await count_items(db, job.job_id)
     timing.counts = counts
     if counts["pending"] == 0:
-        items = [item async for item in items_of_job(db, job.job_id)]
+        items = await items_for_summary(db, job.job_id)
         await set_job(db, job.job_id, expect="computing", state="ready", summary=summarize(items))
     return timing
+
+
+async def _compute_batch(
+    db: Database,
+    job_id: str,
+    batch: list[RecalibrationItem],
+    survey: str,
+    forced: str | None,
+    live: tuple[str, Any, str],
+    match_dist: float | None,
+    filters_of: dict[str, list[str]],
+    timing: Timing,
+    args: argparse.Namespace,
+) -> None:
+    """One batch: its stored sources read, cross-matched and fitted, its items moved in one bulk write."""
+    from photcal_cli.batch.recalibrate import BatchTimes, StoredUpload, recalibrate
+
+    source, columns, version = live
+    t0 = time.perf_counter()
+    ids = [i.upload_id for i in batch]
+    stored, provenances = await asyncio.gather(sources_of(db, ids), provenances_of(db, ids))
+    uploads, without = [], []
+    for item in batch:
+        doc = stored.get(item.upload_id)
+        if doc is None:
+            without.append(item)
+            continue
+        up = StoredUpload.from_doc(
+            doc,
+            followup_id=item.followup_id,
+            observatory_filters=_observatory_filters(provenances.get(item.upload_id), filters_of, item),
+            input_sha256=(provenances.get(item.upload_id) or {}).get("input_sha256"),
+        )
+        if match_dist is not None:
+            up.match_dist_arcsec = match_dist
+        uploads.append(up)
+    timing.load_s += time.perf_counter() - t0
+    times = BatchTimes()
+    refits = await asyncio.to_thread(
+        recalibrate,
+        uploads,
+        survey,
+        source,
+        columns,
+        None,  # the job's Client, if any, is the default scheduler
+        forced=forced,
+        catalogue_version=version,
+        times=times,
+    )
+    timing.crossmatch_s += times.crossmatch_s
+    timing.refit_s += times.refit_s
+    t0 = time.perf_counter()
+    by_id = {item.followup_id: item for item in batch}
+    moves: list[tuple[int, Any, dict[str, Any]]] = [
+        (
+            item.followup_id,
+            "skipped",
+            {"reason": "no_instrumental_data", "message": "no stored sources: the upload predates them"},
+        )
+        for item in without
+    ]
+    for r in refits:
+        assert r.followup_id is not None
+        item = by_id[r.followup_id]
+        if r.ok:
+            new = new_calibration(r.result)
+            changed, dmag = compare(item.old, new)
+            moves.append(
+                (item.followup_id, "computed", {"new": new, "changed": changed, "dmag": dmag, "result": r.result})
+            )
+            if not args.quiet:
+                print(f"  {_point_line(item, new, changed, dmag)}")
+        else:
+            moves.append((item.followup_id, "failed", {"reason": r.error, "message": r.message}))
+            if not args.quiet:
+                print(f"  #{item.followup_id} ({item.upload_id}): not recalibrated: {r.error}: {r.message}")
+    await move_items(db, job_id, moves)
+    timing.write_s += time.perf_counter() - t0
 
 
 def _observatory_filters(

@@ -207,3 +207,10 @@ async def items_of_job(
         cursor = cursor.limit(limit)
     async for doc in cursor:
         yield RecalibrationItem.model_validate(doc)
+
+
+async def items_for_summary(db: Database, job_id: str) -> list[RecalibrationItem]:
+    """Every item of the job without its ``result`` (what summarize reads; a 100,000-point job's answers
+    would be most of the bytes)."""
+    cursor = db.recalibrations.find({"job_id": job_id}, {"result": 0}).batch_size(10_000)
+    return [RecalibrationItem.model_validate(doc) async for doc in cursor]
