@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COUNTS = [int(c) for c in os.environ.get("BENCH_RECAL_UPLOADS", "10000").split(",") if c.strip()]
 N_FIELDS = int(os.environ.get("BENCH_RECAL_FIELDS", 2000))
 N_PEER = int(os.environ.get("BENCH_RECAL_PEER", 300))
+BATCH = int(os.environ.get("BENCH_RECAL_BATCH", 5000))
 STARS_PER_FIELD = 400
 FIELD_RADIUS_DEG = 0.12
 SOURCES = (50, 300)
@@ -99,6 +100,46 @@ def make_sky(rng: np.random.Generator, n_fields: int, stars_per_field: int = STA
     return out
 
 
+def catalogue_error(mag: np.ndarray) -> np.ndarray:
+    """The synthetic catalogue's magnitude errors, mag: 0.01 at the bright end, growing to the faint."""
+    return 0.01 + 0.02 * np.exp(mag - 16.0)
+
+
+def field_stars(sky_field: SkyField):
+    """The field's stars as a cone of the catalogue serves them (SurveyStars, APASS), rounded as loaded."""
+    from shared.contracts.messages import SurveyStars
+
+    return SurveyStars(
+        survey="APASS",
+        ra=np.round(sky_field.star_ra, 7),
+        dec=np.round(sky_field.star_dec, 7),
+        mags={b: np.round(m, 3) for b, m in sky_field.bands.items()},
+        errs={b: np.round(catalogue_error(m), 3) for b, m in sky_field.bands.items()},
+    )
+
+
+def live_calibration(sources, sky_field: SkyField) -> dict | None:
+    """What the calibrate service answered for this upload (its field's stars, the observatory's V
+    filter), as the answer's fields; None if it could not calibrate it."""
+    from services.calibrate.answer import calibration_answer
+    from services.calibrate.core.api import calibrate_frame
+    from shared.errors import PhotcalError
+
+    try:
+        cal = calibrate_frame(
+            sources,
+            {"APASS": field_stars(sky_field)},
+            sky_field.ra,
+            sky_field.dec,
+            2.0,
+            None,
+            observatory_filters=["V"],
+        )
+    except PhotcalError:
+        return None
+    return calibration_answer(cal, 2.0, upload_id="", ivorn="").model_dump(mode="json")
+
+
 def write_extract(path: Path, sky: list[SkyField]) -> int:
     """The sky's stars as a VizieR APASS extract (CSV: RAJ2000, DEJ2000, <band>mag, e_<band>mag); rows."""
     import pyarrow as pa
@@ -112,7 +153,7 @@ def write_extract(path: Path, sky: list[SkyField]) -> int:
     for band in APASS.bands:
         mag = np.concatenate([f.bands[band.name] for f in sky])
         cols[band.column] = np.round(mag, 3)
-        cols[band.error_column] = np.round(0.01 + 0.02 * np.exp(mag - 16.0), 3)
+        cols[band.error_column] = np.round(catalogue_error(mag), 3)
     pacsv.write_csv(pa.table(cols), str(path))
     return len(ra)
 
@@ -140,9 +181,12 @@ def make_upload(rng: np.random.Generator, sky_field: SkyField, n_sources: int, t
     return sources, float(transient_v)
 
 
-def stored_upload(rng: np.random.Generator, sky: list[SkyField], index: int) -> tuple[dict, dict, dict]:
+def stored_upload(
+    rng: np.random.Generator, sky: list[SkyField], index: int, calibrate: bool = True
+) -> tuple[dict, dict, dict]:
     """One stored upload's records as the calibrate service writes them: (datapoint fields, calibration
-    record, upload_sources record)."""
+    record, upload_sources record). ``calibrate``: the stored calibration is the core's answer on the
+    field's stars (else the truth, rounded)."""
     from shared.contracts.messages import utcnow
     from shared.provenance import calibration_provenance
 
@@ -152,8 +196,19 @@ def stored_upload(rng: np.random.Generator, sky: list[SkyField], index: int) -> 
     upload_id = f"bench{index:08d}"
     ivorn = f"ivo://bench/alerts#Bench{field_index:05d}"
     mjd = 60000.0 + index * 0.001
+    # the stored calibration is the live one; a third carry a "bug" the recalibration should find
+    live = (live_calibration(sources, sky_field) if calibrate else None) or {
+        "survey": "APASS",
+        "filter": "V",
+        "mag": round(transient_v, 3),
+        "mag_err": 0.02,
+        "limit_mag": 18.5,
+        "detected": True,
+        "zeropoint": 22.5,
+        "zeropoint_err": 0.01,
+    }
     bug = BUG_MAG if index % 3 == 0 else 0.0
-    mag = round(transient_v - bug + float(rng.normal(0.0, 0.01)), 3)
+    mag = None if live["mag"] is None else round(live["mag"] - bug, 3)
     provenance = calibration_provenance(
         input_sha256=f"{index:064x}",
         covered=["APASS"],
@@ -171,13 +226,13 @@ def stored_upload(rng: np.random.Generator, sky: list[SkyField], index: int) -> 
         "observatory": "Bench Observatory",
         "mjd": mjd,
         "exptime": 60.0,
-        "survey": "APASS",
-        "filter": "V",
+        "survey": live["survey"],
+        "filter": live["filter"],
         "mag": mag,
-        "mag_err": 0.02,
-        "limit_mag": 18.5,
-        "detected": True,
-        "zeropoint_err": 0.01,
+        "mag_err": live["mag_err"],
+        "limit_mag": live["limit_mag"],
+        "detected": bool(live["detected"]),
+        "zeropoint_err": live["zeropoint_err"],
         "comment": "",
         "calibration_id": upload_id,
     }
@@ -185,10 +240,10 @@ def stored_upload(rng: np.random.Generator, sky: list[SkyField], index: int) -> 
         "upload_id": upload_id,
         "ivorn": ivorn,
         "status": "ok",
-        "survey": "APASS",
-        "filter": "V",
+        "survey": live["survey"],
+        "filter": live["filter"],
         "mag": mag,
-        "zeropoint": 22.5,
+        "zeropoint": live["zeropoint"],
         "calibration_id": upload_id,
         "observatory_id": OBSERVATORY,
         "match_dist_arcsec": 2.0,
@@ -217,8 +272,11 @@ def _fit_settings():
     return FitSettings()
 
 
-async def insert_uploads(mongo_url: str, db_name: str, sky: list[SkyField], start: int, stop: int) -> float:
-    """Store uploads ``start``..``stop`` through shared/db, 32 at a time; seconds."""
+async def insert_uploads(
+    mongo_url: str, db_name: str, sky: list[SkyField], start: int, stop: int
+) -> tuple[float, float]:
+    """Store uploads ``start``..``stop`` through shared/db, 32 at a time, 2,000 made at a time (the live
+    calibration of each included): (seconds making them, seconds storing them)."""
     from shared.db import connect_database
     from shared.db.calibrations import store_calibration
     from shared.db.datapoints import store_datapoint
@@ -229,19 +287,24 @@ async def insert_uploads(mongo_url: str, db_name: str, sky: list[SkyField], star
     rng = np.random.default_rng(start + 1)
     limit = asyncio.Semaphore(32)
 
-    async def one(i: int) -> None:
-        datapoint, calibration, sources = stored_upload(rng, sky, i)
+    async def one(records: tuple[dict, dict, dict]) -> None:
+        datapoint, calibration, sources = records
         async with limit:
             await store_datapoint(db, datapoint, bump=False)
             await asyncio.gather(store_calibration(db, calibration), store_sources(db, sources))
 
-    started = time.perf_counter()
+    making = storing = 0.0
     try:
         for chunk in range(start, stop, 2000):
-            await asyncio.gather(*(one(i) for i in range(chunk, min(stop, chunk + 2000))))
+            t0 = time.perf_counter()
+            records = [stored_upload(rng, sky, i) for i in range(chunk, min(stop, chunk + 2000))]
+            t1 = time.perf_counter()
+            await asyncio.gather(*(one(r) for r in records))
+            making += t1 - t0
+            storing += time.perf_counter() - t1
     finally:
         await db.close()
-    return time.perf_counter() - started
+    return making, storing
 
 
 # ---- one engine's run, in a process of its own (python -m bench.bench_recalibrate run ...)
@@ -281,7 +344,7 @@ def _run_engine(engine: str, peer: int) -> dict:
                 force_filter=None,
                 match_dist=None,
                 limit=None,
-                batch=5000,
+                batch=BATCH,
                 scheduler=scheduler,
                 reason="bench",
                 quiet=True,
@@ -426,10 +489,11 @@ def main() -> None:
         env.pop("PHOTCAL_DASK_SCHEDULER", None)
         stored = 0
         for count in COUNTS:
-            seconds = asyncio.run(insert_uploads(mongo.url, "bench", sky, stored, count))
+            making, seconds = asyncio.run(insert_uploads(mongo.url, "bench", sky, stored, count))
             print(
-                f"\n{count} stored uploads: {count - stored} inserted in {seconds:.1f} s "
-                f"({(count - stored) / seconds:.0f} uploads/s: datapoint, calibration and sources each)",
+                f"\n{count} stored uploads: {count - stored} made (live calibration included) in {making:.1f} s, "
+                f"inserted in {seconds:.1f} s ({(count - stored) / seconds:.0f} uploads/s: datapoint, calibration "
+                "and sources each)",
                 flush=True,
             )
             stored = count

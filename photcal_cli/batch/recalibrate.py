@@ -8,7 +8,9 @@
 2. it is cross-matched with the survey's HATS catalogue (the live local
    version or the attached remote one) by lsdb on Dask: only the partitions
    of the reference catalogue that overlap the uploads are read, pixel pair
-   by pixel pair, nearest reference star within the largest match radius;
+   by pixel pair: every reference star within 10" of a source (NEIGHBOURHOOD_ARCSEC,
+   or the largest match radius if larger), so that the core sees a calibrator's
+   neighbours in the survey as a live upload's cone shows them;
 3. each upload's matched reference stars are fitted again with the
    calibration core (``services.calibrate.core.calibrate_frame``) - the same
    science as a live upload, restricted to that survey - as Dask tasks too,
@@ -146,12 +148,21 @@ def dask_client(scheduler: str | None):
         client.close()
 
 
+#: every reference star this close to a source goes to the refit, not only its nearest: the core
+#: weighs a calibrator's neighbours in the survey (crowding: light within the survey's resolution, up
+#: to 8" for APASS) as well as its match, and a live upload's cone brings them all. Within the local
+#: catalogue's margin (layout.MARGIN_ARCSEC), so that a partition's edge loses none of them.
+NEIGHBOURHOOD_ARCSEC = layout.MARGIN_ARCSEC
+#: at most this many reference stars per source within that radius (lsdb's k nearest)
+NEIGHBOURS = 16
+
+
 def crossmatch(
     uploads: list[StoredUpload], catalogue: str, columns: Columns, radius_arcsec: float
 ) -> dict[int, dict[str, np.ndarray]]:
-    """Nearest reference star (within ``radius_arcsec``) of every source, per upload index.
+    """The reference stars within ``radius_arcsec`` of every source (the NEIGHBOURS nearest), per upload index.
 
-    Returns {upload index: the matched reference rows as columns (ra, dec, mag and error
+    Returns {upload index: those reference rows as columns (ra, dec, mag and error
     columns under the catalogue's names, float64)}, each reference star once.
     """
     import lsdb
@@ -193,7 +204,7 @@ def crossmatch(
         warnings.simplefilter("ignore")  # "no margin cache" for an attached catalogue: see the module docstring
         matched = left.crossmatch(
             right,
-            n_neighbors=1,
+            n_neighbors=NEIGHBOURS,
             radius_arcsec=float(radius_arcsec),
             suffixes=("", ""),
             suffix_method="overlapping_columns",
@@ -351,7 +362,8 @@ def recalibrate(
     name = get_survey(survey).name
     if not uploads:
         return []
-    radius = max(up.match_dist_arcsec for up in uploads if math.isfinite(up.match_dist_arcsec))
+    match = max(up.match_dist_arcsec for up in uploads if math.isfinite(up.match_dist_arcsec))
+    radius = max(match, NEIGHBOURHOOD_ARCSEC)
     with dask_client(scheduler):
         started = time.perf_counter()
         matched = crossmatch(uploads, catalogue, columns, radius)

@@ -7,26 +7,23 @@ import math
 import numpy as np
 import pytest
 
-from bench.bench_recalibrate import FIELD_RADIUS_DEG, SOURCES, make_sky, make_upload, stored_upload
+from bench.bench_recalibrate import (
+    BUG_MAG,
+    FIELD_RADIUS_DEG,
+    SOURCES,
+    field_stars,
+    make_sky,
+    make_upload,
+    stored_upload,
+)
 from photcal_cli.batch.recalibrate import StoredUpload
 from services.calibrate.core.api import calibrate_frame
-from shared.contracts.messages import SurveyStars
 
 
 def _separation_deg(ra1, dec1, ra2, dec2):
     d = np.radians
     cos = np.sin(d(dec1)) * np.sin(d(dec2)) + np.cos(d(dec1)) * np.cos(d(dec2)) * np.cos(d(ra1 - ra2))
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
-def _stars(sky_field) -> SurveyStars:
-    return SurveyStars(
-        survey="APASS",
-        ra=sky_field.star_ra,
-        dec=sky_field.star_dec,
-        mags=dict(sky_field.bands),
-        errs={b: np.full(len(sky_field.star_ra), 0.02) for b in sky_field.bands},
-    )
 
 
 def test_the_fields_spread_over_the_sky_with_their_stars_around_the_alert():
@@ -38,7 +35,7 @@ def test_the_fields_spread_over_the_sky_with_their_stars_around_the_alert():
         assert sep.max() <= FIELD_RADIUS_DEG * 1.01
         assert sep.min() > 9.0 / 3600  # the transient's place is clear
         assert set(f.bands) == {"B", "V", "g'", "r'", "i'"}
-        assert 10.9 < f.bands["V"].min() and f.bands["V"].max() < 18.1
+        assert f.bands["V"].min() > 10.9 and f.bands["V"].max() < 18.1
 
 
 def test_an_upload_calibrates_to_its_transient():
@@ -48,18 +45,21 @@ def test_an_upload_calibrates_to_its_transient():
     assert len(sources) == 150
     # the transient is the last source, at the alert position
     assert _separation_deg(f.ra, f.dec, sources.ra[-1], sources.dec[-1]) < 2.0 / 3600
-    cal = calibrate_frame(sources, {"APASS": _stars(f)}, f.ra, f.dec, 2.0, ("APASS", "V"))
+    cal = calibrate_frame(sources, {"APASS": field_stars(f)}, f.ra, f.dec, 2.0, ("APASS", "V"))
     assert cal.target.detected
     assert cal.target.mag == pytest.approx(transient_v, abs=0.1)
 
 
 def test_the_stored_records_are_what_the_recalibration_reads():
-    rng = np.random.default_rng(3)
-    sky = make_sky(rng, 5, stars_per_field=200)
-    datapoint, calibration, sources = stored_upload(rng, sky, 7)
+    sky = make_sky(np.random.default_rng(3), 5, stars_per_field=200)
+    datapoint, calibration, sources = stored_upload(np.random.default_rng(4), sky, 7)
     assert datapoint["upload_id"] == calibration["upload_id"] == sources["upload_id"] == "bench00000007"
-    assert (datapoint["survey"], datapoint["filter"]) == ("APASS", "V")
+    # the live calibration, in the observatory's V filter
+    assert (datapoint["survey"], datapoint["filter"]) == ("APASS", "V") and datapoint["mag"] == calibration["mag"]
     assert calibration["provenance"]["observatory_filters"] == ["V"]
     up = StoredUpload.from_doc(sources)
     assert SOURCES[0] <= len(up.sources) <= SOURCES[1]
     assert math.isfinite(up.alert_ra) and up.match_dist_arcsec == 2.0
+    # the same upload stored with the "bug" (every third): too bright by BUG_MAG
+    buggy, _, _ = stored_upload(np.random.default_rng(4), sky, 6)
+    assert buggy["mag"] == pytest.approx(datapoint["mag"] - BUG_MAG, abs=1e-9)
