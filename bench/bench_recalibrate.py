@@ -208,7 +208,7 @@ def stored_upload(
         "zeropoint_err": 0.01,
     }
     bug = BUG_MAG if index % 3 == 0 else 0.0
-    mag = None if live["mag"] is None else round(live["mag"] - bug, 3)
+    mag = None if live["mag"] is None else round(live["mag"] - bug, 4)
     provenance = calibration_provenance(
         input_sha256=f"{index:064x}",
         covered=["APASS"],
