@@ -341,6 +341,16 @@ def refit(
     return Refit(up.upload_id, survey, ok=True, nref=len(stars), result=result, followup_id=up.followup_id)
 
 
+#: uploads fitted by one Dask task
+TASK_UPLOADS = 50
+
+
+def _refit_many(
+    work: list[tuple[StoredUpload, SurveyStars]], survey: str, forced: str | None, catalogue_version: str | None
+) -> list[Refit]:
+    return [refit(up, survey, stars, forced, catalogue_version) for up, stars in work]
+
+
 def recalibrate(
     uploads: list[StoredUpload],
     survey: str,
@@ -368,11 +378,14 @@ def recalibrate(
         started = time.perf_counter()
         matched = crossmatch(uploads, catalogue, columns, radius)
         crossed = time.perf_counter()
+        work = [(up, _stars(name, matched.get(i), columns)) for i, up in enumerate(uploads)]
+        # a task fits TASK_UPLOADS uploads: one task per upload spent more in the scheduler and in
+        # pickling than in the fits on a 2-worker cluster
         tasks = [
-            dask.delayed(refit)(up, name, _stars(name, matched.get(i), columns), forced, catalogue_version)
-            for i, up in enumerate(uploads)
+            dask.delayed(_refit_many)(work[start : start + TASK_UPLOADS], name, forced, catalogue_version)
+            for start in range(0, len(work), TASK_UPLOADS)
         ]
-        refits = list(dask.compute(*tasks))
+        refits = [r for chunk in dask.compute(*tasks) for r in chunk]
         if times is not None:
             times.crossmatch_s += crossed - started
             times.refit_s += time.perf_counter() - crossed
