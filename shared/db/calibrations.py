@@ -73,6 +73,11 @@ async def calibration_summary(db: Database, upload_id: str) -> dict[str, Any] | 
     )
 
 
+async def get_calibration(db: Database, calibration_id: str) -> dict[str, Any] | None:
+    """A calibration record (keyed by the upload id it calibrated) without its plot columns; None if none."""
+    return await db.calibrations.find_one({"upload_id": calibration_id}, {"_id": 0, "stars": 0})
+
+
 async def provenances_of(db: Database, upload_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The stored provenance of these uploads' calibrations, by upload_id (absent: none recorded)."""
     out: dict[str, dict[str, Any]] = {}

@@ -35,6 +35,7 @@ BY_MODULE = {
         "photcal_calibrate_consumer_pending",
     },
     "services.calibrate.pipeline": {"photcal_calibration_stage_duration_seconds"},
+    "services.ingest.frameslots": {"photcal_gateway_frames_in_flight"},
     "shared.dead_letters": {"photcal_dead_letters"},
     "services.photometry.worker": {
         "photcal_photometry_frames",
