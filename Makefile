@@ -50,7 +50,7 @@ $(BENCH_STAMP): $(STAMP) $(COMPILED)
 	$(BIN)/pip install -q -c $(LOCK) -e '.[test,dev,bench]'
 	touch $(BENCH_STAMP)
 
-## benchmarks (accuracy vs truth and vs STDPipe, latency, throughput, catalogue): prints figures
+## benchmarks (accuracy vs truth and vs STDPipe, latency, throughput, catalogue, archive recalibration): prints figures
 bench: $(BENCH_STAMP) system-deps
 	$(BIN)/python -m bench $(BENCH)
 

@@ -125,13 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     clist.add_argument("--json", action="store_true", help="machine-readable output")
 
     recal = sub.add_parser(
-        "recalibrate", help="re-calibrate every stored upload against a survey's current catalogue (lsdb on Dask)"
+        "recalibrate",
+        help="a recalibration job (dry run) over the selected datapoints against a survey's catalogue (lsdb on Dask)",
     )
-    recal.add_argument("--survey", required=True, choices=list(SURVEYS), type=survey_name)
-    recal.add_argument("--limit", type=int, default=None, help="at most this many uploads")
-    recal.add_argument(
-        "--scheduler", default=None, help="Dask scheduler address (default PHOTCAL_DASK_SCHEDULER, else local)"
-    )
+    from photcal_cli.recalibrate import add_arguments
+
+    add_arguments(recal)
     return parser
 
 

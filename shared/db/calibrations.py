@@ -76,3 +76,14 @@ async def calibration_summary(db: Database, upload_id: str) -> dict[str, Any] | 
 async def get_calibration(db: Database, calibration_id: str) -> dict[str, Any] | None:
     """A calibration record (keyed by the upload id it calibrated) without its plot columns; None if none."""
     return await db.calibrations.find_one({"upload_id": calibration_id}, {"_id": 0, "stars": 0})
+
+
+async def provenances_of(db: Database, upload_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored provenance of these uploads' calibrations, by upload_id (absent: none recorded)."""
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(upload_ids), 1000):
+        query = {"upload_id": {"$in": upload_ids[start : start + 1000]}}
+        async for doc in db.calibrations.find(query, {"_id": 0, "upload_id": 1, "provenance": 1}):
+            if doc.get("provenance"):
+                out[str(doc["upload_id"])] = doc["provenance"]
+    return out

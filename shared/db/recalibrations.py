@@ -15,7 +15,8 @@ Progress is counted, not tracked: ``job_state_key`` (``<job_id>|<state>``,
 indexed) makes each state's count one index lookup.
 
 Records an older ``photcal recalibrate`` wrote here (``_id``
-``<upload_id>|<SURVEY>|<version>``, no ``job_id``) are never read.
+``<upload_id>|<SURVEY>|<version>``, no ``job_id``) are never read; it writes
+jobs now (engine ``dask``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
 from shared.contracts.messages import PointCalibration, RecalibrationRequest, utcnow
@@ -156,6 +158,27 @@ async def move_item(
     return result.matched_count > 0
 
 
+async def move_items(
+    db: Database, job_id: str, moves: list[tuple[int, ItemState, dict[str, Any]]], *, leaving: ItemState = "pending"
+) -> int:
+    """:func:`move_item` for many items in one bulk write: each (followup_id, to, fields) moves only if the
+    item is still in ``leaving``. Returns how many moved."""
+    if not moves:
+        return 0
+    stamp = {"computed_at": utcnow()} if leaving == "pending" else {"applied_at": utcnow()}
+    ops = []
+    for followup_id, to, fields in moves:
+        values = {k: (v.model_dump(mode="python") if isinstance(v, BaseModel) else v) for k, v in fields.items()}
+        ops.append(
+            UpdateOne(
+                {"_id": item_id(job_id, followup_id), "state": leaving},
+                {"$set": values | stamp | {"state": to, "job_state_key": _state_key(job_id, to)}},
+            )
+        )
+    result = await db.recalibrations.bulk_write(ops, ordered=False)
+    return result.modified_count
+
+
 async def count_items(db: Database, job_id: str) -> dict[str, int]:
     """How many of the job's items are in each state (every state, zeros included)."""
     return {s: await db.recalibrations.count_documents({"job_state_key": _state_key(job_id, s)}) for s in ITEM_STATES}
@@ -186,13 +209,8 @@ async def items_of_job(
         yield RecalibrationItem.model_validate(doc)
 
 
-#: kept until `photcal recalibrate` writes jobs: the older per-survey records
-def recalibration_key(upload_id: str, survey: str, version: str) -> str:
-    return f"{upload_id}|{survey}|{version}"
-
-
-async def store_recalibration(db: Database, upload_id: str, survey: str, version: str, record: dict[str, Any]) -> None:
-    """Store or replace the upload's record for this survey and catalogue version (the older format)."""
-    key = recalibration_key(upload_id, survey, version)
-    # update_one/$set, not replace_one: nx-27017 ignores the filter's _id on a replace upsert
-    await db.recalibrations.update_one({"_id": key}, {"$set": record}, upsert=True)
+async def items_for_summary(db: Database, job_id: str) -> list[RecalibrationItem]:
+    """Every item of the job without its ``result`` (what summarize reads; a 100,000-point job's answers
+    would be most of the bytes)."""
+    cursor = db.recalibrations.find({"job_id": job_id}, {"result": 0}).batch_size(10_000)
+    return [RecalibrationItem.model_validate(doc) async for doc in cursor]

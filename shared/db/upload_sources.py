@@ -34,3 +34,12 @@ async def all_sources(db: Database) -> AsyncIterator[dict[str, Any]]:
     """Every stored upload's record, in storage order."""
     async for doc in db.upload_sources.find({}):
         yield doc
+
+
+async def sources_of(db: Database, upload_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The records of these uploads, by upload_id (an upload without one is absent: nothing was kept)."""
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(upload_ids), 1000):
+        async for doc in db.upload_sources.find({"_id": {"$in": upload_ids[start : start + 1000]}}):
+            out[str(doc.get("upload_id") or doc["_id"])] = doc
+    return out

@@ -12,7 +12,6 @@ from shared.db import (
     connect_database,
     counters,
     datapoints,
-    recalibrations,
     sessions,
     upload_sources,
     uploads,
@@ -105,7 +104,7 @@ async def test_an_uploads_record_counts_crashes_and_keeps_its_result(db):
     assert failed is not None and failed["state"] == "failed"
 
 
-async def test_records_written_once_and_recalibrations_replaced(db):
+async def test_records_written_once_and_read_back_by_upload(db):
     record = {"upload_id": "u1", "survey": "APASS", "filter": "V", "mag": 15.25, "zeropoint": 22.1, "stars": None}
     assert await calibrations.store_calibration(db, record) is True
     assert await calibrations.store_calibration(db, record | {"mag": 99.0}) is False
@@ -119,11 +118,11 @@ async def test_records_written_once_and_recalibrations_replaced(db):
     assert await upload_sources.store_sources(db, sources) is True
     assert await upload_sources.store_sources(db, sources | {"n_sources": 4}) is False
     assert [d["n_sources"] async for d in upload_sources.all_sources(db)] == [3]
-    for mag in (15.0, 15.5):
-        await recalibrations.store_recalibration(db, "u1", "GAIA", "v1", {"upload_id": "u1", "mag": mag})
-    await recalibrations.store_recalibration(db, "u1", "GAIA", "v2", {"upload_id": "u1", "mag": 16.0})
-    stored = {d["_id"]: d["mag"] async for d in db.recalibrations.find({})}
-    assert stored == {"u1|GAIA|v1": 15.5, "u1|GAIA|v2": 16.0}
+    # photcal recalibrate reads them back by upload, with the calibrations' provenance
+    assert {k: d["n_sources"] for k, d in (await upload_sources.sources_of(db, ["u1", "nosuch"])).items()} == {"u1": 3}
+    assert await calibrations.provenances_of(db, ["u1"]) == {}  # stored before provenance was recorded
+    await calibrations.store_calibration(db, {"upload_id": "u3", "provenance": {"input_sha256": "ab"}})
+    assert await calibrations.provenances_of(db, ["u1", "u3"]) == {"u3": {"input_sha256": "ab"}}
     assert [await counters.next_id(db, "things") for _ in range(3)] == [1, 2, 3]
     await sessions.revoke(db, "s1", 2e9)
     assert await sessions.is_revoked(db, "s1") and not await sessions.is_revoked(db, "s2")

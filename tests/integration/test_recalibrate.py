@@ -1,14 +1,16 @@
-"""`photcal recalibrate --survey S`: stored uploads re-fitted against a new catalogue through lsdb/Dask.
+"""`photcal recalibrate --survey S`: a recalibration job over stored datapoints, computed through lsdb/Dask.
 
-The whole stack calibrates a real upload against APASS; then a Gaia DR3
-catalogue appears and every stored upload is re-calibrated against it,
-locally and on a (real, local) Dask cluster, leaving the original
-calibration and datapoint untouched.
+The whole stack calibrates real uploads against APASS; then a Gaia DR3
+catalogue appears and the selected datapoints are recalibrated against it,
+locally and on a (real, local) Dask cluster. Each run is a ready job (a dry
+run) whose items hold the old and new band and magnitude; the calibrations
+and datapoints stay as they were until an administrator applies it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -72,7 +74,18 @@ def dask_cluster(tmp_path):
         log.close()
 
 
-def test_recalibrate_against_a_new_catalogue(stack: Stack, dask_cluster):
+def _job_of(out: str) -> str:
+    found = re.search(r"job ([0-9a-f]{32}) ready", out)
+    assert found is not None, out
+    return found.group(1)
+
+
+def _items(db, job_id: str) -> dict[int, dict]:
+    return {d["followup_id"]: d for d in db.recalibrations.find({"job_id": job_id})}
+
+
+@pytest.mark.timeout(900)
+def test_recalibrate_writes_a_ready_job_and_changes_nothing(stack: Stack, dask_cluster):
     # only APASS at first; Gaia DR3 "appears" later
     truth = json.loads((FIELD / "truth.json").read_text())
     stack.cli("catalog", "load", "--survey", "APASS", str(FIELD / "ref_APASS.csv"))
@@ -94,63 +107,112 @@ def test_recalibrate_against_a_new_catalogue(stack: Stack, dask_cluster):
     )
     stack.start()
 
+    late_mjd = truth["mjd"] + 10.0
     code, stored = curl_upload(stack, FIELD / "sex_fits1.fits", hashtag, ivorn, dry_run=0, mjd=str(truth["mjd"]))
     assert code in (200, 201) and stored["status"] == "ok" and stored["stored"], stored
     assert (stored["survey"], stored["filter"]) == ("APASS", "V")
+    code, late = curl_upload(stack, FIELD / "sex_cpcs.cat", hashtag, ivorn, dry_run=0, mjd=str(late_mjd))
+    assert code in (200, 201) and late["status"] == "ok" and late["stored"], late
     code, dry = curl_upload(stack, FIELD / "sex_cpcs.cat", hashtag, ivorn, dry_run=1, mjd="60000.5")
     assert code == 200 and dry["status"] == "ok" and not dry["stored"], dry
 
     client, db = _db(stack)
     try:
         # the calibrate service keeps the sources of stored uploads only
-        kept = list(db.upload_sources.find({}, {"upload_id": 1, "n_sources": 1}))
-        assert [d["upload_id"] for d in kept] == [stored["upload_id"]]
-        assert kept[0]["n_sources"] > 50
-        calibration_before = db.calibrations.find_one({"upload_id": stored["upload_id"]}, {"_id": 0})
-        datapoint_before = db.datapoints.find_one({"upload_id": stored["upload_id"]}, {"_id": 0})
+        kept = {d["upload_id"] for d in db.upload_sources.find({}, {"upload_id": 1})}
+        assert kept == {stored["upload_id"], late["upload_id"]}
+        calibrations_before = list(db.calibrations.find({}, {"_id": 0}).sort("upload_id", 1))
+        datapoints_before = list(db.datapoints.find({}, {"_id": 0}).sort("followup_id", 1))
+        first, second = stored["followup_id"], late["followup_id"]
 
-        # same catalogue, through lsdb: the same answer as the live calibration
+        # same catalogue, through lsdb: the same answer as the live calibration, so nothing would change
         out = stack.cli("recalibrate", "--survey", "APASS").stdout
-        assert "1 recalibrated, 0 could not be" in out, out
-        (again,) = list(db.recalibrations.find({"survey": "APASS"}))
-        assert again["ok"] and again["upload_id"] == stored["upload_id"]
-        assert (again["survey"], again["filter"]) == ("APASS", "V")
-        assert again["zeropoint"] == pytest.approx(stored["zeropoint"], abs=0.01)
-        assert again["mag"] == pytest.approx(stored["mag"], abs=0.01)
-        assert again["previous"]["survey"] == "APASS"
+        same = _job_of(out)
+        assert "curl -X POST -F hashtag=$ADMIN_HASHTAG http://" in out and f"/api/v1/recalibrations/{same}/apply" in out
+        job = db.recalibration_jobs.find_one({"_id": same})
+        assert (job["engine"], job["state"], job["total"]) == ("dask", "ready", 2)
+        assert job["request"]["dry_run"] and job["request"]["change"]["force_filter"] == "APASS/any"
+        assert job["request"]["change"]["catalogue_versions"] == {"APASS": "v1"}
+        assert job["summary"]["computed"] == 2 and job["summary"]["failed"] == 0
+        items = _items(db, same)
+        assert set(items) == {first, second}
+        mine = items[first]
+        assert mine["state"] == "computed" and mine["upload_id"] == stored["upload_id"]
+        assert (
+            (mine["old"]["survey"], mine["old"]["filter"])
+            == ("APASS", "V")
+            == (mine["new"]["survey"], mine["new"]["filter"])
+        )
+        assert mine["new"]["zeropoint"] == pytest.approx(stored["zeropoint"], abs=0.01)
+        assert mine["new"]["mag"] == pytest.approx(stored["mag"], abs=0.01)
+        assert abs(mine["dmag"]) < 0.01
+        # the whole answer, with what produced it
+        provenance = mine["result"]["provenance"]
+        assert provenance["catalogues"][0]["survey"] == "APASS" and provenance["catalogues"][0]["version"] == "v1"
+        assert provenance["match_radius_arcsec"] == 2.0
 
-        # a new survey release appears: every stored upload against it
+        # a new survey release appears: the early points only, against it
         stack.cli("catalog", "load", "--survey", "GAIA", str(FIELD / "ref_GAIA.csv"))
-        out = stack.cli("recalibrate", "--survey", "GAIA").stdout
-        assert "1 recalibrated, 0 could not be" in out and "local Dask" in out, out
-        (gaia,) = list(db.recalibrations.find({"survey": "GAIA"}))
-        assert gaia["ok"] and gaia["filter"] in ("G", "BP", "RP")
-        assert gaia["npoints"] >= 5 and gaia["zeropoint"] is not None and gaia["scatter"] < 0.2
-        assert gaia["detected"] and gaia["mag"] is not None
-        assert gaia["catalogue_version"] == "v1"
+        out = stack.cli(
+            "recalibrate", "--survey", "GAIA", "--mjd-max", str(truth["mjd"] + 1), "--alert", "SimNorthV"
+        ).stdout
+        assert "local Dask" in out, out
+        gaia_job = _job_of(out)
+        assert gaia_job != same  # a new job each run
+        (gaia,) = _items(db, gaia_job).values()
+        assert gaia["followup_id"] == first and gaia["state"] == "computed"
+        assert gaia["new"]["survey"] == "GAIA" and gaia["new"]["filter"] in ("G", "BP", "RP")
+        assert gaia["changed"] and gaia["new"]["mag"] is not None and gaia["dmag"] is not None
+        assert gaia["dmag"] == pytest.approx(gaia["new"]["mag"] - gaia["old"]["mag"], abs=1e-3)
+        assert gaia["result"]["npoints"] >= 5 and gaia["result"]["scatter"] < 0.2
         # the transient's magnitude in Gaia's band is within the band-to-band difference of V
-        assert abs(gaia["mag"] - truth["transient"]["mag"]) < 1.0
+        assert abs(gaia["new"]["mag"] - truth["transient"]["mag"]) < 1.0
+        summary = db.recalibration_jobs.find_one({"_id": gaia_job})["summary"]
+        assert (summary["changed"], summary["band_changed"]) == (1, 1)
+        assert summary["max_abs_dmag"] == pytest.approx(abs(gaia["dmag"]), abs=1e-4)
+        assert "1 change (1 change band)" in out, out
 
-        # on a Dask cluster: the same numbers; running again replaces, never duplicates
+        # a job interrupted with a point still pending (as a crash would leave it) is resumed, not redone
+        db.recalibration_jobs.update_one({"_id": gaia_job}, {"$set": {"state": "computing", "summary": None}})
+        db.recalibrations.update_one(
+            {"_id": f"{gaia_job}|{first}"},
+            {"$set": {"state": "pending", "job_state_key": f"{gaia_job}|pending", "new": None}},
+        )
+        out = stack.cli("recalibrate", "--resume", gaia_job).stdout
+        assert _job_of(out) == gaia_job and "recalibrating 1 point(s)" in out, out
+        (resumed,) = _items(db, gaia_job).values()
+        assert resumed["state"] == "computed" and resumed["new"] == gaia["new"]
+        assert "nothing to compute" in stack.cli("recalibrate", "--resume", gaia_job).stdout
+
+        # one datapoint by id, a band forced within the survey
+        out = stack.cli(
+            "recalibrate", "--survey", "GAIA", "--followup-id", str(second), "--force-filter", "GAIA/BP"
+        ).stdout
+        (forced,) = _items(db, _job_of(out)).values()
+        assert forced["followup_id"] == second and (forced["new"]["survey"], forced["new"]["filter"]) == ("GAIA", "BP")
+        # a selection that names an unknown event is refused, not empty
+        refused = stack.cli("recalibrate", "--survey", "GAIA", "--alert", "NoSuchEvent", check=False)
+        assert refused.returncode != 0 and "NoSuchEvent" in refused.stdout + refused.stderr
+
+        # on a Dask cluster: the same numbers, in a job of its own
         if dask_cluster is None:
             pytest.skip("dask.distributed is not installed: the cluster half is skipped")
         env = stack.env | {"PHOTCAL_DASK_SCHEDULER": dask_cluster}
         done = subprocess.run(
-            [*PHOTCAL, "recalibrate", "--survey", "GAIA"],
+            [*PHOTCAL, "recalibrate", "--survey", "GAIA", "--followup-id", str(first)],
             env=env,
             capture_output=True,
             text=True,
             timeout=300,
         )
         assert done.returncode == 0, done.stdout + done.stderr
-        assert dask_cluster in done.stdout and "1 recalibrated" in done.stdout, done.stdout
-        (gaia2,) = list(db.recalibrations.find({"survey": "GAIA"}))
-        assert gaia2["zeropoint"] == pytest.approx(gaia["zeropoint"], abs=1e-6)
-        assert gaia2["mag"] == pytest.approx(gaia["mag"], abs=1e-6)
-        assert db.recalibrations.count_documents({}) == 2
+        assert dask_cluster in done.stdout, done.stdout
+        (cluster,) = _items(db, _job_of(done.stdout)).values()
+        assert cluster["new"] == gaia["new"] and cluster["dmag"] == gaia["dmag"]
+        assert db.recalibration_jobs.count_documents({}) == 4
 
-        # the original calibration and datapoint are untouched
-        assert db.calibrations.find_one({"upload_id": stored["upload_id"]}, {"_id": 0}) == calibration_before
-        assert db.datapoints.find_one({"upload_id": stored["upload_id"]}, {"_id": 0}) == datapoint_before
+        # a dry run: the calibrations and datapoints are untouched
+        assert list(db.calibrations.find({}, {"_id": 0}).sort("upload_id", 1)) == calibrations_before
+        assert list(db.datapoints.find({}, {"_id": 0}).sort("followup_id", 1)) == datapoints_before
     finally:
         client.close()

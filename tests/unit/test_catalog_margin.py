@@ -72,6 +72,6 @@ def test_sources_across_a_partition_edge_find_their_stars(tmp_path):
         ),
     )
     matched = crossmatch([upload], str(version), layout.Columns.for_survey(APASS), 2.0)[0]
-    found = set(layout.star_keys(matched[APASS.ra_column].to_numpy(), matched[APASS.dec_column].to_numpy()).tolist())
+    found = set(layout.star_keys(matched[APASS.ra_column], matched[APASS.dec_column]).tolist())
     wanted = set(layout.star_keys(stars_ra[across], stars_dec[across]).tolist())
     assert wanted <= found, f"{len(wanted - found)} of {len(wanted)} stars across an edge were missed"

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from photcal_cli.batch.recalibrate import (
-    RESULT_KEYS,
     StoredUpload,
     forced_within,
     refit,
+    refit_force,
 )
 from services.calibrate.answer import calibration_answer
 from services.calibrate.core import calibrate_frame
@@ -50,14 +50,46 @@ def test_a_refit_answers_the_live_upload_fields_rounded_the_same_way():
     rng = np.random.default_rng(5)
     fld = make_field(rng)
     stars = fld.references["APASS"]
-    up = StoredUpload("u1", fld.target_ra, fld.target_dec, 2.0, fld.sources, force_filter="APASS/V", ivorn="ivo://x#y")
-    again = refit(up, "APASS", stars)
+    up = StoredUpload(
+        "u1", fld.target_ra, fld.target_dec, 2.0, fld.sources, force_filter="APASS/V", ivorn="ivo://x#y", mjd=60000.5
+    )
+    again = refit(up, "APASS", stars, catalogue_version="v3")
     assert again.ok and again.nref == len(stars)
     live = calibration_answer(
         calibrate_frame(fld.sources, {"APASS": stars}, fld.target_ra, fld.target_dec, 2.0, ("APASS", "V")),
         2.0,
         upload_id="u1",
         ivorn="ivo://x#y",
-    ).model_dump(mode="json")
-    assert again.result == {k: live[k] for k in ("survey", *RESULT_KEYS)}
+        mjd=60000.5,
+    ).model_dump(mode="json", exclude={"duration_ms", "provenance", "finished_at"})
+    assert {k: v for k, v in again.result.items() if k not in ("provenance", "finished_at")} == live
     assert (again.result["survey"], again.result["filter"]) == ("APASS", "V")
+    # the new calibration says what produced it: the one survey's version, the band forced within it
+    provenance = again.result["provenance"]
+    assert provenance["catalogues"] == [
+        {"survey": "APASS", "release": provenance["catalogues"][0]["release"], "version": "v3"}
+    ]
+    assert provenance["force_filter"] == "APASS/V" and provenance["forced_bands"] == [["APASS", "V"]]
+
+
+def test_the_refit_band_the_job_forces_else_the_uploads_own_within_the_survey():
+    forced = refit_force("APASS/V", "APASS", "APASS/B")
+    assert forced is not None and forced.bands == [("APASS", "B")]
+    own = refit_force("APASS/V", "APASS")
+    assert own is not None and own.bands == [("APASS", "V")]
+    assert refit_force("GAIA/G", "APASS") is None  # another survey's band: the automatic choice within APASS
+    # the observatory's V, r filters constrain the choice within APASS as they did the live upload's...
+    assert refit_force(None, "APASS", None, ["V", "r"]) is None
+    # ...and allow no Gaia band: against Gaia, any of its bands
+    group = refit_force(None, "GAIA", None, ["V", "r"])
+    assert group is not None and group.group and group.surveys == ["GAIA"]
+    with pytest.raises(BadInput):
+        refit_force(None, "APASS", "GAIA/G")
+
+
+def test_a_band_the_field_lacks_fails_the_point_not_the_batch():
+    rng = np.random.default_rng(5)
+    fld = make_field(rng)
+    up = StoredUpload("u1", fld.target_ra, fld.target_dec, 2.0, fld.sources, followup_id=7)
+    bad = refit(up, "APASS", fld.references["APASS"], forced="GAIA/G")
+    assert not bad.ok and bad.error == "bad_force_filter" and bad.followup_id == 7
