@@ -166,3 +166,18 @@ def test_a_crowded_frame_that_fills_seps_pixel_stack_is_extracted_again_with_mor
     again = photometer_frame(field.image, frame_header(field.header), WCS(field.header), 150.0, 30.0)
     assert again.n_detected == phot.n_detected
     assert np.array_equal(again.sources.mag, phot.sources.mag, equal_nan=True)
+
+
+def test_the_moffat_fits_closed_form_derivatives_are_the_models():
+    from services.photometry.imaging.extract import _moffat_jacobian, _moffat_pixels, _subsampled_grid
+
+    yy, xx = _subsampled_grid(6)
+    params = np.array([0.3, -0.4, 1000.0, 2.1, 3.3, 5.0])
+    numeric = np.empty((yy.shape[0] * yy.shape[1], 6))
+    for k in range(6):
+        step = np.zeros(6)
+        step[k] = 1e-6 * max(1.0, abs(params[k]))
+        up = _moffat_pixels(params + step, yy, xx)
+        down = _moffat_pixels(params - step, yy, xx)
+        numeric[:, k] = ((up - down) / (2 * step[k])).ravel()
+    assert np.allclose(_moffat_jacobian(params, yy, xx), numeric, rtol=1e-5, atol=1e-6)

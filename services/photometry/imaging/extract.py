@@ -164,6 +164,26 @@ def _moffat_pixels(params: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.nda
     return amplitude * ((1.0 + r2 / alpha**2) ** (-beta)).mean(axis=-1) + sky
 
 
+def _moffat_jacobian(params: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """d(model)/d(x0, y0, amplitude, alpha, beta, sky) of :func:`_moffat_pixels`, per pixel: the fit's
+    derivatives in closed form (finite differences took 7 model evaluations per step)."""
+    x0, y0, amplitude, alpha, beta, _ = params
+    dx, dy = xx - x0, yy - y0
+    r2 = dx * dx + dy * dy
+    u = 1.0 + r2 / alpha**2
+    u_beta = u ** (-beta)
+    u_beta1 = u_beta / u
+    scale = amplitude * 2.0 * beta / alpha**2
+    jac = np.empty((*yy.shape[:2], 6))
+    jac[..., 0] = (scale * dx * u_beta1).mean(axis=-1)
+    jac[..., 1] = (scale * dy * u_beta1).mean(axis=-1)
+    jac[..., 2] = u_beta.mean(axis=-1)
+    jac[..., 3] = (scale * r2 / alpha * u_beta1).mean(axis=-1)
+    jac[..., 4] = (-amplitude * np.log(u) * u_beta).mean(axis=-1)
+    jac[..., 5] = 1.0
+    return jac.reshape(-1, 6)
+
+
 def _subsampled_grid(half: int) -> tuple[np.ndarray, np.ndarray]:
     offsets = (np.arange(3) - 1) / 3.0
     sub_y, sub_x = np.meshgrid(offsets, offsets, indexing="ij")
@@ -193,8 +213,18 @@ def star_fwhm(stamp: np.ndarray, guess_fwhm: float) -> float | None:
     def residual(p: np.ndarray) -> np.ndarray:
         return (_moffat_pixels(p, yy, xx) - stamp).ravel()
 
+    def jacobian(p: np.ndarray) -> np.ndarray:
+        return _moffat_jacobian(p, yy, xx)
+
     try:
-        fit = least_squares(residual, start, bounds=(lower, upper), x_scale="jac", max_nfev=200)
+        fit = least_squares(
+            residual,
+            start,
+            jac=jacobian,
+            bounds=(lower, upper),
+            x_scale="jac",
+            max_nfev=200,
+        )
     except ValueError:
         return None
     if not fit.success:
