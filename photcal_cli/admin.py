@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from shared.db import connect_database
+from photcal_cli.database import command_database
 from shared.db.observatories import add_observatory, list_observatories, revoke, rotate
 from shared.errors import BadInput
 from shared.settings import CommonSettings
@@ -12,19 +12,9 @@ from shared.usecases.events import add_event, event_fields
 
 
 async def run(args, settings: CommonSettings) -> int:
-    db = connect_database(settings.mongo_url, settings.mongo_db, timeout_s=settings.backend_timeout)
-    try:
-        if not await db.ping():
-            print(
-                f"error: no database at {settings.mongo_url}: start it with `make run` or set PHOTCAL_MONGO_URL",
-                file=sys.stderr,
-            )
-            return 2
-        await db.ensure_indexes()
+    async with command_database(settings) as db:
         handler = COMMANDS[(args.command, args.action)]
         return await handler(args, settings, db)
-    finally:
-        await db.close()
 
 
 async def observatory_add(args, settings, db) -> int:

@@ -35,7 +35,8 @@ from photcal_cli.cpcs_archive import (
     read_document,
     read_observatory_map,
 )
-from shared.db import Database, connect_database
+from photcal_cli.database import command_database
+from shared.db import Database
 from shared.db.alerts import Alert, bump_data_version, find_alert
 from shared.db.datapoints import store_imported_datapoint
 from shared.db.observatories import Observatory, list_observatories
@@ -418,15 +419,7 @@ async def run(args, settings: CommonSettings) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    db = connect_database(settings.mongo_url, settings.mongo_db, timeout_s=settings.backend_timeout)
-    try:
-        if not await db.ping():
-            print(
-                f"error: no database at {settings.mongo_url}: start it with `make run` or set PHOTCAL_MONGO_URL",
-                file=sys.stderr,
-            )
-            return 2
-        await db.ensure_indexes()
+    async with command_database(settings) as db:
         try:
             report = await import_archive(
                 db,
@@ -440,8 +433,6 @@ async def run(args, settings: CommonSettings) -> int:
         except ImportSetupError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    finally:
-        await db.close()
     out, err = report.lines()
     for line in err:
         print(line, file=sys.stderr)

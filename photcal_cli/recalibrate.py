@@ -21,12 +21,12 @@ import argparse
 import asyncio
 import os
 import resource
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from photcal_cli.database import command_database
 from shared.bands import parse_force_filter
 from shared.contracts.errors import ErrorCode
 from shared.contracts.messages import (
@@ -36,7 +36,7 @@ from shared.contracts.messages import (
     RecalibrationSelection,
 )
 from shared.contracts.surveys import SURVEYS, get_survey
-from shared.db import Database, connect_database
+from shared.db import Database
 from shared.db.calibrations import provenances_of
 from shared.db.observatories import list_observatories
 from shared.db.recalibrations import (
@@ -161,19 +161,13 @@ class Timing:
 
 
 async def run(args: argparse.Namespace, settings: CommonSettings) -> int:
-    db = connect_database(settings.mongo_url, settings.mongo_db, timeout_s=settings.backend_timeout)
-    try:
-        if not await db.ping():
-            print(f"error: no database at {settings.mongo_url}", file=sys.stderr)
-            return 2
+    async with command_database(settings) as db:
         job = await prepare_job(db, args, settings)
         if job is None:
             return 0
         timing = await compute_job(db, job, settings, args)
         await report(db, job.job_id, settings, timing)
         return 0
-    finally:
-        await db.close()
 
 
 async def prepare_job(db: Database, args: argparse.Namespace, settings: CommonSettings) -> RecalibrationJob | None:
