@@ -37,6 +37,8 @@ class DatapointVersion(BaseModel):
     mag_err: float | None = None
     limit_mag: float | None = None
     detected: bool = True
+    #: mag; null for a version 1 (the upload's zero point is in its calibration record)
+    zeropoint: float | None = None
     zeropoint_err: float | None = None
     calibration_id: str | None = None
     #: when the next version replaced this one, and by which recalibration job
@@ -238,7 +240,17 @@ async def has_live_datapoint(db: Database, upload_id: str) -> bool:
 
 
 #: the fields of a datapoint a recalibration replaces (the rest: who, when, which alert, stays)
-CALIBRATION_FIELDS = ("survey", "filter", "mag", "mag_err", "limit_mag", "detected", "zeropoint_err", "calibration_id")
+CALIBRATION_FIELDS = (
+    "survey",
+    "filter",
+    "mag",
+    "mag_err",
+    "limit_mag",
+    "detected",
+    "zeropoint",
+    "zeropoint_err",
+    "calibration_id",
+)
 
 ApplyOutcome = Literal["applied", "already_applied", "deleted", "unknown", "moved"]
 

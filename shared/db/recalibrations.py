@@ -69,6 +69,8 @@ class RecalibrationJob(BaseModel):
     summary: RecalibrationSummary | None = None
     #: a job that could not run: why
     error: str | None = None
+    #: how many times it was resumed (its tasks queued again)
+    resumes: int = 0
 
 
 class RecalibrationItem(BaseModel):
