@@ -431,3 +431,18 @@ def item_view(item: RecalibrationItem) -> dict[str, Any]:
         "reason": item.reason,
         "message": item.message,
     }
+
+
+async def datapoint_now(db: Database, followup_id: int) -> dict[str, Any] | None:
+    """A datapoint's current calibration and its version, and the versions recalibrations replaced (oldest
+    first): what ``GET /api/v1/uploads/{id}`` adds to the upload's own answer."""
+    point = await datapoints.datapoint_by_id(db, followup_id)
+    if point is None:
+        return None
+    return {
+        "followup_id": point.followup_id,
+        "version": point.version,
+        "deleted": point.deleted,
+        "current": {k: getattr(point, k) for k in ("survey", "filter", "mag", "mag_err", "limit_mag", "detected")},
+        "history": [h.model_dump(mode="json") for h in point.history],
+    }

@@ -113,7 +113,7 @@ def recalibrated_events(stack: Stack) -> list[RecalibratedEvent]:
             info = await js.stream_info(STREAM_RESULTS, subjects_filter=SUBJECT_RECALIBRATED)
             expected = (info.state.subjects or {}).get(SUBJECT_RECALIBRATED, 0)
             sub = await js.subscribe(SUBJECT_RECALIBRATED, stream=STREAM_RESULTS, ordered_consumer=True)
-            events = []
+            events: list[RecalibratedEvent] = []
             while len(events) < expected:
                 msg = await sub.next_msg(timeout=5)
                 events.append(RecalibratedEvent.model_validate_json(msg.data))
@@ -215,7 +215,11 @@ def dry_run_then_apply(stack: Stack, db, hashtag: str, admin: str, truth_a: dict
         assert (served[followup_id]["survey"], served[followup_id]["filter"]) == ("GAIA", "G")
         assert served[followup_id]["mag"] == pytest.approx(new_mags[followup_id], abs=1e-3)
     # the upload's own answer is what it was
-    assert get_json(f"{stack.url}/api/v1/uploads/{a1['upload_id']}")["result"]["survey"] == "APASS"
+    status = get_json(f"{stack.url}/api/v1/uploads/{a1['upload_id']}")
+    assert status["result"]["survey"] == "APASS" and status["result"]["mag"] == a1["mag"]
+    # beside it, the datapoint as it is now
+    assert (status["datapoint"]["version"], status["datapoint"]["current"]["survey"]) == (2, "GAIA")
+    assert [h["survey"] for h in status["datapoint"]["history"]] == ["APASS"]
     # one event per changed point
     events = recalibrated_events(stack)
     assert sorted(e.followup_id for e in events) == a_ids
@@ -232,8 +236,10 @@ def dry_run_then_apply(stack: Stack, db, hashtag: str, admin: str, truth_a: dict
     assert len(recalibrated_events(stack)) == 2
     assert all(point(db, i)["version"] == 2 for i in a_ids)
 
-    # the current code on the other event: nothing changes, so applying publishes nothing
-    code, same = call("POST", f"{base}?hashtag={admin}", {"selection": {"alerts": [IVORN_B]}})
+    # the current code against the catalogue version named (the live one) on the other event: nothing
+    # changes, so applying publishes nothing
+    pinned = {"selection": {"alerts": [IVORN_B]}, "change": {"catalogue_versions": {"APASS": "v1"}}}
+    code, same = call("POST", f"{base}?hashtag={admin}", pinned)
     assert code == 202 and same["total"] == 1, same
     job = wait_for_state(stack, admin, same["job_id"], "ready")
     assert (job["summary"]["changed"], job["summary"]["unchanged"]) == (0, 1), job
@@ -289,6 +295,9 @@ def test_a_job_survives_the_calibrate_service_killed(stack: Stack):
         os.kill(stack.service_pid("calibrate"), signal.SIGKILL)
         left = db.recalibrations.count_documents({"job_id": job_id, "state": "pending"})
         assert left > 0, "the job finished before the kill: nothing was tested"
+        # resumed meanwhile: its pending points are queued again, and still each is done once
+        code, resumed = call("POST", f"{stack.url}/api/v1/recalibrations/{job_id}/resume?hashtag={admin}")
+        assert code in (200, 202) and resumed["state"] in ("computing", "applying", "applied"), resumed
 
         job = wait_for_state(stack, admin, job_id, "applied", timeout=180)
         assert "service_restarted" in stack.log()

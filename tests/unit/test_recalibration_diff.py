@@ -10,7 +10,7 @@ from services.calibrate.recalibrate import stored_upload
 from shared.arrays import SourceTable
 from shared.contracts.messages import PointCalibration, RecalibrationChange
 from shared.db.datapoints import Datapoint
-from shared.db.recalibrations import RecalibrationItem
+from shared.db.recalibrations import ItemState, RecalibrationItem
 from shared.errors import BadInput
 from shared.usecases.recalibrations import compare, summarize
 
@@ -39,7 +39,7 @@ def test_a_detection_that_becomes_a_limit_has_no_dmag():
     assert compare(limit, deeper) == (True, 0.25)
 
 
-def _item(followup_id: int, state: str, **fields) -> RecalibrationItem:
+def _item(followup_id: int, state: ItemState, **fields) -> RecalibrationItem:
     return RecalibrationItem(
         job_id="j",
         followup_id=followup_id,
