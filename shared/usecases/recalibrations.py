@@ -14,6 +14,7 @@ import statistics
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import nats.errors
@@ -391,10 +392,15 @@ async def job_report(db: Database, job_id: str) -> dict[str, Any]:
         "summary": job.summary.model_dump(mode="json") if job.summary else None,
         "request": job.request.model_dump(mode="json"),
         "created_by": job.created_by,
-        "created_at": job.created_at.isoformat(),
-        "updated_at": job.updated_at.isoformat(),
+        "created_at": _iso(job.created_at),
+        "updated_at": _iso(job.updated_at),
         "error": job.error,
     }
+
+
+def _iso(when: datetime) -> str:
+    """UTC, with its offset (the database hands datetimes back without one)."""
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
 
 
 async def job_items(
