@@ -9,6 +9,7 @@ summary is :func:`summarize` of its items. Records: shared/db/recalibrations.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import statistics
 import uuid
@@ -304,14 +305,20 @@ async def finish_computing(db: Database, js: JetStreamContext, job_id: str) -> b
     if counts["pending"]:
         return False
     job = await get_job(db, job_id)
-    if job is None or job.state != "computing":
+    if job is None:
         return False
-    summary = summarize([i async for i in items_of_job(db, job_id)])
-    if not await set_job(db, job_id, expect="computing", state="ready", summary=summary):
-        return False
-    if not job.request.dry_run:
-        await start_apply(db, js, job_id)
-    return True
+    moved = False
+    if job.state == "computing":
+        summary = summarize([i async for i in items_of_job(db, job_id)])
+        if not await set_job(db, job_id, expect="computing", state="ready", summary=summary):
+            return False  # another worker moved it
+        job.state, moved = "ready", True
+    # (also a job a crash left ready between the two steps: its redelivered task or a resume gets here)
+    if job.state == "ready" and not job.request.dry_run:
+        with contextlib.suppress(Conflict):  # another worker started it first
+            await start_apply(db, js, job_id)
+        moved = True
+    return moved
 
 
 async def start_apply(db: Database, js: JetStreamContext, job_id: str) -> tuple[RecalibrationJob, bool]:
@@ -355,6 +362,9 @@ async def resume_recalibration(db: Database, js: JetStreamContext, job_id: str) 
         items = [i async for i in items_of_job(db, job_id, states=("computed",), changed=True)]
         tasks = [_task(job, i, "apply") for i in items]
     else:
+        if job.state == "ready" and not job.request.dry_run:  # stopped between computed and applying
+            await finish_computing(db, js, job_id)
+            return await _job(db, job_id), 0
         return job, 0
     await set_job(db, job_id, resumes=resumes)
     await publish_tasks(js, tasks, resume=resumes)

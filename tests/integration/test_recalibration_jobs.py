@@ -295,6 +295,9 @@ def test_a_job_survives_the_calibrate_service_killed(stack: Stack):
         os.kill(stack.service_pid("calibrate"), signal.SIGKILL)
         left = db.recalibrations.count_documents({"job_id": job_id, "state": "pending"})
         assert left > 0, "the job finished before the kill: nothing was tested"
+        # still computing, with nobody to compute: not ready to apply
+        code, early = call("POST", f"{stack.url}/api/v1/recalibrations/{job_id}/apply?hashtag={admin}")
+        assert (code, early["error"]) == (409, "recalibration_not_ready") and "computing" in early["message"], early
         # resumed meanwhile: its pending points are queued again, and still each is done once
         code, resumed = call("POST", f"{stack.url}/api/v1/recalibrations/{job_id}/resume?hashtag={admin}")
         assert code in (200, 202) and resumed["state"] in ("computing", "applying", "applied"), resumed
