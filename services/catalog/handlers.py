@@ -44,11 +44,9 @@ async def _search(store, msg, model, max_stars: int) -> tuple[ConeReply, str]:
     try:
         request = model.model_validate_json(msg.data)
         # v2's binary reply carries magnitudes as float32, as stored: no round trip through float64
-        options = (
-            {"brightest": request.brightest, "float32": True, "versions": request.versions or None}
-            if isinstance(request, ConeRequestV2)
-            else {}
-        )
+        options: dict = {"brightest": request.brightest, "float32": True} if isinstance(request, ConeRequestV2) else {}
+        if isinstance(request, ConeRequestV2) and request.versions:  # a recalibration's catalogue versions
+            options["versions"] = request.versions
         reply = await asyncio.to_thread(
             store.cone, request.ra, request.dec, request.radius_deg, request.surveys or None, **options
         )
