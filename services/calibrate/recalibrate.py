@@ -10,8 +10,8 @@ state they leave, so a redelivered task changes nothing twice; the worker that
 moves a job's last item moves the job on (``shared/usecases/recalibrations``).
 
 Acks as the upload worker's (services/calibrate/worker.py): a backend outage
-(database, NATS, catalogue service) is NAKed with a delay until the task is
-``outage_retry_limit`` seconds old in the stream; an unexpected exception is
+(database, NATS, catalogue service) is NAKed with a delay until the task has
+been retried for ``outage_retry_limit`` seconds; an unexpected exception is
 retried until ``max_deliver`` deliveries; then, and at once for a failure asking
 again cannot cure (an unknown catalogue version, a field no honest fit can be
 made of), the item is ``failed`` with the error code and the task acked.
@@ -19,7 +19,6 @@ made of), the item is ``failed`` with the error code and the task acked.
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -40,7 +39,6 @@ from shared.contracts.messages import (
     RecalibrationChange,
     RecalibrationTask,
     UploadRequested,
-    utcnow,
 )
 from shared.contracts.subjects import (
     CONSUMER_RECALIBRATE,
@@ -188,7 +186,9 @@ class RecalibrationWorker:
                 outcome = await self._fail(task, exc.code, exc.message)  # the same answer every time
         except Exception as exc:
             failure, reason = classify(exc)
-            age = _age_s(msg)
+            # a task may wait in the queue long behind its job's others: its outage budget is the time it
+            # has spent being retried, not its age in the stream
+            age = (deliveries - 1) * self.policy.retry_delay
             decision = decide(failure, deliveries=deliveries, crashes=deliveries, age_s=age, policy=self.policy)
             if decision.action is Action.NAK:
                 if failure is Failure.OUTAGE:
@@ -217,7 +217,7 @@ class RecalibrationWorker:
             await finish_computing(self.db, self.js, task.job_id)
             return "redelivered"
         point = await datapoint_by_id(self.db, task.followup_id)
-        record = await sources_of(self.db, task.upload_id)
+        record = None if point is None or point.deleted else await sources_of(self.db, task.upload_id)
         if point is None or point.deleted:
             moved = await self._leave(item, "skipped", reason="datapoint_deleted", message="the datapoint was deleted")
             outcome = "skipped"
@@ -300,14 +300,6 @@ class RecalibrationWorker:
         await move_item(self.db, task.job_id, task.followup_id, leaving="computed", to="applied", new=new)
         await finish_applying(self.db, task.job_id)
         return outcome
-
-
-def _age_s(msg) -> float:
-    """Seconds since the task entered the stream (its outage budget counts from there)."""
-    stamp = msg.metadata.timestamp
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return max((utcnow() - stamp).total_seconds(), 0.0)
 
 
 def _outage_code(reason: str) -> str:

@@ -313,3 +313,26 @@ def test_a_job_survives_the_calibrate_service_killed(stack: Stack):
         assert sorted(e.followup_id for e in events) == sorted(p["followup_id"] for p in points)
     finally:
         client.close()
+
+
+def test_a_catalogue_outage_delays_a_job_and_fails_none_of_its_points(stack: Stack):
+    # no cone cache: every refit asks the catalogue service
+    hashtag, admin, truth_a, _ = two_fields_stack(stack, PHOTCAL_CONE_CACHE_TTL="0", **FAST_REDELIVERY)
+    a1 = store(stack, NORTH, hashtag, IVORN_A, "sex_fits1.fits", truth_a["mjd"])
+    catalog = stack.service_pid("catalog")
+    os.kill(catalog, signal.SIGSTOP)
+    try:
+        code, accepted = call(
+            "POST",
+            f"{stack.url}/api/v1/recalibrations?hashtag={admin}",
+            {"selection": {"followup_ids": [a1["followup_id"]]}, "change": {"force_filter": "GAIA/G"}},
+        )
+        assert code == 202, accepted
+        time.sleep(8)  # the backend timeout (3 s) twice: retried, not failed
+        code, job = call("GET", f"{stack.url}/api/v1/recalibrations/{accepted['job_id']}?hashtag={admin}")
+        assert job["state"] == "computing" and job["progress"]["pending"] == 1, job
+    finally:
+        os.kill(catalog, signal.SIGCONT)
+    job = wait_for_state(stack, admin, accepted["job_id"], "ready", timeout=60)
+    assert (job["summary"]["computed"], job["summary"]["failed"]) == (1, 0), job
+    assert "recalibration_backend_unavailable" in stack.log()
