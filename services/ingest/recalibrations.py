@@ -58,7 +58,8 @@ async def handle_get(request: web.Request) -> web.Response:
 
 
 async def handle_items(request: web.Request) -> web.Response:
-    """GET /api/v1/recalibrations/{job_id}/items?changed=1&state=computed,applied&skip=0&limit=100."""
+    """GET /api/v1/recalibrations/{job_id}/items?changed=1&state=computed,applied&skip=0&limit=100&result=1
+    (``result=1``: each point's whole new answer, its candidates and provenance)."""
     gw: Gateway = request.app["gateway"]
     await _admin(request, gw)
     job_id = _job_id(request)
@@ -67,7 +68,10 @@ async def handle_items(request: web.Request) -> web.Response:
     changed = _flag(query.get("changed"))
     skip = _number(query.get("skip"), "skip", 0, 10**9, 0)
     limit = _number(query.get("limit"), "limit", 1, MAX_PAGE, 100)
-    items, more = await usecase.job_items(gw.db, job_id, states=states, changed=changed, skip=skip, limit=limit)
+    with_result = bool(_flag(query.get("result"), "result"))
+    items, more = await usecase.job_items(
+        gw.db, job_id, states=states, changed=changed, skip=skip, limit=limit, with_result=with_result
+    )
     next_link = None
     if more:
         params = {k: v for k, v in query.items() if k not in ("skip", "hashtag")} | {"skip": str(skip + limit)}
@@ -171,14 +175,14 @@ def _states(value: str | None) -> tuple[ItemState, ...] | None:
     return states  # type: ignore[return-value]
 
 
-def _flag(value: str | None) -> bool | None:
+def _flag(value: str | None, name: str = "changed") -> bool | None:
     if value is None or value == "":
         return None
     if value.lower() in ("1", "true", "yes"):
         return True
     if value.lower() in ("0", "false", "no"):
         return False
-    raise BadInput("changed: 1 (only the changed points) or 0 (only the unchanged)", code=ErrorCode.BAD_FIELD)
+    raise BadInput(f"{name}: 1 or 0", code=ErrorCode.BAD_FIELD)
 
 
 def _number(value: str | None, name: str, low: int, high: int, default: int) -> int:

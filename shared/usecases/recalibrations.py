@@ -421,14 +421,17 @@ async def job_items(
     changed: bool | None = None,
     skip: int = 0,
     limit: int = 100,
+    with_result: bool = False,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """A page of a job's per-point diff, in followup_id order, and whether more follow."""
+    """A page of a job's per-point diff, in followup_id order, and whether more follow; ``with_result``:
+    each computed point's whole new answer (CalibrationResult: candidates, provenance) too."""
     await _job(db, job_id)
     try:
         found = [i async for i in items_of_job(db, job_id, states=states, changed=changed, skip=skip, limit=limit + 1)]
     except PyMongoError as exc:
         raise unavailable(exc) from exc
-    return [item_view(i) for i in found[:limit]], len(found) > limit
+    views = [item_view(i) | ({"result": i.result} if with_result else {}) for i in found[:limit]]
+    return views, len(found) > limit
 
 
 def item_view(item: RecalibrationItem) -> dict[str, Any]:

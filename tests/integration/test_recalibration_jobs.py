@@ -243,8 +243,11 @@ def dry_run_then_apply(stack: Stack, db, hashtag: str, admin: str, truth_a: dict
     assert code == 202 and same["total"] == 1, same
     job = wait_for_state(stack, admin, same["job_id"], "ready")
     assert (job["summary"]["changed"], job["summary"]["unchanged"]) == (0, 1), job
-    (unchanged,) = items_of(stack, admin, same["job_id"])
+    (unchanged,) = items_of(stack, admin, same["job_id"], "&result=1")
     assert unchanged["changed"] is False and unchanged["dmag"] == 0.0, unchanged
+    # the refit's whole answer, with its provenance: the catalogue version asked for
+    used = {c["survey"]: c["version"] for c in unchanged["result"]["provenance"]["catalogues"]}
+    assert used["APASS"] == "v1" and unchanged["result"]["survey"] == "APASS", used
     code, applied = call("POST", f"{base}/{same['job_id']}/apply?hashtag={admin}")
     assert code == 202 and applied["state"] == "applied", applied
     assert point(db, b1["followup_id"]) == before[b1["followup_id"]]
