@@ -345,12 +345,16 @@ class CatalogStore:
         """A named version of a survey (``v6``), on disk beside the live one; BadInput
         ``unknown_catalogue_version`` if it is not there (never loaded, or pruned: a load keeps the
         live and the previous version)."""
-        with self._lock:
-            found = self._pinned.get((survey, name))
-            if found is not None:
-                return found
         sdir = layout.survey_dir(self.data_dir, survey)
         path = sdir / name
+        with self._lock:
+            found = self._pinned.get((survey, name))
+        if found is not None:
+            if path.is_dir():  # a stat: a version pruned since (two loads later) is not served from memory
+                return found
+            with self._lock:
+                self._pinned.pop((survey, name), None)
+                self._drop_cached(str(found.path))
         if layout.version_number(path) is None or not path.is_dir():
             on_disk = ", ".join(p.name for p in layout.list_versions(sdir)) or "none"
             raise BadInput(
@@ -361,6 +365,18 @@ class CatalogStore:
         with self._lock:
             self._pinned[(survey, name)] = version
         return version
+
+    def _search_pinned(self, version: _Version, ranges: np.ndarray, ra: float, dec: float, radius: float, value_dtype):
+        try:
+            return self._search(version, ranges, ra, dec, radius, value_dtype)
+        except OSError as exc:  # pruned since it was opened (a load keeps only the live and the previous version)
+            with self._lock:
+                self._pinned.pop((version.survey, version.path.name), None)
+                self._drop_cached(str(version.path))
+            raise BadInput(
+                f"{version.survey} catalogue version {version.path.name} is no longer on disk",
+                code=ErrorCode.UNKNOWN_CATALOGUE_VERSION,
+            ) from exc
 
     def versions_on_disk(self) -> dict[str, list[str]]:
         """Survey -> its catalogue versions on disk, oldest first (surveys without any left out)."""
@@ -494,7 +510,7 @@ class CatalogStore:
         for name in names:
             value_dtype = np.float32 if float32 else np.float64
             if name in pinned:
-                found = (pinned[name], self._search(pinned[name], ranges, ra, dec, radius_deg, value_dtype))
+                found = (pinned[name], self._search_pinned(pinned[name], ranges, ra, dec, radius_deg, value_dtype))
             else:
                 found = self._cone_one(name, ranges, ra, dec, radius_deg, value_dtype)
             if found is None:

@@ -36,3 +36,12 @@ def test_a_cone_reads_the_version_asked_for_and_names_it(tmp_path):
     assert refused.value.code == ErrorCode.UNKNOWN_CATALOGUE_VERSION and "v1, v2" in refused.value.message
     with pytest.raises(BadInput):
         store.cone(*CENTRE, 1.0, ["APASS"], versions={"APASS": "../v1"})
+
+    # two loads later v1 is pruned (the live and the previous version are kept): no longer served
+    for n in (3, 4):
+        _stars(rng, n_background=20, n_cluster=5).to_csv(tmp_path / f"{n}.csv", index=False, na_rep="")
+        load_extracts("APASS", [tmp_path / f"{n}.csv"], data, **SMALL)
+    assert "v1" not in store.versions_on_disk()["APASS"]
+    with pytest.raises(BadInput) as pruned:
+        store.cone(*CENTRE, 1.0, ["APASS"], versions={"APASS": "v1"})
+    assert pruned.value.code == ErrorCode.UNKNOWN_CATALOGUE_VERSION
