@@ -33,7 +33,8 @@ async def handle_create(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
     body = await _json_body(request)
     hashtag = body.pop("hashtag", None)
-    admin = await authenticate(gw.db, gw.pepper, str(hashtag) if hashtag else hashtag_of(request), admin=True)
+    # as a form field, so that the per-hashtag rate limit counts it too
+    admin = await authenticate(gw.db, gw.pepper, hashtag_of(request, _as_form(hashtag)), admin=True)
     try:
         wanted = RecalibrationRequest.model_validate(body)
     except ValidationError as exc:
@@ -124,8 +125,12 @@ async def _admin(request: web.Request, gw: Gateway):
     body: dict[str, Any] = {}
     if request.method == "POST" and request.can_read_body and request.content_type == "application/json":
         body = await _json_body(request)
-    hashtag = body.get("hashtag")
-    return await authenticate(gw.db, gw.pepper, str(hashtag) if hashtag else hashtag_of(request), admin=True)
+    return await authenticate(gw.db, gw.pepper, hashtag_of(request, _as_form(body.get("hashtag"))), admin=True)
+
+
+def _as_form(hashtag: object) -> dict[str, str]:
+    """A hashtag sent in a JSON body, as the form field hashtag_of reads first."""
+    return {"hashtag": str(hashtag)} if hashtag else {}
 
 
 def _job_id(request: web.Request) -> str:

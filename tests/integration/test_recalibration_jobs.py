@@ -239,7 +239,7 @@ def dry_run_then_apply(stack: Stack, db, hashtag: str, admin: str, truth_a: dict
     # the current code against the catalogue version named (the live one) on the other event: nothing
     # changes, so applying publishes nothing
     pinned = {"selection": {"alerts": [IVORN_B]}, "change": {"catalogue_versions": {"APASS": "v1"}}}
-    code, same = call("POST", f"{base}?hashtag={admin}", pinned)
+    code, same = call("POST", base, pinned | {"hashtag": admin})  # the hashtag in the body this time
     assert code == 202 and same["total"] == 1, same
     job = wait_for_state(stack, admin, same["job_id"], "ready")
     assert (job["summary"]["changed"], job["summary"]["unchanged"]) == (0, 1), job
