@@ -188,8 +188,10 @@ def dry_run_then_apply(stack: Stack, db, hashtag: str, admin: str, truth_a: dict
         assert item["dmag"] == pytest.approx(item["new"]["mag"] - item["old"]["mag"], abs=1e-3)
         assert abs(item["dmag"]) < 1.5  # G and V of the same star
     assert summary["max_abs_dmag"] == pytest.approx(max(abs(i["dmag"]) for i in items), abs=1e-4)
-    # a dry run changes nothing
+    # a dry run changes nothing (the light curve read now is in the light-curve service's cache)
     assert {i: point(db, i) for i in before} == before
+    lc_url = f"{stack.url}/api/v1/lightcurves/{urllib.parse.quote(IVORN_A, safe='')}"
+    assert {p["survey"] for p in get_json(lc_url)["points"]} == {"APASS"}
     assert recalibrated_events(stack) == []
 
     # apply: the selected points have their new calibration, the old one in their history
@@ -209,7 +211,7 @@ def dry_run_then_apply(stack: Stack, db, hashtag: str, admin: str, truth_a: dict
     # the other event's point is untouched
     assert point(db, b1["followup_id"]) == before[b1["followup_id"]]
     # the light curve serves the current version
-    lc = get_json(f"{stack.url}/api/v1/lightcurves/{urllib.parse.quote(IVORN_A, safe='')}")
+    lc = get_json(lc_url)
     served = {p["followup_id"]: p for p in lc["points"]}
     for followup_id in a_ids:
         assert (served[followup_id]["survey"], served[followup_id]["filter"]) == ("GAIA", "G")
