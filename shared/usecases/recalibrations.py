@@ -301,8 +301,8 @@ async def publish_tasks(js: JetStreamContext, tasks: list[RecalibrationTask], re
 async def finish_computing(db: Database, js: JetStreamContext, job_id: str) -> bool:
     """When no item of a ``computing`` job is pending: ``ready`` with its summary (a dry run), or on to
     apply (``dry_run`` false). Conditional on the job's state: of workers finishing at once one wins."""
-    counts = await count_items(db, job_id)
-    if counts["pending"]:
+    # one indexed lookup per finished task (not a count of every state): is any point still pending?
+    if [i async for i in items_of_job(db, job_id, states=("pending",), limit=1)]:
         return False
     job = await get_job(db, job_id)
     if job is None:

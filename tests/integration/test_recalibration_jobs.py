@@ -278,7 +278,8 @@ def dry_run_then_apply(stack: Stack, db, hashtag: str, admin: str, truth_a: dict
 
 
 def test_a_job_survives_the_calibrate_service_killed(stack: Stack):
-    hashtag, admin, truth_a, _ = two_fields_stack(stack, **FAST_REDELIVERY)
+    # no cone cache: every point asks the catalogue service, so the job lasts long enough to be killed in
+    hashtag, admin, truth_a, _ = two_fields_stack(stack, PHOTCAL_CONE_CACHE_TTL="0", **FAST_REDELIVERY)
     catalogue = (NORTH / "sex_cpcs.cat").read_bytes()
     n = 20
     upload_ids = [post_async_upload(stack.url, hashtag, IVORN_A, 60000.0 + i * 0.01, catalogue) for i in range(n)]
@@ -289,6 +290,7 @@ def test_a_job_survives_the_calibrate_service_killed(stack: Stack):
         # observatory filters are kept with the sources now: the refit chooses among the same bands
         assert db.upload_sources.find_one({"_id": upload_ids[0]})["observatory_filters"] == ["V", "r"]
 
+        worker = stack.service_pid("calibrate")
         code, accepted = call(
             "POST",
             f"{stack.url}/api/v1/recalibrations?hashtag={admin}",
@@ -296,8 +298,12 @@ def test_a_job_survives_the_calibrate_service_killed(stack: Stack):
         )
         assert code == 202 and accepted["total"] == n, accepted
         job_id = accepted["job_id"]
-        wait_until(lambda: db.recalibrations.count_documents({"job_id": job_id, "state": "pending"}) < n, timeout=60)
-        os.kill(stack.service_pid("calibrate"), signal.SIGKILL)
+        wait_until(
+            lambda: db.recalibrations.count_documents({"job_id": job_id, "state": "pending"}) < n,
+            timeout=60,
+            interval=0.05,
+        )
+        os.kill(worker, signal.SIGKILL)
         left = db.recalibrations.count_documents({"job_id": job_id, "state": "pending"})
         assert left > 0, "the job finished before the kill: nothing was tested"
         # still computing, with nobody to compute: not ready to apply
