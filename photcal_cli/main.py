@@ -26,7 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("run", help="start the whole stack in the foreground (embedded NATS and database by default)")
+    run = sub.add_parser("run", help="start the whole stack in the foreground (embedded NATS and database by default)")
+    run.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="SERVICE",
+        help="do not start this service (repeatable; e.g. photometry: frames then wait in their queue)",
+    )
     sub.add_parser("compile", help="compile the calibration kernels into their on-disk cache (once per install)")
 
     obs = sub.add_parser("observatory", help="manage observatories and their hashtags").add_subparsers(
@@ -57,6 +64,48 @@ def build_parser() -> argparse.ArgumentParser:
     alerts = sub.add_parser("alerts", help="bulk alert operations").add_subparsers(dest="action", required=True)
     imp = alerts.add_parser("import", help="import the Gaia Science Alerts alerts.csv")
     imp.add_argument("file", type=Path)
+
+    imports = sub.add_parser("import", help="import old data: the CPCS archive").add_subparsers(
+        dest="action", required=True
+    )
+    cpcs = imports.add_parser(
+        "cpcs",
+        help="import CPCS light curves (get_alert_lc_data JSON) as datapoints marked imported, idempotently",
+    )
+    cpcs.add_argument(
+        "sources", nargs="+", metavar="FILE|URL|DIR", help="get_alert_lc_data JSON files, URLs or directories of them"
+    )
+    cpcs.add_argument(
+        "--observatory-map",
+        required=True,
+        metavar="MAP",
+        help="CSV (old CPCS name,photcal observatory name or id) or JSON object of the same",
+    )
+    cpcs.add_argument("--alert", default=None, metavar="NAME|IVORN", help="the alert of files that name none")
+    cpcs.add_argument(
+        "--index",
+        action="append",
+        default=[],
+        metavar="FILE|URL",
+        help="CPCS's list_of_alerts JSON: the alerts of files named alert-<CPCS id>.json",
+    )
+    cpcs.add_argument(
+        "--unmapped-to", default=None, metavar="NAME", help="the photcal observatory of the names the map lacks"
+    )
+    cpcs.add_argument(
+        "--create-missing-alerts",
+        action="store_true",
+        help="add the alerts photcal lacks, from the ivorn and position the files give",
+    )
+    cats = imports.add_parser(
+        "catalogues", help="re-upload old instrumental catalogues through the gateway (calibrated on the way)"
+    )
+    cats.add_argument("directory", metavar="DIR", help="the catalogues and their manifest.csv")
+    cats.add_argument("--manifest", default=None, help="the manifest (default DIR/manifest.csv)")
+    cats.add_argument("--url", default=None, help="the gateway (default http://127.0.0.1:PHOTCAL_HTTP_PORT)")
+    cats.add_argument("--hashtag", default=None, help="the observatory's hashtag, for rows without their own")
+    cats.add_argument("--concurrency", type=int, default=2, help="uploads at a time (default 2)")
+    cats.add_argument("--plots", action="store_true", help="draw each calibration's plot (default: none)")
 
     cat = sub.add_parser("catalog", help="reference catalogues").add_subparsers(dest="action", required=True)
     load = cat.add_parser("load", help="load VizieR extracts into a survey's HATS catalogue")
@@ -95,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             from shared.logging import configure_logging
 
             configure_logging("supervisor", settings.log_level)
-            return run_stack(settings)
+            return run_stack(settings, tuple(args.without))
         if args.command == "compile":
             from photcal_cli.compile import compile_kernels
 
@@ -105,6 +154,14 @@ def main(argv: list[str] | None = None) -> int:
             from photcal_cli import recalibrate
 
             return asyncio.run(recalibrate.run(args, settings))
+        if args.command == "import" and args.action == "cpcs":
+            from photcal_cli import cpcs_import
+
+            return asyncio.run(cpcs_import.run(args, settings))
+        if args.command == "import":
+            from photcal_cli import catalogues_import
+
+            return asyncio.run(catalogues_import.run(args, settings))
         if args.command == "catalog":
             from photcal_cli import catalog
 

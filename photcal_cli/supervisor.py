@@ -63,12 +63,17 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings: CommonSettings) -> None:
+    def __init__(self, settings: CommonSettings, without: tuple[str, ...] = ()) -> None:
         self.settings = settings
         self.servers: list[ServerProcess] = []
-        self.children = [Child(name) for name in SERVICES]
+        unknown = set(without) - set(SERVICES)
+        if unknown or "ingest" in without:
+            raise SystemExit(
+                f"--without takes {', '.join(s for s in SERVICES if s != 'ingest')}; not {unknown or 'ingest'}"
+            )
+        self.children = [Child(name) for name in SERVICES if name not in without]
         workers = int(os.environ.get("PHOTCAL_CALIBRATE_WORKERS", "1"))
-        for i in range(1, workers):
+        for i in range(1, workers if "calibrate" not in without else 1):
             # more calibrate processes share the JetStream consumer; each needs its own health port
             port = str(settings.http_port + 10 + i)
             self.children.append(Child("calibrate", extra_env={"PHOTCAL_CALIBRATE_PORT": port}))
@@ -167,6 +172,7 @@ class Supervisor:
         log.info("photcal_stopped")
 
 
-def run_stack(settings: CommonSettings) -> int:
+def run_stack(settings: CommonSettings, without: tuple[str, ...] = ()) -> int:
+    """The whole stack; ``without``: services not started (e.g. to see what the others do alone)."""
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    return Supervisor(settings).run()
+    return Supervisor(settings, without).run()

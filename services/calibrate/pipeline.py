@@ -17,12 +17,13 @@ from typing import Any
 from nats.js import JetStreamContext
 from prometheus_client import Histogram
 
-from services.calibrate.answer import calibration_answer
+from services.calibrate.answer import calibration_answer, candidate_fit
 from services.calibrate.cone import ConeClient, field_of
 from services.calibrate.core.api import FrameCalibration, calibrate_frame
 from services.calibrate.core.inputs import ForcedAperture
+from services.calibrate.core.results import CalibrationRefused
 from services.calibrate.core.settings import FitSettings
-from services.calibrate.plot import render_plot
+from services.calibrate.plot import render_failure_plot, render_plot
 from services.calibrate.settings import CalibrateSettings
 from shared.arrays import SourceTable
 from shared.bands import ForcedBand, parse_force_filter
@@ -83,7 +84,7 @@ class Pipeline:
         except PhotcalError as exc:
             if exc.retryable or getattr(exc, "failure", None):  # the worker decides (worker.decide)
                 raise
-            return _error_result(upload, exc, stages)
+            return await self._failed(upload, exc, stages)
         result = _ok_result(upload, cal, stages)
         result.provenance = _provenance(upload, stages)
         if not upload.no_plot:
@@ -111,6 +112,20 @@ class Pipeline:
         cal = await self._calibrate(upload, stages, versions)
         result = _ok_result(upload, cal, stages)
         result.provenance = _provenance(upload, stages)
+        result.duration_ms = stages.durations
+        return result
+
+    async def _failed(self, upload: UploadRequested, exc: PhotcalError, stages: Stages) -> CalibrationResult:
+        """A refusal's answer; refused after matching (the core hands over its best failing candidate), with
+        the plot of that candidate, the reason in its title, stored as a success's plot is."""
+        result = _error_result(upload, exc, stages)
+        if isinstance(exc, CalibrationRefused):
+            result.candidates = [candidate_fit(c) for c in exc.best.candidates]
+            result.provenance = _provenance(upload, stages)
+            if not upload.no_plot:
+                with stages.time("plot"):
+                    png = await asyncio.to_thread(render_failure_plot, exc.best, exc.code, exc.message)
+                    result.image_link = await self._put_plot(upload.upload_id, png)
         result.duration_ms = stages.durations
         return result
 
@@ -152,6 +167,10 @@ class Pipeline:
 
     async def _store_plot(self, upload_id: str, cal: FrameCalibration) -> str:
         png = await asyncio.to_thread(render_plot, cal)
+        assert png is not None  # no path given: the bytes
+        return await self._put_plot(upload_id, png)
+
+    async def _put_plot(self, upload_id: str, png: bytes) -> str:
         store = await ensure_object_store(self.js, OBJECT_BUCKET_PLOTS, self.settings.nats_replicas)
         await store.put(f"{upload_id}.png", png)
         return f"{self.settings.base_url}/plots/{upload_id}.png"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import textwrap
 from typing import BinaryIO
 
 import numpy as np
@@ -21,17 +22,37 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from services.calibrate.core.results import FrameCalibration
+from services.calibrate.core.results import FailedCalibration, FrameCalibration, PlotData
 
 #: tick steps: round numbers only
 _STEPS = [1, 2, 5, 10]
 _USED = dict(s=9, c="#1f77b4", lw=0, label="used")
 _CLIPPED = dict(s=16, marker="x", c="#d62728", lw=1.0, label="clipped")
 _BRIGHT = dict(s=16, marker="^", facecolors="none", edgecolors="#ff7f0e", lw=0.8, label="bright end cut")
+_UNFITTED = dict(s=12, c="#7f7f7f", lw=0, label="not fitted")
+#: a failure's title: the reason, wrapped to the figure's width (characters per line, at most this many lines)
+_REASON_WIDTH, _REASON_LINES = 150, 3
 
 
-def _scatter_sets(ax, x: np.ndarray, y: np.ndarray, cal: FrameCalibration) -> None:
+def _three_panels(height: float):
+    """The plot's figure (11 in wide, ``height`` in) and its three panels, the last two sharing y."""
+    fig = Figure(figsize=(11.0, height), dpi=90)
+    FigureCanvasAgg(fig)
+    ax1 = fig.add_subplot(1, 3, 1)
+    ax2 = fig.add_subplot(1, 3, 2)
+    ax3 = fig.add_subplot(1, 3, 3, sharey=ax2)
+    for ax in (ax1, ax2, ax3):
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
+    ax1.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
+    ax2.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
+    return fig, (ax1, ax2, ax3)
+
+
+def _scatter_sets(ax, x: np.ndarray, y: np.ndarray, cal: FrameCalibration | FailedCalibration) -> None:
     p = cal.plot
+    unfitted = ~(p.used | p.clipped | p.bright)
+    if unfitted.any() and not (p.used.any() or p.clipped.any()):  # a failure without a fit: its stars as they are
+        ax.scatter(x[unfitted], y[unfitted], **_UNFITTED)
     if p.used.any():
         ax.scatter(x[p.used], y[p.used], **_USED)
     if p.clipped.any():
@@ -50,15 +71,7 @@ def build_figure(cal: FrameCalibration) -> Figure:
     reference magnitude.
     """
     p = cal.plot
-    fig = Figure(figsize=(11.0, 3.8), dpi=90)
-    FigureCanvasAgg(fig)
-    ax1 = fig.add_subplot(1, 3, 1)
-    ax2 = fig.add_subplot(1, 3, 2)
-    ax3 = fig.add_subplot(1, 3, 3, sharey=ax2)
-    for ax in (ax1, ax2, ax3):
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
-    ax1.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
-    ax2.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
+    fig, (ax1, ax2, ax3) = _three_panels(height=3.8)
 
     y_corr = p.ref_mag - cal.colour_term * p.colour
     _scatter_sets(ax1, p.inst_mag, y_corr, cal)
@@ -122,6 +135,73 @@ def build_figure(cal: FrameCalibration) -> Figure:
     )
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.13, top=0.88, wspace=0.28)
     return fig
+
+
+def failure_title(failed: FailedCalibration, code: str, message: str) -> str:
+    """The title of a failed calibration's plot: the refusal's code and reason, then what was fitted."""
+    reason = textwrap.wrap(message, _REASON_WIDTH)
+    if len(reason) > _REASON_LINES:
+        reason = reason[: _REASON_LINES - 1] + [textwrap.shorten(" ".join(reason[_REASON_LINES - 1 :]), _REASON_WIDTH)]
+    if failed.fitted:
+        ct = (
+            f"CT={failed.colour_term:.3f}±{failed.colour_term_err:.3f}"
+            if failed.colour_term_err is not None
+            else "CT fixed 0"
+        )
+        fit = (
+            f"{failed.survey} {failed.band} ({failed.colour}): "
+            f"ZP={failed.zeropoint:.3f}±{failed.zeropoint_err or 0:.3f}"
+            f"  {ct}  scatter={failed.scatter or 0:.3f}  N={failed.npoints}/{failed.ncalibrators}"
+        )
+    else:
+        fit = (
+            f"{failed.survey} {failed.band} ({failed.colour}): no fit, {failed.ncalibrators} calibration stars "
+            f"of {failed.nmatched} matched"
+        )
+    return "\n".join([f"CALIBRATION FAILED ({code})", *reason, f"best failing candidate: {fit}"])
+
+
+def build_failure_figure(failed: FailedCalibration, code: str, message: str) -> Figure:
+    """The plot of a refused calibration: its best failing candidate's stars (and fit, if it had one).
+
+    Panel 1: reference against instrumental magnitude, with the fitted line
+    ``y = x + ZP`` when there is a fit; panels 2 and 3: residuals (about the
+    fit, or about the stars' median offset without one) against colour and
+    reference magnitude. The title is :func:`failure_title`.
+    """
+    p: PlotData = failed.plot
+    fig, (ax1, ax2, ax3) = _three_panels(height=4.4)
+    y_corr = p.ref_mag - failed.colour_term * p.colour
+    _scatter_sets(ax1, p.inst_mag, y_corr, failed)
+    finite = p.inst_mag[np.isfinite(p.inst_mag)]
+    if failed.zeropoint is not None and len(finite):
+        xline = np.array([float(finite.min()) - 0.2, float(finite.max()) + 0.2])
+        ax1.plot(xline, xline + failed.zeropoint, "-", c="k", lw=1.0, label="refused fit")
+    ax1.set_xlabel("instrumental mag")
+    ylabel = f"{failed.band} − CT·({failed.colour})" if failed.fit_colour_term else failed.band
+    ax1.set_ylabel(f"{failed.survey} {ylabel}")
+    ax1.invert_xaxis()
+    ax1.invert_yaxis()
+    ax1.legend(fontsize=7, loc="best")  # a few stars may sit in any corner: the legend keeps off them
+    residual_label = "residual (mag)" if failed.fitted else "offset from the median (mag)"
+    _scatter_sets(ax2, p.colour, p.residual, failed)
+    ax2.axhline(0.0, c="k", lw=0.8)
+    ax2.set_xlabel(f"{failed.colour} (mag)")
+    ax2.set_ylabel(residual_label)
+    _scatter_sets(ax3, p.ref_mag, p.residual, failed)
+    ax3.axhline(0.0, c="k", lw=0.8)
+    ax3.set_xlabel(f"{failed.survey} {failed.band} (mag)")
+    ax3.set_ylabel(residual_label)
+    fig.suptitle(failure_title(failed, code, message), fontsize=9, color="#b00020")
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.12, top=0.74, wspace=0.28)
+    return fig
+
+
+def render_failure_plot(failed: FailedCalibration, code: str, message: str) -> bytes:
+    """The PNG of :func:`build_failure_figure`."""
+    buf = io.BytesIO()
+    build_failure_figure(failed, code, message).savefig(buf, format="png", pil_kwargs={"compress_level": 1})
+    return buf.getvalue()
 
 
 def render_plot(cal: FrameCalibration, path_or_buffer: str | os.PathLike | BinaryIO | None = None) -> bytes | None:

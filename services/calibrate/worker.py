@@ -108,7 +108,7 @@ class Worker:
             return
         try:
             result = await self.pipeline.run(upload)
-            await self._finish(result)
+            await self._finish(result, upload)
         except Exception as exc:
             failure, reason = classify(exc)
             crashes = await crashes_of(self.db, upload.upload_id, deliveries) if failure is Failure.CRASH else 0
@@ -144,8 +144,8 @@ class Worker:
             duration_ms=result.duration_ms,
         )
 
-    async def _finish(self, result: CalibrationResult) -> None:
-        await record_result(self.db, result)
+    async def _finish(self, result: CalibrationResult, upload: UploadRequested) -> None:
+        await record_result(self.db, result, upload)
         await self.js.publish(
             SUBJECT_CALIBRATED,
             result.model_dump_json().encode(),

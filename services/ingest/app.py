@@ -9,6 +9,7 @@ from aiohttp import web
 
 from services.ingest import cpcs, guards, handlers, ratelimit, recalibrations, rows, uploads
 from services.ingest.forward import forward
+from services.ingest.frameslots import FrameSlots
 from services.ingest.settings import IngestSettings
 from services.ingest.state import Gateway
 from services.ingest.waiter import ResultWaiter
@@ -38,7 +39,15 @@ def spec(settings: IngestSettings) -> ServiceSpec:
         http = aiohttp.ClientSession(
             cookie_jar=aiohttp.DummyCookieJar(), connector=aiohttp.TCPConnector(keepalive_timeout=idle)
         )
-        rt.app["gateway"] = Gateway(settings, rt.jetstream(), rt.database(), waiter, http, settings.pepper())
+        rt.app["gateway"] = Gateway(
+            settings,
+            rt.jetstream(),
+            rt.database(),
+            waiter,
+            http,
+            settings.pepper(),
+            frame_slots=FrameSlots(settings.max_frames_in_flight),
+        )
         add_routes(rt.app)
         rt.on_cleanup(http.close)
         rt.on_cleanup(waiter.stop)
@@ -62,6 +71,7 @@ def spec(settings: IngestSettings) -> ServiceSpec:
 HANDLERS = {
     "upload": uploads.handle_upload,
     "upload_status": uploads.handle_upload_status,
+    "upload_list": uploads.handle_upload_list,
     "new_alert": handlers.handle_new_alert,
     "delete_datapoint": handlers.handle_delete_datapoint,
     "plot": handlers.handle_plot,

@@ -76,6 +76,13 @@ def _plot_link(link: str | None, alt: str = "calibration plot") -> str:
     return f'<p><img src="{escape(link, quote=True)}" alt="{escape(alt, quote=True)}"></p>'
 
 
+def _datapoint_link(followup_id: object) -> str:
+    """The stored datapoint's page (its calibration, candidates, plot, provenance), when there is one."""
+    if isinstance(followup_id, bool) or not isinstance(followup_id, int) or followup_id < 0:
+        return ""
+    return f'<p><a href="/datapoints/{followup_id}" id="datapoint-link">datapoint {followup_id}: its page</a></p>'
+
+
 def _frame_rows(result: CalibrationResult) -> list[tuple[str, object]]:
     """An uploaded frame's rows: how the target was measured, and what its header gave (each may be missing)."""
     rows: list[tuple[str, object]] = []
@@ -135,10 +142,11 @@ def render_result_html(result: CalibrationResult, warnings: Sequence[str] = ()) 
         rows.append(("Comment", result.comment))
     table = "\n".join(f"<tr><th>{escape(k)}</th><td>{escape(_text(v))}</td></tr>" for k, v in rows)
     notes = "".join(f'<p class="warning">{escape(_text(w))}</p>' for w in warnings or ())
+    cutout = _plot_link(result.cutout_link, "the frame around the target, aperture drawn")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body><h1>{title}</h1>
 <p class="message">{escape(_text(result.message))}</p>
 {notes}<table>{table}</table>
-{_plot_link(result.image_link)}{_plot_link(result.cutout_link, "the frame around the target, aperture drawn")}
+{_datapoint_link(result.followup_id)}{_plot_link(result.image_link)}{cutout}
 </body></html>"""

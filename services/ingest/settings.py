@@ -14,6 +14,9 @@ class IngestSettings(RateLimitSettings, CacheSettings, HttpServerSettings, Commo
     max_image_bytes: int = 200 * 1024 * 1024
     #: largest FITS frame accepted (pixels, NAXIS1 x NAXIS2): 16k x 16k
     max_image_pixels: int = 16384 * 16384
+    #: FITS frames the gateway holds at once (received, stored, waiting for their answer): with the byte
+    #: limit, the gateway's memory bound for frames (4 x 200 MB); one more is 429 frames_busy
+    max_frames_in_flight: int = 4
     max_catalogue_rows: int = 200_000
     #: seconds the synchronous upload waits for its calibration before 504
     upload_timeout: float = 30.0

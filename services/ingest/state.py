@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import aiohttp
 from nats.js import JetStreamContext
 
+from services.ingest.frameslots import FrameSlots
 from services.ingest.settings import IngestSettings
 from services.ingest.waiter import ResultWaiter
 from shared.db import Database
@@ -20,3 +21,4 @@ class Gateway:
     waiter: ResultWaiter
     http: aiohttp.ClientSession
     pepper: bytes
+    frame_slots: FrameSlots | None = None

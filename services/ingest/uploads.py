@@ -14,6 +14,7 @@ from prometheus_client import Counter, Histogram
 from services.ingest.auth import authenticate, hashtag_of
 from services.ingest.cache import find_alert, find_observatory, optional, required
 from services.ingest.forms import FIELD_HINTS, UploadForm, read_upload_form, resolve_frame_exposure
+from services.ingest.frameslots import FRAME_SLOT, FrameSlots
 from services.ingest.parsing import parse_catalogue
 from services.ingest.parsing.image import SNIFF_BYTES, InspectedFrame, inspect_frame, looks_like_fits, size_text
 from services.ingest.publish import forget_frame, publish_upload, store_frame
@@ -24,7 +25,7 @@ from shared.contracts.errors import ErrorCode
 from shared.contracts.messages import CalibrationResult, UploadedImage, UploadRequested
 from shared.cpcs_http import WANT_HTML, html_errors, wants_html
 from shared.db.datapoints import find_duplicate
-from shared.db.uploads import get_upload, record_queued
+from shared.db.uploads import get_upload, queued_fields, record_queued
 from shared.errors import (
     BackendUnavailable,
     BadInput,
@@ -37,6 +38,7 @@ from shared.errors import (
 from shared.http_errors import compact_json, cpcs_error_body
 from shared.logging import get_logger
 from shared.usecases.recalibrations import datapoint_now
+from shared.usecases.uploads import list_uploads, parse_paging
 
 log = get_logger(__name__)
 
@@ -53,7 +55,7 @@ FORM_FIELDS_SLACK = 64 * 1024
 
 
 async def read_form(
-    request: web.Request, max_bytes: int, max_image_bytes: int | None = None
+    request: web.Request, max_bytes: int, max_image_bytes: int | None = None, frame_slots: FrameSlots | None = None
 ) -> tuple[dict[str, str], bytes | None, str]:
     """The multipart (or urlencoded) form: text fields, the uploaded file's bytes and file name.
 
@@ -74,7 +76,7 @@ async def read_form(
             ) from exc
         return {k: str(v) for k, v in posted.items()}, None, ""
     try:
-        return await _read_multipart(request, max_bytes, max_image_bytes)
+        return await _read_multipart(request, max_bytes, max_image_bytes, frame_slots)
     except (PhotcalError, ConnectionError, asyncio.CancelledError):
         raise
     except Exception as exc:  # a malformed body (no boundary, broken headers...): the client's fault
@@ -89,7 +91,7 @@ _PLAIN = {"", "identity", "binary", "8bit", "7bit"}
 
 
 async def _read_multipart(
-    request: web.Request, max_bytes: int, max_image_bytes: int | None
+    request: web.Request, max_bytes: int, max_image_bytes: int | None, frame_slots: FrameSlots | None
 ) -> tuple[dict[str, str], bytes | None, str]:
     # read chunk by chunk: the limit holds also without Content-Length (chunked, compressed bodies)
     fields: dict[str, str] = {}
@@ -118,6 +120,9 @@ async def _read_multipart(
             if sniffing and len(buf) >= SNIFF_BYTES:
                 sniffing = False
                 if looks_like_fits(bytes(buf[:SNIFF_BYTES])):
+                    if frame_slots is not None:
+                        frame_slots.take()
+                        request[FRAME_SLOT] = frame_slots
                     frame_seen = True
                     limit = max(max_bytes, cast(int, max_image_bytes)) + FORM_FIELDS_SLACK
             if total > limit:
@@ -155,10 +160,23 @@ def _too_large(max_bytes: int, max_image_bytes: int | None = None, *, frame: boo
 
 @html_errors
 async def handle_upload(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _handle_upload(request)
+    finally:
+        # a frame's slot is free again once its bytes are dropped (stored, answered or refused)
+        slots = request.get(FRAME_SLOT)
+        if slots is not None:
+            del request[FRAME_SLOT]
+            slots.give_back()
+
+
+async def _handle_upload(request: web.Request) -> web.StreamResponse:
     request_started = time.perf_counter()
     gw: Gateway = request.app["gateway"]
     settings = gw.settings
-    fields, data, filename = await read_form(request, settings.max_upload_bytes, settings.max_image_bytes)
+    fields, data, filename = await read_form(
+        request, settings.max_upload_bytes, settings.max_image_bytes, gw.frame_slots
+    )
     # errors answer HTML when outputFormat=html was asked (or, absent, when a browser asks)
     request[WANT_HTML] = wants_html(request, fields, None)
     wait = request.query.get("wait", "1") != "0"
@@ -329,7 +347,7 @@ async def submit(
     except Exception:
         gw.waiter.forget(upload.upload_id)
         raise
-    fields = {"ivorn": upload.ivorn, "observatory_id": upload.observatory_id}
+    fields = queued_fields(upload)
     if not await optional(lambda: _record_queued(gw, upload.upload_id, fields), False):
         log.warning("upload_state_not_recorded", upload_id=upload.upload_id)  # the worker records it later
     if future is None:
@@ -394,6 +412,17 @@ async def handle_upload_status(request: web.Request) -> web.Response:
     if isinstance(followup_id, int):  # the result is the upload's own answer; its datapoint may be recalibrated since
         answer["datapoint"] = await optional(lambda: datapoint_now(gw.db, followup_id), None)
     return web.json_response(answer, dumps=_dumps)
+
+
+async def handle_upload_list(request: web.Request) -> web.Response:
+    """GET /api/v1/uploads?mine=1&state=failed|done|queued|any&limit=&skip=: the caller's observatory's
+    uploads newest first (shared/usecases/uploads.py); without ``mine=1``, every observatory's (administrators)."""
+    gw: Gateway = request.app["gateway"]
+    caller = await authenticate(gw.db, gw.pepper, hashtag_of(request))
+    state, limit, skip = parse_paging(dict(request.query))
+    mine = request.query.get("mine", "").strip().lower() in {"1", "true", "yes"}
+    listing = await list_uploads(gw.db, caller, mine=mine, state=state, skip=skip, limit=limit)
+    return web.Response(text=listing.model_dump_json(), content_type="application/json")
 
 
 def _dumps(obj) -> str:

@@ -7,7 +7,8 @@ from urllib.parse import quote
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
-from services.lightcurve import summary, views
+from services.lightcurve import datapoints, summary, views
+from shared.bounds import parse_id
 from shared.contracts.errors import ErrorCode
 from shared.db import Database
 from shared.db.alerts import find_alert
@@ -99,3 +100,10 @@ async def _followup_rows(request: web.Request) -> list[dict]:
 
 async def api_followup(request: web.Request) -> web.Response:
     return web.json_response(await _followup_rows(request))
+
+
+async def api_datapoint(request: web.Request) -> web.Response:
+    """GET /api/v1/datapoints/{followup_id}: the datapoint, its calibration, plot, provenance and history."""
+    followup_id = parse_id(request.match_info["followup_id"], "followup_id", ": the one the upload answered")
+    detail = await datapoints.datapoint_detail(_db(request), followup_id)
+    return web.Response(text=detail.model_dump_json(), content_type="application/json")

@@ -96,6 +96,21 @@ def lightcurve_href(ivorn: str) -> str:
     return "/lightcurve/" + quote(ivorn, safe="")
 
 
+def datapoint_href(followup_id: int | None) -> str:
+    """The datapoint page: its calibration, plot, provenance and history."""
+    return f"/datapoints/{int(followup_id or 0)}"
+
+
+def relative_plot(image_link: str | None) -> str | None:
+    """A plot's (or cut-out's) path on this origin: the gateway serves them at /plots/NAME.png, whatever base
+    URL the answer recorded; None for anything else (the pages show only the app's own images)."""
+    if not image_link or "/plots/" not in image_link:
+        return None
+    name = image_link.rsplit("/plots/", 1)[1]
+    stem = name[:-4].removesuffix("-cutout")
+    return "/plots/" + name if name.endswith(".png") and stem.isalnum() else None
+
+
 def safe_url(url: str | None) -> str | None:
     """A URL good for an href: http(s) only (a ``javascript:`` URL is shown as text, never linked)."""
     if not url:
@@ -165,7 +180,7 @@ def page(
     if user:
         who = (
             f'<span class="who">Observatory: <b>{escape(user)}</b></span> '
-            '<a href="/followup?mine=1">my uploads</a> '
+            f'<a href="/uploads" id="my-uploads"{active_attr if active == "uploads" else ""}>my uploads</a> '
             '<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" '
             f'value="{attr(csrf)}">'
             '<button type="submit" class="linklike" id="logout">log out</button></form>'

@@ -21,6 +21,7 @@ POINT_COLUMNS = (
     "followup_id",
     "exptime",
     "comment",
+    "imported",
 )
 
 
@@ -36,6 +37,8 @@ def point_row(point: Datapoint) -> dict:
         "followup_id": point.followup_id,
         "exptime": point.exptime,
         "comment": point.comment,
+        # "cpcs": imported from the CPCS archive (no instrumental data, not recalibrated); None: uploaded here
+        "imported": point.imported,
     }
 
 
@@ -53,6 +56,7 @@ def point_row_doc(doc: dict) -> dict:
         "followup_id": doc.get("followup_id"),
         "exptime": doc.get("exptime"),
         "comment": doc.get("comment", ""),
+        "imported": doc.get("imported"),
     }
 
 
@@ -76,6 +80,7 @@ def lightcurve_of_docs(alert: Alert, docs: list[dict]) -> dict:
                 "followup_id": get("followup_id"),
                 "exptime": get("exptime"),
                 "comment": get("comment", ""),
+                "imported": get("imported"),
             }
         )
     return {"ivorn": alert.ivorn, "name": alert.display_name, "ra": alert.ra, "dec": alert.dec, "points": points}
@@ -113,7 +118,8 @@ def followup_row(point: Datapoint) -> dict:
 
 
 def chart_data(points: list[dict]) -> dict:
-    """The plot's data, by filter: columns of MJD, magnitude and error (detections) and MJD, limit (limits).
+    """The plot's data, by filter: columns of MJD, magnitude, error and followup_id (detections) and MJD,
+    limit and followup_id (limits); the ids make a clicked point open its datapoint page.
 
     Compact on purpose (a light curve of 5,000 points is embedded in its page).
     """
@@ -122,20 +128,32 @@ def chart_data(points: list[dict]) -> dict:
         band = p.get("filter") or "?"
         s = series.get(band)
         if s is None:
-            s = series[band] = {"filter": band, "mjd": [], "mag": [], "err": [], "lim_mjd": [], "lim": []}
+            s = series[band] = {
+                "filter": band,
+                "mjd": [],
+                "mag": [],
+                "err": [],
+                "id": [],
+                "lim_mjd": [],
+                "lim": [],
+                "lim_id": [],
+            }
         mag, err = p.get("mag"), p.get("mag_err")
         if mag is not None:
             if err is not None:
                 s["mjd"].append(round(p["mjd"], 6))
                 s["mag"].append(round(mag, 4))
                 s["err"].append(round(err, 4))
+                s["id"].append(p.get("followup_id"))
                 continue
             if p.get("limit_mag") is None:  # a magnitude without an error: a point without a bar
                 s["mjd"].append(round(p["mjd"], 6))
                 s["mag"].append(round(mag, 4))
                 s["err"].append(0.0)
+                s["id"].append(p.get("followup_id"))
                 continue
         if p.get("limit_mag") is not None:  # not detected: fainter than its limit
             s["lim_mjd"].append(round(p["mjd"], 6))
             s["lim"].append(round(p["limit_mag"], 4))
+            s["lim_id"].append(p.get("followup_id"))
     return {"series": sorted(series.values(), key=lambda s: s["filter"])}

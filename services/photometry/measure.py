@@ -19,7 +19,7 @@ from prometheus_client import Histogram
 from services.photometry.fitsframe import header_wcs, pixel_scale_hint, read_frame, solve_radius_deg
 from services.photometry.imaging.astrometry import FrameNotSolved, solve_frame
 from services.photometry.imaging.cutout import render_cutout
-from services.photometry.imaging.frame import FramePhotometry, UnusableFrame, photometer_frame
+from services.photometry.imaging.frame import FramePhotometry, NoStars, UnusableFrame, photometer_frame
 from services.photometry.settings import PhotometrySettings
 from shared.contracts.errors import ErrorCode
 from shared.contracts.messages import ForcedTarget, ImagePhotometry, UploadRequested
@@ -101,6 +101,8 @@ class FrameMeasurer:
                 upload.alert_dec,
                 snr_limit=self.settings.snr_limit,
             )
+        except NoStars as exc:
+            raise BadInput(exc.reason, code=ErrorCode.NO_STARS) from exc
         except UnusableFrame as exc:
             raise BadInput(f"the frame cannot be photometered: {exc.reason}", code=ErrorCode.BAD_IMAGE) from exc
         EXTRACTION_SECONDS.observe(lap("photometry"))

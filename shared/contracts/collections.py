@@ -73,7 +73,8 @@ CALIBRATIONS = Collection(
 UPLOADS = Collection(
     "uploads",
     "shared.db.uploads",
-    (Index("upload_id", unique=True),),
+    # an observatory's uploads, newest first: (observatory_id, queued_at) as one key (single-field indexes only)
+    (Index("upload_id", unique=True), Index("observatory_queued_key"), Index("queued_key")),
     "the state of an upload (queued, done, failed), its answer and its crash count",
 )
 UPLOAD_SOURCES = Collection(

@@ -64,7 +64,8 @@ class ErrorCode(StrEnum):
     NOT_AN_IMAGE = "not_an_image", 400, "the FITS file's image is not 2-D (NAXIS is not 2)"
     IMAGE_CUBE = "image_cube", 400, "the FITS image is a cube (NAXIS3 > 1): upload one plane, a 2-D frame"
     NO_MJD = "no_mjd", 400, "neither the form (MJD) nor the frame's header (MJD-OBS, DATE-OBS) gives the date"
-    BAD_IMAGE = "bad_image", 400, "the frame's pixels cannot be photometered (all NaN, blank, no stars, unreadable)"
+    BAD_IMAGE = "bad_image", 400, "the frame's pixels cannot be photometered (all NaN, blank, unreadable)"
+    NO_STARS = "no_stars", 400, "the frame shows no star: a dark or flat, out of focus, clouded out, shutter closed"
     IMAGE_NOT_SOLVED = "image_not_solved", 400, "the frame has no celestial WCS and could not be plate-solved"
     WRONG_WCS = "wrong_wcs", 400, "the frame's WCS puts its stars away from the reference stars"
     # -- the calibration (400, shared.errors.CalibrationFailed; services/calibrate/core)
@@ -115,6 +116,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_LINES = "too_many_lines", 413, "the file has far more lines than rows plus a header"
     IMAGE_TOO_LARGE = "image_too_large", 413, "the FITS frame is larger (decompressed) than the server accepts"
     RATE_LIMITED = "rate_limited", 429, "too many requests: wait Retry-After seconds"
+    FRAMES_BUSY = "frames_busy", 429, "the server holds as many FITS frames as it can: send again after Retry-After"
     # -- what is already there (409)
     CONFLICT = "conflict", 409, "the request conflicts with what is stored"
     RECALIBRATION_NOT_READY = (

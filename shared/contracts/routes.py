@@ -86,6 +86,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/upload", _I, "upload"),
     Route("POST", "/api/v1/uploads", _I, "upload"),
     Route("GET", "/api/v1/uploads/{upload_id}", _I, "upload_status"),
+    # an observatory's uploads (?mine=1&state=failed...): upload state is the gateway's, as for one upload
+    Route("GET", "/api/v1/uploads", _I, "upload_list"),
     Route("POST", "/api/v1/alerts", _I, "new_alert"),
     Route("DELETE", "/api/v1/datapoints/{followup_id}", _I, "delete_datapoint"),
     # recalibration jobs (administrators; services/ingest/recalibrations.py, the work in services/calibrate)
@@ -102,6 +104,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/lightcurves/{ivorn:.+}", _L, "api_lightcurve", forwarded=True),
     Route("GET", "/api/v1/alerts", _L, "api_alerts", forwarded=True),
     Route("GET", "/api/v1/followup", _L, "api_followup", forwarded=True),
+    Route("GET", "/api/v1/datapoints/{followup_id}", _L, "api_datapoint", forwarded=True),
     # the observer's pages (GET and their form POSTs; POST /upload is the gateway's CPCS upload)
     Route("GET", "/", _L, "home", forwarded=True),
     Route("GET", "/login", _L, "login_page", forwarded=True),
@@ -113,6 +116,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/followup", _L, "followup_page", forwarded=True),
     Route("POST", "/datapoints/{followup_id:[0-9]{1,12}}/delete", _L, "delete_point", forwarded=True),
     Route("GET", "/lightcurve/{ivorn:.+}", _L, "lightcurve_page", forwarded=True),
+    Route("GET", "/datapoints/{followup_id:[0-9]{1,12}}", _L, "datapoint_page", forwarded=True),
+    Route("GET", "/uploads", _L, "uploads_page", forwarded=True),
     Route("GET", "/events/new", _L, "new_event_page", forwarded=True),
     Route("POST", "/events/new", _L, "new_event", forwarded=True),
     Route("GET", "/static", _L, "static", forwarded=True, static=True),

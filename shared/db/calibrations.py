@@ -71,3 +71,8 @@ async def calibration_summary(db: Database, upload_id: str) -> dict[str, Any] | 
     return await db.calibrations.find_one(
         {"upload_id": upload_id}, {"_id": 0, "survey": 1, "filter": 1, "mag": 1, "zeropoint": 1}
     )
+
+
+async def get_calibration(db: Database, calibration_id: str) -> dict[str, Any] | None:
+    """A calibration record (keyed by the upload id it calibrated) without its plot columns; None if none."""
+    return await db.calibrations.find_one({"upload_id": calibration_id}, {"_id": 0, "stars": 0})

@@ -20,26 +20,17 @@ from pydantic import BaseModel, Field
 from pymongo.errors import DuplicateKeyError
 
 from shared.contracts.errors import ErrorCode
-from shared.contracts.messages import utcnow
+from shared.contracts.messages import PointCalibration, utcnow
 from shared.db.alerts import bump_data_version
 from shared.db.client import Database
 from shared.db.counters import next_id
 from shared.errors import Conflict, Forbidden, NotFound
 
 
-class DatapointVersion(BaseModel):
+class DatapointVersion(PointCalibration):
     """A calibration a datapoint had before a recalibration replaced it (``Datapoint.history``, oldest first)."""
 
     version: int
-    survey: str | None = None
-    filter: str | None = None
-    mag: float | None = None
-    mag_err: float | None = None
-    limit_mag: float | None = None
-    detected: bool = True
-    #: mag; null for a version 1 (the upload's zero point is in its calibration record)
-    zeropoint: float | None = None
-    zeropoint_err: float | None = None
     calibration_id: str | None = None
     #: when the next version replaced this one, and by which recalibration job
     replaced_at: datetime | None = None
@@ -74,6 +65,8 @@ class Datapoint(BaseModel):
     #: where a datapoint without instrumental data came from (e.g. "cpcs": the CPCS archive); such a
     #: point has no stored sources and cannot be recalibrated
     imported: str | None = None
+    #: the followup id the point had in the archive it was imported from (CPCS's ``id``)
+    cpcs_id: int | str | None = None
 
 
 #: a soft-deleted datapoint's dedupe key starts so; the unique index keeps them together, a range
@@ -133,6 +126,42 @@ async def store_datapoint(db: Database, fields: dict[str, Any], *, bump: bool = 
     if bump:
         await bump_data_version(db, fields["ivorn"])
     return Datapoint.model_validate(existing)
+
+
+async def store_imported_datapoint(db: Database, fields: dict[str, Any]) -> tuple[Datapoint, bool]:
+    """Store a point imported from an archive (``fields["imported"]``, e.g. "cpcs"), once; (point, stored).
+
+    No calibration record and no sources: ``calibration_id`` None (recalibration
+    skips it: no instrumental data). Already there, by its ``upload_id`` (e.g.
+    ``cpcs:<CPCS id>``, deleted or not: a deleted import is not brought back) or
+    by the dedupe key (the same alert, observatory and MJD stored live): that
+    point and False. The caller bumps the alert's ``data_version``
+    (``shared.db.alerts.bump_data_version``) once per alert.
+    """
+    key = dedupe_key(fields["ivorn"], fields["observatory_id"], fields["mjd"])
+    for query in ({"upload_id": fields["upload_id"]}, {"dedupe_key": key}):
+        existing = await db.datapoints.find_one(query)
+        if existing is not None:
+            return Datapoint.model_validate(existing), False
+    followup_id = await next_id(db, "datapoints")
+    doc = fields | {
+        "followup_id": followup_id,
+        "dedupe_key": key,
+        "created": utcnow(),
+        "deleted": False,
+        "calibration_id": None,
+        "version": 1,
+        "history": [],
+    }
+    try:
+        await db.datapoints.insert_one(doc)
+    except DuplicateKeyError:  # a concurrent import of the same point won
+        for query in ({"upload_id": fields["upload_id"]}, {"dedupe_key": key}):
+            existing = await db.datapoints.find_one(query)
+            if existing is not None:
+                return Datapoint.model_validate(existing), False
+        raise
+    return Datapoint.model_validate(doc), True
 
 
 async def datapoints_of_alert(db: Database, ivorn: str, include_deleted: bool = False) -> list[Datapoint]:
@@ -335,3 +364,8 @@ async def select_datapoints(
         if band is not None and str(doc.get("filter") or "").lower() != band.lower():
             continue
         yield doc
+
+
+async def get_datapoint_doc(db: Database, followup_id: int) -> dict[str, Any] | None:
+    """A datapoint's document by its followup_id, deleted or not (with ``deleted_at`` when deleted); None if none."""
+    return await db.datapoints.find_one({"followup_id": followup_id}, {"_id": 0, "dedupe_key": 0})

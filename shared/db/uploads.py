@@ -1,4 +1,12 @@
-"""The state of each upload: queued, then done (with its result) or failed; and how often it crashed the worker."""
+"""The state of each upload: queued, then done (with its result) or failed; and how often it crashed the worker.
+
+Every upload that reached the queue has a record, dry runs and refusals too: the gateway writes what it
+knows when it queues one (the observatory, event, file name, MJD, dry run), the worker its answer.
+An observatory's uploads are listed newest first through ``observatory_queued_key``
+(``<observatory_id>|<queued_at, ISO>``, indexed: the embedded database serves single-field keys only),
+everyone's through ``queued_key`` (``queued_at``, ISO). Keys as text, not the date itself: the embedded
+database's ``$set`` of a date (a record the worker wrote first) stores it as text, which sorts apart.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +15,25 @@ from typing import Any, Literal, TypedDict
 
 from pymongo import ReturnDocument
 
-from shared.contracts.messages import CalibrationResult, utcnow
+from shared.contracts.messages import CalibrationResult, UploadRequested, utcnow
 from shared.db.client import Database, insert_once
+
+UploadState = Literal["queued", "done", "failed"]
+UPLOAD_STATES: tuple[str, ...] = ("queued", "done", "failed")
 
 
 class UploadRecord(TypedDict, total=False):
     upload_id: str
-    state: Literal["queued", "done", "failed"]
+    state: UploadState
     queued_at: datetime
+    #: what the gateway knew when it queued the upload (records from before them lack these)
+    observatory_id: str
+    ivorn: str
+    filename: str
+    dry_run: bool
+    mjd: float
+    observatory_queued_key: str
+    queued_key: str
     #: the answer (CalibrationResult as JSON) once done or failed
     result: dict[str, Any]
     finished_at: datetime
@@ -22,18 +41,53 @@ class UploadRecord(TypedDict, total=False):
     crashes: int
 
 
+def _iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def queued_fields(upload: UploadRequested) -> dict[str, Any]:
+    """What the observatory's upload list shows before (or without) an answer, from the queued message."""
+    return {
+        "ivorn": upload.ivorn,
+        "alert_name": upload.alert_name,
+        "observatory_id": upload.observatory_id,
+        "observatory": upload.observatory_name,
+        "filename": upload.filename,
+        "dry_run": upload.dry_run,
+        "mjd": upload.mjd,
+    }
+
+
+def _listing_keys(fields: dict[str, Any], queued_at: datetime) -> dict[str, Any]:
+    keys = {"queued_key": _iso(queued_at)}
+    if fields.get("observatory_id"):
+        keys["observatory_queued_key"] = f"{fields['observatory_id']}|{_iso(queued_at)}"
+    return keys
+
+
 async def record_queued(db: Database, upload_id: str, fields: dict[str, Any]) -> None:
-    # nothing if the worker already recorded the upload (its result, or a crash count): unique upload_id
-    await insert_once(db.uploads, fields | {"upload_id": upload_id, "state": "queued", "queued_at": utcnow()})
+    """The upload is queued: ``fields`` (observatory_id, ivorn, filename, dry_run, mjd) with its state.
+
+    When the worker recorded it first (its result, or a crash count: unique upload_id), its state stays
+    and only ``fields`` are added, so that the upload is listed with its observatory all the same.
+    """
+    queued_at = utcnow()
+    own = dict(fields) | {"queued_at": queued_at} | _listing_keys(fields, queued_at)
+    if not await insert_once(db.uploads, own | {"upload_id": upload_id, "state": "queued"}):
+        await db.uploads.update_one({"upload_id": upload_id}, {"$set": own})
 
 
-async def record_result(db: Database, result: CalibrationResult) -> None:
+async def record_result(db: Database, result: CalibrationResult, upload: UploadRequested | None = None) -> None:
+    """The upload's answer; with ``upload``, a record the gateway could not write (the database was away
+    then) gets its :func:`queued_fields` too, so that the observatory's list shows it."""
     state = "done" if result.status == "ok" else "failed"
-    await db.uploads.update_one(
-        {"upload_id": result.upload_id},
-        {"$set": {"state": state, "result": result.model_dump(mode="json"), "finished_at": utcnow()}},
-        upsert=True,
-    )
+    update: dict[str, Any] = {
+        "$set": {"state": state, "result": result.model_dump(mode="json"), "finished_at": utcnow()}
+    }
+    if upload is not None:
+        fields = queued_fields(upload)
+        update["$setOnInsert"] = fields | _listing_keys(fields, upload.received_at)
+    await db.uploads.update_one({"upload_id": result.upload_id}, update, upsert=True)
 
 
 async def get_upload(db: Database, upload_id: str) -> dict[str, Any] | None:
@@ -60,3 +114,32 @@ async def image_link_of(db: Database, upload_id: str) -> str | None:
     """The calibration plot's URL the upload's answer gave (None: no plot, not done, unknown)."""
     doc = await db.uploads.find_one({"upload_id": upload_id}, {"_id": 0, "result": 1})
     return ((doc or {}).get("result") or {}).get("image_link")
+
+
+def _listing(observatory_id: str | None, state: str | None) -> tuple[dict[str, Any], str]:
+    """The query and its sort key (an indexed one) of :func:`list_uploads`."""
+    query: dict[str, Any]
+    if observatory_id is not None:
+        # "|" then "}": every key of this observatory, and none of another whose id starts the same
+        query = {"observatory_queued_key": {"$gte": f"{observatory_id}|", "$lt": f"{observatory_id}}}"}}
+        key = "observatory_queued_key"
+    else:
+        query, key = {"queued_key": {"$gte": ""}}, "queued_key"  # a range: served by the index
+    if state is not None:
+        query["state"] = state
+    return query, key
+
+
+async def list_uploads(
+    db: Database, *, observatory_id: str | None = None, state: str | None = None, skip: int = 0, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Upload records newest first (by ``queued_at``): one observatory's, or everyone's; of one state or any."""
+    query, key = _listing(observatory_id, state)
+    cursor = db.uploads.find(query, {"_id": 0}).sort(key, -1).skip(skip).limit(limit)
+    return [doc async for doc in cursor]
+
+
+async def count_uploads(db: Database, *, observatory_id: str | None = None, state: str | None = None) -> int:
+    """How many records :func:`list_uploads` pages through."""
+    query, _ = _listing(observatory_id, state)
+    return await db.uploads.count_documents(query)

@@ -21,6 +21,7 @@ PHOTCAL_METRICS = {
     "photcal_catalog_cone_duration_seconds": "histogram",
     "photcal_catalog_cone_requests": "counter",
     "photcal_gateway_uploads": "counter",
+    "photcal_gateway_frames_in_flight": "gauge",
     "photcal_gateway_parse_duration_seconds": "histogram",
     "photcal_gateway_rate_limited": "counter",
     "photcal_gateway_db_fallbacks": "counter",

@@ -40,6 +40,7 @@ BY_MODULE = {
         "photcal_recalibration_retries",
         "photcal_recalibrate_consumer_pending",
     },
+    "services.ingest.frameslots": {"photcal_gateway_frames_in_flight"},
     "shared.dead_letters": {"photcal_dead_letters"},
     "services.photometry.worker": {
         "photcal_photometry_frames",

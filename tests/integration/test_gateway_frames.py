@@ -1,6 +1,7 @@
 """The gateway takes a FITS frame at the catalogue's endpoint (real stack, real HTTP, real NATS).
 
-Without the photometry service: what the gateway itself does with a frame. It is
+The stack runs without the photometry service (``photcal run --without photometry``): what the
+gateway itself does with a frame. It is
 stored as sent in the object store (``photcal-uploads``, ``<upload_id>.fits[.gz|.fz]``)
 and its upload published on ``photcal.frame.v1`` (stream UPLOADS) with ``image`` set,
 the header's MJD used when the form gives none; frames it cannot take are refused
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import importlib.util
 import io
 import json
 import threading
@@ -44,8 +44,6 @@ MAX_CATALOGUE_BYTES = 256 * KB
 #: the header's exposure: start 2024-03-01T20:00:00 UTC (MJD 60370.8333...), 60 s
 START_MJD = 60370.0 + 20.0 / 24.0
 EXPTIME = 60.0
-#: when the photometry service runs beside (it consumes photcal.frame.v1), the queue is not ours to read
-PHOTOMETRY_RUNS = importlib.util.find_spec("services.photometry") is not None
 
 
 class FrameTap:
@@ -107,12 +105,13 @@ def site(tmp_path_factory) -> Iterator[tuple[Stack, FrameTap]]:
         PHOTCAL_MAX_IMAGE_BYTES=str(MAX_IMAGE_BYTES),
         PHOTCAL_MAX_IMAGE_PIXELS=str(MAX_IMAGE_PIXELS),
         PHOTCAL_MAX_UPLOAD_BYTES=str(MAX_CATALOGUE_BYTES),
+        PHOTCAL_MAX_FRAMES_IN_FLIGHT="1",
     )
     truth = stack.load_field(FIELD)
     stack.add_observatory()
     ra, dec = truth["alert"]["ra"], truth["alert"]["dec"]
     stack.cli("alert", "add", "--ivorn", IVORN, "--ra", str(ra), "--dec", str(dec), "--name", "SimGatewayFrame")
-    stack.start()
+    stack.start(without=("photometry",))
     stack.truth = truth
     tap = FrameTap(stack.env["PHOTCAL_NATS_URL"]).start()
     try:
@@ -233,8 +232,7 @@ def test_a_frame_with_the_headers_date_only_is_stored_as_sent_and_published_for_
     assert upload.exptime == EXPTIME and upload.dry_run
     assert upload.image.header.filter == "V" and upload.image.header.airmass == 1.25
     assert upload.image.header.from_header["mjd"] == "DATE-OBS+EXPTIME/2"
-    if not PHOTOMETRY_RUNS:
-        assert upload_id in queued_frames(tap)  # in the UPLOADS stream, waiting for the photometry service
+    assert upload_id in queued_frames(tap)  # in the UPLOADS stream, waiting for the photometry service
 
 
 def test_the_forms_mjd_and_exposure_win_over_the_header(site):
@@ -282,13 +280,32 @@ def test_a_text_catalogue_over_its_limit_is_413(site):
     assert (status, body["error"]) == (413, "too_large") and "256 KB" in body["message"]
 
 
-@pytest.mark.skipif(PHOTOMETRY_RUNS, reason="with the photometry service running the frame is answered")
 def test_a_frame_waited_for_without_a_photometry_service_times_out_saying_where_to_look(site):
     stack, tap = site
     status, headers, body = send(stack, frame(), wait=True)
     assert status == 504, body
     assert body["error"] == "timeout" and body["upload_id"] == headers["X-Upload-ID"]
     assert f"{body['upload_id']}.fits" in stored_objects(tap)
+
+
+def test_a_frame_beyond_the_frames_in_flight_is_429_with_retry_after_and_a_catalogue_is_not(site):
+    stack, _tap = site
+    # the stack holds one frame at a time: the first, waited for, keeps its slot until its 504 (3 s)
+    first: dict = {}
+    waiting = threading.Thread(target=lambda: first.update(answer=send(stack, frame(), wait=True)))
+    waiting.start()
+    threading.Event().wait(1.0)
+    status, headers, body = send(stack, frame(cards={"DATE-OBS": "2024-03-02T20:00:00"}))
+    assert (status, body["error"]) == (429, "frames_busy"), body
+    assert int(headers["Retry-After"]) > 0 and "PHOTCAL_MAX_FRAMES_IN_FLIGHT" in body["message"]
+    # a catalogue meanwhile takes no slot
+    got, _h, answer = send(stack, (FIELD / "sex_cpcs.cat").read_bytes(), filename="field.cat", MJD="60100.6")
+    assert got == 202, answer
+    waiting.join(30)
+    assert first["answer"][0] == 504
+    # the slot is free again
+    status, _h, body = send(stack, frame(cards={"DATE-OBS": "2024-03-03T20:00:00"}))
+    assert status == 202, body
 
 
 # -- refused frames: the specific 4xx, nothing stored ------------------------------------------------------------

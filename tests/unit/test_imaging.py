@@ -8,7 +8,7 @@ from astropy.wcs import WCS
 from scipy.spatial import cKDTree
 
 from services.photometry.imaging.extract import FLAG_SATURATED
-from services.photometry.imaging.frame import UnusableFrame, photometer_frame
+from services.photometry.imaging.frame import NoStars, UnusableFrame, photometer_frame
 from services.photometry.imaging.wcscheck import matched_fraction
 from shared.frames import frame_header
 from tests.frames import photometer_field
@@ -114,6 +114,19 @@ def test_blank_frames_are_refused_with_the_reason(bright_field, pixels, words):
         photometer_frame(pixels, frame_header(field.header), WCS(field.header), 150.0, 30.0)
 
 
+def test_noise_with_hot_pixels_is_no_stars_and_the_same_noise_with_stars_is_measured(bright_field):
+    field, _ = bright_field
+    rng = np.random.default_rng(11)
+    noise = rng.normal(500.0, 5.0, field.image.shape).astype(np.float32)
+    # hot pixels and cosmic-ray hits: single pixels hundreds of sigma high
+    ys, xs = rng.integers(0, noise.shape[0], 40), rng.integers(0, noise.shape[1], 40)
+    noise[ys, xs] += 5000.0
+    with pytest.raises(NoStars, match="no star in the frame"):
+        photometer_frame(noise, frame_header(field.header), WCS(field.header), 150.0, 30.0)
+    phot = photometer_frame(field.image, frame_header(field.header), WCS(field.header), 150.0, 30.0)
+    assert phot.n_detected > 50
+
+
 def test_a_neighbour_in_the_background_annulus_is_not_taken_for_sky():
     """The annulus leaves out the detected objects' pixels: a bright star 8 px away (inside a 5.9-9.8 px
     annulus) made the plain mean's flux too faint; with its pixels masked the flux is the star's."""
@@ -143,3 +156,13 @@ def test_a_neighbour_in_the_background_annulus_is_not_taken_for_sky():
     in_aperture = target_flux * (1 - np.exp(-(aperture.radius**2) / (2 * sigma**2)))
     assert plain < 0.8 * in_aperture  # the neighbour's wings taken for sky
     assert abs(masked - in_aperture) < 0.05 * in_aperture
+
+
+def test_a_crowded_frame_that_fills_seps_pixel_stack_is_extracted_again_with_more_room(bright_field, monkeypatch):
+    from services.photometry.imaging import extract
+
+    field, phot = bright_field
+    monkeypatch.setattr(extract, "PIXSTACK_START", 20)  # full at once: sep refuses, detect grows it
+    again = photometer_frame(field.image, frame_header(field.header), WCS(field.header), 150.0, 30.0)
+    assert again.n_detected == phot.n_detected
+    assert np.array_equal(again.sources.mag, phot.sources.mag, equal_nan=True)

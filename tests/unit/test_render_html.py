@@ -78,15 +78,18 @@ class _Structure(HTMLParser):
         super().__init__()
         self.tags: list[str] = []
         self.text: list[str] = []
+        self.hrefs: list[str | None] = []
 
     def handle_starttag(self, tag, attrs) -> None:
         self.tags.append(tag)
+        if tag == "a":
+            self.hrefs.append(dict(attrs).get("href"))
 
     def handle_data(self, data) -> None:
         self.text.append(data)
 
 
-ALLOWED_TAGS = {"html", "head", "meta", "title", "body", "h1", "p", "table", "tr", "th", "td", "img"}
+ALLOWED_TAGS = {"html", "head", "meta", "title", "body", "h1", "p", "table", "tr", "th", "td", "img", "a"}
 
 
 def assert_page(result: CalibrationResult) -> str:
@@ -96,6 +99,8 @@ def assert_page(result: CalibrationResult) -> str:
     parsed.feed(page)
     assert set(parsed.tags) <= ALLOWED_TAGS, set(parsed.tags) - ALLOWED_TAGS
     assert parsed.tags.count("img") <= 1 and parsed.tags.count("table") == 1
+    # the one link: the stored datapoint's page, on this origin
+    assert parsed.hrefs == ([] if result.followup_id is None else [f"/datapoints/{result.followup_id}"])
     text = "".join(parsed.text)
     shown = [result.message, result.ivorn, result.observatory, result.comment]
     for value in shown + ([result.error] if result.status == "error" else []):
@@ -182,3 +187,18 @@ texts = st.none() | st.text(max_size=300) | st.sampled_from(HOSTILE)
 )
 def test_any_calibration_result_renders(**fields):
     assert_page(CalibrationResult(upload_id="u", **fields))
+
+
+def test_a_stored_point_links_its_datapoint_page_and_a_failure_shows_its_plot():
+    stored = render_result_html(full_detection(followup_id=42))
+    assert '<a href="/datapoints/42" id="datapoint-link">' in stored
+    failed = full_detection(
+        status="error",
+        error="too_few_stars",
+        message="too few calibration stars",
+        followup_id=None,
+        stored=False,
+        image_link="http://127.0.0.1:8080/plots/abc123.png",
+    )
+    page = assert_page(failed)
+    assert 'src="http://127.0.0.1:8080/plots/abc123.png"' in page and "/datapoints/" not in page

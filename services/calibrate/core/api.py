@@ -32,6 +32,14 @@ Error codes (``shared.errors.CalibrationFailed.code``), stable:
     image is of another part of the sky (wrong EventID or image); checked
     before any fit, so no limit is ever given for it.
 
+A failure after the sources matched reference stars (``too_few_stars``,
+``bad_astrometry``, ``poor_fit``, ``wrong_wcs``, and ``target_outside_frame``
+when the frame's stars can still be fitted) is raised as
+:class:`results.CalibrationRefused`, the same code and message with the best
+failing candidate's stars and fit (:class:`results.FailedCalibration`), so
+that the service can plot what was refused. The failures before any match
+(``no_usable_sources``, ``field_not_covered``, ``no_stars_matched``) have none.
+
 A forced survey/band that is unknown or has no data in the field raises
 ``shared.errors.BadInput`` with code ``force_filter_unavailable``.
 
@@ -61,9 +69,15 @@ from services.calibrate.core.choice import (
 from services.calibrate.core.footprint import require_target_in_frame
 from services.calibrate.core.inputs import ForcedAperture, ReferenceStars, SourceColumns
 from services.calibrate.core.limits import reference_completeness_inst
-from services.calibrate.core.results import FrameCalibration, PlotData
+from services.calibrate.core.results import CalibrationRefused, FailedCalibration, FrameCalibration, PlotData
 from services.calibrate.core.settings import FitSettings
-from services.calibrate.core.target import ApertureInput, measure_forced_target, measure_target
+from services.calibrate.core.target import (
+    ApertureInput,
+    counterpart_colour,
+    measure_forced_target,
+    measure_target,
+    nearest_source,
+)
 from shared.bands import (
     FilterConstraint,
     ForcedBand,
@@ -162,6 +176,9 @@ def _too_few_message(
 WRONG_WCS_MAX_FRACTION = 0.05
 #: ... and fewer than this many sources land on a reference star (chance coincidences)
 WRONG_WCS_MAX_MATCHED = 5
+
+#: the target's notes that are also the answer's warnings: its blend, and where its colour came from
+WARNING_NOTES = ("the target is blended", "the target's colour", "the colour of")
 
 WRONG_WCS_MESSAGE = (
     "the frame's WCS puts its stars away from the reference stars ({detail}): re-solve it "
@@ -295,7 +312,12 @@ def calibrate_frame(
             code=ErrorCode.NO_USABLE_SOURCES,
         )
     if forced_target is None:
-        require_target_in_frame(sources, usable, target_ra, target_dec, s.target_margin_arcsec)
+        try:
+            require_target_in_frame(sources, usable, target_ra, target_dec, s.target_margin_arcsec)
+        except CalibrationFailed as outside:
+            # the refusal stands; the fit the frame's own stars give is only for its plot
+            shown, tried = _best_effort(sources, references, match_radius_arcsec, force_filter, s, observatory_filters)
+            raise _refused(outside, shown, tried) from None
     if sum(len(st) for st in references.values()) == 0:
         raise CalibrationFailed(
             f"no reference stars from any survey cover this field (RA {target_ra:.5f}, Dec {target_dec:.5f}): "
@@ -308,29 +330,44 @@ def calibrate_frame(
     constraint = filter_constraint(observatory_filters) if forced is None else None
 
     good = source_quality(sources, s)
+    # the target is variable by definition: never one of its own calibrators (a known source
+    # brightening matches its catalogue counterpart and, unclipped, would pull the zero point; on an
+    # uploaded frame it is among the frame's own sources too)
+    j_target, _ = nearest_source(sources, usable, target_ra, target_dec, match_radius_arcsec)
+    if j_target is not None and good[j_target]:
+        good = good.copy()
+        good[j_target] = False
     started = time.perf_counter()
     only = None if forced is None else forced.bands
     evaluation = evaluate_candidates(sources, references, match_radius_arcsec, usable, good, s, only=only)
     candidates, n_matched_any = evaluation.candidates, evaluation.n_matched_any
     fitted = time.perf_counter()
     if check_wcs and wcs_matches_nothing(n_matched_any, n_usable):
-        raise _wrong_wcs(n_matched_any, n_usable, match_radius_arcsec)
+        raise _refused(
+            _wrong_wcs(n_matched_any, n_usable, match_radius_arcsec), _most_calibrators(candidates), candidates
+        )
     if n_matched_any == 0:
         raise CalibrationFailed(
             f"none of your {n_usable} sources matched a reference star within {match_radius_arcsec:g} arcsec: "
             "check the astrometric solution (WCS) of your image or try a larger matchDist",
             code=ErrorCode.NO_STARS_MATCHED,
         )
-    best = _choose(candidates, s, constraint)
+    try:
+        best = _choose(candidates, s, constraint)
+    except CalibrationFailed as exc:  # none of the observatory's bands can be fitted
+        raise _refused(exc, _most_calibrators(candidates), candidates) from None
     if best is None and check_wcs and n_matched_any < WRONG_WCS_MAX_FRACTION * n_usable:
         # too few calibrators because too few sources matched at all: the frame's WCS, not the field
-        raise _wrong_wcs(n_matched_any, n_usable, match_radius_arcsec)
+        raise _refused(
+            _wrong_wcs(n_matched_any, n_usable, match_radius_arcsec), _most_calibrators(candidates), candidates
+        )
     if best is None:
         n_flagged = int((usable & ((np.asarray(sources.flags).astype(np.int64) & s.reject_flags) != 0)).sum())
-        raise CalibrationFailed(
+        too_few = CalibrationFailed(
             _too_few_message(candidates, s, n_flagged, n_matched_any, n_usable, match_radius_arcsec),
             code=ErrorCode.TOO_FEW_STARS,
         )
+        raise _refused(too_few, _most_calibrators(candidates), candidates)
     chosen = best
     if best.isolated is not None:
         # a crowded frame: the chosen band's final fit over its isolated calibrators (choice.fit_band)
@@ -338,7 +375,10 @@ def calibrate_frame(
     fit = best.fit
     assert fit is not None
     assert best.score is not None  # fit_band scores every candidate it fits
-    _sanity_check(best, n_matched_any, n_usable, match_radius_arcsec, s, check_wcs)
+    try:
+        _sanity_check(best, n_matched_any, n_usable, match_radius_arcsec, s, check_wcs)
+    except CalibrationFailed as exc:
+        raise _refused(exc, best, candidates) from None
     warnings = []
     if best.colour_term_assumed:
         cost = fit.unknown_colour_err(s.transient_colour_scale * fit.colour_spread)
@@ -355,8 +395,16 @@ def calibrate_frame(
         sources, usable, references, candidates, evaluation.detected, s.limit_completeness
     )
     aperture = _aperture_input(sources, good, evaluation.neighbour_light, s)
+    known_colour = counterpart_colour(
+        _stars_of(best.survey, references),
+        best.survey,
+        get_survey(best.survey).band(best.band).colour,
+        target_ra,
+        target_dec,
+        s,
+    )
     target = (
-        measure_forced_target(forced_target, fit, target_ra, target_dec, s)
+        measure_forced_target(forced_target, fit, target_ra, target_dec, s, known_colour=known_colour)
         if forced_target is not None
         else measure_target(
             sources,
@@ -371,14 +419,16 @@ def calibrate_frame(
             neighbour_light=evaluation.neighbour_light,
             aperture=aperture,
             crowded=evaluation.crowded,
+            known_colour=known_colour,
         )
     )
     if target.detected and target.note:
-        warnings.extend(n for n in target.note.split("; ") if n.startswith("the target is blended"))
+        warnings.extend(n for n in target.note.split("; ") if n.startswith(WARNING_NOTES))
+    target_colour = fit.median_colour if target.assumed_colour is None else target.assumed_colour
     if best is not chosen and chosen.fit is not None and target.mag_err is not None:
         # how far leaving the blended stars out moved the calibration: crowding the cut may not have
-        # removed moves it as much again, so that shift is part of the error (at the assumed colour)
-        c0 = fit.median_colour
+        # removed moves it as much again, so that shift is part of the error (at the target's colour)
+        c0 = target_colour
         shift = abs((fit.zeropoint + fit.colour_term * c0) - (chosen.fit.zeropoint + chosen.fit.colour_term * c0))
         err = math.hypot(target.mag_err, s.crowding_shift_fraction * shift)
         # how far isolated sources measured as well as the target stray from the isolated calibration in
@@ -452,7 +502,7 @@ def calibrate_frame(
         outlier_fraction=fit.outlier_fraction,
         score=float(best.score),
         fit_colour_term=fit.fit_colour_term,
-        assumed_colour=fit.median_colour,
+        assumed_colour=target_colour,
         n_sources=n_sources,
         n_usable=n_usable,
         target=target,
@@ -509,3 +559,99 @@ def _choose(
                 code=ErrorCode.TOO_FEW_STARS,
             )
     return best
+
+
+def _most_calibrators(candidates: list[BandCandidate]) -> BandCandidate | None:
+    """The candidate closest to a calibration when none could be made: the most calibration stars (None when
+    no source matched a star of any: nothing to plot)."""
+    tried = [c for c in candidates if c.band and c.nmatched > 0]
+    return max(tried, key=lambda c: (c.fit is not None, c.ncalibrators, c.nquality, c.nmatched), default=None)
+
+
+def _failed_calibration(candidate: BandCandidate, candidates: list[BandCandidate]) -> FailedCalibration:
+    """A candidate's stars and fit (if any) as the plot takes them (the same arrays as a success's)."""
+    n_cal = len(candidate.ref_mag)
+    used = np.zeros(n_cal, dtype=bool)
+    clipped = np.zeros(n_cal, dtype=bool)
+    fit = candidate.fit
+    if fit is not None:
+        kept = ~candidate.bright
+        used[kept] = fit.used
+        clipped[kept] = fit.clipped
+        residual = candidate.ref_mag - (candidate.inst_mag + fit.zeropoint + fit.colour_term * candidate.colour_values)
+    else:
+        offset = candidate.ref_mag - candidate.inst_mag
+        finite = np.isfinite(offset)
+        residual = offset - (float(np.median(offset[finite])) if finite.any() else 0.0)
+    plot = PlotData(
+        ref_mag=candidate.ref_mag,
+        ref_err=candidate.ref_err,
+        inst_mag=candidate.inst_mag,
+        inst_err=candidate.inst_err,
+        colour=candidate.colour_values,
+        residual=residual,
+        used=used,
+        clipped=clipped,
+        bright=np.asarray(candidate.bright, dtype=bool).copy(),
+    )
+    return FailedCalibration(
+        survey=candidate.survey,
+        band=candidate.band,
+        colour=candidate.colour,
+        npoints=0 if fit is None else fit.npoints,
+        nmatched=candidate.nmatched,
+        ncalibrators=candidate.ncalibrators,
+        plot=plot,
+        zeropoint=None if fit is None else fit.zeropoint,
+        zeropoint_err=None if fit is None else fit.zeropoint_err,
+        colour_term=0.0 if fit is None else fit.colour_term,
+        colour_term_err=fit.colour_term_err if fit is not None and fit.fit_colour_term else None,
+        scatter=None if fit is None else fit.scatter,
+        fit_colour_term=fit is not None and fit.fit_colour_term,
+        candidates=[c.summary() for c in candidates],
+    )
+
+
+def _refused(
+    exc: CalibrationFailed, candidate: BandCandidate | None, candidates: list[BandCandidate]
+) -> CalibrationFailed:
+    """``exc`` with the candidate to plot (:class:`CalibrationRefused`); as it is without one (no star matched).
+
+    A candidate whose matched stars all failed the quality cuts has no star to show: its plot is the reason."""
+    if candidate is None:
+        return exc
+    return CalibrationRefused(exc.message, code=exc.code, best=_failed_calibration(candidate, candidates))
+
+
+def _best_effort(
+    sources: SourceColumns,
+    references: Mapping[str, ReferenceStars],
+    match_radius_arcsec: float,
+    force_filter: ForcedBand | tuple[str, str] | str | None,
+    s: FitSettings,
+    observatory_filters: list[str] | None,
+) -> tuple[BandCandidate | None, list[BandCandidate]]:
+    """The candidate a frame refused before its fit would have been calibrated in (for the plot of a
+    ``target_outside_frame``): the choice's band, else the one with the most stars; (None, []) if none."""
+    try:
+        usable = usable_mags(sources.mag) & np.isfinite(np.asarray(sources.ra, dtype=float))
+        usable &= np.isfinite(np.asarray(sources.dec, dtype=float))
+        forced = parse_force_filter(force_filter)
+        if forced is not None:
+            forced = _resolve_forced(forced, references)
+        constraint = filter_constraint(observatory_filters) if forced is None else None
+        only = None if forced is None else forced.bands
+        good = source_quality(sources, s)
+        evaluation = evaluate_candidates(sources, references, match_radius_arcsec, usable, good, s, only=only)
+        if evaluation.n_matched_any == 0:
+            return None, []
+        candidates = evaluation.candidates
+        try:
+            best = _choose(candidates, s, constraint)
+        except CalibrationFailed:
+            best = None
+    except Exception:
+        return None, []
+    if best is not None and best.isolated is not None:
+        best = best.isolated
+    return (best if best is not None else _most_calibrators(candidates)), candidates

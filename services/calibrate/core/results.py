@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from shared.errors import CalibrationFailed
+
 
 @dataclass(frozen=True)
 class CandidateSummary:
@@ -64,7 +66,14 @@ class TargetMeasurement:
     limit_method : str or None
         ``"completeness"`` or ``"mag_err"`` (see :mod:`limits`).
     assumed_colour : float or None
-        Colour assumed for the target, mag (median of the calibrators).
+        Colour the target was calibrated at, mag: the median of the
+        calibrators, or its counterpart's (``colour_source``).
+    colour_err : float or None
+        That colour's 1-sigma error when it is known (a counterpart's), mag;
+        None when it is the calibrators' median (its cost is then their spread).
+    colour_source : str or None
+        Where a known colour came from (``"its APASS counterpart at 0.12
+        arcsec"``); None: the calibrators' median colour was assumed.
     flags : int or None
         SExtractor FLAGS of the target source.
     note : str or None
@@ -92,6 +101,8 @@ class TargetMeasurement:
     inst_limit_mag: float | None = None
     limit_method: str | None = None
     assumed_colour: float | None = None
+    colour_err: float | None = None
+    colour_source: str | None = None
     flags: int | None = None
     note: str | None = None
     photometry: str = "catalogue"
@@ -154,7 +165,9 @@ class FrameCalibration:
     fit_colour_term : bool
         False when the colour spread or star count allowed only a ZP fit.
     assumed_colour : float
-        Colour assumed for the target (median of the used calibrators), mag.
+        Colour the target was calibrated at, mag: the median of the used
+        calibrators, or its counterpart's catalogue colour
+        (``target.colour_source``).
     n_sources, n_usable : int
         Sources in the catalogue / with a usable magnitude.
     candidates : list of CandidateSummary
@@ -212,3 +225,54 @@ class FrameCalibration:
         for name in ("used", "clipped", "bright"):
             out[name] = [bool(v) for v in np.asarray(getattr(p, name))]
         return out
+
+
+@dataclass(frozen=True)
+class FailedCalibration:
+    """The best candidate of a calibration refused after its sources matched reference stars, for its plot.
+
+    Which one: the fitted candidate a sanity check refused (``poor_fit``,
+    ``bad_astrometry``, ``wrong_wcs``), the band the choice would have made
+    for a frame whose alert is outside it (``target_outside_frame``), or the
+    band with the most calibration stars when none could be fitted
+    (``too_few_stars``). ``zeropoint``, ``zeropoint_err``, ``scatter`` in mag,
+    ``colour_term`` in mag/mag; None without a fit (then ``plot.used`` and
+    ``plot.clipped`` are all False and ``plot.residual`` is about the median
+    offset of the stars).
+    """
+
+    survey: str
+    band: str
+    colour: str
+    npoints: int
+    nmatched: int
+    ncalibrators: int
+    plot: PlotData
+    zeropoint: float | None = None
+    zeropoint_err: float | None = None
+    colour_term: float = 0.0
+    colour_term_err: float | None = None
+    scatter: float | None = None
+    fit_colour_term: bool = False
+    candidates: list[CandidateSummary] = field(default_factory=list)
+
+    @property
+    def fitted(self) -> bool:
+        return self.zeropoint is not None
+
+
+class CalibrationRefused(CalibrationFailed):
+    """A :class:`CalibrationFailed` raised after matching: it carries the best failing candidate
+    (:class:`FailedCalibration`) so that the service can draw the plot of what was refused."""
+
+    def __init__(self, message: str, *, code: str, best: FailedCalibration) -> None:
+        super().__init__(message, code=code)
+        self.best = best
+
+    def __reduce__(self):
+        # picklable (a Dask worker's exception crosses processes): its arguments are keyword-only
+        return _refused, (self.message, str(self.code), self.best)
+
+
+def _refused(message: str, code: str, best: FailedCalibration) -> CalibrationRefused:
+    return CalibrationRefused(message, code=code, best=best)

@@ -9,13 +9,15 @@ whether the alert lies in it: :mod:`footprint`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from services.calibrate.core.aperture import ApertureCorrection, wants_aperture
 from services.calibrate.core.crowding import target_blend
 from services.calibrate.core.fitting import FitResult
-from services.calibrate.core.inputs import ForcedAperture, SourceColumns
+from services.calibrate.core.inputs import ForcedAperture, ReferenceStars, SourceColumns
 from services.calibrate.core.limits import frame_limit_inst
 from services.calibrate.core.results import TargetMeasurement
 from services.calibrate.core.settings import FitSettings
@@ -63,11 +65,131 @@ def nearest_source(
     return int(idx[j]), float(sep[j])
 
 
-def calibrated_error(fit: FitResult, inst_err: float, colour: float, settings: FitSettings) -> float:
+@dataclass(frozen=True)
+class TargetColour:
+    """A colour known for the target, in the chosen band's colour index (e.g. APASS B-V).
+
+    ``value`` and its 1-sigma ``err`` in mag; ``source`` says where it comes from, for the answer
+    (``"its APASS counterpart at 0.12 arcsec"``).
+    """
+
+    value: float
+    err: float
+    source: str
+
+
+def counterpart_colour(
+    stars: ReferenceStars | None,
+    survey: str,
+    colour_bands: tuple[str, str],
+    ra: float,
+    dec: float,
+    settings: FitSettings,
+) -> TargetColour | None:
+    """The catalogue colour of the target's counterpart in the chosen survey, if it has one.
+
+    A Gaia alert is often a known source brightening (a microlensing event keeps its source's
+    colour; a young star or a cataclysmic variable is in the catalogues in quiescence): the star
+    of ``stars`` nearest the alert position (``ra``, ``dec``, deg) within
+    ``settings.counterpart_radius_arcsec`` is its counterpart, unless another star is as close
+    (ambiguous: None). Its colour ``colour_bands[0] - colour_bands[1]`` (both magnitudes finite)
+    is returned with the catalogue errors and ``settings.counterpart_colour_err`` (what the event
+    may change the colour by) in quadrature, mag. None: no counterpart, or no colour.
+    """
+    radius = settings.counterpart_radius_arcsec
+    if stars is None or len(stars) == 0 or not radius > 0:
+        return None
+    s_ra = np.asarray(stars.ra, dtype=float)
+    s_dec = np.asarray(stars.dec, dtype=float)
+    near = np.flatnonzero(np.abs(s_dec - dec) <= radius / 3600.0)
+    if near.size == 0:
+        return None
+    sep = angular_separation_arcsec(s_ra[near], s_dec[near], ra, dec)
+    inside = near[sep <= radius]
+    if inside.size != 1:
+        return None
+    k = int(inside[0])
+    blue, red = colour_bands
+    mags, errs = stars.mags, stars.errs
+    if blue not in mags or red not in mags:
+        return None
+    m_b, m_r = float(mags[blue][k]), float(mags[red][k])
+    if not (math.isfinite(m_b) and math.isfinite(m_r)):
+        return None
+    e_b = float(errs[blue][k]) if blue in errs else math.nan
+    e_r = float(errs[red][k]) if red in errs else math.nan
+    cat_err = math.hypot(e_b if math.isfinite(e_b) else 0.0, e_r if math.isfinite(e_r) else 0.0)
+    d = float(angular_separation_arcsec(s_ra[k : k + 1], s_dec[k : k + 1], ra, dec)[0])
+    return TargetColour(
+        value=m_b - m_r,
+        err=math.hypot(cat_err, settings.counterpart_colour_err),
+        source=f"its {stars.survey} counterpart at {d:.2f} arcsec",
+    )
+
+
+def calibrated_error(
+    fit: FitResult, inst_err: float, colour: float, settings: FitSettings, colour_err: float | None = None
+) -> float:
     """The target's error, mag: its instrumental error, the fit's at ``colour``, the relation's intrinsic
-    scatter and the cost of its unknown colour (see :func:`measure_target`), in quadrature."""
-    col_err = fit.unknown_colour_err(settings.transient_colour_scale * fit.colour_spread)
+    scatter and the cost of its colour's uncertainty (see :func:`measure_target`), in quadrature.
+
+    ``colour_err`` (mag): the 1-sigma error of a known target colour; None, the colour is unknown and
+    scatters like the calibrators' (``transient_colour_scale`` times their spread)."""
+    spread = settings.transient_colour_scale * fit.colour_spread if colour_err is None else colour_err
+    col_err = fit.unknown_colour_err(spread)
     return math.sqrt(inst_err**2 + fit.calibration_err(colour) ** 2 + fit.intrinsic_scatter**2 + col_err**2)
+
+
+def usable_colour(fit: FitResult, known: TargetColour | None, settings: FitSettings) -> TargetColour | None:
+    """``known`` if the fit can use it: a fitted colour term, and the colour among the calibrators'.
+
+    A straight colour term is trusted over the calibrators' colours only: a counterpart farther than
+    ``settings.counterpart_max_spreads`` robust spreads from their median colour (or with no colour
+    term fitted) is not used.
+    """
+    if known is None or not fit.fit_colour_term or not math.isfinite(known.value):
+        return None
+    if abs(known.value - fit.median_colour) > settings.counterpart_max_spreads * fit.colour_spread:
+        return None
+    return known
+
+
+class ColourChoice(NamedTuple):
+    """The colour a target is calibrated at (mag), the spread its error is costed with (mag; None: the
+    calibrators' own), the known colour's source (None: their median) and the answer's note."""
+
+    colour: float
+    cost_spread: float | None
+    source: str | None
+    note: str | None
+
+
+def choose_colour(fit: FitResult, known: TargetColour | None, settings: FitSettings) -> ColourChoice:
+    """At which colour to calibrate the target, and what its colour costs.
+
+    Its counterpart's colour when :func:`usable_colour` accepts it (cost: that colour's error).
+    A counterpart too far from the calibrators' colours for the colour term to be trusted there is
+    not used, but its colour says how far the target is from their median: the target is calibrated
+    at the median and the cost is at least that offset, not the calibrators' spread alone. Without a
+    counterpart: the median and the spread (``transient_colour_scale`` times theirs).
+    """
+    c0 = fit.median_colour
+    use = usable_colour(fit, known, settings)
+    if use is not None:
+        note = (
+            f"the target's colour {use.value:.3f} +- {use.err:.3f} mag is {use.source} "
+            "(taken as unchanged by the event), not the calibrators' median"
+        )
+        return ColourChoice(use.value, use.err, use.source, note)
+    if known is not None and fit.fit_colour_term and math.isfinite(known.value):
+        offset = abs(known.value - c0)
+        note = (
+            f"the colour of {known.source}, {known.value:.3f} mag, is beyond the calibrators' "
+            f"({c0:.3f} +- {fit.colour_spread:.3f}): the target is calibrated at their median colour "
+            f"and its error counts the {offset:.3f} mag offset"
+        )
+        return ColourChoice(c0, max(settings.transient_colour_scale * fit.colour_spread, offset), None, note)
+    return ColourChoice(c0, None, None, None)
 
 
 def measure_target(
@@ -84,6 +206,7 @@ def measure_target(
     neighbour_light: np.ndarray | None = None,
     aperture: ApertureInput | None = None,
     crowded: bool = False,
+    known_colour: TargetColour | None = None,
 ) -> TargetMeasurement:
     """Calibrate the transient, or give the frame's limit if it is not there.
 
@@ -92,6 +215,13 @@ def measure_target(
     median colour of the used calibration stars is assumed::
 
         mag = m_inst + ZP + CT * colour_assumed
+
+    unless ``known_colour`` gives it (its counterpart's in the chosen survey,
+    :func:`counterpart_colour`) and the fit can use it (:func:`usable_colour`):
+    then that colour is the assumed one, the cost of the colour is its error
+    ``sigma_c`` instead of the calibrators' spread (``(CT**2 + var(CT)) *
+    sigma_c**2`` below), and the note says where the colour came from
+    (``colour_source``). The limit stays at the calibrators' median colour.
 
     Its error adds in quadrature the source's own photometric error, the
     error of the calibration at the assumed colour (``ZP + CT * colour``
@@ -151,8 +281,13 @@ def measure_target(
     inst_err = float(sources.mag_err[j])
     flags = int(sources.flags[j])
     notes = []
+    choice = choose_colour(fit, known_colour, settings)
+    colour, colour_err, colour_source = choice.colour, choice.cost_spread, choice.source
+    cal_shift = fit.zeropoint + fit.colour_term * colour
+    if choice.note:
+        notes.append(choice.note)
     if math.isfinite(inst_err) and inst_err >= 0:
-        mag_err: float | None = calibrated_error(fit, inst_err, colour, settings)
+        mag_err: float | None = calibrated_error(fit, inst_err, colour, settings, colour_err)
     else:
         mag_err = None
         notes.append("the target's instrumental error is missing")
@@ -170,7 +305,7 @@ def measure_target(
                 f"{apc.correction:+.3f} +- {apc.error:.3f} mag aperture correction over {apc.n_stars} isolated stars"
             )
             if math.isfinite(inst_err):
-                mag_err = calibrated_error(fit, inst_err, colour, settings)
+                mag_err = calibrated_error(fit, inst_err, colour, settings, colour_err)
     blend_err, blend_msg = target_blend(flags, light, settings, aperture=photometry == "aperture")
     if blend_msg:
         notes.append(blend_msg)
@@ -192,6 +327,8 @@ def measure_target(
         inst_limit_mag=inst_limit,
         limit_method=method,
         assumed_colour=colour,
+        colour_err=colour_err if colour_source else None,
+        colour_source=colour_source,
         flags=flags,
         note="; ".join(notes) or None,
         photometry=photometry,
@@ -200,11 +337,17 @@ def measure_target(
 
 
 def measure_forced_target(
-    forced: ForcedAperture, fit: FitResult, target_ra: float, target_dec: float, settings: FitSettings
+    forced: ForcedAperture,
+    fit: FitResult,
+    target_ra: float,
+    target_dec: float,
+    settings: FitSettings,
+    known_colour: TargetColour | None = None,
 ) -> TargetMeasurement:
     """The transient measured on the frame at the alert's position, calibrated through the chosen fit.
 
-    As :func:`measure_target` for a source, at the calibrators' median colour::
+    As :func:`measure_target` for a source, at the calibrators' median colour (or at ``known_colour``
+    when the fit can use it, as there)::
 
         mag = inst_mag + ZP + CT * colour_assumed
         mag_err = sqrt(inst_mag_err**2 + err(ZP + CT c0)**2 + s_int**2 + (CT**2 + var(CT)) * spread**2)
@@ -228,9 +371,14 @@ def measure_forced_target(
             photometry="forced_aperture",
         )
     mag_err: float | None = None
+    choice = choose_colour(fit, known_colour, settings)
+    colour, colour_err = choice.colour, choice.cost_spread
+    cal_shift = fit.zeropoint + fit.colour_term * colour
+    if choice.note:
+        how += "; " + choice.note
     inst_err = forced.inst_mag_err
     if inst_err is not None and math.isfinite(inst_err) and inst_err >= 0:
-        mag_err = calibrated_error(fit, inst_err, colour, settings)
+        mag_err = calibrated_error(fit, inst_err, colour, settings, colour_err)
     return TargetMeasurement(
         detected=True,
         mag=forced.inst_mag + cal_shift,
@@ -244,6 +392,8 @@ def measure_forced_target(
         inst_limit_mag=forced.inst_limit,
         limit_method="forced_aperture",
         assumed_colour=colour,
+        colour_err=colour_err if choice.source else None,
+        colour_source=choice.source,
         note=how,
         photometry="forced_aperture",
     )

@@ -17,8 +17,8 @@
   // aligned data: one x (every point, by MJD), one y column per filter; which points are limits and their errors aside
   const rows = [];
   series.forEach((s, k) => {
-    s.mjd.forEach((x, j) => rows.push([x, k, s.mag[j], s.err[j], false]));
-    s.lim_mjd.forEach((x, j) => rows.push([x, k, s.lim[j], 0, true]));
+    s.mjd.forEach((x, j) => rows.push([x, k, s.mag[j], s.err[j], false, (s.id || [])[j]]));
+    s.lim_mjd.forEach((x, j) => rows.push([x, k, s.lim[j], 0, true, (s.lim_id || [])[j]]));
   });
   if (rows.length === 0) {
     box.textContent = "No datapoints yet.";
@@ -30,7 +30,8 @@
   const ys = series.map(() => new Array(rows.length).fill(null));
   const errs = new Float64Array(rows.length);
   const isLimit = new Uint8Array(rows.length);
-  rows.forEach((r, i) => { ys[r[1]][i] = r[2]; errs[i] = r[3]; isLimit[i] = r[4] ? 1 : 0; });
+  const ids = new Array(rows.length).fill(null);
+  rows.forEach((r, i) => { ys[r[1]][i] = r[2]; errs[i] = r[3]; isLimit[i] = r[4] ? 1 : 0; ids[i] = r[5] ?? null; });
 
   const MJD0 = Date.UTC(1858, 10, 17);
   const date = (mjd, withTime) => {
@@ -175,6 +176,37 @@
     document.addEventListener("mousemove", move);
     document.addEventListener("mouseup", up);
   }, true);
+
+  // click a point (not a drag): open its datapoint page (calibration, candidates, plot, provenance, history)
+  const CLICK_PX = 8;
+  let down = null;
+  plot.over.addEventListener("mousedown", e => { down = { x: e.clientX, y: e.clientY }; });
+  function pointAt(cx, cy) {
+    // the nearest shown point within CLICK_PX css pixels of (cx, cy), over-relative coordinates
+    let best = null, bestD = CLICK_PX * CLICK_PX;
+    for (let k = 0; k < series.length; k++) {
+      if (!plot.series[k + 1].show) continue;
+      const col = ys[k];
+      for (let i = 0; i < xs.length; i++) {
+        if (col[i] === null || ids[i] === null) continue;
+        const dx = plot.valToPos(xs[i], "x") - cx, dy = plot.valToPos(col[i], "y") - cy;
+        const d = dx * dx + dy * dy;
+        if (d <= bestD) { bestD = d; best = ids[i]; }
+      }
+    }
+    return best;
+  }
+  plot.over.addEventListener("click", e => {
+    if (e.shiftKey || (down && Math.hypot(e.clientX - down.x, e.clientY - down.y) > 3)) return;  // a pan or a zoom box
+    const rect = plot.over.getBoundingClientRect();
+    const id = pointAt(e.clientX - rect.left, e.clientY - rect.top);
+    if (id !== null) window.location.assign("/datapoints/" + encodeURIComponent(id));
+  });
+  plot.over.addEventListener("mousemove", e => {
+    const rect = plot.over.getBoundingClientRect();
+    plot.over.style.cursor = pointAt(e.clientX - rect.left, e.clientY - rect.top) !== null ? "pointer" : "";
+  });
+  window.photcalPointAt = pointAt;  // for the browser tests
 
   window.addEventListener("resize", () => plot.setSize({ width: Math.max(320, box.clientWidth), height: 420 }));
 })();

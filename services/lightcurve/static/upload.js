@@ -104,6 +104,13 @@
       a.textContent = "Light curve of this event";
       links.append(a);
     }
+    if (Number.isInteger(body.followup_id)) {
+      const d = document.createElement("a");
+      d.href = "/datapoints/" + body.followup_id;
+      d.id = "result-datapoint";
+      d.textContent = "The datapoint's page (calibration, candidates, provenance)";
+      links.append(" · ", d);
+    }
     const src = plotPath(body.image_link);
     if (src) {
       plot.src = src;

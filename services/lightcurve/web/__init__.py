@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from services.lightcurve.web.alerts import alerts_page
 from services.lightcurve.web.auth import home, login, login_page, logout, logout_page
+from services.lightcurve.web.datapoint import datapoint_page
 from services.lightcurve.web.events import new_event, new_event_page
 from services.lightcurve.web.followup import delete_point, followup_page
 from services.lightcurve.web.lightcurves import lightcurve_page
+from services.lightcurve.web.myuploads import uploads_page
 from services.lightcurve.web.uploads import upload_page
 
 __all__ = [
     "alerts_page",
+    "datapoint_page",
     "delete_point",
     "followup_page",
     "home",
@@ -27,4 +30,5 @@ __all__ = [
     "new_event",
     "new_event_page",
     "upload_page",
+    "uploads_page",
 ]

@@ -11,6 +11,7 @@ from pymongo.errors import PyMongoError
 from services.lightcurve import handlers, pages
 from services.lightcurve.pages import (
     attr,
+    datapoint_href,
     escape,
     fmt,
     lightcurve_href,
@@ -46,10 +47,7 @@ async def _plot_links(db, points: list[Datapoint]) -> dict[str, str | None]:
 
 def _relative_plot(image_link: str | None) -> str | None:
     """The gateway serves plots at /plots/NAME.png; link them on this origin whatever base URL was recorded."""
-    if not image_link or "/plots/" not in image_link:
-        return None
-    name = image_link.rsplit("/plots/", 1)[1]
-    return "/plots/" + name if name.endswith(".png") and name[:-4].isalnum() else None
+    return pages.relative_plot(image_link)
 
 
 def _mag_cell(p: Datapoint) -> str:
@@ -100,7 +98,7 @@ async def followup_page(request: web.Request) -> web.Response:
         survey = f" <small>({escape(p.survey)})</small>" if p.survey else ""
         body.append(
             f'<tr data-followup-id="{p.followup_id}"{deleted_class if p.deleted else ""}>'
-            f'<td class="num">{p.followup_id}</td>'
+            f'<td class="num">{link(datapoint_href(p.followup_id), str(p.followup_id), class_="dp")}</td>'
             f"<td>{link(lightcurve_href(p.ivorn), p.alert_name or p.ivorn.rsplit('#', 1)[-1], class_='lc')}</td>"
             f"<td>{escape(p.observatory)}</td>"
             f'<td class="num">{fmt(p.mjd, 5)} <small>{escape(mjd_date(p.mjd, True))}</small></td>'
@@ -136,12 +134,16 @@ async def followup_page(request: web.Request) -> web.Response:
             f"Datapoint {clamped_int(request.query.get('deleted'), 0)} deleted (kept in the history with its reason)."
         )
     if mine:
-        notes += "<p>Your observatory's uploads, deleted ones included (with the reason).</p>"
+        notes += (
+            "<p>Your observatory's datapoints, deleted ones included (with the reason); every upload, refused "
+            f"ones too: {link('/uploads', 'my uploads')}.</p>"
+        )
     elif user is not None:
         notes += f"<p>{link('/followup?mine=1', 'Only my uploads')} (there you may delete your own datapoints).</p>"
     if ivorn:
         notes += f"<p>Event {escape(ivorn)} · {link(lightcurve_href(ivorn), 'light curve')}</p>"
-    title = f"My uploads ({user.name})" if mine and user is not None else "Follow-up data"
+    # "my uploads" (/uploads) lists every upload, refused ones too; this is the stored datapoints
+    title = f"My datapoints ({user.name})" if mine and user is not None else "Follow-up data"
     return await render(request, title, notes + pager + table + pager, active="followup")
 
 

@@ -42,7 +42,9 @@ def _point_rows(points: list[dict]) -> str:
             f"<td>{escape(band) if band else ''}</td><td>{escape(survey) if survey else ''}</td>"
             f'<td class="num">{mag}</td><td class="num">{err}</td><td class="num">{lim}</td>'
             f'<td>{escape(p["observatory"])}</td><td class="num">{num(p["exptime"], 1)}</td>'
-            f'<td class="comment">{escape(comment) if comment else ""}</td><td class="num">{p["followup_id"]}</td></tr>'
+            f'<td class="comment">{escape(comment) if comment else ""}</td>'
+            f'<td class="num"><a href="/datapoints/{int(p["followup_id"] or 0)}" class="dp">'
+            f"{p['followup_id']}</a></td></tr>"
         )
     return "".join(out)
 
@@ -99,8 +101,8 @@ async def lightcurve_page(request: web.Request) -> web.Response:
 {link(query_href("/followup", {"ivorn": data["ivorn"]}), "follow-up list")}</p>
 <div class="chart-box">
 <div class="chart-tools"><button type="button" id="reset-zoom">reset zoom</button>
-<span class="hint">drag: zoom to a box · wheel: zoom · shift+drag: pan · double-click: reset · click a filter in the """
-        f"""legend to hide it</span></div>
+<span class="hint">click a point: its datapoint page · drag: zoom to a box · wheel: zoom · shift+drag: pan · """
+        f"""double-click: reset · click a filter in the legend to hide it</span></div>
 <div id="chart" aria-label="light curve plot"></div>
 <noscript><p>The plot needs JavaScript; every point is in the table below.</p></noscript>
 </div>

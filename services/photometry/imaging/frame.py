@@ -19,7 +19,14 @@ from astropy.wcs import WCS
 
 from services.photometry.imaging.aperture import Aperture, aperture_for, measure
 from services.photometry.imaging.background import measure_background
-from services.photometry.imaging.extract import DETECT_SIGMA, FLAG_TRUNCATED, detect, frame_fwhm
+from services.photometry.imaging.extract import (
+    DETECT_SIGMA,
+    FLAG_TRUNCATED,
+    STAR_MIN_SNR,
+    count_stars,
+    detect,
+    frame_fwhm,
+)
 from services.photometry.imaging.forced import SNR_LIMIT, ForcedMeasurement, forced_photometry
 from shared.arrays import SourceTable
 from shared.frames import FrameHeader
@@ -35,6 +42,10 @@ class UnusableFrame(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class NoStars(UnusableFrame):
+    """Objects were found, but none is surely a star (only noise peaks, hot pixels, cosmic rays)."""
 
 
 @dataclass(frozen=True)
@@ -126,9 +137,11 @@ def photometer_frame(
     lap("background")
     found = detect(data_sub, pixels, rms, saturate=header_info.saturate, threshold_sigma=threshold_sigma)
     lap("extract")
-    if len(found) == 0:
-        raise UnusableFrame(
-            f"no star found above {threshold_sigma:g} sigma of the sky: is the frame empty or out of focus?"
+    if count_stars(found, rms) == 0:
+        raise NoStars(
+            f"no star in the frame: of {len(found)} objects above {threshold_sigma:g} sigma of the sky none "
+            f"is a star of S/N {STAR_MIN_SNR:g} (noise peaks, hot pixels, cosmic rays): is it a "
+            "dark or flat, out of focus, clouded out, or was the shutter closed?"
         )
     fwhm, n_fwhm = frame_fwhm(data_sub, found, rms)
     lap("fwhm")
@@ -167,4 +180,4 @@ def photometer_frame(
     )
 
 
-__all__ = ["FLAG_TRUNCATED", "FramePhotometry", "UnusableFrame", "photometer_frame"]
+__all__ = ["FLAG_TRUNCATED", "FramePhotometry", "NoStars", "UnusableFrame", "photometer_frame"]
