@@ -216,6 +216,13 @@ def dry_run_then_apply(stack: Stack, db, hashtag: str, admin: str, truth_a: dict
     for followup_id in a_ids:
         assert (served[followup_id]["survey"], served[followup_id]["filter"]) == ("GAIA", "G")
         assert served[followup_id]["mag"] == pytest.approx(new_mags[followup_id], abs=1e-3)
+    # the datapoint's own page: the refit's calibration and provenance, the replaced one in the history
+    detail = get_json(f"{stack.url}/api/v1/datapoints/{a1['followup_id']}")
+    assert (detail["calibration"]["survey"], detail["calibration"]["filter"]) == ("GAIA", "G"), detail
+    assert detail["calibration"]["calibration_id"] == f"{job_id}|{a1['followup_id']}"
+    assert "GAIA" in {c["survey"] for c in detail["provenance"]["catalogues"]}
+    assert detail["provenance"]["force_filter"] == "GAIA/G"
+    assert [(h["version"], h["survey"]) for h in detail["history"]] == [(1, "APASS")]
     # the upload's own answer is what it was
     status = get_json(f"{stack.url}/api/v1/uploads/{a1['upload_id']}")
     assert status["result"]["survey"] == "APASS" and status["result"]["mag"] == a1["mag"]
