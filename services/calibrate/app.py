@@ -6,6 +6,7 @@ import asyncio
 
 from services.calibrate.cone import ConeClient
 from services.calibrate.pipeline import Pipeline
+from services.calibrate.recalibrate import RecalibrationWorker
 from services.calibrate.settings import CalibrateSettings
 from services.calibrate.warmup import warm_up
 from services.calibrate.worker import Worker
@@ -26,8 +27,11 @@ def spec(settings: CalibrateSettings) -> ServiceSpec:
             settings.cone_min_stars,
         )
         js, db = rt.jetstream(), rt.database()
-        worker = Worker(settings, js, db, Pipeline(settings, js, db, cones))
+        pipeline = Pipeline(settings, js, db, cones)
+        worker = Worker(settings, js, db, pipeline)
+        recalibrations = RecalibrationWorker(settings, js, db, pipeline)
 
         rt.run_worker(worker.run, worker.stop)
+        rt.run_worker(recalibrations.run, recalibrations.stop)
 
     return ServiceSpec("calibrate", settings, settings.port, setup)

@@ -127,17 +127,32 @@ class ConeClient:
         self.last_seconds = 0.0
 
     async def cone(
-        self, ra: float, dec: float, radius: float, surveys: list[str] | None = None, n_sources: int | None = None
+        self,
+        ra: float,
+        dec: float,
+        radius: float,
+        surveys: list[str] | None = None,
+        n_sources: int | None = None,
+        versions: dict[str, str] | None = None,
     ) -> ConeReply:
-        """The reference stars of the cone; with ``n_sources``, only as many per survey as such a frame can use."""
+        """The reference stars of the cone; with ``n_sources``, only as many per survey as such a frame can use;
+        ``versions``: survey -> the catalogue version to read instead of the live one (a recalibration)."""
         brightest = brightest_for(n_sources, self.stars_per_source, self.min_stars)
         # rounding to ~4" makes repeated uploads of one field share an entry
-        key = (round(ra, 3), round(dec, 3), round(radius, 3), tuple(surveys or ()), brightest)
+        pinned = tuple(sorted((versions or {}).items()))
+        key = (round(ra, 3), round(dec, 3), round(radius, 3), tuple(surveys or ()), brightest, pinned)
         hit = self._cache.get(key)
         if hit and time.monotonic() - hit[0] < self.ttl:
             self._cache.move_to_end(key)
             return hit[1]
-        request = ConeRequestV2(ra=ra % 360.0, dec=dec, radius_deg=radius, surveys=surveys or [], brightest=brightest)
+        request = ConeRequestV2(
+            ra=ra % 360.0,
+            dec=dec,
+            radius_deg=radius,
+            surveys=surveys or [],
+            brightest=brightest,
+            versions=versions or {},
+        )
         reply = await self._ask(request)
         self._remember(key, reply)
         return reply
@@ -170,6 +185,10 @@ class ConeClient:
             raise CatalogFailed(f"the reference catalogue service failed on this field: {reply.message}")
         if reply.error == ErrorCode.CONE_TOO_LARGE:
             raise CatalogRefused(f"reference catalogue: {reply.message}", code=ErrorCode.CONE_TOO_LARGE)
+        if reply.error == ErrorCode.UNKNOWN_CATALOGUE_VERSION:  # a recalibration's catalogue_versions
+            raise CatalogRefused(
+                f"unknown catalogue version: {reply.message}", code=ErrorCode.UNKNOWN_CATALOGUE_VERSION
+            )
         # the request itself was refused (a bad cone, an unknown survey): asking again cannot help
         raise CatalogRefused(f"the reference catalogue refused the field: {reply.error}: {reply.message}")
 

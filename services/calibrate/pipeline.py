@@ -104,6 +104,17 @@ class Pipeline:
         result.duration_ms = stages.durations
         return result
 
+    async def refit(self, upload: UploadRequested, versions: dict[str, str] | None = None) -> CalibrationResult:
+        """A stored upload calibrated again (services/calibrate/recalibrate.py): the same cone, fit and answer,
+        provenance included, as a live upload; nothing stored, no plot. ``versions``: survey -> the
+        catalogue version to read instead of the live one. A failure raises (PhotcalError: the caller decides)."""
+        stages = Stages({})
+        cal = await self._calibrate(upload, stages, versions)
+        result = _ok_result(upload, cal, stages)
+        result.provenance = _provenance(upload, stages)
+        result.duration_ms = stages.durations
+        return result
+
     async def _failed(self, upload: UploadRequested, exc: PhotcalError, stages: Stages) -> CalibrationResult:
         """A refusal's answer; refused after matching (the core hands over its best failing candidate), with
         the plot of that candidate, the reason in its title, stored as a success's plot is."""
@@ -118,12 +129,14 @@ class Pipeline:
         result.duration_ms = stages.durations
         return result
 
-    async def _calibrate(self, upload: UploadRequested, stages: Stages) -> FrameCalibration:
+    async def _calibrate(
+        self, upload: UploadRequested, stages: Stages, versions: dict[str, str] | None = None
+    ) -> FrameCalibration:
         with stages.time("fetch"):
             sources = stages.sources = await self._sources(upload)
         with stages.time("cone"):
             ra, dec, radius = field_of(sources, self.settings.max_field_radius_deg)
-            reply = await self.cones.cone(ra, dec, radius, n_sources=len(sources))
+            reply = await self.cones.cone(ra, dec, radius, n_sources=len(sources), versions=versions)
         stages.covered, stages.versions = list(reply.covered), dict(reply.versions)
         force = _parse_force_filter(upload)
         forced_target = _forced_aperture(upload)
@@ -304,6 +317,11 @@ def _sources_record(upload: UploadRequested, sources: SourceTable) -> dict:
         "match_dist_arcsec": upload.match_dist_arcsec,
         "force_filter": upload.force_filter,
         "mjd": upload.mjd,
+        # what else the fit took (a recalibration fits the upload again as it was): the observatory's
+        # filters, a frame's forced aperture at the alert, and the file's checksum for the provenance
+        "observatory_filters": list(upload.observatory_filters),
+        "forced_target": upload.forced_target.model_dump(mode="json") if upload.forced_target else None,
+        "input_sha256": upload.input_sha256,
         "n_sources": len(sources),
         "sources": sources.model_dump(mode="json"),
         "stored_at": utcnow(),

@@ -5,6 +5,9 @@ class CalibrateSettings(CommonSettings):
     calibrate_port: int | None = None
     #: uploads worked on at once by one worker process
     calibrate_concurrency: int = 2
+    #: recalibration tasks (photcal.recalibrate.v1) worked on at once by one worker process, beside the
+    #: uploads: a job of thousands of points must not take every slot from the observers' uploads
+    recalibrate_concurrency: int = 1
     #: a message that fails this many times with an unexpected error is dead-lettered
     max_deliver: int = 5
     #: seconds JetStream waits for an ack before redelivering

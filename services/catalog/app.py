@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from services.catalog.handlers import make_cone_handler, make_cone_v2_handler
+from services.catalog.handlers import make_cone_handler, make_cone_v2_handler, make_versions_handler
 from services.catalog.settings import CatalogSettings
 from services.catalog.store import CatalogStore
-from shared.contracts.subjects import QUEUE_CATALOG, SUBJECT_CONE, SUBJECT_CONE_V2
+from shared.contracts.subjects import QUEUE_CATALOG, SUBJECT_CATALOG_VERSIONS, SUBJECT_CONE, SUBJECT_CONE_V2
 from shared.runtime import Runtime, ServiceSpec
 
 
@@ -26,5 +26,9 @@ def spec(settings: CatalogSettings) -> ServiceSpec:
             SUBJECT_CONE_V2, queue=QUEUE_CATALOG, cb=make_cone_v2_handler(store, rt.nats(), max_stars)
         )
         rt.on_cleanup(sub_v2.drain)
+        sub_versions = await rt.nats().subscribe(
+            SUBJECT_CATALOG_VERSIONS, queue=QUEUE_CATALOG, cb=make_versions_handler(store)
+        )
+        rt.on_cleanup(sub_versions.drain)
 
     return ServiceSpec("catalog", settings, settings.port, setup, uses_db=False)

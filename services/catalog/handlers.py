@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from shared.conewire import PART_OVERHEAD, BytesLike, encode_reply, part_headers, split_parts
 from shared.contracts.errors import ErrorCode
-from shared.contracts.messages import ConeReply, ConeRequest, ConeRequestV2
+from shared.contracts.messages import CatalogueVersionsReply, ConeReply, ConeRequest, ConeRequestV2
 from shared.errors import PhotcalError
 from shared.logging import correlation_id, get_logger
 from shared.natsio import correlation_from
@@ -44,7 +44,9 @@ async def _search(store, msg, model, max_stars: int) -> tuple[ConeReply, str]:
     try:
         request = model.model_validate_json(msg.data)
         # v2's binary reply carries magnitudes as float32, as stored: no round trip through float64
-        options = {"brightest": request.brightest, "float32": True} if isinstance(request, ConeRequestV2) else {}
+        options: dict = {"brightest": request.brightest, "float32": True} if isinstance(request, ConeRequestV2) else {}
+        if isinstance(request, ConeRequestV2) and request.versions:  # a recalibration's catalogue versions
+            options["versions"] = request.versions
         reply = await asyncio.to_thread(
             store.cone, request.ra, request.dec, request.radius_deg, request.surveys or None, **options
         )
@@ -124,3 +126,16 @@ async def send_parts(nc, inbox: str, body: BytesLike, part_bytes: int) -> int:
     for i, part in enumerate(parts):
         await nc.publish(inbox, part, headers=part_headers(reply_id, i, len(parts)))
     return len(parts)
+
+
+def make_versions_handler(store):
+    """``photcal.catalog.versions.v1``: survey -> the catalogue versions on disk (JSON)."""
+
+    async def handle(msg) -> None:
+        correlation_id.set(correlation_from(msg))
+        if not msg.reply:
+            return
+        versions = await asyncio.to_thread(store.versions_on_disk)
+        await msg.respond(CatalogueVersionsReply(versions=versions).model_dump_json().encode())
+
+    return handle

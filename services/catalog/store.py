@@ -292,6 +292,8 @@ class CatalogStore:
         self._lock = threading.RLock()
         self._states: dict[str, _SurveyState] = {}
         self._cache: OrderedDict[tuple[str, int, int], _Partition] = OrderedDict()
+        #: versions asked for by name (a recalibration's ``versions``), opened once: they never change
+        self._pinned: dict[tuple[str, str], _Version] = {}
         self.cache_hits = 0
         self.cache_misses = 0
         # open what is there now, so the first cone pays no imports or metadata reads
@@ -338,6 +340,52 @@ class CatalogStore:
     def _drop_cached(self, version_path: str) -> None:
         for key in [k for k in self._cache if k[0] == version_path]:
             del self._cache[key]
+
+    def _pinned_version(self, survey: str, name: str) -> _Version:
+        """A named version of a survey (``v6``), on disk beside the live one; BadInput
+        ``unknown_catalogue_version`` if it is not there (never loaded, or pruned: a load keeps the
+        live and the previous version)."""
+        sdir = layout.survey_dir(self.data_dir, survey)
+        path = sdir / name
+        with self._lock:
+            found = self._pinned.get((survey, name))
+        if found is not None:
+            if path.is_dir():  # a stat: a version pruned since (two loads later) is not served from memory
+                return found
+            with self._lock:
+                self._pinned.pop((survey, name), None)
+                self._drop_cached(str(found.path))
+        if layout.version_number(path) is None or not path.is_dir():
+            on_disk = ", ".join(p.name for p in layout.list_versions(sdir)) or "none"
+            raise BadInput(
+                f"{survey} has no catalogue version {name[:20]!r} on disk (versions: {on_disk})",
+                code=ErrorCode.UNKNOWN_CATALOGUE_VERSION,
+            )
+        version = _Version.open(survey, path, Columns.for_survey(get_survey(survey)))
+        with self._lock:
+            self._pinned[(survey, name)] = version
+        return version
+
+    def _search_pinned(self, version: _Version, ranges: np.ndarray, ra: float, dec: float, radius: float, value_dtype):
+        try:
+            return self._search(version, ranges, ra, dec, radius, value_dtype)
+        except OSError as exc:  # pruned since it was opened (a load keeps only the live and the previous version)
+            with self._lock:
+                self._pinned.pop((version.survey, version.path.name), None)
+                self._drop_cached(str(version.path))
+            raise BadInput(
+                f"{version.survey} catalogue version {version.path.name} is no longer on disk",
+                code=ErrorCode.UNKNOWN_CATALOGUE_VERSION,
+            ) from exc
+
+    def versions_on_disk(self) -> dict[str, list[str]]:
+        """Survey -> its catalogue versions on disk, oldest first (surveys without any left out)."""
+        out = {}
+        for name in SURVEYS:
+            versions = [p.name for p in layout.list_versions(layout.survey_dir(self.data_dir, name))]
+            if versions:
+                out[name] = versions
+        return out
 
     def surveys(self) -> list[str]:
         """Surveys that have a local catalogue, in shared.contracts.surveys order."""
@@ -421,6 +469,7 @@ class CatalogStore:
         *,
         brightest: int | None = None,
         float32: bool = False,
+        versions: dict[str, str] | None = None,
     ) -> ConeReply:
         """Stars within ``radius_deg`` of (ra, dec) from each survey asked (all local ones if None/empty).
 
@@ -429,6 +478,9 @@ class CatalogStore:
         ``brightest``: at most about that many stars per survey, the brightest
         (see :func:`brightest_mask`). ``float32``: magnitudes and errors as
         stored (float32) instead of float64, for a binary reply.
+        ``versions``: survey -> the catalogue version to read instead of the live one (a
+        recalibration against an earlier release); one not on disk is a BadInput
+        ``unknown_catalogue_version``.
         """
         if not (math.isfinite(ra) and math.isfinite(dec) and -90.0 <= dec <= 90.0):
             raise BadInput(f"bad cone centre ({ra}, {dec})", code=ErrorCode.BAD_CONE)
@@ -445,11 +497,22 @@ class CatalogStore:
                     names.append(name)
         else:
             names = list(SURVEYS)
+        pinned: dict[str, _Version] = {}
+        for s, version_name in (versions or {}).items():
+            try:
+                survey_name = get_survey(s).name
+            except KeyError as exc:
+                raise BadInput(str(exc.args[0]), code=ErrorCode.UNKNOWN_SURVEY) from exc
+            pinned[survey_name] = self._pinned_version(survey_name, version_name)
         ra = float(ra) % 360.0
         ranges = cone_ranges(ra, dec, radius_deg)
         reply = ConeReply()
         for name in names:
-            found = self._cone_one(name, ranges, ra, dec, radius_deg, np.float32 if float32 else np.float64)
+            value_dtype = np.float32 if float32 else np.float64
+            if name in pinned:
+                found = (pinned[name], self._search_pinned(pinned[name], ranges, ra, dec, radius_deg, value_dtype))
+            else:
+                found = self._cone_one(name, ranges, ra, dec, radius_deg, value_dtype)
             if found is None:
                 continue
             version, arrays = found

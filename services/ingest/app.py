@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
-from services.ingest import cpcs, guards, handlers, ratelimit, rows, uploads
+from services.ingest import cpcs, guards, handlers, ratelimit, recalibrations, rows, uploads
 from services.ingest.forward import forward
 from services.ingest.frameslots import FrameSlots
 from services.ingest.settings import IngestSettings
@@ -78,6 +78,11 @@ HANDLERS = {
     "cpcs_new_event": cpcs.new_event,
     "cpcs_new_user": cpcs.new_user,
     "cpcs_delete_point": cpcs.delete_point,
+    "recalibration_create": recalibrations.handle_create,
+    "recalibration_get": recalibrations.handle_get,
+    "recalibration_items": recalibrations.handle_items,
+    "recalibration_apply": recalibrations.handle_apply,
+    "recalibration_resume": recalibrations.handle_resume,
 }
 
 

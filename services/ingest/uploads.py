@@ -37,6 +37,7 @@ from shared.errors import (
 )
 from shared.http_errors import compact_json, cpcs_error_body
 from shared.logging import get_logger
+from shared.usecases.recalibrations import datapoint_now
 from shared.usecases.uploads import list_uploads, parse_paging
 
 log = get_logger(__name__)
@@ -406,9 +407,11 @@ async def handle_upload_status(request: web.Request) -> web.Response:
     doc = await required(lambda: get_upload(gw.db, upload_id))
     if doc is None:
         raise NotFound(f"no upload {upload_id}", code=ErrorCode.UNKNOWN_UPLOAD)
-    return web.json_response(
-        {"upload_id": upload_id, "state": doc.get("state"), "result": doc.get("result")}, dumps=_dumps
-    )
+    answer = {"upload_id": upload_id, "state": doc.get("state"), "result": doc.get("result")}
+    followup_id = (doc.get("result") or {}).get("followup_id")
+    if isinstance(followup_id, int):  # the result is the upload's own answer; its datapoint may be recalibrated since
+        answer["datapoint"] = await optional(lambda: datapoint_now(gw.db, followup_id), None)
+    return web.json_response(answer, dumps=_dumps)
 
 
 async def handle_upload_list(request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ from shared.db import Database
 from shared.db.calibrations import get_calibration
 from shared.db.client import unavailable
 from shared.db.datapoints import Datapoint, DatapointVersion, get_datapoint_doc
+from shared.db.recalibrations import recalibration_result
 from shared.db.uploads import get_upload
 from shared.errors import NotFound
 
@@ -81,12 +82,18 @@ async def datapoint_detail(db: Database, followup_id: int) -> DatapointDetail:
             raise NotFound(f"no datapoint with followup_id {followup_id}", code=ErrorCode.UNKNOWN_DATAPOINT)
         point = Datapoint.model_validate(doc)
         calibration_id = point.calibration_id or point.upload_id
-        record = None if point.imported else await get_calibration(db, calibration_id)
+        # a recalibrated point's current calibration is its job's refit (shared/db/recalibrations.py)
+        refit = None if point.imported else await recalibration_result(db, calibration_id)
+        record = refit if refit is not None or point.imported else await get_calibration(db, calibration_id)
         upload = None if point.imported else await get_upload(db, point.upload_id)
     except PyMongoError as exc:
         raise unavailable(exc) from exc
     result = (upload or {}).get("result") or {}
-    provenance = result.get("provenance") or (record or {}).get("provenance")
+    if refit is not None:  # the upload's own answer is the replaced calibration's (its plot too)
+        provenance = refit.get("provenance")
+        result = {"cutout_link": result.get("cutout_link")}
+    else:
+        provenance = result.get("provenance") or (record or {}).get("provenance")
     return DatapointDetail(
         datapoint=point,
         deleted_at=doc.get("deleted_at"),

@@ -84,6 +84,11 @@ class ErrorCode(StrEnum):
     BAD_COLUMN_MAP = "bad_column_map", 400, "a catalogue column mapping is not valid"
     NO_CATALOGUE = "no_catalogue", 400, "no catalogue of that survey is loaded or attached"
     BAD_ALERTS_CSV = "bad_alerts_csv", 400, "the Gaia alerts CSV cannot be read"
+    UNKNOWN_CATALOGUE_VERSION = (
+        "unknown_catalogue_version",
+        400,
+        "no catalogue of that survey has that version on disk (`photcal catalog list`)",
+    )
     BAD_SELECTION = (
         "bad_selection",
         400,
@@ -114,6 +119,11 @@ class ErrorCode(StrEnum):
     FRAMES_BUSY = "frames_busy", 429, "the server holds as many FITS frames as it can: send again after Retry-After"
     # -- what is already there (409)
     CONFLICT = "conflict", 409, "the request conflicts with what is stored"
+    RECALIBRATION_NOT_READY = (
+        "recalibration_not_ready",
+        409,
+        "the recalibration job is not ready to apply (still computing, applying, or failed)",
+    )
     ALERT_EXISTS = "alert_exists", 409, "that ivorn is already an event"
     ALERT_NAME_TAKEN = "alert_name_taken", 409, "another event has that name (or it as its ivorn's fragment)"
     AMBIGUOUS_ALERT_NAME = "ambiguous_alert_name", 409, "several events answer to that name: give the ivorn"

@@ -176,6 +176,22 @@ class ConeRequestV2(BaseModel):
     #: at most about this many stars per survey, the brightest (in their brightest band; stars without
     #: any magnitude are kept): what a frame of N sources can match, with a margin. Null: every star.
     brightest: int | None = Field(None, ge=1)
+    #: survey -> the catalogue version to read (``v6``) instead of the live one (a recalibration's
+    #: ``catalogue_versions``); a version not on disk answers ``unknown_catalogue_version``. Empty: live.
+    versions: dict[str, str] = Field(default_factory=dict)
+
+
+class CatalogueVersionsRequest(BaseModel):
+    """``photcal.catalog.versions.v1`` (request/reply, JSON): which catalogue versions are on disk."""
+
+    version: Literal[1] = 1
+
+
+class CatalogueVersionsReply(BaseModel):
+    """Survey -> its catalogue versions on disk, oldest first (the live one and the one before it)."""
+
+    version: Literal[1] = 1
+    versions: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class ConeColumn(BaseModel):

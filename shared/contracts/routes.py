@@ -90,6 +90,12 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/uploads", _I, "upload_list"),
     Route("POST", "/api/v1/alerts", _I, "new_alert"),
     Route("DELETE", "/api/v1/datapoints/{followup_id}", _I, "delete_datapoint"),
+    # recalibration jobs (administrators; services/ingest/recalibrations.py, the work in services/calibrate)
+    Route("POST", "/api/v1/recalibrations", _I, "recalibration_create"),
+    Route("GET", "/api/v1/recalibrations/{job_id}", _I, "recalibration_get"),
+    Route("GET", "/api/v1/recalibrations/{job_id}/items", _I, "recalibration_items"),
+    Route("POST", "/api/v1/recalibrations/{job_id}/apply", _I, "recalibration_apply"),
+    Route("POST", "/api/v1/recalibrations/{job_id}/resume", _I, "recalibration_resume"),
     Route("GET", "/plots/{name}", _I, "plot"),
     *_cpcs(_get_post("/cgi/newevent"), _I, "cpcs_new_event", forwarded=False),
     *_cpcs(_get_post("/cgi/newuser"), _I, "cpcs_new_user", forwarded=False),

@@ -3,18 +3,19 @@
 Each subject carries one message model of :mod:`shared.contracts.messages`
 and its version: a breaking change is a new subject, never an edit in place.
 
-=============================  ===============================  ==========================================
-subject                        message                          from -> to
-=============================  ===============================  ==========================================
-``photcal.upload.v1``          ``UploadRequested``              ingest, photometry -> calibrate (UPLOADS)
-``photcal.frame.v1``           ``UploadRequested`` (``image``)  ingest -> photometry (stream UPLOADS)
-``photcal.calibrated.v1``      ``CalibrationResult``            calibrate, photometry -> ingest (RESULTS)
-``photcal.catalog.cone.v1``    ``ConeRequest`` / ``ConeReply``  request/reply, JSON (older clients)
-``photcal.catalog.cone.v2``    ``ConeRequestV2`` / binary       calibrate <-> catalog (shared/conewire.py)
-``photcal.upload.dead.v1``     ``DeadLetter``                   calibrate, photometry -> operators (DEADLETTERS)
-``photcal.recalibrate.v1``     ``RecalibrationTask``            ingest, photcal CLI -> calibrate (RECALIBRATIONS)
-``photcal.recalibrated.v1``    ``RecalibratedEvent``            calibrate -> subscribers (RESULTS)
-=============================  ===============================  ==========================================
+===============================  ===============================  ==========================================
+subject                          message                          from -> to
+===============================  ===============================  ==========================================
+``photcal.upload.v1``            ``UploadRequested``              ingest, photometry -> calibrate (UPLOADS)
+``photcal.frame.v1``             ``UploadRequested`` (``image``)  ingest -> photometry (stream UPLOADS)
+``photcal.calibrated.v1``        ``CalibrationResult``            calibrate, photometry -> ingest (RESULTS)
+``photcal.catalog.cone.v1``      ``ConeRequest`` / ``ConeReply``  request/reply, JSON (older clients)
+``photcal.catalog.cone.v2``      ``ConeRequestV2`` / binary       calibrate <-> catalog (shared/conewire.py)
+``photcal.catalog.versions.v1``  ``CatalogueVersionsRequest``     ingest <-> catalog, request/reply, JSON
+``photcal.upload.dead.v1``       ``DeadLetter``                   calibrate, photometry -> operators (DEADLETTERS)
+``photcal.recalibrate.v1``       ``RecalibrationTask``            ingest, photcal CLI -> calibrate (RECALIBRATIONS)
+``photcal.recalibrated.v1``      ``RecalibratedEvent``            calibrate -> subscribers (RESULTS)
+===============================  ===============================  ==========================================
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ SUBJECT_CALIBRATED = "photcal.calibrated.v1"
 SUBJECT_CONE = "photcal.catalog.cone.v1"
 #: v2: the reply is binary columns in parts (shared/conewire.py), so a cone of any density can be sent
 SUBJECT_CONE_V2 = "photcal.catalog.cone.v2"
+#: which catalogue versions are on disk (the gateway checks a recalibration's catalogue_versions)
+SUBJECT_CATALOG_VERSIONS = "photcal.catalog.versions.v1"
 SUBJECT_DEAD = "photcal.upload.dead.v1"
 #: one datapoint of a recalibration job to compute or apply (work queue, its own stream: a job of
 #: 100,000 points must not delay the uploads' queue)

@@ -269,7 +269,17 @@ async def has_live_datapoint(db: Database, upload_id: str) -> bool:
 
 
 #: the fields of a datapoint a recalibration replaces (the rest: who, when, which alert, stays)
-CALIBRATION_FIELDS = ("survey", "filter", "mag", "mag_err", "limit_mag", "detected", "zeropoint_err", "calibration_id")
+CALIBRATION_FIELDS = (
+    "survey",
+    "filter",
+    "mag",
+    "mag_err",
+    "limit_mag",
+    "detected",
+    "zeropoint",
+    "zeropoint_err",
+    "calibration_id",
+)
 
 ApplyOutcome = Literal["applied", "already_applied", "deleted", "unknown", "moved"]
 

@@ -71,6 +71,8 @@ class RecalibrationJob(BaseModel):
     summary: RecalibrationSummary | None = None
     #: a job that could not run: why
     error: str | None = None
+    #: how many times it was resumed (its tasks queued again)
+    resumes: int = 0
 
 
 class RecalibrationItem(BaseModel):
@@ -142,6 +144,16 @@ async def set_job(db: Database, job_id: str, *, expect: JobState | None = None, 
 async def get_item(db: Database, job_id: str, followup_id: int) -> RecalibrationItem | None:
     doc = await db.recalibrations.find_one({"_id": item_id(job_id, followup_id)})
     return None if doc is None else RecalibrationItem.model_validate(doc)
+
+
+async def recalibration_result(db: Database, calibration_id: str | None) -> dict[str, Any] | None:
+    """The whole answer (CalibrationResult as JSON) behind a datapoint recalibrated by a job: its
+    ``calibration_id`` is then ``<job_id>|<followup_id>``, this module's item id. None for any other id."""
+    job_id, sep, followup_id = (calibration_id or "").partition("|")
+    if not sep or not followup_id.isdigit():
+        return None
+    doc = await db.recalibrations.find_one({"_id": item_id(job_id, int(followup_id))}, {"result": 1})
+    return None if doc is None else doc.get("result")
 
 
 async def move_item(

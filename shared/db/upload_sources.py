@@ -19,6 +19,11 @@ class UploadSources(TypedDict, total=False):
     match_dist_arcsec: float
     force_filter: str | None
     mjd: float
+    #: the observatory's filters and a frame's forced target (ForcedTarget as JSON) the fit took; absent
+    #: from records stored before recalibration through the queue: none
+    observatory_filters: list[str]
+    forced_target: dict[str, Any] | None
+    input_sha256: str | None
     n_sources: int
     #: shared.arrays.SourceTable as JSON
     sources: dict[str, Any]
@@ -28,6 +33,11 @@ class UploadSources(TypedDict, total=False):
 async def store_sources(db: Database, record: dict[str, Any]) -> bool:
     """Store an :class:`UploadSources` record once (a redelivery rewrites nothing): True if stored now."""
     return await insert_once(db.upload_sources, {"_id": record["upload_id"]} | record)
+
+
+async def sources_of(db: Database, upload_id: str) -> dict[str, Any] | None:
+    """The upload's record, or None (not stored, or stored before sources were kept)."""
+    return await db.upload_sources.find_one({"_id": upload_id})
 
 
 async def all_sources(db: Database) -> AsyncIterator[dict[str, Any]]:

@@ -31,6 +31,9 @@ PHOTCAL_METRICS = {
     "photcal_photometry_frame_pixels": "histogram",
     "photcal_photometry_extraction_seconds": "histogram",
     "photcal_photometry_solve_seconds": "histogram",
+    "photcal_recalibration_tasks": "counter",
+    "photcal_recalibration_retries": "counter",
+    "photcal_recalibrate_consumer_pending": "gauge",
 }
 
 #: not ours, documented in deploy/README.md: Prometheus' own `up`, and the

@@ -15,7 +15,7 @@ from tests.deploy.promql import PHOTCAL_METRICS, sample_names
 
 MODULES = {
     "shared": "shared.metrics",
-    "calibrate": ["services.calibrate.worker", "services.calibrate.pipeline"],
+    "calibrate": ["services.calibrate.worker", "services.calibrate.pipeline", "services.calibrate.recalibrate"],
     "photometry": ["services.photometry.worker", "services.photometry.measure"],
     "catalog": "services.catalog.handlers",
     "ingest": "services.ingest.uploads",
@@ -35,6 +35,11 @@ BY_MODULE = {
         "photcal_calibrate_consumer_pending",
     },
     "services.calibrate.pipeline": {"photcal_calibration_stage_duration_seconds"},
+    "services.calibrate.recalibrate": {
+        "photcal_recalibration_tasks",
+        "photcal_recalibration_retries",
+        "photcal_recalibrate_consumer_pending",
+    },
     "services.ingest.frameslots": {"photcal_gateway_frames_in_flight"},
     "shared.dead_letters": {"photcal_dead_letters"},
     "services.photometry.worker": {
@@ -106,6 +111,8 @@ def test_metrics_with_samples_parse_and_use_documented_names(modules):
     uploads.PARSE_TIME.observe(0.001)
     m["services.ingest.ratelimit"].REFUSED.labels("ip").inc(0)
     m["services.ingest.cache"].FALLBACKS.labels("observatory", "hit").inc(0)
+    m["services.calibrate.recalibrate"].TASKS.labels("compute", "changed").inc(0)
+    m["services.calibrate.recalibrate"].RETRIES.labels("catalog").inc(0)
 
     families = parse(generate_latest(REGISTRY).decode())
     expected_labels = {
@@ -120,6 +127,8 @@ def test_metrics_with_samples_parse_and_use_documented_names(modules):
         "photcal_gateway_uploads": {"outcome"},
         "photcal_gateway_rate_limited": {"limit"},
         "photcal_gateway_db_fallbacks": {"kind", "outcome"},
+        "photcal_recalibration_tasks": {"action", "outcome"},
+        "photcal_recalibration_retries": {"reason"},
     }
     allowed = sample_names()
     for name in PHOTCAL_METRICS:
