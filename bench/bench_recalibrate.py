@@ -394,7 +394,7 @@ async def _naive(db, settings, n: int) -> dict:
     from services.calibrate.cone import field_of
     from services.calibrate.core.api import calibrate_frame
     from services.catalog.store import CatalogStore
-    from shared.db.upload_sources import sources_of
+    from shared.db.upload_sources import sources_of_uploads
     from shared.errors import PhotcalError
 
     store = CatalogStore(settings.data_dir)
@@ -402,7 +402,7 @@ async def _naive(db, settings, n: int) -> dict:
     started = time.perf_counter()
     ok = 0
     for upload_id in ids:
-        doc = (await sources_of(db, [upload_id]))[upload_id]
+        doc = (await sources_of_uploads(db, [upload_id]))[upload_id]
         up = StoredUpload.from_doc(doc, observatory_filters=["V"])
         ra, dec, radius = field_of(up.sources, 1.0)
         reply = store.cone(ra, dec, radius, ["APASS"])

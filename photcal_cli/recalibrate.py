@@ -50,7 +50,7 @@ from shared.db.recalibrations import (
     move_items,
     set_job,
 )
-from shared.db.upload_sources import sources_of
+from shared.db.upload_sources import sources_of_uploads
 from shared.errors import BadInput, NotFound
 from shared.settings import CommonSettings
 from shared.usecases.recalibrations import compare, summarize
@@ -291,7 +291,7 @@ async def _compute_batch(
     source, columns, version = live
     t0 = time.perf_counter()
     ids = [i.upload_id for i in batch]
-    stored, provenances = await asyncio.gather(sources_of(db, ids), provenances_of(db, ids))
+    stored, provenances = await asyncio.gather(sources_of_uploads(db, ids), provenances_of(db, ids))
     uploads, without = [], []
     for item in batch:
         doc = stored.get(item.upload_id)

@@ -46,7 +46,7 @@ async def all_sources(db: Database) -> AsyncIterator[dict[str, Any]]:
         yield doc
 
 
-async def sources_of(db: Database, upload_ids: list[str]) -> dict[str, dict[str, Any]]:
+async def sources_of_uploads(db: Database, upload_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The records of these uploads, by upload_id (an upload without one is absent: nothing was kept)."""
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(upload_ids), 1000):

@@ -119,7 +119,8 @@ async def test_records_written_once_and_read_back_by_upload(db):
     assert await upload_sources.store_sources(db, sources | {"n_sources": 4}) is False
     assert [d["n_sources"] async for d in upload_sources.all_sources(db)] == [3]
     # photcal recalibrate reads them back by upload, with the calibrations' provenance
-    assert {k: d["n_sources"] for k, d in (await upload_sources.sources_of(db, ["u1", "nosuch"])).items()} == {"u1": 3}
+    by_upload = await upload_sources.sources_of_uploads(db, ["u1", "nosuch"])
+    assert {k: d["n_sources"] for k, d in by_upload.items()} == {"u1": 3}
     assert await calibrations.provenances_of(db, ["u1"]) == {}  # stored before provenance was recorded
     await calibrations.store_calibration(db, {"upload_id": "u3", "provenance": {"input_sha256": "ab"}})
     assert await calibrations.provenances_of(db, ["u1", "u3"]) == {"u3": {"input_sha256": "ab"}}
