@@ -218,6 +218,7 @@ def _datapoint_fields(upload: UploadRequested, result: CalibrationResult, calibr
         "mag_err": result.mag_err,
         "limit_mag": result.limit_mag,
         "detected": bool(result.detected),
+        "zeropoint": result.zeropoint,
         "zeropoint_err": result.zeropoint_err,
         "comment": upload.comment,
         "calibration_id": calibration_id,

@@ -78,6 +78,17 @@ async def get_calibration(db: Database, calibration_id: str) -> dict[str, Any] |
     return await db.calibrations.find_one({"upload_id": calibration_id}, {"_id": 0, "stars": 0})
 
 
+async def zeropoints_of(db: Database, upload_ids: list[str]) -> dict[str, float]:
+    """The zero point these uploads' calibrations answered, by upload_id (absent: no record or none)."""
+    out: dict[str, float] = {}
+    for start in range(0, len(upload_ids), 1000):
+        query = {"upload_id": {"$in": upload_ids[start : start + 1000]}}
+        async for doc in db.calibrations.find(query, {"_id": 0, "upload_id": 1, "zeropoint": 1}):
+            if doc.get("zeropoint") is not None:
+                out[str(doc["upload_id"])] = float(doc["zeropoint"])
+    return out
+
+
 async def provenances_of(db: Database, upload_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The stored provenance of these uploads' calibrations, by upload_id (absent: none recorded)."""
     out: dict[str, dict[str, Any]] = {}

@@ -52,6 +52,9 @@ class Datapoint(BaseModel):
     mag_err: float | None = None
     limit_mag: float | None = None
     detected: bool = True
+    #: the calibration's zero point (mag); datapoints stored before it was kept have none here (their
+    #: calibration record has it)
+    zeropoint: float | None = None
     zeropoint_err: float | None = None
     comment: str = ""
     calibration_id: str | None = None

@@ -35,7 +35,7 @@ from shared.contracts.subjects import SUBJECT_RECALIBRATE
 from shared.contracts.surveys import SURVEYS, get_survey
 from shared.db import Database, datapoints
 from shared.db.alerts import find_alert
-from shared.db.calibrations import calibration_summary
+from shared.db.calibrations import zeropoints_of
 from shared.db.client import unavailable
 from shared.db.observatories import list_observatories
 from shared.db.recalibrations import (
@@ -78,28 +78,31 @@ async def select_points(db: Database, selection: RecalibrationSelection, job_id:
     try:
         ivorns = await _ivorns(db, selection.alerts) if selection.alerts else None
         observatory_ids = await _observatory_ids(db, selection.observatories) if selection.observatories else None
-        items = []
-        async for doc in datapoints.select_datapoints(
-            db,
-            ivorns=ivorns,
-            observatory_ids=observatory_ids,
-            mjd_min=selection.mjd_min,
-            mjd_max=selection.mjd_max,
-            survey=selection.survey,
-            band=selection.filter,
-            followup_ids=selection.followup_ids or None,
-            include_deleted=selection.state == "any",
-        ):
-            items.append(await _item(db, doc, job_id))
-        return items
+        docs = [
+            doc
+            async for doc in datapoints.select_datapoints(
+                db,
+                ivorns=ivorns,
+                observatory_ids=observatory_ids,
+                mjd_min=selection.mjd_min,
+                mjd_max=selection.mjd_max,
+                survey=selection.survey,
+                band=selection.filter,
+                followup_ids=selection.followup_ids or None,
+                include_deleted=selection.state == "any",
+            )
+        ]
+        # the zero point of points stored before datapoints kept one: their calibration records, in bulk
+        missing = [
+            str(d["upload_id"]) for d in docs if "zeropoint" not in d and d.get("calibration_id") == d.get("upload_id")
+        ]
+        zeropoints = await zeropoints_of(db, missing) if missing else {}
+        return [_item(doc, job_id, zeropoints.get(str(doc["upload_id"]))) for doc in docs]
     except PyMongoError as exc:
         raise unavailable(exc) from exc
 
 
-async def _item(db: Database, doc: dict[str, Any], job_id: str) -> RecalibrationItem:
-    zeropoint = None
-    if "zeropoint" not in doc and doc.get("calibration_id") == doc.get("upload_id"):
-        zeropoint = ((await calibration_summary(db, doc["upload_id"])) or {}).get("zeropoint")
+def _item(doc: dict[str, Any], job_id: str, zeropoint: float | None) -> RecalibrationItem:
     item = RecalibrationItem(
         job_id=job_id,
         followup_id=int(doc["followup_id"]),
