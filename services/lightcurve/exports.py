@@ -171,7 +171,13 @@ def lightcurve_table(
             "meta.code",
             "magnitude system of mag and limit_mag: Vega or AB",
         ),
-        ("observatory", np.array([d.get("observatory") or "" for _, d in rows], dtype=str), None, "meta.id;instr.obsty", "the observatory that uploaded it"),
+        (
+            "observatory",
+            np.array([d.get("observatory") or "" for _, d in rows], dtype=str),
+            None,
+            "meta.id;instr.obsty",
+            "the observatory that uploaded it",
+        ),
         ("exptime", _masked(values("exptime"), np.float64, np.nan), u.s, "time.duration;obs.exposure", "exposure"),
         (
             "followup_id",
@@ -239,7 +245,9 @@ def votable_bytes(table: Table) -> bytes:
     if alert is not None:
         element.params.extend(
             [
-                Param(votable, name="ivorn", datatype="char", arraysize="*", value=alert["ivorn"], ucd="meta.id;meta.main"),
+                Param(
+                    votable, name="ivorn", datatype="char", arraysize="*", value=alert["ivorn"], ucd="meta.id;meta.main"
+                ),
                 Param(votable, name="name", datatype="char", arraysize="*", value=alert["name"], ucd="meta.id"),
                 Param(votable, name="ra", datatype="double", value=alert["ra"], unit="deg", ucd="pos.eq.ra;meta.main"),
                 Param(
