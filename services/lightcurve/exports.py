@@ -153,7 +153,13 @@ def lightcurve_table(
             "phot.mag;stat.max",
             "the frame's limiting magnitude, in `system`; a non-detection is fainter than it",
         ),
-        ("detected", np.array(detected, dtype=bool), None, "meta.code", "false: not detected, mag is limit_mag"),
+        (
+            "detected",
+            np.array(detected, dtype=bool),
+            None,
+            "meta.code",
+            "false: not detected (mag, mag_err masked): fainter than limit_mag",
+        ),
         (
             "limit_method",
             np.array([limit_methods.get(str(d.get("upload_id")), "") for _, d in rows], dtype=str),
