@@ -70,7 +70,7 @@ def _format(request: web.Request, formats: tuple[str, ...]) -> str:
     fmt = request.query.get("format", "json").strip().lower() or "json"
     if fmt not in formats:
         raise BadInput(
-            f"format {fmt[:40]!r} is not one of {', '.join(formats)}: ask e.g. ?format={formats[-1]}",
+            f"format {fmt[:40]!r} is not one this path serves: ask ?format= one of {', '.join(formats)}",
             code=ErrorCode.BAD_FIELD,
         )
     return fmt
