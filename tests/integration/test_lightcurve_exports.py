@@ -34,7 +34,20 @@ def _get(url: str) -> tuple[int, dict[str, str], bytes]:
 def _add_alert(stack: Stack, truth: dict, name: str) -> str:
     ivorn = f"ivo://gaia/alerts#{name}"
     ra, dec = truth["alert"]["ra"], truth["alert"]["dec"]
-    stack.cli("alert", "add", "--ivorn", ivorn, "--ra", str(ra), "--dec", str(dec), "--name", name, "--url", f"http://example.org/{name}")
+    stack.cli(
+        "alert",
+        "add",
+        "--ivorn",
+        ivorn,
+        "--ra",
+        str(ra),
+        "--dec",
+        str(dec),
+        "--name",
+        name,
+        "--url",
+        f"http://example.org/{name}",
+    )
     return ivorn
 
 
