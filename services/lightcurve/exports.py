@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from astropy import units as u
-from astropy.io.votable.tree import Info, Param, Resource, VOTableFile
+from astropy.io.votable.tree import Info, Param, Resource, TimeSys, VOTableFile
 from astropy.io.votable.tree import TableElement as VOTableElement
 from astropy.table import MaskedColumn, Table
 
@@ -236,16 +236,29 @@ def ecsv_text(table: Table) -> str:
 
 
 def votable_bytes(table: Table) -> bytes:
-    """The table as a VOTable 1.4: FIELDs with units, UCDs and descriptions; the alert(s) as PARAMs (one
-    alert) and INFOs, the time convention and magnitude systems as INFOs."""
+    """The table as a VOTable 1.4: FIELDs with units, UCDs and descriptions; ``mjd`` refers to a TIMESYS
+    (UTC, MJD origin, topocentric: as observed, no barycentric correction) so that TOPCAT and astropy read
+    it as times; the alert(s) as PARAMs (one alert) and INFOs, the magnitude systems as INFOs."""
     meta = table.meta
     plain = table.copy(copy_data=False)
     plain.meta = {"description": meta.get("description", "")}  # nested meta has no VOTable element: INFOs below
     votable = VOTableFile(version="1.4")
+    votable.time_systems.append(
+        TimeSys(
+            ID="utc_mjd",
+            timeorigin="MJD-origin",
+            timescale="UTC",
+            refposition="TOPOCENTER",
+            config={"version_1_4_or_later": True},
+        )
+    )
     resource = Resource()
     votable.resources.append(resource)
     element = VOTableElement.from_table(votable, plain)
     element.name = "lightcurve"
+    for votable_field in element.fields:
+        if votable_field.name == "mjd":
+            votable_field.ref = "utc_mjd"
     resource.tables.append(element)
     alert = meta.get("alert")
     if alert is not None:

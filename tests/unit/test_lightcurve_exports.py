@@ -120,6 +120,8 @@ def test_votable_validates_and_reads_back_as_a_table_with_units():
     assert np.ma.is_masked(back["mag"][0])
     fields = {f.name: f for f in element.fields}
     assert fields["mjd"].ucd == "time.epoch" and fields["mag"].ucd == "phot.mag;em.opt.V"
+    (timesys,) = votable.time_systems
+    assert fields["mjd"].ref == timesys.ID and (timesys.timescale, timesys.timeorigin) == ("UTC", "MJD-origin")
     params = {p.name: p.value for p in element.params}
     assert params["ivorn"] == "ivo://gaia/alerts#Gaia23abc" and params["ra"] == pytest.approx(150.1)
     infos = {i.name: i.value for i in votable.resources[0].infos}
