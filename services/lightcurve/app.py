@@ -31,6 +31,7 @@ def spec(settings: LightcurveSettings) -> ServiceSpec:
 #: this service's rows of the route table (shared/contracts/routes.py), by handler name
 HANDLERS: dict[str, routes.Handler | Path] = {
     "api_lightcurve": handlers.api_lightcurve,
+    "api_lightcurves": handlers.api_lightcurves,
     "api_alerts": handlers.api_alerts,
     "api_followup": handlers.api_followup,
     "api_datapoint": handlers.api_datapoint,

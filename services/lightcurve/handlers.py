@@ -1,20 +1,25 @@
-"""HTTP reads as data: alerts, follow-up data, light curves (JSON, CSV). The HTML pages are in web/."""
+"""HTTP reads as data: alerts, follow-up data, light curves (JSON, CSV; VOTable, ECSV, AAVSO in exports.py).
+
+The HTML pages are in web/."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
 from aiohttp import web
+from astropy.table import Table
 from pymongo.errors import PyMongoError
 
-from services.lightcurve import datapoints, summary, views
+from services.lightcurve import datapoints, exports, summary, views
 from shared.bounds import parse_id
 from shared.contracts.errors import ErrorCode
 from shared.db import Database
-from shared.db.alerts import find_alert
+from shared.db.alerts import Alert, find_alert
+from shared.db.calibrations import limit_methods_of
 from shared.db.client import unavailable
 from shared.db.datapoints import datapoint_docs_of_alert, recent_datapoints
-from shared.errors import NotFound
+from shared.errors import BadInput, NotFound
+from shared.session import request_origin
 
 SUMMARIES = "photcal.alert_summaries"
 LIGHTCURVES = "photcal.lightcurves"
@@ -60,16 +65,111 @@ async def _lightcurve_data(request: web.Request) -> dict:
     return await lightcurve_of(request, request.match_info["ivorn"])
 
 
-async def api_lightcurve(request: web.Request) -> web.Response:
-    data = await _lightcurve_data(request)
-    if request.query.get("format") == "csv":
-        filename = quote(data["name"], safe="") + ".csv"
-        return web.Response(
-            text=views.to_csv(data["points"], views.POINT_COLUMNS),
-            content_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+def _format(request: web.Request, formats: tuple[str, ...]) -> str:
+    """``?format=`` (json when absent), one of ``formats``; else 400 listing them."""
+    fmt = request.query.get("format", "json").strip().lower() or "json"
+    if fmt not in formats:
+        raise BadInput(
+            f"format {fmt[:40]!r} is not one this path serves: ask ?format= one of {', '.join(formats)}",
+            code=ErrorCode.BAD_FIELD,
         )
+    return fmt
+
+
+def _attachment(body: str | bytes, fmt: str, stem: str) -> web.Response:
+    filename = quote(stem, safe="") + "." + exports.EXTENSIONS[fmt]
+    content_type = exports.CONTENT_TYPES.get(fmt, "text/csv")
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if isinstance(body, bytes):
+        return web.Response(body=body, content_type=content_type, headers=headers)
+    return web.Response(text=body, content_type=content_type, headers=headers)
+
+
+async def _alerts_of(db: Database, keys: list[str]) -> list[Alert]:
+    alerts = []
+    for key in keys:
+        alert = await find_alert(db, key)
+        if alert is None:
+            raise NotFound(f"unknown event {key[:200]}", code=ErrorCode.UNKNOWN_EVENT)
+        alerts.append(alert)
+    return alerts
+
+
+async def _export_table(request: web.Request, keys: list[str], *, bulk: bool) -> Table:
+    """The alerts' light curves as :func:`exports.lightcurve_table` builds them (raw documents, with each
+    calibration's limit method): the JSON's cache holds neither, and an export is a download, not a poll."""
+    db = _db(request)
+    try:
+        curves = []
+        for alert in await _alerts_of(db, keys):
+            docs = await datapoint_docs_of_alert(db, alert.ivorn)
+            curves.append(exports.AlertCurve(alert.ivorn, alert.display_name, alert.ra, alert.dec, docs))
+        upload_ids = [str(d["upload_id"]) for c in curves for d in c.docs if d.get("upload_id")]
+        limit_methods = await limit_methods_of(db, upload_ids)
+    except PyMongoError as exc:
+        raise unavailable(exc) from exc
+    return exports.lightcurve_table(curves, limit_methods, request_origin(request), bulk=bulk)
+
+
+def _export_body(table: Table, fmt: str, request: web.Request) -> str | bytes:
+    if fmt == "votable":
+        return exports.votable_bytes(table)
+    if fmt == "ecsv":
+        return exports.ecsv_text(table)
+    return exports.aavso_text(table, obscode=request.query.get("obscode", "na"))
+
+
+async def api_lightcurve(request: web.Request) -> web.Response:
+    """GET /api/v1/lightcurves/{ivorn}?format=json|csv|votable|ecsv|aavso (json when absent)."""
+    fmt = _format(request, exports.FORMATS)
+    if fmt in {"votable", "ecsv", "aavso"}:
+        table = await _export_table(request, [request.match_info["ivorn"]], bulk=False)
+        return _attachment(_export_body(table, fmt, request), fmt, table.meta["alert"]["name"])
+    data = await _lightcurve_data(request)
+    if fmt == "csv":
+        return _attachment(views.to_csv(data["points"], views.POINT_COLUMNS), "csv", data["name"])
     return web.json_response(data)
+
+
+#: the bulk CSV's columns: the alert, then a light curve's
+BULK_POINT_COLUMNS = ("alert", "alert_name", *views.POINT_COLUMNS)
+
+
+def _bulk_keys(request: web.Request) -> list[str]:
+    """``?alerts=ivorn1,ivorn2`` (ivorns or names, URL-encoded), each once, at most MAX_BULK_ALERTS."""
+    keys = list(dict.fromkeys(k.strip() for k in request.query.get("alerts", "").split(",") if k.strip()))
+    if not keys:
+        raise BadInput(
+            "alerts is missing: ?alerts=IVORN1,IVORN2 (URL-encoded ivorns or names, comma-separated)",
+            code=ErrorCode.MISSING_FIELD,
+        )
+    if len(keys) > exports.MAX_BULK_ALERTS:
+        raise BadInput(
+            f"{len(keys)} alerts asked: at most {exports.MAX_BULK_ALERTS} a request; ask in batches",
+            code=ErrorCode.BAD_FIELD,
+        )
+    return keys
+
+
+async def api_lightcurves(request: web.Request) -> web.Response:
+    """GET /api/v1/lightcurves?alerts=IVORN1,IVORN2&format=json|csv|votable|ecsv: one table, an alert column."""
+    keys = _bulk_keys(request)
+    fmt = _format(request, exports.BULK_FORMATS)
+    if fmt in {"votable", "ecsv"}:
+        table = await _export_table(request, keys, bulk=True)
+        return _attachment(_export_body(table, fmt, request), fmt, "lightcurves")
+    try:
+        alerts = await _alerts_of(_db(request), keys)
+    except PyMongoError as exc:
+        raise unavailable(exc) from exc
+    curves = [await lightcurve_of(request, alert.ivorn) for alert in alerts]
+    points = [
+        {"alert": curve["ivorn"], "alert_name": curve["name"]} | point for curve in curves for point in curve["points"]
+    ]
+    if fmt == "csv":
+        return _attachment(views.to_csv(points, BULK_POINT_COLUMNS), "csv", "lightcurves")
+    listed = [{k: curve[k] for k in ("ivorn", "name", "ra", "dec")} for curve in curves]
+    return web.json_response({"alerts": listed, "points": points})
 
 
 async def summary_rows(request: web.Request) -> list[dict]:

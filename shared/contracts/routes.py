@@ -101,7 +101,9 @@ ROUTES: tuple[Route, ...] = (
     *_cpcs(_get_post("/cgi/newuser"), _I, "cpcs_new_user", forwarded=False),
     *_cpcs(_get_post("/cgi/delpoint"), _I, "cpcs_delete_point", forwarded=False),
     # the lightcurve service's, forwarded by the gateway: the JSON API reads
+    # ?format=json|csv|votable|ecsv|aavso; the bulk export ?alerts=IVORN1,IVORN2&format=... (exports.py)
     Route("GET", "/api/v1/lightcurves/{ivorn:.+}", _L, "api_lightcurve", forwarded=True),
+    Route("GET", "/api/v1/lightcurves", _L, "api_lightcurves", forwarded=True),
     Route("GET", "/api/v1/alerts", _L, "api_alerts", forwarded=True),
     Route("GET", "/api/v1/followup", _L, "api_followup", forwarded=True),
     Route("GET", "/api/v1/datapoints/{followup_id}", _L, "api_datapoint", forwarded=True),

@@ -8,6 +8,10 @@ which band) must agree on. Column names are VizieR's, as in docs/design.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+#: a magnitude system: Vega-relative, or AB (flux density relative to 3631 Jy)
+MagnitudeSystem = Literal["Vega", "AB"]
 
 
 @dataclass(frozen=True)
@@ -19,12 +23,15 @@ class Band:
     ``broad``: not a standard passband any observer's filter realises (Gaia
     G, BP, RP); the band choice takes one only when its colour term shows it
     closer to the frame than every standard band (services/calibrate/core/choice.py).
+    ``system``: the magnitude system the survey publishes the band in, ``"Vega"`` or ``"AB"``
+    (the one place it is said; the light-curve exports state it per point, services/lightcurve/exports.py).
     """
 
     name: str
     column: str
     error_column: str
     colour: tuple[str, str]
+    system: MagnitudeSystem
     broad: bool = False
 
     @property
@@ -66,8 +73,8 @@ class Survey:
         return [b.name for b in self.bands]
 
 
-def _b(name: str, column: str, colour: tuple[str, str], broad: bool = False) -> Band:
-    return Band(name=name, column=column, error_column=f"e_{column}", colour=colour, broad=broad)
+def _b(name: str, column: str, colour: tuple[str, str], system: MagnitudeSystem, broad: bool = False) -> Band:
+    return Band(name=name, column=column, error_column=f"e_{column}", colour=colour, system=system, broad=broad)
 
 
 APASS = Survey(
@@ -76,11 +83,11 @@ APASS = Survey(
     ra_column="RAJ2000",
     dec_column="DEJ2000",
     bands=(
-        _b("B", "Bmag", ("B", "V")),
-        _b("V", "Vmag", ("B", "V")),
-        _b("g'", "g'mag", ("g'", "r'")),
-        _b("r'", "r'mag", ("g'", "r'")),
-        _b("i'", "i'mag", ("r'", "i'")),
+        _b("B", "Bmag", ("B", "V"), "Vega"),
+        _b("V", "Vmag", ("B", "V"), "Vega"),
+        _b("g'", "g'mag", ("g'", "r'"), "AB"),
+        _b("r'", "r'mag", ("g'", "r'"), "AB"),
+        _b("i'", "i'mag", ("r'", "i'"), "AB"),
     ),
     mag_bright=10.0,
     mag_faint=17.0,
@@ -93,11 +100,11 @@ PS1 = Survey(
     ra_column="RAJ2000",
     dec_column="DEJ2000",
     bands=(
-        _b("g", "gmag", ("g", "r")),
-        _b("r", "rmag", ("g", "r")),
-        _b("i", "imag", ("r", "i")),
-        _b("z", "zmag", ("i", "z")),
-        _b("y", "ymag", ("z", "y")),
+        _b("g", "gmag", ("g", "r"), "AB"),
+        _b("r", "rmag", ("g", "r"), "AB"),
+        _b("i", "imag", ("r", "i"), "AB"),
+        _b("z", "zmag", ("i", "z"), "AB"),
+        _b("y", "ymag", ("z", "y"), "AB"),
     ),
     dec_min=-30.0,
     mag_bright=14.0,
@@ -105,32 +112,34 @@ PS1 = Survey(
     resolution_arcsec=1.2,  # ~1.1 arcsec seeing, PSF photometry
 )
 
+#: Gaia G, BP, RP are in Gaia's own Vega-based system (VEGAMAG zero points): Vega here
 GAIA = Survey(
     name="GAIA",
     release="DR3",
     ra_column="RA_ICRS",
     dec_column="DE_ICRS",
     bands=(
-        _b("G", "Gmag", ("BP", "RP"), broad=True),
-        _b("BP", "BPmag", ("BP", "RP"), broad=True),
-        _b("RP", "RPmag", ("BP", "RP"), broad=True),
+        _b("G", "Gmag", ("BP", "RP"), "Vega", broad=True),
+        _b("BP", "BPmag", ("BP", "RP"), "Vega", broad=True),
+        _b("RP", "RPmag", ("BP", "RP"), "Vega", broad=True),
     ),
     mag_bright=8.0,
     mag_faint=20.5,
     resolution_arcsec=0.4,  # Gaia G resolves pairs down to ~0.4 arcsec: the best resolved, deepest survey
 )
 
+#: SDSS ugriz are AB "to within a few per cent" (u_AB = u - 0.04, z_AB = z + 0.02): AB here
 SDSS = Survey(
     name="SDSS",
     release="DR12",
     ra_column="RA_ICRS",
     dec_column="DE_ICRS",
     bands=(
-        _b("u", "umag", ("u", "g")),
-        _b("g", "gmag", ("g", "r")),
-        _b("r", "rmag", ("g", "r")),
-        _b("i", "imag", ("r", "i")),
-        _b("z", "zmag", ("i", "z")),
+        _b("u", "umag", ("u", "g"), "AB"),
+        _b("g", "gmag", ("g", "r"), "AB"),
+        _b("r", "rmag", ("g", "r"), "AB"),
+        _b("i", "imag", ("r", "i"), "AB"),
+        _b("z", "zmag", ("i", "z"), "AB"),
     ),
     mag_bright=14.0,
     mag_faint=22.0,
@@ -156,22 +165,24 @@ SDSS = Survey(
 #: Band names: the Johnson-Cousins bands are upper case and the SDSS ones
 #: lower case, so ``GaiaSP/R`` (Cousins R) and ``GaiaSP/r`` (Sloan r) differ;
 #: colours pair each band with its neighbour, as in APASS and SDSS.
+#: Systems: the GSPC standardises UBVRI to Johnson-Kron-Cousins (Vega) and
+#: ugriz to SDSS (AB), so GaiaSP/V is Vega and GaiaSP/r is AB.
 GAIASP = Survey(
     name="GaiaSP",
     release="DR3 GSPC (VizieR I/360/syntphot)",
     ra_column="RA_ICRS",
     dec_column="DE_ICRS",
     bands=(
-        _b("U", "Umag", ("U", "B")),
-        _b("B", "Bmag", ("B", "V")),
-        _b("V", "Vmag", ("B", "V")),
-        _b("R", "Rmag", ("V", "R")),
-        _b("I", "Imag", ("R", "I")),
-        _b("u", "umag", ("u", "g")),
-        _b("g", "gmag", ("g", "r")),
-        _b("r", "rmag", ("g", "r")),
-        _b("i", "imag", ("r", "i")),
-        _b("z", "zmag", ("i", "z")),
+        _b("U", "Umag", ("U", "B"), "Vega"),
+        _b("B", "Bmag", ("B", "V"), "Vega"),
+        _b("V", "Vmag", ("B", "V"), "Vega"),
+        _b("R", "Rmag", ("V", "R"), "Vega"),
+        _b("I", "Imag", ("R", "I"), "Vega"),
+        _b("u", "umag", ("u", "g"), "AB"),
+        _b("g", "gmag", ("g", "r"), "AB"),
+        _b("r", "rmag", ("g", "r"), "AB"),
+        _b("i", "imag", ("r", "i"), "AB"),
+        _b("z", "zmag", ("i", "z"), "AB"),
     ),
     mag_bright=8.0,
     mag_faint=17.65,

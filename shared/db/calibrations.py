@@ -98,3 +98,15 @@ async def provenances_of(db: Database, upload_ids: list[str]) -> dict[str, dict[
             if doc.get("provenance"):
                 out[str(doc["upload_id"])] = doc["provenance"]
     return out
+
+
+async def limit_methods_of(db: Database, calibration_ids: list[str]) -> dict[str, str]:
+    """How each of these calibrations found its limiting magnitude (``limit_method``), by calibration id
+    (the upload id it calibrated); absent: none recorded (an imported point has no calibration)."""
+    out: dict[str, str] = {}
+    for start in range(0, len(calibration_ids), 1000):
+        query = {"upload_id": {"$in": calibration_ids[start : start + 1000]}}
+        async for doc in db.calibrations.find(query, {"_id": 0, "upload_id": 1, "limit_method": 1}):
+            if doc.get("limit_method"):
+                out[str(doc["upload_id"])] = str(doc["limit_method"])
+    return out
