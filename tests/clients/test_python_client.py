@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from astropy import units as u
 from astropy.time import Time
-
 from photcal_client import (
     AuthenticationError,
     CalibrationRefused,
@@ -19,6 +18,7 @@ from photcal_client import (
     StillCalibrating,
     UploadResult,
 )
+
 from tests.integration.conftest import field_dir
 from tools.devstack import Stack, standalone_stack, stop_all
 

@@ -161,7 +161,9 @@ class Client:
         body = _json_of(response)
         if response.status_code == 202:
             upload_id = str(body["upload_id"])
-            return QueuedUpload(upload_id, str(body.get("status_url", f"/api/v1/uploads/{upload_id}")), body.get("message", ""))
+            return QueuedUpload(
+                upload_id, str(body.get("status_url", f"/api/v1/uploads/{upload_id}")), body.get("message", "")
+            )
         result = UploadResult.from_json(body)
         if not result.ok:
             raise _calibration_error(result, response.status_code)
@@ -177,7 +179,9 @@ class Client:
             result=UploadResult.from_json(raw) if isinstance(raw, dict) else None,
         )
 
-    def result(self, upload_id: str, timeout: float = 300.0, *, first_poll: float = 0.25, max_poll: float = 5.0) -> UploadResult:
+    def result(
+        self, upload_id: str, timeout: float = 300.0, *, first_poll: float = 0.25, max_poll: float = 5.0
+    ) -> UploadResult:
         """The upload's result, polling its status with back-off (``first_poll`` s, x1.5, at most ``max_poll``).
 
         A refused calibration raises as :meth:`upload` does; none within ``timeout`` seconds raises
@@ -251,9 +255,14 @@ class Client:
         payload: dict[str, Any] = {"reason": reason}
         if self.hashtag:
             payload["hashtag"] = self.hashtag
-        body = _json_of(self._send("DELETE", f"/api/v1/datapoints/{int(followup_id)}", retry_on=_RETRY_UPLOAD, json=payload))
+        body = _json_of(
+            self._send("DELETE", f"/api/v1/datapoints/{int(followup_id)}", retry_on=_RETRY_UPLOAD, json=payload)
+        )
         return DeletedDatapoint(
-            followup_id=int(body["followup_id"]), ivorn=str(body["ivorn"]), mjd=float(body["mjd"]), message=body.get("message", "")
+            followup_id=int(body["followup_id"]),
+            ivorn=str(body["ivorn"]),
+            mjd=float(body["mjd"]),
+            message=body.get("message", ""),
         )
 
     # -- the wire --------------------------------------------------------------------------------
@@ -268,14 +277,18 @@ class Client:
             )
         return exact[0].ivorn
 
-    def _send(self, method: str, path: str, *, retry_on: frozenset[int] = _RETRY_READ, **kwargs: Any) -> requests.Response:
+    def _send(
+        self, method: str, path: str, *, retry_on: frozenset[int] = _RETRY_READ, **kwargs: Any
+    ) -> requests.Response:
         """The request, sent again after a 429's Retry-After (or a back-off) while ``retry_on`` allows."""
         backoff = 0.5
         for attempt in range(self.max_retries + 1):
             try:
                 response = self._session.request(method, self.url + path, timeout=self.timeout, **kwargs)
             except requests.Timeout as exc:
-                raise PhotcalTimeout("client_timeout", None, f"no answer from {self.url} in {self.timeout:.0f} s") from exc
+                raise PhotcalTimeout(
+                    "client_timeout", None, f"no answer from {self.url} in {self.timeout:.0f} s"
+                ) from exc
             except requests.ConnectionError as exc:
                 raise ConnectionFailed("connection_failed", None, f"cannot reach {self.url}: {exc}") from exc
             if response.status_code < 400:
@@ -301,7 +314,9 @@ def _json_of(response: requests.Response) -> Any:
         return response.json()
     except ValueError as exc:
         raise PhotcalError(
-            "bad_response", response.status_code, f"the server answered {response.headers.get('Content-Type')}, not JSON"
+            "bad_response",
+            response.status_code,
+            f"the server answered {response.headers.get('Content-Type')}, not JSON",
         ) from exc
 
 
@@ -330,7 +345,9 @@ def _http_error(response: requests.Response) -> PhotcalError:
     cls = error_class(status, code, calibration=calibration, upload_id=upload_id)
     result = UploadResult.from_json(body) if calibration else None
     if cls is RateLimited:
-        return RateLimited(code, status, message, retry_after=_retry_after(response) or 1.0, upload_id=upload_id, body=body)
+        return RateLimited(
+            code, status, message, retry_after=_retry_after(response) or 1.0, upload_id=upload_id, body=body
+        )
     return cls(code, status, message, upload_id=upload_id, result=result, body=body)
 
 

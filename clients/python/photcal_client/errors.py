@@ -105,7 +105,9 @@ _BY_STATUS: dict[int, type[PhotcalError]] = {
 }
 
 
-def error_class(status: int, code: str, *, calibration: bool = False, upload_id: str | None = None) -> type[PhotcalError]:
+def error_class(
+    status: int, code: str, *, calibration: bool = False, upload_id: str | None = None
+) -> type[PhotcalError]:
     """The class of an error answer: by status; a 504 with an upload id is :class:`StillCalibrating`."""
     if status == 504 and upload_id:
         return StillCalibrating
