@@ -13,8 +13,9 @@ $(BIN)/python:
 
 # the locked versions (requirements.lock) as constraints: every install resolves the same
 LOCK := requirements.lock
-$(STAMP): $(BIN)/python pyproject.toml $(LOCK)
-	$(BIN)/pip install -q -c $(LOCK) -e '.[test,dev]'
+# the Python client (clients/python) too: its tests run in `make test`
+$(STAMP): $(BIN)/python pyproject.toml clients/python/pyproject.toml $(LOCK)
+	$(BIN)/pip install -q -c $(LOCK) -e '.[test,dev]' -e ./clients/python
 	touch $(STAMP)
 
 # the numba kernels, compiled once into their on-disk cache (services and tests then load them)
