@@ -20,6 +20,7 @@
   }
 
   const refName = (ref) => ref.split("/").pop();
+  let schemas = {};
   const schemaId = (name) => "schema-" + name;
 
   // A schema in one line: a link for a $ref, the type and its constraints otherwise.
@@ -54,7 +55,10 @@
 
   // An object schema's properties as a table (allOf parts merged); anything else in one line.
   function schemaBlock(schema) {
-    const parts = schema && schema.allOf ? schema.allOf : [schema];
+    // the parts of an allOf (the upload form's model and its file part) shown as one list of fields
+    const parts = schema && schema.allOf
+      ? schema.allOf.map((part) => (part.$ref && schemas[refName(part.$ref)]) || part)
+      : [schema];
     const rows = [];
     for (const part of parts) {
       if (part && part.properties) {
@@ -120,6 +124,7 @@
 
   function show(doc) {
     root.textContent = "";
+    schemas = (doc.components && doc.components.schemas) || {};
     const info = doc.info || {};
     root.append(el("p", { class: "meta" }, (info.title || "") + " API " + (info.version || "") + " · OpenAPI " + doc.openapi));
     if (info.description) root.append(el("p", {}, info.description));
@@ -141,11 +146,11 @@
       if (tag.description) root.append(el("p", { class: "hint" }, tag.description));
       for (const [method, path, op] of ops) root.append(operation(method, path, op, doc));
     }
-    const schemas = Object.entries((doc.components && doc.components.schemas) || {});
-    if (schemas.length) {
-      toc.append(el("li", {}, el("a", { href: "#schemas" }, "Schemas"), " (" + schemas.length + ")"));
+    const named = Object.entries(schemas);
+    if (named.length) {
+      toc.append(el("li", {}, el("a", { href: "#schemas" }, "Schemas"), " (" + named.length + ")"));
       root.append(el("h2", { id: "schemas" }, "Schemas"));
-      for (const [name, schema] of schemas) {
+      for (const [name, schema] of named) {
         const card = el("section", { class: "card api-schema", id: schemaId(name) }, el("h3", {}, name));
         if (schema.description) card.append(el("p", { class: "hint" }, schema.description));
         card.append(schema.properties || schema.allOf ? schemaBlock(schema) : el("p", {}, typeOf(schema)));
