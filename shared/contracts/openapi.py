@@ -436,7 +436,10 @@ def build_document(service_models: Mapping[str, type[BaseModel]], *, version: st
         },
         "tags": [
             {"name": API_TAG, "description": "photcal's JSON API"},
-            {"name": CPCS_TAG, "description": "CPCS's endpoints, at the root and under /followup/, as CPCS clients call them"},
+            {
+                "name": CPCS_TAG,
+                "description": "CPCS's endpoints, at the root and under /followup/, as CPCS clients call them",
+            },
             {"name": DOCS_TAG, "description": "this description"},
         ],
         "paths": paths,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
@@ -59,16 +57,24 @@ async def test_every_api_route_on_a_service_router_is_in_the_document_with_its_m
     async def setup(rt: Runtime) -> None:
         ADD_ROUTES[service](rt.app)
 
-    rt = await start(ServiceSpec(str(service), CommonSettings(http_host="127.0.0.1"), 0, setup, uses_nats=False, uses_db=False))
+    rt = await start(
+        ServiceSpec(str(service), CommonSettings(http_host="127.0.0.1"), 0, setup, uses_nats=False, uses_db=False)
+    )
     try:
         served = {
             (route.method, route.resource.canonical)
             for route in rt.app.router.routes()
-            if route.method != "HEAD" and route.resource is not None and not isinstance(route.resource, web.StaticResource)
+            if route.method != "HEAD"
+            and route.resource is not None
+            and not isinstance(route.resource, web.StaticResource)
         }
     finally:
         await stop(rt)
-    api = {(method, openapi.openapi_path(path)[0]) for method, path in served if path.startswith("/api/") or openapi.cpcs_base(path)}
+    api = {
+        (method, openapi.openapi_path(path)[0])
+        for method, path in served
+        if path.startswith("/api/") or openapi.cpcs_base(path)
+    }
     assert api <= documented(doc)
     if service in (Service.INGEST, Service.LIGHTCURVE):  # the gateway forwards the document, the lightcurve serves it
         assert {("GET", "/api/v1/openapi.json"), ("GET", "/followup/list_of_alerts/")} <= api
@@ -125,4 +131,3 @@ def test_path_patterns_become_openapi_paths():
         "/datapoints/{followup_id}/delete",
         ["followup_id"],
     )
-
