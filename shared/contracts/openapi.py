@@ -163,6 +163,8 @@ class Body:
     description: str = ""
     media: str = "application/json"
     many: bool = False
+    #: other models the body may be instead (oneOf)
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,22 +203,41 @@ _UPLOAD = RouteDoc(
     responses={
         200: Body("CalibrationResult", "the calibration result (outputFormat=json; html: the result page)"),
         202: Body("UploadQueued", "?wait=0: accepted, queued"),
-        **_ERRORS,
+        400: Body(
+            "ErrorBody",
+            "the form or the file cannot be used, or the calibration failed (then its CalibrationResult, with "
+            "error and message): the message says what to fix",
+            also=("CalibrationResult",),
+        ),
         **_AUTH_ERRORS,
         404: Body("ErrorBody", "unknown event"),
+        409: Body("ErrorBody", "that event, observatory and MJD already has a datapoint"),
         413: Body("ErrorBody", "the catalogue or frame is too large"),
-        422: Body("CalibrationResult", "the upload could not be calibrated: the result says why"),
         **_RATE,
+        502: Body("ErrorBody", "the catalogue service failed", also=("CalibrationResult",)),
         **_DB,
+        504: Body(
+            "ErrorBody", "still calibrating: ask /api/v1/uploads/{X-Upload-ID} later", also=("CalibrationResult",)
+        ),
     },
     auth="hashtag_or_session",
 )
 
+_CPCS_FAILED = (
+    "the form or the file cannot be used, or the calibration failed: the message (under 100 characters) says "
+    "what; the whole result is at /api/v1/uploads/{X-Upload-ID}"
+)
 _CPCS_UPLOAD = RouteDoc(
     "CPCS upload: a SExtractor catalogue (or FITS frame) of an event; errors in CPCS's short form",
     tag=CPCS_TAG,
     multipart=True,
-    responses=_UPLOAD.responses,
+    # a failed calibration answers the short error body here (under 100 characters, as BHTOM shows it); the
+    # whole result is at /api/v1/uploads/{X-Upload-ID}
+    responses={
+        status: Body(body.model, _CPCS_FAILED if status == 400 else body.description) if status >= 400 else body
+        for status, body in _UPLOAD.responses.items()
+        if status != 202
+    },
     auth="hashtag_or_session",
 )
 
@@ -465,6 +486,8 @@ def _response(body: Body, ref) -> dict[str, Any]:
     out: dict[str, Any] = {"description": body.description or (body.model or "ok")}
     if body.model is not None:
         schema = ref(body.model)
+        if body.also:
+            schema = {"oneOf": [schema, *(ref(name) for name in body.also)]}
         out["content"] = {body.media: {"schema": {"type": "array", "items": schema} if body.many else schema}}
     elif body.media != "application/json":
         out["content"] = {body.media: {"schema": {"type": "string"}}}
