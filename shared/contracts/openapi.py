@@ -120,8 +120,8 @@ class FollowupRow(BaseModel):
     model_config = {"extra": "allow"}
 
 
-class CpcsUploadForm(BaseModel):
-    """The urlencoded or multipart form of a CPCS call; the fields each call reads are its manual's."""
+class CpcsForm(BaseModel):
+    """A CPCS call's POST form (urlencoded or multipart): the fields its query parameters list, as CPCS took them."""
 
     hashtag: str | None = None
 
@@ -142,7 +142,7 @@ SHARED_MODELS: dict[str, type[BaseModel]] = {
         Lightcurve,
         AlertRow,
         FollowupRow,
-        CpcsUploadForm,
+        CpcsForm,
     )
 }
 
@@ -242,12 +242,20 @@ _CPCS_UPLOAD = RouteDoc(
 )
 
 
-def _cpcs_read(summary: str, *, auth: bool) -> RouteDoc:
+OUTPUT_FORMAT = Param(
+    "outputFormat",
+    "json or html (also as format; absent: the call's CPCS default)",
+    {"type": "string", "enum": ["json", "html"]},
+)
+
+
+def _cpcs_read(summary: str, *fields: Param, auth: bool) -> RouteDoc:
+    """A CPCS call: its fields in the query (GET) or the same as a form (POST), as CPCS took them."""
     return RouteDoc(
         summary,
         tag=CPCS_TAG,
-        query=(HASHTAG_QUERY,) if auth else (),
-        request="CpcsUploadForm",
+        query=(*fields, OUTPUT_FORMAT, *((HASHTAG_QUERY,) if auth else ())),
+        request="CpcsForm",
         request_form=True,
         responses={200: Body(description="as CPCS answered it"), **_ERRORS, **_AUTH_ERRORS},
         auth="hashtag" if auth else None,
@@ -256,11 +264,44 @@ def _cpcs_read(summary: str, *, auth: bool) -> RouteDoc:
 
 _CPCS_DOCS: dict[str, RouteDoc] = {
     "/cgi/upload": _CPCS_UPLOAD,
-    "/cgi/newevent": _cpcs_read("CPCS: add an event (EventID, RA, Dec, URL)", auth=True),
-    "/cgi/newuser": _cpcs_read("CPCS: register an observatory (administrators)", auth=True),
-    "/cgi/delpoint": _cpcs_read("CPCS: delete a datapoint (followup_id)", auth=True),
-    "/get_alert_lc_data": _cpcs_read("CPCS: an alert's light curve data (alert_name)", auth=True),
-    "/list_of_alerts": _cpcs_read("CPCS: the list of alerts", auth=True),
+    "/cgi/newevent": _cpcs_read(
+        "CPCS: add an event",
+        Param("EventID", "the event's IVORN (or ivorn)", required=True),
+        Param("ra", "right ascension, degrees (or sexagesimal hours)", required=True),
+        Param("dec", "declination, degrees", required=True),
+        Param("url", "the event's page elsewhere"),
+        Param("name", "a short name"),
+        auth=True,
+    ),
+    "/cgi/newuser": _cpcs_read(
+        "CPCS: register an observatory (an administrator's hashtag); answers the new hashtag",
+        Param("obsName", "the observatory's name, at most 100 characters", required=True),
+        Param("lon", "longitude, degrees", {"type": "number"}),
+        Param("lat", "latitude, degrees", {"type": "number"}),
+        Param("allow_upload", "1 or 0", {"type": "string", "enum": ["0", "1"], "default": "1"}),
+        Param("prefix", "up to 16 letters or digits, e.g. the observer's initials"),
+        Param("filters", "the observatory's filters, comma-separated"),
+        auth=True,
+    ),
+    "/cgi/delpoint": _cpcs_read(
+        "CPCS: delete a datapoint (soft), only by the observatory that uploaded it",
+        Param("followupid", "the datapoint's id (or followup_id)", {"type": "integer"}, required=True),
+        Param("reason", "kept with the deleted datapoint (or comment)"),
+        auth=True,
+    ),
+    "/get_alert_lc_data": _cpcs_read(
+        "CPCS: an alert's light curve as parallel arrays (mjd, mag, magerr, caliberr, filter, catalog, observatory)",
+        Param("alert_name", "the alert's name (or give alert_id)"),
+        Param("alert_id", "the alert's id", {"type": "integer"}),
+        auth=True,
+    ),
+    "/list_of_alerts": _cpcs_read(
+        "CPCS: the list of alerts",
+        Param("observed_only", "1: only alerts with datapoints", {"type": "string", "enum": ["0", "1"]}),
+        Param("published", "accepted for CPCS clients; photcal holds only published alerts", {"type": "string"}),
+        Param("num", "at most this many", {"type": "integer", "minimum": 0}),
+        auth=True,
+    ),
 }
 
 _DOCS: dict[tuple[str, str], RouteDoc] = {
@@ -430,7 +471,7 @@ def build_document(service_models: Mapping[str, type[BaseModel]], *, version: st
             operation["parameters"] = parameters
         if doc.multipart:
             operation["requestBody"] = _multipart_upload(ref)
-        elif doc.request is not None:
+        elif doc.request is not None and route.method != "GET":  # a GET's fields are its query parameters
             content = {"application/json": {"schema": ref(doc.request)}}
             if doc.request_form:
                 content["application/x-www-form-urlencoded"] = {"schema": ref(doc.request)}
