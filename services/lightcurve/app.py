@@ -8,6 +8,7 @@ from aiohttp import web as aiohttp_web
 
 from services.lightcurve import cpcs, handlers, summary, web
 from services.lightcurve.settings import LightcurveSettings
+from services.lightcurve.web import apidocs
 from shared import session
 from shared.contracts import routes
 from shared.http_errors import json_errors
@@ -35,6 +36,8 @@ HANDLERS: dict[str, routes.Handler | Path] = {
     "api_alerts": handlers.api_alerts,
     "api_followup": handlers.api_followup,
     "api_datapoint": handlers.api_datapoint,
+    "api_openapi": apidocs.api_openapi,
+    "api_docs": apidocs.api_docs,
     "home": web.home,
     "login_page": web.login_page,
     "login": web.login,

@@ -107,6 +107,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/alerts", _L, "api_alerts", forwarded=True),
     Route("GET", "/api/v1/followup", _L, "api_followup", forwarded=True),
     Route("GET", "/api/v1/datapoints/{followup_id}", _L, "api_datapoint", forwarded=True),
+    # the API's OpenAPI document (shared/contracts/openapi.py) and its page
+    Route("GET", "/api/v1/openapi.json", _L, "api_openapi", forwarded=True),
+    Route("GET", "/api/docs", _L, "api_docs", forwarded=True),
     # the observer's pages (GET and their form POSTs; POST /upload is the gateway's CPCS upload)
     Route("GET", "/", _L, "home", forwarded=True),
     Route("GET", "/login", _L, "login_page", forwarded=True),
