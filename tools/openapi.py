@@ -16,12 +16,13 @@ from pydantic import BaseModel
 from services.ingest.forms import UploadForm
 from services.lightcurve.datapoints import DatapointDetail
 from services.lightcurve.web.apidocs import DOCUMENT
-from shared.contracts.messages import CalibrationResult
+from shared.contracts.messages import CalibrationResult, RecalibrationRequest
 from shared.contracts.openapi import build_document
 from shared.usecases.uploads import UploadList
 
 BODY_MODELS: dict[str, type[BaseModel]] = {
-    model.__name__: model for model in (UploadForm, CalibrationResult, UploadList, DatapointDetail)
+    model.__name__: model
+    for model in (UploadForm, CalibrationResult, UploadList, DatapointDetail, RecalibrationRequest)
 }
 
 

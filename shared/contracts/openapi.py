@@ -120,6 +120,43 @@ class FollowupRow(BaseModel):
     model_config = {"extra": "allow"}
 
 
+class RecalibrationAccepted(BaseModel):
+    """A recalibration job's answer to create, apply or resume: its id, state, size and where to look."""
+
+    status: str = "ok"
+    job_id: str
+    state: str
+    total: int
+    links: dict[str, str]
+    message: str | None = None
+    #: resume: how many tasks were queued again
+    queued: int | None = None
+
+
+class RecalibrationReport(BaseModel):
+    """A recalibration job: its request, state, progress (items per state) and, once computed, its summary."""
+
+    job_id: str
+    state: str
+    total: int
+    progress: dict[str, int]
+    summary: dict[str, Any] | None = None
+    links: dict[str, str]
+
+    model_config = {"extra": "allow"}
+
+
+class RecalibrationItems(BaseModel):
+    """A page of a job's per-point diff: each item's old and new calibration, dmag, state and reason."""
+
+    job_id: str
+    skip: int
+    limit: int
+    items: list[dict[str, Any]]
+    #: the next page's URL, null on the last
+    next: str | None = None
+
+
 class CpcsForm(BaseModel):
     """A CPCS call's POST form (urlencoded or multipart): the fields its query parameters list, as CPCS took them."""
 
@@ -142,6 +179,9 @@ SHARED_MODELS: dict[str, type[BaseModel]] = {
         Lightcurve,
         AlertRow,
         FollowupRow,
+        RecalibrationAccepted,
+        RecalibrationReport,
+        RecalibrationItems,
         CpcsForm,
     )
 }
@@ -351,9 +391,20 @@ _DOCS: dict[tuple[str, str], RouteDoc] = {
     ),
     ("GET", "/api/v1/lightcurves/{ivorn:.+}"): RouteDoc(
         "an alert's light curve, by IVORN or name",
-        query=(Param("format", "json (default) or csv", {"type": "string", "enum": ["json", "csv"]}),),
+        query=(
+            Param(
+                "format",
+                "json (default), csv, votable, ecsv or aavso (the AAVSO Extended File Format)",
+                {"type": "string", "enum": ["json", "csv", "votable", "ecsv", "aavso"]},
+            ),
+            Param("obscode", "format=aavso: your AAVSO observer code (default na)"),
+        ),
         responses={
-            200: Body("Lightcurve", "the light curve (format=csv: text/csv, one row a point)"),
+            200: Body(
+                "Lightcurve",
+                "the light curve (csv: text/csv; votable: application/x-votable+xml; ecsv, aavso: text/plain)",
+            ),
+            **_ERRORS,
             404: Body("ErrorBody", "no such alert"),
             **_DB,
         },
@@ -370,6 +421,90 @@ _DOCS: dict[tuple[str, str], RouteDoc] = {
     ("GET", "/api/v1/datapoints/{followup_id}"): RouteDoc(
         "a datapoint with its calibration, candidates, plot, cut-out, provenance and history",
         responses={200: Body("DatapointDetail"), **_ERRORS, 404: Body("ErrorBody", "no such datapoint"), **_DB},
+    ),
+    ("POST", "/api/v1/recalibrations"): RouteDoc(
+        "start a recalibration job over a selection of stored datapoints (administrators): a dry run by default",
+        query=(HASHTAG_QUERY,),
+        request="RecalibrationRequest",
+        responses={
+            202: Body("RecalibrationAccepted", "the job, queued: follow links.self"),
+            **_ERRORS,
+            **_AUTH_ERRORS,
+            **_DB,
+        },
+        auth="hashtag_or_session",
+    ),
+    ("GET", "/api/v1/recalibrations/{job_id}"): RouteDoc(
+        "a recalibration job: state, progress and, once computed, its summary (administrators)",
+        query=(HASHTAG_QUERY,),
+        responses={
+            200: Body("RecalibrationReport"),
+            **_AUTH_ERRORS,
+            404: Body("ErrorBody", "no such job"),
+            **_DB,
+        },
+        auth="hashtag_or_session",
+    ),
+    ("GET", "/api/v1/recalibrations/{job_id}/items"): RouteDoc(
+        "a recalibration job's per-point diff, paged (administrators)",
+        query=(
+            Param("changed", "1: only the points that change; 0: only those that do not", {"type": "string"}),
+            Param("state", "only items in these states (comma-separated: pending, computed, failed, skipped, applied)"),
+            Param("skip", "skip this many first", {"type": "integer", "minimum": 0}),
+            Param("limit", "at most this many (1000)", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            Param("result", "1: each point's whole new answer, provenance included", {"type": "string"}),
+            HASHTAG_QUERY,
+        ),
+        responses={
+            200: Body("RecalibrationItems"),
+            **_ERRORS,
+            **_AUTH_ERRORS,
+            404: Body("ErrorBody", "no such job"),
+            **_DB,
+        },
+        auth="hashtag_or_session",
+    ),
+    ("POST", "/api/v1/recalibrations/{job_id}/apply"): RouteDoc(
+        "make a computed job's changed points current: versioned, the old values kept in their history",
+        query=(HASHTAG_QUERY,),
+        responses={
+            202: Body("RecalibrationAccepted", "applying"),
+            200: Body("RecalibrationAccepted", "applied already: nothing changed"),
+            **_AUTH_ERRORS,
+            404: Body("ErrorBody", "no such job"),
+            409: Body("ErrorBody", "the job is not ready (still computing, or failed)"),
+            **_DB,
+        },
+        auth="hashtag_or_session",
+    ),
+    ("POST", "/api/v1/recalibrations/{job_id}/resume"): RouteDoc(
+        "queue again what a job still has to compute or apply (after a crash or an outage)",
+        query=(HASHTAG_QUERY,),
+        responses={
+            202: Body("RecalibrationAccepted", "tasks queued again"),
+            200: Body("RecalibrationAccepted", "nothing left to do"),
+            **_AUTH_ERRORS,
+            404: Body("ErrorBody", "no such job"),
+            **_DB,
+        },
+        auth="hashtag_or_session",
+    ),
+    ("GET", "/api/v1/lightcurves"): RouteDoc(
+        "several alerts' light curves as one table, with an alert column (at most 200 alerts)",
+        query=(
+            Param("alerts", "ivorns or names, URL-encoded, comma-separated", required=True),
+            Param(
+                "format",
+                "json (default), csv, votable or ecsv",
+                {"type": "string", "enum": ["json", "csv", "votable", "ecsv"]},
+            ),
+        ),
+        responses={
+            200: Body(description="the table (json: {alerts, points}; csv, VOTable or ECSV as asked)"),
+            **_ERRORS,
+            404: Body("ErrorBody", "an alert is not known"),
+            **_DB,
+        },
     ),
     ("GET", "/api/v1/openapi.json"): RouteDoc(
         "this document", tag=DOCS_TAG, responses={200: Body(description="an OpenAPI 3.1 document")}
@@ -422,6 +557,7 @@ _PATH_PARAMS = {
     "upload_id": ("the upload's id (hexadecimal), as the upload answered", {"type": "string"}),
     "followup_id": ("the datapoint's id, as the upload answered", {"type": "integer", "minimum": 0}),
     "ivorn": ("the alert's IVORN (URL-encoded) or its name", {"type": "string"}),
+    "job_id": ("the recalibration job's id (hexadecimal), as its creation answered", {"type": "string"}),
 }
 
 
