@@ -1,7 +1,7 @@
 """`photcal run`: the whole stack in the foreground, supervised.
 
 Starts the embedded nats-server and nx-27017 (unless PHOTCAL_NATS_URL /
-PHOTCAL_MONGO_URL point elsewhere), then the four services as child
+PHOTCAL_MONGO_URL point elsewhere), then the services as child
 processes. A service that dies is restarted (with back-off) and logged;
 SIGTERM/Ctrl-C stops the services first, then the servers.
 """
@@ -38,7 +38,7 @@ except ModuleNotFoundError as missing:  # the production image ships neither too
 
 log = get_logger("photcal.run")
 
-SERVICES = ("catalog", "calibrate", "photometry", "lightcurve", "ingest")
+SERVICES = ("catalog", "calibrate", "photometry", "lightcurve", "notify", "ingest")
 
 
 @dataclass

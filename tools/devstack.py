@@ -48,7 +48,7 @@ def free_port_block(count: int) -> int:
 
 PHOTCAL = [sys.executable, "-m", "photcal_cli.main"]
 #: each service's health port, from the gateway's
-HEALTH_PORT_OFFSETS = {"calibrate": 1, "catalog": 2, "lightcurve": 3, "photometry": 4}
+HEALTH_PORT_OFFSETS = {"calibrate": 1, "catalog": 2, "lightcurve": 3, "photometry": 4, "notify": 5}
 
 
 @dataclass

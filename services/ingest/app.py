@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
-from services.ingest import cpcs, guards, handlers, ratelimit, recalibrations, rows, uploads
+from services.ingest import cpcs, guards, handlers, ratelimit, recalibrations, rows, subscriptions, uploads
 from services.ingest.forward import forward
 from services.ingest.frameslots import FrameSlots
 from services.ingest.settings import IngestSettings
@@ -83,6 +83,14 @@ HANDLERS = {
     "recalibration_items": recalibrations.handle_items,
     "recalibration_apply": recalibrations.handle_apply,
     "recalibration_resume": recalibrations.handle_resume,
+    "subscription_create": subscriptions.handle_create,
+    "subscription_list": subscriptions.handle_list,
+    "subscription_get": subscriptions.handle_get,
+    "subscription_delete": subscriptions.handle_delete,
+    "subscription_deliveries": subscriptions.handle_deliveries,
+    "subscription_resume": subscriptions.handle_resume,
+    "webhook_secret_get": subscriptions.handle_secret_get,
+    "webhook_secret_rotate": subscriptions.handle_secret_rotate,
 }
 
 

@@ -28,6 +28,8 @@ class UploadForm(BaseModel):
     dryRun: bool = False
     noPlot: bool = False
     outputFormat: Literal["json", "html"] = "html"
+    #: where the result is POSTed once done or failed (issue 22); the gateway checks it is public
+    callback_url: str | None = Field(None, max_length=2000)
     #: forceFilter parsed (by read_upload_form, the one place the gateway parses it); None: choose
     _forced_band: ForcedBand | None = PrivateAttr(default=None)
 
@@ -67,6 +69,11 @@ class UploadForm(BaseModel):
     def _format(cls, value):
         return str(value).strip().lower() or "html"
 
+    @field_validator("callback_url", mode="before")
+    @classmethod
+    def _callback(cls, value):
+        return str(value).strip() or None if value is not None else None
+
     @field_validator("forceFilter", mode="before")
     @classmethod
     def _force(cls, value):
@@ -82,6 +89,7 @@ FIELD_HINTS = {
     "noPlot": "noPlot is 1 or 0",
     "outputFormat": "outputFormat is json or html",
     "comment": "comment is at most 2000 characters",
+    "callback_url": "callback_url is a public http(s) URL the result is POSTed to",
     "forceFilter": "forceFilter is 'no', SURVEY/BAND (e.g. APASS/V) or a band group (GaiaSP/any, APASS/B,V)",
 }
 

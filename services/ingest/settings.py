@@ -2,9 +2,10 @@ from services.ingest.cache import CacheSettings
 from services.ingest.ratelimit import RateLimitSettings
 from shared.http_server import HttpServerSettings
 from shared.settings import CommonSettings
+from shared.webhooks import WebhookSettings
 
 
-class IngestSettings(RateLimitSettings, CacheSettings, HttpServerSettings, CommonSettings):
+class IngestSettings(RateLimitSettings, CacheSettings, HttpServerSettings, WebhookSettings, CommonSettings):
     """Everything the gateway reads; the rate-limit, DB-outage cache and HTTP server settings live beside their code."""
 
     #: largest upload accepted (bytes); CPCS users send catalogues of a few MB

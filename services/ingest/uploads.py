@@ -39,6 +39,7 @@ from shared.http_errors import compact_json, cpcs_error_body
 from shared.logging import get_logger
 from shared.usecases.recalibrations import datapoint_now
 from shared.usecases.uploads import list_uploads, parse_paging
+from shared.webhooks import check_url
 
 log = get_logger(__name__)
 
@@ -193,6 +194,11 @@ async def _handle_upload(request: web.Request) -> web.StreamResponse:
             "(-F sexCat=@frame.fits)",
             code=ErrorCode.MISSING_CATALOGUE,
         )
+    callback_url = (
+        None
+        if form.callback_url is None
+        else await check_url(form.callback_url, allow_private=settings.callback_allow_private)
+    )
     alert = await find_alert(gw.db, form.EventID)
     if alert is None:
         raise NotFound(
@@ -262,6 +268,7 @@ async def _handle_upload(request: web.Request) -> web.StreamResponse:
         forced_band=form.forced_band,
         image=image,
         input_sha256=hashlib.sha256(data).hexdigest(),
+        callback_url=callback_url,
     )
     submit_started = time.perf_counter()
     timings: dict[str, float] = {}

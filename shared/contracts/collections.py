@@ -115,6 +115,27 @@ COUNTERS = Collection(
     "an integer id sequence (alert_id, followup_id) or a one-off migration's marker",
 )
 
+SUBSCRIPTIONS = Collection(
+    "subscriptions",
+    "shared.db.subscriptions",
+    # scope_key: "all", "alert|<ivorn>" or "mine|<observatory_id>" (the events a subscription matches)
+    (Index("subscription_id", unique=True), Index("observatory_id"), Index("scope_key")),
+    "an observatory's webhook URL subscribed to an alert, to every alert or to its own uploads",
+)
+DELIVERIES = Collection(
+    "deliveries",
+    "shared.db.deliveries",
+    # due_key: the ISO time a pending delivery is next due (absent once delivered or failed)
+    (Index("delivery_id", unique=True), Index("due_key"), Index("subscription_id"), Index("upload_id")),
+    "one webhook POST to make (an upload's callback or a subscription's): its body, attempts and outcome",
+)
+WEBHOOK_SECRETS = Collection(
+    "webhook_secrets",
+    "shared.db.webhook_secrets",
+    (),  # keyed by _id, the observatory_id
+    "the secret an observatory's webhook deliveries are signed with",
+)
+
 COLLECTIONS: tuple[Collection, ...] = (
     ALERTS,
     DATAPOINTS,
@@ -126,6 +147,9 @@ COLLECTIONS: tuple[Collection, ...] = (
     OBSERVATORIES,
     REVOKED_SESSIONS,
     COUNTERS,
+    SUBSCRIPTIONS,
+    DELIVERIES,
+    WEBHOOK_SECRETS,
 )
 
 BY_NAME: dict[str, Collection] = {c.name: c for c in COLLECTIONS}

@@ -141,6 +141,14 @@ class ErrorCode(StrEnum):
     DATABASE_UNAVAILABLE = "database_unavailable", 503, "the database did not answer: try later"
     NATS_UNAVAILABLE = "nats_unavailable", 503, "the message broker (NATS) did not answer: try later"
     TIMEOUT = "timeout", 504, "still calibrating: ask /api/v1/uploads/{X-Upload-ID} later"
+    # -- callbacks and subscriptions (issue 22)
+    CALLBACK_URL_REFUSED = (
+        "callback_url_refused",
+        400,
+        "the callback or subscription URL is not a public http(s) URL (loopback, private, link-local, "
+        "unique-local and multicast addresses are refused)",
+    )
+    UNKNOWN_SUBSCRIPTION = "unknown_subscription", 404, "this observatory has no subscription with that id"
 
 
 def markdown_table() -> str:

@@ -124,6 +124,9 @@ class UploadRequested(BaseModel):
     forced_target: ForcedTarget | None = None
     #: sha256 of the uploaded file's bytes as received (hex), for provenance; null from older gateways
     input_sha256: str | None = None
+    #: where the notify service POSTs the upload's result once done or failed (issue 22), checked public by the
+    #: gateway; kept in the upload's record (shared/db/uploads.py)
+    callback_url: str | None = None
 
 
 class ConeRequest(BaseModel):

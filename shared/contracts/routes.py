@@ -129,6 +129,16 @@ ROUTES: tuple[Route, ...] = (
     # CPCS reads
     *_cpcs(_get_post("/get_alert_lc_data", slash=True), _L, "cpcs_get_alert_lc_data", forwarded=True),
     *_cpcs(_get_post("/list_of_alerts", slash=True), _L, "cpcs_list_of_alerts", forwarded=True),
+    # webhooks (issue 22): an observatory's subscriptions and its signing secret (services/ingest/subscriptions.py;
+    # the POSTs are the notify service's, which serves no route of its own)
+    Route("POST", "/api/v1/subscriptions", _I, "subscription_create"),
+    Route("GET", "/api/v1/subscriptions", _I, "subscription_list"),
+    Route("GET", "/api/v1/subscriptions/{subscription_id}", _I, "subscription_get"),
+    Route("DELETE", "/api/v1/subscriptions/{subscription_id}", _I, "subscription_delete"),
+    Route("GET", "/api/v1/subscriptions/{subscription_id}/deliveries", _I, "subscription_deliveries"),
+    Route("POST", "/api/v1/subscriptions/{subscription_id}/resume", _I, "subscription_resume"),
+    Route("GET", "/api/v1/webhook-secret", _I, "webhook_secret_get"),
+    Route("POST", "/api/v1/webhook-secret/rotate", _I, "webhook_secret_rotate"),
 )
 
 

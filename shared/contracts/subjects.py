@@ -8,7 +8,7 @@ subject                          message                          from -> to
 ===============================  ===============================  ==========================================
 ``photcal.upload.v1``            ``UploadRequested``              ingest, photometry -> calibrate (UPLOADS)
 ``photcal.frame.v1``             ``UploadRequested`` (``image``)  ingest -> photometry (stream UPLOADS)
-``photcal.calibrated.v1``        ``CalibrationResult``            calibrate, photometry -> ingest (RESULTS)
+``photcal.calibrated.v1``        ``CalibrationResult``            calibrate, photometry -> ingest, notify (RESULTS)
 ``photcal.catalog.cone.v1``      ``ConeRequest`` / ``ConeReply``  request/reply, JSON (older clients)
 ``photcal.catalog.cone.v2``      ``ConeRequestV2`` / binary       calibrate <-> catalog (shared/conewire.py)
 ``photcal.catalog.versions.v1``  ``CatalogueVersionsRequest``     ingest <-> catalog, request/reply, JSON
@@ -44,6 +44,8 @@ STREAM_RECALIBRATIONS = "RECALIBRATIONS"
 CONSUMER_CALIBRATE = "calibrate"
 CONSUMER_PHOTOMETRY = "photometry"
 CONSUMER_RECALIBRATE = "recalibrate"
+#: the notify service's own durable consumer of SUBJECT_CALIBRATED (callbacks and subscriptions, issue 22)
+CONSUMER_NOTIFY = "notify"
 QUEUE_CATALOG = "catalog"
 OBJECT_BUCKET_UPLOADS = "photcal-uploads"
 OBJECT_BUCKET_PLOTS = "photcal-plots"
@@ -53,3 +55,8 @@ HEADER_CORRELATION = "X-Correlation-ID"
 #: a cone v2 reply's parts (shared/conewire.py): the id of the reply they belong to, and ``<i>/<n>``
 HEADER_REPLY = "Photcal-Reply"
 HEADER_PART = "Photcal-Part"
+#: a webhook delivery (services/notify): the signature ``t=<unix>,v1=<hex>``, the delivery's id, the upload's id
+HEADER_SIGNATURE = "X-Photcal-Signature"
+HEADER_DELIVERY = "X-Photcal-Delivery"
+HEADER_UPLOAD = "X-Photcal-Upload"
+HEADER_SUBSCRIPTION = "X-Photcal-Subscription"

@@ -14,12 +14,15 @@ from shared.contracts.collections import (
     COLLECTIONS,
     COUNTERS,
     DATAPOINTS,
+    DELIVERIES,
     OBSERVATORIES,
     RECALIBRATION_JOBS,
     RECALIBRATIONS,
     REVOKED_SESSIONS,
+    SUBSCRIPTIONS,
     UPLOAD_SOURCES,
     UPLOADS,
+    WEBHOOK_SECRETS,
     Collection,
 )
 from shared.errors import BackendUnavailable
@@ -78,6 +81,18 @@ class Database:
     @property
     def counters(self) -> AsyncCollection:
         return self.collection(COUNTERS)
+
+    @property
+    def subscriptions(self) -> AsyncCollection:
+        return self.collection(SUBSCRIPTIONS)
+
+    @property
+    def deliveries(self) -> AsyncCollection:
+        return self.collection(DELIVERIES)
+
+    @property
+    def webhook_secrets(self) -> AsyncCollection:
+        return self.collection(WEBHOOK_SECRETS)
 
     async def ping(self) -> bool:
         try:

@@ -32,6 +32,8 @@ class UploadRecord(TypedDict, total=False):
     filename: str
     dry_run: bool
     mjd: float
+    #: where the notify service posts the result (issue 22); None: nowhere
+    callback_url: str | None
     observatory_queued_key: str
     queued_key: str
     #: the answer (CalibrationResult as JSON) once done or failed
@@ -55,6 +57,7 @@ def queued_fields(upload: UploadRequested) -> dict[str, Any]:
         "filename": upload.filename,
         "dry_run": upload.dry_run,
         "mjd": upload.mjd,
+        "callback_url": upload.callback_url,
     }
 
 

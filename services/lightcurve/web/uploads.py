@@ -60,6 +60,9 @@ With <b>dry run</b> on, nothing is stored.</p>
 <label for="forceFilter">Force filter</label><select id="forceFilter" name="forceFilter">{_force_filter_options()}"""
         """</select>
 <label for="comment">Comment</label><input type="text" id="comment" name="comment" maxlength="2000" size="50">
+<label for="callback_url">Callback URL</label><input type="url" id="callback_url" name="callback_url" """
+        """maxlength="2000" size="50" placeholder="https://tom.example.org/photcal-hook" aria-describedby="cb-hint">
+<span></span><small id="cb-hint">optional: the result is POSTed there, signed, once done (README: callbacks)</small>
 <span>Options</span>
 <span><input type="hidden" name="dryRun" value="0"><label class="check"><input type="checkbox" id="dryRun" """
         """name="dryRun" value="1" checked> dry run (do not store)</label>

@@ -1,0 +1,135 @@
+"""The notify service's durable consumer of ``photcal.calibrated.v1``: each result into the outbox, then ack.
+
+For each upload's result it records (``shared/db/deliveries.py``) one delivery for the upload's
+``callback_url`` and one for each matching subscription, and only then acks: a consumer killed
+between the two finds the event again and records nothing twice (the deliveries' ids are unique).
+The POSTs themselves are the delivery loop's (``services/notify/sender.py``).
+
+The consumer is created with ``DeliverPolicy.NEW`` on its first start: a deployment adding the
+notify service does not call back a month of old results; later starts resume where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from prometheus_client import Counter, Gauge
+from pydantic import ValidationError
+from pymongo.errors import PyMongoError
+
+from services.notify.settings import NotifySettings
+from shared.contracts.messages import CalibrationResult
+from shared.contracts.subjects import CONSUMER_NOTIFY, STREAM_RESULTS, SUBJECT_CALIBRATED
+from shared.db import Database
+from shared.db.deliveries import add_delivery
+from shared.db.subscriptions import matching
+from shared.db.uploads import get_upload
+from shared.dead_letters import settle
+from shared.logging import correlation_id, get_logger
+from shared.natsio import correlation_from
+from shared.pull_consumer import PullConsumerLoop
+
+log = get_logger(__name__)
+
+EVENTS = Counter("photcal_notify_events_total", "Upload results the notify service read, by outcome", ["outcome"])
+EVENTS_PENDING = Gauge("photcal_notify_consumer_pending", "Upload results waiting in the notify consumer")
+
+#: an event whose upload record is not written yet (the gateway writes it just after publishing) is
+#: retried this many times, a second apart, before it is taken as it is
+RECORD_WAITS = 5
+
+
+def consumer_config(settings: NotifySettings) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=CONSUMER_NOTIFY,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.NEW,
+        ack_wait=settings.notify_ack_wait,
+        max_deliver=-1,  # a database outage is retried until it ends: no notification is dropped
+        filter_subject=SUBJECT_CALIBRATED,
+    )
+
+
+async def ensure_consumer(js: JetStreamContext, settings: NotifySettings) -> None:
+    """The durable exists before the service says it is up: no result published after that is missed."""
+    await js.add_consumer(STREAM_RESULTS, consumer_config(settings))
+
+
+class EventConsumer:
+    def __init__(
+        self, settings: NotifySettings, js: JetStreamContext, db: Database, on_recorded: Callable[[], None]
+    ) -> None:
+        self.settings, self.db, self.on_recorded = settings, db, on_recorded
+        self.loop = PullConsumerLoop(
+            js,
+            stream=STREAM_RESULTS,
+            config=consumer_config(settings),
+            concurrency=4,
+            shutdown_grace=settings.shutdown_grace,
+            pending=EVENTS_PENDING,
+            handle=self._handle,
+        )
+
+    async def run(self) -> None:
+        await self.loop.run()
+
+    async def stop(self) -> None:
+        await self.loop.stop()
+
+    async def _handle(self, msg) -> None:
+        correlation_id.set(correlation_from(msg))
+        try:
+            result = CalibrationResult.model_validate_json(msg.data)
+        except ValidationError as exc:
+            log.error("event_unreadable", error=str(exc)[:300])
+            EVENTS.labels("unreadable").inc()
+            await settle(msg.term(), log)
+            return
+        log_ = log.bind(upload_id=result.upload_id)
+        try:
+            recorded = await self._record(result, msg.data, msg.metadata.num_delivered)
+        except PyMongoError as exc:
+            log_.warning("database_unavailable_retrying", error=str(exc)[:200])
+            await settle(msg.nak(delay=self.settings.retry_delay), log_)
+            return
+        if recorded is None:
+            await settle(msg.nak(delay=1.0), log_)
+            return
+        if await settle(msg.ack(), log_):
+            EVENTS.labels("recorded" if recorded else "no_receiver").inc()
+            if recorded:
+                self.on_recorded()
+                log_.info("deliveries_recorded", deliveries=recorded)
+
+    async def _record(self, result: CalibrationResult, body: bytes, deliveries: int) -> int | None:
+        """How many deliveries this result asks for (recorded now or before); None: its upload record is
+        not there yet (try again shortly)."""
+        record = await get_upload(self.db, result.upload_id)
+        if (record is None or not record.get("observatory_id")) and deliveries < RECORD_WAITS:
+            return None
+        record = record or {}
+        observatory_id = record.get("observatory_id")
+        count = 0
+        callback_url = record.get("callback_url")
+        if callback_url and observatory_id:
+            await add_delivery(
+                self.db, upload_id=result.upload_id, url=callback_url, observatory_id=observatory_id, body=body
+            )
+            count += 1
+        new_datapoint = result.status == "ok" and result.stored
+        for sub in await matching(
+            self.db, ivorn=result.ivorn, observatory_id=observatory_id, new_datapoint=new_datapoint
+        ):
+            await add_delivery(
+                self.db,
+                upload_id=result.upload_id,
+                url=sub["url"],
+                observatory_id=sub["observatory_id"],
+                body=body,
+                subscription_id=sub["subscription_id"],
+                held=sub.get("state") == "paused",
+            )
+            count += 1
+        return count

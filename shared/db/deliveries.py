@@ -1,0 +1,175 @@
+"""The outbox of webhook POSTs: one document a delivery, written before the event that asked for it is acked.
+
+The notify service's consumer writes a delivery for an upload's ``callback_url`` and one for each
+matching subscription (``delivery_id`` ``<upload_id>.callback`` or ``<upload_id>.<subscription_id>``,
+unique: an event delivered twice writes each once), then acks the event; its delivery loop posts them.
+
+``due_key`` (ISO text, indexed; absent once delivered, failed or held) is when a pending delivery is
+next to be tried. A loop *claims* one by moving its ``due_key`` a lease ahead, conditionally on the
+value it read: two loops never post it at once, and a loop killed mid-POST leaves it due again when the
+lease ends (at least once; the receiver de-duplicates by ``X-Photcal-Upload``). Keys as text, as in
+``shared.db.uploads``: the embedded database's ``$set`` of a date stores it as text, which sorts apart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pymongo import ReturnDocument
+
+from shared.contracts.messages import utcnow
+from shared.contracts.webhooks import Delivery, DeliveryState
+from shared.db.client import Database, insert_once
+
+DeliveryKind = Literal["callback", "subscription"]
+
+
+def _iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def delivery_id(upload_id: str, subscription_id: str | None) -> str:
+    return f"{upload_id}.{subscription_id or 'callback'}"
+
+
+async def add_delivery(
+    db: Database,
+    *,
+    upload_id: str,
+    url: str,
+    observatory_id: str,
+    body: bytes,
+    subscription_id: str | None = None,
+    held: bool = False,
+) -> bool:
+    """Record a POST to make (``held``: its subscription is paused); False if it was recorded already."""
+    now = utcnow()
+    doc: dict[str, Any] = {
+        "delivery_id": delivery_id(upload_id, subscription_id),
+        "kind": "subscription" if subscription_id else "callback",
+        "upload_id": upload_id,
+        "subscription_id": subscription_id,
+        #: whose webhook secret signs it: the subscriber's, or the uploading observatory's
+        "observatory_id": observatory_id,
+        "url": url,
+        "body": body.decode(),
+        "state": "held" if held else "pending",
+        "attempts": 0,
+        "created_at": now,
+    }
+    if not held:
+        doc["due_key"] = _iso(now)
+        doc["next_attempt_at"] = now
+    return await insert_once(db.deliveries, doc)
+
+
+async def claim_due(db: Database, *, lease_s: float, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` due deliveries, each claimed for ``lease_s`` seconds (attempts counted), oldest due first."""
+    now = utcnow()
+    cursor = db.deliveries.find({"due_key": {"$lte": _iso(now)}}, {"_id": 0}).sort("due_key", 1).limit(limit)
+    claimed = []
+    for doc in [doc async for doc in cursor]:
+        won = await db.deliveries.find_one_and_update(
+            {"delivery_id": doc["delivery_id"], "due_key": doc["due_key"]},
+            {
+                "$set": {"due_key": _iso(now + timedelta(seconds=lease_s)), "last_attempt_at": now},
+                "$inc": {"attempts": 1},
+            },
+            projection={"_id": 0},
+            return_document=ReturnDocument.AFTER,
+        )
+        if won is not None:  # else another loop claimed it between the read and here
+            claimed.append(won)
+    return claimed
+
+
+async def mark_delivered(db: Database, delivery_id_: str, status: int) -> None:
+    await db.deliveries.update_one(
+        {"delivery_id": delivery_id_},
+        {
+            "$set": {
+                "state": "delivered",
+                "delivered_at": utcnow(),
+                "last_status": status,
+                "last_error": None,
+                "next_attempt_at": None,
+            },
+            "$unset": {"due_key": ""},
+        },
+    )
+
+
+async def mark_retry(db: Database, delivery_id_: str, status: int | None, error: str, at: datetime) -> None:
+    await db.deliveries.update_one(
+        {"delivery_id": delivery_id_, "state": "pending"},
+        {"$set": {"last_status": status, "last_error": error[:500], "next_attempt_at": at, "due_key": _iso(at)}},
+    )
+
+
+async def mark_failed(db: Database, delivery_id_: str, status: int | None, error: str) -> None:
+    await db.deliveries.update_one(
+        {"delivery_id": delivery_id_},
+        {
+            "$set": {
+                "state": "failed",
+                "failed_at": utcnow(),
+                "last_status": status,
+                "last_error": error[:500],
+                "next_attempt_at": None,
+            },
+            "$unset": {"due_key": ""},
+        },
+    )
+
+
+async def hold_pending(db: Database, subscription_id: str) -> int:
+    """A paused subscription's pending deliveries wait (``held``) until it is resumed."""
+    res = await db.deliveries.update_many(
+        {"subscription_id": subscription_id, "state": "pending"},
+        {"$set": {"state": "held", "next_attempt_at": None}, "$unset": {"due_key": ""}},
+    )
+    return res.modified_count
+
+
+async def release(db: Database, subscription_id: str) -> int:
+    """A resumed subscription's held and failed deliveries are due now, their retry bound counted from now."""
+    now = utcnow()
+    res = await db.deliveries.update_many(
+        {"subscription_id": subscription_id, "state": {"$in": ["held", "failed"]}},
+        {"$set": {"state": "pending", "due_key": _iso(now), "next_attempt_at": now, "released_at": now}},
+    )
+    return res.modified_count
+
+
+async def drop_undelivered(db: Database, subscription_id: str) -> int:
+    """A deleted subscription's pending and held deliveries are failed: nothing is posted for it any more."""
+    res = await db.deliveries.update_many(
+        {"subscription_id": subscription_id, "state": {"$in": ["pending", "held"]}},
+        {
+            "$set": {"state": "failed", "failed_at": utcnow(), "last_error": "the subscription was deleted"},
+            "$unset": {"due_key": ""},
+        },
+    )
+    return res.modified_count
+
+
+async def list_deliveries(
+    db: Database, subscription_id: str, *, state: DeliveryState | None = None, skip: int = 0, limit: int = 50
+) -> list[Delivery]:
+    query: dict[str, Any] = {"subscription_id": subscription_id}
+    if state is not None:
+        query["state"] = state
+    docs = [doc async for doc in db.deliveries.find(query, {"_id": 0, "body": 0})]
+    docs.sort(key=lambda d: str(d["created_at"]), reverse=True)  # a subscription's are few enough to sort here
+    return [Delivery.model_validate(doc) for doc in docs[skip : skip + limit]]
+
+
+async def deliveries_of_upload(db: Database, upload_id: str) -> list[Delivery]:
+    docs = [doc async for doc in db.deliveries.find({"upload_id": upload_id}, {"_id": 0, "body": 0})]
+    return [Delivery.model_validate(doc) for doc in docs]
+
+
+async def count_pending(db: Database) -> int:
+    """Deliveries still to post (pending, held or not): the notify service's backlog gauge."""
+    return await db.deliveries.count_documents({"state": {"$in": ["pending", "held"]}})

@@ -1,0 +1,294 @@
+"""Callbacks and subscriptions (issue 22) against a real stack: `photcal run`, nats-server, nx-27017,
+and a real HTTP receiver on 127.0.0.1 checking the signature as README says a receiver does."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+from aiohttp import web
+
+from tests.integration.conftest import field_dir, wait_until
+from tests.threaded_app import serve_in_thread
+from tools.devstack import Stack, standalone_stack, stop_all
+
+pytestmark = pytest.mark.integration
+
+FIELD = field_dir("north_V")
+IVORN = "ivo://gaia/alerts#SimHooks"
+OTHER_IVORN = "ivo://gaia/alerts#SimHooksOther"
+OBSERVER, SUBSCRIBER = "Hooks Observatory", "Hooks Subscriber"
+PAUSE_AFTER = 3
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+
+@dataclass
+class Receiver:
+    """What the test's receiver was sent; ``fail[path]``: how many more POSTs to that path answer 503."""
+
+    port: int = 0
+    posts: list[Received] = field(default_factory=list)
+    fail: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def to(self, path: str, *, status: int | None = None) -> list[Received]:
+        with self.lock:
+            return [p for p in self.posts if p.path == path and (status is None or p.status == status)]
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    got = Receiver()
+
+    async def hook(request: web.Request) -> web.Response:
+        path = request.match_info["path"]
+        body = await request.read()
+        with got.lock:
+            status = 503 if got.fail[path] > 0 else 200
+            if status == 503:
+                got.fail[path] -= 1
+            got.posts.append(Received(path, dict(request.headers), body, status))
+        return web.Response(status=status, text="ok" if status == 200 else "down")
+
+    app = web.Application()
+    app.router.add_post("/{path}", hook)
+    with serve_in_thread(app) as port:
+        got.port = port
+        yield got
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    stack, servers = standalone_stack(
+        tmp=tmp_path_factory.mktemp("hooks"),
+        PHOTCAL_MONGO_DB="hooks",
+        PHOTCAL_UPLOAD_TIMEOUT="60",
+        PHOTCAL_CALLBACK_ALLOW_PRIVATE="1",  # the receiver is on 127.0.0.1
+        PHOTCAL_NOTIFY_RETRY_INITIAL_DELAY="0.3",
+        PHOTCAL_NOTIFY_RETRY_MAX_DELAY="1",
+        PHOTCAL_NOTIFY_RETRY_FOR="120",
+        PHOTCAL_NOTIFY_PAUSE_AFTER=str(PAUSE_AFTER),
+        PHOTCAL_NOTIFY_POLL_INTERVAL="0.2",
+    )
+    try:
+        stack.truth = stack.load_field(FIELD)
+        stack.add_observatory(OBSERVER)
+        stack.add_observatory(SUBSCRIBER)
+        a = stack.truth["alert"]
+        for ivorn in (IVORN, OTHER_IVORN):
+            stack.cli("alert", "add", "--ivorn", ivorn, "--ra", str(a["ra"]), "--dec", str(a["dec"]))
+        stack.start()
+        yield stack
+    finally:
+        stop_all(stack, servers)
+
+
+_mjd = iter(60100.5 + i for i in range(1000))
+
+
+def upload(site: Stack, *, ivorn: str = IVORN, dry_run: bool = True, callback_url: str | None = None) -> dict:
+    fields = {
+        "hashtag": site.hashtags[OBSERVER],
+        "EventID": ivorn,
+        "MJD": str(next(_mjd)),
+        "noPlot": "1",
+        "dryRun": "1" if dry_run else "0",
+        "outputFormat": "json",
+    }
+    if callback_url is not None:
+        fields["callback_url"] = callback_url
+    with open(FIELD / "sex_ascii_head.cat", "rb") as catalogue:
+        answer = requests.post(f"{site.url}/api/v1/uploads", data=fields, files={"sexCat": catalogue}, timeout=90)
+    return {"status_code": answer.status_code} | answer.json()
+
+
+def secret_of(site: Stack, name: str) -> str:
+    answer = requests.get(f"{site.url}/api/v1/webhook-secret", params={"hashtag": site.hashtags[name]}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["secret"]
+
+
+def verifies(secret: str, post: Received, tolerance_s: float = 300) -> bool:
+    """The receiver's check as README documents it: HMAC-SHA256 of "<t>.<body>", t recent."""
+    parts = dict(item.split("=", 1) for item in post.headers["X-Photcal-Signature"].split(","))
+    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + post.body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts["v1"]) and abs(time.time() - int(parts["t"])) <= tolerance_s
+
+
+def subscribe(site: Stack, url: str, scope: str, ivorn: str | None = None, name: str = SUBSCRIBER) -> dict:
+    body = {"url": url, "scope": scope} | ({"ivorn": ivorn} if ivorn else {})
+    answer = requests.post(
+        f"{site.url}/api/v1/subscriptions", params={"hashtag": site.hashtags[name]}, json=body, timeout=10
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def test_an_upload_with_a_callback_url_is_posted_its_result_once_signed(site: Stack, receiver: Receiver):
+    secret = secret_of(site, OBSERVER)
+    result = upload(site, callback_url=receiver.url("done"))
+    assert result["status_code"] == 200 and result["status"] == "ok", result
+    wait_until(lambda: receiver.to("done"), timeout=30)
+    time.sleep(1.5)  # a second POST would come within the poll interval
+    posts = receiver.to("done")
+    assert len(posts) == 1
+    post = posts[0]
+    assert verifies(secret, post)
+    assert not verifies(secret + "x", post)  # the check can fail: another key does not verify
+    assert post.headers["X-Photcal-Upload"] == result["upload_id"]
+    assert post.headers["X-Photcal-Delivery"] == f"{result['upload_id']}.callback"
+    sent = json.loads(post.body)
+    stored = requests.get(f"{site.url}/api/v1/uploads/{result['upload_id']}", timeout=10).json()["result"]
+    assert sent["upload_id"] == result["upload_id"] and sent["status"] == "ok"
+    assert sent["mag"] == stored["mag"] == result["mag"] and sent["zeropoint"] == stored["zeropoint"]
+
+
+def test_a_receiver_down_for_the_first_two_attempts_still_gets_the_result(site: Stack, receiver: Receiver):
+    receiver.fail["flaky"] = 2
+    result = upload(site, callback_url=receiver.url("flaky"))
+    assert result["status"] == "ok", result
+    wait_until(lambda: receiver.to("flaky", status=200), timeout=30)
+    attempts = receiver.to("flaky")
+    assert [p.status for p in attempts] == [503, 503, 200]
+    assert {p.headers["X-Photcal-Delivery"] for p in attempts} == {f"{result['upload_id']}.callback"}
+    assert verifies(secret_of(site, OBSERVER), attempts[-1])
+
+
+def test_a_failed_upload_is_called_back_with_its_error(site: Stack, receiver: Receiver):
+    fields = {
+        "hashtag": site.hashtags[OBSERVER],
+        "EventID": IVORN,
+        "MJD": str(next(_mjd)),
+        "noPlot": "1",
+        "dryRun": "1",
+        "outputFormat": "json",
+        "callback_url": receiver.url("failed"),
+    }
+    lines = (FIELD / "sex_ascii_head.cat").read_text().splitlines()
+    rows = [line for line in lines if line.strip() and not line.startswith("#")]
+    brightest = sorted(rows, key=lambda row: float(row.split()[5]))[:8]  # they match, too few to fit
+    few = "\n".join([line for line in lines if line.startswith("#")] + brightest) + "\n"
+    answer = requests.post(f"{site.url}/api/v1/uploads", data=fields, files={"sexCat": ("few.cat", few)}, timeout=90)
+    assert answer.status_code >= 400 and answer.json()["status"] == "error", answer.text
+    wait_until(lambda: receiver.to("failed"), timeout=30)
+    sent = json.loads(receiver.to("failed")[0].body)
+    assert sent["status"] == "error" and sent["error"] == answer.json()["error"]
+
+
+def test_a_subscription_to_an_alert_receives_each_new_datapoint(site: Stack, receiver: Receiver):
+    sub = subscribe(site, receiver.url("alert"), "alert", IVORN)
+    assert sub["state"] == "active" and sub["ivorn"] == IVORN
+    listed = requests.get(
+        f"{site.url}/api/v1/subscriptions", params={"hashtag": site.hashtags[SUBSCRIBER]}, timeout=10
+    ).json()
+    assert sub["subscription_id"] in [s["subscription_id"] for s in listed["subscriptions"]]
+    stored = [upload(site, dry_run=False) for _ in range(2)]
+    assert all(r["status"] == "ok" and r["stored"] for r in stored), stored
+    upload(site, dry_run=True)  # not a new datapoint
+    upload(site, ivorn=OTHER_IVORN, dry_run=False)  # another alert's
+    wait_until(lambda: len(receiver.to("alert")) >= 2, timeout=30)
+    time.sleep(1.5)
+    posts = receiver.to("alert")
+    assert sorted(p.headers["X-Photcal-Upload"] for p in posts) == sorted(r["upload_id"] for r in stored)
+    assert {json.loads(p.body)["followup_id"] for p in posts} == {r["followup_id"] for r in stored}
+    secret = secret_of(site, SUBSCRIBER)  # signed with the subscriber's secret, not the uploader's
+    assert all(verifies(secret, p) and p.headers["X-Photcal-Subscription"] == sub["subscription_id"] for p in posts)
+    # another observatory neither sees nor deletes it; its owner does
+    other = {"hashtag": site.hashtags[OBSERVER]}
+    url = f"{site.url}/api/v1/subscriptions/{sub['subscription_id']}"
+    assert requests.delete(url, params=other, timeout=10).json()["error"] == "unknown_subscription"
+    assert requests.delete(url, params={"hashtag": site.hashtags[SUBSCRIBER]}, timeout=10).status_code == 200
+    assert requests.get(url, params={"hashtag": site.hashtags[SUBSCRIBER]}, timeout=10).status_code == 404
+
+
+def test_notify_killed_between_the_event_and_the_delivery_loses_nothing(site: Stack, receiver: Receiver):
+    pid = site.service_pid("notify")
+    os.kill(pid, signal.SIGSTOP)  # frozen: the result waits in its stream, not yet consumed
+    try:
+        result = upload(site, callback_url=receiver.url("killed"))
+        assert result["status"] == "ok", result
+        time.sleep(1)
+        assert receiver.to("killed") == []
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: site.service_pid("notify") != pid, timeout=30)  # the supervisor starts it again
+    wait_until(lambda: receiver.to("killed"), timeout=60)
+    # and a delivery recorded but not yet delivered (the receiver down) survives a kill as well
+    receiver.fail["killed2"] = 10**6
+    second = upload(site, callback_url=receiver.url("killed2"))
+    wait_until(lambda: receiver.to("killed2"), timeout=30)
+    pid = site.service_pid("notify")
+    os.kill(pid, signal.SIGKILL)
+    receiver.fail["killed2"] = 0
+    wait_until(lambda: receiver.to("killed2", status=200), timeout=90)
+    time.sleep(2)
+    for path, upload_id in (("killed", result["upload_id"]), ("killed2", second["upload_id"])):
+        delivered = receiver.to(path, status=200)
+        assert [p.headers["X-Photcal-Delivery"] for p in delivered] == [f"{upload_id}.callback"]  # once
+
+
+def test_a_failing_subscriber_is_paused_says_why_and_resumes(site: Stack, receiver: Receiver):
+    receiver.fail["down"] = 10**6
+    sub = subscribe(site, receiver.url("down"), "mine", name=OBSERVER)
+    result = upload(site)  # a dry run: "mine" receives every result of its own uploads
+    url = f"{site.url}/api/v1/subscriptions/{sub['subscription_id']}"
+    owner = {"hashtag": site.hashtags[OBSERVER]}
+
+    def paused():
+        state = requests.get(url, params=owner, timeout=10).json()
+        return state if state["state"] == "paused" else None
+
+    state = wait_until(paused, timeout=60)
+    assert "failed deliveries in a row" in state["paused_reason"] and "503" in state["paused_reason"]
+    time.sleep(2)
+    assert len(receiver.to("down")) == PAUSE_AFTER  # nothing more is tried while paused
+    listed = requests.get(url + "/deliveries", params=owner, timeout=10).json()["deliveries"]
+    assert [(d["upload_id"], d["state"], d["attempts"]) for d in listed] == [(result["upload_id"], "held", PAUSE_AFTER)]
+    receiver.fail["down"] = 0
+    resumed = requests.post(url + "/resume", params=owner, timeout=10).json()
+    assert resumed["state"] == "active" and resumed["released"] == 1
+    wait_until(lambda: receiver.to("down", status=200), timeout=30)
+    done = requests.get(url + "/deliveries", params=owner | {"state": "delivered"}, timeout=10).json()
+    assert [d["upload_id"] for d in done["deliveries"]] == [result["upload_id"]]
+
+
+def test_private_urls_are_refused_without_the_flag(site: Stack, receiver: Receiver):
+    site.stop()
+    site.env = site.env | {"PHOTCAL_CALLBACK_ALLOW_PRIVATE": "0"}
+    site.start()
+    for url in (receiver.url("private"), "http://10.0.0.7/hook", "http://169.254.169.254/latest", "http://[::1]/x"):
+        refused = upload(site, callback_url=url)
+        assert refused["status_code"] == 400 and refused["error"] == "callback_url_refused", refused
+        assert "address" in refused["message"]
+    answer = requests.post(
+        f"{site.url}/api/v1/subscriptions",
+        params={"hashtag": site.hashtags[SUBSCRIBER]},
+        json={"url": "http://localhost:9/hook", "scope": "all"},
+        timeout=10,
+    )
+    assert answer.status_code == 400 and answer.json()["error"] == "callback_url_refused"
+    assert requests.post(
+        f"{site.url}/api/v1/subscriptions",
+        params={"hashtag": site.hashtags[SUBSCRIBER]},
+        json={"url": "ftp://example.org/hook", "scope": "all"},
+        timeout=10,
+    ).json()["error"] == "callback_url_refused"
