@@ -18,11 +18,29 @@ from services.lightcurve.datapoints import DatapointDetail
 from services.lightcurve.web.apidocs import DOCUMENT
 from shared.contracts.messages import CalibrationResult, RecalibrationRequest
 from shared.contracts.openapi import build_document
+from shared.contracts.webhooks import (
+    DeliveryList,
+    Subscription,
+    SubscriptionList,
+    SubscriptionRequest,
+    WebhookSecretView,
+)
 from shared.usecases.uploads import UploadList
 
 BODY_MODELS: dict[str, type[BaseModel]] = {
     model.__name__: model
-    for model in (UploadForm, CalibrationResult, UploadList, DatapointDetail, RecalibrationRequest)
+    for model in (
+        UploadForm,
+        CalibrationResult,
+        UploadList,
+        DatapointDetail,
+        RecalibrationRequest,
+        SubscriptionRequest,
+        Subscription,
+        SubscriptionList,
+        DeliveryList,
+        WebhookSecretView,
+    )
 }
 
 

@@ -512,6 +512,98 @@ _DOCS: dict[tuple[str, str], RouteDoc] = {
     ("GET", "/api/docs"): RouteDoc(
         "this document as a page", tag=DOCS_TAG, responses={200: Body(media="text/html", description="a page")}
     ),
+    # webhooks (issue 22): services/ingest/subscriptions.py; the POSTs are the notify service's
+    ("POST", "/api/v1/subscriptions"): RouteDoc(
+        "subscribe a public http(s) URL to an alert's new datapoints, every alert's, or this observatory's uploads",
+        description=(
+            "Each delivery is a POST of the upload's CalibrationResult, signed: X-Photcal-Signature "
+            "t=<unix>,v1=<hex HMAC-SHA256 of '<t>.<body>' with the observatory's webhook secret>; "
+            "X-Photcal-Delivery and X-Photcal-Upload name it (de-duplicate by the upload id). Retried with "
+            "back-off; a subscription that keeps failing is paused (GET says why)."
+        ),
+        query=(HASHTAG_QUERY,),
+        request="SubscriptionRequest",
+        responses={
+            201: Body("Subscription"),
+            400: Body("ErrorBody", "not a public http(s) URL (callback_url_refused), or a bad scope"),
+            **_AUTH_ERRORS,
+            404: Body("ErrorBody", "scope alert: no such event"),
+            **_DB,
+        },
+        auth="hashtag_or_session",
+    ),
+    ("GET", "/api/v1/subscriptions"): RouteDoc(
+        "this observatory's subscriptions, with their state",
+        query=(HASHTAG_QUERY,),
+        responses={200: Body("SubscriptionList"), **_AUTH_ERRORS, **_DB},
+        auth="hashtag_or_session",
+    ),
+    ("GET", "/api/v1/subscriptions/{subscription_id}"): RouteDoc(
+        "a subscription: active or paused, and why it was paused",
+        query=(HASHTAG_QUERY,),
+        responses={
+            200: Body("Subscription"),
+            **_AUTH_ERRORS,
+            404: Body("ErrorBody", "this observatory has no such subscription"),
+            **_DB,
+        },
+        auth="hashtag_or_session",
+    ),
+    ("DELETE", "/api/v1/subscriptions/{subscription_id}"): RouteDoc(
+        "delete a subscription: nothing more is posted for it",
+        query=(HASHTAG_QUERY,),
+        responses={
+            200: Body(description="deleted"),
+            **_AUTH_ERRORS,
+            404: Body("ErrorBody", "this observatory has no such subscription"),
+            **_DB,
+        },
+        auth="hashtag_or_session",
+    ),
+    ("GET", "/api/v1/subscriptions/{subscription_id}/deliveries"): RouteDoc(
+        "a subscription's deliveries, newest first: failed ones are its dead letters, held ones wait for a resume",
+        query=(
+            Param(
+                "state",
+                "only deliveries in this state",
+                {"type": "string", "enum": ["pending", "held", "delivered", "failed"]},
+            ),
+            Param("skip", "skip this many first", {"type": "integer", "minimum": 0}),
+            Param("limit", "at most this many (500)", {"type": "integer", "minimum": 1, "maximum": 500}),
+            HASHTAG_QUERY,
+        ),
+        responses={
+            200: Body("DeliveryList"),
+            **_ERRORS,
+            **_AUTH_ERRORS,
+            404: Body("ErrorBody", "this observatory has no such subscription"),
+            **_DB,
+        },
+        auth="hashtag_or_session",
+    ),
+    ("POST", "/api/v1/subscriptions/{subscription_id}/resume"): RouteDoc(
+        "resume a paused subscription: its held and failed deliveries are posted again",
+        query=(HASHTAG_QUERY,),
+        responses={
+            200: Body("Subscription", "active again, with released: how many deliveries"),
+            **_AUTH_ERRORS,
+            404: Body("ErrorBody", "this observatory has no such subscription"),
+            **_DB,
+        },
+        auth="hashtag_or_session",
+    ),
+    ("GET", "/api/v1/webhook-secret"): RouteDoc(
+        "the secret this observatory's callbacks and subscription deliveries are signed with",
+        query=(HASHTAG_QUERY,),
+        responses={200: Body("WebhookSecretView"), **_AUTH_ERRORS, **_DB},
+        auth="hashtag_or_session",
+    ),
+    ("POST", "/api/v1/webhook-secret/rotate"): RouteDoc(
+        "a new webhook secret: deliveries from now on are signed with it, the old one stops",
+        query=(HASHTAG_QUERY,),
+        responses={200: Body("WebhookSecretView"), **_AUTH_ERRORS, **_DB},
+        auth="hashtag_or_session",
+    ),
 }
 
 
@@ -558,6 +650,7 @@ _PATH_PARAMS = {
     "followup_id": ("the datapoint's id, as the upload answered", {"type": "integer", "minimum": 0}),
     "ivorn": ("the alert's IVORN (URL-encoded) or its name", {"type": "string"}),
     "job_id": ("the recalibration job's id (hexadecimal), as its creation answered", {"type": "string"}),
+    "subscription_id": ("the subscription's id (hexadecimal), as its creation answered", {"type": "string"}),
 }
 
 
