@@ -34,6 +34,11 @@ PHOTCAL_METRICS = {
     "photcal_recalibration_tasks": "counter",
     "photcal_recalibration_retries": "counter",
     "photcal_recalibrate_consumer_pending": "gauge",
+    "photcal_notify_events": "counter",
+    "photcal_notify_consumer_pending": "gauge",
+    "photcal_notify_deliveries": "counter",
+    "photcal_notify_deliveries_pending": "gauge",
+    "photcal_notify_post_duration_seconds": "histogram",
 }
 
 #: not ours, documented in deploy/README.md: Prometheus' own `up`, and the
