@@ -30,7 +30,7 @@ RUN pip install --upgrade pip \
 # ---- runtime: the venv only, no compilers, no sources, not root --------------
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="photcal" \
-      org.opencontainers.image.description="Photometric calibration server (ingest, calibrate, photometry, catalog, lightcurve)" \
+      org.opencontainers.image.description="Photometric calibration server (ingest, calibrate, photometry, catalog, lightcurve, notify)" \
       org.opencontainers.image.licenses="BSD-3-Clause"
 # plate solving of uploaded frames (services/photometry/imaging/astrometry.py): astrometry.net's
 # solve-field and the Tycho-2 index files for fields from 22' to 2000' (about 290 MB)
