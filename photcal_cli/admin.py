@@ -53,6 +53,21 @@ async def observatory_list(args, settings, db) -> int:
     return 0
 
 
+async def observatory_webhook_secret(args, settings, db) -> int:
+    from shared.db.webhook_secrets import rotate_secret, secret_of
+
+    found = [obs for obs in await list_observatories(db) if obs.name == args.name]
+    if not found:
+        print(f"error: no observatory named {args.name!r}", file=sys.stderr)
+        return 2
+    observatory_id = found[0].observatory_id
+    doc = await (rotate_secret if args.rotate else secret_of)(db, observatory_id)
+    print(f"webhook secret of {args.name}: {doc['secret']}")
+    if args.rotate:
+        print("deliveries are signed with it from now on; the previous secret no longer verifies")
+    return 0
+
+
 async def alert_add(args, settings, db) -> int:
     fields, problems = event_fields(
         {"ivorn": args.ivorn, "ra": args.ra, "dec": args.dec, "url": args.url, "name": args.name}
@@ -83,6 +98,7 @@ COMMANDS = {
     ("observatory", "revoke"): observatory_revoke,
     ("observatory", "rotate"): observatory_rotate,
     ("observatory", "list"): observatory_list,
+    ("observatory", "webhook-secret"): observatory_webhook_secret,
     ("alert", "add"): alert_add,
     ("alerts", "import"): alerts_import,
 }

@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--name", required=True)
     obs.add_parser("list", help="list observatories")
+    webhook = obs.add_parser(
+        "webhook-secret", help="print the secret an observatory's callbacks and subscriptions are signed with"
+    )
+    webhook.add_argument("--name", required=True)
+    webhook.add_argument("--rotate", action="store_true", help="replace it first: the old one stops signing at once")
 
     alert = sub.add_parser("alert", help="manage alerts").add_subparsers(dest="action", required=True)
     aadd = alert.add_parser("add", help="add an alert (event)")

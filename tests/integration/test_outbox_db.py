@@ -69,9 +69,7 @@ async def test_a_paused_subscription_holds_its_deliveries_until_resumed(db):
     resumed = await subs.resume(db, sub.subscription_id, "obs2")
     assert resumed is not None and resumed.state == "active" and resumed.consecutive_failures == 0
     assert await outbox.release(db, sub.subscription_id) == 1
-    assert [d["delivery_id"] for d in await outbox.claim_due(db, lease_s=30, limit=5)] == [
-        f"u1.{sub.subscription_id}"
-    ]
+    assert [d["delivery_id"] for d in await outbox.claim_due(db, lease_s=30, limit=5)] == [f"u1.{sub.subscription_id}"]
 
 
 async def test_subscriptions_match_by_scope(db):
