@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -36,7 +36,7 @@ log = get_logger(__name__)
 
 DELIVERIES = Counter(
     "photcal_notify_deliveries_total",
-    "Webhook POST attempts, by kind (callback, subscription) and outcome (delivered, retry, failed)",
+    "Webhook POST attempts, by kind (callback, subscription) and outcome (delivered, retry, failed, paused)",
     ["kind", "outcome"],
 )
 PENDING = Gauge("photcal_notify_deliveries_pending", "Deliveries not delivered or failed yet (held ones too)")
@@ -65,7 +65,6 @@ class Sender:
             resolver=None if self.settings.callback_allow_private else PublicResolver(), limit=64
         )
         self._http = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-        slots = asyncio.Semaphore(self.settings.notify_concurrency)
         last_gauge = 0.0
         while not self._stopping.is_set():
             self.wake.clear()
@@ -76,11 +75,10 @@ class Sender:
                     claimed = await outbox.claim_due(self.db, lease_s=self.settings.lease_s, limit=free)
                 except PyMongoError as exc:
                     log.warning("outbox_unavailable", error=str(exc)[:200])
-            for delivery in claimed:
-                await slots.acquire()
+            for delivery in claimed:  # at most notify_concurrency in flight: no more were claimed
                 task = asyncio.create_task(self._deliver(delivery))
                 self._in_flight.add(task)
-                task.add_done_callback(lambda t: (self._in_flight.discard(t), slots.release(), self.wake.set()))
+                task.add_done_callback(self._done)
             if time.monotonic() - last_gauge > 5:
                 last_gauge = time.monotonic()
                 with contextlib.suppress(PyMongoError):
@@ -89,6 +87,11 @@ class Sender:
                 continue  # more may be due: look again at once
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.settings.notify_poll_interval)
+
+    def _done(self, task: asyncio.Task) -> None:
+        """A POST finished: its slot is free, so look for more."""
+        self._in_flight.discard(task)
+        self.wake.set()
 
     async def stop(self) -> None:
         """No new claims; the POSTs in flight finish (a claim left unfinished is due again after its lease)."""
@@ -102,6 +105,8 @@ class Sender:
     async def _deliver(self, delivery: dict[str, Any]) -> None:
         log_ = log.bind(delivery_id=delivery["delivery_id"], upload_id=delivery["upload_id"])
         try:
+            if delivery.get("subscription_id") and not await self._still_wanted(delivery):
+                return
             status, error = await self._post(delivery)
             if error is None:
                 await self._delivered(delivery, status, log_)
@@ -111,6 +116,19 @@ class Sender:
             log_.warning("delivery_outcome_not_recorded", error=str(exc)[:200])
         except Exception:
             log_.exception("delivery_crashed")
+
+    async def _still_wanted(self, delivery: dict[str, Any]) -> bool:
+        """A subscription's delivery is posted only while the subscription is there and active (it may have been
+        paused or deleted since the delivery was claimed or recorded)."""
+        subscription_id = delivery["subscription_id"]
+        found = await subscriptions.get_subscription(self.db, subscription_id)
+        if found is None:
+            await outbox.mark_failed(self.db, delivery["delivery_id"], None, "the subscription was deleted")
+            return False
+        if found.state == "paused":
+            await outbox.hold_pending(self.db, subscription_id)
+            return False
+        return True
 
     async def _post(self, delivery: dict[str, Any]) -> tuple[int | None, str | None]:
         """(HTTP status, None) when delivered; (status or None, why) when not."""
@@ -188,6 +206,4 @@ class Sender:
 
 
 def _aware(when: datetime) -> datetime:
-    from datetime import UTC
-
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
