@@ -115,7 +115,12 @@ class EventConsumer:
         callback_url = record.get("callback_url")
         if callback_url and observatory_id:
             await add_delivery(
-                self.db, upload_id=result.upload_id, url=callback_url, observatory_id=observatory_id, body=body
+                self.db,
+                upload_id=result.upload_id,
+                url=callback_url,
+                observatory_id=observatory_id,
+                body=body,
+                correlation_id=correlation_id.get(),
             )
             count += 1
         new_datapoint = result.status == "ok" and result.stored
@@ -130,6 +135,7 @@ class EventConsumer:
                 body=body,
                 subscription_id=sub["subscription_id"],
                 held=sub.get("state") == "paused",
+                correlation_id=correlation_id.get(),
             )
             count += 1
         return count

@@ -29,7 +29,7 @@ from shared.db import Database, subscriptions
 from shared.db import deliveries as outbox
 from shared.db.webhook_secrets import secret_of
 from shared.errors import BadInput
-from shared.logging import get_logger
+from shared.logging import correlation_id, get_logger
 from shared.webhooks import PublicResolver, check_url, signature
 
 log = get_logger(__name__)
@@ -103,6 +103,7 @@ class Sender:
             await self._http.close()
 
     async def _deliver(self, delivery: dict[str, Any]) -> None:
+        correlation_id.set(delivery.get("correlation_id"))
         log_ = log.bind(delivery_id=delivery["delivery_id"], upload_id=delivery["upload_id"])
         try:
             if delivery.get("subscription_id") and not await self._still_wanted(delivery):

@@ -42,6 +42,7 @@ async def add_delivery(
     body: bytes,
     subscription_id: str | None = None,
     held: bool = False,
+    correlation_id: str | None = None,
 ) -> bool:
     """Record a POST to make (``held``: its subscription is paused); False if it was recorded already."""
     now = utcnow()
@@ -57,6 +58,8 @@ async def add_delivery(
         "state": "held" if held else "pending",
         "attempts": 0,
         "created_at": now,
+        #: the upload's correlation id (X-Correlation-ID): the delivery's log lines carry it too
+        "correlation_id": correlation_id,
     }
     if not held:
         doc["due_key"] = _iso(now)

@@ -188,6 +188,16 @@ def test_a_receiver_down_for_the_first_two_attempts_still_gets_the_result(site: 
     assert verifies(secret_of(site, OBSERVER), attempts[-1])
 
 
+def test_the_notify_service_answers_health_readiness_and_counts_its_deliveries(site: Stack):
+    base = f"http://127.0.0.1:{site.port + 5}"
+    assert requests.get(base + "/healthz", timeout=10).json()["service"] == "notify"
+    assert requests.get(base + "/readyz", timeout=10).json()["ready"] is True
+    metrics = requests.get(base + "/metrics", timeout=10).text
+    delivered = re.search(r'photcal_notify_deliveries_total\{kind="callback",outcome="delivered"\} (\S+)', metrics)
+    assert delivered is not None and float(delivered.group(1)) >= 2  # the two tests above
+    assert 'photcal_notify_deliveries_total{kind="callback",outcome="retry"} 2.0' in metrics
+
+
 def test_a_failed_upload_is_called_back_with_its_error(site: Stack, receiver: Receiver):
     fields = {
         "hashtag": site.hashtags[OBSERVER],
