@@ -25,6 +25,7 @@ from shared.contracts.errors import ErrorCode
 from shared.contracts.messages import CalibrationResult, UploadedImage, UploadRequested
 from shared.cpcs_http import WANT_HTML, html_errors, wants_html
 from shared.db.datapoints import find_duplicate
+from shared.db.deliveries import callback_state
 from shared.db.uploads import get_upload, queued_fields, record_queued
 from shared.errors import (
     BackendUnavailable,
@@ -418,6 +419,8 @@ async def handle_upload_status(request: web.Request) -> web.Response:
     followup_id = (doc.get("result") or {}).get("followup_id")
     if isinstance(followup_id, int):  # the result is the upload's own answer; its datapoint may be recalibrated since
         answer["datapoint"] = await optional(lambda: datapoint_now(gw.db, followup_id), None)
+    if doc.get("callback_url"):  # where its callback stands (issue 22); the URL itself is not shown
+        answer["callback"] = await optional(lambda: callback_state(gw.db, upload_id), None)
     return web.json_response(answer, dumps=_dumps)
 
 

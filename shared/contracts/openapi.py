@@ -59,6 +59,8 @@ class UploadStatus(BaseModel):
     upload_id: str
     state: Literal["queued", "done", "failed"] | None
     result: dict[str, Any] | None = None
+    #: an upload with a callback_url: its delivery's state (pending, delivered, failed), attempts, last answer
+    callback: dict[str, Any] | None = None
 
 
 class NewAlert(BaseModel):

@@ -176,3 +176,12 @@ async def deliveries_of_upload(db: Database, upload_id: str) -> list[Delivery]:
 async def count_pending(db: Database) -> int:
     """Deliveries still to post (pending, held or not): the notify service's backlog gauge."""
     return await db.deliveries.count_documents({"state": {"$in": ["pending", "held"]}})
+
+
+async def callback_state(db: Database, upload_id: str) -> dict[str, Any] | None:
+    """An upload's callback as its status shows it: state, attempts, the receiver's last answer (no URL, no body)."""
+    doc = await db.deliveries.find_one(
+        {"delivery_id": delivery_id(upload_id, None)},
+        {"_id": 0, "state": 1, "attempts": 1, "last_status": 1, "last_error": 1, "delivered_at": 1},
+    )
+    return None if doc is None else {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in doc.items()}

@@ -186,6 +186,9 @@ def test_a_receiver_down_for_the_first_two_attempts_still_gets_the_result(site: 
     assert [p.status for p in attempts] == [503, 503, 200]
     assert {p.headers["X-Photcal-Delivery"] for p in attempts} == {f"{result['upload_id']}.callback"}
     assert verifies(secret_of(site, OBSERVER), attempts[-1])
+    status = requests.get(f"{site.url}/api/v1/uploads/{result['upload_id']}", timeout=10).json()
+    assert status["callback"]["state"] == "delivered" and status["callback"]["attempts"] == 3
+    assert status["callback"]["last_status"] == 200
 
 
 def test_the_notify_service_answers_health_readiness_and_counts_its_deliveries(site: Stack):
