@@ -39,13 +39,15 @@ DELIVERIES = Counter(
     "Webhook POST attempts, by kind (callback, subscription) and outcome (delivered, retry, failed, paused)",
     ["kind", "outcome"],
 )
-PENDING = Gauge("photcal_notify_deliveries_pending", "Deliveries not delivered or failed yet (held ones too)")
+PENDING = Gauge("photcal_notify_deliveries_pending", "Deliveries waiting to be posted (held ones not counted)")
 POST_SECONDS = Histogram(
     "photcal_notify_post_duration_seconds",
     "Time a receiver took to answer a webhook POST",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 USER_AGENT = "photcal-webhooks/1"
+#: seconds between two purges of the deliveries kept long enough (PHOTCAL_NOTIFY_KEEP_FOR)
+PURGE_EVERY_S = 600.0
 
 
 class Sender:
@@ -65,7 +67,7 @@ class Sender:
             resolver=None if self.settings.callback_allow_private else PublicResolver(), limit=64
         )
         self._http = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-        last_gauge = 0.0
+        last_gauge = last_purge = 0.0
         while not self._stopping.is_set():
             self.wake.clear()
             free = self.settings.notify_concurrency - len(self._in_flight)
@@ -83,6 +85,11 @@ class Sender:
                 last_gauge = time.monotonic()
                 with contextlib.suppress(PyMongoError):
                     PENDING.set(await outbox.count_pending(self.db))
+            if time.monotonic() - last_purge > PURGE_EVERY_S:
+                last_purge = time.monotonic()
+                with contextlib.suppress(PyMongoError):
+                    if purged := await outbox.purge_expired(self.db):
+                        log.info("deliveries_purged", count=purged)
             if claimed and len(claimed) == free:
                 continue  # more may be due: look again at once
             with contextlib.suppress(TimeoutError):
@@ -170,7 +177,7 @@ class Sender:
         return status, f"the receiver answered HTTP {status}"
 
     async def _delivered(self, delivery: dict[str, Any], status: int | None, log_) -> None:
-        await outbox.mark_delivered(self.db, delivery["delivery_id"], status or 200)
+        await outbox.mark_delivered(self.db, delivery["delivery_id"], status or 200, self.settings.notify_keep_for)
         if delivery.get("subscription_id"):
             await subscriptions.record_success(self.db, delivery["subscription_id"])
         DELIVERIES.labels(delivery["kind"], "delivered").inc()
@@ -188,7 +195,7 @@ class Sender:
             retry_for_s=s.notify_retry_for,
         )
         if delay is None:
-            await outbox.mark_failed(self.db, delivery["delivery_id"], status, error)
+            await outbox.mark_failed(self.db, delivery["delivery_id"], status, error, s.notify_keep_for)
             DELIVERIES.labels(delivery["kind"], "failed").inc()
             log_.warning("delivery_failed", url=delivery["url"], error=error, attempts=delivery["attempts"])
         else:

@@ -16,6 +16,8 @@ class NotifySettings(WebhookSettings, CommonSettings):
     #: a delivery not delivered this long after it was recorded (or its subscription resumed) is failed:
     #: the dead letter its subscriber can read
     notify_retry_for: float = 6 * 3600.0
+    #: seconds a delivered or failed delivery stays listed (GET .../deliveries) before it is dropped
+    notify_keep_for: float = 30 * 24 * 3600.0
     #: failed POSTs in a row after which a subscription is paused (its deliveries held until resumed)
     notify_pause_after: int = 20
     #: how often the delivery loop looks for due deliveries when nothing woke it

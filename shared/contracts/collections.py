@@ -126,7 +126,15 @@ DELIVERIES = Collection(
     "deliveries",
     "shared.db.deliveries",
     # due_key: the ISO time a pending delivery is next due (absent once delivered or failed)
-    (Index("delivery_id", unique=True), Index("due_key"), Index("subscription_id"), Index("upload_id")),
+    # expires_key: ISO text, set once delivered or failed (PHOTCAL_NOTIFY_KEEP_FOR later); the notify service
+    # deletes the ones past it (not a TTL index: the embedded database's $set of a date stores text)
+    (
+        Index("delivery_id", unique=True),
+        Index("due_key"),
+        Index("subscription_id"),
+        Index("upload_id"),
+        Index("expires_key"),
+    ),
     "one webhook POST to make (an upload's callback or a subscription's): its body, attempts and outcome",
 )
 WEBHOOK_SECRETS = Collection(

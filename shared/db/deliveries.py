@@ -23,6 +23,8 @@ from shared.contracts.webhooks import Delivery, DeliveryState
 from shared.db.client import Database, insert_once
 
 DeliveryKind = Literal["callback", "subscription"]
+#: seconds a delivered or failed delivery is kept by default (PHOTCAL_NOTIFY_KEEP_FOR)
+KEEP_S = 30 * 24 * 3600.0
 
 
 def _iso(when: datetime) -> str:
@@ -87,13 +89,16 @@ async def claim_due(db: Database, *, lease_s: float, limit: int) -> list[dict[st
     return claimed
 
 
-async def mark_delivered(db: Database, delivery_id_: str, status: int) -> None:
+async def mark_delivered(db: Database, delivery_id_: str, status: int, keep_s: float = KEEP_S) -> None:
+    """Delivered; the record is kept ``keep_s`` seconds more (the subscriber's list), then dropped."""
+    now = utcnow()
     await db.deliveries.update_one(
         {"delivery_id": delivery_id_},
         {
             "$set": {
                 "state": "delivered",
-                "delivered_at": utcnow(),
+                "delivered_at": now,
+                "expires_key": _iso(now + timedelta(seconds=keep_s)),
                 "last_status": status,
                 "last_error": None,
                 "next_attempt_at": None,
@@ -110,13 +115,16 @@ async def mark_retry(db: Database, delivery_id_: str, status: int | None, error:
     )
 
 
-async def mark_failed(db: Database, delivery_id_: str, status: int | None, error: str) -> None:
+async def mark_failed(db: Database, delivery_id_: str, status: int | None, error: str, keep_s: float = KEEP_S) -> None:
+    """Given up (a dead letter); kept ``keep_s`` seconds for its subscriber to read (or a resume to retry)."""
+    now = utcnow()
     await db.deliveries.update_one(
         {"delivery_id": delivery_id_},
         {
             "$set": {
                 "state": "failed",
-                "failed_at": utcnow(),
+                "failed_at": now,
+                "expires_key": _iso(now + timedelta(seconds=keep_s)),
                 "last_status": status,
                 "last_error": error[:500],
                 "next_attempt_at": None,
@@ -140,7 +148,10 @@ async def release(db: Database, subscription_id: str) -> int:
     now = utcnow()
     res = await db.deliveries.update_many(
         {"subscription_id": subscription_id, "state": {"$in": ["held", "failed"]}},
-        {"$set": {"state": "pending", "due_key": _iso(now), "next_attempt_at": now, "released_at": now}},
+        {
+            "$set": {"state": "pending", "due_key": _iso(now), "next_attempt_at": now, "released_at": now},
+            "$unset": {"expires_key": ""},
+        },
     )
     return res.modified_count
 
@@ -150,7 +161,12 @@ async def drop_undelivered(db: Database, subscription_id: str) -> int:
     res = await db.deliveries.update_many(
         {"subscription_id": subscription_id, "state": {"$in": ["pending", "held"]}},
         {
-            "$set": {"state": "failed", "failed_at": utcnow(), "last_error": "the subscription was deleted"},
+            "$set": {
+                "state": "failed",
+                "failed_at": utcnow(),
+                "last_error": "the subscription was deleted",
+                "expires_key": _iso(utcnow() + timedelta(seconds=KEEP_S)),
+            },
             "$unset": {"due_key": ""},
         },
     )
@@ -173,9 +189,17 @@ async def deliveries_of_upload(db: Database, upload_id: str) -> list[Delivery]:
     return [Delivery.model_validate(doc) for doc in docs]
 
 
+async def purge_expired(db: Database) -> int:
+    """Drop the delivered and failed deliveries kept long enough (their ``expires_key`` passed)."""
+    res = await db.deliveries.delete_many({"expires_key": {"$lt": _iso(utcnow())}})
+    return res.deleted_count
+
+
 async def count_pending(db: Database) -> int:
-    """Deliveries still to post (pending, held or not): the notify service's backlog gauge."""
-    return await db.deliveries.count_documents({"state": {"$in": ["pending", "held"]}})
+    """Deliveries waiting to be posted (pending: with a ``due_key``; held ones not): the backlog gauge.
+
+    Counted through the ``due_key`` index: the collection holds a month of delivered ones beside them."""
+    return await db.deliveries.count_documents({"due_key": {"$gte": ""}})
 
 
 async def callback_state(db: Database, upload_id: str) -> dict[str, Any] | None:

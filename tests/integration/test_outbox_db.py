@@ -54,6 +54,12 @@ async def test_a_lease_that_runs_out_makes_it_due_again_and_delivered_ones_never
     await asyncio.sleep(0.3)  # b's loop died mid-POST
     again = await outbox.claim_due(db, lease_s=30, limit=5)
     assert [d["delivery_id"] for d in again] == [b["delivery_id"]] and again[0]["attempts"] == 2
+    assert await outbox.count_pending(db) == 1  # b, leased again; a is delivered
+    assert await outbox.purge_expired(db) == 0  # kept for its subscriber to read
+    await outbox.mark_delivered(db, b["delivery_id"], 200, keep_s=-1)  # kept long enough already
+    assert await outbox.purge_expired(db) == 1
+    left = [d.delivery_id for upload_id in ("u1", "u2") for d in await outbox.deliveries_of_upload(db, upload_id)]
+    assert left == [a["delivery_id"]]
 
 
 async def test_a_paused_subscription_holds_its_deliveries_until_resumed(db):
