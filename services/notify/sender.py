@@ -186,7 +186,7 @@ class Sender:
     async def _failed_attempt(self, delivery: dict[str, Any], status: int | None, error: str, log_) -> None:
         s = self.settings
         started = delivery.get("released_at") or delivery["created_at"]
-        age = (utcnow() - _aware(started)).total_seconds()
+        age = (utcnow() - as_utc(started)).total_seconds()
         delay = retry_in(
             delivery["attempts"],
             age,
@@ -213,5 +213,8 @@ class Sender:
             log_.warning("subscription_paused", subscription_id=subscription_id, held=held, error=error)
 
 
-def _aware(when: datetime) -> datetime:
+def as_utc(when: datetime | str) -> datetime:
+    """A stored time as an aware datetime (UTC): a ``$set`` date comes back as ISO text from the embedded database."""
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when)
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
