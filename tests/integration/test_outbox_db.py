@@ -6,8 +6,6 @@ import asyncio
 
 import pytest
 
-from services.notify.sender import as_utc
-from shared.contracts.messages import utcnow
 from shared.db import connect_database
 from shared.db import deliveries as outbox
 from shared.db import subscriptions as subs
