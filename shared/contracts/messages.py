@@ -333,6 +333,13 @@ class CalibrationResult(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     #: the colour term is an assumed 0, not fitted (too few calibrators with a colour)
     colour_term_assumed: bool = False
+    #: the target's colour (in ``colour``, mag) the magnitude was calibrated at: the calibrators' median
+    #: unless ``colour_source`` says it was known; mag = m_inst + zeropoint + colour_term * assumed_colour,
+    #: so a user who knows better can re-apply the colour term
+    assumed_colour: float | None = None
+    #: where a known target colour came from ("its APASS counterpart at 0.12 arcsec", "from its own
+    #: light curve: APASS B followup 123 from Loiano (-1.2 h)"); None: the calibrators' median
+    colour_source: str | None = None
     #: an uploaded frame: how the target was measured on it
     photometry: ImagePhotometry | None = None
     #: an uploaded frame: what was read from its header (field -> keyword, e.g. "mjd": "DATE-OBS+EXPTIME/2")

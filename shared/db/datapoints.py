@@ -174,6 +174,21 @@ async def datapoints_of_alert(db: Database, ivorn: str, include_deleted: bool = 
     return sorted(points, key=lambda p: (p.mjd, p.followup_id))
 
 
+async def detections_near(
+    db: Database, ivorn: str, mjd: float, window_days: float, *, exclude_upload: str | None = None
+) -> list[Datapoint]:
+    """The alert's live detections (a magnitude, not a limit) within ``window_days`` of ``mjd``
+    (days), but ``exclude_upload``'s own, nearest in time first."""
+    query = {"ivorn": ivorn, "mjd": {"$gte": mjd - window_days, "$lte": mjd + window_days}}
+    points = [Datapoint.model_validate(d) async for d in db.datapoints.find(query)]
+    found = [
+        p
+        for p in points
+        if not p.deleted and p.detected and p.mag is not None and p.upload_id != exclude_upload
+    ]
+    return sorted(found, key=lambda p: (abs(p.mjd - mjd), p.followup_id))
+
+
 async def recent_datapoints(db: Database, limit: int = 1000) -> list[Datapoint]:
     cursor = db.datapoints.find({}).sort("followup_id", -1).limit(limit)
     return [Datapoint.model_validate(d) async for d in cursor if not d.get("deleted")]
