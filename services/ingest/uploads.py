@@ -219,6 +219,7 @@ async def _handle_upload(request: web.Request) -> web.StreamResponse:
                 "and MJD"
             ),
             code=ErrorCode.DUPLICATE_DATAPOINT,
+            details={"followup_id": duplicate["followup_id"]},
         )
     upload_id = uuid.uuid4().hex
     warnings: list[str] = []

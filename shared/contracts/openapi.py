@@ -42,6 +42,10 @@ class ErrorBody(BaseModel):
     message: str
     status: Literal["error"] = "error"
     error: ErrorCode
+    #: an upload accepted before it failed or timed out (503/504): where its result will be
+    upload_id: str | None = None
+    #: ``duplicate_datapoint``: the point already stored for that event, observatory and MJD
+    followup_id: int | None = None
 
 
 class UploadQueued(BaseModel):

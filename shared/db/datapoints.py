@@ -124,6 +124,7 @@ async def store_datapoint(db: Database, fields: dict[str, Any], *, bump: bool = 
             f"this datapoint is already stored (followup_id {existing['followup_id']}): "
             "same alert, observatory and MJD",
             code=ErrorCode.DUPLICATE_DATAPOINT,
+            details={"followup_id": existing["followup_id"]},
         )
     # a redelivery of the same upload: bump again in case the first delivery stopped before its bump
     if bump:
