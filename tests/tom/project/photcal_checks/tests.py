@@ -37,6 +37,8 @@ IVORN = os.environ["PHOTCAL_ALERT"]
 ALERT_NAME = os.environ["PHOTCAL_ALERT_NAME"]
 FIELD = Path(os.environ["PHOTCAL_FIELD"])
 TRUTH = json.loads((FIELD / "truth.json").read_text())
+#: the field's CCD frame (FITS with WCS, MJD-OBS, EXPTIME, INSTRUME)
+FRAME = Path(os.environ["PHOTCAL_FRAME"])
 
 
 def catalogue_rows(keep) -> bytes:
@@ -158,6 +160,20 @@ class CatalogueProcessorTests(PluginTestCase):
         shown = self.upload_through_the_form("north_V.cat", (FIELD / "sex_ascii_head.cat").read_bytes())
         self.assertTrue(any("no MJD" in m and "extra_data" in m for m in shown), shown)
         self.assertEqual(self.photometry(), [])
+
+    def test_an_uploaded_frame_is_photometered_and_dated_by_its_header(self) -> None:
+        shown = self.upload_through_the_form("frame.fits", FRAME.read_bytes(), product_type="photcal_frame")
+        self.assertTrue(any("Successfully uploaded" in m for m in shown), shown)
+        [point] = self.photometry()
+        self.assertLess(abs(point.brightness - TRUTH["transient"]["mag"]), 0.1)
+        self.assertEqual((point.bandpass, point.telescope, point.unit), (TRUTH["best"]["band"], OBSERVATORY, "mag"))
+        self.assertEqual(point.instrument, "simcam")  # the frame's INSTRUME
+        # the header's start (MJD-OBS) plus half the exposure: photcal's mid-exposure MJD
+        mid = TRUTH["mjd"] + TRUTH["exptime"] / 2 / 86400
+        self.assertAlmostEqual(mjd_of(point), mid, delta=1e-5)
+        self.assertEqual(point.exposure_time, TRUTH["exptime"])
+        self.assertEqual(run_data_processor(point.data_product), [])
+        self.assertEqual(len(self.photometry()), 1)
 
     def test_a_frame_product_must_be_fits(self) -> None:
         shown = self.upload_through_the_form(
