@@ -62,9 +62,7 @@ def frame(tmp_path_factory) -> Path:
 def test_the_tom_project_ingests_catalogues_frames_and_light_curves(site, frame, tmp_path):
     if not TOM_PYTHON.exists():
         pytest.skip(f"{TOM_PYTHON} is missing: build it with `make tom-venv` (`make test` does)")
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("PHOTCAL_", "DJANGO_", "PYTHON"))
-    } | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PHOTCAL_", "DJANGO_", "PYTHON"))} | {
         "PHOTCAL_URL": site.url,
         "PHOTCAL_HASHTAG": site.hashtags[OBSERVATORY],
         "PHOTCAL_OBSERVATORY": OBSERVATORY,

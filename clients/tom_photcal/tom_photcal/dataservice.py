@@ -26,8 +26,9 @@ from tom_photcal.photometry import ALERT_FIELD, DATAPOINT_KEY, SOURCE_NAME, URL_
 
 logger = logging.getLogger(__name__)
 
-#: the typed columns a pulled point may change (photcal recalibrates): compared, then updated
-_UPDATABLE = ("brightness", "brightness_error", "limit", "bandpass", "telescope", "instrument", "exposure_time")
+#: the typed columns a pulled point may change (photcal recalibrates): compared, then updated. Not the
+#: instrument: photcal's light curve does not say it, a processed frame's (its INSTRUME) is kept
+_UPDATABLE = ("brightness", "brightness_error", "limit", "bandpass", "telescope", "exposure_time")
 
 
 class PhotcalQueryForm(BaseQueryForm):

@@ -13,7 +13,7 @@ from tom_common.default_settings import *  # noqa: F403 (the generated settings 
 BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE_DIR = os.environ.get("TOM_PROJECT_DIR") or tempfile.mkdtemp(prefix="tom-photcal-")
 
-SECRET_KEY = "photcal-plugin-tests-only"  # noqa: S105 (a throw-away project)
+SECRET_KEY = "photcal-plugin-tests-only"
 SECRET_KEY_FALLBACKS = []
 DEBUG = True
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
