@@ -91,7 +91,9 @@ class Supervisor:
         env["PHOTCAL_DATA_DIR"] = str(data)
         if "PHOTCAL_NATS_URL" not in os.environ:
             port = int(os.environ.get("PHOTCAL_EMBEDDED_NATS_PORT", DEFAULT_NATS_PORT))
-            server = nats_server(data, port)
+            # a WebSocket listener for browsers only when asked for: one port less to collide by default
+            websocket = os.environ.get("PHOTCAL_EMBEDDED_NATS_WEBSOCKET_PORT")
+            server = nats_server(data, port, websocket_port=int(websocket) if websocket else None)
             self._start_server(server, "PHOTCAL_EMBEDDED_NATS_PORT")
             env["PHOTCAL_NATS_URL"] = server.url
         if "PHOTCAL_MONGO_URL" not in os.environ:
