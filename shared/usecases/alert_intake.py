@@ -27,7 +27,9 @@ from shared.db import Database
 from shared.db.alerts import Alert, alerts_by_ivorn, upsert_alert
 from shared.db.client import unavailable
 from shared.errors import BadInput, PhotcalError
+from shared.usecases.events import event_fields, refusal
 from shared.validation import validate_alert_name
+from shared.voevent import parse_voevent
 
 GAIA_ALERTS_URL = "http://gsaweb.ast.cam.ac.uk/alerts/alert/{name}/"
 #: the public list; the intake service polls it when PHOTCAL_ALERTS_FEED_ENABLED=1
@@ -185,3 +187,21 @@ async def poll_feed(
         if exc.retryable:
             raise FeedError("database", f"the database did not answer: {exc.message}") from exc
         raise
+
+
+async def take_in_voevent(db: Database, document: bytes) -> tuple[Alert, Outcome]:
+    """The event a VOEvent 2.0 document announces (``shared/voevent.py``), added, updated if the document
+    says something new of it, else left as it is. 400 for a document that is not one or lacks its ivorn or
+    position (the field checks of every new event, ``shared.usecases.events.EventFields``, apply)."""
+    parsed = parse_voevent(document)
+    fields, problems = event_fields({"ivorn": parsed.ivorn, "ra": parsed.ra, "dec": parsed.dec, "url": parsed.url})
+    if fields is None:
+        problem = refusal(problems)
+        raise BadInput(f"the VOEvent's {problem.message}", code=problem.code)
+    alert = Alert(**fields.model_dump(exclude={"name"}), extra=parsed.extra)
+    try:
+        stored = (await alerts_by_ivorn(db, [alert.ivorn])).get(alert.ivorn)
+        saved, outcome = await take_in(db, alert, stored)
+    except PyMongoError as exc:
+        raise unavailable(exc) from exc
+    return saved or Alert.model_validate(stored), outcome
