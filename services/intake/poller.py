@@ -24,6 +24,10 @@ FEED_LAST_SUCCESS = Gauge(
     "photcal_intake_feed_last_success_timestamp_seconds",
     "Unix time of the last complete reading of the alerts list (0: none since the start)",
 )
+FEED_INTERVAL = Gauge(
+    "photcal_intake_feed_interval_seconds",
+    "Seconds between two readings of the alerts list; 0: the list is not read (PHOTCAL_ALERTS_FEED_ENABLED off)",
+)
 FEED_POLLS = Counter("photcal_intake_feed_polls", "Readings of the alerts list, by outcome (ok, failed)", ["outcome"])
 FEED_FAILURES = Counter(
     "photcal_intake_feed_failures",
@@ -83,6 +87,7 @@ class FeedPoller:
         if not self.settings.alerts_feed_enabled:
             log.info("alerts_feed_disabled", hint="PHOTCAL_ALERTS_FEED_ENABLED=1 reads the list")
             return
+        FEED_INTERVAL.set(self.settings.alerts_feed_interval)  # the alert rule's yardstick of "stale"
         async with aiohttp.ClientSession(headers={"User-Agent": "photcal-intake"}) as session:
             while not self._stop.is_set():
                 counts = await self.poll_once(session)
