@@ -24,7 +24,14 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = {"dev": "photcal-dev", "prod": "photcal"}
 K8S_VERSION = "1.37.0"
-SERVICES = {"ingest": 8080, "calibrate": 8081, "catalog": 8082, "lightcurve": 8083, "photometry": 8084}
+SERVICES = {
+    "ingest": 8080,
+    "calibrate": 8081,
+    "catalog": 8082,
+    "lightcurve": 8083,
+    "photometry": 8084,
+    "intake": 8085,
+}
 GATEWAY = "photcal-ingest"
 #: Secrets production creates out of git (deploy/README.md, "Secrets")
 EXTERNAL_SECRETS = {"photcal-secrets", "mongodb-auth", "nats-users"}
@@ -373,7 +380,7 @@ def test_config_matches_services(overlay):
     cfg = _config(docs)
     assert cfg["PHOTCAL_HTTP_HOST"] == "0.0.0.0"
     assert int(cfg["PHOTCAL_HTTP_PORT"]) == SERVICES["ingest"]
-    for service in ("calibrate", "catalog", "lightcurve", "photometry"):
+    for service in ("calibrate", "catalog", "lightcurve", "photometry", "intake"):
         assert int(cfg[f"PHOTCAL_{service.upper()}_PORT"]) == SERVICES[service]
     for secret in ("PHOTCAL_HASHTAG_PEPPER", "PHOTCAL_MONGO_URL", "PHOTCAL_NATS_URL"):  # the NATS URL has a password
         assert secret not in cfg, "secrets belong in a Secret"
@@ -397,10 +404,18 @@ def test_config_matches_services(overlay):
     from services.catalog.settings import CatalogSettings
     from services.ingest.settings import IngestSettings
     from services.lightcurve.settings import LightcurveSettings
+    from services.intake.settings import IntakeSettings
     from services.photometry.settings import PhotometrySettings
 
     known = set()
-    for settings in (CalibrateSettings, CatalogSettings, IngestSettings, LightcurveSettings, PhotometrySettings):
+    for settings in (
+        CalibrateSettings,
+        CatalogSettings,
+        IngestSettings,
+        LightcurveSettings,
+        PhotometrySettings,
+        IntakeSettings,
+    ):
         known |= set(settings.model_fields)
     for key in cfg:
         if key.startswith("PHOTCAL_"):
