@@ -12,6 +12,7 @@ from shared.usecases.alert_intake import alert_from_row, read_alert_rows
 
 __all__ = ["alert_from_row", "import_alerts", "read_alert_rows"]
 
+
 async def import_alerts(db: Database, path: Path) -> tuple[int, int, int, list[str]]:
     """(created, updated, skipped, why each refused row was): unreadable rows are skipped; so are rows
     whose name is not a valid one or is another event's (``shared.db.alerts.upsert_alert``), with the reason."""

@@ -17,6 +17,7 @@ made to expand without bound or reach files.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -71,7 +72,9 @@ def parse_voevent(document: bytes) -> VoEventFields:
     try:
         root = ET.fromstring(document)
     except ET.ParseError as exc:
-        raise BadInput(f"the body is not well-formed XML ({exc}): send the VOEvent document", code=ErrorCode.BAD_VOEVENT) from None
+        raise BadInput(
+            f"the body is not well-formed XML ({exc}): send the VOEvent document", code=ErrorCode.BAD_VOEVENT
+        ) from None
     if _local(root.tag) != "VOEvent":
         raise BadInput(
             f"the document's root is <{_local(root.tag)[:50]}>, not <VOEvent>: send a VOEvent 2.0 document",
@@ -82,7 +85,7 @@ def parse_voevent(document: bytes) -> VoEventFields:
         raise BadInput(f"VOEvent version {version[:20]!r}: only 2.0 is read", code=ErrorCode.BAD_VOEVENT)
     ivorn = (root.get("ivorn") or "").strip()
     if not ivorn:
-        raise _incomplete("ivorn attribute: <VOEvent ivorn=\"ivo://...\">")
+        raise _incomplete('ivorn attribute: <VOEvent ivorn="ivo://...">')
 
     coords = _find(root, "WhereWhen", "ObsDataLocation", "ObservationLocation", "AstroCoords")
     position = _find(coords, "Position2D") if coords is not None else None
@@ -107,7 +110,8 @@ def parse_voevent(document: bytes) -> VoEventFields:
         (
             uri
             for element in root.iter()
-            if _local(element.tag) == "Reference" and (uri := (element.get("uri") or "").strip()).startswith(("http://", "https://"))
+            if _local(element.tag) == "Reference"
+            and (uri := (element.get("uri") or "").strip()).startswith(("http://", "https://"))
         ),
         None,
     )
@@ -119,8 +123,6 @@ def parse_voevent(document: bytes) -> VoEventFields:
     if date := _text(_find(root, "Who", "Date")):
         extra["voevent_date"] = date
     if error := _text(_find(position, "Error2Radius")):
-        try:
+        with contextlib.suppress(ValueError):  # an unreadable error radius is left out, not a refusal
             extra["position_error_deg"] = float(error)
-        except ValueError:
-            pass
     return VoEventFields(ivorn=ivorn, ra=ra, dec=dec, url=url, extra=extra)

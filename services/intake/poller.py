@@ -8,6 +8,7 @@ metrics an operator watches (``deploy/prometheus/rules.yml``: ``PhotcalAlertsFee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import aiohttp
@@ -94,10 +95,8 @@ class FeedPoller:
                 wait = self.settings.alerts_feed_interval
                 if counts is None:
                     wait = min(self.settings.alerts_feed_retry, wait)
-                try:
+                with contextlib.suppress(TimeoutError):  # the time to read it again
                     await asyncio.wait_for(self._stop.wait(), wait)
-                except TimeoutError:
-                    pass
 
     async def stop(self) -> None:
         """SIGTERM: no new reading; one under way is cancelled (the next start reads the list again)."""

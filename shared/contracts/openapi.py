@@ -672,7 +672,10 @@ def build_document(service_models: Mapping[str, type[BaseModel]], *, version: st
         if doc.multipart:
             operation["requestBody"] = _multipart_upload(ref)
         elif doc.request_media is not None:
-            operation["requestBody"] = {"required": True, "content": {doc.request_media: {"schema": {"type": "string"}}}}
+            operation["requestBody"] = {
+                "required": True,
+                "content": {doc.request_media: {"schema": {"type": "string"}}},
+            }
         elif doc.request is not None and route.method != "GET":  # a GET's fields are its query parameters
             content = {"application/json": {"schema": ref(doc.request)}}
             if doc.request_form:

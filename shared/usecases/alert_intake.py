@@ -13,6 +13,7 @@ same list again changes nothing and says so.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -79,10 +80,8 @@ def alert_from_row(row: dict[str, str]) -> Alert | None:
 
 def _what_it_sets(alert: Alert) -> dict[str, Any]:
     """The fields an update of ``alert`` writes (``upsert_alert`` sets these, and leaves the others)."""
-    try:
+    with contextlib.suppress(ValueError):  # a bad name: refused by upsert_alert, with the rule
         alert = alert.model_copy(update={"name": validate_alert_name(alert.name)})
-    except ValueError:
-        pass  # refused by upsert_alert, with the rule
     return alert.model_dump(exclude={"alert_id", "created", "data_version"}, exclude_none=True)
 
 

@@ -403,8 +403,8 @@ def test_config_matches_services(overlay):
     from services.calibrate.settings import CalibrateSettings
     from services.catalog.settings import CatalogSettings
     from services.ingest.settings import IngestSettings
-    from services.lightcurve.settings import LightcurveSettings
     from services.intake.settings import IntakeSettings
+    from services.lightcurve.settings import LightcurveSettings
     from services.photometry.settings import PhotometrySettings
 
     known = set()

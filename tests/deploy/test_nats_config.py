@@ -28,7 +28,9 @@ def test_the_deployed_nats_config_is_valid_with_the_secret_passwords_and_not_wit
     ok = subprocess.run([venv_binary("nats-server"), "-t", "-c", str(conf)], env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     env.pop("SUBSCRIBER_NATS_PASSWORD")
-    missing = subprocess.run([venv_binary("nats-server"), "-t", "-c", str(conf)], env=env, capture_output=True, text=True)
+    missing = subprocess.run(
+        [venv_binary("nats-server"), "-t", "-c", str(conf)], env=env, capture_output=True, text=True
+    )
     assert missing.returncode != 0 and "SUBSCRIBER_NATS_PASSWORD" in missing.stdout + missing.stderr
 
 
@@ -47,12 +49,18 @@ WITHOUT_NATS = {"photcal-intake"}
 
 def test_every_photcal_pod_logs_in_to_nats_with_the_secret_url():
     for owner, meta, pod in pod_specs(build("prod")):
-        if meta.get("labels", {}).get("app.kubernetes.io/name") != "photcal" or owner["metadata"]["name"] in WITHOUT_NATS:
+        if (
+            meta.get("labels", {}).get("app.kubernetes.io/name") != "photcal"
+            or owner["metadata"]["name"] in WITHOUT_NATS
+        ):
             continue
         for container in pod["containers"]:
             urls = [e for e in container.get("env", []) if e["name"] == "PHOTCAL_NATS_URL"]
             assert urls == [
-                {"name": "PHOTCAL_NATS_URL", "valueFrom": {"secretKeyRef": {"name": "photcal-secrets", "key": "nats-url"}}}
+                {
+                    "name": "PHOTCAL_NATS_URL",
+                    "valueFrom": {"secretKeyRef": {"name": "photcal-secrets", "key": "nats-url"}},
+                }
             ], owner["metadata"]["name"]
 
 

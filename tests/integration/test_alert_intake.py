@@ -132,7 +132,10 @@ def test_the_intake_service_adds_updates_leaves_alone_and_counts_failures(env, f
         assert sorted(now) == sorted([*stored, "ivo://gaia/alerts#Gaia21efa"])
         eeo = now["ivo://gaia/alerts#Gaia21eeo"]
         assert eeo["extra"]["Class"] == "SN Ia"
-        assert (eeo["alert_id"], eeo["created"]) == (stored["ivo://gaia/alerts#Gaia21eeo"]["alert_id"], stored["ivo://gaia/alerts#Gaia21eeo"]["created"])
+        assert (eeo["alert_id"], eeo["created"]) == (
+            stored["ivo://gaia/alerts#Gaia21eeo"]["alert_id"],
+            stored["ivo://gaia/alerts#Gaia21eeo"]["created"],
+        )
         assert now["ivo://gaia/alerts#Gaia21eep"] == stored["ivo://gaia/alerts#Gaia21eep"]
         assert counts_of(wait_for_reading(log, seen + 1)) == (0, 0, 3, 0)
 

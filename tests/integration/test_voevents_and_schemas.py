@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # (installed with openapi-spec-validator, a test dependency)
 import pytest
 from pymongo import MongoClient
 
@@ -92,8 +92,16 @@ def test_a_voevent_creates_its_event_once_and_updates_it_when_it_changes(gateway
     ("document", "status", "code"),
     [
         (b"<voe:VOEvent version='2.0'", 400, "bad_voevent"),
-        (DOCUMENT.replace(b"<Position2D", b"<Nowhere").replace(b"</Position2D>", b"</Nowhere>"), 400, "voevent_incomplete"),
-        (DOCUMENT.replace(b'ivorn="ivo://example.org/transients#AT2026abc"', b'ivorn="not an ivorn"'), 400, "bad_field"),
+        (
+            DOCUMENT.replace(b"<Position2D", b"<Nowhere").replace(b"</Position2D>", b"</Nowhere>"),
+            400,
+            "voevent_incomplete",
+        ),
+        (
+            DOCUMENT.replace(b'ivorn="ivo://example.org/transients#AT2026abc"', b'ivorn="not an ivorn"'),
+            400,
+            "bad_field",
+        ),
     ],
 )
 def test_a_malformed_voevent_is_a_specific_400_and_stores_nothing(gateway, document, status, code):

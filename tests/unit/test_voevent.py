@@ -33,7 +33,9 @@ def test_the_event_of_a_voevent():
 
 
 def test_without_a_reference_the_page_is_the_descriptions_url():
-    event = parse_voevent(DOCUMENT.replace(b'<Reference uri="https://example.org/transients/AT2026abc" type="url"/>', b""))
+    event = parse_voevent(
+        DOCUMENT.replace(b'<Reference uri="https://example.org/transients/AT2026abc" type="url"/>', b"")
+    )
     assert event.url == "https://example.org/transients/AT2026abc/notes"
 
 
@@ -49,7 +51,11 @@ def test_without_a_reference_the_page_is_the_descriptions_url():
             ErrorCode.BAD_VOEVENT,
             "DOCTYPE",
         ),
-        (DOCUMENT.replace(b'ivorn="ivo://example.org/transients#AT2026abc"', b""), ErrorCode.VOEVENT_INCOMPLETE, "ivorn"),
+        (
+            DOCUMENT.replace(b'ivorn="ivo://example.org/transients#AT2026abc"', b""),
+            ErrorCode.VOEVENT_INCOMPLETE,
+            "ivorn",
+        ),
         (DOCUMENT.replace(b"<C2>30.0449</C2>", b""), ErrorCode.VOEVENT_INCOMPLETE, "C2 (Dec)"),
         (DOCUMENT.replace(b"Position2D", b"Position3D"), ErrorCode.VOEVENT_INCOMPLETE, "position"),
         (DOCUMENT.replace(b"UTC-ICRS-TOPO", b"UTC-GAL-TOPO"), ErrorCode.VOEVENT_INCOMPLETE, "RA and Dec"),
