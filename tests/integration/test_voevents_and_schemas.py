@@ -121,6 +121,10 @@ def test_only_an_administrator_hands_in_voevents(gateway):
     assert (status, answer["error"]) == (401, "missing_hashtag")
     status, answer = post_voevent(stack, admin, b'{"ivorn": "x"}', content_type="application/json")
     assert (status, answer["error"]) == (400, "bad_voevent")
+    # a document beyond the gateway's body limit (64 KB) is refused before it is parsed
+    padded = DOCUMENT.replace(b"<What>", b"<What>" + b"<!-- padding -->" * 5000)
+    status, answer = post_voevent(stack, admin, padded)
+    assert status == 413, answer
 
 
 def test_the_schemas_are_listed_and_a_published_message_validates_against_its_schema(gateway):
