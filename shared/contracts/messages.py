@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.arrays import ArrayModel, NDArray, SourceTable
 from shared.bands import ForcedBand
+from shared.contracts.subjects import STREAM_RESULTS, SUBJECT_CALIBRATED, SUBJECT_RECALIBRATED
 from shared.frames import FrameHeader
 
 
@@ -465,3 +466,27 @@ class RecalibratedEvent(BaseModel):
     new: PointCalibration
     reason: str = ""
     recalibrated_at: datetime = Field(default_factory=utcnow)
+
+
+#: the messages outside programs subscribe to (deploy/README.md, "External subscribers"), by subject;
+#: ``GET /api/v1/schemas/<subject>.json`` serves each one's JSON Schema, and each is kept in this stream
+PUBLISHED_MESSAGES: dict[str, tuple[type[BaseModel], str]] = {
+    SUBJECT_CALIBRATED: (CalibrationResult, STREAM_RESULTS),
+    SUBJECT_RECALIBRATED: (RecalibratedEvent, STREAM_RESULTS),
+}
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def published_schema(subject: str) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of the message published on ``subject``, as it travels: the
+    serialization schema of its model (the JSON ``model_dump_json`` writes); KeyError if none is."""
+    model, stream = PUBLISHED_MESSAGES[subject]
+    schema = model.model_json_schema(mode="serialization")
+    header = {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": f"/api/v1/schemas/{subject}.json",
+        "title": model.__name__,
+        "description": f"{schema.get('description', '').strip()}\n\nNATS subject {subject}, stream {stream}.".strip(),
+    }
+    return header | {k: v for k, v in schema.items() if k not in header}

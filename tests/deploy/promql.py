@@ -34,6 +34,11 @@ PHOTCAL_METRICS = {
     "photcal_recalibration_tasks": "counter",
     "photcal_recalibration_retries": "counter",
     "photcal_recalibrate_consumer_pending": "gauge",
+    "photcal_intake_feed_last_success_timestamp_seconds": "gauge",
+    "photcal_intake_feed_interval_seconds": "gauge",
+    "photcal_intake_feed_polls": "counter",
+    "photcal_intake_feed_failures": "counter",
+    "photcal_intake_alerts": "counter",
 }
 
 #: not ours, documented in deploy/README.md: Prometheus' own `up`, and the

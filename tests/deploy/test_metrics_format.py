@@ -19,6 +19,7 @@ MODULES = {
     "photometry": ["services.photometry.worker", "services.photometry.measure"],
     "catalog": "services.catalog.handlers",
     "ingest": "services.ingest.uploads",
+    "intake": "services.intake.poller",
 }
 #: the families each service adds to the shared ones
 BY_MODULE = {
@@ -56,6 +57,13 @@ BY_MODULE = {
     "services.ingest.uploads": {"photcal_gateway_uploads", "photcal_gateway_parse_duration_seconds"},
     "services.ingest.ratelimit": {"photcal_gateway_rate_limited"},
     "services.ingest.cache": {"photcal_gateway_db_fallbacks"},
+    "services.intake.poller": {
+        "photcal_intake_feed_last_success_timestamp_seconds",
+        "photcal_intake_feed_interval_seconds",
+        "photcal_intake_feed_polls",
+        "photcal_intake_feed_failures",
+        "photcal_intake_alerts",
+    },
 }
 
 
@@ -113,6 +121,7 @@ def test_metrics_with_samples_parse_and_use_documented_names(modules):
     m["services.ingest.cache"].FALLBACKS.labels("observatory", "hit").inc(0)
     m["services.calibrate.recalibrate"].TASKS.labels("compute", "changed").inc(0)
     m["services.calibrate.recalibrate"].RETRIES.labels("catalog").inc(0)
+    m["services.intake.poller"].FEED_FAILURES.labels("unreachable").inc(0)
 
     families = parse(generate_latest(REGISTRY).decode())
     expected_labels = {
@@ -129,6 +138,9 @@ def test_metrics_with_samples_parse_and_use_documented_names(modules):
         "photcal_gateway_db_fallbacks": {"kind", "outcome"},
         "photcal_recalibration_tasks": {"action", "outcome"},
         "photcal_recalibration_retries": {"reason"},
+        "photcal_intake_feed_polls": {"outcome"},
+        "photcal_intake_feed_failures": {"reason"},
+        "photcal_intake_alerts": {"outcome"},
     }
     allowed = sample_names()
     for name in PHOTCAL_METRICS:
