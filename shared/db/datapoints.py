@@ -182,11 +182,7 @@ async def detections_near(
     (days), but ``exclude_upload``'s own, nearest in time first."""
     query = {"ivorn": ivorn, "mjd": {"$gte": mjd - window_days, "$lte": mjd + window_days}}
     points = [Datapoint.model_validate(d) async for d in db.datapoints.find(query)]
-    found = [
-        p
-        for p in points
-        if not p.deleted and p.detected and p.mag is not None and p.upload_id != exclude_upload
-    ]
+    found = [p for p in points if not p.deleted and p.detected and p.mag is not None and p.upload_id != exclude_upload]
     return sorted(found, key=lambda p: (abs(p.mjd - mjd), p.followup_id))
 
 

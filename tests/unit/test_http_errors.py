@@ -47,7 +47,7 @@ def test_an_error_carries_its_details_beside_the_message_on_the_json_api_only():
         code=ErrorCode.DUPLICATE_DATAPOINT,
         details={"followup_id": 12},
     )
-    api = json.loads(error_response(exc, "/api/v1/uploads").text)
+    api = json.loads(str(error_response(exc, "/api/v1/uploads").text))
     assert api == {"message": exc.message, "status": "error", "error": "duplicate_datapoint", "followup_id": 12}
-    cpcs = json.loads(error_response(exc, "/upload").text)
+    cpcs = json.loads(str(error_response(exc, "/upload").text))
     assert "followup_id" not in cpcs and cpcs["error"] == "duplicate_datapoint"

@@ -416,6 +416,7 @@ def calibrate_frame(
         target_dec,
         s,
     )
+
     def measure(known: TargetColour | None) -> TargetMeasurement:
         if forced_target is not None:
             return measure_forced_target(forced_target, fit, target_ra, target_dec, s, known_colour=known)
