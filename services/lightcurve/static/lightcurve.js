@@ -107,7 +107,7 @@
   const MARKER_PX = 4;   // marker half-size, css px
   const ARROW_PX = 16;   // a limit arrow's length, css px
   const HEAD_PX = 4.5;   // its head's and bar's half-width, css px
-  const MARGIN_PX = 10;  // room kept between the outermost mark and the plot frame, css px
+  const MARGIN_PX = 14;  // room kept between the outermost mark and the plot frame, css px
 
   function markerPath(ctx, shape, x, y, r) {
     ctx.beginPath();
@@ -198,7 +198,9 @@
     if (fold) labels = splits.map(v => v.toFixed(digits));
     else {
       const resolution = digits === 0 ? "day" : step >= 1 / 1440 - 1e-12 ? "minute" : "second";
-      labels = splits.map(v => v.toFixed(digits) + "\n" + calendar(v, resolution));
+      // a narrow plot drops the year from a date with a time: "09-18 12:00" fits where "2023-09-18 12:00" does not
+      const short = resolution === "minute" && narrow(u);
+      labels = splits.map(v => v.toFixed(digits) + "\n" + (short ? calendar(v, resolution).slice(5) : calendar(v, resolution)));
     }
     record("x", step, splits, labels);
     return labels;
@@ -209,6 +211,9 @@
     record("y", step, splits, labels);
     return labels;
   }
+  const narrow = u => u.bbox.width / uPlot.pxRatio < 500;
+  // css px between x ticks: a tick label is two lines, the MJD and its date (with the time under a day)
+  const xSpace = (u, axisIdx, min, max, plotDim) => (fold ? 60 : plotDim < 500 ? 80 : 110);
   const X_LABEL = fold ? "phase (P = " + fold.period + " d, T0 = MJD " + fold.t0 + ")" : "MJD (UTC date)";
 
   const chartHeight = () => (window.innerWidth < 600 ? 340 : 420);
@@ -221,7 +226,7 @@
       y: { dir: -1, range: (u, min, max) => [min, max] },
     },
     axes: [
-      { label: X_LABEL, size: fold ? 48 : 62, space: fold ? 60 : 110, incrs: INCRS, values: xTicks },
+      { label: X_LABEL, size: fold ? 48 : 62, space: xSpace, incrs: INCRS, values: xTicks },
       { label: "magnitude", size: 56, incrs: INCRS, values: yTicks },
     ],
     series: [
