@@ -20,7 +20,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.browser.conftest import FIELD, shot
+from tests.browser.conftest import FIELD, SHOTS, shot
 
 pytestmark = pytest.mark.integration
 IVORN = "ivo://gaia/alerts#WebChart"
@@ -423,6 +423,8 @@ def test_export_png_and_svg_with_the_legend(page, curve):
         page.click("#export-png")
     png = got.value
     assert png.suggested_filename == "WebChart.png"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    png.save_as(SHOTS / f"lightcurve_export_{page.width}px.png")  # for a reviewer, beside the screenshots
     image = Image.open(io.BytesIO(Path(png.path()).read_bytes()))
     image.load()
     assert image.format == "PNG" and image.width > 200 and image.height > 300
@@ -436,6 +438,7 @@ def test_export_png_and_svg_with_the_legend(page, curve):
         page.click("#export-svg")
     svg = got.value
     assert svg.suggested_filename == "WebChart.svg"
+    svg.save_as(SHOTS / f"lightcurve_export_{page.width}px.svg")
     text = Path(svg.path()).read_text(encoding="utf-8")
     assert text.startswith("<svg") and text.rstrip().endswith("</svg>")
     for entry in ("V (APASS, Vega) · Ondrejov (2 + 1 limit)", "g (PS1, AB) · Loiano (1)", "Light curve of WebChart"):
@@ -453,6 +456,29 @@ def test_the_page_fits_a_phone_and_is_keyboard_operable(page, curve):
     for _ in range(80):
         page.keyboard.press("Tab")
         reached.add(page.evaluate("() => document.activeElement.id || document.activeElement.value || ''"))
-    for control in ("reset-zoom", "export-png", "export-svg", "period", "t0", "fold-submit", "Loiano", "g|PS1"):
+    for control in (
+        "zoom-in",
+        "zoom-out",
+        "reset-zoom",
+        "export-png",
+        "export-svg",
+        "period",
+        "t0",
+        "fold-submit",
+        "Loiano",
+        "g|PS1",
+    ):
         assert control in reached, f"{control} cannot be reached with Tab"
+    # zoom from the keyboard: Enter on "zoom +" narrows both axes, "reset zoom" brings the whole curve back
+    before = page.evaluate("() => [window.photcalChart.scales.x.min, window.photcalChart.scales.x.max]")
+    page.locator("#zoom-in").focus()
+    page.keyboard.press("Enter")
+    after = page.evaluate("() => [window.photcalChart.scales.x.min, window.photcalChart.scales.x.max]")
+    assert after[1] - after[0] == pytest.approx(0.8 * (before[1] - before[0]))
+    page.locator("#reset-zoom").focus()
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => [window.photcalChart.scales.x.min, window.photcalChart.scales.x.max]") == (
+        pytest.approx(before)
+    )
+    _assert_all_inside(page, "reset")
     shot(page, f"lightcurve_page_{page.width}px")

@@ -299,6 +299,16 @@
   document.getElementById("reset-zoom").addEventListener("click", home);
   plot.over.addEventListener("dblclick", e => { e.stopPropagation(); home(); }, true);
 
+  // the zoom buttons (the keyboard's way): both axes, around the middle of the view
+  function zoomBy(f) {
+    const sx = plot.scales.x, sy = plot.scales.y;
+    const cx = (sx.min + sx.max) / 2, cy = (sy.min + sy.max) / 2;
+    setRange([cx - (cx - sx.min) * f, cx + (sx.max - cx) * f], [cy - (cy - sy.min) * f, cy + (sy.max - cy) * f]);
+  }
+  const zoomIn = document.getElementById("zoom-in"), zoomOut = document.getElementById("zoom-out");
+  if (zoomIn) zoomIn.addEventListener("click", () => zoomBy(0.8));
+  if (zoomOut) zoomOut.addEventListener("click", () => zoomBy(1.25));
+
   // wheel: zoom both axes around the cursor
   plot.over.addEventListener("wheel", e => {
     e.preventDefault();

@@ -135,6 +135,8 @@ async def lightcurve_page(request: web.Request) -> web.Response:
     n_limits = sum(1 for p in points if p["mag_err"] is None)
     heads = ("MJD", "UTC", "Filter", "Survey", "Mag", "Err", "Limit", "Observatory", "Exp (s)", "Comment", "Plot", "id")
     island, table_rows = await _rendered(request, data)
+    count = f"{len(points)} point{'' if len(points) == 1 else 's'}"
+    limits = f"{n_limits} limit{'' if n_limits == 1 else 's'}"
     ext = (
         f" · {link(url, 'event page', rel='noopener nofollow', id='event-url')}"
         if url
@@ -145,13 +147,15 @@ async def lightcurve_page(request: web.Request) -> web.Response:
 <p class="meta"><span class="ivorn" id="lc-ivorn">{escape(data["ivorn"])}</span> · RA {fmt(data["ra"], 5)}°, Dec """
         f"""{fmt(data["dec"], 5)}°
 ({escape(_sexagesimal(data["ra"], data["dec"]))}){ext}</p>
-<p class="meta"><span id="lc-count">{len(points)} point{"" if len(points) == 1 else "s"}</span> ({n_limits} limits) """
+<p class="meta"><span id="lc-count">{count}</span> ({limits}) """
         f"""in {len(filters)} filter(s): {escape(", ".join(filters))} ·
 {link(csv_href, "download CSV", id="csv-link", download="")} · {link(json_href, "JSON", id="json-link")} ·
 {link("/upload?" + urlencode({"ivorn": data["ivorn"]}), "upload a frame of this event")} ·
 {link(query_href("/followup", {"ivorn": data["ivorn"]}), "follow-up list")}</p>
 <div class="chart-box">
-<div class="chart-tools"><button type="button" id="reset-zoom">reset zoom</button>
+<div class="chart-tools"><button type="button" id="zoom-in" aria-label="zoom in">zoom +</button>
+<button type="button" id="zoom-out" aria-label="zoom out">zoom −</button>
+<button type="button" id="reset-zoom">reset zoom</button>
 <button type="button" id="export-png">save PNG</button> <button type="button" id="export-svg">save SVG</button>
 <span class="hint">click a point: its datapoint page · drag: zoom to a box · wheel: zoom · shift+drag: pan · """
         f"""double-click: reset</span></div>
