@@ -538,6 +538,7 @@
       if (isLimit[i]) {
         const a = yy + ARROW_PX, h = HEAD_PX;
         out.push(`<path d="M${f(x - h)} ${f(yy)}H${f(x + h)}M${f(x)} ${f(yy)}V${f(a)}M${f(x - h)} ${f(a - h)}L${f(x)} ${f(a)}L${f(x + h)} ${f(a - h)}" stroke="${colour}" fill="none" stroke-width="1.2"/>`);
+        out.push(`<path d="${svgPath(shape, x, yy, 2.6)}" stroke="${colour}" fill="none" stroke-width="1.2"/>`);
         return;
       }
       if (errs[i] > 0) {
