@@ -25,7 +25,7 @@ COPY requirements.lock ./
 # are development only ([dev], [test], [bench] in pyproject.toml)
 RUN pip install --upgrade pip \
  && pip install -c requirements.lock . \
- && python -c "import services.ingest.app, services.calibrate.app, services.catalog.app, services.lightcurve.app"
+ && python -c "import services.ingest.app, services.calibrate.app, services.catalog.app, services.lightcurve.app, services.intake.app"
 
 # ---- runtime: the venv only, no compilers, no sources, not root --------------
 FROM ${PYTHON_IMAGE} AS runtime

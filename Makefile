@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: run test test-cluster unit install system-deps bench fuzz clean lint lint-fix lock
+.PHONY: run test test-cluster unit install system-deps bench fuzz clean lint lint-fix lock tom-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,21 @@ $(COMPILED): $(STAMP) $(KERNELS)
 
 install: $(STAMP) $(COMPILED)
 
+# the TOM Toolkit plug-in's virtualenv: tomtoolkit pins numpy<2.2 and Django 5, which the main .venv
+# cannot hold. Its versions are clients/tom_photcal/requirements-tom.lock (pip freeze of a clean install);
+# tests/tom/test_tom_plugin.py runs the TOM project's tests with it.
+TOM_VENV  := .venv-tom
+TOM_LOCK  := clients/tom_photcal/requirements-tom.lock
+TOM_STAMP := $(TOM_VENV)/.installed
+$(TOM_STAMP): $(TOM_LOCK) clients/tom_photcal/pyproject.toml clients/python/pyproject.toml
+	$(PYTHON) -m venv $(TOM_VENV)
+	$(TOM_VENV)/bin/pip install -q --upgrade pip
+	$(TOM_VENV)/bin/pip install -q -c $(TOM_LOCK) -e ./clients/python -e ./clients/tom_photcal
+	touch $(TOM_STAMP)
+
+## the TOM Toolkit plug-in's own virtualenv (.venv-tom), which the plug-in's tests run in
+tom-venv: $(TOM_STAMP)
+
 system-deps:
 	@bash tools/system-deps.sh chromium
 
@@ -34,8 +49,8 @@ system-deps:
 run: install
 	$(BIN)/photcal run
 
-## every test: unit, integration (real nats-server, nx-27017, HTTP), deploy checks (the cluster test apart)
-test: install system-deps
+## every test: unit, integration (real nats-server, nx-27017, HTTP), deploy checks, the TOM plug-in (the cluster test apart)
+test: install system-deps tom-venv
 	$(PYTEST) -q --ignore=tests/cluster
 
 ## the distributed deployment: 3 clustered nats-servers (R3 streams), nodes and services killed (about 1 min)
@@ -81,4 +96,4 @@ fuzz: install
 	$(BIN)/python -m tests.fuzz $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache test-artifacts
+	rm -rf $(VENV) $(TOM_VENV) var .pytest_cache test-artifacts

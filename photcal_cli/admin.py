@@ -93,6 +93,28 @@ async def alerts_import(args, settings, db) -> int:
     return 0
 
 
+async def alerts_poll(args, settings, db) -> int:
+    import aiohttp
+
+    from services.intake.settings import IntakeSettings
+    from shared.usecases.alert_intake import FeedError, poll_feed
+
+    intake = IntakeSettings()
+    url = args.url or intake.alerts_feed_url
+    async with aiohttp.ClientSession(headers={"User-Agent": "photcal-cli"}) as session:
+        try:
+            counts = await poll_feed(
+                db, session, url, timeout_s=intake.alerts_feed_timeout, max_bytes=intake.alerts_feed_max_bytes
+            )
+        except FeedError as exc:
+            print(f"error: {exc.message} ({exc.reason})", file=sys.stderr)
+            return 1
+    for line in counts.refused[:50]:
+        print(f"refused: {line}", file=sys.stderr)
+    print(f"{url}: alerts {counts.summary()}")
+    return 0
+
+
 COMMANDS = {
     ("observatory", "add"): observatory_add,
     ("observatory", "revoke"): observatory_revoke,
@@ -101,4 +123,5 @@ COMMANDS = {
     ("observatory", "webhook-secret"): observatory_webhook_secret,
     ("alert", "add"): alert_add,
     ("alerts", "import"): alerts_import,
+    ("alerts", "poll"): alerts_poll,
 }

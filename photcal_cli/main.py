@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     alerts = sub.add_parser("alerts", help="bulk alert operations").add_subparsers(dest="action", required=True)
     imp = alerts.add_parser("import", help="import the Gaia Science Alerts alerts.csv")
     imp.add_argument("file", type=Path)
+    poll = alerts.add_parser(
+        "poll",
+        help="read the Gaia Science Alerts list from its URL once: add new alerts, update changed ones "
+        "(the intake service does it on a schedule when PHOTCAL_ALERTS_FEED_ENABLED=1)",
+    )
+    poll.add_argument(
+        "--once", action="store_true", required=True, help="one reading, then exit (the schedule is the service's)"
+    )
+    poll.add_argument("url", nargs="?", default=None, help="the list's URL (default: PHOTCAL_ALERTS_FEED_URL)")
 
     imports = sub.add_parser("import", help="import old data: the CPCS archive").add_subparsers(
         dest="action", required=True

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from photcal_cli import reachable
 from photcal_cli.compile import compile_kernels
+from services.intake.settings import IntakeSettings
 from shared.logging import get_logger
 from shared.settings import DEFAULT_MONGO_PORT, DEFAULT_NATS_PORT, CommonSettings
 from tools.infra import (
@@ -39,6 +40,8 @@ except ModuleNotFoundError as missing:  # the production image ships neither too
 log = get_logger("photcal.run")
 
 SERVICES = ("catalog", "calibrate", "photometry", "lightcurve", "notify", "ingest")
+#: started only when their settings enable them (services/intake: PHOTCAL_ALERTS_FEED_ENABLED)
+OPTIONAL_SERVICES = ("intake",)
 
 
 @dataclass
@@ -66,12 +69,15 @@ class Supervisor:
     def __init__(self, settings: CommonSettings, without: tuple[str, ...] = ()) -> None:
         self.settings = settings
         self.servers: list[ServerProcess] = []
-        unknown = set(without) - set(SERVICES)
+        unknown = set(without) - set(SERVICES) - set(OPTIONAL_SERVICES)
         if unknown or "ingest" in without:
             raise SystemExit(
                 f"--without takes {', '.join(s for s in SERVICES if s != 'ingest')}; not {unknown or 'ingest'}"
             )
         self.children = [Child(name) for name in SERVICES if name not in without]
+        # the alerts list is read only when asked for: by default nothing reaches the internet
+        if IntakeSettings().alerts_feed_enabled and "intake" not in without:
+            self.children.append(Child("intake"))
         workers = int(os.environ.get("PHOTCAL_CALIBRATE_WORKERS", "1"))
         for i in range(1, workers if "calibrate" not in without else 1):
             # more calibrate processes share the JetStream consumer; each needs its own health port
@@ -91,7 +97,9 @@ class Supervisor:
         env["PHOTCAL_DATA_DIR"] = str(data)
         if "PHOTCAL_NATS_URL" not in os.environ:
             port = int(os.environ.get("PHOTCAL_EMBEDDED_NATS_PORT", DEFAULT_NATS_PORT))
-            server = nats_server(data, port)
+            # a WebSocket listener for browsers only when asked for: one port less to collide by default
+            websocket = os.environ.get("PHOTCAL_EMBEDDED_NATS_WEBSOCKET_PORT")
+            server = nats_server(data, port, websocket_port=int(websocket) if websocket else None)
             self._start_server(server, "PHOTCAL_EMBEDDED_NATS_PORT")
             env["PHOTCAL_NATS_URL"] = server.url
         if "PHOTCAL_MONGO_URL" not in os.environ:

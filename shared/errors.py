@@ -9,6 +9,8 @@ The gateway maps each class to an HTTP status (``http_status``); consumers map
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.contracts.errors import ErrorCode
 
 
@@ -19,15 +21,17 @@ class PhotcalError(Exception):
     http_status: int = 500
     retryable: bool = False
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        #: machine-readable facts beside the message (e.g. the stored point's ``followup_id`` of a duplicate)
+        self.details = dict(details or {})
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         # "message" first: BHTOM shows short bodies to its users verbatim.
-        return {"message": self.message, "status": "error", "error": self.code}
+        return {"message": self.message, "status": "error", "error": self.code} | self.details
 
 
 class BadInput(PhotcalError):

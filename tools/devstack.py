@@ -48,7 +48,9 @@ def free_port_block(count: int) -> int:
 
 PHOTCAL = [sys.executable, "-m", "photcal_cli.main"]
 #: each service's health port, from the gateway's
-HEALTH_PORT_OFFSETS = {"calibrate": 1, "catalog": 2, "lightcurve": 3, "photometry": 4, "notify": 5}
+HEALTH_PORT_OFFSETS = {"calibrate": 1, "catalog": 2, "lightcurve": 3, "photometry": 4, "notify": 6}
+#: the intake service's, started only with PHOTCAL_ALERTS_FEED_ENABLED (services/intake)
+INTAKE_PORT_OFFSET = 5
 
 
 @dataclass
@@ -102,6 +104,8 @@ class Stack:
         for service, offset in HEALTH_PORT_OFFSETS.items():
             if service not in without:
                 wait_for_port(self.port + offset, timeout=60, proc=self.proc)
+        if self.env.get("PHOTCAL_ALERTS_FEED_ENABLED", "").lower() in {"1", "true", "yes", "on"}:
+            wait_for_port(self.port + INTAKE_PORT_OFFSET, timeout=60, proc=self.proc)
         return self
 
     def stop(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -78,6 +79,8 @@ class ServerProcess:
     argv: list[str]
     log_path: Path
     proc: subprocess.Popen | None = None
+    #: variables added to this environment for the process (the embedded NATS' passwords)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -88,7 +91,12 @@ class ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=os.environ | self.env,
             )
         wait_for_port(self.port, timeout, self.proc)
         return self
@@ -102,13 +110,42 @@ class ServerProcess:
             self.proc.wait()
 
 
-def nats_server(data_dir: Path, port: int, monitor_port: int | None = None) -> ServerProcess:
+#: the NATS users and their permissions, as deployed (the embedded server includes the same file)
+NATS_USERS_CONF = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "base" / "nats-users.conf"
+#: the outside programs' read-only NATS user of the embedded server (deploy/README.md, "External subscribers")
+EMBEDDED_SUBSCRIBER_USER = "subscriber"
+EMBEDDED_SUBSCRIBER_PASSWORD = "subscriber"
+
+
+def nats_server(
+    data_dir: Path, port: int, monitor_port: int | None = None, websocket_port: int | None = None
+) -> ServerProcess:
+    """The embedded nats-server with JetStream and photcal's users (``deploy/k8s/base/nats-users.conf``).
+
+    A client without credentials is the services' user (``no_auth_user``), so the services connect as
+    they always did; outside programs log in as ``subscriber`` (password ``subscriber``, or
+    ``PHOTCAL_EMBEDDED_NATS_SUBSCRIBER_PASSWORD``) and may only read the results. ``websocket_port``:
+    also a WebSocket listener (plain ws://, loopback) for browsers.
+    """
     store = data_dir / "nats"
     store.mkdir(parents=True, exist_ok=True)
-    argv = [venv_binary("nats-server"), "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port)]
+    shutil.copyfile(NATS_USERS_CONF, store / "nats-users.conf")
+    config = ["include ./nats-users.conf", "no_auth_user: photcal"]
+    if websocket_port:
+        config.append(f'websocket {{ listen: "127.0.0.1:{websocket_port}", no_tls: true }}')
+    (store / "nats.conf").write_text("\n".join(config) + "\n")
+    argv = [venv_binary("nats-server"), "-c", str(store / "nats.conf"), "-js", "-sd", str(store)]
+    argv += ["-a", "127.0.0.1", "-p", str(port)]
     if monitor_port:
         argv += ["-m", str(monitor_port)]
-    return ServerProcess("nats", port, argv, data_dir / "logs" / "nats-server.log")
+    passwords = {
+        # nobody types it: the services are the no_auth_user
+        "PHOTCAL_NATS_PASSWORD": secrets.token_hex(16),
+        "SUBSCRIBER_NATS_PASSWORD": os.environ.get(
+            "PHOTCAL_EMBEDDED_NATS_SUBSCRIBER_PASSWORD", EMBEDDED_SUBSCRIBER_PASSWORD
+        ),
+    }
+    return ServerProcess("nats", port, argv, data_dir / "logs" / "nats-server.log", env=passwords)
 
 
 def mongo_server(data_dir: Path, port: int) -> ServerProcess:

@@ -120,5 +120,7 @@ def calibration_answer(
         candidates=[candidate_fit(c) for c in cal.candidates],
         warnings=list(cal.warnings),
         colour_term_assumed=cal.colour_term_assumed,
+        assumed_colour=rounded(target.assumed_colour) if detected else rounded(cal.assumed_colour),
+        colour_source=target.colour_source if detected else None,
         **upload,
     )

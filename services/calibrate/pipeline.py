@@ -7,6 +7,7 @@ or MongoDB; this module does the I/O around it.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Coroutine
@@ -20,19 +21,20 @@ from prometheus_client import Histogram
 from services.calibrate.answer import calibration_answer, candidate_fit
 from services.calibrate.cone import ConeClient, field_of
 from services.calibrate.core.api import FrameCalibration, calibrate_frame
-from services.calibrate.core.inputs import ForcedAperture
+from services.calibrate.core.inputs import ForcedAperture, NearbyDetection
 from services.calibrate.core.results import CalibrationRefused
 from services.calibrate.core.settings import FitSettings
 from services.calibrate.plot import render_failure_plot, render_plot
 from services.calibrate.settings import CalibrateSettings
 from shared.arrays import SourceTable
 from shared.bands import ForcedBand, parse_force_filter
+from shared.contracts.errors import ErrorCode
 from shared.contracts.messages import CalibrationResult, Provenance, UploadRequested, utcnow
 from shared.contracts.subjects import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS
 from shared.db import Database
 from shared.db.alerts import bump_data_version
 from shared.db.calibrations import plot_columns, store_calibration
-from shared.db.datapoints import store_datapoint
+from shared.db.datapoints import detections_near, store_datapoint
 from shared.db.upload_sources import store_sources
 from shared.errors import PhotcalError
 from shared.natsio import ensure_object_store
@@ -140,6 +142,7 @@ class Pipeline:
         stages.covered, stages.versions = list(reply.covered), dict(reply.versions)
         force = _parse_force_filter(upload)
         forced_target = _forced_aperture(upload)
+        nearby = await self._nearby_detections(upload)
         # a frame's own WCS is checked (wrong_wcs); one the server solved was checked by the solver
         check_wcs = upload.forced_target is not None and upload.forced_target.photometry.wcs == "header"
         with stages.time("calibrate"):
@@ -154,9 +157,29 @@ class Pipeline:
                 observatory_filters=upload.observatory_filters,
                 forced_target=forced_target,
                 check_wcs=check_wcs,
+                nearby=nearby,
             )
         stages.record(cal.durations_ms)  # its parts: match, fit, limit
         return cal
+
+    async def _nearby_detections(self, upload: UploadRequested) -> list[NearbyDetection]:
+        """The alert's other detections the same night: they may give the target's colour."""
+        window = FitSettings().lightcurve_colour_window_days
+        if not window > 0:
+            return []
+        points = await detections_near(self.db, upload.ivorn, upload.mjd, window, exclude_upload=upload.upload_id)
+        return [
+            NearbyDetection(
+                survey=p.survey,
+                band=p.filter,
+                mag=float(p.mag),
+                mag_err=float(p.mag_err) if p.mag_err is not None else math.nan,
+                dt_days=p.mjd - upload.mjd,
+                label=f"followup {p.followup_id} from {p.observatory}",
+            )
+            for p in points
+            if p.survey and p.filter and p.mag is not None
+        ]
 
     async def _sources(self, upload: UploadRequested) -> SourceTable:
         if upload.sources is not None:
@@ -282,6 +305,8 @@ def _error_result(upload: UploadRequested, exc: PhotcalError, stages: Stages) ->
         message=exc.message,
         http_status=exc.http_status,
         duration_ms=stages.durations,
+        # a duplicate names the point already stored: a client can fetch it instead of retrying
+        followup_id=exc.details.get("followup_id") if exc.code == ErrorCode.DUPLICATE_DATAPOINT else None,
         **_base(upload),
     )
 

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
-from services.ingest import cpcs, guards, handlers, ratelimit, recalibrations, rows, subscriptions, uploads
+from services.ingest import cpcs, guards, handlers, ratelimit, recalibrations, rows, subscriptions, uploads, voevents
 from services.ingest.forward import forward
 from services.ingest.frameslots import FrameSlots
 from services.ingest.settings import IngestSettings
@@ -83,6 +83,7 @@ HANDLERS = {
     "recalibration_items": recalibrations.handle_items,
     "recalibration_apply": recalibrations.handle_apply,
     "recalibration_resume": recalibrations.handle_resume,
+    "voevent": voevents.handle_voevent,
     "subscription_create": subscriptions.handle_create,
     "subscription_list": subscriptions.handle_list,
     "subscription_get": subscriptions.handle_get,

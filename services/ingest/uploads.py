@@ -226,6 +226,7 @@ async def _handle_upload(request: web.Request) -> web.StreamResponse:
                 "and MJD"
             ),
             code=ErrorCode.DUPLICATE_DATAPOINT,
+            details={"followup_id": duplicate["followup_id"]},
         )
     upload_id = uuid.uuid4().hex
     warnings: list[str] = []
@@ -391,8 +392,13 @@ def answer(
 ) -> web.Response:
     status = 200 if result.status == "ok" else result.http_status
     headers = {"X-Upload-ID": result.upload_id}
+    # the catalogue's (what parsing noticed) first, then the calibration's own (an assumed colour term,
+    # where the target's colour came from, a blended target)
+    warnings = [*warnings, *(w for w in result.warnings if w not in warnings)]
     if form.outputFormat == "html":
-        return web.Response(text=render_result_html(result), content_type="text/html", status=status, headers=headers)
+        return web.Response(
+            text=render_result_html(result, warnings), content_type="text/html", status=status, headers=headers
+        )
     if result.status != "ok" and not full_errors:
         # CPCS clients show an error body under 100 characters to the user (BHTOM retries longer ones):
         # the short form on the CPCS paths; everything is at /api/v1/uploads/{X-Upload-ID}

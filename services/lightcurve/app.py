@@ -38,6 +38,8 @@ HANDLERS: dict[str, routes.Handler | Path] = {
     "api_datapoint": handlers.api_datapoint,
     "api_openapi": apidocs.api_openapi,
     "api_docs": apidocs.api_docs,
+    "api_schemas": apidocs.api_schemas,
+    "api_schema": apidocs.api_schema,
     "home": web.home,
     "login_page": web.login_page,
     "login": web.login,

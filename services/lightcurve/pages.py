@@ -189,10 +189,12 @@ def page(
         who = '<a href="/login" id="login-link">log in</a>'
     head_extra = "".join(f'<link rel="stylesheet" href="{attr(s)}">' for s in styles)
     script_tags = "".join(f'<script src="{attr(s)}" defer></script>' for s in scripts)
+    # the empty icon: without one the browser asks for /favicon.ico, and its 404 is a console error on every page
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)} · photcal</title>
 <link rel="stylesheet" href="/static/app.css">{head_extra}{script_tags}
+<link rel="icon" href="data:,">
 </head><body>
 <header><a href="/" class="brand">photcal</a><nav>{nav}</nav><div class="user">{who}</div></header>
 <main><h1>{escape(title)}</h1>

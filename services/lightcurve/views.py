@@ -6,6 +6,7 @@ import csv
 import io
 from typing import Any
 
+from services.lightcurve.exports import magnitude_system
 from shared.db.alerts import Alert
 from shared.db.datapoints import Datapoint
 from shared.validation import csv_safe_text
@@ -81,6 +82,8 @@ def lightcurve_of_docs(alert: Alert, docs: list[dict]) -> dict:
                 "exptime": get("exptime"),
                 "comment": get("comment", ""),
                 "imported": get("imported"),
+                # the upload it came from: its answer has the calibration plot (the page's plot column)
+                "upload_id": get("upload_id"),
             }
         )
     return {"ivorn": alert.ivorn, "name": alert.display_name, "ra": alert.ra, "dec": alert.dec, "points": points}
@@ -118,18 +121,24 @@ def followup_row(point: Datapoint) -> dict:
 
 
 def chart_data(points: list[dict]) -> dict:
-    """The plot's data, by filter: columns of MJD, magnitude, error and followup_id (detections) and MJD,
-    limit and followup_id (limits); the ids make a clicked point open its datapoint page.
+    """The plot's data, one series per filter, survey and observatory: columns of MJD (days), magnitude,
+    error (mag) and followup_id (detections) and MJD, limit (mag) and followup_id (limits); the ids make a
+    clicked point open its datapoint page. ``system`` is the survey's magnitude system of the band (Vega/AB,
+    "" when unknown), so that the legend can say "V (APASS, Vega)" and PS1 g stays apart from SDSS g.
 
     Compact on purpose (a light curve of 5,000 points is embedded in its page).
     """
-    series: dict[str, dict] = {}
+    series: dict[tuple[str, str, str], dict] = {}
     for p in points:
-        band = p.get("filter") or "?"
-        s = series.get(band)
+        band, survey, observatory = p.get("filter") or "?", p.get("survey") or "", p.get("observatory") or "?"
+        key = (band, survey, observatory)
+        s = series.get(key)
         if s is None:
-            s = series[band] = {
+            s = series[key] = {
                 "filter": band,
+                "survey": survey,
+                "system": magnitude_system(survey, band),
+                "observatory": observatory,
                 "mjd": [],
                 "mag": [],
                 "err": [],
@@ -156,4 +165,20 @@ def chart_data(points: list[dict]) -> dict:
             s["lim_mjd"].append(round(p["mjd"], 6))
             s["lim"].append(round(p["limit_mag"], 4))
             s["lim_id"].append(p.get("followup_id"))
-    return {"series": sorted(series.values(), key=lambda s: s["filter"])}
+    return {"series": [series[k] for k in sorted(series)]}
+
+
+def magnitude_systems(points: list[dict]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The magnitude system of every band shown, by survey: ``[("APASS", [("B", "Vega"), ("V", "Vega")]), ...]``
+    (surveys and bands sorted; a band no survey here has is left out)."""
+    bands: dict[str, set[str]] = {}
+    for p in points:
+        if p.get("survey") and p.get("filter"):
+            bands.setdefault(p["survey"], set()).add(p["filter"])
+    out = []
+    for survey in sorted(bands):
+        known = [(b, magnitude_system(survey, b)) for b in sorted(bands[survey])]
+        known = [(b, system) for b, system in known if system]
+        if known:
+            out.append((survey, known))
+    return out

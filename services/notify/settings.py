@@ -29,7 +29,7 @@ class NotifySettings(WebhookSettings, CommonSettings):
 
     @property
     def port(self) -> int:
-        return self.notify_port or self.service_port(5)
+        return self.notify_port or self.service_port(6)
 
     @property
     def lease_s(self) -> float:

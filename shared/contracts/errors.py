@@ -141,6 +141,14 @@ class ErrorCode(StrEnum):
     DATABASE_UNAVAILABLE = "database_unavailable", 503, "the database did not answer: try later"
     NATS_UNAVAILABLE = "nats_unavailable", 503, "the message broker (NATS) did not answer: try later"
     TIMEOUT = "timeout", 504, "still calibrating: ask /api/v1/uploads/{X-Upload-ID} later"
+    # -- issue 22: the messages' schemas, VOEvent intake
+    UNKNOWN_SCHEMA = "unknown_schema", 404, "no message schema of that name: GET /api/v1/schemas lists them"
+    BAD_VOEVENT = "bad_voevent", 400, "the body is not a well-formed VOEvent 2.0 XML document"
+    VOEVENT_INCOMPLETE = (
+        "voevent_incomplete",
+        400,
+        "the VOEvent lacks what an event needs: its ivorn and a WhereWhen position (decimal degrees)",
+    )
     # -- callbacks and subscriptions (issue 22)
     CALLBACK_URL_REFUSED = (
         "callback_url_refused",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.arrays import ArrayModel, NDArray, SourceTable
 from shared.bands import ForcedBand
+from shared.contracts.subjects import STREAM_RESULTS, SUBJECT_CALIBRATED, SUBJECT_RECALIBRATED
 from shared.frames import FrameHeader
 
 
@@ -336,6 +337,13 @@ class CalibrationResult(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     #: the colour term is an assumed 0, not fitted (too few calibrators with a colour)
     colour_term_assumed: bool = False
+    #: the target's colour (in ``colour``, mag) the magnitude was calibrated at: the calibrators' median
+    #: unless ``colour_source`` says it was known; mag = m_inst + zeropoint + colour_term * assumed_colour,
+    #: so a user who knows better can re-apply the colour term
+    assumed_colour: float | None = None
+    #: where a known target colour came from ("its APASS counterpart at 0.12 arcsec", "from its own
+    #: light curve: APASS B followup 123 from Loiano (-1.2 h)"); None: the calibrators' median
+    colour_source: str | None = None
     #: an uploaded frame: how the target was measured on it
     photometry: ImagePhotometry | None = None
     #: an uploaded frame: what was read from its header (field -> keyword, e.g. "mjd": "DATE-OBS+EXPTIME/2")
@@ -461,3 +469,27 @@ class RecalibratedEvent(BaseModel):
     new: PointCalibration
     reason: str = ""
     recalibrated_at: datetime = Field(default_factory=utcnow)
+
+
+#: the messages outside programs subscribe to (deploy/README.md, "External subscribers"), by subject;
+#: ``GET /api/v1/schemas/<subject>.json`` serves each one's JSON Schema, and each is kept in this stream
+PUBLISHED_MESSAGES: dict[str, tuple[type[BaseModel], str]] = {
+    SUBJECT_CALIBRATED: (CalibrationResult, STREAM_RESULTS),
+    SUBJECT_RECALIBRATED: (RecalibratedEvent, STREAM_RESULTS),
+}
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def published_schema(subject: str) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of the message published on ``subject``, as it travels: the
+    serialization schema of its model (the JSON ``model_dump_json`` writes); KeyError if none is."""
+    model, stream = PUBLISHED_MESSAGES[subject]
+    schema = model.model_json_schema(mode="serialization")
+    header = {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": f"/api/v1/schemas/{subject}.json",
+        "title": model.__name__,
+        "description": f"{schema.get('description', '').strip()}\n\nNATS subject {subject}, stream {stream}.".strip(),
+    }
+    return header | {k: v for k, v in schema.items() if k not in header}

@@ -42,6 +42,10 @@ class ErrorBody(BaseModel):
     message: str
     status: Literal["error"] = "error"
     error: ErrorCode
+    #: an upload accepted before it failed or timed out (503/504): where its result will be
+    upload_id: str | None = None
+    #: ``duplicate_datapoint``: the point already stored for that event, observatory and MJD
+    followup_id: int | None = None
 
 
 class UploadQueued(BaseModel):
@@ -159,6 +163,31 @@ class RecalibrationItems(BaseModel):
     next: str | None = None
 
 
+class SchemaEntry(BaseModel):
+    """A message outside programs may subscribe to (NATS user ``subscriber``), and where its JSON Schema is."""
+
+    subject: str = Field(description="the NATS subject, e.g. photcal.calibrated.v1")
+    model: str = Field(description="the message model's name, e.g. CalibrationResult")
+    stream: str = Field(description="the JetStream stream that keeps it, for replay")
+    schema_url: str = Field(description="GET it: the message's JSON Schema (2020-12)")
+
+
+class SchemaIndex(BaseModel):
+    schemas: list[SchemaEntry]
+
+
+class VoEventAccepted(BaseModel):
+    """A VOEvent taken in: the event it created (201) or found (200: ``changed`` says whether it was updated)."""
+
+    status: Literal["ok"]
+    message: str
+    ivorn: str
+    id: int = Field(description="the event's integer id (CPCS's alert_id)")
+    created: bool
+    changed: bool
+    warnings: list[str] = Field(default_factory=list)
+
+
 class CpcsForm(BaseModel):
     """A CPCS call's POST form (urlencoded or multipart): the fields its query parameters list, as CPCS took them."""
 
@@ -185,6 +214,8 @@ SHARED_MODELS: dict[str, type[BaseModel]] = {
         RecalibrationReport,
         RecalibrationItems,
         CpcsForm,
+        SchemaIndex,
+        VoEventAccepted,
     )
 }
 
@@ -219,6 +250,8 @@ class RouteDoc:
     #: the body also as a form (application/x-www-form-urlencoded)
     request_form: bool = False
     multipart: bool = False
+    #: a body that is a document of this media type, not a model (a VOEvent's XML)
+    request_media: str | None = None
     responses: Mapping[int, Body] = field(default_factory=dict)
     #: how the caller is known; None: anyone
     auth: Literal["hashtag", "hashtag_or_session"] | None = None
@@ -514,6 +547,40 @@ _DOCS: dict[tuple[str, str], RouteDoc] = {
     ("GET", "/api/docs"): RouteDoc(
         "this document as a page", tag=DOCS_TAG, responses={200: Body(media="text/html", description="a page")}
     ),
+    ("GET", "/api/v1/schemas"): RouteDoc(
+        "the messages published on NATS for outside subscribers, each with its JSON Schema's URL",
+        tag=DOCS_TAG,
+        responses={200: Body("SchemaIndex")},
+    ),
+    ("GET", "/api/v1/schemas/{name}.json"): RouteDoc(
+        "a published message's JSON Schema (2020-12), generated from its model",
+        tag=DOCS_TAG,
+        responses={
+            200: Body(media="application/schema+json", description="the JSON Schema"),
+            404: Body("ErrorBody", "no message of that name is published"),
+        },
+    ),
+    ("POST", "/api/v1/voevents"): RouteDoc(
+        "create or update an event from a VOEvent 2.0 document (administrators)",
+        query=(HASHTAG_QUERY,),
+        request_media="application/xml",
+        responses={
+            201: Body("VoEventAccepted", "a new event"),
+            200: Body("VoEventAccepted", "the event exists: updated if the document changed it"),
+            **_ERRORS,
+            **_AUTH_ERRORS,
+            409: Body("ErrorBody", "the event's name is another event's"),
+            413: Body("ErrorBody", "the document is too large"),
+            **_DB,
+        },
+        auth="hashtag_or_session",
+        description=(
+            "The body is the VOEvent XML (Content-Type application/xml or text/xml). The event's ivorn is the "
+            "VOEvent's ivorn attribute; its position WhereWhen's Position2D (decimal degrees, ICRS); its page "
+            "the first Reference uri (else a URL in Description); its name the ivorn's fragment. The same "
+            "document twice changes nothing."
+        ),
+    ),
     # webhooks (issue 22): services/ingest/subscriptions.py; the POSTs are the notify service's
     ("POST", "/api/v1/subscriptions"): RouteDoc(
         "subscribe a public http(s) URL to an alert's new datapoints, every alert's, or this observatory's uploads",
@@ -652,6 +719,7 @@ _PATH_PARAMS = {
     "followup_id": ("the datapoint's id, as the upload answered", {"type": "integer", "minimum": 0}),
     "ivorn": ("the alert's IVORN (URL-encoded) or its name", {"type": "string"}),
     "job_id": ("the recalibration job's id (hexadecimal), as its creation answered", {"type": "string"}),
+    "name": ("the message's NATS subject, e.g. photcal.calibrated.v1", {"type": "string"}),
     "subscription_id": ("the subscription's id (hexadecimal), as its creation answered", {"type": "string"}),
 }
 
@@ -702,6 +770,11 @@ def build_document(service_models: Mapping[str, type[BaseModel]], *, version: st
             operation["parameters"] = parameters
         if doc.multipart:
             operation["requestBody"] = _multipart_upload(ref)
+        elif doc.request_media is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {doc.request_media: {"schema": {"type": "string"}}},
+            }
         elif doc.request is not None and route.method != "GET":  # a GET's fields are its query parameters
             content = {"application/json": {"schema": ref(doc.request)}}
             if doc.request_form:

@@ -129,6 +129,11 @@ ROUTES: tuple[Route, ...] = (
     # CPCS reads
     *_cpcs(_get_post("/get_alert_lc_data", slash=True), _L, "cpcs_get_alert_lc_data", forwarded=True),
     *_cpcs(_get_post("/list_of_alerts", slash=True), _L, "cpcs_list_of_alerts", forwarded=True),
+    # the JSON Schemas of the messages outside programs subscribe to (issue 22), read like the API's document
+    Route("GET", "/api/v1/schemas", _L, "api_schemas", forwarded=True),
+    Route("GET", "/api/v1/schemas/{name}.json", _L, "api_schema", forwarded=True),
+    # an event from a VOEvent 2.0 document (administrators): a write, the gateway's
+    Route("POST", "/api/v1/voevents", _I, "voevent"),
     # webhooks (issue 22): an observatory's subscriptions and its signing secret (services/ingest/subscriptions.py;
     # the POSTs are the notify service's, which serves no route of its own)
     Route("POST", "/api/v1/subscriptions", _I, "subscription_create"),

@@ -289,3 +289,13 @@ async def newest_alert_id(db: Database) -> int | None:
     """The highest ``alert_id`` (alerts are only ever added, each with a new one); an index lookup."""
     doc = await db.alerts.find_one({}, {"_id": 0, "alert_id": 1}, sort=[("alert_id", -1)])
     return None if doc is None else doc.get("alert_id")
+
+
+async def alerts_by_ivorn(db: Database, ivorns: list[str], batch: int = 500) -> dict[str, dict[str, Any]]:
+    """The stored alerts among ``ivorns``, raw, by ivorn: a feed of 25,000 alerts compared in 50 queries,
+    not 25,000 (``$in`` on the unique ``ivorn`` index)."""
+    found: dict[str, dict[str, Any]] = {}
+    for first in range(0, len(ivorns), batch):
+        async for doc in db.alerts.find({"ivorn": {"$in": ivorns[first : first + batch]}}, {"_id": 0}):
+            found[doc["ivorn"]] = doc
+    return found

@@ -124,6 +124,7 @@ async def store_datapoint(db: Database, fields: dict[str, Any], *, bump: bool = 
             f"this datapoint is already stored (followup_id {existing['followup_id']}): "
             "same alert, observatory and MJD",
             code=ErrorCode.DUPLICATE_DATAPOINT,
+            details={"followup_id": existing["followup_id"]},
         )
     # a redelivery of the same upload: bump again in case the first delivery stopped before its bump
     if bump:
@@ -172,6 +173,17 @@ async def datapoints_of_alert(db: Database, ivorn: str, include_deleted: bool = 
     if not include_deleted:
         points = [p for p in points if not p.deleted]
     return sorted(points, key=lambda p: (p.mjd, p.followup_id))
+
+
+async def detections_near(
+    db: Database, ivorn: str, mjd: float, window_days: float, *, exclude_upload: str | None = None
+) -> list[Datapoint]:
+    """The alert's live detections (a magnitude, not a limit) within ``window_days`` of ``mjd``
+    (days), but ``exclude_upload``'s own, nearest in time first."""
+    query = {"ivorn": ivorn, "mjd": {"$gte": mjd - window_days, "$lte": mjd + window_days}}
+    points = [Datapoint.model_validate(d) async for d in db.datapoints.find(query)]
+    found = [p for p in points if not p.deleted and p.detected and p.mag is not None and p.upload_id != exclude_upload]
+    return sorted(found, key=lambda p: (abs(p.mjd - mjd), p.followup_id))
 
 
 async def recent_datapoints(db: Database, limit: int = 1000) -> list[Datapoint]:

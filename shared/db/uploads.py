@@ -119,6 +119,22 @@ async def image_link_of(db: Database, upload_id: str) -> str | None:
     return ((doc or {}).get("result") or {}).get("image_link")
 
 
+async def image_links_of(db: Database, upload_ids: list[str]) -> dict[str, str]:
+    """The calibration plot's URL of each of the uploads that has one (a light curve's plot column)."""
+    if not upload_ids:
+        return {}
+    cursor = db.uploads.find(
+        {"upload_id": {"$in": list(dict.fromkeys(upload_ids))}}, {"_id": 0, "upload_id": 1, "result.image_link": 1}
+    )
+    links: dict[str, str] = {}
+    async for doc in cursor:
+        # MongoDB nests a dotted projection; the embedded database answers it as one flat "result.image_link" key
+        link = (doc.get("result") or {}).get("image_link") or doc.get("result.image_link")
+        if link:
+            links[str(doc["upload_id"])] = link
+    return links
+
+
 def _listing(observatory_id: str | None, state: str | None) -> tuple[dict[str, Any], str]:
     """The query and its sort key (an indexed one) of :func:`list_uploads`."""
     query: dict[str, Any]

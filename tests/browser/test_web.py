@@ -114,7 +114,8 @@ def test_login_upload_answer_plot_lightcurve_csv(page, web, event):
     assert page.locator("#points-table tbody tr").count() == 1
     assert EVIL in page.inner_text("#points-table")
     assert page.evaluate("() => window.photcalChart.data[0].length") == 1
-    assert "V (1)" in page.inner_text(".u-legend")
+    # a series per band and observatory, the survey's system named (issue 21)
+    assert "V (APASS, Vega) · Web Observatory (1)" in page.inner_text(".u-legend")
     shot(page, "03_lightcurve")
 
     # CSV download: the same point

@@ -92,6 +92,7 @@ def test_upload_without_waiting_then_polling_gives_the_stored_point(site: Stack,
         client.upload(FIELD / "sex_cpcs.cat", IVORN, 60020.25)
     assert refused.value.code == "duplicate_datapoint" and refused.value.status == 409
     assert str(result.followup_id) in refused.value.message
+    assert refused.value.body["followup_id"] == result.followup_id  # machine-readable too
 
 
 def test_refusals_raise_photcal_error_codes(site: Stack, client: Client, tmp_path: Path):

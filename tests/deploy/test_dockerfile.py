@@ -69,7 +69,7 @@ def test_entrypoint_runs_a_module_per_service():
     assert entry[-1] == ["python", "-m"]
     cmd = [json.loads(rest) for word, rest in instructions if word == "CMD"]
     assert cmd[-1] == ["services.ingest"]
-    for service in ("ingest", "calibrate", "catalog", "lightcurve", "photometry", "notify"):
+    for service in ("ingest", "calibrate", "catalog", "lightcurve", "photometry", "intake", "notify"):
         assert (ROOT / "services" / service / "__main__.py").exists()
 
 

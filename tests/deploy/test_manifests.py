@@ -8,6 +8,7 @@ reached from outside the namespace."""
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -23,10 +24,18 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = {"dev": "photcal-dev", "prod": "photcal"}
 K8S_VERSION = "1.37.0"
-SERVICES = {"ingest": 8080, "calibrate": 8081, "catalog": 8082, "lightcurve": 8083, "photometry": 8084, "notify": 8085}
+SERVICES = {
+    "ingest": 8080,
+    "calibrate": 8081,
+    "catalog": 8082,
+    "lightcurve": 8083,
+    "photometry": 8084,
+    "intake": 8085,
+    "notify": 8086,
+}
 GATEWAY = "photcal-ingest"
 #: Secrets production creates out of git (deploy/README.md, "Secrets")
-EXTERNAL_SECRETS = {"photcal-secrets", "mongodb-auth"}
+EXTERNAL_SECRETS = {"photcal-secrets", "mongodb-auth", "nats-users"}
 #: namespaces allowed in, and only on metrics/monitoring ports
 TRUSTED_NAMESPACES = {"monitoring", "keda"}
 CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("monitoring.coreos.com/v1", "ServiceMonitor")}
@@ -356,6 +365,11 @@ def test_calibrate_has_exactly_one_autoscaler(overlay):
 # ---- configuration and references --------------------------------------------
 
 
+def _secret_value(docs, name: str, key: str) -> str:
+    [secret] = [s for s in of_kind(docs, "Secret") if s["metadata"]["name"].rsplit("-", 1)[0] == name]
+    return base64.b64decode(secret["data"][key]).decode()
+
+
 def _config(docs) -> dict:
     [cm] = [c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"].startswith("photcal-config")]
     return cm["data"]
@@ -367,9 +381,10 @@ def test_config_matches_services(overlay):
     cfg = _config(docs)
     assert cfg["PHOTCAL_HTTP_HOST"] == "0.0.0.0"
     assert int(cfg["PHOTCAL_HTTP_PORT"]) == SERVICES["ingest"]
-    for service in ("calibrate", "catalog", "lightcurve", "photometry", "notify"):
+    for service in ("calibrate", "catalog", "lightcurve", "photometry", "intake", "notify"):
         assert int(cfg[f"PHOTCAL_{service.upper()}_PORT"]) == SERVICES[service]
-    assert "PHOTCAL_HASHTAG_PEPPER" not in cfg and "PHOTCAL_MONGO_URL" not in cfg, "secrets belong in a Secret"
+    for secret in ("PHOTCAL_HASHTAG_PEPPER", "PHOTCAL_MONGO_URL", "PHOTCAL_NATS_URL"):  # the NATS URL has a password
+        assert secret not in cfg, "secrets belong in a Secret"
 
     def resolves(url):
         m = re.fullmatch(r"\w+://([\w-]+):(\d+)/?", url)
@@ -377,12 +392,19 @@ def test_config_matches_services(overlay):
         service = named(docs, "Service", m.group(1))
         assert int(m.group(2)) in {p["port"] for p in service["spec"]["ports"]}
 
-    resolves(cfg["PHOTCAL_NATS_URL"])
+    if overlay == "dev":
+        # the services log in to NATS as the user photcal, with the password the NATS pods were given
+        nats_url = _secret_value(docs, "photcal-secrets", "nats-url")
+        login = re.fullmatch(r"nats://photcal:([^@]+)@(.+)", nats_url)
+        assert login, nats_url
+        assert login.group(1) == _secret_value(docs, "nats-users", "photcal-password")
+        resolves("nats://" + login.group(2))
     resolves(cfg["PHOTCAL_LIGHTCURVE_URL"])
     # the settings classes read these very names
     from services.calibrate.settings import CalibrateSettings
     from services.catalog.settings import CatalogSettings
     from services.ingest.settings import IngestSettings
+    from services.intake.settings import IntakeSettings
     from services.lightcurve.settings import LightcurveSettings
     from services.notify.settings import NotifySettings
     from services.photometry.settings import PhotometrySettings
@@ -394,6 +416,7 @@ def test_config_matches_services(overlay):
         IngestSettings,
         LightcurveSettings,
         PhotometrySettings,
+        IntakeSettings,
         NotifySettings,
     ):
         known |= set(settings.model_fields)
@@ -464,8 +487,9 @@ def test_references_resolve(overlay):
         assert not missing, missing
         secrets = {s["metadata"]["name"].rsplit("-", 1)[0]: s for s in of_kind(docs, "Secret")}
         assert set(secrets) == EXTERNAL_SECRETS
-        assert set(secrets["photcal-secrets"]["data"]) == {"hashtag-pepper", "session-secret", "mongo-url"}
+        assert set(secrets["photcal-secrets"]["data"]) == {"hashtag-pepper", "session-secret", "mongo-url", "nats-url"}
         assert set(secrets["mongodb-auth"]["data"]) == {"username", "password", "keyfile"}
+        assert set(secrets["nats-users"]["data"]) == {"photcal-password", "subscriber-password"}
 
 
 def test_readme_documents_the_external_secrets():

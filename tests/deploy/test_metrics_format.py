@@ -19,6 +19,7 @@ MODULES = {
     "photometry": ["services.photometry.worker", "services.photometry.measure"],
     "catalog": "services.catalog.handlers",
     "ingest": "services.ingest.uploads",
+    "intake": "services.intake.poller",
     "notify": ["services.notify.consumer", "services.notify.sender"],
 }
 #: the families each service adds to the shared ones
@@ -57,6 +58,13 @@ BY_MODULE = {
     "services.ingest.uploads": {"photcal_gateway_uploads", "photcal_gateway_parse_duration_seconds"},
     "services.ingest.ratelimit": {"photcal_gateway_rate_limited"},
     "services.ingest.cache": {"photcal_gateway_db_fallbacks"},
+    "services.intake.poller": {
+        "photcal_intake_feed_last_success_timestamp_seconds",
+        "photcal_intake_feed_interval_seconds",
+        "photcal_intake_feed_polls",
+        "photcal_intake_feed_failures",
+        "photcal_intake_alerts",
+    },
     "services.notify.consumer": {"photcal_notify_events", "photcal_notify_consumer_pending"},
     "services.notify.sender": {
         "photcal_notify_deliveries",
@@ -120,6 +128,7 @@ def test_metrics_with_samples_parse_and_use_documented_names(modules):
     m["services.ingest.cache"].FALLBACKS.labels("observatory", "hit").inc(0)
     m["services.calibrate.recalibrate"].TASKS.labels("compute", "changed").inc(0)
     m["services.calibrate.recalibrate"].RETRIES.labels("catalog").inc(0)
+    m["services.intake.poller"].FEED_FAILURES.labels("unreachable").inc(0)
     m["services.notify.consumer"].EVENTS.labels("recorded").inc(0)
     m["services.notify.sender"].DELIVERIES.labels("callback", "delivered").inc(0)
     m["services.notify.sender"].POST_SECONDS.observe(0.05)
@@ -139,6 +148,9 @@ def test_metrics_with_samples_parse_and_use_documented_names(modules):
         "photcal_gateway_db_fallbacks": {"kind", "outcome"},
         "photcal_recalibration_tasks": {"action", "outcome"},
         "photcal_recalibration_retries": {"reason"},
+        "photcal_intake_feed_polls": {"outcome"},
+        "photcal_intake_feed_failures": {"reason"},
+        "photcal_intake_alerts": {"outcome"},
         "photcal_notify_events": {"outcome"},
         "photcal_notify_deliveries": {"kind", "outcome"},
     }

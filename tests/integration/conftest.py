@@ -14,7 +14,7 @@ from tools.devstack import PHOTCAL, Stack  # noqa: F401  (re-exported for tests)
 
 @pytest.fixture
 def stack(test_env) -> Iterator[Stack]:
-    port = free_port_block(6)  # the gateway and the five services' health ports
+    port = free_port_block(7)  # the gateway and the services' health ports (+1 to +6)
     s = Stack(env=test_env | {"PHOTCAL_HTTP_PORT": str(port), "PHOTCAL_UPLOAD_TIMEOUT": "30"}, port=port)
     yield s
     s.stop()

@@ -192,7 +192,7 @@ def test_a_receiver_down_for_the_first_two_attempts_still_gets_the_result(site: 
 
 
 def test_the_notify_service_answers_health_readiness_and_counts_its_deliveries(site: Stack):
-    base = f"http://127.0.0.1:{site.port + 5}"
+    base = f"http://127.0.0.1:{site.port + 6}"
     assert requests.get(base + "/healthz", timeout=10).json()["service"] == "notify"
     assert requests.get(base + "/readyz", timeout=10).json()["ready"] is True
     metrics = requests.get(base + "/metrics", timeout=10).text

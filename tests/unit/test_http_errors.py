@@ -31,3 +31,23 @@ def test_quotes_and_accents_count_as_they_are_sent():
     """JSON escapes (\\" for a quote) lengthen the body: the cut accounts for them."""
     body = cpcs_error_body('"quoted" é ' * 30, "bad_values")
     assert len(compact_json(body)) <= CPCS_BODY_LIMIT
+
+
+def test_an_error_carries_its_details_beside_the_message_on_the_json_api_only():
+    """A duplicate names the stored point as a key a client can use (the TOM plug-in does); the CPCS
+    body stays the short one its clients show."""
+    import json
+
+    from shared.contracts.errors import ErrorCode
+    from shared.errors import Conflict
+    from shared.http_errors import error_response
+
+    exc = Conflict(
+        "this datapoint is already stored (followup_id 12)",
+        code=ErrorCode.DUPLICATE_DATAPOINT,
+        details={"followup_id": 12},
+    )
+    api = json.loads(str(error_response(exc, "/api/v1/uploads").text))
+    assert api == {"message": exc.message, "status": "error", "error": "duplicate_datapoint", "followup_id": 12}
+    cpcs = json.loads(str(error_response(exc, "/upload").text))
+    assert "followup_id" not in cpcs and cpcs["error"] == "duplicate_datapoint"

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -67,13 +67,21 @@ from services.calibrate.core.choice import (
     evaluate_candidates,
 )
 from services.calibrate.core.footprint import require_target_in_frame
-from services.calibrate.core.inputs import ForcedAperture, ReferenceStars, SourceColumns
+from services.calibrate.core.inputs import ForcedAperture, NearbyDetection, ReferenceStars, SourceColumns
 from services.calibrate.core.limits import reference_completeness_inst
-from services.calibrate.core.results import CalibrationRefused, FailedCalibration, FrameCalibration, PlotData
+from services.calibrate.core.results import (
+    CalibrationRefused,
+    FailedCalibration,
+    FrameCalibration,
+    PlotData,
+    TargetMeasurement,
+)
 from services.calibrate.core.settings import FitSettings
 from services.calibrate.core.target import (
     ApertureInput,
+    TargetColour,
     counterpart_colour,
+    light_curve_colour,
     measure_forced_target,
     measure_target,
     nearest_source,
@@ -238,6 +246,7 @@ def calibrate_frame(
     observatory_filters: list[str] | None = None,
     forced_target: ForcedAperture | None = None,
     check_wcs: bool = False,
+    nearby: Sequence[NearbyDetection] = (),
 ) -> FrameCalibration:
     """Calibrate a frame's photometry and measure the transient.
 
@@ -272,6 +281,10 @@ def calibrate_frame(
         The sources' positions come from an uploaded frame's own WCS: when
         almost none matches a reference star (:func:`wcs_matches_nothing`),
         or the matches show no relation, the answer is ``wrong_wcs``.
+    nearby : sequence of NearbyDetection, optional
+        The alert's other calibrated detections near this frame in time: in
+        the chosen survey's other colour band they give the target's colour
+        (:func:`target.light_curve_colour`), before its counterpart's.
 
     Returns
     -------
@@ -403,10 +416,11 @@ def calibrate_frame(
         target_dec,
         s,
     )
-    target = (
-        measure_forced_target(forced_target, fit, target_ra, target_dec, s, known_colour=known_colour)
-        if forced_target is not None
-        else measure_target(
+
+    def measure(known: TargetColour | None) -> TargetMeasurement:
+        if forced_target is not None:
+            return measure_forced_target(forced_target, fit, target_ra, target_dec, s, known_colour=known)
+        return measure_target(
             sources,
             usable,
             limit_good,
@@ -419,9 +433,16 @@ def calibrate_frame(
             neighbour_light=evaluation.neighbour_light,
             aperture=aperture,
             crowded=evaluation.crowded,
-            known_colour=known_colour,
+            known_colour=known,
         )
-    )
+
+    target = measure(known_colour)
+    # a colour measured the same night beats a counterpart's quiescent one: the target measured once
+    # gives its instrumental magnitude, which that colour is solved with (light_curve_colour)
+    colour_bands = get_survey(best.survey).band(best.band).colour
+    measured_colour = light_curve_colour(nearby, best.survey, colour_bands, best.band, target, fit, s)
+    if measured_colour is not None:
+        target = measure(measured_colour)
     if target.detected and target.note:
         warnings.extend(n for n in target.note.split("; ") if n.startswith(WARNING_NOTES))
     target_colour = fit.median_colour if target.assumed_colour is None else target.assumed_colour

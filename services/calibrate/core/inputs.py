@@ -77,3 +77,20 @@ class ForcedAperture:
     @property
     def detected(self) -> bool:
         return self.inst_mag is not None
+
+
+@dataclass(frozen=True)
+class NearbyDetection:
+    """One of the alert's other calibrated detections near this frame in time (from its light curve).
+
+    ``survey``, ``band`` as stored (``"APASS"``, ``"B"``); ``mag``, ``mag_err`` calibrated, mag;
+    ``dt_days`` its MJD minus this frame's, days; ``label`` names it in the answer
+    (``"followup 1234 from Loiano"``).
+    """
+
+    survey: str
+    band: str
+    mag: float
+    mag_err: float
+    dt_days: float
+    label: str

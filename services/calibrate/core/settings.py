@@ -206,6 +206,17 @@ class FitSettings:
         far beyond the stars it was fitted over; dimensionless, default 1.5
         (chosen on the development set: 1, 1.5, 2, 3 gave a 95th percentile
         of 43, 33, 42, 42 mmag with every target given its counterpart).
+    lightcurve_colour_window_days : float
+        The alert's own detections in the chosen survey's other colour band
+        within this many days of the frame give the target's colour
+        (:func:`target.light_curve_colour`: an observer's B and V frames of one
+        night), in preference to a counterpart's quiescent colour, days;
+        default 0.5 (one night). 0 turns it off.
+    lightcurve_colour_drift : float
+        How fast a transient's colour may change between the two frames, mag
+        per day: the colour's error adds this times the time between them;
+        default 0.1 (a supernova's colour moves by ~0.02-0.05 mag a day, an
+        outburst's rise faster).
     """
 
     clip_sigma: float = 2.5
@@ -247,6 +258,8 @@ class FitSettings:
     counterpart_radius_arcsec: float = 0.5
     counterpart_colour_err: float = 0.15
     counterpart_max_spreads: float = 1.5
+    lightcurve_colour_window_days: float = 0.5
+    lightcurve_colour_drift: float = 0.1
 
     def __post_init__(self) -> None:
         if not self.clip_sigma > 0:

@@ -9,6 +9,7 @@ whether the alert lies in it: :mod:`footprint`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -17,7 +18,7 @@ import numpy as np
 from services.calibrate.core.aperture import ApertureCorrection, wants_aperture
 from services.calibrate.core.crowding import target_blend
 from services.calibrate.core.fitting import FitResult
-from services.calibrate.core.inputs import ForcedAperture, ReferenceStars, SourceColumns
+from services.calibrate.core.inputs import ForcedAperture, NearbyDetection, ReferenceStars, SourceColumns
 from services.calibrate.core.limits import frame_limit_inst
 from services.calibrate.core.results import TargetMeasurement
 from services.calibrate.core.settings import FitSettings
@@ -70,12 +71,13 @@ class TargetColour:
     """A colour known for the target, in the chosen band's colour index (e.g. APASS B-V).
 
     ``value`` and its 1-sigma ``err`` in mag; ``source`` says where it comes from, for the answer
-    (``"its APASS counterpart at 0.12 arcsec"``).
+    (``"its APASS counterpart at 0.12 arcsec"``), ``caveat`` what using it takes for granted.
     """
 
     value: float
     err: float
     source: str
+    caveat: str = "taken as unchanged by the event"
 
 
 def counterpart_colour(
@@ -124,6 +126,86 @@ def counterpart_colour(
         value=m_b - m_r,
         err=math.hypot(cat_err, settings.counterpart_colour_err),
         source=f"its {stars.survey} counterpart at {d:.2f} arcsec",
+    )
+
+
+def light_curve_colour(
+    nearby: Sequence[NearbyDetection],
+    survey: str,
+    colour_bands: tuple[str, str],
+    band: str,
+    target: TargetMeasurement,
+    fit: FitResult,
+    settings: FitSettings,
+) -> TargetColour | None:
+    """The target's colour from the alert's own detections near in time, in the chosen survey.
+
+    An observer who takes B and V the same night (or two observers of one alert) measures the
+    transient's colour: with this frame in ``band`` of ``survey`` and the colour index
+    ``colour_bands = (blue, red)`` (e.g. APASS B-V), the nearest detection within
+    ``settings.lightcurve_colour_window_days`` in each colour band that this frame is not gives it.
+    When this frame is one of the two, its own magnitude depends on the colour through the colour
+    term, ``m = m_inst + ZP + CT c``, so the colour is solved for (``target.inst_mag``, mag):
+
+        this frame blue:  c = (m_inst + ZP - m_red) / (1 - CT)
+        this frame red:   c = (m_blue - m_inst - ZP) / (1 + CT)
+        neither:          c = m_blue - m_red
+
+    Its 1-sigma error (mag): the detections' errors, this frame's instrumental error and its zero
+    point's at that colour, over ``|1 -+ CT|``, and ``settings.lightcurve_colour_drift`` (mag/day)
+    times the longest time between the frames, in quadrature. None: no such detections, the target
+    not detected, or no colour term fitted (a colour would change nothing).
+    """
+    window = settings.lightcurve_colour_window_days
+    if not nearby or not window > 0 or not target.detected or target.inst_mag is None or not fit.fit_colour_term:
+        return None
+    blue, red = colour_bands
+
+    def nearest(wanted: str) -> NearbyDetection | None:
+        found = [
+            d
+            for d in nearby
+            if d.survey == survey
+            and d.band == wanted
+            and abs(d.dt_days) <= window
+            and math.isfinite(d.mag)
+            and math.isfinite(d.mag_err)
+        ]
+        return min(found, key=lambda d: abs(d.dt_days)) if found else None
+
+    used: list[NearbyDetection] = []
+    zp, ct = fit.zeropoint, fit.colour_term
+    inst_err = target.inst_mag_err if target.inst_mag_err is not None else math.nan
+    if band in (blue, red):
+        other = nearest(red if band == blue else blue)
+        if other is None:
+            return None
+        used.append(other)
+        if band == blue:
+            denominator = 1.0 - ct
+            value = (target.inst_mag + zp - other.mag) / denominator
+        else:
+            denominator = 1.0 + ct
+            value = (other.mag - target.inst_mag - zp) / denominator
+        own = math.hypot(inst_err if math.isfinite(inst_err) else 0.0, fit.calibration_err(value))
+        err = math.hypot(own, other.mag_err) / abs(denominator)
+    else:
+        pair = nearest(blue), nearest(red)
+        if pair[0] is None or pair[1] is None:
+            return None
+        used.extend(pair)  # type: ignore[arg-type]
+        value = pair[0].mag - pair[1].mag
+        err = math.hypot(pair[0].mag_err, pair[1].mag_err)
+    if not math.isfinite(value):
+        return None
+    dt = max(abs(d.dt_days) for d in used)
+    err = math.hypot(err, settings.lightcurve_colour_drift * dt)
+    what = " and ".join(f"{d.survey} {d.band} {d.label} ({d.dt_days * 24:+.1f} h)" for d in used)
+    return TargetColour(
+        value=value,
+        err=err,
+        source=f"from its own light curve: {what}",
+        caveat=f"its colour taken to change by at most {settings.lightcurve_colour_drift:g} mag a day",
     )
 
 
@@ -178,7 +260,7 @@ def choose_colour(fit: FitResult, known: TargetColour | None, settings: FitSetti
     if use is not None:
         note = (
             f"the target's colour {use.value:.3f} +- {use.err:.3f} mag is {use.source} "
-            "(taken as unchanged by the event), not the calibrators' median"
+            f"({use.caveat}), not the calibrators' median"
         )
         return ColourChoice(use.value, use.err, use.source, note)
     if known is not None and fit.fit_colour_term and math.isfinite(known.value):

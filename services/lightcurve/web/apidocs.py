@@ -14,8 +14,13 @@ from pathlib import Path
 from aiohttp import web
 
 from services.lightcurve.web.common import render
+from shared.contracts.errors import ErrorCode
+from shared.contracts.messages import PUBLISHED_MESSAGES, published_schema
+from shared.errors import NotFound
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "static" / "openapi.json"
+#: documentation anyone may read, from any origin (a browser subscriber's page fetches the schemas)
+_PUBLIC = {"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"}
 
 
 @cache
@@ -41,3 +46,34 @@ async def api_docs(request: web.Request) -> web.Response:
         '<a href="/api/v1/openapi.json">the document</a>.</p></noscript>'
     )
     return await render(request, "API", content, scripts=("/static/apidocs.js",), styles=("/static/apidocs.css",))
+
+
+def _schema_index() -> dict:
+    return {
+        "schemas": [
+            {
+                "subject": subject,
+                "model": model.__name__,
+                "stream": stream,
+                "schema_url": f"/api/v1/schemas/{subject}.json",
+            }
+            for subject, (model, stream) in PUBLISHED_MESSAGES.items()
+        ]
+    }
+
+
+async def api_schemas(request: web.Request) -> web.Response:
+    """GET /api/v1/schemas: the messages outside programs may subscribe to, each with its schema's URL."""
+    return web.json_response(_schema_index(), headers=_PUBLIC)
+
+
+async def api_schema(request: web.Request) -> web.Response:
+    """GET /api/v1/schemas/{subject}.json: that message's JSON Schema (2020-12), from its pydantic model."""
+    name = request.match_info["name"]
+    if name not in PUBLISHED_MESSAGES:
+        known = ", ".join(f"{s}.json" for s in PUBLISHED_MESSAGES)
+        raise NotFound(
+            f"no message schema {name[:100]!r}: the schemas are {known} (GET /api/v1/schemas lists them)",
+            code=ErrorCode.UNKNOWN_SCHEMA,
+        )
+    return web.json_response(published_schema(name), content_type="application/schema+json", headers=_PUBLIC)
