@@ -9,6 +9,7 @@ from aiohttp import web as aiohttp_web
 from services.lightcurve import cpcs, handlers, summary, web
 from services.lightcurve.settings import LightcurveSettings
 from services.lightcurve.web import apidocs
+from services.lightcurve.web.errors import html_error_pages
 from shared import session
 from shared.contracts import routes
 from shared.http_errors import json_errors
@@ -26,7 +27,9 @@ def spec(settings: LightcurveSettings) -> ServiceSpec:
         rt.app[handlers.LIGHTCURVES] = summary.LightcurveCache()
         add_routes(rt.app.router)
 
-    return ServiceSpec("lightcurve", settings, settings.port, setup, uses_nats=False, middlewares=[json_errors])
+    return ServiceSpec(
+        "lightcurve", settings, settings.port, setup, uses_nats=False, middlewares=[json_errors, html_error_pages]
+    )
 
 
 #: this service's rows of the route table (shared/contracts/routes.py), by handler name
