@@ -61,7 +61,10 @@ class RequestTimeout(PhotcalError):
 
 #: the CPCS-style pages (shared/cpcs_http.py, the upload's HTML answer): no script at all; styled by the site's
 #: stylesheet (shared/webframe.py), no inline style
-HTML_CSP = "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+HTML_CSP = (
+    "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 HTML_HEADERS = {
     "Content-Security-Policy": HTML_CSP,
     "X-Frame-Options": "DENY",

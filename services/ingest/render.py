@@ -144,8 +144,8 @@ def render_result_html(result: CalibrationResult, warnings: Sequence[str] = ()) 
     table = "\n".join(f"<tr><th>{escape(k)}</th><td>{escape(_text(v))}</td></tr>" for k, v in rows)
     notes = "".join(f'<p class="warning">{escape(_text(w))}</p>' for w in warnings or ())
     cutout = _plot_link(result.cutout_link, "the frame around the target, aperture drawn")
-    kind = "ok" if ok else "error"
-    content = f"""<p class="message msg {kind}" role="{"status" if ok else "alert"}" id="msg-{kind}">{escape(_text(result.message))}</p>
+    kind, role = ("ok", "status") if ok else ("error", "alert")
+    content = f"""<p class="message msg {kind}" role="{role}" id="msg-{kind}">{escape(_text(result.message))}</p>
 {notes}<table class="kv" id="result-table">{table}</table>
 {_datapoint_link(result.followup_id)}{_plot_link(result.image_link)}{cutout}
 <p><a href="/upload">Upload another</a> · <a href="/uploads">my uploads</a></p>"""

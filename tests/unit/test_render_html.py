@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.ingest.render import render_result_html
-from shared.webframe import NAV_ITEMS
 from shared.contracts.messages import CalibrationResult
+from shared.webframe import NAV_ITEMS
 
 HOSTILE = [
     "<script>alert(1)</script>",
