@@ -53,6 +53,8 @@ HANDLERS: dict[str, routes.Handler | Path] = {
     "lightcurve_page": web.lightcurve_page,
     "datapoint_page": web.datapoint_page,
     "uploads_page": web.uploads_page,
+    "observatories_page": web.observatories_page,
+    "observatory_page": web.observatory_page,
     "new_event_page": web.new_event_page,
     "new_event": web.new_event,
     "static": STATIC,
