@@ -26,15 +26,17 @@ def _event_form(values: dict, errors: list[str], info: str = "", csrf: str | Non
 <form method="post" action="/events/new" class="card" id="event-form">
 <input type="hidden" name="csrf" value="{attr(csrf)}">
 <div class="grid">
-<label for="ivorn">ivorn</label><input type="text" id="ivorn" name="ivorn" required size="50" """
+<label for="ivorn">ivorn</label><input type="text" id="ivorn" name="ivorn" required """
         f"""value="{attr(values.get("ivorn"))}" placeholder="ivo://authority/path#name">
 <label for="name">Name (optional)</label><input type="text" id="name" name="name" maxlength="100" """
         f"""value="{attr(values.get("name"))}" placeholder="Gaia21eeo">
-<label for="ra">RA (decimal °, 0 ≤ RA &lt; 360)</label><input type="text" id="ra" name="ra" required """
-        f"""inputmode="decimal" value="{attr(values.get("ra"))}">
-<label for="dec">Dec (decimal °, −90 … 90)</label><input type="text" id="dec" name="dec" required """
-        f"""inputmode="decimal" value="{attr(values.get("dec"))}">
-<label for="url">URL</label><input type="url" id="url" name="url" size="50" value="{attr(values.get("url"))}" """
+<label for="ra">RA (° or h:m:s)</label><input type="text" id="ra" name="ra" required """
+        f"""value="{attr(values.get("ra"))}" placeholder="188.73625 or 12:34:56.7" aria-describedby="pos-hint">
+<label for="dec">Dec (° or d:m:s)</label><input type="text" id="dec" name="dec" required """
+        f"""value="{attr(values.get("dec"))}" placeholder="-12.58222 or -12:34:56" aria-describedby="pos-hint">
+<span class="spacer"></span><small id="pos-hint">decimal degrees (0 ≤ RA &lt; 360, −90 ≤ Dec ≤ 90) or sexagesimal: """
+        f"""RA in hours, Dec in degrees</small>
+<label for="url">URL</label><input type="url" id="url" name="url" value="{attr(values.get("url"))}" """
         """placeholder="https://...">
 </div>
 <button type="submit" id="event-submit">Add the event</button>
