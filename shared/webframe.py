@@ -44,7 +44,7 @@ def frame(
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)} · photcal</title>
-<link rel="stylesheet" href="/static/app.css">{head_extra}
+<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/app.css">{head_extra}
 </head><body>
 <a href="#main" class="skip">Skip to the content</a>
 <header><a href="/" class="brand">photcal</a><nav aria-label="site">{nav}</nav><div class="user">{who}</div></header>
