@@ -21,6 +21,9 @@ NAV_ITEMS: tuple[tuple[str, str, str], ...] = (
 )
 
 LOGGED_OUT = '<a href="/login" id="login-link">log in</a>'
+#: the header's right side on pages drawn where the login is not read (the gateway's answers and errors): the
+#: observatory's own pages, which ask for the login if need be
+UNKNOWN_VISITOR = '<a href="/uploads" id="my-uploads">my uploads</a>'
 
 
 def _attr(value: object) -> str:
@@ -31,7 +34,7 @@ def frame(
     title: str,
     content: str,
     *,
-    who: str = LOGGED_OUT,
+    who: str = UNKNOWN_VISITOR,
     active: str = "",
     head_extra: str = "",
 ) -> str:
@@ -80,7 +83,7 @@ def error_title(status: int) -> str:
     return ERROR_TITLES.get(status, "Something went wrong" if status >= 500 else "Refused")
 
 
-def error_page(message: str, code: str, status: int, *, who: str = LOGGED_OUT) -> str:
+def error_page(message: str, code: str, status: int, *, who: str = UNKNOWN_VISITOR) -> str:
     return frame(error_title(status), error_content(message, code, status), who=who)
 
 

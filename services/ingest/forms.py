@@ -15,7 +15,6 @@ from shared.errors import BadInput
 from shared.frames import FrameHeader, merge_form
 from shared.validation import clean_comment, validate_ivorn
 
-
 #: an event's name given for its ivorn: a letter first, then letters, digits and _ . + - (Gaia23sim, AT2021yjn)
 _BARE_NAME = re.compile(r"\A[A-Za-z][A-Za-z0-9_.+\-]{1,99}\Z")
 
@@ -50,9 +49,7 @@ class UploadForm(BaseModel):
         try:
             return validate_ivorn(value)
         except ValueError:
-            raise ValueError(
-                "an event id is its ivorn (ivo://gaia/alerts#Gaia21eeo) or its name (Gaia21eeo)"
-            ) from None
+            raise ValueError("an event id is its ivorn (ivo://gaia/alerts#Gaia21eeo) or its name (Gaia21eeo)") from None
 
     @field_validator("comment")
     @classmethod

@@ -389,7 +389,7 @@ async def get_datapoint_doc(db: Database, followup_id: int) -> dict[str, Any] | 
 
 #: what the observatory page draws of each of its datapoints: when, in which band, the calibration's zero
 #: point and limiting magnitude
-CALIBRATION_FIELDS = {
+OBSERVATORY_PAGE_FIELDS = {
     "_id": 0,
     "followup_id": 1,
     "upload_id": 1,
@@ -405,8 +405,8 @@ CALIBRATION_FIELDS = {
 
 async def calibrations_of_observatory(db: Database, observatory_id: str, limit: int = 20_000) -> list[dict[str, Any]]:
     """The live datapoints of an observatory with their calibration's zero point and limit
-    (:data:`CALIBRATION_FIELDS`), by MJD; at most ``limit``, the newest."""
+    (:data:`OBSERVATORY_PAGE_FIELDS`), by MJD; at most ``limit``, the newest."""
     query = {"observatory_id": observatory_id, "deleted": False}
-    docs = [d async for d in db.datapoints.find(query, CALIBRATION_FIELDS).sort("followup_id", -1).limit(limit)]
+    docs = [d async for d in db.datapoints.find(query, OBSERVATORY_PAGE_FIELDS).sort("followup_id", -1).limit(limit)]
     docs.sort(key=lambda d: d.get("mjd") or 0.0)
     return docs

@@ -82,7 +82,9 @@ def screen(request, chromium, web) -> Iterator:
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on(
         "console",
-        lambda m: problems.append(f"console {m.type}: {m.text} ({m.location.get('url')})") if m.type == "error" else None,
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text} ({m.location.get('url')})") if m.type == "error" else None
+        ),
     )
 
     def refuse(dialog) -> None:
@@ -91,12 +93,12 @@ def screen(request, chromium, web) -> Iterator:
 
     page.on("dialog", refuse)
     page.set_default_timeout(30_000)
-    page.width = width  # type: ignore[attr-defined]
+    page.width = width
     #: console errors a test provokes on purpose (e.g. the 409 of a duplicate upload the page shows)
-    page.expected_errors = []  # type: ignore[attr-defined]
+    page.expected_errors = []
     yield page
     context.close()
-    unexpected = [p for p in problems if not any(e in p for e in page.expected_errors)]  # type: ignore[attr-defined]
+    unexpected = [p for p in problems if not any(e in p for e in page.expected_errors)]
     assert not unexpected, unexpected
 
 
@@ -122,9 +124,7 @@ def _stored_ids(data) -> tuple[int, int]:
 # -- the upload form ----------------------------------------------------------------------------------------
 
 
-def test_upload_form_offers_events_with_data_searches_takes_a_bare_name_and_shows_duplicates_whole(
-    screen, web, data
-):
+def test_upload_form_offers_events_with_data_searches_takes_a_bare_name_and_shows_duplicates_whole(screen, web, data):
     page = screen
     login(page, web.hashtag)
     # before typing: the events with data are offered (the event has two points; the far one none)
@@ -179,7 +179,7 @@ def test_upload_form_offers_events_with_data_searches_takes_a_bare_name_and_show
 def test_without_javascript_the_answer_and_its_error_are_site_pages(chromium, web, data):
     context = chromium.new_context(base_url=web.url, java_script_enabled=False, viewport={"width": 390, "height": 860})
     page = context.new_page()
-    page.width = 390  # type: ignore[attr-defined]
+    page.width = 390
     try:
         login(page, web.hashtag)
         assert page.get_attribute("#upload-form", "action") == "/api/v1/uploads"
@@ -297,7 +297,13 @@ def test_no_page_scrolls_sideways(screen, web, data):
         page.goto(path)
         _look(page, "page" + path.replace("/", "_").replace("?", "_").replace("=", "_"))
     login(page, web.hashtag, "/uploads")
-    for path in ("/uploads", "/upload", "/events/new", "/followup?mine=1", f"/observatories/{quote('Web Observatory')}"):
+    for path in (
+        "/uploads",
+        "/upload",
+        "/events/new",
+        "/followup?mine=1",
+        f"/observatories/{quote('Web Observatory')}",
+    ):
         page.goto(path)
         _look(page, "page_logged_in" + path.replace("/", "_").replace("?", "_").replace("=", "_").replace("%", "_"))
 

@@ -112,7 +112,7 @@ def _candidates_table(c: CalibrationRecord) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in heads)
     return (
         f'<div class="table-wrap"><table class="list" id="dp-candidates"><thead><tr>{head}</tr></thead>'
-        f'<tbody>{"".join(rows)}</tbody></table></div>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
@@ -180,7 +180,7 @@ def _history(d: DatapointDetail) -> str:
     note = "" if d.history else "<p>No recalibration has replaced this datapoint's calibration.</p>"
     return (
         f'{note}<div class="table-wrap"><table class="list" id="dp-history"><thead><tr>{head}</tr></thead>'
-        f'<tbody>{"".join(rows)}</tbody></table></div>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

@@ -69,7 +69,7 @@ def _month(when) -> str | None:
 
 def _months_between(first: str, last: str) -> list[str]:
     year, month = map(int, first.split("-"))
-    out = []
+    out: list[str] = []
     while f"{year:04d}-{month:02d}" <= last and len(out) < 600:
         out.append(f"{year:04d}-{month:02d}")
         month += 1
@@ -130,8 +130,7 @@ def calibration_charts(points: list[dict], zeropoints: dict[str, float]) -> tupl
         x_label="MJD",
         y_label="limiting magnitude",
         title="Limiting magnitude of each stored calibration against time, per filter (deeper is up)",
-        chart_id="limit-chart",
-        invert_y=True,
+        chart_id="limit-chart",  # a fainter limit is a deeper frame: up, as the number grows
     )
     return zp_chart, lim_chart
 
