@@ -74,7 +74,8 @@ With <b>dry run</b> on, nothing is stored.</p>
 <small id="EventID-hint">type a name, TNS name or ivorn: the events with data are offered first</small></span>
 <label for="MJD">MJD (mid-exposure)</label><input type="number" id="MJD" name="MJD" step="any" min="0" max="100000" """
         """placeholder="60000.12345" aria-describedby="MJD-hint">
-<span class="spacer"></span><small id="MJD-hint">needed with a catalogue; with a FITS frame, empty takes the header's</small>
+<span class="spacer"></span><small id="MJD-hint">needed with a catalogue; with a FITS frame, empty takes the """
+        """header's</small>
 <label for="expTime">Exposure (s)</label><input type="number" id="expTime" name="expTime" step="any" min="0">
 <label for="matchDist">Match distance (arcsec)</label><input type="number" id="matchDist" name="matchDist" """
         f"""step="any" min="0.1" max="60" value="2">
