@@ -17,7 +17,6 @@ from pydantic import BaseModel, ValidationError, field_validator
 from pymongo.errors import PyMongoError
 
 from shared.contracts.errors import ErrorCode
-from shared.coords import parse_dec, parse_ra
 from shared.db import Database
 from shared.db.alerts import Alert, register_alert
 from shared.db.client import unavailable
@@ -35,29 +34,22 @@ REQUIRED = ("ivorn", "ra", "dec")
 
 
 def _degrees(value: Any, label: str, low: float, high: float, *, high_open: bool) -> float:
-    """Degrees from a number or its text: decimal degrees (a decimal comma too: what observers type) or
-    sexagesimal (RA in hours, ``12:34:56.7``; Dec in degrees, ``-12:34:56``), as catalogues and alert pages
-    give them."""
+    """Decimal degrees from a number or its text (a decimal comma too: what observers type)."""
     bound = f"{low:g} ≤ {label} < {high:g}" if high_open else f"{low:g} ≤ {label} ≤ {high:g}"
-    example = "12:34:56.7 (hours)" if label == "RA" else "-12:34:56"
-    complaint = f"{label} is decimal degrees or sexagesimal such as {example}, {bound}"
+    complaint = f"{label} is decimal degrees, {bound}"
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(complaint)
     try:
         number = float(value.replace(",", ".").strip()) if isinstance(value, str) else float(value)
     except (ValueError, OverflowError):
-        parsed = (parse_ra if label == "RA" else parse_dec)(value) if isinstance(value, str) else None
-        if parsed is None:
-            raise ValueError(complaint) from None
-        number = parsed
+        raise ValueError(complaint) from None
     if not (math.isfinite(number) and low <= number and (number < high if high_open else number <= high)):
         raise ValueError(complaint)
     return number
 
 
 class EventFields(BaseModel):
-    """A new event as an observer gives it: ivorn, position (decimal degrees or sexagesimal), optional web page and
-    name."""
+    """A new event as an observer gives it: ivorn, position (decimal degrees), optional web page and name."""
 
     ivorn: str
     #: right ascension, decimal degrees, 0 ≤ RA < 360

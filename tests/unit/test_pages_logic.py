@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.lightcurve import summary
+from services.lightcurve.web.events import POSITION_RULES, _in_degrees
 from services.lightcurve.web.svgchart import Series, nice_ticks, scatter
 from shared.coords import parse_cone, parse_dec, parse_ra, separation_deg
 from shared.usecases.events import event_fields
@@ -51,11 +52,12 @@ def test_separation_across_ra_zero():
     assert separation_deg(359.99, 0.0, 0.01, 0.0) == pytest.approx(0.02)
 
 
-def test_the_new_event_form_takes_sexagesimal_and_says_what_it_takes_otherwise():
-    fields, problems = event_fields({"ivorn": "ivo://x/y#z", "ra": "12:34:56.7", "dec": "-12:34:56"})
+def test_the_new_event_form_reads_sexagesimal_and_leaves_the_rest_to_the_use_case():
+    fields, problems = event_fields(_in_degrees({"ivorn": "ivo://x/y#z", "ra": "12:34:56.7", "dec": "-12:34:56"}))
     assert fields is not None and fields.ra == pytest.approx(188.73625) and not problems
-    _, problems = event_fields({"ivorn": "ivo://x/y#z", "ra": "12:34:99", "dec": "-12:34:56"})
-    assert problems[0].field == "ra" and "sexagesimal" in problems[0].reason and "0 ≤ RA < 360" in problems[0].reason
+    assert fields.dec == pytest.approx(-12.582222, abs=1e-6)
+    _, problems = event_fields(_in_degrees({"ivorn": "ivo://x/y#z", "ra": "12:34:99", "dec": "-12:34:56"}))
+    assert [p.field for p in problems] == ["ra"] and "sexagesimal" in POSITION_RULES["ra"]
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from services.lightcurve.web.common import (
     render,
 )
 from shared.contracts.errors import ErrorCode
+from shared.coords import parse_dec, parse_ra
 from shared.errors import BackendUnavailable, PhotcalError
 from shared.usecases.events import add_event, event_fields
 
@@ -46,6 +47,24 @@ def _event_form(values: dict, errors: list[str], info: str = "", csrf: str | Non
     )
 
 
+#: what the form says of a position it cannot read (the form takes sexagesimal too, the API decimal degrees)
+POSITION_RULES = {
+    "ra": "RA is decimal degrees (0 ≤ RA < 360) or sexagesimal hours such as 12:34:56.7",
+    "dec": "Dec is decimal degrees (−90 ≤ Dec ≤ 90) or sexagesimal degrees such as -12:34:56",
+}
+
+
+def _in_degrees(values: dict[str, str]) -> dict[str, str]:
+    """The form's position in decimal degrees when typed sexagesimal (``12:34:56.7 -12:34:56``, as alert pages
+    and catalogues give it); what neither notation reads is left for the use case to refuse."""
+    out = dict(values)
+    for key, parse in (("ra", parse_ra), ("dec", parse_dec)):
+        degrees = parse(values.get(key, "")) if values.get(key) else None
+        if degrees is not None:
+            out[key] = repr(degrees)
+    return out
+
+
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + "."
 
@@ -65,8 +84,8 @@ async def new_event(request: web.Request) -> web.Response:
     errors: list[str] = []
     if not csrf_ok(request, form):
         errors.append("The form has expired: reload the page and try again.")
-    fields, problems = event_fields(values)
-    errors += [_sentence(p.reason) for p in problems]
+    fields, problems = event_fields(_in_degrees(values))
+    errors += [_sentence(POSITION_RULES.get(p.field, p.reason)) for p in problems]
     status = 400
     exists = False
     if fields is not None and not errors:
