@@ -19,7 +19,7 @@ from services.lightcurve.pages import (
     query_href,
 )
 from services.lightcurve.web.common import MAX_PER_PAGE, PER_PAGE, clamped_int, current_user, render
-from shared.coords import parse_cone
+from shared.coords import DEFAULT_CONE_RADIUS_DEG, parse_cone
 
 COLUMN_TITLES = {
     "name": "Name",
@@ -154,7 +154,7 @@ async def alerts_page(request: web.Request) -> web.Response:
 <button type="submit" id="alert-search-submit">Search</button>
 </form>
 <p class="hint" id="q-hint">A position finds the alerts in a cone: <code>12:34:56.7 -12:34:56</code> or
-<code>188.736 -12.582 0.1</code> (RA Dec, then the radius in degrees; {summary_default_radius()}° if none).</p>"""
+<code>188.736 -12.582 0.1</code> (RA Dec, then the radius in degrees; {DEFAULT_CONE_RADIUS_DEG:g}° if none).</p>"""
     pager = pages.pager("/alerts", params, page_no, n_pages, total, "alerts")
     table = (
         f'<div class="table-wrap"><table class="list" id="alerts-table"><thead><tr>'
@@ -165,9 +165,3 @@ async def alerts_page(request: web.Request) -> web.Response:
     return await render(
         request, title, search + notes + pager + table + pager, active="with_data" if with_data else "alerts"
     )
-
-
-def summary_default_radius() -> str:
-    from shared.coords import DEFAULT_CONE_RADIUS_DEG
-
-    return f"{DEFAULT_CONE_RADIUS_DEG:g}"
