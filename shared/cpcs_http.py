@@ -12,11 +12,13 @@ characters) from the services' error middleware, or a small HTML page.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable
 from html import escape
 
 from aiohttp import web
 
+from shared import webframe
 from shared.contracts.errors import ErrorCode
 from shared.errors import BadInput, PhotcalError, RateLimited
 
@@ -66,13 +68,8 @@ def wants_html(request: web.Request, params: dict[str, str], default: bool | Non
 
 
 def page(title: str, content: str) -> str:
-    return (
-        f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(title)} · photcal</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid """
-        f"""#ccc;padding:2px 6px}}</style>
-</head><body><h1>{escape(title)}</h1>{content}</body></html>"""
-    )
+    """A CPCS HTML answer in the site's frame (shared/webframe.py): its styling and navigation."""
+    return webframe.frame(title, content)
 
 
 def html_response(title: str, content: str, status: int = 200) -> web.Response:
@@ -80,12 +77,29 @@ def html_response(title: str, content: str, status: int = 200) -> web.Response:
 
 
 def error_page(exc: PhotcalError) -> web.Response:
-    content = f'<p class="message">{escape(exc.message)}</p><p class="error">error: {escape(exc.code)}</p>'
+    """The whole message, its code and ways on, in the site's frame (``class="message"`` kept for scripts)."""
+    content = (
+        f'<p class="message msg error" role="alert" id="msg-error">{escape(exc.message)}</p>'
+        f'<p class="error hint">error: <code id="error-code">{escape(exc.code)}</code></p>'
+        + _datapoint_of(exc.message)
+        + '<p><a href="/upload">Back to the upload form</a> · <a href="/uploads">my uploads</a></p>'
+    )
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
     response = html_response("Error", content, exc.http_status)
     if headers:
         response.headers.update(headers)
     return response
+
+
+_STORED_ID = re.compile(r"\(followup_id (\d{1,12})\)")
+
+
+def _datapoint_of(message: str) -> str:
+    """A duplicate's message names the stored datapoint: link its page."""
+    found = _STORED_ID.search(message)
+    if not found:
+        return ""
+    return f'<p><a href="/datapoints/{found[1]}" id="datapoint-link">the stored datapoint {found[1]}</a></p>'
 
 
 def html_errors(handler: Handler) -> Handler:

@@ -6,6 +6,7 @@ import json
 
 from aiohttp import web
 
+from shared import webframe
 from shared.contracts.errors import ErrorCode
 from shared.errors import PhotcalError, RateLimited
 from shared.logging import get_logger
@@ -78,17 +79,37 @@ def error_response(exc: PhotcalError, path: str = "/api/") -> web.Response:
     return web.json_response(body, status=exc.http_status, headers=headers, dumps=compact_json)
 
 
+def error_page_response(message: str, code: str, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    """An error as a page of the site (shared/webframe.py): what a browser on an HTML route is shown."""
+    return web.Response(
+        text=webframe.error_page(message, code, status),
+        content_type="text/html",
+        status=status,
+        headers=(headers or {}) | {"Cache-Control": "no-store"},
+    )
+
+
+#: an unknown path asked by a browser: where to go instead of "see the README"
+_PAGE_MESSAGES = {404: "There is no page at this address: the links below lead to the site's pages."}
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler):
+    """Every error as JSON with a stable code; on an HTML route asked by a browser, as a page of the site."""
     try:
         return await handler(request)
     except PhotcalError as exc:
         log.info("request_refused", path=request.path, status=exc.http_status, error=exc.code)
+        if webframe.wants_page(request.path, request.headers.get("Accept", "")):
+            headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+            return error_page_response(exc.message, exc.code, exc.http_status, headers)
         return error_response(exc, request.path)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
         code, message = _HTTP_CODES.get(exc.status, (ErrorCode.HTTP_ERROR, exc.reason))
+        if webframe.wants_page(request.path, request.headers.get("Accept", "")):
+            return error_page_response(_PAGE_MESSAGES.get(exc.status, message), code, exc.status)
         body = {"message": message, "status": "error", "error": code}
         return web.json_response(body, status=exc.status, dumps=compact_json)
     except ConnectionError:

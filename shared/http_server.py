@@ -22,9 +22,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import re
 import time
 from collections import Counter
 
@@ -32,7 +29,6 @@ from aiohttp import web
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.errors import ErrorCode
-from shared.cpcs_http import page
 from shared.errors import PhotcalError
 from shared.logging import get_logger
 
@@ -63,14 +59,11 @@ class RequestTimeout(PhotcalError):
 
 # -- headers ------------------------------------------------------------------------------------------------
 
-_STYLE_MATCH = re.search(r"<style>(.*?)</style>", page("", ""), re.S)
-assert _STYLE_MATCH is not None, "shared.html.page() has lost its inline <style>"
-_STYLE = _STYLE_MATCH.group(1)
-#: the CPCS-style pages (shared/cpcs_http.py, the upload's HTML answer): no script at all, their one inline style
+#: the CPCS-style pages (shared/cpcs_http.py, the upload's HTML answer): no script at all; styled by the site's
+#: stylesheet (shared/webframe.py), no inline style
 HTML_CSP = (
-    "default-src 'none'; img-src 'self' data:; "
-    f"style-src 'self' 'sha256-{base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()}'; "
-    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
 )
 HTML_HEADERS = {
     "Content-Security-Policy": HTML_CSP,

@@ -7,6 +7,7 @@ or MongoDB; this module does the I/O around it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 import uuid
@@ -24,7 +25,7 @@ from services.calibrate.core.api import FrameCalibration, calibrate_frame
 from services.calibrate.core.inputs import ForcedAperture, NearbyDetection
 from services.calibrate.core.results import CalibrationRefused
 from services.calibrate.core.settings import FitSettings
-from services.calibrate.plot import render_failure_plot, render_plot
+from services.calibrate.plot import plot_heading, render_failure_plot, render_plot
 from services.calibrate.settings import CalibrateSettings
 from shared.arrays import SourceTable
 from shared.bands import ForcedBand, parse_force_filter
@@ -91,7 +92,7 @@ class Pipeline:
         result.provenance = _provenance(upload, stages)
         if not upload.no_plot:
             with stages.time("plot"):
-                result.image_link = await self._store_plot(upload.upload_id, cal)
+                result.image_link = await self._store_plot(upload, cal)
             if upload.forced_target is not None and upload.forced_target.cutout_object:
                 # drawn by the photometry service, which had the pixels; served beside the plot
                 result.cutout_link = f"{self.settings.base_url}/plots/{upload.forced_target.cutout_object}"
@@ -126,7 +127,9 @@ class Pipeline:
             result.provenance = _provenance(upload, stages)
             if not upload.no_plot:
                 with stages.time("plot"):
-                    png = await asyncio.to_thread(render_failure_plot, exc.best, exc.code, exc.message)
+                    png = await asyncio.to_thread(
+                        render_failure_plot, exc.best, exc.code, exc.message, _heading(upload)
+                    )
                     result.image_link = await self._put_plot(upload.upload_id, png)
         result.duration_ms = stages.durations
         return result
@@ -188,10 +191,10 @@ class Pipeline:
         obj = await store.get(upload.upload_id)
         return SourceTable.model_validate_json(obj.data)
 
-    async def _store_plot(self, upload_id: str, cal: FrameCalibration) -> str:
-        png = await asyncio.to_thread(render_plot, cal)
+    async def _store_plot(self, upload: UploadRequested, cal: FrameCalibration) -> str:
+        png = await asyncio.to_thread(functools.partial(render_plot, cal, heading=_heading(upload)))
         assert png is not None  # no path given: the bytes
-        return await self._put_plot(upload_id, png)
+        return await self._put_plot(upload.upload_id, png)
 
     async def _put_plot(self, upload_id: str, png: bytes) -> str:
         store = await ensure_object_store(self.js, OBJECT_BUCKET_PLOTS, self.settings.nats_replicas)
@@ -356,3 +359,8 @@ def _sources_record(upload: UploadRequested, sources: SourceTable) -> dict:
 
 def new_upload_id() -> str:
     return uuid.uuid4().hex
+
+
+def _heading(upload: UploadRequested) -> str:
+    """The plot's first title line: the event's name, the observatory, the MJD."""
+    return plot_heading(upload.alert_name or upload.ivorn.rsplit("#", 1)[-1], upload.observatory_name, upload.mjd)

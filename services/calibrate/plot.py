@@ -31,12 +31,24 @@ _CLIPPED = dict(s=16, marker="x", c="#d62728", lw=1.0, label="clipped")
 _BRIGHT = dict(s=16, marker="^", facecolors="none", edgecolors="#ff7f0e", lw=0.8, label="bright end cut")
 _UNFITTED = dict(s=12, c="#7f7f7f", lw=0, label="not fitted")
 #: a failure's title: the reason, wrapped to the figure's width (characters per line, at most this many lines)
-_REASON_WIDTH, _REASON_LINES = 150, 3
+_REASON_WIDTH, _REASON_LINES = 190, 3
+#: the figure: 15.5 x 6.6 in at 90 dpi, 1395 x 594 px (issue 21: 990 x 342 was too small to read on a page)
+WIDTH_IN, HEIGHT_IN, DPI = 15.5, 6.6, 90
+#: the calibration stars' error bars (reference and instrumental, 1 sigma)
+_ERRORS = dict(fmt="none", ecolor="#9ab8d8", elinewidth=0.6, capsize=0, zorder=1)
 
 
-def _three_panels(height: float):
-    """The plot's figure (11 in wide, ``height`` in) and its three panels, the last two sharing y."""
-    fig = Figure(figsize=(11.0, height), dpi=90)
+def plot_heading(event: str | None, observatory: str | None, mjd: float | None) -> str:
+    """The title's first line: which event, by which observatory, when (MJD, 5 decimals: about a second)."""
+    parts = [event or "unknown event", observatory or "unknown observatory"]
+    if mjd is not None and np.isfinite(mjd):
+        parts.append(f"MJD {mjd:.5f}")
+    return " · ".join(parts)
+
+
+def _three_panels(height: float = HEIGHT_IN):
+    """The plot's figure (:data:`WIDTH_IN` wide, ``height`` in) and its three panels, the last two sharing y."""
+    fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
     FigureCanvasAgg(fig)
     ax1 = fig.add_subplot(1, 3, 1)
     ax2 = fig.add_subplot(1, 3, 2)
@@ -46,6 +58,17 @@ def _three_panels(height: float):
     ax1.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
     ax2.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=_STEPS))
     return fig, (ax1, ax2, ax3)
+
+
+def _error_bars(ax, x, y, xerr, yerr, cal: FrameCalibration | FailedCalibration) -> None:
+    """1-sigma bars of the stars the fit saw (used and clipped), drawn under their markers."""
+    p = cal.plot
+    shown = p.used | p.clipped
+    if not shown.any():
+        return
+    xe = None if xerr is None else np.nan_to_num(np.asarray(xerr, dtype=float)[shown], nan=0.0)
+    ye = np.nan_to_num(np.asarray(yerr, dtype=float)[shown], nan=0.0)
+    ax.errorbar(x[shown], y[shown], xerr=xe, yerr=ye, **_ERRORS)
 
 
 def _scatter_sets(ax, x: np.ndarray, y: np.ndarray, cal: FrameCalibration | FailedCalibration) -> None:
@@ -61,8 +84,9 @@ def _scatter_sets(ax, x: np.ndarray, y: np.ndarray, cal: FrameCalibration | Fail
         ax.scatter(x[p.bright], y[p.bright], **_BRIGHT)
 
 
-def build_figure(cal: FrameCalibration) -> Figure:
-    """The three-panel figure of a calibration.
+def build_figure(cal: FrameCalibration, heading: str | None = None) -> Figure:
+    """The three-panel figure of a calibration; ``heading`` (:func:`plot_heading`: event, observatory, MJD)
+    is the title's first line.
 
     Panel 1: reference magnitude minus ``CT * colour`` against instrumental
     magnitude, with the fitted line ``y = x + ZP``, clipped and bright-cut
@@ -71,9 +95,11 @@ def build_figure(cal: FrameCalibration) -> Figure:
     reference magnitude.
     """
     p = cal.plot
-    fig, (ax1, ax2, ax3) = _three_panels(height=3.8)
+    fig, (ax1, ax2, ax3) = _three_panels()
 
     y_corr = p.ref_mag - cal.colour_term * p.colour
+    total_err = np.hypot(p.ref_err, p.inst_err)  # a residual's error: both magnitudes'
+    _error_bars(ax1, p.inst_mag, y_corr, p.inst_err, p.ref_err, cal)
     _scatter_sets(ax1, p.inst_mag, y_corr, cal)
     xs = [float(np.nanmin(p.inst_mag)), float(np.nanmax(p.inst_mag))] if len(p.inst_mag) else [0.0, 1.0]
     t = cal.target
@@ -95,17 +121,27 @@ def build_figure(cal: FrameCalibration) -> Figure:
             label=f"target {t.mag:.2f}",
         )
     if t.inst_limit_mag is not None and t.limit_mag is not None:
-        ax1.axvline(t.inst_limit_mag, ls="--", c="#7f7f7f", lw=0.8)
         kind = "50% completeness" if t.limit_method == "completeness" else "5σ"
-        label = f"{kind} limit {t.limit_mag:.2f}" if not t.detected else None
+        label = f"{kind} limit {t.limit_mag:.2f}"
+        # the line says what it is, in the legend and beside itself
+        ax1.axvline(t.inst_limit_mag, ls="--", c="#7f7f7f", lw=0.8, label=label)
         ax1.annotate(
             "",
             xy=(t.inst_limit_mag + 0.4, t.inst_limit_mag + shift - cal.colour_term * cal.assumed_colour),
             xytext=(t.inst_limit_mag, t.inst_limit_mag + shift - cal.colour_term * cal.assumed_colour),
             arrowprops=dict(arrowstyle="->", color="#7f7f7f"),
         )
-        if label:
-            ax1.plot([], [], ls="--", c="#7f7f7f", label=label)
+        ax1.text(
+            t.inst_limit_mag,
+            0.98,
+            f" {label} ",
+            transform=ax1.get_xaxis_transform(),
+            rotation=90,
+            ha="left",
+            va="top",
+            fontsize=8,
+            color="#555555",
+        )
     ax1.set_xlabel("instrumental mag")
     ylabel = f"{cal.band} − CT·({cal.colour})" if cal.fit_colour_term else cal.band
     ax1.set_ylabel(f"{cal.survey} {ylabel}")
@@ -113,11 +149,13 @@ def build_figure(cal: FrameCalibration) -> Figure:
     ax1.invert_yaxis()
     ax1.legend(fontsize=7, loc="lower right")
 
+    _error_bars(ax2, p.colour, p.residual, None, total_err, cal)
     _scatter_sets(ax2, p.colour, p.residual, cal)
     ax2.axhline(0.0, c="k", lw=0.8)
     ax2.set_xlabel(f"{cal.colour} (mag)")
     ax2.set_ylabel("residual (mag)")
 
+    _error_bars(ax3, p.ref_mag, p.residual, p.ref_err, total_err, cal)
     _scatter_sets(ax3, p.ref_mag, p.residual, cal)
     ax3.axhline(0.0, c="k", lw=0.8)
     if len(p.residual):  # shared y axis of the two residual panels
@@ -128,12 +166,12 @@ def build_figure(cal: FrameCalibration) -> Figure:
     ax3.set_ylabel("residual (mag)")
 
     ct = f"CT={cal.colour_term:.3f}±{cal.colour_term_err:.3f}" if cal.colour_term_err is not None else "CT fixed 0"
-    fig.suptitle(
+    fit = (
         f"{cal.survey} {cal.band} ({cal.colour}): ZP={cal.zeropoint:.3f}±{cal.zeropoint_err:.3f}  {ct}  "
-        f"scatter={cal.scatter:.3f}  N={cal.npoints}/{cal.ncalibrators}",
-        fontsize=10,
+        f"scatter={cal.scatter:.3f}  N={cal.npoints}/{cal.ncalibrators}"
     )
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.13, top=0.88, wspace=0.28)
+    fig.suptitle(f"{heading}\n{fit}" if heading else fit, fontsize=11)
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.1, top=0.86 if heading else 0.9, wspace=0.22)
     return fig
 
 
@@ -161,16 +199,16 @@ def failure_title(failed: FailedCalibration, code: str, message: str) -> str:
     return "\n".join([f"CALIBRATION FAILED ({code})", *reason, f"best failing candidate: {fit}"])
 
 
-def build_failure_figure(failed: FailedCalibration, code: str, message: str) -> Figure:
+def build_failure_figure(failed: FailedCalibration, code: str, message: str, heading: str | None = None) -> Figure:
     """The plot of a refused calibration: its best failing candidate's stars (and fit, if it had one).
 
     Panel 1: reference against instrumental magnitude, with the fitted line
     ``y = x + ZP`` when there is a fit; panels 2 and 3: residuals (about the
     fit, or about the stars' median offset without one) against colour and
-    reference magnitude. The title is :func:`failure_title`.
+    reference magnitude. The title is ``heading`` (event, observatory, MJD), then :func:`failure_title`.
     """
     p: PlotData = failed.plot
-    fig, (ax1, ax2, ax3) = _three_panels(height=4.4)
+    fig, (ax1, ax2, ax3) = _three_panels(height=HEIGHT_IN + 0.4)
     y_corr = p.ref_mag - failed.colour_term * p.colour
     _scatter_sets(ax1, p.inst_mag, y_corr, failed)
     finite = p.inst_mag[np.isfinite(p.inst_mag)]
@@ -192,19 +230,25 @@ def build_failure_figure(failed: FailedCalibration, code: str, message: str) -> 
     ax3.axhline(0.0, c="k", lw=0.8)
     ax3.set_xlabel(f"{failed.survey} {failed.band} (mag)")
     ax3.set_ylabel(residual_label)
-    fig.suptitle(failure_title(failed, code, message), fontsize=9, color="#b00020")
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.12, top=0.74, wspace=0.28)
+    title = failure_title(failed, code, message)
+    fig.suptitle(f"{heading}\n{title}" if heading else title, fontsize=10, color="#b00020")
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.1, top=0.76 if heading else 0.79, wspace=0.22)
     return fig
 
 
-def render_failure_plot(failed: FailedCalibration, code: str, message: str) -> bytes:
+def render_failure_plot(failed: FailedCalibration, code: str, message: str, heading: str | None = None) -> bytes:
     """The PNG of :func:`build_failure_figure`."""
     buf = io.BytesIO()
-    build_failure_figure(failed, code, message).savefig(buf, format="png", pil_kwargs={"compress_level": 1})
+    build_failure_figure(failed, code, message, heading).savefig(buf, format="png", pil_kwargs={"compress_level": 1})
     return buf.getvalue()
 
 
-def render_plot(cal: FrameCalibration, path_or_buffer: str | os.PathLike | BinaryIO | None = None) -> bytes | None:
+def render_plot(
+    cal: FrameCalibration,
+    path_or_buffer: str | os.PathLike | BinaryIO | None = None,
+    *,
+    heading: str | None = None,
+) -> bytes | None:
     """Render the calibration plot as PNG.
 
     Parameters
@@ -212,13 +256,15 @@ def render_plot(cal: FrameCalibration, path_or_buffer: str | os.PathLike | Binar
     cal : FrameCalibration
     path_or_buffer : path or binary file object, optional
         Where to write the PNG; if None the PNG bytes are returned.
+    heading : str, optional
+        The title's first line (:func:`plot_heading`: event, observatory, MJD).
 
     Returns
     -------
     bytes or None
         The PNG if ``path_or_buffer`` is None, else None.
     """
-    fig = build_figure(cal)
+    fig = build_figure(cal, heading)
     pil_kwargs = {"compress_level": 1}
     if path_or_buffer is None:
         buf = io.BytesIO()

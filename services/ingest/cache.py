@@ -178,7 +178,8 @@ async def find_observatory(db, pepper: bytes, hashtag: str):
     return await lookup("observatory", hash_hashtag(hashtag, pepper), lambda: find_by_hashtag(db, pepper, hashtag))
 
 
-async def find_alert(db, ivorn: str):
-    from shared.db.alerts import get_alert
+async def find_alert(db, key: str):
+    """The upload's event by ivorn, or by its bare name (``Gaia23sim``: shared.db.alerts.find_alert)."""
+    from shared.db.alerts import find_alert as find
 
-    return await lookup("alert", ivorn, lambda: get_alert(db, ivorn))
+    return await lookup("alert", key, lambda: find(db, key))

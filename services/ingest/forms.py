@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
@@ -13,6 +14,9 @@ from shared.cpcs_http import parse_flag
 from shared.errors import BadInput
 from shared.frames import FrameHeader, merge_form
 from shared.validation import clean_comment, validate_ivorn
+
+#: an event's name given for its ivorn: a letter first, then letters, digits and _ . + - (Gaia23sim, AT2021yjn)
+_BARE_NAME = re.compile(r"\A[A-Za-z][A-Za-z0-9_.+\-]{1,99}\Z")
 
 
 class UploadForm(BaseModel):
@@ -41,7 +45,13 @@ class UploadForm(BaseModel):
     @field_validator("EventID")
     @classmethod
     def _ivorn(cls, value: str) -> str:
-        return validate_ivorn(value)
+        # an ivorn, or an event's bare name as the light-curve URL takes it (Gaia23sim): find_alert resolves both
+        if _BARE_NAME.match(value.strip()):
+            return value.strip()
+        try:
+            return validate_ivorn(value)
+        except ValueError:
+            raise ValueError("an event id is its ivorn (ivo://gaia/alerts#Gaia21eeo) or its name (Gaia21eeo)") from None
 
     @field_validator("comment")
     @classmethod
@@ -81,7 +91,7 @@ class UploadForm(BaseModel):
 
 
 FIELD_HINTS = {
-    "EventID": "EventID is the alert's ivorn, e.g. ivo://gaia/alerts#Gaia21eeo",
+    "EventID": "EventID is the alert's ivorn, e.g. ivo://gaia/alerts#Gaia21eeo, or its name, e.g. Gaia21eeo",
     "MJD": "MJD is the modified Julian date of the exposure, e.g. 58000.5",
     "expTime": "expTime is the exposure time in seconds",
     "matchDist": "matchDist is the matching radius in arcsec (default 2)",

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
+from shared import webframe
 from shared.contracts.messages import CalibrationResult
 
 #: shown for a value the answer does not have
@@ -143,10 +144,10 @@ def render_result_html(result: CalibrationResult, warnings: Sequence[str] = ()) 
     table = "\n".join(f"<tr><th>{escape(k)}</th><td>{escape(_text(v))}</td></tr>" for k, v in rows)
     notes = "".join(f'<p class="warning">{escape(_text(w))}</p>' for w in warnings or ())
     cutout = _plot_link(result.cutout_link, "the frame around the target, aperture drawn")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
-<body><h1>{title}</h1>
-<p class="message">{escape(_text(result.message))}</p>
-{notes}<table>{table}</table>
+    kind, role = ("ok", "status") if ok else ("error", "alert")
+    content = f"""<p class="message msg {kind}" role="{role}" id="msg-{kind}">{escape(_text(result.message))}</p>
+{notes}<table class="kv" id="result-table">{table}</table>
 {_datapoint_link(result.followup_id)}{_plot_link(result.image_link)}{cutout}
-</body></html>"""
+<p><a href="/upload">Upload another</a> · <a href="/uploads">my uploads</a></p>"""
+    # the site's frame (styling, navigation), as every page: the no-JavaScript upload lands here
+    return webframe.frame(title, content)

@@ -217,7 +217,7 @@ async def _handle_upload(request: web.Request) -> web.StreamResponse:
     duplicate = (
         None
         if form.dryRun
-        else await optional(lambda: find_duplicate(gw.db, form.EventID, observatory.observatory_id, mjd), None)
+        else await optional(lambda: find_duplicate(gw.db, alert.ivorn, observatory.observatory_id, mjd), None)
     )
     if duplicate is not None:
         raise Conflict(

@@ -9,6 +9,7 @@ from aiohttp import web as aiohttp_web
 from services.lightcurve import cpcs, handlers, summary, web
 from services.lightcurve.settings import LightcurveSettings
 from services.lightcurve.web import apidocs
+from services.lightcurve.web.errors import html_error_pages
 from shared import session
 from shared.contracts import routes
 from shared.http_errors import json_errors
@@ -26,7 +27,9 @@ def spec(settings: LightcurveSettings) -> ServiceSpec:
         rt.app[handlers.LIGHTCURVES] = summary.LightcurveCache()
         add_routes(rt.app.router)
 
-    return ServiceSpec("lightcurve", settings, settings.port, setup, uses_nats=False, middlewares=[json_errors])
+    return ServiceSpec(
+        "lightcurve", settings, settings.port, setup, uses_nats=False, middlewares=[json_errors, html_error_pages]
+    )
 
 
 #: this service's rows of the route table (shared/contracts/routes.py), by handler name
@@ -52,6 +55,8 @@ HANDLERS: dict[str, routes.Handler | Path] = {
     "lightcurve_page": web.lightcurve_page,
     "datapoint_page": web.datapoint_page,
     "uploads_page": web.uploads_page,
+    "observatories_page": web.observatories_page,
+    "observatory_page": web.observatory_page,
     "new_event_page": web.new_event_page,
     "new_event": web.new_event,
     "static": STATIC,

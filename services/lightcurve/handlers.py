@@ -186,8 +186,32 @@ async def _alert_rows(request: web.Request) -> list[dict]:
     return [summary.public(r) for r in rows if r["n_datapoints"] or not with_data]
 
 
+#: most alerts a search answers (the upload form's autocomplete asks a few)
+MAX_ALERTS_LIMIT = 10_000
+
+
 async def api_alerts(request: web.Request) -> web.Response:
-    return web.json_response(await _alert_rows(request))
+    """GET /api/v1/alerts: every alert, newest first (``?with_data=1``: only those with data); ``?q=`` a search
+    (name, ivorn or TNS name substring, or a position "RA Dec [radius]"), best matches first (a name that
+    starts so, then alerts with data); ``?limit=`` at most that many."""
+    q = request.query.get("q", "").strip()[:200]
+    limit_text = request.query.get("limit")
+    limit = None
+    if limit_text not in (None, ""):
+        try:
+            limit = int(limit_text)
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= MAX_ALERTS_LIMIT:
+            raise BadInput(f"limit is a whole number from 1 to {MAX_ALERTS_LIMIT:,}", code=ErrorCode.BAD_FIELD)
+    if not q:
+        rows = await _alert_rows(request)
+        return web.json_response(rows if limit is None else rows[:limit])
+    with_data = request.query.get("with_data") in {"1", "true"}
+    found = summary.select(await summary_rows(request), with_data=with_data, q=q, sort="name", descending=False)
+    needle = q.lower()
+    found.sort(key=lambda r: (not str(r["name"]).lower().startswith(needle), r["n_datapoints"] == 0))
+    return web.json_response([summary.public(r) for r in (found if limit is None else found[:limit])])
 
 
 async def _followup_rows(request: web.Request) -> list[dict]:

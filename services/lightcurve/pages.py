@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from html import escape
 from urllib.parse import quote, urlencode
 
+from shared import webframe
+
 #: pages run only the app's own static scripts; images are the app's own plots
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -164,42 +166,28 @@ def page(
     styles: tuple[str, ...] = (),
     active: str = "",
 ) -> str:
-    """The layout: navigation, who is logged in (with a log-out button), the content."""
-    nav_items = [
-        ("/upload", "Upload", "upload"),
-        ("/alerts", "Alerts", "alerts"),
-        ("/alerts?with_data=1", "Alerts with data", "with_data"),
-        ("/followup", "Follow-up data", "followup"),
-        ("/events/new", "New event", "new_event"),
-    ]
+    """The layout (shared/webframe.py): navigation, who is logged in (with a log-out button), the content."""
     active_attr = ' class="active"'
-    nav = " ".join(
-        f'<a href="{attr(href)}"{active_attr if key == active else ""}>{escape(text)}</a>'
-        for href, text, key in nav_items
-    )
     if user:
         who = (
             f'<span class="who">Observatory: <b>{escape(user)}</b></span> '
+            f'<a href="{attr(observatory_href(user))}" id="my-observatory"'
+            f"{active_attr if active == 'observatory' else ''}>my observatory</a> "
             f'<a href="/uploads" id="my-uploads"{active_attr if active == "uploads" else ""}>my uploads</a> '
             '<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" '
             f'value="{attr(csrf)}">'
             '<button type="submit" class="linklike" id="logout">log out</button></form>'
         )
     else:
-        who = '<a href="/login" id="login-link">log in</a>'
+        who = webframe.LOGGED_OUT
     head_extra = "".join(f'<link rel="stylesheet" href="{attr(s)}">' for s in styles)
-    script_tags = "".join(f'<script src="{attr(s)}" defer></script>' for s in scripts)
-    # the empty icon: without one the browser asks for /favicon.ico, and its 404 is a console error on every page
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)} · photcal</title>
-<link rel="stylesheet" href="/static/app.css">{head_extra}{script_tags}
-<link rel="icon" href="data:,">
-</head><body>
-<header><a href="/" class="brand">photcal</a><nav>{nav}</nav><div class="user">{who}</div></header>
-<main><h1>{escape(title)}</h1>
-{content}
-</main></body></html>"""
+    head_extra += "".join(f'<script src="{attr(s)}" defer></script>' for s in scripts)
+    return webframe.frame(title, content, who=who, active=active, head_extra=head_extra)
+
+
+def observatory_href(name_or_id: str) -> str:
+    """An observatory's page: its uploads, zero points and limits over time, its failed uploads."""
+    return "/observatories/" + quote(name_or_id, safe="")
 
 
 def message_box(text: str | None, kind: str = "info") -> str:

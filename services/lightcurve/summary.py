@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.coords import parse_cone, separation_deg
 from shared.db import Database
 from shared.db.alerts import Alert, alert_summaries, newest_alert_id
 from shared.db.datapoints import (
@@ -37,7 +38,20 @@ from shared.db.datapoints import (
 from shared.validation import validate_ivorn
 
 MAX_AGE = 30.0
-SORT_KEYS = ("name", "ivorn", "ra", "dec", "n_datapoints", "last_mag", "last_mjd", "id")
+SORT_KEYS = (
+    "name",
+    "ivorn",
+    "ra",
+    "dec",
+    "n_datapoints",
+    "last_mag",
+    "last_mjd",
+    "id",
+    "discovery_date",
+    "alert_mag",
+    "alert_class",
+    "tns_name",
+)
 
 
 @dataclass
@@ -91,7 +105,7 @@ async def _with_additions(db: Database, current: Summary, version: tuple) -> Sum
     """``current`` with the alerts (alert_id) and datapoints (followup_id) added since it was read."""
     added = []
     async for doc in alert_summaries(db, after_alert_id=current.version[0] or 0):
-        row = _row(doc, {}, {})
+        row = _row(doc, {}, {}, {})
         if row is not None:
             added.append(row)
     rows = added + current.rows  # newest alert first, as _build
@@ -104,6 +118,7 @@ async def _with_additions(db: Database, current: Summary, version: tuple) -> Sum
             continue
         row = dict(rows[i])
         row["n_datapoints"] += 1
+        row["_observatories"] = row["_observatories"] | {p.get("observatory_id")}
         if row["last_mjd"] is None or p.get("mjd", 0) >= row["last_mjd"]:
             row.update(_last_fields(p))
         rows[i] = row
@@ -147,26 +162,30 @@ class LightcurveCache:
 async def _build(db: Database) -> list[dict]:
     last: dict[str, dict] = {}
     counts: dict[str, int] = {}
+    observers: dict[str, set] = {}
     async for p in live_summaries(db):
         ivorn = p.get("ivorn", "")  # "" as None was: no alert has it
         counts[ivorn] = counts.get(ivorn, 0) + 1
+        observers.setdefault(ivorn, set()).add(p.get("observatory_id"))
         best = last.get(ivorn)
         if best is None or p.get("mjd", 0) >= best.get("mjd", 0):
             last[ivorn] = p
     rows = []
     async for doc in alert_summaries(db):
-        row = _row(doc, last, counts)
+        row = _row(doc, last, counts, observers)
         if row is not None:  # a malformed document is not listed rather than breaking the list
             rows.append(row)
     return rows
 
 
-def _row(doc: dict, last: dict[str, dict], counts: dict[str, int]) -> dict | None:
-    """An alert's row, with its datapoints' count and last one (by ivorn); None for a malformed alert."""
+def _row(doc: dict, last: dict[str, dict], counts: dict[str, int], observers: dict[str, set]) -> dict | None:
+    """An alert's row, with its datapoints' count and last one (by ivorn), the imported metadata and who
+    observed it; None for a malformed alert."""
     alert = _alert_fields(doc)
     if alert is None:
         return None
     ivorn, name, ra, dec, url, alert_id = alert
+    meta = imported_metadata(doc.get("extra"))
     return {
         "id": alert_id,
         "ivorn": ivorn,
@@ -176,19 +195,52 @@ def _row(doc: dict, last: dict[str, dict], counts: dict[str, int]) -> dict | Non
         "url": url,
         "n_datapoints": counts.get(ivorn, 0),
         **_last_fields(last.get(ivorn)),
-        "_search": f"{name} {ivorn}".lower(),
+        **meta,
+        "_search": f"{name} {ivorn} {meta['tns_name'] or ''}".lower(),
+        "_observatories": frozenset(observers.get(ivorn, ())),
+    }
+
+
+def _text(value: Any, limit: int = 500) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text[:limit] or None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def imported_metadata(extra: Any) -> dict:
+    """The alert list's columns from what an import stored (the Gaia alerts.csv: ``Date`` the discovery,
+    ``AlertMag`` the alert's magnitude, ``Class``, ``Comment``, ``TNSid`` the TNS name); None where absent."""
+    extra = extra if isinstance(extra, dict) else {}
+    alert_class = _text(extra.get("Class"), 100)
+    return {
+        "discovery_date": _text(extra.get("Date"), 40),
+        "alert_mag": _float(extra.get("AlertMag")),
+        "alert_class": alert_class.strip('"') if alert_class else None,
+        "alert_comment": _text(extra.get("Comment")),
+        "tns_name": _text(extra.get("TNSid"), 40),
     }
 
 
 def _last_fields(point: dict | None) -> dict:
     """The row's last-datapoint columns: its magnitude, or its limit for a non-detection."""
     if point is None:
-        return {"last_mag": None, "last_is_limit": False, "last_mjd": None}
+        return {"last_mag": None, "last_is_limit": False, "last_mjd": None, "last_filter": None, "last_survey": None}
     detected = point.get("detected", True) and point.get("mag") is not None
     return {
         "last_mag": point.get("mag") if detected else point.get("limit_mag"),
         "last_is_limit": not detected,
         "last_mjd": point.get("mjd"),
+        "last_filter": point.get("filter"),
+        "last_survey": point.get("survey"),
     }
 
 
@@ -226,24 +278,50 @@ def _alert_fields(doc: dict) -> tuple | None:
 
 
 def select(
-    rows: list[dict], *, with_data: bool = False, q: str = "", sort: str = "id", descending: bool = True
+    rows: list[dict],
+    *,
+    with_data: bool = False,
+    q: str = "",
+    sort: str = "id",
+    descending: bool = True,
+    alert_class: str = "",
+    observatory_id: str | None = None,
 ) -> list[dict]:
-    """Filter (with data, substring of name or ivorn) and sort; missing values sort last either way."""
+    """Filter and sort; missing values sort last either way.
+
+    ``q``: a position (``"RA Dec [radius]"``, degrees or sexagesimal, :func:`shared.coords.parse_cone`)
+    selects the alerts in that cone; any other text, a substring of the name, ivorn or TNS name.
+    ``alert_class``: the imported class (case folded); ``observatory_id``: alerts it has live data of.
+    """
     out = rows
     if with_data:
         out = [r for r in out if r["n_datapoints"]]
+    if observatory_id:
+        out = [r for r in out if observatory_id in r["_observatories"]]
+    wanted_class = alert_class.strip().lower()
+    if wanted_class:
+        out = [r for r in out if (r.get("alert_class") or "").lower() == wanted_class]
     needle = q.strip().lower()
-    if needle:
+    cone = parse_cone(needle) if needle else None
+    if cone is not None:
+        ra, dec, radius = cone
+        out = [r for r in out if abs(r["dec"] - dec) <= radius and separation_deg(ra, dec, r["ra"], r["dec"]) <= radius]
+    elif needle:
         out = [r for r in out if needle in r["_search"]]
     if sort not in SORT_KEYS:
         sort = "id"
     present = [r for r in out if r.get(sort) is not None]
     missing = [r for r in out if r.get(sort) is None]
-    if sort in ("name", "ivorn"):
+    if sort in ("name", "ivorn", "alert_class", "tns_name", "discovery_date"):
         present.sort(key=lambda r: str(r[sort]).lower(), reverse=descending)
     else:
         present.sort(key=lambda r: r[sort], reverse=descending)
     return present + missing
+
+
+def classes(rows: list[dict]) -> list[str]:
+    """The imported classes, each once, sorted (the alert list's class filter)."""
+    return sorted({r["alert_class"] for r in rows if r.get("alert_class")}, key=str.lower)
 
 
 def public(row: dict) -> dict:

@@ -123,6 +123,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/lightcurve/{ivorn:.+}", _L, "lightcurve_page", forwarded=True),
     Route("GET", "/datapoints/{followup_id:[0-9]{1,12}}", _L, "datapoint_page", forwarded=True),
     Route("GET", "/uploads", _L, "uploads_page", forwarded=True),
+    # an observatory's page: uploads over time, zero point and limit against time, its failed uploads
+    Route("GET", "/observatories", _L, "observatories_page", forwarded=True),
+    Route("GET", "/observatories/{key}", _L, "observatory_page", forwarded=True),
     Route("GET", "/events/new", _L, "new_event_page", forwarded=True),
     Route("POST", "/events/new", _L, "new_event", forwarded=True),
     Route("GET", "/static", _L, "static", forwarded=True, static=True),

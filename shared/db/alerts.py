@@ -271,7 +271,18 @@ async def get_alert_url(db: Database, ivorn: str) -> str | None:
 
 
 #: the fields of an alert the alert list shows (a summary row: shared by the list and its cache)
-SUMMARY_FIELDS = {"_id": 0, "ivorn": 1, "name": 1, "ra": 1, "dec": 1, "url": 1, "alert_id": 1, "created": 1}
+#: (``extra``: what an import brought, e.g. the Gaia alerts.csv's Date, AlertMag, Class, Comment, TNSid)
+SUMMARY_FIELDS = {
+    "_id": 0,
+    "ivorn": 1,
+    "name": 1,
+    "ra": 1,
+    "dec": 1,
+    "url": 1,
+    "alert_id": 1,
+    "created": 1,
+    "extra": 1,
+}
 
 
 async def alert_summaries(db: Database, after_alert_id: int | None = None) -> AsyncIterator[dict[str, Any]]:

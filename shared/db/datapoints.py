@@ -232,7 +232,20 @@ async def datapoint_docs_of_alert(db: Database, ivorn: str) -> list[dict[str, An
 
 
 #: the fields of a datapoint the alert list's summary reads
-SUMMARY_FIELDS = {"_id": 0, "ivorn": 1, "mjd": 1, "mag": 1, "limit_mag": 1, "detected": 1, "created": 1}
+#: (the filter and survey: the list says in which band its last magnitude is; the observatory: "observed by
+#: my observatory")
+SUMMARY_FIELDS = {
+    "_id": 0,
+    "ivorn": 1,
+    "mjd": 1,
+    "mag": 1,
+    "limit_mag": 1,
+    "detected": 1,
+    "created": 1,
+    "filter": 1,
+    "survey": 1,
+    "observatory_id": 1,
+}
 
 
 async def live_summaries(db: Database, after_followup_id: int | None = None) -> AsyncIterator[dict[str, Any]]:
@@ -384,3 +397,28 @@ async def select_datapoints(
 async def get_datapoint_doc(db: Database, followup_id: int) -> dict[str, Any] | None:
     """A datapoint's document by its followup_id, deleted or not (with ``deleted_at`` when deleted); None if none."""
     return await db.datapoints.find_one({"followup_id": followup_id}, {"_id": 0, "dedupe_key": 0})
+
+
+#: what the observatory page draws of each of its datapoints: when, in which band, the calibration's zero
+#: point and limiting magnitude
+OBSERVATORY_PAGE_FIELDS = {
+    "_id": 0,
+    "followup_id": 1,
+    "upload_id": 1,
+    "mjd": 1,
+    "filter": 1,
+    "survey": 1,
+    "zeropoint": 1,
+    "zeropoint_err": 1,
+    "limit_mag": 1,
+    "deleted": 1,
+}
+
+
+async def calibrations_of_observatory(db: Database, observatory_id: str, limit: int = 20_000) -> list[dict[str, Any]]:
+    """The live datapoints of an observatory with their calibration's zero point and limit
+    (:data:`OBSERVATORY_PAGE_FIELDS`), by MJD; at most ``limit``, the newest."""
+    query = {"observatory_id": observatory_id, "deleted": False}
+    docs = [d async for d in db.datapoints.find(query, OBSERVATORY_PAGE_FIELDS).sort("followup_id", -1).limit(limit)]
+    docs.sort(key=lambda d: d.get("mjd") or 0.0)
+    return docs

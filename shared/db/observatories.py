@@ -88,3 +88,11 @@ async def rotate(db: Database, pepper: bytes, name: str) -> str | None:
 
 async def list_observatories(db: Database) -> list[Observatory]:
     return [Observatory.model_validate(d) async for d in db.observatories.find({}).sort("name", 1)]
+
+
+async def find_observatory(db: Database, key: str) -> Observatory | None:
+    """By ``observatory_id``, else by name (as registered; both unique): the observatory page's address."""
+    if not key or len(key) > 200:
+        return None
+    doc = await db.observatories.find_one({"observatory_id": key}) or await db.observatories.find_one({"name": key})
+    return None if doc is None else Observatory.model_validate(doc)

@@ -162,3 +162,11 @@ async def count_uploads(db: Database, *, observatory_id: str | None = None, stat
     """How many records :func:`list_uploads` pages through."""
     query, _ = _listing(observatory_id, state)
     return await db.uploads.count_documents(query)
+
+
+async def upload_history(db: Database, observatory_id: str, limit: int = 20_000) -> list[dict[str, Any]]:
+    """An observatory's uploads, newest first, as the observatory page counts them: ``queued_at``, ``state``,
+    ``dry_run`` (at most ``limit``)."""
+    query, key = _listing(observatory_id, None)
+    fields = {"_id": 0, "queued_at": 1, "state": 1, "dry_run": 1}
+    return [doc async for doc in db.uploads.find(query, fields).sort(key, -1).limit(limit)]

@@ -314,6 +314,9 @@ def test_followup_own_uploads_and_delete(page, web, event):
     shot(page, "12_followup_logged_in")
     row.locator("input[name=reason]").fill("wrong filter <b>oops</b>")
     row.locator("button").click()
+    # asked first, with the reason shown as typed
+    assert "wrong filter <b>oops</b>" in page.inner_text("#confirm-reason")
+    page.click("#confirm-delete")
     page.wait_for_url("**/followup?mine=1&deleted=*")
     assert "deleted" in page.inner_text(".msg")
     deleted = page.locator(f'tr[data-followup-id="{mine["followup_id"]}"]')

@@ -1,5 +1,6 @@
-// The upload form: sends a FITS frame or its catalogue to /cgi/upload (outputFormat=json) and shows the answer with
-// its plot.
+// The upload form: sends a FITS frame or its catalogue to /api/v1/uploads (outputFormat=json; its answers carry the
+// whole message, and a duplicate's stored point) and shows the answer with its plot. The event field offers the
+// events with data and, as one types, what the alerts search (/api/v1/alerts?q=) finds.
 // Every value from the server is put in the page as text (textContent), never as HTML.
 "use strict";
 (function () {
@@ -15,6 +16,36 @@
   const button = document.getElementById("upload-submit");
   const file = document.getElementById("sexCat");
   const mjd = document.getElementById("MJD");
+  const eventInput = document.getElementById("EventID");
+  const eventList = document.getElementById("alerts-list");
+
+  // the alerts search, a moment after the last key: its best matches replace the offered list
+  let searchTimer = null;
+  let searchSerial = 0;
+  eventInput.addEventListener("input", function () {
+    clearTimeout(searchTimer);
+    const text = eventInput.value.trim();
+    if (text.length < 2 || text.startsWith("ivo://")) return;
+    searchTimer = setTimeout(async function () {
+      const serial = ++searchSerial;
+      try {
+        const response = await fetch("/api/v1/alerts?limit=20&q=" + encodeURIComponent(text),
+          { credentials: "same-origin", headers: { Accept: "application/json" } });
+        if (!response.ok || serial !== searchSerial) return;
+        const rows = await response.json();
+        if (!Array.isArray(rows) || serial !== searchSerial) return;
+        eventList.replaceChildren(...rows.map(function (r) {
+          const option = document.createElement("option");
+          option.value = String(r.ivorn);
+          option.textContent = String(r.name) + (r.tns_name ? " · " + r.tns_name : "") +
+            (r.n_datapoints ? " · " + r.n_datapoints + " points" : "");
+          return option;
+        }));
+      } catch (e) {
+        // the list stays as it was: the field still takes a typed name or ivorn
+      }
+    }, 200);
+  });
 
   // a hint only (the server decides by the file's bytes): a FITS frame's header may give the date, a catalogue's not
   function looksLikeFrame(name) {
@@ -63,8 +94,26 @@
       return;
     }
     if (body.status !== "ok") {
-      const code = body.error ? " (" + body.error + ")" : "";
-      show("error", "Not calibrated: " + (body.message || "error " + httpStatus) + code);
+      // the whole message, then its code apart (never cut: /api/v1 answers the full sentence)
+      show("error", "Not calibrated: " + (body.message || "error " + httpStatus));
+      if (body.error) {
+        const code = document.createElement("code");
+        code.id = "result-error-code";
+        code.textContent = body.error;
+        links.append("error ", code);
+      }
+      // a duplicate names the point already stored: link its page
+      let stored = Number.isInteger(body.followup_id) ? body.followup_id : null;
+      const named = /followup_id (\d+)/.exec(body.message || "");
+      if (stored === null && named) stored = Number(named[1]);
+      if (stored !== null) {
+        const a = document.createElement("a");
+        a.href = "/datapoints/" + stored;
+        a.id = "result-stored-datapoint";
+        a.textContent = "the datapoint already stored (" + stored + ")";
+        links.append(" · ", a);
+      }
+      message.focus();
       return;
     }
     show("ok", body.message || "Calibrated.");
@@ -116,6 +165,7 @@
       plot.src = src;
       plotBox.hidden = false;
     }
+    message.focus();
   }
 
   form.addEventListener("submit", async function (event) {
@@ -130,7 +180,8 @@
     state.textContent = "calibrating…";
     result.hidden = true;
     try {
-      const response = await fetch("/cgi/upload", { method: "POST", body: data, credentials: "same-origin" });
+      const response = await fetch(form.getAttribute("action") || "/api/v1/uploads",
+        { method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json" } });
       let body = null;
       try { body = await response.json(); } catch (e) { body = null; }
       render(body, response.status);

@@ -14,6 +14,7 @@ from services.lightcurve.web.events import new_event, new_event_page
 from services.lightcurve.web.followup import delete_point, followup_page
 from services.lightcurve.web.lightcurves import lightcurve_page
 from services.lightcurve.web.myuploads import uploads_page
+from services.lightcurve.web.observatory import observatories_page, observatory_page
 from services.lightcurve.web.uploads import upload_page
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "logout_page",
     "new_event",
     "new_event_page",
+    "observatories_page",
+    "observatory_page",
     "upload_page",
     "uploads_page",
 ]

@@ -27,7 +27,7 @@ from shared.errors import NotFound
 def _kv(rows: list[tuple[str, str]], table_id: str) -> str:
     """A two-column table; the values are HTML already escaped by the caller."""
     body = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in rows if v)
-    return f'<table class="kv" id="{attr(table_id)}">{body}</table>'
+    return f'<div class="table-wrap"><table class="kv" id="{attr(table_id)}">{body}</table></div>'
 
 
 def _with_err(value: float | None, err: float | None, digits: int = 3) -> str:
@@ -111,7 +111,8 @@ def _candidates_table(c: CalibrationRecord) -> str:
         )
     head = "".join(f"<th>{escape(h)}</th>" for h in heads)
     return (
-        f'<table class="list" id="dp-candidates"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        f'<div class="table-wrap"><table class="list" id="dp-candidates"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
@@ -178,8 +179,8 @@ def _history(d: DatapointDetail) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in heads)
     note = "" if d.history else "<p>No recalibration has replaced this datapoint's calibration.</p>"
     return (
-        f'{note}<table class="list" id="dp-history"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
-        "</table>"
+        f'{note}<div class="table-wrap"><table class="list" id="dp-history"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

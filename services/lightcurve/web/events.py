@@ -15,6 +15,7 @@ from services.lightcurve.web.common import (
     render,
 )
 from shared.contracts.errors import ErrorCode
+from shared.coords import parse_dec, parse_ra
 from shared.errors import BackendUnavailable, PhotcalError
 from shared.usecases.events import add_event, event_fields
 
@@ -26,15 +27,17 @@ def _event_form(values: dict, errors: list[str], info: str = "", csrf: str | Non
 <form method="post" action="/events/new" class="card" id="event-form">
 <input type="hidden" name="csrf" value="{attr(csrf)}">
 <div class="grid">
-<label for="ivorn">ivorn</label><input type="text" id="ivorn" name="ivorn" required size="50" """
+<label for="ivorn">ivorn</label><input type="text" id="ivorn" name="ivorn" required """
         f"""value="{attr(values.get("ivorn"))}" placeholder="ivo://authority/path#name">
 <label for="name">Name (optional)</label><input type="text" id="name" name="name" maxlength="100" """
         f"""value="{attr(values.get("name"))}" placeholder="Gaia21eeo">
-<label for="ra">RA (decimal °, 0 ≤ RA &lt; 360)</label><input type="text" id="ra" name="ra" required """
-        f"""inputmode="decimal" value="{attr(values.get("ra"))}">
-<label for="dec">Dec (decimal °, −90 … 90)</label><input type="text" id="dec" name="dec" required """
-        f"""inputmode="decimal" value="{attr(values.get("dec"))}">
-<label for="url">URL</label><input type="url" id="url" name="url" size="50" value="{attr(values.get("url"))}" """
+<label for="ra">RA (° or h:m:s)</label><input type="text" id="ra" name="ra" required """
+        f"""value="{attr(values.get("ra"))}" placeholder="188.73625 or 12:34:56.7" aria-describedby="pos-hint">
+<label for="dec">Dec (° or d:m:s)</label><input type="text" id="dec" name="dec" required """
+        f"""value="{attr(values.get("dec"))}" placeholder="-12.58222 or -12:34:56" aria-describedby="pos-hint">
+<span class="spacer"></span><small id="pos-hint">decimal degrees (0 ≤ RA &lt; 360, −90 ≤ Dec ≤ 90) or sexagesimal: """
+        f"""RA in hours, Dec in degrees</small>
+<label for="url">URL</label><input type="url" id="url" name="url" value="{attr(values.get("url"))}" """
         """placeholder="https://...">
 </div>
 <button type="submit" id="event-submit">Add the event</button>
@@ -42,6 +45,24 @@ def _event_form(values: dict, errors: list[str], info: str = "", csrf: str | Non
 <p class="hint">Scripts may use the API: <code>POST /api/v1/alerts</code> with <code>ivorn</code>, <code>ra</code>, """
         """<code>dec</code>, <code>url</code>, <code>name</code> and the hashtag.</p>"""
     )
+
+
+#: what the form says of a position it cannot read (the form takes sexagesimal too, the API decimal degrees)
+POSITION_RULES = {
+    "ra": "RA is decimal degrees (0 ≤ RA < 360) or sexagesimal hours such as 12:34:56.7",
+    "dec": "Dec is decimal degrees (−90 ≤ Dec ≤ 90) or sexagesimal degrees such as -12:34:56",
+}
+
+
+def _in_degrees(values: dict[str, str]) -> dict[str, str]:
+    """The form's position in decimal degrees when typed sexagesimal (``12:34:56.7 -12:34:56``, as alert pages
+    and catalogues give it); what neither notation reads is left for the use case to refuse."""
+    out = dict(values)
+    for key, parse in (("ra", parse_ra), ("dec", parse_dec)):
+        degrees = parse(values.get(key, "")) if values.get(key) else None
+        if degrees is not None:
+            out[key] = repr(degrees)
+    return out
 
 
 def _sentence(text: str) -> str:
@@ -63,8 +84,8 @@ async def new_event(request: web.Request) -> web.Response:
     errors: list[str] = []
     if not csrf_ok(request, form):
         errors.append("The form has expired: reload the page and try again.")
-    fields, problems = event_fields(values)
-    errors += [_sentence(p.reason) for p in problems]
+    fields, problems = event_fields(_in_degrees(values))
+    errors += [_sentence(POSITION_RULES.get(p.field, p.reason)) for p in problems]
     status = 400
     exists = False
     if fields is not None and not errors:

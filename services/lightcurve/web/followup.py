@@ -18,6 +18,7 @@ from services.lightcurve.pages import (
     link,
     message_box,
     mjd_date,
+    observatory_href,
 )
 from services.lightcurve.web.common import (
     MAX_PER_PAGE,
@@ -31,7 +32,7 @@ from services.lightcurve.web.common import (
     render,
 )
 from shared.db.client import unavailable
-from shared.db.datapoints import Datapoint, count_listed, list_datapoints
+from shared.db.datapoints import Datapoint, count_listed, datapoint_by_id, list_datapoints
 from shared.db.uploads import image_link_of
 from shared.errors import BackendUnavailable, PhotcalError
 from shared.usecases.datapoints import delete_datapoint
@@ -62,6 +63,8 @@ def _mag_cell(p: Datapoint) -> str:
 async def followup_page(request: web.Request) -> web.Response:
     db = request.app["db"]
     user = await current_user(request)
+    if request.query.get("mine") in {"1", "true"} and user is None:
+        return redirect_to_login(request)  # "my datapoints" logged out: never everyone's in their place
     mine = request.query.get("mine") in {"1", "true"} and user is not None
     ivorn = request.query.get("ivorn") or None
     per_page = clamped_int(request.query.get("per_page"), PER_PAGE, 10, MAX_PER_PAGE)
@@ -100,7 +103,7 @@ async def followup_page(request: web.Request) -> web.Response:
             f'<tr data-followup-id="{p.followup_id}"{deleted_class if p.deleted else ""}>'
             f'<td class="num">{link(datapoint_href(p.followup_id), str(p.followup_id), class_="dp")}</td>'
             f"<td>{link(lightcurve_href(p.ivorn), p.alert_name or p.ivorn.rsplit('#', 1)[-1], class_='lc')}</td>"
-            f"<td>{escape(p.observatory)}</td>"
+            f"<td>{link(observatory_href(p.observatory_id), p.observatory, class_='obs')}</td>"
             f'<td class="num">{fmt(p.mjd, 5)} <small>{escape(mjd_date(p.mjd, True))}</small></td>'
             f"<td>{escape(p.filter or '')}{survey}</td>"
             f'<td class="num">{_mag_cell(p)}</td>'
@@ -122,9 +125,9 @@ async def followup_page(request: web.Request) -> web.Response:
         "",
     )
     table = (
-        f'<table class="list" id="followup-table"><thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr>'
-        "</thead>"
-        f"<tbody>{''.join(body)}</tbody></table>"
+        '<div class="table-wrap"><table class="list" id="followup-table"><thead><tr>'
+        f"{''.join(f'<th>{escape(h)}</th>' for h in heads)}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
     )
     params = {"mine": "1" if mine else None, "ivorn": ivorn, "per_page": per_page if per_page != PER_PAGE else None}
     pager = pages.pager("/followup", params, page_no, n_pages, total, "datapoints")
@@ -147,7 +150,28 @@ async def followup_page(request: web.Request) -> web.Response:
     return await render(request, title, notes + pager + table + pager, active="followup")
 
 
+def _confirmation(p: Datapoint, reason: str, csrf: str | None) -> str:
+    """The question before a delete: which datapoint, why, and the two ways on."""
+    what = (
+        f"datapoint {p.followup_id} of {p.alert_name or p.ivorn} by {p.observatory}, MJD {fmt(p.mjd, 5)} "
+        f"({mjd_date(p.mjd, True)} UTC), {p.filter or '?'}: "
+    )
+    mag = _mag_cell(p)
+    return (
+        f'<p class="msg warning" role="alert" id="confirm-question">Delete {escape(what)}{mag}? It leaves the light '
+        "curve; it stays in your history with the reason.</p>"
+        f'<p>Reason: <q id="confirm-reason">{escape(reason)}</q></p>'
+        f'<form method="post" action="/datapoints/{p.followup_id}/delete" id="confirm-form">'
+        f'<input type="hidden" name="csrf" value="{attr(csrf)}"><input type="hidden" name="reason" '
+        f'value="{attr(reason)}"><input type="hidden" name="confirm" value="1">'
+        '<button type="submit" id="confirm-delete" class="danger">Yes, delete it</button> '
+        f"{link(datapoint_href(p.followup_id), 'No, keep it', id='cancel-delete')}</form>"
+    )
+
+
 async def delete_point(request: web.Request) -> web.Response:
+    """A delete asks first: the list's form comes here without ``confirm`` and is asked "delete ...?" (after
+    the same checks as the delete itself: the token, a reason, the datapoint and that it is one's own)."""
     user = await current_user(request)
     if user is None:
         return redirect_to_login(request)
@@ -165,6 +189,22 @@ async def delete_point(request: web.Request) -> web.Response:
         return await render(
             request, "Not deleted", message_box("Give a reason for deleting the datapoint.", "error"), status=400
         )
+    if form.get("confirm") != "1":
+        try:
+            point = await datapoint_by_id(request.app["db"], followup_id)
+        except PyMongoError as exc:
+            raise unavailable(exc) from exc
+        problem = None
+        if point is None:
+            problem = (404, f"There is no datapoint {followup_id}.")
+        elif point.observatory_id != user.observatory_id:
+            problem = (403, "Only the observatory that uploaded a datapoint may delete it.")
+        elif point.deleted:
+            problem = (409, f"Datapoint {followup_id} is already deleted: {point.delete_reason or ''}")
+        if problem is not None:
+            return await render(request, "Not deleted", message_box(problem[1], "error"), status=problem[0])
+        assert point is not None
+        return await render(request, f"Delete datapoint {followup_id}?", _confirmation(point, reason, csrf_of(request)))
     try:
         await delete_datapoint(request.app["db"], followup_id, user, reason, via="web")
     except BackendUnavailable:

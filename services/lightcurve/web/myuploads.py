@@ -83,8 +83,8 @@ async def uploads_page(request: web.Request) -> web.Response:
     pager = pages.pager("/uploads", params, min(page_no, n_pages), n_pages, listing.total, "uploads")
     head = "".join(f"<th>{escape(h)}</th>" for h in _HEADS)
     table = (
-        f'<table class="list" id="uploads-table"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(_row(u) for u in listing.uploads)}</tbody></table>"
+        f'<div class="table-wrap"><table class="list" id="uploads-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(_row(u) for u in listing.uploads)}</tbody></table></div>"
     )
     intro = (
         "<p>Every upload of your observatory that reached the calibration, newest first: stored ones, dry runs "
