@@ -901,13 +901,11 @@ def with_counterpart(refs: dict, folder: Path, seed: int = 0) -> dict:
     return out
 
 
-def run_counterpart_whatif(set_name: str = "dev") -> None:
-    """Calibration-alone median / p95 and 1-sigma coverage with and without the targets' counterparts.
-
-    :func:`with_counterpart`: what taking the target's colour from its counterpart in the chosen
-    survey (``services.calibrate.core.target.counterpart_colour``) would give if every simulated
-    transient were a known source.
-    """
+def _compare_whatif(set_name: str, title: str, labels: tuple[str, str], variant, used: str) -> None:
+    """Calibrate every field of a realistic set as simulated and as ``variant(i, folder, refs)`` changes
+    it (it returns the references and the nearby detections to calibrate with); print the
+    calibration-alone median / p95 and 1-sigma coverage of both, and on how many fields the target's
+    colour moved (``used`` names what moved it)."""
     specs = sf.suite_specs(kind=set_name)
     folders = ensure_fields(specs, OUT.parent / f"fields_{set_name}")
     plain: list[FieldRun] = []
@@ -918,19 +916,35 @@ def run_counterpart_whatif(set_name: str = "dev") -> None:
         fmt = spec["formats"][0]
         parsed = parse_catalogue((folder / fmt).read_bytes(), fmt)
         refs = fieldio.load_references(folder)
-        for runs, rr in ((plain, refs), (known, with_counterpart(refs, folder, seed=i))):
+        for runs, (rr, nearby) in ((plain, (refs, [])), (known, variant(i, folder, refs))):
             run = FieldRun(name=folder.name, fmt=fmt, truth=truth, folder=folder)
-            run.ours = run_ours(parsed.table, rr, truth)
+            run.ours = run_ours(parsed.table, rr, truth, nearby=nearby)
             runs.append(run)
         n_used += known[-1].ours.ok and known[-1].ours.assumed_colour != plain[-1].ours.assumed_colour
-    print(f"what-if, the {set_name} set with every transient's quiescent counterpart in the catalogues:")
-    for label, runs in (("as simulated (no counterpart)", plain), ("with counterparts", known)):
+    print(f"what-if, the {set_name} set {title}:")
+    for label, runs in zip(labels, (plain, known)):
         f, errs = score(runs, "ours")
         print(
             f"  {label:<32} scored {f.n_detected_scored:>3}  cal. median {f.cal_median_mmag:5.1f}  "
             f"p95 {f.cal_p95_mmag:5.1f} mmag  raw median {f.median_mmag:5.1f}  within 1σ {f.within1:4.0%}"
         )
-    print(f"  (the counterpart's colour was used for {n_used} of {len(known)} fields)")
+    print(f"  (the {used} was used for {n_used} of {len(known)} fields)")
+
+
+def run_counterpart_whatif(set_name: str = "dev") -> None:
+    """Calibration-alone median / p95 and 1-sigma coverage with and without the targets' counterparts.
+
+    :func:`with_counterpart`: what taking the target's colour from its counterpart in the chosen
+    survey (``services.calibrate.core.target.counterpart_colour``) would give if every simulated
+    transient were a known source.
+    """
+    _compare_whatif(
+        set_name,
+        "with every transient's quiescent counterpart in the catalogues",
+        ("as simulated (no counterpart)", "with counterparts"),
+        lambda i, folder, refs: (with_counterpart(refs, folder, seed=i), []),
+        "counterpart's colour",
+    )
 
 
 #: the what-if's same-night detections: this long after the frame, days, and this noisy (and stated so), mag
@@ -969,29 +983,13 @@ def same_night_detections(folder: Path, seed: int = 0) -> list:
 def run_lightcurve_whatif(set_name: str = "dev") -> None:
     """Calibration-alone median / p95 and 1-sigma coverage with and without same-night detections of the
     transient in the other bands (:func:`same_night_detections`)."""
-    specs = sf.suite_specs(kind=set_name)
-    folders = ensure_fields(specs, OUT.parent / f"fields_{set_name}")
-    plain: list[FieldRun] = []
-    known: list[FieldRun] = []
-    n_used = 0
-    for i, (spec, folder) in enumerate(zip(specs, folders)):
-        truth = fieldio.load_truth(folder)
-        fmt = spec["formats"][0]
-        parsed = parse_catalogue((folder / fmt).read_bytes(), fmt)
-        refs = fieldio.load_references(folder)
-        for runs, nearby in ((plain, []), (known, same_night_detections(folder, seed=i))):
-            run = FieldRun(name=folder.name, fmt=fmt, truth=truth, folder=folder)
-            run.ours = run_ours(parsed.table, refs, truth, nearby=nearby)
-            runs.append(run)
-        n_used += known[-1].ours.ok and known[-1].ours.assumed_colour != plain[-1].ours.assumed_colour
-    print(f"what-if, the {set_name} set with the transient also measured the same night in the other bands:")
-    for label, runs in (("one frame alone", plain), ("with same-night colours", known)):
-        f, errs = score(runs, "ours")
-        print(
-            f"  {label:<32} scored {f.n_detected_scored:>3}  cal. median {f.cal_median_mmag:5.1f}  "
-            f"p95 {f.cal_p95_mmag:5.1f} mmag  raw median {f.median_mmag:5.1f}  within 1σ {f.within1:4.0%}"
-        )
-    print(f"  (the same-night colour was used for {n_used} of {len(known)} fields)")
+    _compare_whatif(
+        set_name,
+        "with the transient also measured the same night in the other bands",
+        ("one frame alone", "with same-night colours"),
+        lambda i, folder, refs: (refs, same_night_detections(folder, seed=i)),
+        "same-night colour",
+    )
 
 
 def main() -> None:

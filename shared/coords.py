@@ -39,8 +39,9 @@ def _sexagesimal(text: str) -> tuple[float, float] | None:
     return sign, a + b / 60 + c / 3600
 
 
-def parse_ra(value: str | float | int) -> float | None:
-    """Right ascension in degrees, 0 <= RA < 360, from degrees or sexagesimal hours; None if neither."""
+def _angle(value: str | float | int, *, hours: bool) -> float | None:
+    """Degrees from a number, a decimal text or sexagesimal text (hours when ``hours``, where a sign
+    is refused: a right ascension has none); None if none of these, or not finite."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -49,30 +50,22 @@ def parse_ra(value: str | float | int) -> float | None:
         number = _decimal(value)
         if number is None:
             parsed = _sexagesimal(value)
-            if parsed is None or parsed[0] < 0:
+            if parsed is None or (hours and parsed[0] < 0):
                 return None
-            number = parsed[1] * 15.0
-    if number is None or not math.isfinite(number) or not 0.0 <= number < 360.0:
-        return None
-    return number
+            number = parsed[1] * 15.0 if hours else parsed[0] * parsed[1]
+    return number if number is not None and math.isfinite(number) else None
+
+
+def parse_ra(value: str | float | int) -> float | None:
+    """Right ascension in degrees, 0 <= RA < 360, from degrees or sexagesimal hours; None if neither."""
+    number = _angle(value, hours=True)
+    return number if number is not None and 0.0 <= number < 360.0 else None
 
 
 def parse_dec(value: str | float | int) -> float | None:
     """Declination in degrees, -90 <= Dec <= 90, from degrees or sexagesimal degrees; None if neither."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        number: float | None = float(value)
-    else:
-        number = _decimal(value)
-        if number is None:
-            parsed = _sexagesimal(value)
-            if parsed is None:
-                return None
-            number = parsed[0] * parsed[1]
-    if number is None or not math.isfinite(number) or not -90.0 <= number <= 90.0:
-        return None
-    return number
+    number = _angle(value, hours=False)
+    return number if number is not None and -90.0 <= number <= 90.0 else None
 
 
 #: a cone's radius when the search gives none, degrees (a few arcminutes: an alert and its neighbours)
