@@ -179,6 +179,9 @@ async def _handle_upload(request: web.Request) -> web.StreamResponse:
     fields, data, filename = await read_form(
         request, settings.max_upload_bytes, settings.max_image_bytes, gw.frame_slots
     )
+    if request.path.startswith("/api/") and not (fields.get("outputFormat") or "").strip():
+        # the JSON API answers JSON unless a page is asked for; CPCS paths keep CPCS's default, html
+        fields = {**fields, "outputFormat": "json"}
     # errors answer HTML when outputFormat=html was asked (or, absent, when a browser asks)
     request[WANT_HTML] = wants_html(request, fields, None)
     wait = request.query.get("wait", "1") != "0"

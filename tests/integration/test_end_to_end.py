@@ -267,3 +267,25 @@ def test_a_stored_calibration_says_what_produced_it_and_rerunning_it_gives_the_s
     for key in ("survey", "filter", "mag", "mag_err", "limit_mag", "zeropoint", "zeropoint_err", "colour_term"):
         assert again[key] == stored[key], key  # bit-identical: == on floats, not approx
     assert again["candidates"] == stored["candidates"]
+
+
+def test_the_json_api_answers_json_unless_a_page_is_asked_and_cpcs_keeps_its_html_default(field_stack):
+    """A bare curl of /api/v1/uploads gets JSON (it used to get CPCS's default, a page); /cgi/upload
+    without outputFormat stays HTML as CPCS answered."""
+    stack, truth, hashtag, ivorn = field_stack
+
+    def post(path: str, *extra: str) -> tuple[str, str]:
+        cmd = ["curl", "-s", "-o", "-", "-w", "\n%{content_type}", "-F", f"EventID={ivorn}", "-F", f"hashtag={hashtag}",
+               "-F", f"sexCat=@{FIELD / 'sex_cpcs.cat'};", "-F", "MJD=58000.5", "-F", "dryRun=1", "-F", "noPlot=1",
+               *extra, f"{stack.url}{path}"]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+        body, _, content_type = out.rpartition("\n")
+        return content_type, body
+
+    content_type, body = post("/api/v1/uploads")
+    assert content_type.startswith("application/json"), body[:200]
+    assert json.loads(body)["filter"] == truth["best"]["band"]
+    content_type, body = post("/api/v1/uploads", "-F", "outputFormat=html")
+    assert content_type.startswith("text/html") and "Calibration result" in body
+    content_type, body = post("/cgi/upload")
+    assert content_type.startswith("text/html") and "Calibration result" in body

@@ -116,3 +116,17 @@ def test_a_blue_transient_in_a_red_field_is_calibrated_at_its_measured_colour():
     assert any("from its own light curve" in w for w in known.warnings)
     # the zero point and the calibrators do not change: only the target's colour does
     assert known.zeropoint == pytest.approx(plain.zeropoint, abs=1e-12) and known.ncalibrators == plain.ncalibrators
+
+
+def test_a_colour_less_certain_than_the_calibrators_spread_is_not_used():
+    """A B point from a V frame forced to B (error 2.4 mag) says nothing of the colour: the V frame is
+    calibrated at the calibrators' median, as without it, and its error does not grow."""
+    rng = np.random.default_rng(61)
+    fld = make_field(rng, target_v=15.5, target_bv=0.35, ct=0.15)
+    plain = calibrate_frame(fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, force_filter="APASS/V")
+    vague = NearbyDetection("APASS", "B", 15.9, 2.4, -0.05, "followup 13")
+    got = calibrate_frame(
+        fld.sources, fld.references, fld.target_ra, fld.target_dec, 2.0, force_filter="APASS/V", nearby=[vague]
+    )
+    assert got.target.colour_source is None and got.target.mag == plain.target.mag
+    assert got.target.mag_err == plain.target.mag_err and got.warnings == plain.warnings

@@ -253,9 +253,16 @@ def choose_colour(fit: FitResult, known: TargetColour | None, settings: FitSetti
     A counterpart too far from the calibrators' colours for the colour term to be trusted there is
     not used, but its colour says how far the target is from their median: the target is calibrated
     at the median and the cost is at least that offset, not the calibrators' spread alone. Without a
-    counterpart: the median and the spread (``transient_colour_scale`` times theirs).
+    counterpart: the median and the spread (``transient_colour_scale`` times theirs). A known colour
+    whose error is not below both that spread and its offset from the median is not used at all.
     """
     c0 = fit.median_colour
+    if known is not None and not known.err < max(
+        settings.transient_colour_scale * fit.colour_spread, abs(known.value - c0)
+    ):
+        # less certain than both the calibrators' spread and its own offset from their median: it says
+        # nothing the median does not (a colour from a frame calibrated in a band far from its filter)
+        known = None
     use = usable_colour(fit, known, settings)
     if use is not None:
         note = (
