@@ -29,7 +29,6 @@ from services.calibrate.plot import plot_heading, render_failure_plot, render_pl
 from services.calibrate.settings import CalibrateSettings
 from shared.arrays import SourceTable
 from shared.bands import ForcedBand, parse_force_filter
-from shared.contracts.errors import ErrorCode
 from shared.contracts.messages import CalibrationResult, Provenance, UploadRequested, utcnow
 from shared.contracts.subjects import OBJECT_BUCKET_PLOTS, OBJECT_BUCKET_UPLOADS
 from shared.db import Database
@@ -308,8 +307,8 @@ def _error_result(upload: UploadRequested, exc: PhotcalError, stages: Stages) ->
         message=exc.message,
         http_status=exc.http_status,
         duration_ms=stages.durations,
-        # a duplicate names the point already stored: a client can fetch it instead of retrying
-        followup_id=exc.details.get("followup_id") if exc.code == ErrorCode.DUPLICATE_DATAPOINT else None,
+        # a refusal that names a stored point (a duplicate's): a client can fetch it instead of retrying
+        followup_id=exc.details.get("followup_id"),
         **_base(upload),
     )
 

@@ -89,23 +89,27 @@ async def claim_due(db: Database, *, lease_s: float, limit: int) -> list[dict[st
     return claimed
 
 
-async def mark_delivered(db: Database, delivery_id_: str, status: int, keep_s: float = KEEP_S) -> None:
-    """Delivered; the record is kept ``keep_s`` seconds more (the subscriber's list), then dropped."""
+async def _finish(db: Database, delivery_id_: str, state: str, fields: dict, keep_s: float) -> None:
+    """A delivery done with (``state`` delivered or failed): kept ``keep_s`` seconds more, then dropped."""
     now = utcnow()
     await db.deliveries.update_one(
         {"delivery_id": delivery_id_},
         {
             "$set": {
-                "state": "delivered",
-                "delivered_at": now,
+                "state": state,
+                f"{state}_at": now,
                 "expires_key": _iso(now + timedelta(seconds=keep_s)),
-                "last_status": status,
-                "last_error": None,
                 "next_attempt_at": None,
+                **fields,
             },
             "$unset": {"due_key": ""},
         },
     )
+
+
+async def mark_delivered(db: Database, delivery_id_: str, status: int, keep_s: float = KEEP_S) -> None:
+    """Delivered; the record is kept ``keep_s`` seconds more (the subscriber's list), then dropped."""
+    await _finish(db, delivery_id_, "delivered", {"last_status": status, "last_error": None}, keep_s)
 
 
 async def mark_retry(db: Database, delivery_id_: str, status: int | None, error: str, at: datetime) -> None:
@@ -117,21 +121,7 @@ async def mark_retry(db: Database, delivery_id_: str, status: int | None, error:
 
 async def mark_failed(db: Database, delivery_id_: str, status: int | None, error: str, keep_s: float = KEEP_S) -> None:
     """Given up (a dead letter); kept ``keep_s`` seconds for its subscriber to read (or a resume to retry)."""
-    now = utcnow()
-    await db.deliveries.update_one(
-        {"delivery_id": delivery_id_},
-        {
-            "$set": {
-                "state": "failed",
-                "failed_at": now,
-                "expires_key": _iso(now + timedelta(seconds=keep_s)),
-                "last_status": status,
-                "last_error": error[:500],
-                "next_attempt_at": None,
-            },
-            "$unset": {"due_key": ""},
-        },
-    )
+    await _finish(db, delivery_id_, "failed", {"last_status": status, "last_error": error[:500]}, keep_s)
 
 
 async def hold_pending(db: Database, subscription_id: str) -> int:
