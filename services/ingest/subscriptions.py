@@ -62,7 +62,7 @@ async def handle_create(request: web.Request) -> web.Response:
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise BadInput(
             f'{where}: {first["msg"]} (send {{"url": "https://...", "scope": "alert"|"all"|"mine", '
-            '"ivorn": ... with scope alert})',
+            '"ivorn": ... with scope alert, "events": ["calibrated", "recalibrated"] or one of them})',
             code=ErrorCode.BAD_FIELD,
         ) from exc
     url = await check_url(wanted.url, allow_private=gw.settings.callback_allow_private)
@@ -80,7 +80,9 @@ async def handle_create(request: web.Request) -> web.Response:
         raise BadInput(
             f"ivorn: only a subscription with scope alert names one, not {wanted.scope}", code=ErrorCode.BAD_FIELD
         )
-    created = await required(lambda: subs.add_subscription(gw.db, owner.observatory_id, url, wanted.scope, ivorn))
+    created = await required(
+        lambda: subs.add_subscription(gw.db, owner.observatory_id, url, wanted.scope, ivorn, events=wanted.events)
+    )
     return web.Response(text=created.model_dump_json(), content_type="application/json", status=201)
 
 
