@@ -159,44 +159,38 @@ class EventConsumer:
             )
             count += 1
         new_datapoint = result.status == "ok" and result.stored
-        for sub in await matching(
+        subscribed = await matching(
             self.db, ivorn=result.ivorn, observatory_id=observatory_id, new_datapoint=new_datapoint
-        ):
-            await add_delivery(
-                self.db,
-                upload_id=result.upload_id,
-                url=sub["url"],
-                observatory_id=sub["observatory_id"],
-                body=body,
-                subscription_id=sub["subscription_id"],
-                held=sub.get("state") == "paused",
-                correlation_id=correlation_id.get(),
-            )
-            count += 1
-        return count
+        )
+        return count + await self._to_subscriptions(subscribed, result.upload_id, body)
 
     async def _record_recalibration(self, event: RecalibratedEvent, body: bytes) -> int:
         """How many subscriptions are posted this recalibrated datapoint: those of its alert, of every
         alert, and the uploading observatory's own, that asked for recalibrations."""
         record = await get_upload(self.db, event.upload_id) or {}
-        count = 0
-        for sub in await matching(
+        subscribed = await matching(
             self.db,
             ivorn=event.ivorn,
             observatory_id=record.get("observatory_id"),
             new_datapoint=True,
             event="recalibrated",
-        ):
+        )
+        return await self._to_subscriptions(subscribed, event.upload_id, body, job_id=event.job_id)
+
+    async def _to_subscriptions(
+        self, subscribed: list[dict], upload_id: str, body: bytes, job_id: str | None = None
+    ) -> int:
+        """One delivery of ``body`` for each subscription (held if it is paused); how many."""
+        for sub in subscribed:
             await add_delivery(
                 self.db,
-                upload_id=event.upload_id,
+                upload_id=upload_id,
                 url=sub["url"],
                 observatory_id=sub["observatory_id"],
                 body=body,
                 subscription_id=sub["subscription_id"],
                 held=sub.get("state") == "paused",
                 correlation_id=correlation_id.get(),
-                job_id=event.job_id,
+                job_id=job_id,
             )
-            count += 1
-        return count
+        return len(subscribed)
