@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from services.notify.settings import NotifySettings
-from shared.contracts.messages import CalibrationResult, RecalibratedEvent
+from shared.contracts.messages import PUBLISHED_MESSAGES, CalibrationResult, RecalibratedEvent
 from shared.contracts.subjects import (
     CONSUMER_NOTIFY,
     CONSUMER_NOTIFY_RECALIBRATED,
@@ -108,17 +108,15 @@ class EventConsumer:
 
     async def _handle(self, msg) -> None:
         correlation_id.set(correlation_from(msg))
-        event: CalibrationResult | RecalibratedEvent
+        model = PUBLISHED_MESSAGES[self.subject][0]
         try:
-            if self.subject == SUBJECT_RECALIBRATED:
-                event = RecalibratedEvent.model_validate_json(msg.data)
-            else:
-                event = CalibrationResult.model_validate_json(msg.data)
+            event = model.model_validate_json(msg.data)
         except ValidationError as exc:
             log.error("event_unreadable", subject=self.subject, error=str(exc)[:300])
             EVENTS.labels("unreadable").inc()
             await settle(msg.term(), log)
             return
+        assert isinstance(event, CalibrationResult | RecalibratedEvent)
         log_ = log.bind(upload_id=event.upload_id)
         try:
             if isinstance(event, RecalibratedEvent):

@@ -30,9 +30,8 @@ from shared.contracts.subjects import (
     HEADER_SIGNATURE,
     HEADER_SUBSCRIPTION,
     HEADER_UPLOAD,
-    SUBJECT_CALIBRATED,
-    SUBJECT_RECALIBRATED,
 )
+from shared.contracts.webhooks import EVENT_SUBJECTS
 from shared.db import Database, subscriptions
 from shared.db import deliveries as outbox
 from shared.db.webhook_secrets import secret_of
@@ -162,7 +161,7 @@ class Sender:
             HEADER_SIGNATURE: signature(secret, body),
             HEADER_DELIVERY: delivery["delivery_id"],
             HEADER_UPLOAD: delivery["upload_id"],
-            HEADER_EVENT: SUBJECT_RECALIBRATED if delivery.get("event") == "recalibrated" else SUBJECT_CALIBRATED,
+            HEADER_EVENT: EVENT_SUBJECTS[delivery.get("event", "calibrated")],
         }
         if delivery.get("subscription_id"):
             headers[HEADER_SUBSCRIPTION] = delivery["subscription_id"]

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.contracts.subjects import SUBJECT_CALIBRATED, SUBJECT_RECALIBRATED
+
 #: what a subscription receives: the datapoints of one alert, of every alert, or its own observatory's uploads
 SubscriptionScope = Literal["alert", "all", "mine"]
 SubscriptionState = Literal["active", "paused"]
@@ -20,6 +22,8 @@ SubscriptionState = Literal["active", "paused"]
 #: after they were stored (``photcal.recalibrated.v1``: a receiver's copy of a light curve follows them)
 WebhookEvent = Literal["calibrated", "recalibrated"]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("calibrated", "recalibrated")
+#: the subject each event's body was published on: the ``X-Photcal-Event`` header of its deliveries
+EVENT_SUBJECTS: dict[WebhookEvent, str] = {"calibrated": SUBJECT_CALIBRATED, "recalibrated": SUBJECT_RECALIBRATED}
 #: a subscription stored before ``events`` existed (issue 22) asked for results only
 EVENTS_BEFORE_RECALIBRATIONS: list[WebhookEvent] = ["calibrated"]
 #: pending: to post (again) when due; held: its subscription is paused (posted once resumed);
