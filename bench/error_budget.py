@@ -24,6 +24,14 @@ band chosen) and splits each detected target's calibration-alone error
 ``known colour``
     The calibration-alone error had the target's true colour been used with the fitted colour term
     (what a colour from a counterpart in a catalogue could give at best).
+``floor`` (:func:`colour_floor`)
+    What the unknown colour costs the best single-frame calibrator there can be on the simulated
+    skies: a perfect zero point, the true transformation at every colour, the simulator's own
+    distribution of transient colours (the intrinsic range and the sky's reddening range), and of the
+    bands the bench counts as right the one whose answer that distribution moves least. Its answer is
+    the transformation averaged over the distribution; its error, that minus the transformation at
+    the target's true colour. No calibrator without the target's colour does better in the 95th
+    percentile than this.
 
 A calibrator's truth is the brightest simulated star within 1 arcsec of its source.
 """
@@ -45,6 +53,7 @@ from shared.errors import CalibrationFailed
 from tools import fieldio
 from tools import simfield as sf
 from tools.photsystem import get_instrument_band, survey_colour, survey_magnitudes
+from tools.simfield.field import TRANSIENT_INTRINSIC_BV, TRANSIENT_MAX_BV
 
 OUT = Path(__file__).parent / "out"
 
@@ -75,6 +84,9 @@ class Budget:
     #: the target's own deviation from an isolated star of its frame (its photon noise, its neighbours'
     #: light, the aperture correction when measured so), mag: raw error = total + own
     own: float = math.nan
+    #: :func:`colour_floor`: the best single-frame calibrator's error from the colour alone, mag, and its band
+    floor: float = math.nan
+    floor_band: str = ""
 
 
 def _transfer(truth: dict, survey: str, band: str, bv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,6 +113,40 @@ def _wls_at(y: np.ndarray, c: np.ndarray, w: np.ndarray, c0: float, fit_ct: bool
         return float(ybar)
     ct = (w * (c - cbar) * (y - ybar)).sum() / (w * (c - cbar) ** 2).sum()
     return float(ybar + ct * (c0 - cbar))
+
+
+def transient_colours(truth: dict, n: int = 201) -> np.ndarray:
+    """``B-V`` quantiles (mag) of the simulator's transients on this field's sky, equally likely.
+
+    Intrinsic uniform in :data:`TRANSIENT_INTRINSIC_BV` plus, in the plane, an ``E(B-V)`` uniform in
+    the sky's range, clipped at :data:`TRANSIENT_MAX_BV` (:func:`tools.simfield.field.make_transient`).
+    """
+    q = (np.arange(n) + 0.5) / n
+    bv = TRANSIENT_INTRINSIC_BV[0] + q * (TRANSIENT_INTRINSIC_BV[1] - TRANSIENT_INTRINSIC_BV[0])
+    reddening = (truth.get("sky") or {}).get("reddening_ebv")
+    if reddening:
+        bv = (bv[:, None] + (reddening[0] + q * (reddening[1] - reddening[0]))[None, :]).ravel()
+    return np.minimum(bv, TRANSIENT_MAX_BV)
+
+
+def colour_floor(folder: Path) -> tuple[float, str]:
+    """The best single-frame calibrator's error from the unknown colour alone (mag), and its band.
+
+    See the module's ``floor``: among :func:`tools.fieldio.right_bands`, the band whose
+    transformation varies least (rms) over :func:`transient_colours`; the answer is its mean there.
+    """
+    truth = fieldio.load_truth(folder)
+    colours = transient_colours(truth)
+    true_bv = np.array([float(fieldio.transient_row(folder).BV)])
+    best: tuple[float, float, str] | None = None
+    for survey, band in fieldio.right_bands(truth):
+        d, _ = _transfer(truth, survey, band, colours)
+        spread = float(np.std(d))
+        if best is None or spread < best[0]:
+            d_t, _ = _transfer(truth, survey, band, true_bv)
+            best = (spread, float(np.mean(d) - d_t[0]), f"{survey}/{band}")
+    assert best is not None, f"{folder.name}: no right band"
+    return best[1], best[2]
 
 
 def budget_of(folder: Path, fmt: str) -> Budget | None:
@@ -171,6 +217,7 @@ def budget_of(folder: Path, fmt: str) -> Budget | None:
     crowding = _wls_at(yr, cta, wa, c0, fit_ct) - truth_at_c0 - relation
     other = zp_part - relation - reference - crowding
     known = total + cal.colour_term * (true_colour - c0)
+    floor, floor_band = colour_floor(folder)
     return Budget(
         name=folder.name,
         band=f"{survey}/{band}",
@@ -192,6 +239,8 @@ def budget_of(folder: Path, fmt: str) -> Budget | None:
         total_aperture=aperture_consistent(folder, table, t, truth, t.mag - true_mag)
         if t.photometry == "aperture"
         else total,
+        floor=floor,
+        floor_band=floor_band,
     )
 
 
@@ -219,7 +268,18 @@ def run(set_name: str = "dev", worst_fraction: float = 0.10) -> list[Budget]:
     def rms(attr: str, group: list[Budget]) -> float:
         return 1e3 * math.sqrt(float(np.mean([getattr(b, attr) ** 2 for b in group])))
 
-    parts = ("total", "colour", "zero_point", "relation", "reference", "crowding", "other", "known_colour", "own")
+    parts = (
+        "total",
+        "colour",
+        "zero_point",
+        "relation",
+        "reference",
+        "crowding",
+        "other",
+        "known_colour",
+        "own",
+        "floor",
+    )
     for label, group in ((f"worst {n}", worst), (f"all {len(rows)}", rows)):
         print(f"rms, {label}: " + ", ".join(f"{p} {rms(p, group):.1f}" for p in parts))
     p95 = lambda attr: float(np.percentile(np.abs([getattr(b, attr) for b in rows]) * 1e3, 95))
@@ -227,6 +287,10 @@ def run(set_name: str = "dev", worst_fraction: float = 0.10) -> list[Budget]:
         f"p95 |total| {p95('total'):.1f} mmag; colour part alone {p95('colour'):.1f}; zero-point part alone "
         f"{p95('zero_point'):.1f}; with the target's true colour {p95('known_colour'):.1f}; aperture targets' "
         f"own deviation in the aperture {p95('total_aperture'):.1f}"
+    )
+    print(
+        f"p95 floor, the best single-frame calibrator's colour part alone (perfect zero point and relation, "
+        f"the simulator's transient colours, its least colour-sensitive right band): {p95('floor'):.1f} mmag"
     )
     return rows
 

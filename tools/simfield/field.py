@@ -75,6 +75,12 @@ class SimulatedField:
     files: dict[str, Path] = field(default_factory=dict)
 
 
+#: a simulated transient's intrinsic ``B-V`` is uniform in this range (mag), before the field's reddening
+TRANSIENT_INTRINSIC_BV = (0.2, 1.0)
+#: and its reddened ``B-V`` at most this (mag)
+TRANSIENT_MAX_BV = 2.0
+
+
 def place_transient(
     rng,
     objects: pd.DataFrame,
@@ -116,11 +122,11 @@ def make_transient(
 
     Without ``mag``: 1.3-2 mag below the 5-sigma limit if ``faint``, else
     1-4 mag above it. ``reddening`` (E(B-V), mag) is added to its intrinsic
-    0.2-1.0: a transient in the plane shines through the field stars' dust.
+    :data:`TRANSIENT_INTRINSIC_BV`: a transient in the plane shines through the field stars' dust.
     """
     if mag is None:
         mag = limit + rng.uniform(1.3, 2.0) if faint else limit - rng.uniform(1.0, 4.0)
-    bv = np.array([min(rng.uniform(0.2, 1.0) + reddening, 2.0)])
+    bv = np.array([min(rng.uniform(*TRANSIENT_INTRINSIC_BV) + reddening, TRANSIENT_MAX_BV)])
     v = mag - band.reference(survey_magnitudes(0.0, bv))  # m_ref is V + f(B-V)
     return pd.DataFrame({"kind": "transient", "V": v, "BV": bv})
 
