@@ -7,7 +7,7 @@ answers out; the documents are ``shared/db/subscriptions.py``, ``shared/db/deliv
 ``shared/db/webhook_secrets.py``. Every refusal is a ``shared.errors`` exception with its stable code.
 
 Each database call goes through ``call`` (default :func:`direct`: a database error is 503
-``database_unavailable``); the gateway passes its guard (``services/ingest/cache.required``: a short
+``BackendUnavailable``); the gateway passes its guard (``services/ingest/cache.required``: a short
 timeout, and 503 at once while the database is known to be down).
 """
 
@@ -49,7 +49,7 @@ class DbCall(Protocol):
 
 
 async def direct(fetch: Callable[[], Awaitable[T]]) -> T:
-    """``fetch()``; a database error is 503 ``database_unavailable``."""
+    """``fetch()``; a database error is 503 (``BackendUnavailable``)."""
     try:
         return await fetch()
     except PyMongoError as exc:

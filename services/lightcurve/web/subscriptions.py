@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import NoReturn
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
 from services.lightcurve.pages import attr, escape, lightcurve_href, link, message_box, safe_url
-from services.lightcurve.web.common import csrf_of, csrf_ok, current_user, read_form, render
+from services.lightcurve.web.common import csrf_of, csrf_ok, current_user, read_form, redirect_to_login, render
 from shared.contracts.subjects import HEADER_SIGNATURE
 from shared.contracts.webhooks import Delivery, Subscription
 from shared.db.alerts import get_alert
@@ -55,7 +56,7 @@ def _csrf_field(csrf: str | None) -> str:
 
 def _login_first() -> NoReturn:
     """A form posted without a login: to the login page, then back to this page (not to the POST's path)."""
-    raise web.HTTPSeeOther("/login?next=" + PATH)
+    raise web.HTTPSeeOther("/login?" + urlencode({"next": PATH}))
 
 
 def _what(s: Subscription, names: dict[str, str]) -> str:
@@ -234,7 +235,7 @@ async def subscriptions_page(request: web.Request) -> web.Response:
     """GET /subscriptions: the logged-in observatory's subscriptions (logged out: the login page first)."""
     user = await current_user(request)
     if user is None:
-        raise web.HTTPSeeOther("/login?next=" + PATH)
+        return redirect_to_login(request)
     return await _page(request, user, notice=_notice(request))
 
 
