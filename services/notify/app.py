@@ -1,8 +1,8 @@
-"""The notify service (issue 22): upload results to callbacks and subscriptions, signed, at least once."""
+"""The notify service (issue 22): results and recalibrations to callbacks and subscriptions, signed, at least once."""
 
 from __future__ import annotations
 
-from services.notify.consumer import EventConsumer, ensure_consumer
+from services.notify.consumer import DURABLES, EventConsumer, ensure_consumer
 from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from shared.runtime import Runtime, ServiceSpec
@@ -13,8 +13,9 @@ def spec(settings: NotifySettings) -> ServiceSpec:
         js, db = rt.jetstream(), rt.database()
         await ensure_consumer(js, settings)
         sender = Sender(settings, db)
-        consumer = EventConsumer(settings, js, db, on_recorded=sender.poke)
         rt.run_worker(sender.run, sender.stop)
-        rt.run_worker(consumer.run, consumer.stop)
+        for subject in DURABLES:
+            consumer = EventConsumer(settings, js, db, on_recorded=sender.poke, subject=subject)
+            rt.run_worker(consumer.run, consumer.stop)
 
     return ServiceSpec("notify", settings, settings.port, setup)

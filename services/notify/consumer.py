@@ -1,12 +1,17 @@
-"""The notify service's durable consumer of ``photcal.calibrated.v1``: each result into the outbox, then ack.
+"""The notify service's durable consumers of ``photcal.calibrated.v1`` and ``photcal.recalibrated.v1``:
+each event into the outbox, then ack.
 
 For each upload's result it records (``shared/db/deliveries.py``) one delivery for the upload's
-``callback_url`` and one for each matching subscription, and only then acks: a consumer killed
-between the two finds the event again and records nothing twice (the deliveries' ids are unique).
-The POSTs themselves are the delivery loop's (``services/notify/sender.py``).
+``callback_url`` and one for each matching subscription; for each recalibrated datapoint, one for
+each subscription in its scope that asked for recalibrations (a ``callback_url`` was for the
+upload's answer only). Only then it acks: a consumer killed between the two finds the event again
+and records nothing twice (the deliveries' ids are unique). The POSTs themselves are the delivery
+loop's (``services/notify/sender.py``).
 
-The consumer is created with ``DeliverPolicy.NEW`` on its first start: a deployment adding the
+Each consumer is created with ``DeliverPolicy.NEW`` on its first start: a deployment adding the
 notify service does not call back a month of old results; later starts resume where it stopped.
+One durable per subject (not one with two filters): the results' durable of issue 22 keeps its
+configuration, and one kind of event waiting never holds up the other.
 """
 
 from __future__ import annotations
@@ -20,8 +25,14 @@ from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from services.notify.settings import NotifySettings
-from shared.contracts.messages import CalibrationResult
-from shared.contracts.subjects import CONSUMER_NOTIFY, STREAM_RESULTS, SUBJECT_CALIBRATED
+from shared.contracts.messages import PUBLISHED_MESSAGES, CalibrationResult, RecalibratedEvent
+from shared.contracts.subjects import (
+    CONSUMER_NOTIFY,
+    CONSUMER_NOTIFY_RECALIBRATED,
+    STREAM_RESULTS,
+    SUBJECT_CALIBRATED,
+    SUBJECT_RECALIBRATED,
+)
 from shared.db import Database
 from shared.db.deliveries import add_delivery
 from shared.db.subscriptions import matching
@@ -33,42 +44,59 @@ from shared.pull_consumer import PullConsumerLoop
 
 log = get_logger(__name__)
 
-EVENTS = Counter("photcal_notify_events_total", "Upload results the notify service read, by outcome", ["outcome"])
-EVENTS_PENDING = Gauge("photcal_notify_consumer_pending", "Upload results waiting in the notify consumer")
+EVENTS = Counter(
+    "photcal_notify_events_total", "Events (results, recalibrations) the notify service read, by outcome", ["outcome"]
+)
+EVENTS_PENDING = Gauge(
+    "photcal_notify_consumer_pending", "Events waiting in the notify service's consumers, by consumer", ["consumer"]
+)
+
+#: the durable that reads each subject
+DURABLES = {SUBJECT_CALIBRATED: CONSUMER_NOTIFY, SUBJECT_RECALIBRATED: CONSUMER_NOTIFY_RECALIBRATED}
+for _durable in DURABLES.values():  # each consumer's series is there (0) before its first reading
+    EVENTS_PENDING.labels(_durable)
 
 #: an event whose upload record is not written yet (the gateway writes it just after publishing) is
 #: retried this many times, a second apart, before it is taken as it is
 RECORD_WAITS = 5
 
 
-def consumer_config(settings: NotifySettings) -> ConsumerConfig:
+def consumer_config(settings: NotifySettings, subject: str = SUBJECT_CALIBRATED) -> ConsumerConfig:
     return ConsumerConfig(
-        durable_name=CONSUMER_NOTIFY,
+        durable_name=DURABLES[subject],
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.NEW,
         ack_wait=settings.notify_ack_wait,
         max_deliver=-1,  # a database outage is retried until it ends: no notification is dropped
-        filter_subject=SUBJECT_CALIBRATED,
+        filter_subject=subject,
     )
 
 
 async def ensure_consumer(js: JetStreamContext, settings: NotifySettings) -> None:
-    """The durable exists before the service says it is up: no result published after that is missed."""
-    await js.add_consumer(STREAM_RESULTS, consumer_config(settings))
+    """The durables exist before the service says it is up: no event published after that is missed."""
+    for subject in DURABLES:
+        await js.add_consumer(STREAM_RESULTS, consumer_config(settings, subject))
 
 
 class EventConsumer:
+    """One durable's loop: ``subject`` says which events (results or recalibrations) it records."""
+
     def __init__(
-        self, settings: NotifySettings, js: JetStreamContext, db: Database, on_recorded: Callable[[], None]
+        self,
+        settings: NotifySettings,
+        js: JetStreamContext,
+        db: Database,
+        on_recorded: Callable[[], None],
+        subject: str = SUBJECT_CALIBRATED,
     ) -> None:
-        self.settings, self.db, self.on_recorded = settings, db, on_recorded
+        self.settings, self.db, self.on_recorded, self.subject = settings, db, on_recorded, subject
         self.loop = PullConsumerLoop(
             js,
             stream=STREAM_RESULTS,
-            config=consumer_config(settings),
+            config=consumer_config(settings, subject),
             concurrency=4,
             shutdown_grace=settings.shutdown_grace,
-            pending=EVENTS_PENDING,
+            pending=EVENTS_PENDING.labels(DURABLES[subject]),
             handle=self._handle,
         )
 
@@ -80,16 +108,21 @@ class EventConsumer:
 
     async def _handle(self, msg) -> None:
         correlation_id.set(correlation_from(msg))
+        model = PUBLISHED_MESSAGES[self.subject][0]
         try:
-            result = CalibrationResult.model_validate_json(msg.data)
+            event = model.model_validate_json(msg.data)
         except ValidationError as exc:
-            log.error("event_unreadable", error=str(exc)[:300])
+            log.error("event_unreadable", subject=self.subject, error=str(exc)[:300])
             EVENTS.labels("unreadable").inc()
             await settle(msg.term(), log)
             return
-        log_ = log.bind(upload_id=result.upload_id)
+        assert isinstance(event, CalibrationResult | RecalibratedEvent)
+        log_ = log.bind(upload_id=event.upload_id)
         try:
-            recorded = await self._record(result, msg.data, msg.metadata.num_delivered)
+            if isinstance(event, RecalibratedEvent):
+                recorded: int | None = await self._record_recalibration(event, msg.data)
+            else:
+                recorded = await self._record(event, msg.data, msg.metadata.num_delivered)
         except PyMongoError as exc:
             log_.warning("database_unavailable_retrying", error=str(exc)[:200])
             await settle(msg.nak(delay=self.settings.retry_delay), log_)
@@ -124,18 +157,38 @@ class EventConsumer:
             )
             count += 1
         new_datapoint = result.status == "ok" and result.stored
-        for sub in await matching(
+        subscribed = await matching(
             self.db, ivorn=result.ivorn, observatory_id=observatory_id, new_datapoint=new_datapoint
-        ):
+        )
+        return count + await self._to_subscriptions(subscribed, result.upload_id, body)
+
+    async def _record_recalibration(self, event: RecalibratedEvent, body: bytes) -> int:
+        """How many subscriptions are posted this recalibrated datapoint: those of its alert, of every
+        alert, and the uploading observatory's own, that asked for recalibrations."""
+        record = await get_upload(self.db, event.upload_id) or {}
+        subscribed = await matching(
+            self.db,
+            ivorn=event.ivorn,
+            observatory_id=record.get("observatory_id"),
+            new_datapoint=True,
+            event="recalibrated",
+        )
+        return await self._to_subscriptions(subscribed, event.upload_id, body, job_id=event.job_id)
+
+    async def _to_subscriptions(
+        self, subscribed: list[dict], upload_id: str, body: bytes, job_id: str | None = None
+    ) -> int:
+        """One delivery of ``body`` for each subscription (held if it is paused); how many."""
+        for sub in subscribed:
             await add_delivery(
                 self.db,
-                upload_id=result.upload_id,
+                upload_id=upload_id,
                 url=sub["url"],
                 observatory_id=sub["observatory_id"],
                 body=body,
                 subscription_id=sub["subscription_id"],
                 held=sub.get("state") == "paused",
                 correlation_id=correlation_id.get(),
+                job_id=job_id,
             )
-            count += 1
-        return count
+        return len(subscribed)

@@ -24,7 +24,14 @@ from pymongo.errors import PyMongoError
 from services.notify.backoff import retry_in
 from services.notify.settings import NotifySettings
 from shared.contracts.messages import utcnow
-from shared.contracts.subjects import HEADER_DELIVERY, HEADER_SIGNATURE, HEADER_SUBSCRIPTION, HEADER_UPLOAD
+from shared.contracts.subjects import (
+    HEADER_DELIVERY,
+    HEADER_EVENT,
+    HEADER_SIGNATURE,
+    HEADER_SUBSCRIPTION,
+    HEADER_UPLOAD,
+)
+from shared.contracts.webhooks import EVENT_SUBJECTS
 from shared.db import Database, subscriptions
 from shared.db import deliveries as outbox
 from shared.db.webhook_secrets import secret_of
@@ -154,6 +161,7 @@ class Sender:
             HEADER_SIGNATURE: signature(secret, body),
             HEADER_DELIVERY: delivery["delivery_id"],
             HEADER_UPLOAD: delivery["upload_id"],
+            HEADER_EVENT: EVENT_SUBJECTS[delivery.get("event", "calibrated")],
         }
         if delivery.get("subscription_id"):
             headers[HEADER_SUBSCRIPTION] = delivery["subscription_id"]

@@ -44,8 +44,10 @@ STREAM_RECALIBRATIONS = "RECALIBRATIONS"
 CONSUMER_CALIBRATE = "calibrate"
 CONSUMER_PHOTOMETRY = "photometry"
 CONSUMER_RECALIBRATE = "recalibrate"
-#: the notify service's own durable consumer of SUBJECT_CALIBRATED (callbacks and subscriptions, issue 22)
+#: the notify service's own durable consumers of SUBJECT_CALIBRATED (callbacks and subscriptions, issue 22)
+#: and of SUBJECT_RECALIBRATED (subscriptions: a stored datapoint's calibration replaced)
 CONSUMER_NOTIFY = "notify"
+CONSUMER_NOTIFY_RECALIBRATED = "notify-recalibrated"
 QUEUE_CATALOG = "catalog"
 OBJECT_BUCKET_UPLOADS = "photcal-uploads"
 OBJECT_BUCKET_PLOTS = "photcal-plots"
@@ -60,3 +62,5 @@ HEADER_SIGNATURE = "X-Photcal-Signature"
 HEADER_DELIVERY = "X-Photcal-Delivery"
 HEADER_UPLOAD = "X-Photcal-Upload"
 HEADER_SUBSCRIPTION = "X-Photcal-Subscription"
+#: the subject of the event a delivery posts (``photcal.calibrated.v1``, ``photcal.recalibrated.v1``)
+HEADER_EVENT = "X-Photcal-Event"

@@ -1,8 +1,9 @@
 """The bodies of the callbacks and subscriptions API (issue 22): what a client sends and reads back.
 
-A delivery's own body (the POST photcal makes) is the upload's ``CalibrationResult`` as it was
-published on ``photcal.calibrated.v1`` (shared/contracts/messages.py); its headers are in
-:mod:`shared.contracts.subjects` (``HEADER_SIGNATURE``...).
+A delivery's own body (the POST photcal makes) is the event as it was published: an upload's
+``CalibrationResult`` on ``photcal.calibrated.v1``, or a datapoint's ``RecalibratedEvent`` on
+``photcal.recalibrated.v1`` (shared/contracts/messages.py); the ``X-Photcal-Event`` header names
+which. The headers are in :mod:`shared.contracts.subjects` (``HEADER_SIGNATURE``...).
 """
 
 from __future__ import annotations
@@ -12,9 +13,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.contracts.subjects import SUBJECT_CALIBRATED, SUBJECT_RECALIBRATED
+
 #: what a subscription receives: the datapoints of one alert, of every alert, or its own observatory's uploads
 SubscriptionScope = Literal["alert", "all", "mine"]
 SubscriptionState = Literal["active", "paused"]
+#: what a subscription is posted: new results (``photcal.calibrated.v1``) and datapoints recalibrated
+#: after they were stored (``photcal.recalibrated.v1``: a receiver's copy of a light curve follows them)
+WebhookEvent = Literal["calibrated", "recalibrated"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("calibrated", "recalibrated")
+#: the subject each event's body was published on: the ``X-Photcal-Event`` header of its deliveries
+EVENT_SUBJECTS: dict[WebhookEvent, str] = {"calibrated": SUBJECT_CALIBRATED, "recalibrated": SUBJECT_RECALIBRATED}
+#: a subscription stored before ``events`` existed (issue 22) asked for results only
+EVENTS_BEFORE_RECALIBRATIONS: list[WebhookEvent] = ["calibrated"]
 #: pending: to post (again) when due; held: its subscription is paused (posted once resumed);
 #: delivered: a 2xx answer; failed: given up after the retry bound (a dead letter)
 DeliveryState = Literal["pending", "held", "delivered", "failed"]
@@ -26,7 +37,9 @@ class SubscriptionRequest(BaseModel):
 
     ``scope``: ``alert`` (each new datapoint of the event ``ivorn``, an ivorn or an event's name),
     ``all`` (each new datapoint of every event), ``mine`` (the result of each of this observatory's
-    uploads, done or failed, dry runs too).
+    uploads, done or failed, dry runs too). ``events``: ``calibrated`` (those results) and
+    ``recalibrated`` (a stored datapoint in the scope whose calibration a recalibration job replaced);
+    both unless told.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -34,6 +47,7 @@ class SubscriptionRequest(BaseModel):
     url: str = Field(max_length=2000)
     scope: SubscriptionScope
     ivorn: str | None = Field(None, max_length=300)
+    events: list[WebhookEvent] = Field(default_factory=lambda: list(WEBHOOK_EVENTS), min_length=1, max_length=2)
 
 
 class Subscription(BaseModel):
@@ -43,6 +57,7 @@ class Subscription(BaseModel):
     url: str
     scope: SubscriptionScope
     ivorn: str | None = None
+    events: list[WebhookEvent] = Field(default_factory=lambda: list(EVENTS_BEFORE_RECALIBRATIONS))
     state: SubscriptionState = "active"
     paused_reason: str | None = None
     paused_at: datetime | None = None
@@ -61,7 +76,10 @@ class Delivery(BaseModel):
 
     delivery_id: str
     kind: Literal["callback", "subscription"]
+    #: what it posts: an upload's result, or a datapoint's recalibration (``job_id`` the job's)
+    event: WebhookEvent = "calibrated"
     upload_id: str
+    job_id: str | None = None
     subscription_id: str | None = None
     url: str
     state: DeliveryState

@@ -1,13 +1,14 @@
 """The outbox of webhook POSTs: one document a delivery, written before the event that asked for it is acked.
 
 The notify service's consumer writes a delivery for an upload's ``callback_url`` and one for each
-matching subscription (``delivery_id`` ``<upload_id>.callback`` or ``<upload_id>.<subscription_id>``,
-unique: an event delivered twice writes each once), then acks the event; its delivery loop posts them.
+matching subscription (``delivery_id`` ``<upload_id>.callback`` or ``<upload_id>.<subscription_id>``;
+a recalibration's ``<upload_id>.<subscription_id>.<job_id>``; unique: an event delivered twice writes
+each once), then acks the event; its delivery loop posts them.
 
 ``due_key`` (ISO text, indexed; absent once delivered, failed or held) is when a pending delivery is
 next to be tried. A loop *claims* one by moving its ``due_key`` a lease ahead, conditionally on the
 value it read: two loops never post it at once, and a loop killed mid-POST leaves it due again when the
-lease ends (at least once; the receiver de-duplicates by ``X-Photcal-Upload``). Keys as text, as in
+lease ends (at least once; the receiver de-duplicates by ``X-Photcal-Delivery``). Keys as text, as in
 ``shared.db.uploads``: the embedded database's ``$set`` of a date stores it as text, which sorts apart.
 """
 
@@ -31,8 +32,10 @@ def _iso(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
-def delivery_id(upload_id: str, subscription_id: str | None) -> str:
-    return f"{upload_id}.{subscription_id or 'callback'}"
+def delivery_id(upload_id: str, subscription_id: str | None, job_id: str | None = None) -> str:
+    """One id per upload and receiver; a recalibration job's post is one more per job."""
+    base = f"{upload_id}.{subscription_id or 'callback'}"
+    return base if job_id is None else f"{base}.{job_id}"
 
 
 async def add_delivery(
@@ -45,13 +48,17 @@ async def add_delivery(
     subscription_id: str | None = None,
     held: bool = False,
     correlation_id: str | None = None,
+    job_id: str | None = None,
 ) -> bool:
-    """Record a POST to make (``held``: its subscription is paused); False if it was recorded already."""
+    """Record a POST to make (``held``: its subscription is paused; ``job_id``: it posts that
+    recalibration job's change of the upload's datapoint); False if it was recorded already."""
     now = utcnow()
     doc: dict[str, Any] = {
-        "delivery_id": delivery_id(upload_id, subscription_id),
+        "delivery_id": delivery_id(upload_id, subscription_id, job_id),
         "kind": "subscription" if subscription_id else "callback",
+        "event": "calibrated" if job_id is None else "recalibrated",
         "upload_id": upload_id,
+        "job_id": job_id,
         "subscription_id": subscription_id,
         #: whose webhook secret signs it: the subscriber's, or the uploading observatory's
         "observatory_id": observatory_id,

@@ -13,7 +13,13 @@ from typing import Any
 from pymongo import ReturnDocument
 
 from shared.contracts.messages import utcnow
-from shared.contracts.webhooks import Subscription, SubscriptionScope
+from shared.contracts.webhooks import (
+    EVENTS_BEFORE_RECALIBRATIONS,
+    WEBHOOK_EVENTS,
+    Subscription,
+    SubscriptionScope,
+    WebhookEvent,
+)
 from shared.db.client import Database
 
 
@@ -36,8 +42,16 @@ def _view(doc: dict[str, Any]) -> Subscription:
 
 
 async def add_subscription(
-    db: Database, observatory_id: str, url: str, scope: SubscriptionScope, ivorn: str | None
+    db: Database,
+    observatory_id: str,
+    url: str,
+    scope: SubscriptionScope,
+    ivorn: str | None,
+    *,
+    events: list[WebhookEvent] | None = None,
 ) -> Subscription:
+    """A new active subscription; ``events`` what it is posted (default: results and recalibrations)."""
+    wanted = set(WEBHOOK_EVENTS if events is None else events)
     doc = {
         "subscription_id": uuid.uuid4().hex[:16],
         "observatory_id": observatory_id,
@@ -45,6 +59,7 @@ async def add_subscription(
         "scope": scope,
         "ivorn": ivorn if scope == "alert" else None,
         "scope_key": scope_key(scope, ivorn=ivorn, observatory_id=observatory_id),
+        "events": [e for e in WEBHOOK_EVENTS if e in wanted],
         "state": "active",
         "paused_reason": None,
         "paused_at": None,
@@ -82,13 +97,18 @@ async def delete_subscription(db: Database, subscription_id: str, observatory_id
 
 
 async def matching(
-    db: Database, *, ivorn: str, observatory_id: str | None, new_datapoint: bool
+    db: Database,
+    *,
+    ivorn: str,
+    observatory_id: str | None,
+    new_datapoint: bool,
+    event: WebhookEvent = "calibrated",
 ) -> list[dict[str, Any]]:
-    """The subscriptions an upload's result goes to (documents, with ``observatory_id``).
+    """The subscriptions an event goes to (documents, with ``observatory_id``), those asking for ``event``.
 
     ``mine``: the uploading observatory's, for every result; ``alert`` and ``all``: only a new
     datapoint (a stored, successful calibration): another observatory's failures and dry runs are
-    its own business.
+    its own business. A recalibration changes a stored datapoint: ``new_datapoint`` is true for it.
     """
     keys = [scope_key("mine", observatory_id=observatory_id)] if observatory_id else []
     if new_datapoint:
@@ -96,7 +116,8 @@ async def matching(
     found: list[dict[str, Any]] = []
     for key in keys:  # one equality query a key: what the embedded database serves through its index
         found += [doc async for doc in db.subscriptions.find({"scope_key": key}, {"_id": 0})]
-    return found
+    # asked for in Python: a document stored before ``events`` existed has none (results only)
+    return [doc for doc in found if event in doc.get("events", EVENTS_BEFORE_RECALIBRATIONS)]
 
 
 async def record_failure(db: Database, subscription_id: str, pause_after: int, reason: str) -> bool:

@@ -71,7 +71,7 @@ def subscription_request(fields: Mapping[str, Any]) -> SubscriptionRequest:
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise BadInput(
             f'{where}: {first["msg"]} (send {{"url": "https://...", "scope": "alert"|"all"|"mine", '
-            '"ivorn": ... with scope alert})',
+            '"ivorn": ... with scope alert, "events": ["calibrated", "recalibrated"] or one of them})',
             code=ErrorCode.BAD_FIELD,
         ) from exc
 
@@ -122,7 +122,9 @@ async def create_subscription(
             f"ivorn: only a subscription with scope alert names one, not {wanted.scope}", code=ErrorCode.BAD_FIELD
         )
     # the one place a subscription is stored
-    return await call(lambda: subs.add_subscription(db, owner.observatory_id, url, wanted.scope, ivorn))
+    return await call(
+        lambda: subs.add_subscription(db, owner.observatory_id, url, wanted.scope, ivorn, events=wanted.events)
+    )
 
 
 async def list_subscriptions(db: Database, owner: Observatory, *, call: DbCall = direct) -> list[Subscription]:

@@ -74,6 +74,8 @@ def test_add_list_refuse_delete_and_rotate(screen, web):
     url = f"{PUBLIC}/{page.width}"
     page.fill("#url", url)
     page.check("#scope-all")
+    assert page.input_value("#events") == "both"  # results and recalibrations unless asked otherwise
+    page.select_option("#events", "recalibrated")
     page.click("#subscription-submit")
     page.wait_for_url("**/subscriptions?done=added*")
     assert "added" in page.inner_text("#msg-ok")
@@ -83,10 +85,12 @@ def test_add_list_refuse_delete_and_rotate(screen, web):
     row = page.locator(f'tr[data-subscription-id="{sid}"]')
     text = row.inner_text()
     assert url in text and "every event" in text and "active" in text and "none yet" in text
+    assert "recalibrations only" in text
     _look(page, "added")
     # the API sees the same
     api = requests.get(f"{web.url}/api/v1/subscriptions", params={"hashtag": web.hashtag}, timeout=30).json()
-    assert sid in [s["subscription_id"] for s in api["subscriptions"]]
+    stored = {s["subscription_id"]: s for s in api["subscriptions"]}
+    assert stored[sid]["events"] == ["recalibrated"]
     # a bad URL: the page again with the reason, the typed values kept
     page.fill("#url", "http://127.0.0.1:9/hook")
     page.check("#scope-mine")

@@ -153,6 +153,7 @@ def test_metrics_with_samples_parse_and_use_documented_names(modules):
         "photcal_intake_alerts": {"outcome"},
         "photcal_notify_events": {"outcome"},
         "photcal_notify_deliveries": {"kind", "outcome"},
+        "photcal_notify_consumer_pending": {"consumer"},
     }
     allowed = sample_names()
     for name in PHOTCAL_METRICS:

@@ -68,6 +68,11 @@ async def test_create_checks_the_url_resolves_the_alert_by_name_and_stores_once(
     assert mine.ivorn is None
     listed = await uc.list_subscriptions(db, OWNER)
     assert [s.subscription_id for s in listed] == [by_name.subscription_id, mine.subscription_id]
+    assert by_name.events == ["calibrated", "recalibrated"]  # both unless asked otherwise
+    recal = await uc.create_subscription(
+        db, OWNER, request(url=PUBLIC, scope="all", events=["recalibrated"]), allow_private=False
+    )
+    assert (await uc.get_subscription(db, OWNER, recal.subscription_id)).events == ["recalibrated"]
     assert await uc.list_subscriptions(db, OTHER) == []
     # refusals: each its code and message, nothing stored
     for wanted, allow, kind, code, text in (

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 FIELD = field_dir("north_V")
 IVORN = "ivo://gaia/alerts#SimHooks"
 OTHER_IVORN = "ivo://gaia/alerts#SimHooksOther"
+RECAL_IVORN = "ivo://gaia/alerts#SimHooksRecal"
 OBSERVER, SUBSCRIBER = "Hooks Observatory", "Hooks Subscriber"
 PAUSE_AFTER = 3
 
@@ -96,7 +97,11 @@ def site(tmp_path_factory):
         stack.add_observatory(OBSERVER)
         stack.add_observatory(SUBSCRIBER)
         a = stack.truth["alert"]
-        for ivorn in (IVORN, OTHER_IVORN):
+        out = stack.cli("observatory", "add", "--name", "Hooks Admin", "--lon", "0", "--lat", "0", "--admin").stdout
+        found = re.search(r"hashtag: (\S+)", out)
+        assert found is not None, out
+        stack.hashtags["Hooks Admin"] = found.group(1)
+        for ivorn in (IVORN, OTHER_IVORN, RECAL_IVORN):
             stack.cli("alert", "add", "--ivorn", ivorn, "--ra", str(a["ra"]), "--dec", str(a["dec"]))
         stack.start()
         yield stack
@@ -148,8 +153,10 @@ def verifies(secret: str, post: Received) -> bool:
     return README_VERIFY(secret, post.body, post.headers["X-Photcal-Signature"])
 
 
-def subscribe(site: Stack, url: str, scope: str, ivorn: str | None = None, name: str = SUBSCRIBER) -> dict:
-    body = {"url": url, "scope": scope} | ({"ivorn": ivorn} if ivorn else {})
+def subscribe(
+    site: Stack, url: str, scope: str, ivorn: str | None = None, name: str = SUBSCRIBER, events: list | None = None
+) -> dict:
+    body = {"url": url, "scope": scope} | ({"ivorn": ivorn} if ivorn else {}) | ({"events": events} if events else {})
     answer = requests.post(
         f"{site.url}/api/v1/subscriptions", params={"hashtag": site.hashtags[name]}, json=body, timeout=10
     )
@@ -304,6 +311,65 @@ def test_a_failing_subscriber_is_paused_says_why_and_resumes(site: Stack, receiv
     wait_until(lambda: receiver.to("down", status=200), timeout=30)
     done = requests.get(url + "/deliveries", params=owner | {"state": "delivered"}, timeout=10).json()
     assert [d["upload_id"] for d in done["deliveries"]] == [result["upload_id"]]
+
+
+def test_a_recalibrated_datapoint_is_posted_to_the_subscriptions_that_asked(site: Stack, receiver: Receiver):
+    both = subscribe(site, receiver.url("recal-both"), "alert", RECAL_IVORN)
+    assert both["events"] == ["calibrated", "recalibrated"]  # both unless told
+    results_only = subscribe(site, receiver.url("recal-results"), "alert", RECAL_IVORN, events=["calibrated"])
+    own = subscribe(site, receiver.url("recal-mine"), "mine", name=OBSERVER, events=["recalibrated"])
+    bad = requests.post(
+        f"{site.url}/api/v1/subscriptions",
+        params={"hashtag": site.hashtags[SUBSCRIBER]},
+        json={"url": receiver.url("x"), "scope": "all", "events": ["deleted"]},
+        timeout=10,
+    )
+    assert bad.status_code == 400 and bad.json()["error"] == "bad_field" and "events" in bad.json()["message"]
+    stored = upload(site, ivorn=RECAL_IVORN, dry_run=False)
+    assert stored["status"] == "ok" and stored["stored"] and stored["survey"] != "GAIA", stored
+    wait_until(lambda: receiver.to("recal-both") and receiver.to("recal-results"), timeout=30)
+
+    admin = {"hashtag": site.hashtags["Hooks Admin"]}
+    base = f"{site.url}/api/v1/recalibrations"
+    job = {"selection": {"followup_ids": [stored["followup_id"]]}, "change": {"force_filter": "GAIA/G"}}
+    accepted = requests.post(base, params=admin, json=job | {"reason": "to Gaia G"}, timeout=10)
+    assert accepted.status_code == 202, accepted.text
+    job_id = accepted.json()["job_id"]
+
+    def state_is(state: str):
+        return lambda: requests.get(f"{base}/{job_id}", params=admin, timeout=10).json()["state"] == state
+
+    wait_until(state_is("ready"), timeout=60, interval=0.5)
+    assert requests.post(f"{base}/{job_id}/apply", params=admin, timeout=10).status_code == 202
+    wait_until(state_is("applied"), timeout=60, interval=0.5)
+    wait_until(lambda: len(receiver.to("recal-both")) >= 2 and receiver.to("recal-mine"), timeout=30)
+    time.sleep(1.5)
+
+    # the results-only subscription has the result and nothing more; the others the change, once, signed
+    assert [p.headers["X-Photcal-Event"] for p in receiver.to("recal-results")] == ["photcal.calibrated.v1"]
+    assert [p.headers["X-Photcal-Event"] for p in receiver.to("recal-both")] == [
+        "photcal.calibrated.v1",
+        "photcal.recalibrated.v1",
+    ]
+    posts = [receiver.to("recal-both")[1], *receiver.to("recal-mine")]
+    assert len(posts) == 2 and all(p.headers["X-Photcal-Event"] == "photcal.recalibrated.v1" for p in posts)
+    for post, sub, owner in ((posts[0], both, SUBSCRIBER), (posts[1], own, OBSERVER)):
+        assert verifies(secret_of(site, owner), post)
+        assert post.headers["X-Photcal-Subscription"] == sub["subscription_id"]
+        assert post.headers["X-Photcal-Delivery"] == f"{stored['upload_id']}.{sub['subscription_id']}.{job_id}"
+        event = json.loads(post.body)
+        assert (event["job_id"], event["followup_id"], event["ivorn"]) == (job_id, stored["followup_id"], RECAL_IVORN)
+        assert (event["old"]["survey"], event["old"]["filter"]) == (stored["survey"], stored["filter"])
+        assert (event["new"]["survey"], event["new"]["filter"], event["reason"]) == ("GAIA", "G", "to Gaia G")
+    listed = requests.get(
+        f"{site.url}/api/v1/subscriptions/{own['subscription_id']}/deliveries",
+        params={"hashtag": site.hashtags[OBSERVER]},
+        timeout=10,
+    ).json()["deliveries"]
+    assert [(d["event"], d["job_id"], d["state"]) for d in listed] == [("recalibrated", job_id, "delivered")]
+    for sub, name in ((both, SUBSCRIBER), (results_only, SUBSCRIBER), (own, OBSERVER)):
+        url = f"{site.url}/api/v1/subscriptions/{sub['subscription_id']}"
+        assert requests.delete(url, params={"hashtag": site.hashtags[name]}, timeout=10).status_code == 200
 
 
 def test_private_urls_are_refused_without_the_flag(site: Stack, receiver: Receiver):

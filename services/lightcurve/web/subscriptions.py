@@ -20,7 +20,7 @@ from pymongo.errors import PyMongoError
 from services.lightcurve.pages import attr, escape, lightcurve_href, link, message_box, safe_url
 from services.lightcurve.web.common import csrf_of, csrf_ok, current_user, read_form, redirect_to_login, render
 from shared.contracts.subjects import HEADER_SIGNATURE
-from shared.contracts.webhooks import Delivery, Subscription
+from shared.contracts.webhooks import Delivery, Subscription, WebhookEvent
 from shared.db.alerts import get_alert
 from shared.db.client import unavailable
 from shared.db.observatories import Observatory
@@ -36,6 +36,12 @@ SCOPES = (
     ("alert", "one event", "each new datapoint of the event named below, anyone's"),
     ("all", "every event", "each new datapoint of every event"),
     ("mine", "my uploads", "the result of each of your own uploads, done or failed, dry runs too"),
+)
+#: the form's choice of ``events`` (README "Callbacks and subscriptions"): value, label, the events posted
+EVENT_CHOICES: tuple[tuple[str, str, list[WebhookEvent]], ...] = (
+    ("both", "results and recalibrations", ["calibrated", "recalibrated"]),
+    ("calibrated", "results only", ["calibrated"]),
+    ("recalibrated", "recalibrations only", ["recalibrated"]),
 )
 EXPIRED = "The form has expired: reload the page and try again."
 README_SECTION = "README.md, “Callbacks and subscriptions”"
@@ -67,6 +73,13 @@ def _what(s: Subscription, names: dict[str, str]) -> str:
             f' <small class="ivorn">{escape(s.ivorn) if name != s.ivorn else ""}</small>'
         )
     return "every event" if s.scope == "all" else "my uploads"
+
+
+def _events(s: Subscription) -> str:
+    for _, label, events in EVENT_CHOICES:
+        if sorted(events) == sorted(s.events):
+            return label
+    return ", ".join(s.events)
 
 
 def _delivery(d: Delivery) -> str:
@@ -107,7 +120,7 @@ def _row(s: Subscription, names: dict[str, str], last: list[Delivery], csrf: str
     )
     return (
         f'<tr data-subscription-id="{sid}" class="state-{attr(s.state)}"><td class="url">{shown_url}</td>'
-        f"<td>{_what(s, names)}</td><td>{state}</td>"
+        f'<td>{_what(s, names)}<br><small class="events">{escape(_events(s))}</small></td><td>{state}</td>'
         f'<td class="num">{s.consecutive_failures}</td><td>{_when(s.created_at)}</td>'
         f"<td>{deliveries}</td><td>{' '.join(actions)}</td></tr>"
     )
@@ -136,6 +149,11 @@ def _add_form(values: dict[str, str], csrf: str | None) -> str:
         for value, text, _ in SCOPES
     )
     hints = "; ".join(f"<i>{escape(text)}</i>: {escape(hint)}" for _, text, hint in SCOPES)
+    picked = values.get("events") or EVENT_CHOICES[0][0]
+    options = "".join(
+        f'<option value="{value}"{" selected" if value == picked else ""}>{escape(label)}</option>'
+        for value, label, _ in EVENT_CHOICES
+    )
     return f"""<form method="post" action="{PATH}" class="card" id="subscription-form">
 {_csrf_field(csrf)}
 <div class="grid">
@@ -146,6 +164,8 @@ def _add_form(values: dict[str, str], csrf: str | None) -> str:
 <label for="alert">Event</label><div class="field"><input type="text" id="alert" name="alert" maxlength="300" """
         f"""value="{attr(values.get("alert"))}" placeholder="Gaia23sim or ivo://..." aria-describedby="alert-hint">
 <small id="alert-hint">its name or ivorn, for “one event” only</small></div>
+<label for="events">Posts</label><div class="field"><select id="events" name="events">{options}</select>
+<small>a result is posted once per upload; a recalibration each time a stored datapoint is corrected</small></div>
 </div>
 <button type="submit" id="subscription-submit">Add the subscription</button>
 </form>"""
@@ -257,10 +277,13 @@ async def add_subscription(request: web.Request) -> web.Response:
     if isinstance(got, web.Response):
         return got
     user, fields = got
-    values = {k: fields.get(k, "").strip() for k in ("url", "scope", "alert")}
-    body: dict[str, str] = {"url": values["url"], "scope": values["scope"]}
+    values = {k: fields.get(k, "").strip() for k in ("url", "scope", "alert", "events")}
+    body: dict[str, object] = {"url": values["url"], "scope": values["scope"]}
     if values["alert"]:
         body["ivorn"] = values["alert"]
+    chosen = {value: events for value, _, events in EVENT_CHOICES}
+    # an unknown value goes to the model as it came, which names it in the refusal
+    body["events"] = chosen.get(values["events"] or EVENT_CHOICES[0][0], [values["events"]])
     try:
         wanted = usecase.subscription_request(body)
         created = await usecase.create_subscription(
