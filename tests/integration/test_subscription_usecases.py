@@ -85,7 +85,7 @@ async def test_create_checks_the_url_resolves_the_alert_by_name_and_stores_once(
         with pytest.raises(kind) as refused:
             await uc.create_subscription(db, OWNER, wanted, allow_private=allow)
         assert refused.value.code == code and text in refused.value.message, refused.value.message
-    assert len(await uc.list_subscriptions(db, OWNER)) == 2
+    assert len(await uc.list_subscriptions(db, OWNER)) == 3
     # a private address passes with PHOTCAL_CALLBACK_ALLOW_PRIVATE
     local = await uc.create_subscription(
         db, OTHER, request(url=" http://127.0.0.1:9/hook ", scope="all"), allow_private=True
@@ -200,6 +200,7 @@ def test_the_api_answers_as_before_the_move(site: Stack):
         "subscription_id",
         "url",
         "scope",
+        "events",
         "ivorn",
         "state",
         "paused_reason",
