@@ -10,6 +10,7 @@ from services.lightcurve import cpcs, handlers, summary, web
 from services.lightcurve.settings import LightcurveSettings
 from services.lightcurve.web import apidocs
 from services.lightcurve.web.errors import html_error_pages
+from services.lightcurve.web.subscriptions import ALLOW_PRIVATE
 from shared import session
 from shared.contracts import routes
 from shared.http_errors import json_errors
@@ -25,6 +26,7 @@ def spec(settings: LightcurveSettings) -> ServiceSpec:
         rt.app[session.APP_KEY] = settings.session_key()  # the browser's login cookie (shared/session.py)
         rt.app[handlers.SUMMARIES] = summary.AlertSummaries()
         rt.app[handlers.LIGHTCURVES] = summary.LightcurveCache()
+        rt.app[ALLOW_PRIVATE] = settings.callback_allow_private  # the subscriptions page's URLs
         add_routes(rt.app.router)
 
     return ServiceSpec(
@@ -59,6 +61,11 @@ HANDLERS: dict[str, routes.Handler | Path] = {
     "observatory_page": web.observatory_page,
     "new_event_page": web.new_event_page,
     "new_event": web.new_event,
+    "subscriptions_page": web.subscriptions_page,
+    "add_subscription": web.add_subscription,
+    "delete_subscription": web.delete_subscription,
+    "resume_subscription": web.resume_subscription,
+    "rotate_webhook_secret": web.rotate_secret,
     "static": STATIC,
     "cpcs_get_alert_lc_data": cpcs.get_alert_lc_data,
     "cpcs_list_of_alerts": cpcs.list_of_alerts,

@@ -174,6 +174,8 @@ def page(
             f'<a href="{attr(observatory_href(user))}" id="my-observatory"'
             f"{active_attr if active == 'observatory' else ''}>my observatory</a> "
             f'<a href="/uploads" id="my-uploads"{active_attr if active == "uploads" else ""}>my uploads</a> '
+            f'<a href="/subscriptions" id="my-subscriptions"'
+            f"{active_attr if active == 'subscriptions' else ''}>my webhooks</a> "
             '<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" '
             f'value="{attr(csrf)}">'
             '<button type="submit" class="linklike" id="logout">log out</button></form>'

@@ -75,6 +75,8 @@ def _get_post(path: str, *, slash: bool = False) -> list[tuple[str, str]]:
 
 
 _I, _L, _E = Service.INGEST, Service.LIGHTCURVE, Service.EVERY
+#: a subscription's page path (its id: the 16 hexadecimal digits its creation answered)
+_SUBSCRIPTION = "/subscriptions/{subscription_id:[A-Za-z0-9]{1,64}}"
 
 ROUTES: tuple[Route, ...] = (
     # every service's own
@@ -128,6 +130,12 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/observatories/{key}", _L, "observatory_page", forwarded=True),
     Route("GET", "/events/new", _L, "new_event_page", forwarded=True),
     Route("POST", "/events/new", _L, "new_event", forwarded=True),
+    # the observatory's webhook subscriptions and secret as a page, its forms (shared/usecases/subscriptions.py)
+    Route("GET", "/subscriptions", _L, "subscriptions_page", forwarded=True),
+    Route("POST", "/subscriptions", _L, "add_subscription", forwarded=True),
+    Route("POST", _SUBSCRIPTION + "/delete", _L, "delete_subscription", forwarded=True),
+    Route("POST", _SUBSCRIPTION + "/resume", _L, "resume_subscription", forwarded=True),
+    Route("POST", "/subscriptions/secret/rotate", _L, "rotate_webhook_secret", forwarded=True),
     Route("GET", "/static", _L, "static", forwarded=True, static=True),
     # CPCS reads
     *_cpcs(_get_post("/get_alert_lc_data", slash=True), _L, "cpcs_get_alert_lc_data", forwarded=True),

@@ -1,4 +1,5 @@
-"""The observer's web pages: login, upload form, alert and follow-up lists, light curves, new event, delete.
+"""The observer's web pages: login, upload form, alert and follow-up lists, light curves, new event, delete,
+webhook subscriptions.
 
 Served by this service (it has the database) and forwarded by the gateway. One module per page group;
 the pages call shared/db and shared/usecases, never a collection. Their routes are rows of
@@ -15,12 +16,21 @@ from services.lightcurve.web.followup import delete_point, followup_page
 from services.lightcurve.web.lightcurves import lightcurve_page
 from services.lightcurve.web.myuploads import uploads_page
 from services.lightcurve.web.observatory import observatories_page, observatory_page
+from services.lightcurve.web.subscriptions import (
+    add_subscription,
+    delete_subscription,
+    resume_subscription,
+    rotate_secret,
+    subscriptions_page,
+)
 from services.lightcurve.web.uploads import upload_page
 
 __all__ = [
+    "add_subscription",
     "alerts_page",
     "datapoint_page",
     "delete_point",
+    "delete_subscription",
     "followup_page",
     "home",
     "lightcurve_page",
@@ -32,6 +42,9 @@ __all__ = [
     "new_event_page",
     "observatories_page",
     "observatory_page",
+    "resume_subscription",
+    "rotate_secret",
+    "subscriptions_page",
     "upload_page",
     "uploads_page",
 ]

@@ -89,7 +89,8 @@ async def uploads_page(request: web.Request) -> web.Response:
     intro = (
         "<p>Every upload of your observatory that reached the calibration, newest first: stored ones, dry runs "
         "and the ones refused (with the reason, and the plot of the best failing fit when the stars matched). "
-        f"Your stored datapoints: {link('/followup?mine=1', 'my datapoints')}. "
+        f"Your stored datapoints: {link('/followup?mine=1', 'my datapoints')}; results POSTed to your URLs: "
+        f"{link('/subscriptions', 'my webhook subscriptions', id='subscriptions-link')}. "
         f"As JSON: {link(query_href('/api/v1/uploads', {'mine': 1, 'state': params['state']}), 'the API')}.</p>"
         f'<p class="filters" id="state-filter">State: {choices}</p>'
     )

@@ -202,7 +202,8 @@ async def observatory_page(request: web.Request) -> web.Response:
     parts = [
         f'<p id="obs-summary">{escape(observatory.name)}{where}{filters}: {len(history):,} uploads, '
         f"{len(points):,} stored datapoints, {failed_count:,} failed uploads. "
-        f"{link(query_href('/followup', {'mine': 1}), 'My datapoints') if own else ''}</p>",
+        f"{link(query_href('/followup', {'mine': 1}), 'My datapoints') if own else ''}"
+        f"{' · ' + link('/subscriptions', 'my webhook subscriptions', id='subscriptions-link') if own else ''}</p>",
         "<h2>Uploads over time</h2>" + uploads_chart(history),
         "<h2>Zero point</h2>" + zp_chart,
         "<h2>Limiting magnitude</h2>" + lim_chart,
