@@ -116,6 +116,37 @@ def page(chromium, web):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+def watched_page(chromium, base_url: str, width: int) -> Iterator:
+    """A fresh page ``width`` px wide; a page error, a console error or a dialog fails the test.
+
+    Console errors a test provokes on purpose (the 409 of a duplicate upload, a refused form's 400)
+    go in ``page.expected_errors``; ``page.width`` is the viewport's width.
+    """
+    context = chromium.new_context(base_url=base_url, viewport={"width": width, "height": 860})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text} ({m.location.get('url')})") if m.type == "error" else None
+        ),
+    )
+
+    def refuse(dialog) -> None:
+        problems.append(f"dialog: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("dialog", refuse)
+    page.set_default_timeout(30_000)
+    page.width = width
+    page.expected_errors = []
+    yield page
+    context.close()
+    unexpected = [p for p in problems if not any(e in p for e in page.expected_errors)]
+    assert not unexpected, unexpected
+
+
 def shot(page, name: str, full_page: bool = True) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"

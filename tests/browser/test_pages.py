@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.browser.conftest import FIELD, login, shot
+from tests.browser.conftest import FIELD, login, shot, watched_page
 
 pytestmark = pytest.mark.integration
 
@@ -75,31 +75,7 @@ def data(web, tmp_path_factory) -> dict:
 @pytest.fixture(params=WIDTHS, ids=[f"{w}px" for w in WIDTHS])
 def screen(request, chromium, web) -> Iterator:
     """A fresh page at the parametrised width; any page error, console error or dialog fails the test."""
-    width = request.param
-    context = chromium.new_context(base_url=web.url, viewport={"width": width, "height": 860})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(f"console {m.type}: {m.text} ({m.location.get('url')})") if m.type == "error" else None
-        ),
-    )
-
-    def refuse(dialog) -> None:
-        problems.append(f"dialog: {dialog.message}")
-        dialog.dismiss()
-
-    page.on("dialog", refuse)
-    page.set_default_timeout(30_000)
-    page.width = width
-    #: console errors a test provokes on purpose (e.g. the 409 of a duplicate upload the page shows)
-    page.expected_errors = []
-    yield page
-    context.close()
-    unexpected = [p for p in problems if not any(e in p for e in page.expected_errors)]
-    assert not unexpected, unexpected
+    yield from watched_page(chromium, web.url, request.param)
 
 
 def _no_sideways_scroll(page) -> None:

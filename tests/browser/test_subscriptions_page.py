@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.browser.conftest import login, shot
+from tests.browser.conftest import login, shot, watched_page
 
 pytestmark = pytest.mark.integration
 
@@ -19,25 +19,8 @@ PUBLIC = "https://93.184.215.14/hook"  # a public address literal: checked witho
 
 @pytest.fixture(params=WIDTHS, ids=[f"{w}px" for w in WIDTHS])
 def screen(request, chromium, web) -> Iterator:
-    width = request.param
-    context = chromium.new_context(base_url=web.url, viewport={"width": width, "height": 860})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-
-    def refuse(dialog) -> None:
-        problems.append(f"dialog: {dialog.message}")
-        dialog.dismiss()
-
-    page.on("dialog", refuse)
-    page.set_default_timeout(30_000)
-    page.width = width
-    page.expected_errors = []
-    yield page
-    context.close()
-    unexpected = [p for p in problems if not any(e in p for e in page.expected_errors)]
-    assert not unexpected, unexpected
+    """A fresh page at the parametrised width; any page error, console error or dialog fails the test."""
+    yield from watched_page(chromium, web.url, request.param)
 
 
 def _look(page, name: str) -> None:
