@@ -30,8 +30,8 @@ band chosen) and splits each detected target's calibration-alone error
     distribution of transient colours (the intrinsic range and the sky's reddening range), and of the
     bands the bench counts as right the one whose answer that distribution moves least. Its answer is
     the transformation averaged over the distribution; its error, that minus the transformation at
-    the target's true colour. No calibrator without the target's colour does better in the 95th
-    percentile than this.
+    the target's true colour. No calibrator without the target's colour can expect a lower 95th
+    percentile than this (only a luckier one on a given set of targets).
 
 A calibrator's truth is the brightest simulated star within 1 arcsec of its source.
 """
